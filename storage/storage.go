@@ -1,0 +1,76 @@
+// Package storage holds the seams every backend implements: content-addressed blobs,
+// named leases, and the error sentinels backends map their own errors to.
+package storage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Sentinels that backends return (wrapped) so callers never see a driver's own errors.
+var (
+	ErrNotFound       = errors.New("not found")
+	ErrConflict       = errors.New("conflict")
+	ErrTooLarge       = errors.New("too large")
+	ErrDigestMismatch = errors.New("content does not match its sha256")
+	ErrInvalidKey     = errors.New("invalid blob key: want 64 lowercase hex digits")
+)
+
+// BlobInfo describes one stored blob.
+type BlobInfo struct {
+	Key     string // lowercase hex SHA-256 of the content
+	Size    int64
+	ModTime time.Time
+}
+
+// Blobs is a content-addressed blob store: a blob's key is the SHA-256 of its bytes.
+type Blobs interface {
+	// Put streams r into the store. It reads at most limit bytes: more fails with
+	// ErrTooLarge. If want is not empty the content must hash to it, or Put fails with
+	// ErrDigestMismatch. Either way a failed Put leaves nothing under any final key; a
+	// crash during Put leaves at most a temporary object that Sweep removes. Putting
+	// content that is already stored succeeds and stores nothing new.
+	Put(ctx context.Context, r io.Reader, limit int64, want string) (BlobInfo, error)
+	// Get returns length bytes of the blob starting at offset; length < 0 means to the end.
+	// It fails with ErrNotFound for a missing blob and ErrInvalidKey for a malformed key.
+	Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+	// Stat describes a blob, or fails with ErrNotFound.
+	Stat(ctx context.Context, key string) (BlobInfo, error)
+	// Delete removes a blob; deleting a missing blob is not an error.
+	Delete(ctx context.Context, key string) error
+	// List calls fn for every blob whose key starts with prefix, in no set order, and
+	// stops at fn's first error, which it returns.
+	List(ctx context.Context, prefix string, fn func(BlobInfo) error) error
+	// Sweep removes temporary upload objects older than olderThan (left by crashed
+	// uploads) and reports how many it removed.
+	Sweep(ctx context.Context, olderThan time.Duration) (int, error)
+	// Ping checks that the store is reachable.
+	Ping(ctx context.Context) error
+}
+
+// ValidKey reports whether key is a well-formed content address.
+func ValidKey(key string) bool { return len(key) == 64 && isLowerHex(key) }
+
+// ValidPrefix reports whether prefix could begin a content address.
+func ValidPrefix(prefix string) bool { return len(prefix) <= 64 && isLowerHex(prefix) }
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Leases are named, expiring locks in the document store: a maintenance task runs only
+// on the hub replica that holds its lease.
+type Leases interface {
+	// AcquireLease takes or renews the lease name for holder until now+ttl. It returns
+	// false, nil when another holder has a lease that has not expired at now.
+	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
+	// ReleaseLease gives the lease up if holder has it; otherwise it does nothing.
+	ReleaseLease(ctx context.Context, name, holder string) error
+}
