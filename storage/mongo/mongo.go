@@ -1,0 +1,112 @@
+// Package mongo is the scale-out document store on MongoDB (go.mongodb.org/mongo-driver/v2).
+// It uses only single-document atomic operations, unique indexes and simple queries —
+// the subset that FerretDB, the MongoDB-wire server the tests run against, supports —
+// so the code path the tests exercise is the one production runs.
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// DB is a connected MongoDB database.
+type DB struct {
+	client *mongo.Client
+	db     *mongo.Database
+}
+
+// DatabaseName is the database name in a mongodb:// URI's path, or "fabcommons".
+func DatabaseName(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "fabcommons"
+	}
+	if name := strings.Trim(u.Path, "/"); name != "" {
+		return name
+	}
+	return "fabcommons"
+}
+
+// Open connects to uri, pings it and ensures the indexes exist.
+func Open(ctx context.Context, uri string) (*DB, error) {
+	return OpenDatabase(ctx, uri, DatabaseName(uri))
+}
+
+// OpenDatabase is Open with the database named explicitly (tests use one each).
+func OpenDatabase(ctx context.Context, uri, name string) (*DB, error) {
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetTimeout(30 * time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connect mongodb: %w", err)
+	}
+	db := &DB{client: client, db: client.Database(name)}
+	if err := db.Ping(ctx); err != nil {
+		client.Disconnect(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("ping mongodb: %w", err)
+	}
+	if err := db.ensureIndexes(ctx); err != nil {
+		client.Disconnect(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("ensure mongodb indexes: %w", err)
+	}
+	if err := db.Accounts().repairSiteAdmin(ctx); err != nil {
+		client.Disconnect(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("repair site admin: %w", err)
+	}
+	return db, nil
+}
+
+// Close disconnects.
+func (db *DB) Close() error { return db.client.Disconnect(context.Background()) }
+
+// Ping checks that the server answers.
+func (db *DB) Ping(ctx context.Context) error {
+	return db.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err()
+}
+
+// Drop deletes the whole database; tests use it to clean up.
+func (db *DB) Drop(ctx context.Context) error { return db.db.Drop(ctx) }
+
+type index struct {
+	collection string
+	keys       bson.D
+	unique     bool
+}
+
+var indexes = []index{
+	{"users", bson.D{{Key: "handle", Value: 1}}, true},
+	{"tokens", bson.D{{Key: "hash", Value: 1}}, true},
+	{"tokens", bson.D{{Key: "user_id", Value: 1}}, false},
+	{"sessions", bson.D{{Key: "expires_at", Value: 1}}, false},
+}
+
+func (db *DB) ensureIndexes(ctx context.Context) error {
+	for _, ix := range indexes {
+		model := mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetUnique(ix.unique)}
+		if _, err := db.db.Collection(ix.collection).Indexes().CreateOne(ctx, model); err != nil {
+			return fmt.Errorf("%s %v: %w", ix.collection, ix.keys, err)
+		}
+	}
+	return nil
+}
+
+// mapErr turns driver errors into storage sentinels.
+func mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return storage.ErrNotFound
+	case mongo.IsDuplicateKeyError(err):
+		return fmt.Errorf("%w: %v", storage.ErrConflict, err)
+	}
+	return err
+}

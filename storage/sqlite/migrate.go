@@ -1,0 +1,81 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migrations are applied in order, each once, each in its own transaction. Never edit
+// one that has shipped: append a new one.
+var migrations = []string{
+	// 1: accounts and named leases
+	`CREATE TABLE users (
+		id TEXT PRIMARY KEY,
+		handle TEXT NOT NULL UNIQUE,
+		email TEXT NOT NULL,
+		password_hash TEXT NOT NULL,
+		admin INTEGER NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	CREATE TABLE tokens (
+		id TEXT PRIMARY KEY,
+		user_id TEXT NOT NULL REFERENCES users(id),
+		name TEXT NOT NULL,
+		prefix TEXT NOT NULL,
+		hash TEXT NOT NULL UNIQUE,
+		created_at INTEGER NOT NULL,
+		last_used_at INTEGER
+	);
+	CREATE INDEX tokens_user ON tokens(user_id);
+	CREATE TABLE sessions (
+		hash TEXT PRIMARY KEY,
+		user_id TEXT NOT NULL REFERENCES users(id),
+		csrf TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL
+	);
+	CREATE INDEX sessions_expiry ON sessions(expires_at);
+	CREATE TABLE leases (
+		name TEXT PRIMARY KEY,
+		holder TEXT NOT NULL,
+		expires_at INTEGER NOT NULL
+	);`,
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	for i, m := range migrations {
+		version := i + 1
+		if err := applyMigration(ctx, db, version, m); err != nil {
+			return fmt.Errorf("migration %d: %w", version, err)
+		}
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, db *sql.DB, version int, stmt string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, stmt); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)`, version, time.Now().UnixNano()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

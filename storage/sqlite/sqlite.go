@@ -1,0 +1,96 @@
+// Package sqlite is the embedded document store: one SQLite file (modernc.org/sqlite,
+// pure Go) in WAL mode, with versioned migrations applied when it opens.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// DB is an open SQLite database. Writes go through one connection (SQLite allows one
+// writer at a time; queueing them in Go is cheaper than busy-waiting in SQLite), reads
+// through a pool. Several processes may share the file: busy_timeout covers them.
+type DB struct {
+	write *sql.DB
+	read  *sql.DB
+}
+
+// Open opens or creates the database at path and migrates it to the latest schema.
+func Open(ctx context.Context, path string) (*DB, error) {
+	dsn := func(mode string) string {
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(FULL)") // a committed claim survives power loss
+		q.Add("_pragma", "foreign_keys(ON)")
+		q.Add("_txlock", "immediate")
+		q.Add("mode", mode)
+		return "file:" + path + "?" + q.Encode()
+	}
+	write, err := sql.Open("sqlite", dsn("rwc"))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, write); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
+	}
+	read, err := sql.Open("sqlite", dsn("ro"))
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	read.SetMaxOpenConns(max(4, runtime.NumCPU()))
+	return &DB{write: write, read: read}, nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	return errors.Join(db.read.Close(), db.write.Close())
+}
+
+// Ping checks that the database answers a query.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	return db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+// mapErr turns SQLite's own errors into storage sentinels.
+func mapErr(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("%w: %v", storage.ErrConflict, err)
+		}
+	}
+	return err
+}
+
+// Times are stored as Unix nanoseconds: exact, ordered and cheap to compare.
+func unixNano(t time.Time) int64 { return t.UnixNano() }
+
+func fromNano(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func fromNullNano(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromNano(n.Int64)
+	return &t
+}

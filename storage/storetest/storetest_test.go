@@ -1,0 +1,53 @@
+package storetest_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/fabcommons/fabcommons/storage"
+	"github.com/fabcommons/fabcommons/storage/externaltest"
+	"github.com/fabcommons/fabcommons/storage/mongo"
+	"github.com/fabcommons/fabcommons/storage/sqlite"
+	"github.com/fabcommons/fabcommons/storage/storetest"
+	"github.com/fabcommons/fabcommons/web/account"
+)
+
+func openSQLite(t *testing.T) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fab.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func openMongo(t *testing.T, uri string) *mongo.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := mongo.OpenDatabase(ctx, uri, externaltest.UniqueName("storetest_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db.Drop(ctx)
+		db.Close()
+	})
+	return db
+}
+
+func TestStoreConformance(t *testing.T) {
+	t.Parallel()
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		storetest.ExerciseAccounts(t, func(t *testing.T) account.Store { return openSQLite(t).Accounts() })
+		storetest.ExerciseLeases(t, func(t *testing.T) storage.Leases { return openSQLite(t).Leases() })
+	})
+	t.Run("mongodb", func(t *testing.T) {
+		t.Parallel()
+		uri := externaltest.NeedMongoDB(t)
+		storetest.ExerciseAccounts(t, func(t *testing.T) account.Store { return openMongo(t, uri).Accounts() })
+		storetest.ExerciseLeases(t, func(t *testing.T) storage.Leases { return openMongo(t, uri).Leases() })
+	})
+}
