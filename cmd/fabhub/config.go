@@ -1,0 +1,110 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything fabhub reads from flags and FAB_ environment variables.
+type Config struct {
+	Addr         string
+	DataDir      string
+	DB           string // "" = SQLite in DataDir; mongodb://... = MongoDB
+	Blobs        string // "" = DataDir/blobs; s3://KEY:SECRET@host:port/bucket = S3
+	LogLevel     slog.Level
+	PublicURL    string // how people reach the hub; https:// makes cookies Secure
+	MaxBodyBytes int64
+	Proxies      []string
+	ShutdownWait time.Duration
+}
+
+// parseConfig reads flags, each defaulting to its FAB_ environment variable.
+func parseConfig(args []string, getenv func(string) string) (Config, error) {
+	fs := flag.NewFlagSet("fabhub", flag.ContinueOnError)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var c Config
+	var level, proxies, maxBody, wait string
+	fs.StringVar(&c.Addr, "addr", env("FAB_ADDR", ":8080"), "listen address (FAB_ADDR)")
+	fs.StringVar(&c.DataDir, "data", env("FAB_DATA", "./data"), "data directory for the embedded stores (FAB_DATA)")
+	fs.StringVar(&c.DB, "db", env("FAB_DB", ""), "document store: empty for SQLite in the data dir, or mongodb://... (FAB_DB)")
+	fs.StringVar(&c.Blobs, "blobs", env("FAB_BLOBS", ""), "blob store: empty for blobs/ in the data dir, or s3://KEY:SECRET@host:port/bucket?tls=false (FAB_BLOBS)")
+	fs.StringVar(&level, "log-level", env("FAB_LOG_LEVEL", "info"), "debug, info, warn or error (FAB_LOG_LEVEL)")
+	fs.StringVar(&c.PublicURL, "public-url", env("FAB_PUBLIC_URL", ""), "the URL people use to reach the hub; https makes cookies Secure (FAB_PUBLIC_URL)")
+	fs.StringVar(&maxBody, "max-body", env("FAB_MAX_BODY", "1048576"), "largest JSON request body in bytes (FAB_MAX_BODY)")
+	fs.StringVar(&proxies, "trusted-proxies", env("FAB_TRUSTED_PROXIES", ""), "comma-separated proxy IPs or CIDRs whose X-Forwarded-For is believed (FAB_TRUSTED_PROXIES)")
+	fs.StringVar(&wait, "shutdown-wait", env("FAB_SHUTDOWN_WAIT", "20s"), "how long in-flight requests may take to finish on shutdown (FAB_SHUTDOWN_WAIT)")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return Config{}, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	n, err := strconv.ParseInt(maxBody, 10, 64)
+	if err != nil || n < 1024 {
+		return Config{}, fmt.Errorf("max body %q: want a number of bytes, at least 1024", maxBody)
+	}
+	c.MaxBodyBytes = n
+	if c.ShutdownWait, err = time.ParseDuration(wait); err != nil {
+		return Config{}, fmt.Errorf("shutdown wait %q: want a duration such as 20s", wait)
+	}
+	for _, p := range strings.Split(proxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			c.Proxies = append(c.Proxies, p)
+		}
+	}
+	switch {
+	case c.DB == "", strings.HasPrefix(c.DB, "mongodb://"), strings.HasPrefix(c.DB, "mongodb+srv://"):
+	default:
+		return Config{}, fmt.Errorf("db %q: want empty (SQLite) or a mongodb:// URI", redact(c.DB))
+	}
+	if c.Blobs != "" && !strings.HasPrefix(c.Blobs, "s3://") {
+		return Config{}, fmt.Errorf("blobs %q: want empty (local) or an s3:// URL", redact(c.Blobs))
+	}
+	return c, nil
+}
+
+// redact hides the password in a URL, for logs and error messages.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
+
+// LogValue is how the config appears in the log: credentials masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("data", c.DataDir),
+		slog.String("db", orDefault(redact(c.DB), "sqlite")),
+		slog.String("blobs", orDefault(redact(c.Blobs), "local")),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.String("public_url", c.PublicURL),
+	)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func newLogger(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}

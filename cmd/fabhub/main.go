@@ -1,0 +1,158 @@
+// Command fabhub is the fabcommons hub: the HTTP API and web UI, the scheduler and the
+// maintenance cron, in one binary. It only wires: config, constructors, run.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fabcommons/fabcommons/storage"
+	"github.com/fabcommons/fabcommons/storage/localblob"
+	"github.com/fabcommons/fabcommons/storage/mongo"
+	"github.com/fabcommons/fabcommons/storage/s3blob"
+	"github.com/fabcommons/fabcommons/storage/sqlite"
+	"github.com/fabcommons/fabcommons/web"
+	"github.com/fabcommons/fabcommons/web/account"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "fabhub:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string) error {
+	cfg, err := parseConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel)
+	log.Info("starting fabhub", "config", cfg)
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	stores, err := openStores(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer stores.close()
+
+	accounts, err := account.NewService(stores.accounts, log, account.Options{})
+	if err != nil {
+		return fmt.Errorf("start accounts: %w", err)
+	}
+	srv := web.New(web.Config{
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		SecureCookies:  strings.HasPrefix(cfg.PublicURL, "https://"),
+		TrustedProxies: cfg.Proxies,
+	}, web.Deps{
+		Log:      log,
+		Accounts: accounts,
+		Ready:    map[string]web.Pinger{"db": stores.db, "blobs": stores.blobs},
+	})
+	return serve(ctx, log, cfg, srv.Handler())
+}
+
+// stores is what openStores connected, with the seams the rest of the hub uses.
+type stores struct {
+	db       web.Pinger
+	blobs    storage.Blobs
+	accounts account.Store
+	leases   storage.Leases
+	close    func()
+}
+
+// openStores picks each backend by an explicit switch on config, defaulting to the
+// embedded ones.
+func openStores(ctx context.Context, cfg Config) (*stores, error) {
+	s := &stores{}
+	var closers []func() error
+	s.close = func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	switch {
+	case cfg.DB == "":
+		db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "fabcommons.db"))
+		if err != nil {
+			return nil, fmt.Errorf("open SQLite store: %w", err)
+		}
+		s.db, s.accounts, s.leases = db, db.Accounts(), db.Leases()
+		closers = append(closers, db.Close)
+	default:
+		db, err := mongo.Open(ctx, cfg.DB)
+		if err != nil {
+			return nil, fmt.Errorf("open MongoDB store %s: %w", redact(cfg.DB), err)
+		}
+		s.db, s.accounts, s.leases = db, db.Accounts(), db.Leases()
+		closers = append(closers, db.Close)
+	}
+	switch {
+	case cfg.Blobs == "":
+		b, err := localblob.Open(filepath.Join(cfg.DataDir, "blobs"))
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("open local blob store: %w", err)
+		}
+		s.blobs = b
+	default:
+		bc, err := s3blob.ParseURL(cfg.Blobs)
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		b, err := s3blob.Open(ctx, bc)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("open S3 blob store %s: %w", redact(cfg.Blobs), err)
+		}
+		s.blobs = b
+	}
+	return s, nil
+}
+
+// serve runs the HTTP server until ctx ends, then lets in-flight requests finish.
+func serve(ctx context.Context, log *slog.Logger, cfg Config, h http.Handler) error {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("fabhub listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests", "wait", cfg.ShutdownWait)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,140 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/fabcommons/fabcommons/web/account"
+)
+
+type credentials struct {
+	Handle   string `json:"handle"`
+	Password string `json:"password"`
+}
+
+// signUp: POST /api/v1/users {handle,email,password} -> 201 {user}.
+func (s *Server) signUp(c *gin.Context) {
+	var req struct {
+		Handle   string `json:"handle"`
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if !bindJSON(c, &req) {
+		return
+	}
+	client, now := c.ClientIP(), s.now()
+	if wait := s.signups.Wait(client, now); wait > 0 {
+		s.fail(c, &account.ThrottledError{Wait: wait})
+		return
+	}
+	s.signups.Fail(client, now) // every attempt counts against the hourly allowance
+	u, err := s.accounts.SignUp(c.Request.Context(), req.Handle, req.Email, req.Password)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"user": u})
+}
+
+type tokenView struct {
+	account.Token
+	Secret string `json:"secret,omitempty"`
+}
+
+// createToken: POST /api/v1/tokens {handle,password,name} -> 201 {token} with its
+// secret, shown this once.
+func (s *Server) createToken(c *gin.Context) {
+	var req struct {
+		credentials
+		Name string `json:"name"`
+	}
+	if !bindJSON(c, &req) {
+		return
+	}
+	u, err := s.accounts.Authenticate(c.Request.Context(), req.Handle, req.Password, c.ClientIP())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	t, secret, err := s.accounts.IssueToken(c.Request.Context(), u, req.Name)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"token": tokenView{Token: t, Secret: secret}})
+}
+
+// listTokens: GET /api/v1/tokens -> {tokens} of the caller, without secrets.
+func (s *Server) listTokens(c *gin.Context) {
+	u, ok := s.requireUser(c)
+	if !ok {
+		return
+	}
+	tokens, err := s.accounts.Tokens(c.Request.Context(), u)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"tokens": tokens})
+}
+
+// revokeToken: DELETE /api/v1/tokens/{id} -> 204.
+func (s *Server) revokeToken(c *gin.Context) {
+	u, ok := s.requireUser(c)
+	if !ok {
+		return
+	}
+	if err := s.accounts.RevokeToken(c.Request.Context(), u, c.Param("id")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// logIn: POST /api/v1/sessions {handle,password} -> {user, csrf_token} and the session
+// cookie. Login needs a JSON body, which a cross-site form cannot send without CORS
+// consent; that keeps a forged login from planting someone else's session.
+func (s *Server) logIn(c *gin.Context) {
+	var req credentials
+	if !bindJSON(c, &req) {
+		return
+	}
+	u, err := s.accounts.Authenticate(c.Request.Context(), req.Handle, req.Password, c.ClientIP())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	sess, secret, err := s.accounts.StartSession(c.Request.Context(), u)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.setSessionCookie(c, secret, int(sess.ExpiresAt.Sub(s.now()).Seconds()))
+	c.JSON(http.StatusOK, gin.H{"user": u, "csrf_token": sess.CSRF})
+}
+
+// logOut: DELETE /api/v1/sessions/current -> 204 and the cookie cleared.
+func (s *Server) logOut(c *gin.Context) {
+	if cookie, err := c.Cookie(sessionCookie); err == nil && cookie != "" {
+		if err := s.accounts.EndSession(c.Request.Context(), cookie); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	s.clearSessionCookie(c)
+	c.Status(http.StatusNoContent)
+}
+
+// me: GET /api/v1/me -> {user}, with the CSRF token when the caller uses a session.
+func (s *Server) me(c *gin.Context) {
+	u, ok := s.requireUser(c)
+	if !ok {
+		return
+	}
+	body := gin.H{"user": u}
+	if sess, ok := c.Get(ctxSession); ok {
+		body["csrf_token"] = sess.(account.Session).CSRF
+	}
+	c.JSON(http.StatusOK, body)
+}

@@ -1,0 +1,95 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/fabcommons/fabcommons/web/account"
+)
+
+const (
+	sessionCookie = "fab_session"
+	csrfHeader    = "X-CSRF-Token"
+	ctxUser       = "user"
+	ctxSession    = "session"
+)
+
+// authenticate resolves who is calling: a personal token in the Authorization header,
+// or a browser session cookie. A bad token is refused (401); a stale cookie is ignored
+// (the caller is anonymous). A cookie-authenticated unsafe request must carry the
+// session's CSRF token in X-CSRF-Token, or it is refused (403): a cookie alone is what
+// a forged cross-site request would have.
+func (s *Server) authenticate(c *gin.Context) {
+	ctx := c.Request.Context()
+	if h := c.GetHeader("Authorization"); h != "" {
+		secret, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			abort(c, http.StatusUnauthorized, "unauthenticated", "the Authorization header must be 'Bearer <token>'")
+			return
+		}
+		u, err := s.accounts.TokenUser(ctx, strings.TrimSpace(secret))
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.Set(ctxUser, u)
+		c.Next()
+		return
+	}
+	cookie, err := c.Cookie(sessionCookie)
+	if err != nil || cookie == "" {
+		c.Next()
+		return
+	}
+	u, sess, err := s.accounts.SessionUser(ctx, cookie)
+	if errors.Is(err, account.ErrUnauthenticated) {
+		s.clearSessionCookie(c)
+		c.Next()
+		return
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !safeMethod(c.Request.Method) && !account.CSRFMatches(sess, c.GetHeader(csrfHeader)) {
+		abort(c, http.StatusForbidden, "csrf", "this request came with a session cookie but without its CSRF token (X-CSRF-Token)")
+		return
+	}
+	c.Set(ctxUser, u)
+	c.Set(ctxSession, sess)
+	c.Next()
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// currentUser returns the authenticated caller, if any.
+func currentUser(c *gin.Context) (account.User, bool) {
+	u, ok := c.Get(ctxUser)
+	if !ok {
+		return account.User{}, false
+	}
+	return u.(account.User), true
+}
+
+// requireUser returns the caller or answers 401.
+func (s *Server) requireUser(c *gin.Context) (account.User, bool) {
+	u, ok := currentUser(c)
+	if !ok {
+		s.fail(c, errLoginRequired)
+	}
+	return u, ok
+}
+
+func (s *Server) setSessionCookie(c *gin.Context, secret string, maxAge int) {
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: sessionCookie, Value: secret, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.cfg.SecureCookies || c.Request.TLS != nil,
+	})
+}
+
+func (s *Server) clearSessionCookie(c *gin.Context) { s.setSessionCookie(c, "", -1) }

@@ -1,0 +1,41 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// bindJSON decodes the request body into v. On a bad body it answers (400 malformed
+// JSON or an unknown field, 413 over the body limit) and returns false.
+func bindJSON(c *gin.Context, v any) bool {
+	dec := json.NewDecoder(c.Request.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("more than one JSON value in the body")
+	}
+	if err == nil {
+		return true
+	}
+	var tooBig *http.MaxBytesError
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooBig):
+		abort(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the request body is over %d bytes", tooBig.Limit))
+	case errors.Is(err, io.EOF):
+		abort(c, http.StatusBadRequest, "malformed_json", "the request body is empty; send a JSON object")
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+		abort(c, http.StatusBadRequest, "malformed_json", "the request body is not valid JSON: "+err.Error())
+	case errors.As(err, &typ):
+		abort(c, http.StatusBadRequest, "malformed_json", fmt.Sprintf("field %q: want a JSON %s", typ.Field, typ.Type))
+	default:
+		abort(c, http.StatusBadRequest, "malformed_json", err.Error())
+	}
+	return false
+}

@@ -1,0 +1,76 @@
+package web
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+const ctxRequestID = "request_id"
+
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
+
+// requestID takes a well-formed X-Request-ID from the caller (a proxy's) or makes one,
+// and echoes it so a person reporting a problem can quote it.
+func (s *Server) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if !requestIDRE.MatchString(id) {
+		b := make([]byte, 8)
+		rand.Read(b)
+		id = hex.EncodeToString(b)
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-ID", id)
+	c.Next()
+}
+
+// accessLog logs one line per request: never the query string, headers or body, which
+// can carry secrets.
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	s.log.Info("request",
+		"request_id", c.GetString(ctxRequestID),
+		"method", c.Request.Method,
+		"path", c.Request.URL.Path,
+		"status", c.Writer.Status(),
+		"bytes", c.Writer.Size(),
+		"duration_ms", time.Since(start).Milliseconds(),
+		"client", c.ClientIP())
+}
+
+// recoverPanic turns a panic into a 500 in the API's error shape and logs the stack.
+func (s *Server) recoverPanic(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("panic", "request_id", c.GetString(ctxRequestID), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if !c.Writer.Written() {
+				abort(c, http.StatusInternalServerError, "internal", "something went wrong on our side; the request ID is "+c.GetString(ctxRequestID))
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+// limitBody caps request bodies. A declared length over the cap is refused before any
+// of it is read; an undeclared one fails when the cap is crossed.
+func (s *Server) limitBody(c *gin.Context) {
+	limit := s.cfg.MaxBodyBytes
+	if c.Request.ContentLength > limit {
+		abort(c, http.StatusRequestEntityTooLarge, "too_large", "the request body is over "+strconv.FormatInt(limit, 10)+" bytes")
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+	c.Next()
+}

@@ -1,0 +1,98 @@
+// Package web is the hub's HTTP face: the gin router, JSON API handlers, authentication,
+// CSRF protection, health and metrics endpoints.
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fabcommons/fabcommons/web/account"
+)
+
+// Config holds the web settings.
+type Config struct {
+	MaxBodyBytes   int64    // limit for JSON bodies (default 1 MiB)
+	SecureCookies  bool     // set Secure on cookies (the hub is served over HTTPS)
+	TrustedProxies []string // proxies whose X-Forwarded-For is believed for client IPs
+	SignupsPerHour int      // sign-ups allowed per client IP per hour (default 20)
+}
+
+// Pinger is a dependency /readyz checks.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are what the handlers use.
+type Deps struct {
+	Log      *slog.Logger
+	Accounts *account.Service
+	Ready    map[string]Pinger // named dependencies /readyz checks
+	Clock    func() time.Time  // time.Now by default
+}
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	accounts *account.Service
+	ready    map[string]Pinger
+	now      func() time.Time
+	signups  *account.Throttle
+	metrics  *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// New builds the server. Its Handler serves the whole HTTP surface.
+func New(cfg Config, d Deps) *Server {
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.SignupsPerHour == 0 {
+		cfg.SignupsPerHour = 20
+	}
+	if d.Clock == nil {
+		d.Clock = time.Now
+	}
+	s := &Server{
+		cfg: cfg, log: d.Log, accounts: d.Accounts, ready: d.Ready, now: d.Clock,
+		signups: account.NewThrottle(cfg.SignupsPerHour, time.Hour, 100_000),
+	}
+	s.initMetrics()
+	return s
+}
+
+// Handler builds the router.
+func (s *Server) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.SetTrustedProxies(s.cfg.TrustedProxies)
+	r.Use(s.requestID, s.accessLog, s.recoverPanic, s.observe, s.limitBody)
+	r.NoRoute(func(c *gin.Context) {
+		abort(c, http.StatusNotFound, "not_found", "no such route: "+c.Request.Method+" "+c.Request.URL.Path)
+	})
+	r.NoMethod(func(c *gin.Context) {
+		abort(c, http.StatusMethodNotAllowed, "method_not_allowed", c.Request.Method+" is not allowed on "+c.Request.URL.Path)
+	})
+
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", s.metricsHandler())
+
+	api := r.Group("/api/v1", s.authenticate)
+	api.POST("/users", s.signUp)
+	api.POST("/tokens", s.createToken)
+	api.GET("/tokens", s.listTokens)
+	api.DELETE("/tokens/:id", s.revokeToken)
+	api.POST("/sessions", s.logIn)
+	api.DELETE("/sessions/current", s.logOut)
+	api.GET("/me", s.me)
+	return r
+}
