@@ -94,3 +94,15 @@ func fromNullNano(n sql.NullInt64) *time.Time {
 	t := fromNano(n.Int64)
 	return &t
 }
+
+// IntegrityCheck runs SQLite's integrity_check and returns an error unless it says ok.
+func (db *DB) IntegrityCheck(ctx context.Context) error {
+	var result string
+	if err := db.read.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&result); err != nil {
+		return err
+	}
+	if result != "ok" {
+		return fmt.Errorf("sqlite integrity check: %s", result)
+	}
+	return nil
+}
