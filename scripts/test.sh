@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The one test command. It checks formatting and vet, builds (once, then reuses) and
+# starts the real servers the external suites need — MinIO and FerretDB, a
+# MongoDB-wire server — on loopback with throwaway data dirs, runs `go test -race ./...`
+# against them, and stops them. With CI=true a suite that skips for want of a server
+# fails instead. Extra arguments go to `go test` (e.g. scripts/test.sh -run Blob).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+tools=${FAB_TOOLS_DIR:-$HOME/.cache/fabcommons/tools}
+minio_version=v0.0.0-20260212201848-7aac2a2c5b7c # RELEASE.2026-02-12
+mkdir -p "$tools"
+
+say() { printf '\n== %s\n' "$*"; }
+die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+
+say "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+[ -z "$unformatted" ] || die "gofmt would change: $unformatted"
+echo "ok"
+
+say "go vet ./..."
+go vet ./...
+(cd scripts/ferretdb && go vet ./...)
+echo "ok"
+
+# --- test servers: built once into $tools, reused by later runs ---------------------
+minio_bin=$tools/minio-$minio_version
+ferret_hash=$(cat scripts/ferretdb/go.mod scripts/ferretdb/go.sum scripts/ferretdb/main.go | sha256sum | cut -c1-12)
+ferret_bin=$tools/ferretdb-$ferret_hash
+
+build_minio() {
+	local gobin
+	gobin=$(mktemp -d)
+	GOBIN=$gobin go install "github.com/minio/minio@$minio_version" && mv "$gobin/minio" "$minio_bin"
+	rm -rf "$gobin"
+}
+build_ferretdb() {
+	(cd scripts/ferretdb && go build -o "$ferret_bin.tmp" . && mv "$ferret_bin.tmp" "$ferret_bin")
+}
+
+pids=()
+if [ ! -x "$minio_bin" ]; then
+	say "building MinIO $minio_version (first run on this machine: about 3 minutes)"
+	build_minio > "$tools/minio-build.log" 2>&1 &
+	pids+=($!)
+fi
+if [ ! -x "$ferret_bin" ]; then
+	say "building FerretDB v1.24.0 from scripts/ferretdb (first run: about 2 minutes)"
+	build_ferretdb > "$tools/ferretdb-build.log" 2>&1 &
+	pids+=($!)
+fi
+for p in "${pids[@]}"; do
+	wait "$p" || { cat "$tools"/*-build.log >&2; die "building a test server failed (log above)"; }
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/fabcommons-test.XXXXXX")
+servers=()
+cleanup() {
+	for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+	local p
+	for _ in $(seq 1 100); do
+		p=$((20000 + RANDOM % 40000))
+		if port_free "$p"; then echo "$p"; return; fi
+	done
+	die "no free port found on 127.0.0.1"
+}
+wait_port() { # name port pid
+	for _ in $(seq 1 300); do
+		if ! port_free "$2"; then return 0; fi
+		kill -0 "$3" 2>/dev/null || { cat "$work/$1.log" >&2; die "$1 exited at start (log above)"; }
+		sleep 0.1
+	done
+	die "$1 did not listen on 127.0.0.1:$2 within 30 s"
+}
+
+say "starting MinIO and FerretDB on loopback"
+minio_port=$(free_port)
+minio_console=$(free_port)
+minio_key=fabtest
+minio_secret=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
+MINIO_ROOT_USER=$minio_key MINIO_ROOT_PASSWORD=$minio_secret MINIO_BROWSER=off \
+	"$minio_bin" server --quiet --address "127.0.0.1:$minio_port" --console-address "127.0.0.1:$minio_console" \
+	"$work/minio" > "$work/minio.log" 2>&1 &
+servers+=($!)
+wait_port minio "$minio_port" "${servers[-1]}"
+
+ferret_port=$(free_port)
+mkdir -p "$work/ferretdb"
+"$ferret_bin" -listen "127.0.0.1:$ferret_port" -dir "$work/ferretdb" > "$work/ferretdb.log" 2>&1 &
+servers+=($!)
+wait_port ferretdb "$ferret_port" "${servers[-1]}"
+echo "MinIO on 127.0.0.1:$minio_port, FerretDB on 127.0.0.1:$ferret_port"
+
+export FAB_TEST_MINIO_ENDPOINT=127.0.0.1:$minio_port
+export FAB_TEST_MINIO_ACCESS_KEY=$minio_key
+export FAB_TEST_MINIO_SECRET_KEY=$minio_secret
+export FAB_TEST_MONGODB_URI=mongodb://127.0.0.1:$ferret_port/
+
+say "go test -race ./..."
+log=${TMPDIR:-/tmp}/fabcommons-test-$(date +%Y%m%d-%H%M%S).log
+go build -o "$work/testsummary" ./scripts/testsummary
+set +e
+go test -race -count=1 -timeout 30m -json "$@" ./... > "$log" 2>&1
+test_status=$?
+"$work/testsummary" < "$log"
+summary_status=$?
+set -e
+echo "full go test output: $log"
+if [ "$test_status" -ne 0 ] || [ "$summary_status" -ne 0 ]; then
+	die "tests failed"
+fi
