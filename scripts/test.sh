@@ -25,6 +25,18 @@ go vet ./...
 (cd scripts/ferretdb && go vet ./...)
 echo "ok"
 
+# --- tools from Debian the tests use: admesh (the mesh reference) -------------------
+missing=()
+command -v admesh >/dev/null || missing+=(admesh)
+if [ ${#missing[@]} -gt 0 ]; then
+	say "installing ${missing[*]} from Debian"
+	if [ "$(id -u)" = 0 ]; then
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	else
+		echo "not root: install ${missing[*]} yourself; their tests skip (and fail under CI=true)"
+	fi
+fi
+
 # --- test servers: built once into $tools, reused by later runs ---------------------
 minio_bin=$tools/minio-$minio_version
 ferret_hash=$(cat scripts/ferretdb/go.mod scripts/ferretdb/go.sum scripts/ferretdb/main.go | sha256sum | cut -c1-12)

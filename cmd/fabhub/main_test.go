@@ -76,7 +76,9 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-addr", addr, "-data", dir, "-log-level", "warn"}, envOf(nil)) }()
+	go func() {
+		done <- run(ctx, []string{"-addr", addr, "-data", dir, "-log-level", "warn"}, envOf(nil), io.Discard, io.Discard)
+	}()
 
 	base := "http://" + addr
 	var resp *http.Response
@@ -130,7 +132,7 @@ func TestRunRefusesBadStores(t *testing.T) {
 	ctx := context.Background()
 	file := filepath.Join(t.TempDir(), "not-a-dir")
 	os.WriteFile(file, []byte("x"), 0o600)
-	err := run(ctx, []string{"-addr", freeAddr(t), "-data", file}, envOf(nil))
+	err := run(ctx, []string{"-addr", freeAddr(t), "-data", file}, envOf(nil), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "data dir") {
 		t.Fatalf("data dir is a file: got %v", err)
 	}
