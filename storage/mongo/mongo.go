@@ -44,7 +44,9 @@ func Open(ctx context.Context, uri string) (*DB, error) {
 
 // OpenDatabase is Open with the database named explicitly (tests use one each).
 func OpenDatabase(ctx context.Context, uri, name string) (*DB, error) {
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetTimeout(30 * time.Second))
+	// Domain types carry JSON tags only: store them under the same snake_case names.
+	bsonOpts := &options.BSONOptions{UseJSONStructTags: true, NilSliceAsEmpty: true}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetTimeout(30 * time.Second).SetBSONOptions(bsonOpts))
 	if err != nil {
 		return nil, fmt.Errorf("connect mongodb: %w", err)
 	}
@@ -86,6 +88,13 @@ var indexes = []index{
 	{"tokens", bson.D{{Key: "hash", Value: 1}}, true},
 	{"tokens", bson.D{{Key: "user_id", Value: 1}}, false},
 	{"sessions", bson.D{{Key: "expires_at", Value: 1}}, false},
+	{"designs", bson.D{{Key: "slug", Value: 1}}, true},
+	{"designs", bson.D{{Key: "hidden", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}, false},
+	{"designs", bson.D{{Key: "parent_ids", Value: 1}}, false},
+	{"designs", bson.D{{Key: "terms", Value: 1}}, false},
+	{"designs", bson.D{{Key: "tags", Value: 1}}, false},
+	{"designs", bson.D{{Key: "owner", Value: 1}}, false},
+	{"versions", bson.D{{Key: "design_id", Value: 1}, {Key: "number", Value: -1}}, true},
 }
 
 func (db *DB) ensureIndexes(ctx context.Context) error {

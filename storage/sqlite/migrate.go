@@ -42,6 +42,50 @@ var migrations = []string{
 		holder TEXT NOT NULL,
 		expires_at INTEGER NOT NULL
 	);`,
+	// 2: the catalog
+	`CREATE TABLE designs (
+		id TEXT PRIMARY KEY,
+		slug TEXT NOT NULL UNIQUE,
+		owner_id TEXT NOT NULL,
+		owner TEXT NOT NULL,
+		title TEXT NOT NULL,
+		summary TEXT NOT NULL,
+		tags TEXT NOT NULL,
+		license TEXT NOT NULL,
+		hidden INTEGER NOT NULL DEFAULT 0,
+		featured INTEGER NOT NULL DEFAULT 0,
+		parents TEXT NOT NULL,
+		latest_version INTEGER NOT NULL,
+		counters TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	);
+	CREATE INDEX designs_listing ON designs(hidden, created_at DESC, id DESC);
+	CREATE INDEX designs_owner ON designs(owner, created_at DESC);
+	CREATE TABLE design_parents (
+		child_id TEXT NOT NULL REFERENCES designs(id),
+		parent_id TEXT NOT NULL,
+		PRIMARY KEY (child_id, parent_id)
+	);
+	CREATE INDEX design_parents_parent ON design_parents(parent_id);
+	CREATE TABLE design_tags (
+		design_id TEXT NOT NULL REFERENCES designs(id),
+		tag TEXT NOT NULL,
+		PRIMARY KEY (design_id, tag)
+	);
+	CREATE INDEX design_tags_tag ON design_tags(tag);
+	CREATE TABLE versions (
+		design_id TEXT NOT NULL,
+		number INTEGER NOT NULL,
+		message TEXT NOT NULL,
+		license TEXT NOT NULL,
+		files TEXT NOT NULL,
+		bom TEXT NOT NULL,
+		created_by TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		PRIMARY KEY (design_id, number)
+	);
+	CREATE VIRTUAL TABLE designs_fts USING fts5(title, summary, tags, content='', tokenize='unicode61 remove_diacritics 2');`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/storage"
 	"github.com/fabcommons/fabcommons/storage/externaltest"
 	"github.com/fabcommons/fabcommons/storage/mongo"
@@ -43,11 +44,13 @@ func TestStoreConformance(t *testing.T) {
 		t.Parallel()
 		storetest.ExerciseAccounts(t, func(t *testing.T) account.Store { return openSQLite(t).Accounts() })
 		storetest.ExerciseLeases(t, func(t *testing.T) storage.Leases { return openSQLite(t).Leases() })
+		storetest.ExerciseCatalog(t, func(t *testing.T) catalog.Store { return openSQLite(t).Catalog() })
 	})
 	t.Run("mongodb", func(t *testing.T) {
 		t.Parallel()
 		uri := externaltest.NeedMongoDB(t)
 		storetest.ExerciseAccounts(t, func(t *testing.T) account.Store { return openMongo(t, uri).Accounts() })
 		storetest.ExerciseLeases(t, func(t *testing.T) storage.Leases { return openMongo(t, uri).Leases() })
+		storetest.ExerciseCatalog(t, func(t *testing.T) catalog.Store { return openMongo(t, uri).Catalog() })
 	})
 }

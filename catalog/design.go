@@ -1,0 +1,138 @@
+package catalog
+
+import (
+	"context"
+	"time"
+
+	"github.com/fabcommons/fabcommons/catalog/mesh"
+)
+
+// Design is a published open-hardware design. Its versions hold the files.
+type Design struct {
+	ID            string      `json:"id"`
+	Slug          string      `json:"slug"`
+	OwnerID       string      `json:"-"`
+	Owner         string      `json:"owner"` // the owner's handle
+	Title         string      `json:"title"`
+	Summary       string      `json:"summary"`
+	Tags          []string    `json:"tags"`
+	License       string      `json:"license"` // of the latest version
+	Hidden        bool        `json:"hidden"`  // hidden by a maintainer: a tombstone keeps title, owner and license
+	Featured      bool        `json:"featured"`
+	Parents       []ParentRef `json:"parents"`
+	LatestVersion int         `json:"latest_version"`
+	Counters      Counters    `json:"counters"`
+	CreatedAt     time.Time   `json:"created_at"`
+	UpdatedAt     time.Time   `json:"updated_at"`
+}
+
+// ParentRef names the design version a fork or remix came from, with a snapshot of
+// who made it and under what license, so attribution survives the parent being hidden.
+type ParentRef struct {
+	DesignID string `json:"design_id"`
+	Slug     string `json:"slug"`
+	Version  int    `json:"version"`
+	Title    string `json:"title"`
+	Owner    string `json:"owner"`
+	License  string `json:"license"`
+}
+
+// Counters are derived figures, recomputed by the maintenance cron.
+type Counters struct {
+	Forks      int `json:"forks"`
+	Makes      int `json:"makes"`
+	JobsOK     int `json:"jobs_ok"`
+	JobsFailed int `json:"jobs_failed"`
+}
+
+// Version is an immutable, numbered snapshot of a design's files and BOM.
+type Version struct {
+	DesignID  string    `json:"design_id"`
+	Number    int       `json:"number"`
+	Message   string    `json:"message"`
+	License   string    `json:"license"`
+	Files     []File    `json:"files"`
+	BOM       []BOMLine `json:"bom"`
+	CreatedBy string    `json:"created_by"` // handle
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// File is one file of a version, stored under the SHA-256 of its content.
+type File struct {
+	Path   string       `json:"path"`
+	SHA256 string       `json:"sha256"`
+	Size   int64        `json:"size"`
+	Kind   string       `json:"kind"` // mesh or document
+	Mesh   *mesh.Report `json:"mesh,omitempty"`
+}
+
+// File kinds.
+const (
+	FileMesh     = "mesh"
+	FileDocument = "document"
+)
+
+// MeshFiles lists the paths of the version's meshes.
+func (v Version) MeshFiles() []string {
+	var paths []string
+	for _, f := range v.Files {
+		if f.Kind == FileMesh {
+			paths = append(paths, f.Path)
+		}
+	}
+	return paths
+}
+
+// File finds one of the version's files by path.
+func (v Version) File(path string) (File, bool) {
+	for _, f := range v.Files {
+		if f.Path == path {
+			return f, true
+		}
+	}
+	return File{}, false
+}
+
+// Query selects designs for a listing or search. All set fields must match.
+type Query struct {
+	Text    string // words that must all appear (as word prefixes) in title, summary or tags
+	Tag     string
+	License string
+	Owner   string // handle
+	Cursor  string // from the previous page's NextCursor
+	Limit   int
+	// Featured lists only featured designs.
+	Featured bool
+}
+
+// Page is one page of a listing.
+type Page struct {
+	Designs    []Design `json:"designs"`
+	NextCursor string   `json:"next_cursor"`
+}
+
+// Store keeps designs and versions. Backends return storage.ErrNotFound and
+// storage.ErrConflict (a slug or version number already taken).
+type Store interface {
+	// CreateDesign stores a new design with its first version. A crash part way leaves
+	// at most a version no design points to, which nothing shows.
+	CreateDesign(ctx context.Context, d Design, v Version) error
+	// AddVersion stores version v.Number of its design, which must be one more than the
+	// design's latest; if another version got there first it returns storage.ErrConflict.
+	AddVersion(ctx context.Context, v Version, updated Design) error
+	DesignBySlug(ctx context.Context, slug string) (Design, error)
+	DesignByID(ctx context.Context, id string) (Design, error)
+	Version(ctx context.Context, designID string, number int) (Version, error)
+	// Versions lists a design's versions, newest first, without files or BOM.
+	Versions(ctx context.Context, designID string) ([]Version, error)
+	// Children lists the designs that name designID among their parents.
+	Children(ctx context.Context, designID string) ([]Design, error)
+	// Search lists visible designs matching q, newest first, in stable pages.
+	Search(ctx context.Context, q Query) (Page, error)
+	SetHidden(ctx context.Context, designID string, hidden bool, at time.Time) error
+	SetFeatured(ctx context.Context, designID string, featured bool) error
+	// SetCounters overwrites the derived counters (the cron recomputes them).
+	SetCounters(ctx context.Context, designID string, c Counters) error
+	// ReferencedBlobs calls fn with every blob key any version uses.
+	ReferencedBlobs(ctx context.Context, fn func(key string) error) error
+}

@@ -1,0 +1,559 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/fabcommons/fabcommons/catalog/license"
+	"github.com/fabcommons/fabcommons/catalog/mesh"
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// Actor is who is acting: the web layer maps its user to this.
+type Actor struct {
+	ID     string
+	Handle string
+	Admin  bool
+}
+
+// Limits bound what one upload may hold.
+type Limits struct {
+	FileBytes    int64 // one file (256 MiB)
+	Files        int   // files in one version (200)
+	VersionBytes int64 // all the files of one upload together (2 GiB)
+}
+
+// DefaultLimits are the limits when none are configured.
+var DefaultLimits = Limits{FileBytes: 256 << 20, Files: 200, VersionBytes: 2 << 30}
+
+// Service is the catalog's use cases.
+type Service struct {
+	store  Store
+	blobs  Blobs
+	log    *slog.Logger
+	limits Limits
+	now    func() time.Time
+}
+
+// NewService builds the catalog service. A zero limit takes its default; clock may be
+// nil for time.Now.
+func NewService(store Store, blobs Blobs, log *slog.Logger, limits Limits, clock func() time.Time) *Service {
+	if limits.FileBytes == 0 {
+		limits.FileBytes = DefaultLimits.FileBytes
+	}
+	if limits.Files == 0 {
+		limits.Files = DefaultLimits.Files
+	}
+	if limits.VersionBytes == 0 {
+		limits.VersionBytes = DefaultLimits.VersionBytes
+	}
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Service{store: store, blobs: blobs, log: log, limits: limits, now: clock}
+}
+
+// Limits returns the upload limits in force.
+func (s *Service) Limits() Limits { return s.limits }
+
+// FileSource hands each uploaded file to yield, streaming, in upload order, and stops
+// at yield's first error, which it returns.
+type FileSource func(yield func(path string, r io.Reader) error) error
+
+// NewDesign is what a person fills in to publish a design.
+type NewDesign struct {
+	Title   string       `json:"title"`
+	Summary string       `json:"summary"`
+	Tags    []string     `json:"tags"`
+	License string       `json:"license"`
+	Slug    string       `json:"slug"`    // optional; made from the title when empty
+	Message string       `json:"message"` // optional; for version 1
+	Parents []ParentSpec `json:"parents"` // a remix names the versions it builds on
+}
+
+// ParentSpec names a parent design version; Version 0 means its latest.
+type ParentSpec struct {
+	Slug    string `json:"slug"`
+	Version int    `json:"version"`
+}
+
+func checkText(field, v string, max int, required bool) error {
+	switch {
+	case required && strings.TrimSpace(v) == "":
+		return &InvalidError{field, "is required"}
+	case utf8.RuneCountInString(v) > max:
+		return &InvalidError{field, fmt.Sprintf("at most %d characters", max)}
+	case !utf8.ValidString(v):
+		return &InvalidError{field, "not UTF-8 text"}
+	}
+	return nil
+}
+
+// Create publishes a new design from its files (and optional BOM). Files stream into
+// blob storage as they arrive; nothing about the design is recorded until every file
+// is stored and checked, so a failure leaves at most unreferenced blobs, which the
+// maintenance cron collects.
+func (s *Service) Create(ctx context.Context, actor Actor, nd NewDesign, files FileSource, bom []byte) (Design, Version, error) {
+	if err := checkText("title", nd.Title, 200, true); err != nil {
+		return Design{}, Version{}, err
+	}
+	if err := checkText("summary", nd.Summary, 5000, false); err != nil {
+		return Design{}, Version{}, err
+	}
+	if err := checkText("message", nd.Message, 2000, false); err != nil {
+		return Design{}, Version{}, err
+	}
+	tags, err := CleanTags(nd.Tags)
+	if err != nil {
+		return Design{}, Version{}, err
+	}
+	if _, err := license.Lookup(nd.License); err != nil {
+		return Design{}, Version{}, &InvalidError{"license", err.Error()}
+	}
+	parents, err := s.resolveParents(ctx, nd.Parents)
+	if err != nil {
+		return Design{}, Version{}, err
+	}
+	if len(parents) > 0 {
+		if err := s.checkForkLicense(parents, nd.License); err != nil {
+			return Design{}, Version{}, err
+		}
+	}
+	stored, err := s.storeFiles(ctx, nil, files)
+	if err != nil {
+		return Design{}, Version{}, err
+	}
+	if len(stored) == 0 {
+		return Design{}, Version{}, &InvalidError{"files", "upload at least one file"}
+	}
+	now := s.now().UTC()
+	v := Version{Number: 1, Message: nd.Message, License: nd.License, Files: stored, BOM: []BOMLine{}, CreatedBy: actor.Handle, CreatedAt: now}
+	if v.Message == "" {
+		v.Message = "First version"
+	}
+	if len(bom) > 0 {
+		if v.BOM, err = ParseBOM(bom, v.MeshFiles()); err != nil {
+			return Design{}, Version{}, err
+		}
+	}
+	d := Design{
+		ID: uuid.NewString(), OwnerID: actor.ID, Owner: actor.Handle, Title: strings.TrimSpace(nd.Title),
+		Summary: strings.TrimSpace(nd.Summary), Tags: tags, License: nd.License, Parents: parents,
+		LatestVersion: 1, CreatedAt: now, UpdatedAt: now,
+	}
+	v.DesignID = d.ID
+	if err := s.insertWithSlug(ctx, &d, v, nd.Slug); err != nil {
+		return Design{}, Version{}, err
+	}
+	s.log.Info("design published", "design", d.Slug, "owner", actor.Handle, "files", len(v.Files))
+	return d, v, nil
+}
+
+// insertWithSlug stores d under the requested slug (refusing it if taken) or, without
+// one, under a slug made from the title with -2, -3, ... appended until one is free.
+func (s *Service) insertWithSlug(ctx context.Context, d *Design, v Version, requested string) error {
+	if requested != "" {
+		if !ValidSlug(requested) {
+			return &InvalidError{"slug", "use lowercase letters, digits and hyphens, up to 80 characters"}
+		}
+		d.Slug = requested
+		if err := s.store.CreateDesign(ctx, *d, v); err != nil {
+			if errors.Is(err, storage.ErrConflict) {
+				return fmt.Errorf("slug %q is taken: %w", requested, storage.ErrConflict)
+			}
+			return fmt.Errorf("create design %s: %w", requested, err)
+		}
+		return nil
+	}
+	base := Slugify(d.Title)
+	for i := 1; i <= 100; i++ {
+		d.Slug = base
+		if i > 1 {
+			d.Slug = fmt.Sprintf("%s-%d", base, i)
+		}
+		err := s.store.CreateDesign(ctx, *d, v)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, storage.ErrConflict) {
+			return fmt.Errorf("create design %s: %w", d.Slug, err)
+		}
+	}
+	d.Slug = base + "-" + d.ID[:8]
+	if err := s.store.CreateDesign(ctx, *d, v); err != nil {
+		return fmt.Errorf("create design %s: %w", d.Slug, err)
+	}
+	return nil
+}
+
+// storeFiles streams files into blob storage, analysing meshes, on top of the files
+// of the version being extended (nil for a new design): an uploaded path replaces the
+// same path there. Identical content is stored once, by its hash.
+func (s *Service) storeFiles(ctx context.Context, base []File, files FileSource) ([]File, error) {
+	out := append([]File(nil), base...)
+	index := map[string]int{}
+	for i, f := range out {
+		index[f.Path] = i
+	}
+	uploaded := map[string]bool{}
+	var total int64
+	err := files(func(raw string, r io.Reader) error {
+		p, err := CleanPath(raw)
+		if err != nil {
+			return err
+		}
+		if uploaded[p] {
+			return &InvalidError{"files", fmt.Sprintf("%q is uploaded twice", p)}
+		}
+		uploaded[p] = true
+		if len(uploaded) > s.limits.Files {
+			return &InvalidError{"files", fmt.Sprintf("at most %d files in one upload", s.limits.Files)}
+		}
+		limit := min(s.limits.FileBytes, s.limits.VersionBytes-total)
+		info, err := s.blobs.Put(ctx, r, limit, "")
+		if errors.Is(err, storage.ErrTooLarge) {
+			return fmt.Errorf("%q is over %d bytes (or the upload over %d): %w", p, s.limits.FileBytes, s.limits.VersionBytes, storage.ErrTooLarge)
+		}
+		if err != nil {
+			return fmt.Errorf("store %q: %w", p, err)
+		}
+		if info.Size == 0 {
+			return &InvalidError{"files", fmt.Sprintf("%q is empty", p)}
+		}
+		total += info.Size
+		f := File{Path: p, SHA256: info.Key, Size: info.Size, Kind: KindOf(p)}
+		if f.Kind == FileMesh {
+			rep, err := s.analyze(ctx, info)
+			if errors.Is(err, mesh.ErrNotSTL) {
+				return &InvalidError{"files", fmt.Sprintf("%q is not an STL file: %v", p, err)}
+			}
+			if err != nil {
+				return fmt.Errorf("analyse %q: %w", p, err)
+			}
+			f.Mesh = &rep
+		}
+		if i, ok := index[p]; ok {
+			out[i] = f
+		} else {
+			index[p] = len(out)
+			out = append(out, f)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > s.limits.Files {
+		return nil, &InvalidError{"files", fmt.Sprintf("a version holds at most %d files", s.limits.Files)}
+	}
+	return out, nil
+}
+
+// analyze reads a stored mesh back from blob storage.
+func (s *Service) analyze(ctx context.Context, info storage.BlobInfo) (mesh.Report, error) {
+	r := &blobReaderAt{ctx: ctx, blobs: s.blobs, key: info.Key, size: info.Size}
+	defer r.Close()
+	return mesh.Analyze(r, info.Size)
+}
+
+func (s *Service) resolveParents(ctx context.Context, specs []ParentSpec) ([]ParentRef, error) {
+	if len(specs) > 20 {
+		return nil, &InvalidError{"parents", "at most 20 parents"}
+	}
+	refs := []ParentRef{}
+	seen := map[string]bool{}
+	for _, spec := range specs {
+		d, err := s.store.DesignBySlug(ctx, spec.Slug)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, &InvalidError{"parents", fmt.Sprintf("no design %q", spec.Slug)}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if d.Hidden {
+			return nil, fmt.Errorf("design %q is hidden and cannot be forked: %w", spec.Slug, ErrForbidden)
+		}
+		n := spec.Version
+		if n == 0 {
+			n = d.LatestVersion
+		}
+		v, err := s.store.Version(ctx, d.ID, n)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, &InvalidError{"parents", fmt.Sprintf("design %q has no version %d", spec.Slug, n)}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if seen[d.ID] {
+			return nil, &InvalidError{"parents", fmt.Sprintf("%q is named twice", spec.Slug)}
+		}
+		seen[d.ID] = true
+		refs = append(refs, ParentRef{DesignID: d.ID, Slug: d.Slug, Version: n, Title: d.Title, Owner: d.Owner, License: v.License})
+	}
+	return refs, nil
+}
+
+// checkForkLicense maps the license rules to errors: a parent that forbids derivatives
+// is ErrForbidden (403); a license outside what the parents allow, or parents that
+// allow nothing in common, is an InvalidError (422) that lists what is allowed.
+func (s *Service) checkForkLicense(parents []ParentRef, child string) error {
+	ids := make([]string, len(parents))
+	for i, p := range parents {
+		ids[i] = p.License
+	}
+	err := license.CheckFork(ids, child)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, license.ErrNoDerivatives):
+		return fmt.Errorf("%v: %w", err, ErrForbidden)
+	default:
+		return &InvalidError{"license", err.Error()}
+	}
+}
+
+// NewVersion is what an owner sends with a new version: a message, the files that
+// changed (an uploaded path replaces the old one), paths to drop, and optionally a new
+// license or BOM (without one, the BOM carries over).
+type NewVersion struct {
+	Message string   `json:"message"`
+	Remove  []string `json:"remove"`
+	License string   `json:"license"`
+}
+
+// AddVersion adds the next version of the design slug. Only its owner may.
+func (s *Service) AddVersion(ctx context.Context, actor Actor, slug string, nv NewVersion, files FileSource, bom []byte) (Version, error) {
+	d, err := s.store.DesignBySlug(ctx, slug)
+	if err != nil {
+		return Version{}, fmt.Errorf("design %s: %w", slug, err)
+	}
+	if d.OwnerID != actor.ID {
+		return Version{}, fmt.Errorf("only the owner of %s adds versions (fork it to make your own): %w", slug, ErrForbidden)
+	}
+	if err := checkText("message", nv.Message, 2000, true); err != nil {
+		return Version{}, err
+	}
+	prev, err := s.store.Version(ctx, d.ID, d.LatestVersion)
+	if err != nil {
+		return Version{}, fmt.Errorf("design %s version %d: %w", slug, d.LatestVersion, err)
+	}
+	lic := prev.License
+	if nv.License != "" && nv.License != prev.License {
+		if _, err := license.Lookup(nv.License); err != nil {
+			return Version{}, &InvalidError{"license", err.Error()}
+		}
+		if len(d.Parents) > 0 {
+			if err := s.checkForkLicense(d.Parents, nv.License); err != nil {
+				return Version{}, err
+			}
+		}
+		lic = nv.License
+	}
+	base := prev.Files
+	for _, raw := range nv.Remove {
+		p, err := CleanPath(raw)
+		if err != nil {
+			return Version{}, err
+		}
+		if _, ok := prev.File(p); !ok {
+			return Version{}, &InvalidError{"remove", fmt.Sprintf("version %d has no file %q", prev.Number, p)}
+		}
+		base = removeFile(base, p)
+	}
+	stored, err := s.storeFiles(ctx, base, files)
+	if err != nil {
+		return Version{}, err
+	}
+	if len(stored) == 0 {
+		return Version{}, &InvalidError{"files", "a version needs at least one file"}
+	}
+	now := s.now().UTC()
+	v := Version{DesignID: d.ID, Number: d.LatestVersion + 1, Message: nv.Message, License: lic, Files: stored, BOM: prev.BOM, CreatedBy: actor.Handle, CreatedAt: now}
+	if len(bom) > 0 {
+		if v.BOM, err = ParseBOM(bom, v.MeshFiles()); err != nil {
+			return Version{}, err
+		}
+	} else if err := ValidateBOM(v.BOM, v.MeshFiles()); err != nil {
+		return Version{}, &InvalidError{"bom", "the BOM carried over from the last version no longer fits: " + err.Error()}
+	}
+	d.LatestVersion, d.License, d.UpdatedAt = v.Number, lic, now
+	if err := s.store.AddVersion(ctx, v, d); err != nil {
+		if errors.Is(err, storage.ErrConflict) {
+			return Version{}, fmt.Errorf("another version of %s was added at the same time; try again: %w", slug, err)
+		}
+		return Version{}, fmt.Errorf("add version to %s: %w", slug, err)
+	}
+	return v, nil
+}
+
+func removeFile(files []File, p string) []File {
+	out := make([]File, 0, len(files))
+	for _, f := range files {
+		if f.Path != p {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// ForkOptions says which licenses a fork of slug may take, or why it may not be forked.
+func (s *Service) ForkOptions(ctx context.Context, slug string) ([]license.Option, error) {
+	d, err := s.store.DesignBySlug(ctx, slug)
+	if err != nil {
+		return nil, fmt.Errorf("design %s: %w", slug, err)
+	}
+	if d.Hidden {
+		return nil, fmt.Errorf("design %q is hidden and cannot be forked: %w", slug, ErrForbidden)
+	}
+	options, err := license.ForkOptions([]string{d.License})
+	if errors.Is(err, license.ErrNoDerivatives) {
+		return nil, fmt.Errorf("%v: %w", err, ErrForbidden)
+	}
+	return options, err
+}
+
+// ForkRequest is what a person asks for when forking.
+type ForkRequest struct {
+	License string `json:"license"`
+	Title   string `json:"title"`
+	Slug    string `json:"slug"`
+	Version int    `json:"version"` // 0: the latest
+}
+
+// Fork makes a new design owned by actor from a version of slug. It stores no new
+// blobs: the fork's first version points at its parent's files.
+func (s *Service) Fork(ctx context.Context, actor Actor, slug string, fr ForkRequest) (Design, error) {
+	parents, err := s.resolveParents(ctx, []ParentSpec{{Slug: slug, Version: fr.Version}})
+	if err != nil {
+		var invalid *InvalidError
+		if errors.As(err, &invalid) && strings.HasPrefix(invalid.Message, "no design") {
+			return Design{}, fmt.Errorf("design %s: %w", slug, storage.ErrNotFound)
+		}
+		return Design{}, err
+	}
+	if fr.License == "" {
+		return Design{}, &InvalidError{"license", "choose the fork's license (GET fork-options lists the allowed ones)"}
+	}
+	if err := s.checkForkLicense(parents, fr.License); err != nil {
+		return Design{}, err
+	}
+	parent, err := s.store.DesignByID(ctx, parents[0].DesignID)
+	if err != nil {
+		return Design{}, err
+	}
+	pv, err := s.store.Version(ctx, parent.ID, parents[0].Version)
+	if err != nil {
+		return Design{}, err
+	}
+	title := fr.Title
+	if title == "" {
+		title = parent.Title + " (fork)"
+	}
+	if err := checkText("title", title, 200, true); err != nil {
+		return Design{}, err
+	}
+	now := s.now().UTC()
+	d := Design{
+		ID: uuid.NewString(), OwnerID: actor.ID, Owner: actor.Handle, Title: title, Summary: parent.Summary,
+		Tags: parent.Tags, License: fr.License, Parents: parents, LatestVersion: 1, CreatedAt: now, UpdatedAt: now,
+	}
+	v := Version{
+		DesignID: d.ID, Number: 1, License: fr.License, Files: pv.Files, BOM: pv.BOM, CreatedBy: actor.Handle, CreatedAt: now,
+		Message: fmt.Sprintf("Forked from %s v%d by %s (%s)", parent.Slug, pv.Number, parent.Owner, pv.License),
+	}
+	if err := s.insertWithSlug(ctx, &d, v, fr.Slug); err != nil {
+		return Design{}, err
+	}
+	s.log.Info("design forked", "design", d.Slug, "parent", parent.Slug, "owner", actor.Handle)
+	return d, nil
+}
+
+// Design returns a design and its latest version. A hidden design comes back as a
+// tombstone: its title, owner and license, without files, unless the actor is an admin.
+func (s *Service) Design(ctx context.Context, actor Actor, slug string) (Design, *Version, error) {
+	d, err := s.store.DesignBySlug(ctx, slug)
+	if err != nil {
+		return Design{}, nil, fmt.Errorf("design %s: %w", slug, err)
+	}
+	if d.Hidden && !actor.Admin {
+		return d, nil, nil
+	}
+	v, err := s.store.Version(ctx, d.ID, d.LatestVersion)
+	if err != nil {
+		return Design{}, nil, fmt.Errorf("design %s version %d: %w", slug, d.LatestVersion, err)
+	}
+	return d, &v, nil
+}
+
+// Version returns one version of a design (not of a hidden one, but to admins).
+func (s *Service) Version(ctx context.Context, actor Actor, slug string, n int) (Design, Version, error) {
+	d, err := s.store.DesignBySlug(ctx, slug)
+	if err != nil {
+		return Design{}, Version{}, fmt.Errorf("design %s: %w", slug, err)
+	}
+	if d.Hidden && !actor.Admin {
+		return Design{}, Version{}, fmt.Errorf("design %s is hidden: %w", slug, storage.ErrNotFound)
+	}
+	v, err := s.store.Version(ctx, d.ID, n)
+	if err != nil {
+		return Design{}, Version{}, fmt.Errorf("design %s version %d: %w", slug, n, err)
+	}
+	return d, v, nil
+}
+
+// Versions lists a design's versions, newest first.
+func (s *Service) Versions(ctx context.Context, slug string) ([]Version, error) {
+	d, err := s.store.DesignBySlug(ctx, slug)
+	if err != nil {
+		return nil, fmt.Errorf("design %s: %w", slug, err)
+	}
+	return s.store.Versions(ctx, d.ID)
+}
+
+// Search lists visible designs.
+func (s *Service) Search(ctx context.Context, q Query) (Page, error) {
+	if q.Limit <= 0 || q.Limit > 100 {
+		q.Limit = 24
+	}
+	if len(q.Text) > 200 {
+		return Page{}, &InvalidError{"q", "at most 200 characters"}
+	}
+	return s.store.Search(ctx, q)
+}
+
+// OpenBlob opens length bytes of a stored file at offset (length < 0: to the end).
+func (s *Service) OpenBlob(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	return s.blobs.Get(ctx, key, offset, length)
+}
+
+// SetHidden hides or shows a design; only admins may.
+func (s *Service) SetHidden(ctx context.Context, actor Actor, slug string, hidden bool) error {
+	if !actor.Admin {
+		return fmt.Errorf("only maintainers hide designs: %w", ErrForbidden)
+	}
+	d, err := s.store.DesignBySlug(ctx, slug)
+	if err != nil {
+		return fmt.Errorf("design %s: %w", slug, err)
+	}
+	return s.store.SetHidden(ctx, d.ID, hidden, s.now().UTC())
+}
+
+// SetFeatured features a design on the home page; only admins may.
+func (s *Service) SetFeatured(ctx context.Context, actor Actor, slug string, featured bool) error {
+	if !actor.Admin {
+		return fmt.Errorf("only maintainers feature designs: %w", ErrForbidden)
+	}
+	d, err := s.store.DesignBySlug(ctx, slug)
+	if err != nil {
+		return fmt.Errorf("design %s: %w", slug, err)
+	}
+	return s.store.SetFeatured(ctx, d.ID, featured)
+}

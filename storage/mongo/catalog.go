@@ -1,0 +1,286 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// Catalog implements catalog.Store.
+type Catalog struct{ db *DB }
+
+var _ catalog.Store = Catalog{}
+
+// Catalog returns the catalog store of db.
+func (db *DB) Catalog() Catalog { return Catalog{db} }
+
+func (c Catalog) designs() *mongo.Collection  { return c.db.db.Collection("designs") }
+func (c Catalog) versions() *mongo.Collection { return c.db.db.Collection("versions") }
+
+// designDoc is a design as stored: with the parents' ids and the search terms
+// alongside, for the indexes.
+type designDoc struct {
+	ID            string              `bson:"_id"`
+	Slug          string              `bson:"slug"`
+	OwnerID       string              `bson:"owner_id"`
+	Owner         string              `bson:"owner"`
+	Title         string              `bson:"title"`
+	Summary       string              `bson:"summary"`
+	Tags          []string            `bson:"tags"`
+	License       string              `bson:"license"`
+	Hidden        bool                `bson:"hidden"`
+	Featured      bool                `bson:"featured"`
+	Parents       []catalog.ParentRef `bson:"parents"`
+	ParentIDs     []string            `bson:"parent_ids"`
+	Terms         []string            `bson:"terms"`
+	LatestVersion int                 `bson:"latest_version"`
+	Counters      catalog.Counters    `bson:"counters"`
+	CreatedAt     time.Time           `bson:"created_at"`
+	UpdatedAt     time.Time           `bson:"updated_at"`
+}
+
+func toDesignDoc(d catalog.Design) designDoc {
+	doc := designDoc{
+		ID: d.ID, Slug: d.Slug, OwnerID: d.OwnerID, Owner: d.Owner, Title: d.Title, Summary: d.Summary, Tags: d.Tags,
+		License: d.License, Hidden: d.Hidden, Featured: d.Featured, Parents: d.Parents, ParentIDs: []string{},
+		Terms: catalog.Terms(d), LatestVersion: d.LatestVersion, Counters: d.Counters, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+	}
+	for _, p := range d.Parents {
+		doc.ParentIDs = append(doc.ParentIDs, p.DesignID)
+	}
+	return doc
+}
+
+func (doc designDoc) design() catalog.Design {
+	d := catalog.Design{
+		ID: doc.ID, Slug: doc.Slug, OwnerID: doc.OwnerID, Owner: doc.Owner, Title: doc.Title, Summary: doc.Summary,
+		Tags: doc.Tags, License: doc.License, Hidden: doc.Hidden, Featured: doc.Featured, Parents: doc.Parents,
+		LatestVersion: doc.LatestVersion, Counters: doc.Counters, CreatedAt: doc.CreatedAt.UTC(), UpdatedAt: doc.UpdatedAt.UTC(),
+	}
+	if d.Tags == nil {
+		d.Tags = []string{}
+	}
+	if d.Parents == nil {
+		d.Parents = []catalog.ParentRef{}
+	}
+	return d
+}
+
+type versionDoc struct {
+	ID              string `bson:"_id"` // design id ":" number: one document per version, ever
+	catalog.Version `bson:",inline"`
+}
+
+func versionID(designID string, n int) string { return fmt.Sprintf("%s:%d", designID, n) }
+
+// CreateDesign writes the first version, then the design. Without transactions a crash
+// between the two leaves a version no design points to; writing it as an upsert keeps
+// retries under another slug (same design id) from colliding with it.
+func (c Catalog) CreateDesign(ctx context.Context, d catalog.Design, v catalog.Version) error {
+	_, err := c.versions().ReplaceOne(ctx, bson.M{"_id": versionID(v.DesignID, v.Number)},
+		versionDoc{ID: versionID(v.DesignID, v.Number), Version: v}, options.Replace().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("insert version: %w", mapErr(err))
+	}
+	if _, err := c.designs().InsertOne(ctx, toDesignDoc(d)); err != nil {
+		return fmt.Errorf("insert design %s: %w", d.Slug, mapErr(err))
+	}
+	return nil
+}
+
+// AddVersion inserts the version (its _id makes the number unique), then moves the
+// design's latest-version pointer with a compare-and-set. If the insert collides with a
+// version a crashed writer left behind, the pointer is moved onto it (finishing that
+// write) and the caller is told to try again with the next number.
+func (c Catalog) AddVersion(ctx context.Context, v catalog.Version, d catalog.Design) error {
+	_, err := c.versions().InsertOne(ctx, versionDoc{ID: versionID(v.DesignID, v.Number), Version: v})
+	if mongo.IsDuplicateKeyError(err) {
+		c.designs().UpdateOne(ctx, bson.M{"_id": v.DesignID, "latest_version": v.Number - 1},
+			bson.M{"$set": bson.M{"latest_version": v.Number}})
+		return fmt.Errorf("version %d exists: %w", v.Number, storage.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert version %d: %w", v.Number, err)
+	}
+	res, err := c.designs().UpdateOne(ctx, bson.M{"_id": v.DesignID, "latest_version": v.Number - 1},
+		bson.M{"$set": bson.M{"latest_version": v.Number, "license": d.License, "updated_at": d.UpdatedAt}})
+	if err != nil {
+		return fmt.Errorf("move latest version: %w", err)
+	}
+	if res.MatchedCount != 1 {
+		return fmt.Errorf("version %d: the design's latest version moved: %w", v.Number, storage.ErrConflict)
+	}
+	return nil
+}
+
+func (c Catalog) findDesign(ctx context.Context, filter bson.M, what string) (catalog.Design, error) {
+	var doc designDoc
+	if err := c.designs().FindOne(ctx, filter).Decode(&doc); err != nil {
+		return catalog.Design{}, fmt.Errorf("design %s: %w", what, mapErr(err))
+	}
+	return doc.design(), nil
+}
+
+func (c Catalog) DesignBySlug(ctx context.Context, slug string) (catalog.Design, error) {
+	return c.findDesign(ctx, bson.M{"slug": slug}, slug)
+}
+
+func (c Catalog) DesignByID(ctx context.Context, id string) (catalog.Design, error) {
+	return c.findDesign(ctx, bson.M{"_id": id}, id)
+}
+
+func (c Catalog) Version(ctx context.Context, designID string, number int) (catalog.Version, error) {
+	var doc versionDoc
+	if err := c.versions().FindOne(ctx, bson.M{"_id": versionID(designID, number)}).Decode(&doc); err != nil {
+		return catalog.Version{}, fmt.Errorf("version %d: %w", number, mapErr(err))
+	}
+	v := doc.Version
+	v.CreatedAt = v.CreatedAt.UTC()
+	if v.BOM == nil {
+		v.BOM = []catalog.BOMLine{}
+	}
+	return v, nil
+}
+
+func (c Catalog) Versions(ctx context.Context, designID string) ([]catalog.Version, error) {
+	cur, err := c.versions().Find(ctx, bson.M{"design_id": designID},
+		options.Find().SetSort(bson.D{{Key: "number", Value: -1}}).SetProjection(bson.M{"files": 0, "bom": 0}))
+	if err != nil {
+		return nil, err
+	}
+	var docs []versionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	versions := make([]catalog.Version, 0, len(docs))
+	for _, d := range docs {
+		d.Version.CreatedAt = d.Version.CreatedAt.UTC()
+		versions = append(versions, d.Version)
+	}
+	return versions, nil
+}
+
+func (c Catalog) findDesigns(ctx context.Context, filter bson.M, opts *options.FindOptionsBuilder) ([]catalog.Design, error) {
+	cur, err := c.designs().Find(ctx, filter, opts)
+	if err != nil {
+		return nil, err
+	}
+	var docs []designDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	designs := make([]catalog.Design, 0, len(docs))
+	for _, d := range docs {
+		designs = append(designs, d.design())
+	}
+	return designs, nil
+}
+
+func (c Catalog) Children(ctx context.Context, designID string) ([]catalog.Design, error) {
+	return c.findDesigns(ctx, bson.M{"parent_ids": designID},
+		options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}))
+}
+
+// Search matches each query word as a prefix of one of the design's lower-cased terms
+// (an anchored regex on the multikey terms index): the same behaviour as the SQLite
+// store's FTS5 prefix queries, in what FerretDB and MongoDB both support.
+func (c Catalog) Search(ctx context.Context, q catalog.Query) (catalog.Page, error) {
+	and := bson.A{bson.M{"hidden": false}}
+	for _, w := range catalog.QueryWords(q.Text) {
+		and = append(and, bson.M{"terms": bson.M{"$regex": "^" + regexp.QuoteMeta(w)}})
+	}
+	if q.Tag != "" {
+		and = append(and, bson.M{"tags": q.Tag})
+	}
+	if q.License != "" {
+		and = append(and, bson.M{"license": q.License})
+	}
+	if q.Owner != "" {
+		and = append(and, bson.M{"owner": q.Owner})
+	}
+	if q.Featured {
+		and = append(and, bson.M{"featured": true})
+	}
+	if q.Cursor != "" {
+		ts, id, err := catalog.DecodeCursor(q.Cursor)
+		if err != nil {
+			return catalog.Page{}, err
+		}
+		t := time.Unix(0, ts).UTC()
+		and = append(and, bson.M{"$or": bson.A{
+			bson.M{"created_at": bson.M{"$lt": t}},
+			bson.M{"created_at": t, "_id": bson.M{"$lt": id}},
+		}})
+	}
+	designs, err := c.findDesigns(ctx, bson.M{"$and": and}, options.Find().
+		SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(q.Limit+1)))
+	if err != nil {
+		return catalog.Page{}, fmt.Errorf("search designs: %w", err)
+	}
+	page := catalog.Page{Designs: designs}
+	if len(designs) > q.Limit {
+		page.Designs = designs[:q.Limit]
+		last := page.Designs[q.Limit-1]
+		page.NextCursor = catalog.EncodeCursor(last.CreatedAt, last.ID)
+	}
+	return page, nil
+}
+
+func (c Catalog) update(ctx context.Context, designID string, set bson.M) error {
+	res, err := c.designs().UpdateByID(ctx, designID, bson.M{"$set": set})
+	if err != nil {
+		return err
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("design %s: %w", designID, storage.ErrNotFound)
+	}
+	return nil
+}
+
+func (c Catalog) SetHidden(ctx context.Context, designID string, hidden bool, at time.Time) error {
+	return c.update(ctx, designID, bson.M{"hidden": hidden, "updated_at": at})
+}
+
+func (c Catalog) SetFeatured(ctx context.Context, designID string, featured bool) error {
+	return c.update(ctx, designID, bson.M{"featured": featured})
+}
+
+func (c Catalog) SetCounters(ctx context.Context, designID string, counters catalog.Counters) error {
+	return c.update(ctx, designID, bson.M{"counters": counters})
+}
+
+func (c Catalog) ReferencedBlobs(ctx context.Context, fn func(string) error) error {
+	cur, err := c.versions().Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"files.sha256": 1}))
+	if err != nil {
+		return err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var doc struct {
+			Files []struct {
+				SHA256 string `bson:"sha256"`
+			} `bson:"files"`
+		}
+		if err := cur.Decode(&doc); err != nil {
+			return err
+		}
+		for _, f := range doc.Files {
+			if err := fn(f.SHA256); err != nil {
+				return err
+			}
+		}
+	}
+	if err := cur.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,280 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// Catalog implements catalog.Store.
+type Catalog struct{ db *DB }
+
+var _ catalog.Store = Catalog{}
+
+// Catalog returns the catalog store of db.
+func (db *DB) Catalog() Catalog { return Catalog{db} }
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only our own plain structs are marshalled
+	}
+	return string(b)
+}
+
+func (c Catalog) CreateDesign(ctx context.Context, d catalog.Design, v catalog.Version) error {
+	tx, err := c.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `
+		INSERT INTO designs(id, slug, owner_id, owner, title, summary, tags, license, hidden, featured, parents, latest_version, counters, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.Slug, d.OwnerID, d.Owner, d.Title, d.Summary, mustJSON(d.Tags), d.License, d.Hidden, d.Featured,
+		mustJSON(d.Parents), d.LatestVersion, mustJSON(d.Counters), unixNano(d.CreatedAt), unixNano(d.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("insert design %s: %w", d.Slug, mapErr(err))
+	}
+	rowid, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO designs_fts(rowid, title, summary, tags) VALUES (?, ?, ?, ?)`,
+		rowid, d.Title, d.Summary, strings.Join(d.Tags, " ")); err != nil {
+		return fmt.Errorf("index design %s: %w", d.Slug, err)
+	}
+	for _, p := range d.Parents {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO design_parents(child_id, parent_id) VALUES (?, ?)`, d.ID, p.DesignID); err != nil {
+			return err
+		}
+	}
+	for _, t := range d.Tags {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO design_tags(design_id, tag) VALUES (?, ?)`, d.ID, t); err != nil {
+			return err
+		}
+	}
+	if err := insertVersion(ctx, tx, v); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func insertVersion(ctx context.Context, tx *sql.Tx, v catalog.Version) error {
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO versions(design_id, number, message, license, files, bom, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		v.DesignID, v.Number, v.Message, v.License, mustJSON(v.Files), mustJSON(v.BOM), v.CreatedBy, unixNano(v.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("insert version %d: %w", v.Number, mapErr(err))
+	}
+	return nil
+}
+
+func (c Catalog) AddVersion(ctx context.Context, v catalog.Version, d catalog.Design) error {
+	tx, err := c.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE designs SET latest_version = ?, license = ?, updated_at = ? WHERE id = ? AND latest_version = ?`,
+		v.Number, d.License, unixNano(d.UpdatedAt), v.DesignID, v.Number-1)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("version %d: the design's latest version moved: %w", v.Number, storage.ErrConflict)
+	}
+	if err := insertVersion(ctx, tx, v); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+const designColumns = `id, slug, owner_id, owner, title, summary, tags, license, hidden, featured, parents, latest_version, counters, created_at, updated_at`
+
+func scanDesign(row scanner) (catalog.Design, error) {
+	var d catalog.Design
+	var tags, parents, counters string
+	var created, updated int64
+	err := row.Scan(&d.ID, &d.Slug, &d.OwnerID, &d.Owner, &d.Title, &d.Summary, &tags, &d.License, &d.Hidden, &d.Featured,
+		&parents, &d.LatestVersion, &counters, &created, &updated)
+	if err != nil {
+		return catalog.Design{}, mapErr(err)
+	}
+	d.CreatedAt, d.UpdatedAt = fromNano(created), fromNano(updated)
+	if err := json.Unmarshal([]byte(tags), &d.Tags); err != nil {
+		return catalog.Design{}, err
+	}
+	if err := json.Unmarshal([]byte(parents), &d.Parents); err != nil {
+		return catalog.Design{}, err
+	}
+	return d, json.Unmarshal([]byte(counters), &d.Counters)
+}
+
+func (c Catalog) DesignBySlug(ctx context.Context, slug string) (catalog.Design, error) {
+	d, err := scanDesign(c.db.read.QueryRowContext(ctx, `SELECT `+designColumns+` FROM designs WHERE slug = ?`, slug))
+	if err != nil {
+		return d, fmt.Errorf("design %s: %w", slug, err)
+	}
+	return d, nil
+}
+
+func (c Catalog) DesignByID(ctx context.Context, id string) (catalog.Design, error) {
+	d, err := scanDesign(c.db.read.QueryRowContext(ctx, `SELECT `+designColumns+` FROM designs WHERE id = ?`, id))
+	if err != nil {
+		return d, fmt.Errorf("design %s: %w", id, err)
+	}
+	return d, nil
+}
+
+func (c Catalog) Version(ctx context.Context, designID string, number int) (catalog.Version, error) {
+	var v catalog.Version
+	var files, bom string
+	var created int64
+	err := c.db.read.QueryRowContext(ctx, `
+		SELECT design_id, number, message, license, files, bom, created_by, created_at FROM versions WHERE design_id = ? AND number = ?`,
+		designID, number).Scan(&v.DesignID, &v.Number, &v.Message, &v.License, &files, &bom, &v.CreatedBy, &created)
+	if err != nil {
+		return catalog.Version{}, fmt.Errorf("version %d: %w", number, mapErr(err))
+	}
+	v.CreatedAt = fromNano(created)
+	if err := json.Unmarshal([]byte(files), &v.Files); err != nil {
+		return catalog.Version{}, err
+	}
+	return v, json.Unmarshal([]byte(bom), &v.BOM)
+}
+
+func (c Catalog) Versions(ctx context.Context, designID string) ([]catalog.Version, error) {
+	rows, err := c.db.read.QueryContext(ctx, `
+		SELECT design_id, number, message, license, created_by, created_at FROM versions WHERE design_id = ? ORDER BY number DESC`, designID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	versions := []catalog.Version{}
+	for rows.Next() {
+		var v catalog.Version
+		var created int64
+		if err := rows.Scan(&v.DesignID, &v.Number, &v.Message, &v.License, &v.CreatedBy, &created); err != nil {
+			return nil, err
+		}
+		v.CreatedAt = fromNano(created)
+		versions = append(versions, v)
+	}
+	return versions, rows.Err()
+}
+
+func (c Catalog) queryDesigns(ctx context.Context, query string, args ...any) ([]catalog.Design, error) {
+	rows, err := c.db.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	designs := []catalog.Design{}
+	for rows.Next() {
+		d, err := scanDesign(rows)
+		if err != nil {
+			return nil, err
+		}
+		designs = append(designs, d)
+	}
+	return designs, rows.Err()
+}
+
+func (c Catalog) Children(ctx context.Context, designID string) ([]catalog.Design, error) {
+	return c.queryDesigns(ctx, `SELECT `+designColumns+` FROM designs
+		WHERE id IN (SELECT child_id FROM design_parents WHERE parent_id = ?) ORDER BY created_at, id`, designID)
+}
+
+func (c Catalog) Search(ctx context.Context, q catalog.Query) (catalog.Page, error) {
+	where := []string{"d.hidden = 0"}
+	var args []any
+	if words := catalog.QueryWords(q.Text); len(words) > 0 {
+		terms := make([]string, len(words))
+		for i, w := range words {
+			terms[i] = `"` + w + `"*` // words are letters and digits only: safe to quote
+		}
+		where = append(where, "d.rowid IN (SELECT rowid FROM designs_fts WHERE designs_fts MATCH ?)")
+		args = append(args, strings.Join(terms, " "))
+	}
+	if q.Tag != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM design_tags t WHERE t.design_id = d.id AND t.tag = ?)")
+		args = append(args, q.Tag)
+	}
+	if q.License != "" {
+		where = append(where, "d.license = ?")
+		args = append(args, q.License)
+	}
+	if q.Owner != "" {
+		where = append(where, "d.owner = ?")
+		args = append(args, q.Owner)
+	}
+	if q.Featured {
+		where = append(where, "d.featured = 1")
+	}
+	if q.Cursor != "" {
+		ts, id, err := catalog.DecodeCursor(q.Cursor)
+		if err != nil {
+			return catalog.Page{}, err
+		}
+		where = append(where, "(d.created_at < ? OR (d.created_at = ? AND d.id < ?))")
+		args = append(args, ts, ts, id)
+	}
+	args = append(args, q.Limit+1)
+	designs, err := c.queryDesigns(ctx, `SELECT `+prefixed("d.", designColumns)+` FROM designs d WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY d.created_at DESC, d.id DESC LIMIT ?`, args...)
+	if err != nil {
+		return catalog.Page{}, fmt.Errorf("search designs: %w", err)
+	}
+	page := catalog.Page{Designs: designs}
+	if len(designs) > q.Limit {
+		page.Designs = designs[:q.Limit]
+		last := page.Designs[q.Limit-1]
+		page.NextCursor = catalog.EncodeCursor(last.CreatedAt, last.ID)
+	}
+	return page, nil
+}
+
+func prefixed(p, columns string) string {
+	cols := strings.Split(columns, ", ")
+	for i := range cols {
+		cols[i] = p + cols[i]
+	}
+	return strings.Join(cols, ", ")
+}
+
+func (c Catalog) SetHidden(ctx context.Context, designID string, hidden bool, at time.Time) error {
+	return expectOne(c.db.write.ExecContext(ctx, `UPDATE designs SET hidden = ?, updated_at = ? WHERE id = ?`, hidden, unixNano(at), designID))
+}
+
+func (c Catalog) SetFeatured(ctx context.Context, designID string, featured bool) error {
+	return expectOne(c.db.write.ExecContext(ctx, `UPDATE designs SET featured = ? WHERE id = ?`, featured, designID))
+}
+
+func (c Catalog) SetCounters(ctx context.Context, designID string, counters catalog.Counters) error {
+	return expectOne(c.db.write.ExecContext(ctx, `UPDATE designs SET counters = ? WHERE id = ?`, mustJSON(counters), designID))
+}
+
+func (c Catalog) ReferencedBlobs(ctx context.Context, fn func(string) error) error {
+	rows, err := c.db.read.QueryContext(ctx, `SELECT DISTINCT j.value ->> 'sha256' FROM versions, json_each(versions.files) AS j`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		if err := rows.Scan(&key); err != nil {
+			return err
+		}
+		if err := fn(key); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
