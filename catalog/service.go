@@ -68,6 +68,13 @@ func (s *Service) Limits() Limits { return s.limits }
 // at yield's first error, which it returns.
 type FileSource func(yield func(path string, r io.Reader) error) error
 
+// BOMSource returns the uploaded BOM (nil for none). It is called after the files have
+// been read, as a BOM may arrive after them in a stream.
+type BOMSource func() []byte
+
+// NoBOM is the BOMSource of an upload without one.
+func NoBOM() []byte { return nil }
+
 // NewDesign is what a person fills in to publish a design.
 type NewDesign struct {
 	Title   string       `json:"title"`
@@ -101,7 +108,7 @@ func checkText(field, v string, max int, required bool) error {
 // blob storage as they arrive; nothing about the design is recorded until every file
 // is stored and checked, so a failure leaves at most unreferenced blobs, which the
 // maintenance cron collects.
-func (s *Service) Create(ctx context.Context, actor Actor, nd NewDesign, files FileSource, bom []byte) (Design, Version, error) {
+func (s *Service) Create(ctx context.Context, actor Actor, nd NewDesign, files FileSource, bomSource BOMSource) (Design, Version, error) {
 	if err := checkText("title", nd.Title, 200, true); err != nil {
 		return Design{}, Version{}, err
 	}
@@ -139,7 +146,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, nd NewDesign, files F
 	if v.Message == "" {
 		v.Message = "First version"
 	}
-	if len(bom) > 0 {
+	if bom := bomSource(); len(bom) > 0 {
 		if v.BOM, err = ParseBOM(bom, v.MeshFiles()); err != nil {
 			return Design{}, Version{}, err
 		}
@@ -330,7 +337,7 @@ type NewVersion struct {
 }
 
 // AddVersion adds the next version of the design slug. Only its owner may.
-func (s *Service) AddVersion(ctx context.Context, actor Actor, slug string, nv NewVersion, files FileSource, bom []byte) (Version, error) {
+func (s *Service) AddVersion(ctx context.Context, actor Actor, slug string, nv NewVersion, files FileSource, bomSource BOMSource) (Version, error) {
 	d, err := s.store.DesignBySlug(ctx, slug)
 	if err != nil {
 		return Version{}, fmt.Errorf("design %s: %w", slug, err)
@@ -377,7 +384,7 @@ func (s *Service) AddVersion(ctx context.Context, actor Actor, slug string, nv N
 	}
 	now := s.now().UTC()
 	v := Version{DesignID: d.ID, Number: d.LatestVersion + 1, Message: nv.Message, License: lic, Files: stored, BOM: prev.BOM, CreatedBy: actor.Handle, CreatedAt: now}
-	if len(bom) > 0 {
+	if bom := bomSource(); len(bom) > 0 {
 		if v.BOM, err = ParseBOM(bom, v.MeshFiles()); err != nil {
 			return Version{}, err
 		}

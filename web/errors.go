@@ -2,12 +2,14 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/storage"
 	"github.com/fabcommons/fabcommons/web/account"
 )
@@ -37,7 +39,13 @@ var (
 func (s *Server) fail(c *gin.Context, err error) {
 	var invalid interface{ InvalidField() string }
 	var throttled interface{ RetryAfter() time.Duration }
+	var bad *badRequest
+	var tooBig *http.MaxBytesError
 	switch {
+	case errors.As(err, &bad):
+		abort(c, http.StatusBadRequest, "bad_request", bad.msg)
+	case errors.As(err, &tooBig):
+		abort(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the request body is over %d bytes", tooBig.Limit))
 	case errors.As(err, &invalid):
 		c.AbortWithStatusJSON(http.StatusUnprocessableEntity, gin.H{"error": apiError{
 			Code: "invalid", Message: err.Error(), Field: invalid.InvalidField()}})
@@ -46,7 +54,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 		abort(c, http.StatusTooManyRequests, "rate_limited", err.Error())
 	case errors.Is(err, account.ErrBadCredentials), errors.Is(err, account.ErrUnauthenticated), errors.Is(err, errLoginRequired):
 		abort(c, http.StatusUnauthorized, "unauthenticated", err.Error())
-	case errors.Is(err, errForbidden):
+	case errors.Is(err, errForbidden), errors.Is(err, catalog.ErrForbidden):
 		abort(c, http.StatusForbidden, "forbidden", err.Error())
 	case errors.Is(err, storage.ErrNotFound):
 		abort(c, http.StatusNotFound, "not_found", err.Error())
@@ -59,3 +67,11 @@ func (s *Server) fail(c *gin.Context, err error) {
 		abort(c, http.StatusInternalServerError, "internal", "something went wrong on our side; the request ID is "+c.GetString(ctxRequestID))
 	}
 }
+
+// rateLimited is a web-level rate limit (as opposed to the login throttle).
+type rateLimited struct{ wait time.Duration }
+
+func (e *rateLimited) Error() string {
+	return fmt.Sprintf("too many requests: try again in %s", e.wait.Round(time.Second))
+}
+func (e *rateLimited) RetryAfter() time.Duration { return e.wait }

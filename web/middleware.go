@@ -67,6 +67,9 @@ func (s *Server) recoverPanic(c *gin.Context) {
 // of it is read; an undeclared one fails when the cap is crossed.
 func (s *Server) limitBody(c *gin.Context) {
 	limit := s.cfg.MaxBodyBytes
+	if l, ok := s.bodyLimits[c.FullPath()]; ok {
+		limit = l
+	}
 	if c.Request.ContentLength > limit {
 		abort(c, http.StatusRequestEntityTooLarge, "too_large", "the request body is over "+strconv.FormatInt(limit, 10)+" bytes")
 		return

@@ -11,15 +11,20 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/web/account"
 )
 
 // Config holds the web settings.
 type Config struct {
-	MaxBodyBytes   int64    // limit for JSON bodies (default 1 MiB)
-	SecureCookies  bool     // set Secure on cookies (the hub is served over HTTPS)
-	TrustedProxies []string // proxies whose X-Forwarded-For is believed for client IPs
-	SignupsPerHour int      // sign-ups allowed per client IP per hour (default 20)
+	MaxBodyBytes        int64    // limit for JSON bodies (default 1 MiB)
+	SecureCookies       bool     // set Secure on cookies (the hub is served over HTTPS)
+	TrustedProxies      []string // proxies whose X-Forwarded-For is believed for client IPs
+	SignupsPerHour      int      // sign-ups allowed per client IP per hour (default 20)
+	MeshChecksPerMinute int      // POST /mesh/check calls per client IP per minute (default 30)
+	MaxMeshBytes        int64    // largest STL /mesh/check reads (default 256 MiB)
+	PublicURL           string   // how people reach the hub, for links in downloads
+	TempDir             string   // for spooling uploads that are not kept ("" = the system's)
 }
 
 // Pinger is a dependency /readyz checks.
@@ -31,6 +36,7 @@ type Pinger interface {
 type Deps struct {
 	Log      *slog.Logger
 	Accounts *account.Service
+	Catalog  *catalog.Service
 	Ready    map[string]Pinger // named dependencies /readyz checks
 	Clock    func() time.Time  // time.Now by default
 }
@@ -40,12 +46,17 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	accounts *account.Service
+	catalog  *catalog.Service
 	ready    map[string]Pinger
 	now      func() time.Time
 	signups  *account.Throttle
-	metrics  *prometheus.Registry
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	// meshChecks limits the anonymous, CPU-heavy mesh check.
+	meshChecks *account.Throttle
+	// bodyLimits overrides MaxBodyBytes for upload routes, by route pattern.
+	bodyLimits map[string]int64
+	metrics    *prometheus.Registry
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
 }
 
 // New builds the server. Its Handler serves the whole HTTP surface.
@@ -56,12 +67,28 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.SignupsPerHour == 0 {
 		cfg.SignupsPerHour = 20
 	}
+	if cfg.MeshChecksPerMinute == 0 {
+		cfg.MeshChecksPerMinute = 30
+	}
+	if cfg.MaxMeshBytes == 0 {
+		cfg.MaxMeshBytes = catalog.DefaultLimits.FileBytes
+	}
 	if d.Clock == nil {
 		d.Clock = time.Now
 	}
 	s := &Server{
-		cfg: cfg, log: d.Log, accounts: d.Accounts, ready: d.Ready, now: d.Clock,
-		signups: account.NewThrottle(cfg.SignupsPerHour, time.Hour, 100_000),
+		cfg: cfg, log: d.Log, accounts: d.Accounts, catalog: d.Catalog, ready: d.Ready, now: d.Clock,
+		signups:    account.NewThrottle(cfg.SignupsPerHour, time.Hour, 100_000),
+		meshChecks: account.NewThrottle(cfg.MeshChecksPerMinute, time.Minute, 100_000),
+	}
+	uploads := cfg.MaxBodyBytes
+	if d.Catalog != nil {
+		uploads = d.Catalog.Limits().VersionBytes + 16<<20 // files plus meta, BOM and multipart framing
+	}
+	s.bodyLimits = map[string]int64{
+		"/api/v1/designs":                uploads,
+		"/api/v1/designs/:slug/versions": uploads,
+		"/api/v1/mesh/check":             cfg.MaxMeshBytes + 1<<20,
 	}
 	s.initMetrics()
 	return s
@@ -94,5 +121,25 @@ func (s *Server) Handler() http.Handler {
 	api.POST("/sessions", s.logIn)
 	api.DELETE("/sessions/current", s.logOut)
 	api.GET("/me", s.me)
+
+	api.POST("/designs", s.createDesign)
+	api.GET("/designs", s.listDesigns)
+	api.GET("/designs/:slug", s.getDesign)
+	api.GET("/designs/:slug/versions", s.listVersions)
+	api.POST("/designs/:slug/versions", s.addVersion)
+	api.GET("/designs/:slug/versions/:n", s.getVersion)
+	api.GET("/designs/:slug/versions/:n/files/*path", s.downloadFile)
+	api.GET("/designs/:slug/versions/:n/archive.zip", s.archive)
+	api.GET("/designs/:slug/versions/:n/okh.toml", s.okh)
+	api.GET("/designs/:slug/versions/:n/bom.csv", s.bomCSV)
+	api.GET("/designs/:slug/fork-options", s.forkOptions)
+	api.POST("/designs/:slug/forks", s.fork)
+	api.GET("/designs/:slug/lineage", s.lineage)
+	yes, no := true, false
+	api.POST("/designs/:slug/hide", s.curate(&yes, nil))
+	api.POST("/designs/:slug/unhide", s.curate(&no, nil))
+	api.POST("/designs/:slug/feature", s.curate(nil, &yes))
+	api.POST("/designs/:slug/unfeature", s.curate(nil, &no))
+	api.POST("/mesh/check", s.meshCheck)
 	return r
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/storage/localblob"
 	"github.com/fabcommons/fabcommons/storage/sqlite"
 	"github.com/fabcommons/fabcommons/web/account"
 )
@@ -25,8 +27,9 @@ import (
 var cheapArgon = account.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}
 
 type bundle struct {
-	h    http.Handler
-	logs *syncBuffer
+	h       http.Handler
+	logs    *syncBuffer
+	blobDir string
 }
 
 type syncBuffer struct {
@@ -52,23 +55,34 @@ func (failingPinger) Ping(context.Context) error { return errors.New("down") }
 
 func setup(t *testing.T, cfg Config, extra ...func(*gin.Engine)) bundle {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fab.db"))
+	return setupWithLimits(t, cfg, catalog.Limits{}, extra...)
+}
+
+func setupWithLimits(t *testing.T, cfg Config, limits catalog.Limits, extra ...func(*gin.Engine)) bundle {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "fab.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	blobs, err := localblob.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	accounts, err := account.NewService(db.Accounts(), log, account.Options{Argon2: cheapArgon, FailuresPerKey: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(cfg, Deps{Log: log, Accounts: accounts, Ready: map[string]Pinger{"db": db}})
+	designs := catalog.NewService(db.Catalog(), blobs, log, limits, nil)
+	srv := New(cfg, Deps{Log: log, Accounts: accounts, Catalog: designs, Ready: map[string]Pinger{"db": db}})
 	h := srv.Handler()
 	for _, f := range extra {
 		f(h.(*gin.Engine))
 	}
-	return bundle{h: h, logs: logs}
+	return bundle{h: h, logs: logs, blobDir: filepath.Join(dir, "blobs")}
 }
 
 type call struct {
@@ -100,6 +114,11 @@ func (b bundle) do(t *testing.T, c call) reply {
 	}
 	req := httptest.NewRequest(c.method, c.path, body)
 	req.RemoteAddr = "192.0.2.1:1234"
+	if mp, ok := c.body.(*multipartBody); ok {
+		req = httptest.NewRequest(c.method, c.path, bytes.NewReader(mp.buf.Bytes()))
+		req.RemoteAddr = "192.0.2.1:1234"
+		req.Header.Set("Content-Type", mp.contentType)
+	}
 	for k, v := range c.header {
 		req.Header.Set(k, v)
 	}

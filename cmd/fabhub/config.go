@@ -22,6 +22,8 @@ type Config struct {
 	MaxBodyBytes int64
 	Proxies      []string
 	ShutdownWait time.Duration
+	MaxFileBytes int64 // one uploaded file
+	MaxFiles     int   // files in one version
 }
 
 // parseConfig reads flags, each defaulting to its FAB_ environment variable.
@@ -34,7 +36,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		return def
 	}
 	var c Config
-	var level, proxies, maxBody, wait string
+	var level, proxies, maxBody, wait, maxFile, maxFiles string
 	fs.StringVar(&c.Addr, "addr", env("FAB_ADDR", ":8080"), "listen address (FAB_ADDR)")
 	fs.StringVar(&c.DataDir, "data", env("FAB_DATA", "./data"), "data directory for the embedded stores (FAB_DATA)")
 	fs.StringVar(&c.DB, "db", env("FAB_DB", ""), "document store: empty for SQLite in the data dir, or mongodb://... (FAB_DB)")
@@ -43,6 +45,8 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.PublicURL, "public-url", env("FAB_PUBLIC_URL", ""), "the URL people use to reach the hub; https makes cookies Secure (FAB_PUBLIC_URL)")
 	fs.StringVar(&maxBody, "max-body", env("FAB_MAX_BODY", "1048576"), "largest JSON request body in bytes (FAB_MAX_BODY)")
 	fs.StringVar(&proxies, "trusted-proxies", env("FAB_TRUSTED_PROXIES", ""), "comma-separated proxy IPs or CIDRs whose X-Forwarded-For is believed (FAB_TRUSTED_PROXIES)")
+	fs.StringVar(&maxFile, "max-file-bytes", env("FAB_MAX_FILE_BYTES", "268435456"), "largest file in a design upload, bytes (FAB_MAX_FILE_BYTES)")
+	fs.StringVar(&maxFiles, "max-files", env("FAB_MAX_FILES", "200"), "most files in one design version (FAB_MAX_FILES)")
 	fs.StringVar(&wait, "shutdown-wait", env("FAB_SHUTDOWN_WAIT", "20s"), "how long in-flight requests may take to finish on shutdown (FAB_SHUTDOWN_WAIT)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -58,6 +62,12 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("max body %q: want a number of bytes, at least 1024", maxBody)
 	}
 	c.MaxBodyBytes = n
+	if c.MaxFileBytes, err = strconv.ParseInt(maxFile, 10, 64); err != nil || c.MaxFileBytes < 1024 {
+		return Config{}, fmt.Errorf("max file bytes %q: want a number of bytes, at least 1024", maxFile)
+	}
+	if c.MaxFiles, err = strconv.Atoi(maxFiles); err != nil || c.MaxFiles < 1 || c.MaxFiles > 10000 {
+		return Config{}, fmt.Errorf("max files %q: want a number from 1 to 10000", maxFiles)
+	}
 	if c.ShutdownWait, err = time.ParseDuration(wait); err != nil {
 		return Config{}, fmt.Errorf("shutdown wait %q: want a duration such as 20s", wait)
 	}

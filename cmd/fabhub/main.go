@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/storage"
 	"github.com/fabcommons/fabcommons/storage/localblob"
 	"github.com/fabcommons/fabcommons/storage/mongo"
@@ -59,13 +60,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("start accounts: %w", err)
 	}
+	tmp := filepath.Join(cfg.DataDir, "tmp")
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
+		return fmt.Errorf("create temp dir: %w", err)
+	}
+	designs := catalog.NewService(stores.catalog, stores.blobs, log,
+		catalog.Limits{FileBytes: cfg.MaxFileBytes, Files: cfg.MaxFiles}, nil)
 	srv := web.New(web.Config{
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		SecureCookies:  strings.HasPrefix(cfg.PublicURL, "https://"),
 		TrustedProxies: cfg.Proxies,
+		PublicURL:      cfg.PublicURL,
+		MaxMeshBytes:   cfg.MaxFileBytes,
+		TempDir:        tmp,
 	}, web.Deps{
 		Log:      log,
 		Accounts: accounts,
+		Catalog:  designs,
 		Ready:    map[string]web.Pinger{"db": stores.db, "blobs": stores.blobs},
 	})
 	return serve(ctx, log, cfg, srv.Handler())
@@ -76,6 +87,7 @@ type stores struct {
 	db       web.Pinger
 	blobs    storage.Blobs
 	accounts account.Store
+	catalog  catalog.Store
 	leases   storage.Leases
 	close    func()
 }
@@ -96,14 +108,14 @@ func openStores(ctx context.Context, cfg Config) (*stores, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open SQLite store: %w", err)
 		}
-		s.db, s.accounts, s.leases = db, db.Accounts(), db.Leases()
+		s.db, s.accounts, s.catalog, s.leases = db, db.Accounts(), db.Catalog(), db.Leases()
 		closers = append(closers, db.Close)
 	default:
 		db, err := mongo.Open(ctx, cfg.DB)
 		if err != nil {
 			return nil, fmt.Errorf("open MongoDB store %s: %w", redact(cfg.DB), err)
 		}
-		s.db, s.accounts, s.leases = db, db.Accounts(), db.Leases()
+		s.db, s.accounts, s.catalog, s.leases = db, db.Accounts(), db.Catalog(), db.Leases()
 		closers = append(closers, db.Close)
 	}
 	switch {

@@ -1,0 +1,392 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/fabcommons/fabcommons/catalog"
+)
+
+func actorOf(c *gin.Context) catalog.Actor {
+	u, _ := currentUser(c)
+	return catalog.Actor{ID: u.ID, Handle: u.Handle, Admin: u.Admin}
+}
+
+// baseURL is where people reach the hub, for links in downloads.
+func (s *Server) baseURL(c *gin.Context) string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimRight(s.cfg.PublicURL, "/")
+	}
+	scheme := "http"
+	if c.Request.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Request.Host
+}
+
+const maxBOMBytes = 5 << 20
+
+// upload reads a design upload as it streams in: first the "meta" field (JSON, into
+// meta), then "files" parts, each handed on as it arrives, and an optional "bom" part
+// (CSV, TSV or JSON) anywhere. It returns the FileSource the catalog pulls from and a
+// pointer to the BOM, filled once the source has been read.
+type upload struct {
+	reader *multipart.Reader
+	bom    []byte
+	next   *multipart.Part // a part read ahead while looking for meta
+}
+
+func newUpload(c *gin.Context, meta any) (*upload, error) {
+	mr, err := c.Request.MultipartReader()
+	if err != nil {
+		return nil, &badRequest{"send multipart/form-data with a meta field and files"}
+	}
+	u := &upload{reader: mr}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil, &badRequest{"the upload has no meta field"}
+		}
+		if err != nil {
+			return nil, bodyError(err)
+		}
+		switch part.FormName() {
+		case "meta":
+			dec := json.NewDecoder(io.LimitReader(part, 1<<20))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(meta); err != nil {
+				return nil, &badRequest{"the meta field is not valid JSON for this call: " + err.Error()}
+			}
+			return u, nil
+		case "bom":
+			if err := u.readBOM(part); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, &badRequest{fmt.Sprintf("send the meta field before %q", part.FormName())}
+		}
+	}
+}
+
+func (u *upload) readBOM(part *multipart.Part) error {
+	b, err := io.ReadAll(io.LimitReader(part, maxBOMBytes+1))
+	if err != nil {
+		return bodyError(err)
+	}
+	if len(b) > maxBOMBytes {
+		return &catalog.InvalidError{Field: "bom", Message: fmt.Sprintf("the BOM is over %d bytes", maxBOMBytes)}
+	}
+	u.bom = b
+	return nil
+}
+
+// files is the catalog.FileSource over the remaining parts.
+func (u *upload) files(yield func(string, io.Reader) error) error {
+	for {
+		part, err := u.reader.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return bodyError(err)
+		}
+		switch part.FormName() {
+		case "files":
+			if err := yield(rawFileName(part), part); err != nil {
+				return err
+			}
+		case "bom":
+			if err := u.readBOM(part); err != nil {
+				return err
+			}
+		default:
+			return &badRequest{fmt.Sprintf("unexpected field %q: send meta, files and bom", part.FormName())}
+		}
+	}
+}
+
+// rawFileName is the part's filename as sent, with its folders: Part.FileName keeps
+// only the last element, but a design's files live in folders (parts/lid.stl). The
+// catalog checks the path.
+func rawFileName(p *multipart.Part) string {
+	_, params, err := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+	if err != nil {
+		return ""
+	}
+	return params["filename"]
+}
+
+// badRequest is a malformed request (400), as opposed to a well-formed one whose
+// content is refused (422).
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+func bodyError(err error) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return err
+	}
+	return &badRequest{"the upload could not be read: " + err.Error()}
+}
+
+func (u *upload) bomBytes() []byte { return u.bom }
+
+// createDesign: POST /api/v1/designs (multipart meta + files + optional bom).
+func (s *Server) createDesign(c *gin.Context) {
+	if _, ok := s.requireUser(c); !ok {
+		return
+	}
+	var meta catalog.NewDesign
+	up, err := newUpload(c, &meta)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	d, v, err := s.catalog.Create(c.Request.Context(), actorOf(c), meta, up.files, up.bomBytes)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"design": d, "version": v})
+}
+
+// addVersion: POST /api/v1/designs/{slug}/versions (multipart meta + changed files +
+// optional bom), owner only.
+func (s *Server) addVersion(c *gin.Context) {
+	if _, ok := s.requireUser(c); !ok {
+		return
+	}
+	var meta catalog.NewVersion
+	up, err := newUpload(c, &meta)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	v, err := s.catalog.AddVersion(c.Request.Context(), actorOf(c), c.Param("slug"), meta, up.files, up.bomBytes)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"version": v})
+}
+
+// listDesigns: GET /api/v1/designs?q=&tag=&license=&owner=&featured=&cursor=&limit=
+func (s *Server) listDesigns(c *gin.Context) {
+	limit, _ := strconv.Atoi(c.DefaultQuery("limit", "24"))
+	page, err := s.catalog.Search(c.Request.Context(), catalog.Query{
+		Text: c.Query("q"), Tag: c.Query("tag"), License: c.Query("license"), Owner: c.Query("owner"),
+		Featured: c.Query("featured") == "true", Cursor: c.Query("cursor"), Limit: limit,
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, page)
+}
+
+// getDesign: GET /api/v1/designs/{slug} -> {design, version}; a hidden design is a
+// tombstone with version null.
+func (s *Server) getDesign(c *gin.Context) {
+	d, v, err := s.catalog.Design(c.Request.Context(), actorOf(c), c.Param("slug"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"design": d, "version": v})
+}
+
+func (s *Server) listVersions(c *gin.Context) {
+	versions, err := s.catalog.Versions(c.Request.Context(), c.Param("slug"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"versions": versions})
+}
+
+// version resolves {slug} and {n} of a versioned route, answering on error.
+func (s *Server) version(c *gin.Context) (catalog.Design, catalog.Version, bool) {
+	n, err := strconv.Atoi(c.Param("n"))
+	if err != nil || n < 1 {
+		abort(c, http.StatusNotFound, "not_found", "versions are numbered from 1")
+		return catalog.Design{}, catalog.Version{}, false
+	}
+	d, v, err := s.catalog.Version(c.Request.Context(), actorOf(c), c.Param("slug"), n)
+	if err != nil {
+		s.fail(c, err)
+		return catalog.Design{}, catalog.Version{}, false
+	}
+	return d, v, true
+}
+
+func (s *Server) getVersion(c *gin.Context) {
+	d, v, ok := s.version(c)
+	if !ok {
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"design": d, "version": v})
+}
+
+// forkOptions: GET /api/v1/designs/{slug}/fork-options -> {forkable, allowed, reason}.
+func (s *Server) forkOptions(c *gin.Context) {
+	options, err := s.catalog.ForkOptions(c.Request.Context(), c.Param("slug"))
+	if errors.Is(err, catalog.ErrForbidden) {
+		c.JSON(http.StatusOK, gin.H{"forkable": false, "allowed": []any{}, "reason": strings.TrimSuffix(err.Error(), ": forbidden")})
+		return
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"forkable": true, "allowed": options})
+}
+
+// fork: POST /api/v1/designs/{slug}/forks {license,title?,slug?,version?} -> 201 {design}.
+func (s *Server) fork(c *gin.Context) {
+	if _, ok := s.requireUser(c); !ok {
+		return
+	}
+	var req catalog.ForkRequest
+	if !bindJSON(c, &req) {
+		return
+	}
+	d, err := s.catalog.Fork(c.Request.Context(), actorOf(c), c.Param("slug"), req)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"design": d})
+}
+
+func (s *Server) lineage(c *gin.Context) {
+	l, err := s.catalog.Lineage(c.Request.Context(), c.Param("slug"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, l)
+}
+
+// inlineTypes may be shown in the browser; everything else is served as an attachment,
+// so an uploaded HTML or SVG file can never run script on the hub's origin.
+var inlineTypes = map[string]string{".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
+
+// downloadFile: GET /api/v1/designs/{slug}/versions/{n}/files/{path}: the bytes, with
+// ETag (the SHA-256) and Range support.
+func (s *Server) downloadFile(c *gin.Context) {
+	_, v, ok := s.version(c)
+	if !ok {
+		return
+	}
+	p := strings.TrimPrefix(c.Param("path"), "/")
+	f, found := v.File(p)
+	if !found {
+		abort(c, http.StatusNotFound, "not_found", fmt.Sprintf("version %d has no file %q", v.Number, p))
+		return
+	}
+	ext := strings.ToLower(path.Ext(f.Path))
+	h := c.Writer.Header()
+	h.Set("ETag", `"`+f.SHA256+`"`)
+	h.Set("Cache-Control", "public, max-age=31536000, immutable") // versions never change
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	if t, ok := inlineTypes[ext]; ok {
+		h.Set("Content-Type", t)
+	} else {
+		h.Set("Content-Type", contentTypeOf(ext))
+		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(f.Path)}))
+	}
+	rs := &blobSeeker{ctx: c.Request.Context(), open: s.catalog.OpenBlob, key: f.SHA256, size: f.Size}
+	defer rs.Close()
+	http.ServeContent(c.Writer, c.Request, "", v.CreatedAt, rs)
+}
+
+func contentTypeOf(ext string) string {
+	switch ext {
+	case ".stl":
+		return "model/stl"
+	case ".3mf":
+		return "model/3mf"
+	case ".step", ".stp":
+		return "model/step"
+	}
+	if t := mime.TypeByExtension(ext); t != "" && !strings.Contains(t, "html") && !strings.Contains(t, "svg") && !strings.Contains(t, "javascript") {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// archive: GET .../versions/{n}/archive.zip: files, bom.csv and ATTRIBUTION.md.
+func (s *Server) archive(c *gin.Context) {
+	d, v, ok := s.version(c)
+	if !ok {
+		return
+	}
+	name := fmt.Sprintf("%s-v%d.zip", d.Slug, v.Number)
+	c.Header("Content-Type", "application/zip")
+	c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+	c.Status(http.StatusOK)
+	if err := s.catalog.WriteArchive(c.Request.Context(), c.Writer, s.baseURL(c), d, v); err != nil {
+		// The status is sent: all we can do is cut the zip short and say why in the log.
+		s.log.Error("archive failed mid-stream", "design", d.Slug, "version", v.Number, "err", err)
+	}
+}
+
+func (s *Server) okh(c *gin.Context) {
+	d, v, ok := s.version(c)
+	if !ok {
+		return
+	}
+	b, err := catalog.OKH(s.baseURL(c), d, v)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "application/toml; charset=utf-8", b)
+}
+
+func (s *Server) bomCSV(c *gin.Context) {
+	d, v, ok := s.version(c)
+	if !ok {
+		return
+	}
+	var buf bytes.Buffer
+	if err := catalog.WriteBOMCSV(&buf, v.BOM); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": fmt.Sprintf("%s-v%d-bom.csv", d.Slug, v.Number)}))
+	c.Data(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
+}
+
+// curate: POST /api/v1/designs/{slug}/{hide,unhide,feature,unfeature}, admins only.
+func (s *Server) curate(hide, feature *bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if _, ok := s.requireUser(c); !ok {
+			return
+		}
+		var err error
+		if hide != nil {
+			err = s.catalog.SetHidden(c.Request.Context(), actorOf(c), c.Param("slug"), *hide)
+		} else {
+			err = s.catalog.SetFeatured(c.Request.Context(), actorOf(c), c.Param("slug"), *feature)
+		}
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.Status(http.StatusNoContent)
+	}
+}
