@@ -97,27 +97,39 @@ func (c Catalog) CreateDesign(ctx context.Context, d catalog.Design, v catalog.V
 	return nil
 }
 
-// AddVersion inserts the version (its _id makes the number unique), then moves the
-// design's latest-version pointer with a compare-and-set. If the insert collides with a
-// version a crashed writer left behind, the pointer is moved onto it (finishing that
-// write) and the caller is told to try again with the next number.
+// AddVersion inserts the version — its _id makes the number unique, so that insert is
+// the commit — and then moves the design's latest-version pointer forward. Moving the
+// pointer is idempotent ($lt guard), so a writer that loses the insert can move it too:
+// a winner that crashed between the two steps is finished by the next writer, who is
+// then told to try again with the next number.
 func (c Catalog) AddVersion(ctx context.Context, v catalog.Version, d catalog.Design) error {
 	_, err := c.versions().InsertOne(ctx, versionDoc{ID: versionID(v.DesignID, v.Number), Version: v})
 	if mongo.IsDuplicateKeyError(err) {
-		c.designs().UpdateOne(ctx, bson.M{"_id": v.DesignID, "latest_version": v.Number - 1},
-			bson.M{"$set": bson.M{"latest_version": v.Number}})
+		if err := c.movePointer(ctx, v.DesignID, v.Number, nil); err != nil {
+			return err
+		}
 		return fmt.Errorf("version %d exists: %w", v.Number, storage.ErrConflict)
 	}
 	if err != nil {
 		return fmt.Errorf("insert version %d: %w", v.Number, err)
 	}
-	res, err := c.designs().UpdateOne(ctx, bson.M{"_id": v.DesignID, "latest_version": v.Number - 1},
-		bson.M{"$set": bson.M{"latest_version": v.Number, "license": d.License, "updated_at": d.UpdatedAt}})
+	return c.movePointer(ctx, v.DesignID, v.Number, bson.M{"license": d.License, "updated_at": d.UpdatedAt})
+}
+
+func (c Catalog) movePointer(ctx context.Context, designID string, n int, extra bson.M) error {
+	set := bson.M{"latest_version": n}
+	for k, v := range extra {
+		set[k] = v
+	}
+	if extra == nil {
+		// A roll-forward by a losing writer: copy the committed version's license.
+		if v, err := c.Version(ctx, designID, n); err == nil {
+			set["license"], set["updated_at"] = v.License, v.CreatedAt
+		}
+	}
+	_, err := c.designs().UpdateOne(ctx, bson.M{"_id": designID, "latest_version": bson.M{"$lt": n}}, bson.M{"$set": set})
 	if err != nil {
 		return fmt.Errorf("move latest version: %w", err)
-	}
-	if res.MatchedCount != 1 {
-		return fmt.Errorf("version %d: the design's latest version moved: %w", v.Number, storage.ErrConflict)
 	}
 	return nil
 }

@@ -2,12 +2,12 @@ package mongo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/fabcommons/fabcommons/storage"
 )
@@ -20,14 +20,30 @@ var _ storage.Leases = Leases{}
 // Leases returns the named-lease store of db.
 func (db *DB) Leases() Leases { return Leases{db} }
 
-// AcquireLease is one conditional upsert: it matches the lease if this holder has it or
-// it has expired; if another live holder has it, the upsert's insert collides with the
-// existing _id, and that duplicate-key error means "not acquired".
+type leaseDoc struct {
+	Name      string    `bson:"_id"`
+	Holder    string    `bson:"holder"`
+	ExpiresAt time.Time `bson:"expires_at"`
+	Rev       int       `bson:"rev"`
+}
+
+// AcquireLease reads the lease and, when it is free, expired or already this holder's,
+// commits the next revision with this holder (see casReplace): of several hubs trying
+// at once, one commits.
 func (l Leases) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error) {
-	filter := bson.M{"_id": name, "$or": bson.A{bson.M{"holder": holder}, bson.M{"expires_at": bson.M{"$lte": now}}}}
-	update := bson.M{"$set": bson.M{"holder": holder, "expires_at": now.Add(ttl)}}
-	_, err := l.db.db.Collection("leases").UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
-	if mongo.IsDuplicateKeyError(err) {
+	var d leaseDoc
+	err := l.db.db.Collection("leases").FindOne(ctx, bson.M{"_id": name}).Decode(&d)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		d = leaseDoc{Name: name}
+	case err != nil:
+		return false, fmt.Errorf("acquire lease %s: %w", name, err)
+	case d.Holder != holder && d.ExpiresAt.After(now):
+		return false, nil
+	}
+	next := leaseDoc{Name: name, Holder: holder, ExpiresAt: now.Add(ttl), Rev: d.Rev + 1}
+	err = l.db.casReplace(ctx, "leases", name, d.Rev, next)
+	if errors.Is(err, storage.ErrConflict) {
 		return false, nil
 	}
 	if err != nil {
@@ -36,7 +52,20 @@ func (l Leases) AcquireLease(ctx context.Context, name, holder string, now time.
 	return true, nil
 }
 
+// ReleaseLease ends the lease now if holder has it (as a new revision, so it cannot
+// undo a takeover that committed in between).
 func (l Leases) ReleaseLease(ctx context.Context, name, holder string) error {
-	_, err := l.db.db.Collection("leases").DeleteOne(ctx, bson.M{"_id": name, "holder": holder})
+	var d leaseDoc
+	err := l.db.db.Collection("leases").FindOne(ctx, bson.M{"_id": name}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && d.Holder != holder) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	err = l.db.casReplace(ctx, "leases", name, d.Rev, leaseDoc{Name: name, Rev: d.Rev + 1})
+	if errors.Is(err, storage.ErrConflict) {
+		return nil
+	}
 	return err
 }

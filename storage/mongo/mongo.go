@@ -95,6 +95,15 @@ var indexes = []index{
 	{"designs", bson.D{{Key: "tags", Value: 1}}, false},
 	{"designs", bson.D{{Key: "owner", Value: 1}}, false},
 	{"versions", bson.D{{Key: "design_id", Value: 1}, {Key: "number", Value: -1}}, true},
+	{"labs", bson.D{{Key: "slug", Value: 1}}, true},
+	{"lab_members", bson.D{{Key: "lab_id", Value: 1}}, false},
+	{"join_tokens", bson.D{{Key: "hash", Value: 1}}, true},
+	{"machines", bson.D{{Key: "lab_id", Value: 1}}, false},
+	{"machines", bson.D{{Key: "token_hash", Value: 1}}, false},
+	{"jobs", bson.D{{Key: "lab_id", Value: 1}, {Key: "state", Value: 1}, {Key: "priority", Value: -1}, {Key: "enqueued_at", Value: 1}}, false},
+	{"jobs", bson.D{{Key: "order_id", Value: 1}}, false},
+	{"jobs", bson.D{{Key: "machine_id", Value: 1}, {Key: "holding", Value: 1}}, false},
+	{"jobs", bson.D{{Key: "lease_expires_at", Value: 1}}, false},
 }
 
 func (db *DB) ensureIndexes(ctx context.Context) error {

@@ -86,6 +86,80 @@ var migrations = []string{
 		PRIMARY KEY (design_id, number)
 	);
 	CREATE VIRTUAL TABLE designs_fts USING fts5(title, summary, tags, content='', tokenize='unicode61 remove_diacritics 2');`,
+	// 3: fabrication
+	`CREATE TABLE labs (
+		id TEXT PRIMARY KEY,
+		slug TEXT NOT NULL UNIQUE,
+		data TEXT NOT NULL
+	);
+	CREATE TABLE lab_members (
+		lab_id TEXT NOT NULL REFERENCES labs(id),
+		user_id TEXT NOT NULL,
+		handle TEXT NOT NULL,
+		role TEXT NOT NULL,
+		PRIMARY KEY (lab_id, user_id)
+	);
+	CREATE TABLE join_tokens (
+		id TEXT PRIMARY KEY,
+		lab_id TEXT NOT NULL REFERENCES labs(id),
+		hash TEXT NOT NULL UNIQUE,
+		revoked INTEGER NOT NULL DEFAULT 0,
+		data TEXT NOT NULL
+	);
+	CREATE TABLE machines (
+		id TEXT PRIMARY KEY,
+		lab_id TEXT NOT NULL REFERENCES labs(id),
+		token_hash TEXT NOT NULL,
+		state TEXT NOT NULL,
+		last_seen INTEGER,
+		rev INTEGER NOT NULL DEFAULT 0,
+		data TEXT NOT NULL
+	);
+	CREATE INDEX machines_lab ON machines(lab_id);
+	CREATE INDEX machines_token ON machines(token_hash) WHERE token_hash != '';
+	CREATE INDEX machines_seen ON machines(state, last_seen);
+	CREATE TABLE enrollments (
+		code_hash TEXT PRIMARY KEY,
+		machine_id TEXT NOT NULL,
+		expires_at INTEGER NOT NULL,
+		used INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE orders (
+		id TEXT PRIMARY KEY,
+		lab_id TEXT NOT NULL,
+		requester_id TEXT NOT NULL,
+		data TEXT NOT NULL
+	);
+	CREATE TABLE jobs (
+		id TEXT PRIMARY KEY,
+		order_id TEXT NOT NULL,
+		lab_id TEXT NOT NULL,
+		design_id TEXT NOT NULL,
+		requester_id TEXT NOT NULL,
+		state TEXT NOT NULL,
+		priority INTEGER NOT NULL,
+		enqueued_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		machine_id TEXT NOT NULL,
+		holding INTEGER NOT NULL,
+		lease_hash TEXT NOT NULL,
+		lease_expires INTEGER,
+		rev INTEGER NOT NULL,
+		data TEXT NOT NULL,
+		events TEXT NOT NULL
+	);
+	CREATE INDEX jobs_queue ON jobs(lab_id, state, priority DESC, enqueued_at, id);
+	CREATE INDEX jobs_lab_updated ON jobs(lab_id, state, updated_at DESC);
+	CREATE INDEX jobs_order ON jobs(order_id);
+	CREATE INDEX jobs_held ON jobs(machine_id) WHERE holding = 1;
+	CREATE INDEX jobs_lease ON jobs(lease_expires) WHERE lease_expires IS NOT NULL;
+	CREATE TABLE usage (
+		lab_id TEXT NOT NULL,
+		requester_id TEXT NOT NULL,
+		seconds REAL NOT NULL,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (lab_id, requester_id)
+	);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

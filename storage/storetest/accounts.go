@@ -261,26 +261,31 @@ func ExerciseLeases(t *testing.T, newStore func(t *testing.T) storage.Leases) {
 	t.Run("ConcurrentAcquireOneWinner", func(t *testing.T) {
 		t.Parallel()
 		l := newStore(t)
-		var wg sync.WaitGroup
-		wins := make(chan string, 10)
-		for i := range 10 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				holder := fmt.Sprintf("hub-%d", i)
-				ok, err := l.AcquireLease(ctx, "counters", holder, t0, time.Minute)
-				if err != nil {
-					t.Error(err)
-				}
-				if ok {
-					wins <- holder
-				}
-			}()
+		race := func(at time.Time) {
+			t.Helper()
+			var wg sync.WaitGroup
+			wins := make(chan string, 10)
+			for i := range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					holder := fmt.Sprintf("hub-%d", i)
+					ok, err := l.AcquireLease(ctx, "counters", holder, at, time.Minute)
+					if err != nil {
+						t.Error(err)
+					}
+					if ok {
+						wins <- holder
+					}
+				}()
+			}
+			wg.Wait()
+			close(wins)
+			if n := len(wins); n != 1 {
+				t.Fatalf("at %v: got %d holders, want 1", at, n)
+			}
 		}
-		wg.Wait()
-		close(wins)
-		if n := len(wins); n != 1 {
-			t.Fatalf("got %d holders, want 1", n)
-		}
+		race(t0)                      // a new lease
+		race(t0.Add(2 * time.Minute)) // taking over an expired one
 	})
 }

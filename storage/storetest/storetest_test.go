@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/storage"
 	"github.com/fabcommons/fabcommons/storage/externaltest"
 	"github.com/fabcommons/fabcommons/storage/mongo"
@@ -45,6 +46,7 @@ func TestStoreConformance(t *testing.T) {
 		storetest.ExerciseAccounts(t, func(t *testing.T) account.Store { return openSQLite(t).Accounts() })
 		storetest.ExerciseLeases(t, func(t *testing.T) storage.Leases { return openSQLite(t).Leases() })
 		storetest.ExerciseCatalog(t, func(t *testing.T) catalog.Store { return openSQLite(t).Catalog() })
+		storetest.ExerciseFabrication(t, func(t *testing.T) fabrication.Store { return openSQLite(t).Fabrication() })
 	})
 	t.Run("mongodb", func(t *testing.T) {
 		t.Parallel()
@@ -52,5 +54,6 @@ func TestStoreConformance(t *testing.T) {
 		storetest.ExerciseAccounts(t, func(t *testing.T) account.Store { return openMongo(t, uri).Accounts() })
 		storetest.ExerciseLeases(t, func(t *testing.T) storage.Leases { return openMongo(t, uri).Leases() })
 		storetest.ExerciseCatalog(t, func(t *testing.T) catalog.Store { return openMongo(t, uri).Catalog() })
+		storetest.ExerciseFabrication(t, func(t *testing.T) fabrication.Store { return openMongo(t, uri).Fabrication() })
 	})
 }

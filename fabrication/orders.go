@@ -1,0 +1,398 @@
+package fabrication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// update reads job id, lets change modify it, and saves it with a compare-and-set on
+// its rev, trying again from a fresh read when another writer got there first. change
+// may refuse by returning an error, which update returns. Every change is published.
+func (s *Service) update(ctx context.Context, id string, change func(j *Job) error) (Job, error) {
+	for range 20 {
+		j, err := s.store.Job(ctx, id)
+		if err != nil {
+			return Job{}, fmt.Errorf("job %s: %w", id, err)
+		}
+		prev := j.Rev
+		if err := change(&j); err != nil {
+			return Job{}, err
+		}
+		j.UpdatedAt = s.clock()
+		err = s.store.SaveJob(ctx, j, prev)
+		if errors.Is(err, storage.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return Job{}, fmt.Errorf("save job %s: %w", id, err)
+		}
+		j.Rev = prev + 1
+		s.publishJob(j)
+		return j, nil
+	}
+	return Job{}, fmt.Errorf("job %s changed too often while we tried: %w", id, storage.ErrConflict)
+}
+
+// logEvent appends to the job's public log, keeping its first entry and the newest.
+func (s *Service) logEvent(j *Job, e Event) {
+	e.At = s.clock()
+	j.Events = append(j.Events, e)
+	if len(j.Events) > maxEvents {
+		j.Events = append(j.Events[:1], j.Events[len(j.Events)-maxEvents+1:]...)
+	}
+}
+
+// moveTo changes the job's state and logs the transition.
+func (s *Service) moveTo(j *Job, to, actor, msg string) {
+	s.logEvent(j, Event{Kind: to, From: j.State, To: to, Actor: actor, Message: msg})
+	j.State = to
+}
+
+// OrderRequest is what a person asks a lab to make.
+type OrderRequest struct {
+	Design   string   `json:"design"`
+	Version  int      `json:"version"` // 0: the latest
+	Lab      string   `json:"lab"`
+	Material string   `json:"material"`
+	Colour   string   `json:"colour"`
+	Process  string   `json:"process"` // fdm by default
+	Quantity int      `json:"quantity"`
+	Files    []string `json:"files"`    // mesh paths; or
+	BOMRefs  []string `json:"bom_refs"` // printed BOM lines (a kit); neither: the whole BOM's printed lines, or every mesh
+	Priority int      `json:"priority"`
+	Tags     []string `json:"tags"` // machine tags the jobs require
+}
+
+// PlaceOrder turns a request into an order and one job per physical copy.
+func (s *Service) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest) (Order, []Job, error) {
+	lab, err := s.Lab(ctx, req.Lab)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Order{}, nil, &InvalidError{"lab", fmt.Sprintf("no lab %q", req.Lab)}
+	}
+	if err != nil {
+		return Order{}, nil, err
+	}
+	role, err := s.role(ctx, actor, lab.ID)
+	if err != nil {
+		return Order{}, nil, err
+	}
+	if lab.Policy.Submit == "members" && role == "" {
+		return Order{}, nil, fmt.Errorf("lab %s takes jobs from its members only: %w", lab.Slug, ErrForbidden)
+	}
+	if req.Quantity == 0 {
+		req.Quantity = 1
+	}
+	if req.Quantity < 1 || req.Quantity > 100 {
+		return Order{}, nil, &InvalidError{"quantity", "want 1 to 100"}
+	}
+	operator := role == RoleOwner || role == RoleOperator
+	if req.Priority < -10 || req.Priority > 100 || (req.Priority > 0 && !operator) {
+		return Order{}, nil, &InvalidError{"priority", "want -10 to 0 (operators may go up to 100)"}
+	}
+	if req.Process == "" {
+		req.Process = ProcessFDM
+	}
+	switch req.Process {
+	case ProcessFDM, ProcessSLA, ProcessLaser, ProcessCNC:
+	default:
+		return Order{}, nil, &InvalidError{"process", "want fdm, sla, laser or cnc"}
+	}
+	for f, v := range map[string]string{"material": req.Material, "colour": req.Colour} {
+		if err := checkText(f, v, 40, false); err != nil {
+			return Order{}, nil, err
+		}
+	}
+	p, err := s.designs.Printable(ctx, req.Design, req.Version)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Order{}, nil, &InvalidError{"design", fmt.Sprintf("no design %q with version %d", req.Design, req.Version)}
+	}
+	if err != nil {
+		return Order{}, nil, err
+	}
+	type part struct {
+		file     PrintableFile
+		copies   int
+		material string
+	}
+	meshes := map[string]PrintableFile{}
+	for _, f := range p.Files {
+		meshes[f.Path] = f
+	}
+	var parts []part
+	switch {
+	case len(req.Files) > 0 && len(req.BOMRefs) > 0:
+		return Order{}, nil, &InvalidError{"files", "name files or bom_refs, not both"}
+	case len(req.Files) > 0:
+		for _, path := range req.Files {
+			f, ok := meshes[path]
+			if !ok {
+				return Order{}, nil, &InvalidError{"files", fmt.Sprintf("version %d has no mesh %q", p.Version, path)}
+			}
+			parts = append(parts, part{file: f, copies: req.Quantity})
+		}
+	case len(req.BOMRefs) > 0 || len(p.BOM) > 0:
+		refs := req.BOMRefs
+		if len(refs) == 0 {
+			for _, l := range p.BOM {
+				refs = append(refs, l.Ref)
+			}
+		}
+		for _, ref := range refs {
+			i := slices.IndexFunc(p.BOM, func(l PrintableLine) bool { return l.Ref == ref })
+			if i < 0 {
+				return Order{}, nil, &InvalidError{"bom_refs", fmt.Sprintf("version %d's BOM has no printed line %q", p.Version, ref)}
+			}
+			l := p.BOM[i]
+			parts = append(parts, part{file: meshes[l.File], copies: l.Qty * req.Quantity, material: l.Material})
+		}
+	default:
+		for _, f := range p.Files {
+			parts = append(parts, part{file: f, copies: req.Quantity})
+		}
+	}
+	if len(parts) == 0 {
+		return Order{}, nil, &InvalidError{"design", "this version has no meshes to make"}
+	}
+	total := 0
+	for _, pt := range parts {
+		total += pt.copies
+	}
+	if total > s.opts.MaxOrderJobs {
+		return Order{}, nil, &InvalidError{"quantity", fmt.Sprintf("this order would make %d jobs; at most %d", total, s.opts.MaxOrderJobs)}
+	}
+	now := s.clock()
+	o := Order{ID: uuid.NewString(), RequesterID: actor.ID, Requester: actor.Handle, LabID: lab.ID, LabSlug: lab.Slug,
+		DesignID: p.DesignID, DesignSlug: p.Slug, DesignTitle: p.Title, Version: p.Version, Material: req.Material,
+		Colour: req.Colour, Process: req.Process, Quantity: req.Quantity, Priority: req.Priority,
+		Files: nonNil(req.Files), BOMRefs: nonNil(req.BOMRefs), CreatedAt: now}
+	state := JobQueued
+	if lab.Policy.ApprovalRequired && !operator {
+		state = JobPendingApproval
+	}
+	tags := nonNil(req.Tags)
+	var jobs []Job
+	for _, pt := range parts {
+		material := req.Material
+		if material == "" {
+			material = pt.material
+		}
+		for c := 1; c <= pt.copies; c++ {
+			j := Job{ID: uuid.NewString(), OrderID: o.ID, LabID: lab.ID, RequesterID: actor.ID, Requester: actor.Handle,
+				DesignID: p.DesignID, DesignSlug: p.Slug, Version: p.Version, File: pt.file.Path, SHA256: pt.file.SHA256,
+				Size: pt.file.Size, BBox: pt.file.BBox, Process: req.Process, Material: material, Colour: req.Colour, Tags: tags,
+				Priority: req.Priority, Copy: c, State: state, EnqueuedAt: now, CreatedAt: now, UpdatedAt: now, Events: []Event{}}
+			s.logEvent(&j, Event{Kind: state, To: state, Actor: actor.Handle, Message: fmt.Sprintf("ordered: %s v%d, %s, copy %d", p.Slug, p.Version, pt.file.Path, c)})
+			jobs = append(jobs, j)
+		}
+	}
+	if err := s.store.CreateOrder(ctx, o, jobs); err != nil {
+		return Order{}, nil, fmt.Errorf("place order: %w", err)
+	}
+	for _, j := range jobs {
+		s.publishJob(j)
+	}
+	if state == JobQueued {
+		s.feed.WorkAvailable(lab.ID, len(jobs))
+	}
+	s.log.Info("order placed", "order", o.ID, "lab", lab.Slug, "design", p.Slug, "jobs", len(jobs))
+	return o, jobs, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// JobView is a job with the reason it is stuck, if it is.
+type JobView struct {
+	Job
+	Blocked string `json:"blocked,omitempty"`
+}
+
+// OrderView is an order with its jobs.
+type OrderView struct {
+	Order Order     `json:"order"`
+	Jobs  []JobView `json:"jobs"`
+}
+
+// Order shows an order and its jobs to anyone.
+func (s *Service) Order(ctx context.Context, id string) (OrderView, error) {
+	o, err := s.store.Order(ctx, id)
+	if err != nil {
+		return OrderView{}, fmt.Errorf("order %s: %w", id, err)
+	}
+	jobs, err := s.store.JobsOfOrder(ctx, id)
+	if err != nil {
+		return OrderView{}, err
+	}
+	views, err := s.explain(ctx, o.LabID, jobs)
+	return OrderView{Order: o, Jobs: views}, err
+}
+
+// Job shows one job to anyone.
+func (s *Service) Job(ctx context.Context, id string) (JobView, error) {
+	j, err := s.store.Job(ctx, id)
+	if err != nil {
+		return JobView{}, fmt.Errorf("job %s: %w", id, err)
+	}
+	views, err := s.explain(ctx, j.LabID, []Job{j})
+	if err != nil {
+		return JobView{}, err
+	}
+	return views[0], nil
+}
+
+func (s *Service) explain(ctx context.Context, labID string, jobs []Job) ([]JobView, error) {
+	lab, err := s.store.LabByID(ctx, labID)
+	if err != nil {
+		return nil, err
+	}
+	machines, err := s.store.Machines(ctx, labID)
+	if err != nil {
+		return nil, err
+	}
+	views := make([]JobView, len(jobs))
+	for i, j := range jobs {
+		views[i] = JobView{Job: j}
+		if j.State == JobQueued || j.State == JobPendingApproval {
+			views[i].Blocked = WhyUnfit(j, lab, usable(machines))
+		}
+	}
+	return views, nil
+}
+
+// operatorOf checks that actor runs the job's lab.
+func (s *Service) operatorOf(ctx context.Context, actor Actor, j Job) error {
+	lab, err := s.store.LabByID(ctx, j.LabID)
+	if err != nil {
+		return err
+	}
+	return s.requireRole(ctx, actor, lab, RoleOwner, RoleOperator)
+}
+
+
+func wrongState(j Job, action string) error {
+	return fmt.Errorf("%w: cannot %s a job that is %s", storage.ErrConflict, action, strings.ReplaceAll(j.State, "_", " "))
+}
+
+// Approve lets a pending job into the queue.
+func (s *Service) Approve(ctx context.Context, actor Actor, id string) (Job, error) {
+	j, err := s.update(ctx, id, func(j *Job) error {
+		if err := s.operatorOf(ctx, actor, *j); err != nil {
+			return err
+		}
+		if j.State != JobPendingApproval {
+			return wrongState(*j, "approve")
+		}
+		j.EnqueuedAt = s.clock()
+		s.moveTo(j, JobQueued, actor.Handle, "approved")
+		return nil
+	})
+	if err == nil {
+		s.feed.WorkAvailable(j.LabID, 1)
+	}
+	return j, err
+}
+
+// Reject turns a pending or queued job down, with a reason.
+func (s *Service) Reject(ctx context.Context, actor Actor, id, reason string) (Job, error) {
+	if strings.TrimSpace(reason) == "" {
+		return Job{}, &InvalidError{"reason", "say why, so the requester can do something about it"}
+	}
+	if err := checkText("reason", reason, 500, true); err != nil {
+		return Job{}, err
+	}
+	return s.update(ctx, id, func(j *Job) error {
+		if err := s.operatorOf(ctx, actor, *j); err != nil {
+			return err
+		}
+		if j.State != JobPendingApproval && j.State != JobQueued {
+			return wrongState(*j, "reject")
+		}
+		s.moveTo(j, JobRejected, actor.Handle, reason)
+		now := s.clock()
+		j.FinishedAt = &now
+		return nil
+	})
+}
+
+// Cancel stops a job; its requester or a lab operator may. A job on a machine stays
+// on it until its agent hears cancel: true and lets go.
+func (s *Service) Cancel(ctx context.Context, actor Actor, id string) (Job, error) {
+	return s.update(ctx, id, func(j *Job) error {
+		if j.RequesterID != actor.ID {
+			if err := s.operatorOf(ctx, actor, *j); err != nil {
+				return fmt.Errorf("only the requester or an operator cancels a job: %w", ErrForbidden)
+			}
+		}
+		if j.Terminal() {
+			return wrongState(*j, "cancel")
+		}
+		if j.State == JobAwaitingHarvest {
+			return wrongState(*j, "cancel")
+		}
+		s.moveTo(j, JobCanceled, actor.Handle, "canceled")
+		now := s.clock()
+		j.FinishedAt = &now
+		if j.State == JobCanceled && j.LeaseHash == "" {
+			j.Holding = false
+		}
+		return nil
+	})
+}
+
+// Resolutions an operator can give a job in the unknown state (or any stuck one).
+const (
+	ResolveRequeue = "requeue"
+	ResolveDone    = "done"
+	ResolveFailed  = "failed"
+)
+
+// Resolve settles a job whose outcome the hub does not know: the operator has looked
+// at the machine and says what happened.
+func (s *Service) Resolve(ctx context.Context, actor Actor, id, outcome string) (Job, error) {
+	j, err := s.update(ctx, id, func(j *Job) error {
+		if err := s.operatorOf(ctx, actor, *j); err != nil {
+			return err
+		}
+		if j.State != JobUnknown && j.State != JobFailed && j.State != JobAwaitingHarvest {
+			return wrongState(*j, "resolve")
+		}
+		now := s.clock()
+		switch outcome {
+		case ResolveRequeue:
+			s.release(j)
+			j.EnqueuedAt, j.Progress, j.FinishedAt, j.StartedAt = now, 0, nil, nil
+			s.moveTo(j, JobQueued, actor.Handle, "requeued by an operator")
+		case ResolveDone:
+			s.release(j)
+			j.FinishedAt = &now
+			s.moveTo(j, JobDone, actor.Handle, "marked done by an operator")
+		case ResolveFailed:
+			s.release(j)
+			j.FinishedAt = &now
+			s.moveTo(j, JobFailed, actor.Handle, "marked failed by an operator")
+		default:
+			return &InvalidError{"outcome", "want requeue, done or failed"}
+		}
+		return nil
+	})
+	if err == nil && outcome == ResolveRequeue {
+		s.feed.WorkAvailable(j.LabID, 1)
+	}
+	return j, err
+}
+
+// release frees the job's machine and voids its lease.
+func (s *Service) release(j *Job) {
+	j.Holding, j.LeaseHash, j.LeaseExpires = false, "", nil
+}

@@ -1,0 +1,75 @@
+package fabrication
+
+import (
+	"context"
+	"time"
+)
+
+// LabStore keeps labs, members and join tokens. Backends return storage.ErrNotFound
+// and storage.ErrConflict.
+type LabStore interface {
+	CreateLab(ctx context.Context, lab Lab, owner Member) error
+	LabBySlug(ctx context.Context, slug string) (Lab, error)
+	LabByID(ctx context.Context, id string) (Lab, error)
+	Labs(ctx context.Context) ([]Lab, error)
+	PutMember(ctx context.Context, m Member) error
+	Member(ctx context.Context, labID, userID string) (Member, error)
+	Members(ctx context.Context, labID string) ([]Member, error)
+	CreateJoinToken(ctx context.Context, t JoinToken) error
+	JoinTokenByHash(ctx context.Context, hash string) (JoinToken, error)
+	JoinTokens(ctx context.Context, labID string) ([]JoinToken, error)
+	RevokeJoinToken(ctx context.Context, labID, id string) error
+}
+
+// MachineStore keeps machines and their one-time enrolment codes.
+type MachineStore interface {
+	CreateMachine(ctx context.Context, m Machine) error
+	Machine(ctx context.Context, id string) (Machine, error)
+	MachineByTokenHash(ctx context.Context, hash string) (Machine, error)
+	Machines(ctx context.Context, labID string) ([]Machine, error)
+	// SaveMachine writes m if its stored rev is still prevRev (then rev becomes
+	// prevRev+1), or returns storage.ErrConflict.
+	SaveMachine(ctx context.Context, m Machine, prevRev int) error
+	// TouchMachine records that the machine's agent was heard from at `at`, bringing
+	// an offline machine back to idle.
+	TouchMachine(ctx context.Context, id string, at time.Time) error
+	// MarkOffline sets every idle or busy machine not heard from since `before` offline
+	// and returns their ids.
+	MarkOffline(ctx context.Context, before time.Time) ([]string, error)
+	CreateEnrollment(ctx context.Context, e Enrollment) error
+	// ConsumeEnrollment uses up a code that exists, is unused and has not expired at
+	// now, in one atomic step, and returns its machine; otherwise storage.ErrNotFound.
+	ConsumeEnrollment(ctx context.Context, codeHash string, now time.Time) (string, error)
+}
+
+// JobStore keeps orders and jobs. Every change to a job is a compare-and-set on its
+// rev, so concurrent claims, reports and rescues never both win.
+type JobStore interface {
+	CreateOrder(ctx context.Context, o Order, jobs []Job) error
+	Order(ctx context.Context, id string) (Order, error)
+	Job(ctx context.Context, id string) (Job, error)
+	// SaveJob writes j if its stored rev is still prevRev (then rev becomes prevRev+1),
+	// or returns storage.ErrConflict.
+	SaveJob(ctx context.Context, j Job, prevRev int) error
+	JobsOfOrder(ctx context.Context, orderID string) ([]Job, error)
+	// Queued lists a lab's queued jobs by priority (highest first), then age.
+	Queued(ctx context.Context, labID string, limit int) ([]Job, error)
+	// LabJobs lists a lab's jobs in the given states, most recently updated first.
+	LabJobs(ctx context.Context, labID string, states []string, limit int) ([]Job, error)
+	// HeldJobs lists the jobs that occupy a machine (Holding).
+	HeldJobs(ctx context.Context, machineID string) ([]Job, error)
+	// ExpiredLeases lists assigned or printing jobs whose lease ended before now.
+	ExpiredLeases(ctx context.Context, now time.Time, limit int) ([]Job, error)
+	Usage(ctx context.Context, labID string) (map[string]Usage, error)
+	// AddUsage adds seconds of machine time to a requester's decayed usage in a lab.
+	AddUsage(ctx context.Context, labID, requesterID string, seconds float64, at time.Time) error
+	// DesignJobCounts counts, per design id, jobs done and failed (for the counters).
+	DesignJobCounts(ctx context.Context) (map[string][2]int, error)
+}
+
+// Store is all three, as each backend provides them.
+type Store interface {
+	LabStore
+	MachineStore
+	JobStore
+}

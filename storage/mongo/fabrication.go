@@ -1,0 +1,479 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// Fabrication implements fabrication.Store with single-document atomic operations:
+// every job change is a ReplaceOne whose filter names the rev that was read.
+type Fabrication struct{ db *DB }
+
+var _ fabrication.Store = Fabrication{}
+
+// Fabrication returns the fabrication store of db.
+func (db *DB) Fabrication() Fabrication { return Fabrication{db} }
+
+func (f Fabrication) c(name string) *mongo.Collection { return f.db.db.Collection(name) }
+
+// ---- labs -----------------------------------------------------------------------
+
+type labDoc struct {
+	ID              string `bson:"_id"`
+	fabrication.Lab `bson:",inline"`
+}
+
+type memberDoc struct {
+	ID     string `bson:"_id"`
+	LabID  string `bson:"lab_id"`
+	UserID string `bson:"user_id"`
+	Handle string `bson:"handle"`
+	Role   string `bson:"role"`
+}
+
+func toMemberDoc(m fabrication.Member) memberDoc {
+	return memberDoc{ID: m.LabID + ":" + m.UserID, LabID: m.LabID, UserID: m.UserID, Handle: m.Handle, Role: m.Role}
+}
+
+func (d memberDoc) member() fabrication.Member {
+	return fabrication.Member{LabID: d.LabID, UserID: d.UserID, Handle: d.Handle, Role: d.Role}
+}
+
+// CreateLab inserts the owner's membership first: a crash between the two leaves a
+// membership of no lab, which nothing shows, rather than a lab nobody owns.
+func (f Fabrication) CreateLab(ctx context.Context, lab fabrication.Lab, owner fabrication.Member) error {
+	if _, err := f.c("lab_members").ReplaceOne(ctx, bson.M{"_id": owner.LabID + ":" + owner.UserID}, toMemberDoc(owner), options.Replace().SetUpsert(true)); err != nil {
+		return err
+	}
+	if _, err := f.c("labs").InsertOne(ctx, labDoc{ID: lab.ID, Lab: lab}); err != nil {
+		return fmt.Errorf("create lab %s: %w", lab.Slug, mapErr(err))
+	}
+	return nil
+}
+
+func (f Fabrication) lab(ctx context.Context, filter bson.M) (fabrication.Lab, error) {
+	var d labDoc
+	if err := f.c("labs").FindOne(ctx, filter).Decode(&d); err != nil {
+		return fabrication.Lab{}, fmt.Errorf("lab: %w", mapErr(err))
+	}
+	d.Lab.CreatedAt = d.Lab.CreatedAt.UTC()
+	return d.Lab, nil
+}
+
+func (f Fabrication) LabBySlug(ctx context.Context, slug string) (fabrication.Lab, error) {
+	return f.lab(ctx, bson.M{"slug": slug})
+}
+
+func (f Fabrication) LabByID(ctx context.Context, id string) (fabrication.Lab, error) {
+	return f.lab(ctx, bson.M{"_id": id})
+}
+
+func (f Fabrication) Labs(ctx context.Context) ([]fabrication.Lab, error) {
+	docs, err := findAll[labDoc](ctx, f.c("labs"), bson.M{}, options.Find().SetSort(bson.D{{Key: "slug", Value: 1}}))
+	out := make([]fabrication.Lab, len(docs))
+	for i, d := range docs {
+		out[i] = d.Lab
+		out[i].CreatedAt = out[i].CreatedAt.UTC()
+	}
+	return out, err
+}
+
+func findAll[T any](ctx context.Context, c *mongo.Collection, filter any, opts *options.FindOptionsBuilder) ([]T, error) {
+	cur, err := c.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := []T{}
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (f Fabrication) PutMember(ctx context.Context, m fabrication.Member) error {
+	_, err := f.c("lab_members").ReplaceOne(ctx, bson.M{"_id": m.LabID + ":" + m.UserID}, toMemberDoc(m), options.Replace().SetUpsert(true))
+	return err
+}
+
+func (f Fabrication) Member(ctx context.Context, labID, userID string) (fabrication.Member, error) {
+	var d memberDoc
+	if err := f.c("lab_members").FindOne(ctx, bson.M{"_id": labID + ":" + userID}).Decode(&d); err != nil {
+		return fabrication.Member{}, mapErr(err)
+	}
+	return d.member(), nil
+}
+
+func (f Fabrication) Members(ctx context.Context, labID string) ([]fabrication.Member, error) {
+	docs, err := findAll[memberDoc](ctx, f.c("lab_members"), bson.M{"lab_id": labID}, options.Find().SetSort(bson.D{{Key: "handle", Value: 1}}))
+	out := make([]fabrication.Member, len(docs))
+	for i, d := range docs {
+		out[i] = d.member()
+	}
+	return out, err
+}
+
+type joinTokenDoc struct {
+	ID                    string `bson:"_id"`
+	LabID                 string `bson:"lab_id"`
+	Hash                  string `bson:"hash"`
+	fabrication.JoinToken `bson:",inline"`
+}
+
+func (d joinTokenDoc) token() fabrication.JoinToken {
+	t := d.JoinToken
+	t.LabID, t.Hash, t.CreatedAt = d.LabID, d.Hash, t.CreatedAt.UTC()
+	return t
+}
+
+func (f Fabrication) CreateJoinToken(ctx context.Context, t fabrication.JoinToken) error {
+	_, err := f.c("join_tokens").InsertOne(ctx, joinTokenDoc{ID: t.ID, LabID: t.LabID, Hash: t.Hash, JoinToken: t})
+	return mapErr(err)
+}
+
+func (f Fabrication) JoinTokenByHash(ctx context.Context, hash string) (fabrication.JoinToken, error) {
+	var d joinTokenDoc
+	if err := f.c("join_tokens").FindOne(ctx, bson.M{"hash": hash}).Decode(&d); err != nil {
+		return fabrication.JoinToken{}, mapErr(err)
+	}
+	return d.token(), nil
+}
+
+func (f Fabrication) JoinTokens(ctx context.Context, labID string) ([]fabrication.JoinToken, error) {
+	docs, err := findAll[joinTokenDoc](ctx, f.c("join_tokens"), bson.M{"lab_id": labID}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}))
+	out := make([]fabrication.JoinToken, len(docs))
+	for i, d := range docs {
+		out[i] = d.token()
+	}
+	return out, err
+}
+
+func (f Fabrication) RevokeJoinToken(ctx context.Context, labID, id string) error {
+	res, err := f.c("join_tokens").UpdateOne(ctx, bson.M{"_id": id, "lab_id": labID}, bson.M{"$set": bson.M{"revoked": true}})
+	if err != nil {
+		return err
+	}
+	if res.MatchedCount == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// ---- machines -------------------------------------------------------------------
+
+type machineDoc struct {
+	ID                  string `bson:"_id"`
+	TokenHash           string `bson:"token_hash"`
+	Rev                 int    `bson:"rev"`
+	fabrication.Machine `bson:",inline"`
+}
+
+func (d machineDoc) machine() fabrication.Machine {
+	m := d.Machine
+	m.TokenHash, m.Rev, m.CreatedAt = d.TokenHash, d.Rev, m.CreatedAt.UTC()
+	if m.LastSeen != nil {
+		t := m.LastSeen.UTC()
+		m.LastSeen = &t
+	}
+	return m
+}
+
+func (f Fabrication) CreateMachine(ctx context.Context, m fabrication.Machine) error {
+	_, err := f.c("machines").InsertOne(ctx, machineDoc{ID: m.ID, TokenHash: m.TokenHash, Machine: m})
+	return mapErr(err)
+}
+
+func (f Fabrication) machine(ctx context.Context, filter bson.M) (fabrication.Machine, error) {
+	var d machineDoc
+	if err := f.c("machines").FindOne(ctx, filter).Decode(&d); err != nil {
+		return fabrication.Machine{}, mapErr(err)
+	}
+	return d.machine(), nil
+}
+
+func (f Fabrication) Machine(ctx context.Context, id string) (fabrication.Machine, error) {
+	return f.machine(ctx, bson.M{"_id": id})
+}
+
+func (f Fabrication) MachineByTokenHash(ctx context.Context, hash string) (fabrication.Machine, error) {
+	if hash == "" {
+		return fabrication.Machine{}, storage.ErrNotFound
+	}
+	return f.machine(ctx, bson.M{"token_hash": hash})
+}
+
+func (f Fabrication) Machines(ctx context.Context, labID string) ([]fabrication.Machine, error) {
+	docs, err := findAll[machineDoc](ctx, f.c("machines"), bson.M{"lab_id": labID}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}))
+	out := make([]fabrication.Machine, len(docs))
+	for i, d := range docs {
+		out[i] = d.machine()
+	}
+	return out, err
+}
+
+func (f Fabrication) SaveMachine(ctx context.Context, m fabrication.Machine, prevRev int) error {
+	return f.db.casReplace(ctx, "machines", m.ID, prevRev, machineDoc{ID: m.ID, TokenHash: m.TokenHash, Rev: prevRev + 1, Machine: m})
+}
+
+func (f Fabrication) TouchMachine(ctx context.Context, id string, at time.Time) error {
+	if _, err := f.c("machines").UpdateOne(ctx, bson.M{"_id": id, "state": fabrication.MachineOffline},
+		bson.M{"$set": bson.M{"state": fabrication.MachineIdle}}); err != nil {
+		return err
+	}
+	res, err := f.c("machines").UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"last_seen": at}})
+	if err != nil {
+		return err
+	}
+	if res.MatchedCount == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+func (f Fabrication) MarkOffline(ctx context.Context, before time.Time) ([]string, error) {
+	filter := bson.M{"state": bson.M{"$in": bson.A{fabrication.MachineIdle, fabrication.MachineBusy}},
+		"$or": bson.A{bson.M{"last_seen": nil}, bson.M{"last_seen": bson.M{"$lt": before}}}}
+	docs, err := findAll[machineDoc](ctx, f.c("machines"), filter, options.Find().SetProjection(bson.M{"_id": 1}))
+	if err != nil || len(docs) == 0 {
+		return nil, err
+	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	filter["_id"] = bson.M{"$in": ids}
+	if _, err := f.c("machines").UpdateMany(ctx, filter, bson.M{"$set": bson.M{"state": fabrication.MachineOffline}}); err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+func (f Fabrication) CreateEnrollment(ctx context.Context, e fabrication.Enrollment) error {
+	_, err := f.c("enrollments").InsertOne(ctx, bson.M{"_id": e.CodeHash, "machine_id": e.MachineID, "expires_at": e.ExpiresAt, "used": false})
+	return mapErr(err)
+}
+
+// ConsumeEnrollment finds a live code, then spends it with a one-time marker: of two
+// agents racing with one code, one inserts the marker.
+func (f Fabrication) ConsumeEnrollment(ctx context.Context, codeHash string, now time.Time) (string, error) {
+	var d struct {
+		MachineID string `bson:"machine_id"`
+	}
+	err := f.c("enrollments").FindOne(ctx, bson.M{"_id": codeHash, "used": false, "expires_at": bson.M{"$gt": now}}).Decode(&d)
+	if err != nil {
+		return "", mapErr(err)
+	}
+	won, err := f.db.claimOnce(ctx, "enrollment:"+codeHash)
+	if err != nil {
+		return "", err
+	}
+	if !won {
+		return "", storage.ErrNotFound
+	}
+	f.c("enrollments").UpdateOne(ctx, bson.M{"_id": codeHash}, bson.M{"$set": bson.M{"used": true}})
+	return d.MachineID, nil
+}
+
+// ---- orders and jobs --------------------------------------------------------------
+
+type orderDoc struct {
+	ID                string `bson:"_id"`
+	RequesterID       string `bson:"requester_id"`
+	fabrication.Order `bson:",inline"`
+}
+
+type jobDoc struct {
+	ID              string `bson:"_id"`
+	RequesterID     string `bson:"requester_id"`
+	Holding         bool   `bson:"holding"`
+	LeaseHash       string `bson:"lease_hash"`
+	Rev             int    `bson:"rev"`
+	fabrication.Job `bson:",inline"`
+}
+
+func toJobDoc(j fabrication.Job, rev int) jobDoc {
+	if j.Events == nil {
+		j.Events = []fabrication.Event{}
+	}
+	return jobDoc{ID: j.ID, RequesterID: j.RequesterID, Holding: j.Holding, LeaseHash: j.LeaseHash, Rev: rev, Job: j}
+}
+
+func (d jobDoc) job() fabrication.Job {
+	j := d.Job
+	j.RequesterID, j.Holding, j.LeaseHash, j.Rev = d.RequesterID, d.Holding, d.LeaseHash, d.Rev
+	for _, t := range []**time.Time{&j.LeaseExpires, &j.StartedAt, &j.FinishedAt} {
+		if *t != nil {
+			u := (**t).UTC()
+			*t = &u
+		}
+	}
+	j.EnqueuedAt, j.CreatedAt, j.UpdatedAt = j.EnqueuedAt.UTC(), j.CreatedAt.UTC(), j.UpdatedAt.UTC()
+	if j.Events == nil {
+		j.Events = []fabrication.Event{}
+	}
+	for i := range j.Events {
+		j.Events[i].At = j.Events[i].At.UTC()
+	}
+	return j
+}
+
+// CreateOrder inserts the jobs, then the order: a crash between leaves jobs whose
+// order page is missing but which are made all the same, rather than an empty order.
+func (f Fabrication) CreateOrder(ctx context.Context, o fabrication.Order, jobs []fabrication.Job) error {
+	docs := make([]any, len(jobs))
+	for i, j := range jobs {
+		docs[i] = toJobDoc(j, 0)
+	}
+	if len(docs) > 0 {
+		if _, err := f.c("jobs").InsertMany(ctx, docs); err != nil {
+			return mapErr(err)
+		}
+	}
+	_, err := f.c("orders").InsertOne(ctx, orderDoc{ID: o.ID, RequesterID: o.RequesterID, Order: o})
+	return mapErr(err)
+}
+
+func (f Fabrication) Order(ctx context.Context, id string) (fabrication.Order, error) {
+	var d orderDoc
+	if err := f.c("orders").FindOne(ctx, bson.M{"_id": id}).Decode(&d); err != nil {
+		return fabrication.Order{}, mapErr(err)
+	}
+	o := d.Order
+	o.RequesterID, o.CreatedAt = d.RequesterID, o.CreatedAt.UTC()
+	return o, nil
+}
+
+func (f Fabrication) Job(ctx context.Context, id string) (fabrication.Job, error) {
+	var d jobDoc
+	if err := f.c("jobs").FindOne(ctx, bson.M{"_id": id}).Decode(&d); err != nil {
+		return fabrication.Job{}, mapErr(err)
+	}
+	return d.job(), nil
+}
+
+// SaveJob commits revision prevRev+1 of the job: exactly one of two racing writers wins
+// (see casReplace).
+func (f Fabrication) SaveJob(ctx context.Context, j fabrication.Job, prevRev int) error {
+	return f.db.casReplace(ctx, "jobs", j.ID, prevRev, toJobDoc(j, prevRev+1))
+}
+
+func (f Fabrication) jobs(ctx context.Context, filter bson.M, opts *options.FindOptionsBuilder) ([]fabrication.Job, error) {
+	docs, err := findAll[jobDoc](ctx, f.c("jobs"), filter, opts)
+	out := make([]fabrication.Job, len(docs))
+	for i, d := range docs {
+		out[i] = d.job()
+	}
+	return out, err
+}
+
+var noEvents = bson.M{"events": 0}
+
+func (f Fabrication) JobsOfOrder(ctx context.Context, orderID string) ([]fabrication.Job, error) {
+	return f.jobs(ctx, bson.M{"order_id": orderID}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "file", Value: 1}, {Key: "copy", Value: 1}}))
+}
+
+func (f Fabrication) Queued(ctx context.Context, labID string, limit int) ([]fabrication.Job, error) {
+	return f.jobs(ctx, bson.M{"lab_id": labID, "state": fabrication.JobQueued}, options.Find().SetProjection(noEvents).
+		SetSort(bson.D{{Key: "priority", Value: -1}, {Key: "enqueued_at", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+}
+
+func (f Fabrication) LabJobs(ctx context.Context, labID string, states []string, limit int) ([]fabrication.Job, error) {
+	return f.jobs(ctx, bson.M{"lab_id": labID, "state": bson.M{"$in": states}}, options.Find().SetProjection(noEvents).
+		SetSort(bson.D{{Key: "updated_at", Value: -1}}).SetLimit(int64(limit)))
+}
+
+func (f Fabrication) HeldJobs(ctx context.Context, machineID string) ([]fabrication.Job, error) {
+	return f.jobs(ctx, bson.M{"machine_id": machineID, "holding": true}, options.Find().SetProjection(noEvents))
+}
+
+func (f Fabrication) ExpiredLeases(ctx context.Context, now time.Time, limit int) ([]fabrication.Job, error) {
+	return f.jobs(ctx, bson.M{"lease_expires_at": bson.M{"$lt": now},
+		"state": bson.M{"$in": bson.A{fabrication.JobAssigned, fabrication.JobPrinting, fabrication.JobCanceled}}},
+		options.Find().SetProjection(noEvents).SetLimit(int64(limit)))
+}
+
+type usageDoc struct {
+	ID          string    `bson:"_id"`
+	LabID       string    `bson:"lab_id"`
+	RequesterID string    `bson:"requester_id"`
+	Seconds     float64   `bson:"seconds"`
+	UpdatedAt   time.Time `bson:"updated_at"`
+}
+
+func (f Fabrication) Usage(ctx context.Context, labID string) (map[string]fabrication.Usage, error) {
+	docs, err := findAll[usageDoc](ctx, f.c("usage"), bson.M{"lab_id": labID}, nil)
+	out := map[string]fabrication.Usage{}
+	for _, d := range docs {
+		out[d.RequesterID] = fabrication.Usage{LabID: d.LabID, RequesterID: d.RequesterID, Seconds: d.Seconds, UpdatedAt: d.UpdatedAt.UTC()}
+	}
+	return out, err
+}
+
+// AddUsage decays and adds with a compare-and-set on updated_at (FerretDB has no
+// update pipelines to do it in one statement), trying again on a race.
+func (f Fabrication) AddUsage(ctx context.Context, labID, requesterID string, seconds float64, at time.Time) error {
+	id := labID + ":" + requesterID
+	for range 10 {
+		var d usageDoc
+		err := f.c("usage").FindOne(ctx, bson.M{"_id": id}).Decode(&d)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			_, err := f.c("usage").InsertOne(ctx, usageDoc{ID: id, LabID: labID, RequesterID: requesterID, Seconds: seconds, UpdatedAt: at})
+			if mongo.IsDuplicateKeyError(err) {
+				continue
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		u := fabrication.Usage{Seconds: d.Seconds, UpdatedAt: d.UpdatedAt}
+		newAt := at
+		if d.UpdatedAt.After(at) {
+			newAt = d.UpdatedAt
+		}
+		res, err := f.c("usage").UpdateOne(ctx, bson.M{"_id": id, "updated_at": d.UpdatedAt, "seconds": d.Seconds},
+			bson.M{"$set": bson.M{"seconds": u.At(at) + seconds, "updated_at": newAt}})
+		if err != nil {
+			return err
+		}
+		if res.MatchedCount == 1 {
+			return nil
+		}
+	}
+	return fmt.Errorf("usage %s: too much contention: %w", id, storage.ErrConflict)
+}
+
+func (f Fabrication) DesignJobCounts(ctx context.Context) (map[string][2]int, error) {
+	cur, err := f.c("jobs").Find(ctx, bson.M{"state": bson.M{"$in": bson.A{fabrication.JobDone, fabrication.JobFailed}}},
+		options.Find().SetProjection(bson.M{"design_id": 1, "state": 1}))
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(ctx)
+	out := map[string][2]int{}
+	for cur.Next(ctx) {
+		var d struct {
+			DesignID string `bson:"design_id"`
+			State    string `bson:"state"`
+		}
+		if err := cur.Decode(&d); err != nil {
+			return nil, err
+		}
+		c := out[d.DesignID]
+		if d.State == fabrication.JobDone {
+			c[0]++
+		} else {
+			c[1]++
+		}
+		out[d.DesignID] = c
+	}
+	return out, cur.Err()
+}

@@ -1,0 +1,453 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// Fabrication implements fabrication.Store.
+type Fabrication struct{ db *DB }
+
+var _ fabrication.Store = Fabrication{}
+
+// Fabrication returns the fabrication store of db.
+func (db *DB) Fabrication() Fabrication { return Fabrication{db} }
+
+func nullNano(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return unixNano(*t)
+}
+
+// ---- labs -----------------------------------------------------------------------
+
+func (f Fabrication) CreateLab(ctx context.Context, lab fabrication.Lab, owner fabrication.Member) error {
+	tx, err := f.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO labs(id, slug, data) VALUES (?, ?, ?)`, lab.ID, lab.Slug, mustJSON(lab)); err != nil {
+		return fmt.Errorf("create lab %s: %w", lab.Slug, mapErr(err))
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO lab_members(lab_id, user_id, handle, role) VALUES (?, ?, ?, ?)`,
+		lab.ID, owner.UserID, owner.Handle, owner.Role); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (f Fabrication) lab(ctx context.Context, where string, arg any) (fabrication.Lab, error) {
+	var data string
+	if err := f.db.read.QueryRowContext(ctx, `SELECT data FROM labs WHERE `+where, arg).Scan(&data); err != nil {
+		return fabrication.Lab{}, fmt.Errorf("lab %v: %w", arg, mapErr(err))
+	}
+	var lab fabrication.Lab
+	return lab, json.Unmarshal([]byte(data), &lab)
+}
+
+func (f Fabrication) LabBySlug(ctx context.Context, slug string) (fabrication.Lab, error) {
+	return f.lab(ctx, "slug = ?", slug)
+}
+
+func (f Fabrication) LabByID(ctx context.Context, id string) (fabrication.Lab, error) {
+	return f.lab(ctx, "id = ?", id)
+}
+
+func (f Fabrication) Labs(ctx context.Context) ([]fabrication.Lab, error) {
+	return queryJSON[fabrication.Lab](ctx, f.db.read, `SELECT data FROM labs ORDER BY slug`)
+}
+
+// queryJSON decodes the single JSON column of each row.
+func queryJSON[T any](ctx context.Context, db *sql.DB, query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		var data string
+		if err := rows.Scan(&data); err != nil {
+			return nil, err
+		}
+		var v T
+		if err := json.Unmarshal([]byte(data), &v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func (f Fabrication) PutMember(ctx context.Context, m fabrication.Member) error {
+	_, err := f.db.write.ExecContext(ctx, `
+		INSERT INTO lab_members(lab_id, user_id, handle, role) VALUES (?, ?, ?, ?)
+		ON CONFLICT(lab_id, user_id) DO UPDATE SET role = excluded.role, handle = excluded.handle`,
+		m.LabID, m.UserID, m.Handle, m.Role)
+	return mapErr(err)
+}
+
+func (f Fabrication) Member(ctx context.Context, labID, userID string) (fabrication.Member, error) {
+	m := fabrication.Member{LabID: labID, UserID: userID}
+	err := f.db.read.QueryRowContext(ctx, `SELECT handle, role FROM lab_members WHERE lab_id = ? AND user_id = ?`, labID, userID).Scan(&m.Handle, &m.Role)
+	if err != nil {
+		return fabrication.Member{}, mapErr(err)
+	}
+	return m, nil
+}
+
+func (f Fabrication) Members(ctx context.Context, labID string) ([]fabrication.Member, error) {
+	rows, err := f.db.read.QueryContext(ctx, `SELECT user_id, handle, role FROM lab_members WHERE lab_id = ? ORDER BY handle`, labID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	members := []fabrication.Member{}
+	for rows.Next() {
+		m := fabrication.Member{LabID: labID}
+		if err := rows.Scan(&m.UserID, &m.Handle, &m.Role); err != nil {
+			return nil, err
+		}
+		members = append(members, m)
+	}
+	return members, rows.Err()
+}
+
+func (f Fabrication) CreateJoinToken(ctx context.Context, t fabrication.JoinToken) error {
+	_, err := f.db.write.ExecContext(ctx, `INSERT INTO join_tokens(id, lab_id, hash, data) VALUES (?, ?, ?, ?)`, t.ID, t.LabID, t.Hash, mustJSON(t))
+	return mapErr(err)
+}
+
+func (f Fabrication) scanJoinToken(row scanner) (fabrication.JoinToken, error) {
+	var t fabrication.JoinToken
+	var data string
+	if err := row.Scan(&t.LabID, &t.Hash, &t.Revoked, &data); err != nil {
+		return t, mapErr(err)
+	}
+	lab, hash, revoked := t.LabID, t.Hash, t.Revoked
+	if err := json.Unmarshal([]byte(data), &t); err != nil {
+		return t, err
+	}
+	t.LabID, t.Hash, t.Revoked = lab, hash, revoked
+	return t, nil
+}
+
+func (f Fabrication) JoinTokenByHash(ctx context.Context, hash string) (fabrication.JoinToken, error) {
+	return f.scanJoinToken(f.db.read.QueryRowContext(ctx, `SELECT lab_id, hash, revoked, data FROM join_tokens WHERE hash = ?`, hash))
+}
+
+func (f Fabrication) JoinTokens(ctx context.Context, labID string) ([]fabrication.JoinToken, error) {
+	rows, err := f.db.read.QueryContext(ctx, `SELECT lab_id, hash, revoked, data FROM join_tokens WHERE lab_id = ? ORDER BY rowid`, labID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []fabrication.JoinToken{}
+	for rows.Next() {
+		t, err := f.scanJoinToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+func (f Fabrication) RevokeJoinToken(ctx context.Context, labID, id string) error {
+	return expectOne(f.db.write.ExecContext(ctx, `UPDATE join_tokens SET revoked = 1 WHERE id = ? AND lab_id = ?`, id, labID))
+}
+
+// ---- machines -------------------------------------------------------------------
+
+// machineRow is what machines keep outside the JSON (json:"-" fields and indexed ones).
+const machineColumns = `token_hash, state, last_seen, rev, data`
+
+func scanMachine(row scanner) (fabrication.Machine, error) {
+	var m fabrication.Machine
+	var token, state, data string
+	var seen sql.NullInt64
+	var rev int
+	if err := row.Scan(&token, &state, &seen, &rev, &data); err != nil {
+		return m, mapErr(err)
+	}
+	if err := json.Unmarshal([]byte(data), &m); err != nil {
+		return m, err
+	}
+	m.TokenHash, m.State, m.LastSeen, m.Rev = token, state, fromNullNano(seen), rev
+	return m, nil
+}
+
+func (f Fabrication) CreateMachine(ctx context.Context, m fabrication.Machine) error {
+	_, err := f.db.write.ExecContext(ctx, `INSERT INTO machines(id, lab_id, token_hash, state, last_seen, rev, data) VALUES (?, ?, ?, ?, ?, 0, ?)`,
+		m.ID, m.LabID, m.TokenHash, m.State, nullNano(m.LastSeen), mustJSON(m))
+	return mapErr(err)
+}
+
+func (f Fabrication) Machine(ctx context.Context, id string) (fabrication.Machine, error) {
+	return scanMachine(f.db.read.QueryRowContext(ctx, `SELECT `+machineColumns+` FROM machines WHERE id = ?`, id))
+}
+
+func (f Fabrication) MachineByTokenHash(ctx context.Context, hash string) (fabrication.Machine, error) {
+	if hash == "" {
+		return fabrication.Machine{}, storage.ErrNotFound
+	}
+	return scanMachine(f.db.read.QueryRowContext(ctx, `SELECT `+machineColumns+` FROM machines WHERE token_hash = ?`, hash))
+}
+
+func (f Fabrication) Machines(ctx context.Context, labID string) ([]fabrication.Machine, error) {
+	rows, err := f.db.read.QueryContext(ctx, `SELECT `+machineColumns+` FROM machines WHERE lab_id = ? ORDER BY rowid`, labID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []fabrication.Machine{}
+	for rows.Next() {
+		m, err := scanMachine(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func (f Fabrication) SaveMachine(ctx context.Context, m fabrication.Machine, prevRev int) error {
+	err := expectOne(f.db.write.ExecContext(ctx, `UPDATE machines SET token_hash = ?, state = ?, last_seen = ?, rev = rev + 1, data = ? WHERE id = ? AND rev = ?`,
+		m.TokenHash, m.State, nullNano(m.LastSeen), mustJSON(m), m.ID, prevRev))
+	if err == storage.ErrNotFound {
+		return fmt.Errorf("machine %s changed: %w", m.ID, storage.ErrConflict)
+	}
+	return err
+}
+
+func (f Fabrication) TouchMachine(ctx context.Context, id string, at time.Time) error {
+	return expectOne(f.db.write.ExecContext(ctx, `UPDATE machines SET last_seen = ?, state = CASE WHEN state = 'offline' THEN 'idle' ELSE state END WHERE id = ?`, unixNano(at), id))
+}
+
+func (f Fabrication) MarkOffline(ctx context.Context, before time.Time) ([]string, error) {
+	rows, err := f.db.write.QueryContext(ctx, `UPDATE machines SET state = 'offline'
+		WHERE state IN ('idle', 'busy') AND (last_seen IS NULL OR last_seen < ?) RETURNING id`, unixNano(before))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+func (f Fabrication) CreateEnrollment(ctx context.Context, e fabrication.Enrollment) error {
+	_, err := f.db.write.ExecContext(ctx, `INSERT INTO enrollments(code_hash, machine_id, expires_at) VALUES (?, ?, ?)`, e.CodeHash, e.MachineID, unixNano(e.ExpiresAt))
+	return mapErr(err)
+}
+
+func (f Fabrication) ConsumeEnrollment(ctx context.Context, codeHash string, now time.Time) (string, error) {
+	var id string
+	err := f.db.write.QueryRowContext(ctx, `UPDATE enrollments SET used = 1 WHERE code_hash = ? AND used = 0 AND expires_at > ? RETURNING machine_id`,
+		codeHash, unixNano(now)).Scan(&id)
+	return id, mapErr(err)
+}
+
+// ---- orders and jobs --------------------------------------------------------------
+
+func (f Fabrication) CreateOrder(ctx context.Context, o fabrication.Order, jobs []fabrication.Job) error {
+	tx, err := f.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO orders(id, lab_id, requester_id, data) VALUES (?, ?, ?, ?)`, o.ID, o.LabID, o.RequesterID, mustJSON(o)); err != nil {
+		return mapErr(err)
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO jobs(id, order_id, lab_id, design_id, requester_id, state, priority, enqueued_at, updated_at,
+		machine_id, holding, lease_hash, lease_expires, rev, data, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, j := range jobs {
+		data, events := jobJSON(j)
+		if _, err := stmt.ExecContext(ctx, j.ID, j.OrderID, j.LabID, j.DesignID, j.RequesterID, j.State, j.Priority, unixNano(j.EnqueuedAt),
+			unixNano(j.UpdatedAt), j.MachineID, j.Holding, j.LeaseHash, nullNano(j.LeaseExpires), data, events); err != nil {
+			return mapErr(err)
+		}
+	}
+	return tx.Commit()
+}
+
+// jobJSON splits a job into its JSON body (without the log) and its event log.
+func jobJSON(j fabrication.Job) (string, string) {
+	events := j.Events
+	if events == nil {
+		events = []fabrication.Event{}
+	}
+	j.Events = nil
+	return mustJSON(j), mustJSON(events)
+}
+
+func (f Fabrication) Order(ctx context.Context, id string) (fabrication.Order, error) {
+	var data, requester string
+	if err := f.db.read.QueryRowContext(ctx, `SELECT requester_id, data FROM orders WHERE id = ?`, id).Scan(&requester, &data); err != nil {
+		return fabrication.Order{}, mapErr(err)
+	}
+	var o fabrication.Order
+	err := json.Unmarshal([]byte(data), &o)
+	o.RequesterID = requester
+	return o, err
+}
+
+const jobColumns = `requester_id, machine_id, holding, lease_hash, rev, data`
+
+// scanJob reads jobColumns, plus the events column when withEvents.
+func scanJob(row scanner, withEvents bool) (fabrication.Job, error) {
+	var j fabrication.Job
+	var requester, machine, lease, data, events string
+	var holding bool
+	var rev int
+	dest := []any{&requester, &machine, &holding, &lease, &rev, &data}
+	if withEvents {
+		dest = append(dest, &events)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return j, mapErr(err)
+	}
+	if err := json.Unmarshal([]byte(data), &j); err != nil {
+		return j, err
+	}
+	j.RequesterID, j.MachineID, j.Holding, j.LeaseHash, j.Rev = requester, machine, holding, lease, rev
+	j.Events = []fabrication.Event{}
+	if withEvents {
+		if err := json.Unmarshal([]byte(events), &j.Events); err != nil {
+			return j, err
+		}
+	}
+	return j, nil
+}
+
+func (f Fabrication) Job(ctx context.Context, id string) (fabrication.Job, error) {
+	return scanJob(f.db.read.QueryRowContext(ctx, `SELECT `+jobColumns+`, events FROM jobs WHERE id = ?`, id), true)
+}
+
+// SaveJob is one UPDATE whose WHERE names the rev the caller read: of two writers that
+// read the same rev, exactly one changes a row.
+func (f Fabrication) SaveJob(ctx context.Context, j fabrication.Job, prevRev int) error {
+	data, events := jobJSON(j)
+	err := expectOne(f.db.write.ExecContext(ctx, `UPDATE jobs SET state = ?, priority = ?, enqueued_at = ?, updated_at = ?, machine_id = ?,
+		holding = ?, lease_hash = ?, lease_expires = ?, rev = rev + 1, data = ?, events = ? WHERE id = ? AND rev = ?`,
+		j.State, j.Priority, unixNano(j.EnqueuedAt), unixNano(j.UpdatedAt), j.MachineID, j.Holding, j.LeaseHash, nullNano(j.LeaseExpires),
+		data, events, j.ID, prevRev))
+	if err == storage.ErrNotFound {
+		return fmt.Errorf("job %s changed: %w", j.ID, storage.ErrConflict)
+	}
+	return err
+}
+
+func (f Fabrication) jobs(ctx context.Context, withEvents bool, query string, args ...any) ([]fabrication.Job, error) {
+	cols := jobColumns
+	if withEvents {
+		cols += ", events"
+	}
+	rows, err := f.db.read.QueryContext(ctx, `SELECT `+cols+` FROM jobs `+query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []fabrication.Job{}
+	for rows.Next() {
+		j, err := scanJob(rows, withEvents)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+func (f Fabrication) JobsOfOrder(ctx context.Context, orderID string) ([]fabrication.Job, error) {
+	return f.jobs(ctx, true, `WHERE order_id = ? ORDER BY rowid`, orderID)
+}
+
+func (f Fabrication) Queued(ctx context.Context, labID string, limit int) ([]fabrication.Job, error) {
+	return f.jobs(ctx, false, `WHERE lab_id = ? AND state = 'queued' ORDER BY priority DESC, enqueued_at, id LIMIT ?`, labID, limit)
+}
+
+func (f Fabrication) LabJobs(ctx context.Context, labID string, states []string, limit int) ([]fabrication.Job, error) {
+	args := []any{labID}
+	for _, s := range states {
+		args = append(args, s)
+	}
+	args = append(args, limit)
+	return f.jobs(ctx, false, `WHERE lab_id = ? AND state IN (?`+strings.Repeat(", ?", len(states)-1)+`) ORDER BY updated_at DESC LIMIT ?`, args...)
+}
+
+func (f Fabrication) HeldJobs(ctx context.Context, machineID string) ([]fabrication.Job, error) {
+	return f.jobs(ctx, false, `WHERE machine_id = ? AND holding = 1`, machineID)
+}
+
+func (f Fabrication) ExpiredLeases(ctx context.Context, now time.Time, limit int) ([]fabrication.Job, error) {
+	return f.jobs(ctx, false, `WHERE lease_expires IS NOT NULL AND lease_expires < ? AND state IN ('assigned', 'printing', 'canceled') LIMIT ?`, unixNano(now), limit)
+}
+
+func (f Fabrication) Usage(ctx context.Context, labID string) (map[string]fabrication.Usage, error) {
+	rows, err := f.db.read.QueryContext(ctx, `SELECT requester_id, seconds, updated_at FROM usage WHERE lab_id = ?`, labID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]fabrication.Usage{}
+	for rows.Next() {
+		u := fabrication.Usage{LabID: labID}
+		var at int64
+		if err := rows.Scan(&u.RequesterID, &u.Seconds, &at); err != nil {
+			return nil, err
+		}
+		u.UpdatedAt = fromNano(at)
+		out[u.RequesterID] = u
+	}
+	return out, rows.Err()
+}
+
+// AddUsage decays the stored figure to `at` and adds to it, in one statement.
+func (f Fabrication) AddUsage(ctx context.Context, labID, requesterID string, seconds float64, at time.Time) error {
+	halfLife := float64(7 * 24 * time.Hour)
+	_, err := f.db.write.ExecContext(ctx, `
+		INSERT INTO usage(lab_id, requester_id, seconds, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT(lab_id, requester_id) DO UPDATE SET
+			seconds = usage.seconds * pow(2, -max(0, excluded.updated_at - usage.updated_at) / ?) + excluded.seconds,
+			updated_at = max(usage.updated_at, excluded.updated_at)`,
+		labID, requesterID, seconds, unixNano(at), halfLife)
+	return err
+}
+
+func (f Fabrication) DesignJobCounts(ctx context.Context) (map[string][2]int, error) {
+	rows, err := f.db.read.QueryContext(ctx, `SELECT design_id, sum(state = 'done'), sum(state = 'failed') FROM jobs GROUP BY design_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string][2]int{}
+	for rows.Next() {
+		var id string
+		var done, failed int
+		if err := rows.Scan(&id, &done, &failed); err != nil {
+			return nil, err
+		}
+		out[id] = [2]int{done, failed}
+	}
+	return out, rows.Err()
+}
