@@ -279,7 +279,6 @@ func (s *Service) operatorOf(ctx context.Context, actor Actor, j Job) error {
 	return s.requireRole(ctx, actor, lab, RoleOwner, RoleOperator)
 }
 
-
 func wrongState(j Job, action string) error {
 	return fmt.Errorf("%w: cannot %s a job that is %s", storage.ErrConflict, action, strings.ReplaceAll(j.State, "_", " "))
 }
