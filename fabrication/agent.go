@@ -16,16 +16,17 @@ func (s *Service) agentActor(m Machine) string { return "machine:" + m.Name }
 // Poll answers an agent's poll without waiting: it records that the machine is alive,
 // reconciles the jobs the agent says it holds, and claims the first queued job that
 // fits the machine in the lab's order of service. A nil Job means there is no work
-// now; the web layer then waits for the feed and polls again.
-func (s *Service) Poll(ctx context.Context, m Machine, req agentapi.PollRequest) (agentapi.PollResponse, error) {
-	resp := agentapi.PollResponse{HeartbeatS: s.HeartbeatSeconds()}
+// now; busy says the machine cannot take any (it holds a job, or is in maintenance or
+// unapproved), so waiting for work is pointless.
+func (s *Service) Poll(ctx context.Context, m Machine, req agentapi.PollRequest) (resp agentapi.PollResponse, busy bool, err error) {
+	resp = agentapi.PollResponse{HeartbeatS: s.HeartbeatSeconds()}
 	if req.Protocol != agentapi.Protocol {
-		return resp, fmt.Errorf("%w: the hub speaks protocol %d, the agent %d; upgrade the agent", ErrUnsupported, agentapi.Protocol, req.Protocol)
+		return resp, true, fmt.Errorf("%w: the hub speaks protocol %d, the agent %d; upgrade the agent", ErrUnsupported, agentapi.Protocol, req.Protocol)
 	}
 	now := s.clock()
 	if m.LastSeen == nil || now.Sub(*m.LastSeen) > time.Duration(s.HeartbeatSeconds())*time.Second/2 || m.State == MachineOffline {
 		if err := s.store.TouchMachine(ctx, m.ID, now); err != nil {
-			return resp, err
+			return resp, true, err
 		}
 		if m.State == MachineOffline {
 			m.LastSeen, m.State = &now, MachineIdle
@@ -34,25 +35,35 @@ func (s *Service) Poll(ctx context.Context, m Machine, req agentapi.PollRequest)
 	}
 	busy, drop, err := s.reconcile(ctx, m, req.Jobs)
 	if err != nil {
-		return resp, err
+		return resp, true, err
 	}
 	resp.Drop = drop
 	if busy || m.Maintenance || !m.Approved || req.State == MachineMaintenance {
-		return resp, nil
+		return resp, true, nil
 	}
 	lab, err := s.store.LabByID(ctx, m.LabID)
 	if err != nil {
-		return resp, err
+		return resp, true, err
 	}
 	j, lease, err := s.claim(ctx, m)
 	if err != nil || j == nil {
-		return resp, err
+		return resp, false, err
 	}
 	resp.Job = &agentapi.Job{ID: j.ID, Design: j.DesignSlug, Version: j.Version, File: j.File, SHA256: j.SHA256, Size: j.Size,
 		Material: j.Material, Colour: j.Colour, BBox: [3]float64{j.BBox.X, j.BBox.Y, j.BBox.Z}, MaxHours: lab.Policy.MaxJobHours}
 	resp.Lease, resp.LeaseExpires = lease, *j.LeaseExpires
 	resp.FileURL = "/api/v1/agent/jobs/" + j.ID + "/file"
-	return resp, nil
+	return resp, false, nil
+}
+
+// Machine finds a machine by id.
+func (s *Service) Machine(ctx context.Context, id string) (Machine, error) {
+	return s.store.Machine(ctx, id)
+}
+
+// LabByID finds a lab by id.
+func (s *Service) LabByID(ctx context.Context, id string) (Lab, error) {
+	return s.store.LabByID(ctx, id)
 }
 
 // claim takes the first fitting job in order of service with a compare-and-set from
@@ -71,16 +82,23 @@ func (s *Service) claim(ctx context.Context, m Machine) (*Job, string, error) {
 		if ok, _ := Fits(candidate, m); !ok {
 			continue
 		}
+		// The queue is read without event logs; the save writes the whole job, log too.
+		j, err := s.store.Job(ctx, candidate.ID)
+		if err != nil {
+			return nil, "", err
+		}
+		if j.State != JobQueued || j.Rev != candidate.Rev {
+			continue // taken or changed since the queue was read
+		}
 		lease, hash := secret("fab_l_")
 		now := s.clock()
 		expires := now.Add(s.opts.LeaseTTL)
-		j := candidate
 		prev := j.Rev
 		j.State, j.MachineID, j.Holding, j.LeaseHash, j.LeaseExpires = JobAssigned, m.ID, true, hash, &expires
 		j.Attempts++
 		j.Progress, j.Message, j.UpdatedAt = 0, "", now
 		s.logEvent(&j, Event{Kind: JobAssigned, From: JobQueued, To: JobAssigned, Actor: "hub", Message: "assigned to " + m.Name})
-		err := s.store.SaveJob(ctx, j, prev)
+		err = s.store.SaveJob(ctx, j, prev)
 		if errors.Is(err, storage.ErrConflict) {
 			continue // another machine took it, or it changed: try the next
 		}

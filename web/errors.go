@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/storage"
 	"github.com/fabcommons/fabcommons/web/account"
 )
@@ -54,7 +55,11 @@ func (s *Server) fail(c *gin.Context, err error) {
 		abort(c, http.StatusTooManyRequests, "rate_limited", err.Error())
 	case errors.Is(err, account.ErrBadCredentials), errors.Is(err, account.ErrUnauthenticated), errors.Is(err, errLoginRequired):
 		abort(c, http.StatusUnauthorized, "unauthenticated", err.Error())
-	case errors.Is(err, errForbidden), errors.Is(err, catalog.ErrForbidden):
+	case errors.Is(err, fabrication.ErrStaleLease):
+		abort(c, http.StatusConflict, "stale_lease", err.Error())
+	case errors.Is(err, fabrication.ErrUnsupported):
+		abort(c, http.StatusBadRequest, "unsupported_protocol", err.Error())
+	case errors.Is(err, errForbidden), errors.Is(err, catalog.ErrForbidden), errors.Is(err, fabrication.ErrForbidden):
 		abort(c, http.StatusForbidden, "forbidden", err.Error())
 	case errors.Is(err, storage.ErrNotFound):
 		abort(c, http.StatusNotFound, "not_found", err.Error())

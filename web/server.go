@@ -12,19 +12,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/web/account"
 )
 
 // Config holds the web settings.
 type Config struct {
-	MaxBodyBytes        int64    // limit for JSON bodies (default 1 MiB)
-	SecureCookies       bool     // set Secure on cookies (the hub is served over HTTPS)
-	TrustedProxies      []string // proxies whose X-Forwarded-For is believed for client IPs
-	SignupsPerHour      int      // sign-ups allowed per client IP per hour (default 20)
-	MeshChecksPerMinute int      // POST /mesh/check calls per client IP per minute (default 30)
-	MaxMeshBytes        int64    // largest STL /mesh/check reads (default 256 MiB)
-	PublicURL           string   // how people reach the hub, for links in downloads
-	TempDir             string   // for spooling uploads that are not kept ("" = the system's)
+	MaxBodyBytes        int64         // limit for JSON bodies (default 1 MiB)
+	SecureCookies       bool          // set Secure on cookies (the hub is served over HTTPS)
+	TrustedProxies      []string      // proxies whose X-Forwarded-For is believed for client IPs
+	SignupsPerHour      int           // sign-ups allowed per client IP per hour (default 20)
+	MeshChecksPerMinute int           // POST /mesh/check calls per client IP per minute (default 30)
+	MaxMeshBytes        int64         // largest STL /mesh/check reads (default 256 MiB)
+	PublicURL           string        // how people reach the hub, for links in downloads
+	TempDir             string        // for spooling uploads that are not kept ("" = the system's)
+	PollWait            time.Duration // longest an agent's poll is held (30 s)
+	PollRecheck         time.Duration // how often a held poll re-checks the database (2 s, plus jitter)
+	MaxEventStreams     int           // live-view connections at once (1000)
 }
 
 // Pinger is a dependency /readyz checks.
@@ -37,6 +41,7 @@ type Deps struct {
 	Log      *slog.Logger
 	Accounts *account.Service
 	Catalog  *catalog.Service
+	Fab      *fabrication.Service
 	Ready    map[string]Pinger // named dependencies /readyz checks
 	Clock    func() time.Time  // time.Now by default
 }
@@ -47,11 +52,14 @@ type Server struct {
 	log      *slog.Logger
 	accounts *account.Service
 	catalog  *catalog.Service
+	fab      *fabrication.Service
 	ready    map[string]Pinger
 	now      func() time.Time
 	signups  *account.Throttle
 	// meshChecks limits the anonymous, CPU-heavy mesh check.
 	meshChecks *account.Throttle
+	// enrolls limits guessing enrolment codes and join tokens.
+	enrolls *account.Throttle
 	// bodyLimits overrides MaxBodyBytes for upload routes, by route pattern.
 	bodyLimits map[string]int64
 	metrics    *prometheus.Registry
@@ -70,6 +78,15 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.MeshChecksPerMinute == 0 {
 		cfg.MeshChecksPerMinute = 30
 	}
+	if cfg.PollWait == 0 {
+		cfg.PollWait = 30 * time.Second
+	}
+	if cfg.PollRecheck == 0 {
+		cfg.PollRecheck = 2 * time.Second
+	}
+	if cfg.MaxEventStreams == 0 {
+		cfg.MaxEventStreams = 1000
+	}
 	if cfg.MaxMeshBytes == 0 {
 		cfg.MaxMeshBytes = catalog.DefaultLimits.FileBytes
 	}
@@ -77,7 +94,8 @@ func New(cfg Config, d Deps) *Server {
 		d.Clock = time.Now
 	}
 	s := &Server{
-		cfg: cfg, log: d.Log, accounts: d.Accounts, catalog: d.Catalog, ready: d.Ready, now: d.Clock,
+		cfg: cfg, log: d.Log, accounts: d.Accounts, catalog: d.Catalog, fab: d.Fab, ready: d.Ready, now: d.Clock,
+		enrolls:    account.NewThrottle(20, 10*time.Minute, 100_000),
 		signups:    account.NewThrottle(cfg.SignupsPerHour, time.Hour, 100_000),
 		meshChecks: account.NewThrottle(cfg.MeshChecksPerMinute, time.Minute, 100_000),
 	}
@@ -141,5 +159,32 @@ func (s *Server) Handler() http.Handler {
 	api.POST("/designs/:slug/feature", s.curate(nil, &yes))
 	api.POST("/designs/:slug/unfeature", s.curate(nil, &no))
 	api.POST("/mesh/check", s.meshCheck)
+
+	if s.fab != nil {
+		api.POST("/labs", s.createLab)
+		api.GET("/labs", s.listLabs)
+		api.GET("/labs/:slug", s.getLab)
+		api.POST("/labs/:slug/members", s.setMember)
+		api.POST("/labs/:slug/machines", s.addMachine)
+		api.POST("/labs/:slug/join-tokens", s.createJoinToken)
+		api.GET("/labs/:slug/join-tokens", s.listJoinTokens)
+		api.DELETE("/labs/:slug/join-tokens/:id", s.revokeJoinToken)
+		api.PATCH("/machines/:id", s.patchMachine)
+		api.POST("/orders", s.placeOrder)
+		api.GET("/orders/:id", s.getOrder)
+		api.GET("/jobs/:id", s.getJob)
+		for _, action := range []string{"approve", "reject", "cancel", "resolve", "harvest"} {
+			api.POST("/jobs/:id/"+action, s.jobAction(action))
+		}
+		api.GET("/events", s.events)
+
+		agent := r.Group("/api/v1/agent")
+		agent.POST("/enroll", s.agentEnroll)
+		agent.POST("/register", s.agentRegister)
+		held := agent.Group("", s.authenticateMachine)
+		held.POST("/poll", s.agentPoll)
+		held.POST("/jobs/:id/events", s.agentEvent)
+		held.GET("/jobs/:id/file", s.agentFile)
+	}
 	return r
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/storage/localblob"
 	"github.com/fabcommons/fabcommons/storage/sqlite"
 	"github.com/fabcommons/fabcommons/web/account"
@@ -30,6 +31,7 @@ type bundle struct {
 	h       http.Handler
 	logs    *syncBuffer
 	blobDir string
+	fab     *fabrication.Service
 }
 
 type syncBuffer struct {
@@ -60,6 +62,12 @@ func setup(t *testing.T, cfg Config, extra ...func(*gin.Engine)) bundle {
 
 func setupWithLimits(t *testing.T, cfg Config, limits catalog.Limits, extra ...func(*gin.Engine)) bundle {
 	t.Helper()
+	return setupAll(t, cfg, limits, fabrication.Options{}, extra...)
+}
+
+// setupAll builds the whole hub on real embedded storage in a temp dir.
+func setupAll(t *testing.T, cfg Config, limits catalog.Limits, fo fabrication.Options, extra ...func(*gin.Engine)) bundle {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "fab.db"))
 	if err != nil {
@@ -77,12 +85,13 @@ func setupWithLimits(t *testing.T, cfg Config, limits catalog.Limits, extra ...f
 		t.Fatal(err)
 	}
 	designs := catalog.NewService(db.Catalog(), blobs, log, limits, nil)
-	srv := New(cfg, Deps{Log: log, Accounts: accounts, Catalog: designs, Ready: map[string]Pinger{"db": db}})
+	fab := fabrication.NewService(db.Fabrication(), Printables{Catalog: designs}, Users{Store: db.Accounts()}, fabrication.NewFeed(), log, fo)
+	srv := New(cfg, Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab, Ready: map[string]Pinger{"db": db}})
 	h := srv.Handler()
 	for _, f := range extra {
 		f(h.(*gin.Engine))
 	}
-	return bundle{h: h, logs: logs, blobDir: filepath.Join(dir, "blobs")}
+	return bundle{h: h, logs: logs, blobDir: filepath.Join(dir, "blobs"), fab: fab}
 }
 
 type call struct {

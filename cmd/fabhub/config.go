@@ -24,6 +24,7 @@ type Config struct {
 	ShutdownWait time.Duration
 	MaxFileBytes int64 // one uploaded file
 	MaxFiles     int   // files in one version
+	LeaseTTL     time.Duration
 }
 
 // parseConfig reads flags, each defaulting to its FAB_ environment variable.
@@ -36,7 +37,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		return def
 	}
 	var c Config
-	var level, proxies, maxBody, wait, maxFile, maxFiles string
+	var level, proxies, maxBody, wait, maxFile, maxFiles, leaseTTL string
 	fs.StringVar(&c.Addr, "addr", env("FAB_ADDR", ":8080"), "listen address (FAB_ADDR)")
 	fs.StringVar(&c.DataDir, "data", env("FAB_DATA", "./data"), "data directory for the embedded stores (FAB_DATA)")
 	fs.StringVar(&c.DB, "db", env("FAB_DB", ""), "document store: empty for SQLite in the data dir, or mongodb://... (FAB_DB)")
@@ -47,6 +48,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&proxies, "trusted-proxies", env("FAB_TRUSTED_PROXIES", ""), "comma-separated proxy IPs or CIDRs whose X-Forwarded-For is believed (FAB_TRUSTED_PROXIES)")
 	fs.StringVar(&maxFile, "max-file-bytes", env("FAB_MAX_FILE_BYTES", "268435456"), "largest file in a design upload, bytes (FAB_MAX_FILE_BYTES)")
 	fs.StringVar(&maxFiles, "max-files", env("FAB_MAX_FILES", "200"), "most files in one design version (FAB_MAX_FILES)")
+	fs.StringVar(&leaseTTL, "lease-ttl", env("FAB_LEASE_TTL", "60s"), "how long a job's lease lasts without a report from its agent (FAB_LEASE_TTL)")
 	fs.StringVar(&wait, "shutdown-wait", env("FAB_SHUTDOWN_WAIT", "20s"), "how long in-flight requests may take to finish on shutdown (FAB_SHUTDOWN_WAIT)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -67,6 +69,9 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.MaxFiles, err = strconv.Atoi(maxFiles); err != nil || c.MaxFiles < 1 || c.MaxFiles > 10000 {
 		return Config{}, fmt.Errorf("max files %q: want a number from 1 to 10000", maxFiles)
+	}
+	if c.LeaseTTL, err = time.ParseDuration(leaseTTL); err != nil || c.LeaseTTL < time.Second {
+		return Config{}, fmt.Errorf("lease ttl %q: want a duration of at least 1s, such as 60s", leaseTTL)
 	}
 	if c.ShutdownWait, err = time.ParseDuration(wait); err != nil {
 		return Config{}, fmt.Errorf("shutdown wait %q: want a duration such as 20s", wait)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/storage"
 	"github.com/fabcommons/fabcommons/storage/localblob"
 	"github.com/fabcommons/fabcommons/storage/mongo"
@@ -66,6 +67,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	designs := catalog.NewService(stores.catalog, stores.blobs, log,
 		catalog.Limits{FileBytes: cfg.MaxFileBytes, Files: cfg.MaxFiles}, nil)
+	fab := fabrication.NewService(stores.fab, web.Printables{Catalog: designs}, web.Users{Store: stores.accounts}, fabrication.NewFeed(), log,
+		fabrication.Options{LeaseTTL: cfg.LeaseTTL})
+	cron, err := fabrication.NewMaintenance(stores.leases, log, nil, maintenanceTasks(stores, designs, fab, accounts))
+	if err != nil {
+		return fmt.Errorf("schedule maintenance: %w", err)
+	}
+	cron.Start()
+	defer cron.Stop()
 	srv := web.New(web.Config{
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		SecureCookies:  strings.HasPrefix(cfg.PublicURL, "https://"),
@@ -77,6 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Log:      log,
 		Accounts: accounts,
 		Catalog:  designs,
+		Fab:      fab,
 		Ready:    map[string]web.Pinger{"db": stores.db, "blobs": stores.blobs},
 	})
 	return serve(ctx, log, cfg, srv.Handler())
@@ -88,7 +98,9 @@ type stores struct {
 	blobs    storage.Blobs
 	accounts account.Store
 	catalog  catalog.Store
+	fab      fabrication.Store
 	leases   storage.Leases
+	prune    func(ctx context.Context) (int, error) // backend housekeeping, if any
 	close    func()
 }
 
@@ -108,14 +120,15 @@ func openStores(ctx context.Context, cfg Config) (*stores, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open SQLite store: %w", err)
 		}
-		s.db, s.accounts, s.catalog, s.leases = db, db.Accounts(), db.Catalog(), db.Leases()
+		s.db, s.accounts, s.catalog, s.fab, s.leases = db, db.Accounts(), db.Catalog(), db.Fabrication(), db.Leases()
 		closers = append(closers, db.Close)
 	default:
 		db, err := mongo.Open(ctx, cfg.DB)
 		if err != nil {
 			return nil, fmt.Errorf("open MongoDB store %s: %w", redact(cfg.DB), err)
 		}
-		s.db, s.accounts, s.catalog, s.leases = db, db.Accounts(), db.Catalog(), db.Leases()
+		s.db, s.accounts, s.catalog, s.fab, s.leases = db, db.Accounts(), db.Catalog(), db.Fabrication(), db.Leases()
+		s.prune = func(ctx context.Context) (int, error) { return db.PruneRevisions(ctx, time.Hour) }
 		closers = append(closers, db.Close)
 	}
 	switch {
@@ -140,6 +153,29 @@ func openStores(ctx context.Context, cfg Config) (*stores, error) {
 		s.blobs = b
 	}
 	return s, nil
+}
+
+// maintenanceTasks are the cron's jobs, each run by one replica at a time.
+func maintenanceTasks(st *stores, designs *catalog.Service, fab *fabrication.Service, accounts *account.Service) []fabrication.Task {
+	tasks := []fabrication.Task{
+		{Name: "expire-leases", Spec: "*/5 * * * * *", Run: fab.ExpireLeases},
+		{Name: "mark-offline", Spec: "*/30 * * * * *", Run: fab.MarkOffline},
+		{Name: "collect-orphan-blobs", Spec: "0 17 * * * *", Run: func(ctx context.Context) (int, error) {
+			return designs.CollectOrphans(ctx, st.blobs, 24*time.Hour)
+		}},
+		{Name: "recompute-counters", Spec: "0 */10 * * * *", Run: func(ctx context.Context) (int, error) {
+			counts, err := st.fab.DesignJobCounts(ctx)
+			if err != nil {
+				return 0, err
+			}
+			return designs.RecomputeCounters(ctx, counts)
+		}},
+		{Name: "purge-sessions", Spec: "0 3 * * * *", Run: accounts.PurgeSessions},
+	}
+	if st.prune != nil {
+		tasks = append(tasks, fabrication.Task{Name: "prune-revisions", Spec: "0 */15 * * * *", Run: st.prune})
+	}
+	return tasks
 }
 
 // serve runs the HTTP server until ctx ends, then lets in-flight requests finish.

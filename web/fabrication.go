@@ -1,0 +1,441 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/agentapi"
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+func fabActor(c *gin.Context) fabrication.Actor {
+	u, _ := currentUser(c)
+	return fabrication.Actor{ID: u.ID, Handle: u.Handle, Admin: u.Admin}
+}
+
+func (s *Server) createLab(c *gin.Context) {
+	if _, ok := s.requireUser(c); !ok {
+		return
+	}
+	var req fabrication.NewLab
+	if !bindJSON(c, &req) {
+		return
+	}
+	lab, err := s.fab.CreateLab(c.Request.Context(), fabActor(c), req)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"lab": lab})
+}
+
+func (s *Server) listLabs(c *gin.Context) {
+	labs, err := s.fab.Labs(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"labs": labs})
+}
+
+func (s *Server) getLab(c *gin.Context) {
+	v, err := s.fab.View(c.Request.Context(), fabActor(c), c.Param("slug"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+func (s *Server) setMember(c *gin.Context) {
+	if _, ok := s.requireUser(c); !ok {
+		return
+	}
+	var req struct {
+		Handle string `json:"handle"`
+		Role   string `json:"role"`
+	}
+	if !bindJSON(c, &req) {
+		return
+	}
+	m, err := s.fab.SetMember(c.Request.Context(), fabActor(c), c.Param("slug"), req.Handle, req.Role)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"member": m})
+}
+
+func (s *Server) addMachine(c *gin.Context) {
+	if _, ok := s.requireUser(c); !ok {
+		return
+	}
+	var spec fabrication.MachineSpec
+	if !bindJSON(c, &spec) {
+		return
+	}
+	m, code, err := s.fab.AddMachine(c.Request.Context(), fabActor(c), c.Param("slug"), spec)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"machine": m, "enrollment_code": code})
+}
+
+func (s *Server) patchMachine(c *gin.Context) {
+	if _, ok := s.requireUser(c); !ok {
+		return
+	}
+	var p fabrication.MachinePatch
+	if !bindJSON(c, &p) {
+		return
+	}
+	m, err := s.fab.PatchMachine(c.Request.Context(), fabActor(c), c.Param("id"), p)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"machine": m})
+}
+
+func (s *Server) createJoinToken(c *gin.Context) {
+	if _, ok := s.requireUser(c); !ok {
+		return
+	}
+	var req struct {
+		Name string `json:"name"`
+	}
+	if !bindJSON(c, &req) {
+		return
+	}
+	t, secret, err := s.fab.NewJoinToken(c.Request.Context(), fabActor(c), c.Param("slug"), req.Name)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"join_token": gin.H{"id": t.ID, "name": t.Name, "prefix": t.Prefix, "created_at": t.CreatedAt, "secret": secret}})
+}
+
+func (s *Server) listJoinTokens(c *gin.Context) {
+	if _, ok := s.requireUser(c); !ok {
+		return
+	}
+	ts, err := s.fab.JoinTokens(c.Request.Context(), fabActor(c), c.Param("slug"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"join_tokens": ts})
+}
+
+func (s *Server) revokeJoinToken(c *gin.Context) {
+	if _, ok := s.requireUser(c); !ok {
+		return
+	}
+	if err := s.fab.RevokeJoinToken(c.Request.Context(), fabActor(c), c.Param("slug"), c.Param("id")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) placeOrder(c *gin.Context) {
+	if _, ok := s.requireUser(c); !ok {
+		return
+	}
+	var req fabrication.OrderRequest
+	if !bindJSON(c, &req) {
+		return
+	}
+	o, jobs, err := s.fab.PlaceOrder(c.Request.Context(), fabActor(c), req)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"order": o, "jobs": jobs})
+}
+
+func (s *Server) getOrder(c *gin.Context) {
+	v, err := s.fab.Order(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+func (s *Server) getJob(c *gin.Context) {
+	v, err := s.fab.Job(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"job": v})
+}
+
+// jobAction: POST /api/v1/jobs/{id}/{approve,reject,cancel,resolve,harvest}.
+func (s *Server) jobAction(action string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if _, ok := s.requireUser(c); !ok {
+			return
+		}
+		var req struct {
+			Reason  string `json:"reason"`
+			Outcome string `json:"outcome"`
+		}
+		if c.Request.ContentLength != 0 && !bindJSON(c, &req) {
+			return
+		}
+		ctx, actor, id := c.Request.Context(), fabActor(c), c.Param("id")
+		var j fabrication.Job
+		var err error
+		switch action {
+		case "approve":
+			j, err = s.fab.Approve(ctx, actor, id)
+		case "reject":
+			j, err = s.fab.Reject(ctx, actor, id, req.Reason)
+		case "cancel":
+			j, err = s.fab.Cancel(ctx, actor, id)
+		case "resolve":
+			j, err = s.fab.Resolve(ctx, actor, id, req.Outcome)
+		case "harvest":
+			j, err = s.fab.Harvest(ctx, actor, id)
+		}
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"job": j})
+	}
+}
+
+// ---- the agent API ------------------------------------------------------------------
+
+const ctxMachine = "machine"
+
+// authenticateMachine admits requests bearing a machine token.
+func (s *Server) authenticateMachine(c *gin.Context) {
+	secret, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if !ok {
+		abort(c, http.StatusUnauthorized, "unauthenticated", "send the machine token as 'Authorization: Bearer <token>' (fabagent enroll gets one)")
+		return
+	}
+	m, err := s.fab.MachineByToken(c.Request.Context(), strings.TrimSpace(secret))
+	if errors.Is(err, storage.ErrNotFound) {
+		abort(c, http.StatusUnauthorized, "unauthenticated", "the machine token is unknown or was replaced; enrol the agent again")
+		return
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Set(ctxMachine, m)
+	c.Next()
+}
+
+func machineOf(c *gin.Context) fabrication.Machine {
+	m, _ := c.Get(ctxMachine)
+	return m.(fabrication.Machine)
+}
+
+func (s *Server) agentEnroll(c *gin.Context) {
+	var req agentapi.EnrollRequest
+	if !bindJSON(c, &req) {
+		return
+	}
+	client, now := c.ClientIP(), s.now()
+	if wait := s.enrolls.Wait(client, now); wait > 0 {
+		s.fail(c, &rateLimited{wait})
+		return
+	}
+	m, token, err := s.fab.Enroll(c.Request.Context(), req.Code)
+	if err != nil {
+		s.enrolls.Fail(client, now)
+		s.fail(c, err)
+		return
+	}
+	lab, _ := s.fab.LabByID(c.Request.Context(), m.LabID)
+	c.JSON(http.StatusOK, agentapi.Enrollment{MachineID: m.ID, Lab: lab.Slug, Token: token, Approved: m.Approved})
+}
+
+func (s *Server) agentRegister(c *gin.Context) {
+	var req agentapi.RegisterRequest
+	if !bindJSON(c, &req) {
+		return
+	}
+	client, now := c.ClientIP(), s.now()
+	if wait := s.enrolls.Wait(client, now); wait > 0 {
+		s.fail(c, &rateLimited{wait})
+		return
+	}
+	caps := req.Capabilities
+	spec := fabrication.MachineSpec{Process: caps.Process, BuildVolume: fabrication.Volume{X: caps.BuildVolume[0], Y: caps.BuildVolume[1], Z: caps.BuildVolume[2]},
+		Nozzle: caps.Nozzle, Materials: caps.Materials, Tags: caps.Tags, Driver: caps.Driver}
+	m, token, err := s.fab.Register(c.Request.Context(), req.JoinToken, req.Name, spec)
+	if err != nil {
+		if errors.Is(err, fabrication.ErrForbidden) {
+			s.enrolls.Fail(client, now)
+		}
+		s.fail(c, err)
+		return
+	}
+	lab, _ := s.fab.LabByID(c.Request.Context(), m.LabID)
+	c.JSON(http.StatusCreated, agentapi.Enrollment{MachineID: m.ID, Lab: lab.Slug, Token: token, Approved: m.Approved})
+}
+
+// agentPoll is the long-poll: it answers at once when there is work (or jobs to
+// drop), and otherwise waits for the feed to say work may have appeared in the lab,
+// re-checking the database every few seconds (work queued on another hub replica
+// reaches this one that way), until the wait ends with 204.
+func (s *Server) agentPoll(c *gin.Context) {
+	var req agentapi.PollRequest
+	if !bindJSON(c, &req) {
+		return
+	}
+	wait := s.cfg.PollWait
+	if req.WaitSeconds > 0 && time.Duration(req.WaitSeconds)*time.Second < wait {
+		wait = time.Duration(req.WaitSeconds) * time.Second
+	}
+	ctx := c.Request.Context()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	m := machineOf(c)
+	for first := true; ; first = false {
+		if !first {
+			fresh, err := s.fab.Machine(ctx, m.ID)
+			if err != nil {
+				s.fail(c, err)
+				return
+			}
+			m = fresh
+			req.Jobs = nil // reconciled on the first pass
+		}
+		resp, busy, err := s.fab.Poll(ctx, m, req)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if resp.Job != nil || len(resp.Drop) > 0 {
+			c.JSON(http.StatusOK, resp)
+			return
+		}
+		if busy || wait <= 0 {
+			c.Status(http.StatusNoContent)
+			return
+		}
+		woken, stop := s.fab.Feed().WaitForWork(m.LabID)
+		recheck := time.NewTimer(s.cfg.PollRecheck + rand.N(s.cfg.PollRecheck/2+1))
+		select {
+		case <-woken:
+		case <-recheck.C:
+		case <-deadline.C:
+			stop()
+			recheck.Stop()
+			c.Status(http.StatusNoContent)
+			return
+		case <-ctx.Done():
+			stop()
+			recheck.Stop()
+			return
+		}
+		stop()
+		recheck.Stop()
+	}
+}
+
+func (s *Server) agentEvent(c *gin.Context) {
+	var req agentapi.EventRequest
+	if !bindJSON(c, &req) {
+		return
+	}
+	resp, err := s.fab.Event(c.Request.Context(), machineOf(c), c.Param("id"), req)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+// agentFile serves a job's file to the machine holding its live lease (X-Fab-Lease).
+func (s *Server) agentFile(c *gin.Context) {
+	j, err := s.fab.FileFor(c.Request.Context(), machineOf(c), c.Param("id"), c.GetHeader("X-Fab-Lease"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("ETag", `"`+j.SHA256+`"`)
+	h.Set("Content-Type", contentTypeOf(strings.ToLower(pathExt(j.File))))
+	h.Set("X-Content-Type-Options", "nosniff")
+	rs := &blobSeeker{ctx: c.Request.Context(), open: s.catalog.OpenBlob, key: j.SHA256, size: j.Size}
+	defer rs.Close()
+	http.ServeContent(c.Writer, c.Request, "", j.CreatedAt, rs)
+}
+
+func pathExt(p string) string {
+	if i := strings.LastIndexByte(p, '.'); i >= 0 {
+		return p[i:]
+	}
+	return ""
+}
+
+// ---- live changes -------------------------------------------------------------------
+
+var sseClients atomic.Int64
+
+// events: GET /api/v1/events?lab=&order= streams job and machine changes as
+// server-sent events. Without filters it streams everything (anyone may watch the whole).
+func (s *Server) events(c *gin.Context) {
+	if n := sseClients.Add(1); n > int64(s.cfg.MaxEventStreams) {
+		sseClients.Add(-1)
+		abort(c, http.StatusServiceUnavailable, "busy", "too many live views open; try again shortly")
+		return
+	}
+	defer sseClients.Add(-1)
+	labID, orderID := "", c.Query("order")
+	if slug := c.Query("lab"); slug != "" {
+		lab, err := s.fab.Lab(c.Request.Context(), slug)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		labID = lab.ID
+	}
+	changes, cancel := s.fab.Feed().Subscribe(func(ch fabrication.Change) bool {
+		return (labID == "" || ch.LabID == labID) && (orderID == "" || ch.OrderID == orderID)
+	})
+	defer cancel()
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	c.Status(http.StatusOK)
+	fmt.Fprint(c.Writer, "retry: 3000\n: connected\n\n")
+	c.Writer.Flush()
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-c.Request.Context().Done():
+			return
+		case <-keepalive.C:
+			fmt.Fprint(c.Writer, ": keep-alive\n\n")
+		case ch := <-changes:
+			if ch.Job != nil {
+				ch.Job.Events = nil // the page fetches the log; changes stay small
+			}
+			b, _ := json.Marshal(ch)
+			fmt.Fprintf(c.Writer, "event: %s\ndata: %s\n\n", ch.Kind, b)
+		}
+		c.Writer.Flush()
+	}
+}
