@@ -34,7 +34,9 @@ type labFixture struct {
 	clock        *fakeClock
 }
 
-func bearer(token string) map[string]string { return map[string]string{"Authorization": "Bearer " + token} }
+func bearer(token string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + token}
+}
 
 // newLab: ada owns lab "makerspace" with one FDM machine enrolled; grace is a maker
 // who published a spool holder (a 20 mm cube and a 76 mm ring).

@@ -406,6 +406,7 @@ type usageDoc struct {
 	RequesterID string    `bson:"requester_id"`
 	Seconds     float64   `bson:"seconds"`
 	UpdatedAt   time.Time `bson:"updated_at"`
+	Rev         int       `bson:"rev"`
 }
 
 func (f Fabrication) Usage(ctx context.Context, labID string) (map[string]fabrication.Usage, error) {
@@ -417,36 +418,28 @@ func (f Fabrication) Usage(ctx context.Context, labID string) (map[string]fabric
 	return out, err
 }
 
-// AddUsage decays and adds with a compare-and-set on updated_at (FerretDB has no
-// update pipelines to do it in one statement), trying again on a race.
+// AddUsage decays and adds as a new revision of the usage record (FerretDB has no
+// update pipelines to do it in one statement), trying again when another hub wrote
+// the same record first.
 func (f Fabrication) AddUsage(ctx context.Context, labID, requesterID string, seconds float64, at time.Time) error {
 	id := labID + ":" + requesterID
 	for range 10 {
-		var d usageDoc
+		d := usageDoc{ID: id, LabID: labID, RequesterID: requesterID, UpdatedAt: at}
 		err := f.c("usage").FindOne(ctx, bson.M{"_id": id}).Decode(&d)
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			_, err := f.c("usage").InsertOne(ctx, usageDoc{ID: id, LabID: labID, RequesterID: requesterID, Seconds: seconds, UpdatedAt: at})
-			if mongo.IsDuplicateKeyError(err) {
-				continue
-			}
-			return err
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 			return err
 		}
 		u := fabrication.Usage{Seconds: d.Seconds, UpdatedAt: d.UpdatedAt}
-		newAt := at
-		if d.UpdatedAt.After(at) {
-			newAt = d.UpdatedAt
+		next := d
+		next.Seconds, next.Rev = u.At(at)+seconds, d.Rev+1
+		if at.After(d.UpdatedAt) {
+			next.UpdatedAt = at
 		}
-		res, err := f.c("usage").UpdateOne(ctx, bson.M{"_id": id, "updated_at": d.UpdatedAt, "seconds": d.Seconds},
-			bson.M{"$set": bson.M{"seconds": u.At(at) + seconds, "updated_at": newAt}})
-		if err != nil {
-			return err
+		err = f.db.casReplace(ctx, "usage", id, d.Rev, next)
+		if errors.Is(err, storage.ErrConflict) {
+			continue
 		}
-		if res.MatchedCount == 1 {
-			return nil
-		}
+		return err
 	}
 	return fmt.Errorf("usage %s: too much contention: %w", id, storage.ErrConflict)
 }
