@@ -51,6 +51,9 @@ type JobStore interface {
 	// SaveJob writes j if its stored rev is still prevRev (then rev becomes prevRev+1),
 	// or returns storage.ErrConflict.
 	SaveJob(ctx context.Context, j Job, prevRev int) error
+	// ClaimJob is SaveJob for a job read without its log (from Queued): it writes j's
+	// fields, keeps the stored log and appends e to it, if the rev is still prevRev.
+	ClaimJob(ctx context.Context, j Job, prevRev int, e Event) error
 	JobsOfOrder(ctx context.Context, orderID string) ([]Job, error)
 	// Queued lists a lab's queued jobs by priority (highest first), then age.
 	Queued(ctx context.Context, labID string, limit int) ([]Job, error)

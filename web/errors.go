@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -43,6 +44,9 @@ func (s *Server) fail(c *gin.Context, err error) {
 	var bad *badRequest
 	var tooBig *http.MaxBytesError
 	switch {
+	case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
+		// The client went away (an agent's poll cut short, a closed tab): nothing to answer.
+		c.Abort()
 	case errors.As(err, &bad):
 		abort(c, http.StatusBadRequest, "bad_request", bad.msg)
 	case errors.As(err, &tooBig):

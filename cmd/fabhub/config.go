@@ -25,6 +25,7 @@ type Config struct {
 	MaxFileBytes int64 // one uploaded file
 	MaxFiles     int   // files in one version
 	LeaseTTL     time.Duration
+	PprofAddr    string // "" = off; a loopback address for net/http/pprof
 }
 
 // parseConfig reads flags, each defaulting to its FAB_ environment variable.
@@ -49,6 +50,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&maxFile, "max-file-bytes", env("FAB_MAX_FILE_BYTES", "268435456"), "largest file in a design upload, bytes (FAB_MAX_FILE_BYTES)")
 	fs.StringVar(&maxFiles, "max-files", env("FAB_MAX_FILES", "200"), "most files in one design version (FAB_MAX_FILES)")
 	fs.StringVar(&leaseTTL, "lease-ttl", env("FAB_LEASE_TTL", "60s"), "how long a job's lease lasts without a report from its agent (FAB_LEASE_TTL)")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", env("FAB_PPROF_ADDR", ""), "serve Go profiling on this address, e.g. 127.0.0.1:6060 (FAB_PPROF_ADDR; off by default)")
 	fs.StringVar(&wait, "shutdown-wait", env("FAB_SHUTDOWN_WAIT", "20s"), "how long in-flight requests may take to finish on shutdown (FAB_SHUTDOWN_WAIT)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -48,6 +49,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(cfg.LogLevel)
 	log.Info("starting fabhub", "config", cfg)
 
+	if cfg.PprofAddr != "" {
+		go func() {
+			// A separate listener, so profiles never share the public address.
+			log.Warn("profiling enabled", "addr", cfg.PprofAddr, "err", http.ListenAndServe(cfg.PprofAddr, pprofMux()))
+		}()
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -207,4 +214,12 @@ func serve(ctx context.Context, log *slog.Logger, cfg Config, h http.Handler) er
 	}
 	log.Info("stopped")
 	return nil
+}
+
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -365,6 +365,20 @@ func (f Fabrication) SaveJob(ctx context.Context, j fabrication.Job, prevRev int
 	return f.db.casReplace(ctx, "jobs", j.ID, prevRev, toJobDoc(j, prevRev+1))
 }
 
+// ClaimJob reads the stored log (a lookup by _id, fast even on FerretDB), appends e and
+// commits the next revision.
+func (f Fabrication) ClaimJob(ctx context.Context, j fabrication.Job, prevRev int, e fabrication.Event) error {
+	stored, err := f.Job(ctx, j.ID)
+	if err != nil {
+		return err
+	}
+	if stored.Rev != prevRev {
+		return fmt.Errorf("job %s changed: %w", j.ID, storage.ErrConflict)
+	}
+	j.Events = append(stored.Events, e)
+	return f.SaveJob(ctx, j, prevRev)
+}
+
 func (f Fabrication) jobs(ctx context.Context, filter bson.M, opts *options.FindOptionsBuilder) ([]fabrication.Job, error) {
 	docs, err := findAll[jobDoc](ctx, f.c("jobs"), filter, opts)
 	out := make([]fabrication.Job, len(docs))

@@ -47,7 +47,7 @@ func (f Fabrication) CreateLab(ctx context.Context, lab fabrication.Lab, owner f
 
 func (f Fabrication) lab(ctx context.Context, where string, arg any) (fabrication.Lab, error) {
 	var data string
-	if err := f.db.read.QueryRowContext(ctx, `SELECT data FROM labs WHERE `+where, arg).Scan(&data); err != nil {
+	if err := f.db.queryRow(ctx, `SELECT data FROM labs WHERE `+where, arg).Scan(&data); err != nil {
 		return fabrication.Lab{}, fmt.Errorf("lab %v: %w", arg, mapErr(err))
 	}
 	var lab fabrication.Lab
@@ -89,7 +89,7 @@ func queryJSON[T any](ctx context.Context, db *sql.DB, query string, args ...any
 }
 
 func (f Fabrication) PutMember(ctx context.Context, m fabrication.Member) error {
-	_, err := f.db.write.ExecContext(ctx, `
+	_, err := f.db.exec(ctx, `
 		INSERT INTO lab_members(lab_id, user_id, handle, role) VALUES (?, ?, ?, ?)
 		ON CONFLICT(lab_id, user_id) DO UPDATE SET role = excluded.role, handle = excluded.handle`,
 		m.LabID, m.UserID, m.Handle, m.Role)
@@ -98,7 +98,7 @@ func (f Fabrication) PutMember(ctx context.Context, m fabrication.Member) error 
 
 func (f Fabrication) Member(ctx context.Context, labID, userID string) (fabrication.Member, error) {
 	m := fabrication.Member{LabID: labID, UserID: userID}
-	err := f.db.read.QueryRowContext(ctx, `SELECT handle, role FROM lab_members WHERE lab_id = ? AND user_id = ?`, labID, userID).Scan(&m.Handle, &m.Role)
+	err := f.db.queryRow(ctx, `SELECT handle, role FROM lab_members WHERE lab_id = ? AND user_id = ?`, labID, userID).Scan(&m.Handle, &m.Role)
 	if err != nil {
 		return fabrication.Member{}, mapErr(err)
 	}
@@ -106,7 +106,7 @@ func (f Fabrication) Member(ctx context.Context, labID, userID string) (fabricat
 }
 
 func (f Fabrication) Members(ctx context.Context, labID string) ([]fabrication.Member, error) {
-	rows, err := f.db.read.QueryContext(ctx, `SELECT user_id, handle, role FROM lab_members WHERE lab_id = ? ORDER BY handle`, labID)
+	rows, err := f.db.query(ctx, `SELECT user_id, handle, role FROM lab_members WHERE lab_id = ? ORDER BY handle`, labID)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func (f Fabrication) Members(ctx context.Context, labID string) ([]fabrication.M
 }
 
 func (f Fabrication) CreateJoinToken(ctx context.Context, t fabrication.JoinToken) error {
-	_, err := f.db.write.ExecContext(ctx, `INSERT INTO join_tokens(id, lab_id, hash, data) VALUES (?, ?, ?, ?)`, t.ID, t.LabID, t.Hash, mustJSON(t))
+	_, err := f.db.exec(ctx, `INSERT INTO join_tokens(id, lab_id, hash, data) VALUES (?, ?, ?, ?)`, t.ID, t.LabID, t.Hash, mustJSON(t))
 	return mapErr(err)
 }
 
@@ -142,11 +142,11 @@ func (f Fabrication) scanJoinToken(row scanner) (fabrication.JoinToken, error) {
 }
 
 func (f Fabrication) JoinTokenByHash(ctx context.Context, hash string) (fabrication.JoinToken, error) {
-	return f.scanJoinToken(f.db.read.QueryRowContext(ctx, `SELECT lab_id, hash, revoked, data FROM join_tokens WHERE hash = ?`, hash))
+	return f.scanJoinToken(f.db.queryRow(ctx, `SELECT lab_id, hash, revoked, data FROM join_tokens WHERE hash = ?`, hash))
 }
 
 func (f Fabrication) JoinTokens(ctx context.Context, labID string) ([]fabrication.JoinToken, error) {
-	rows, err := f.db.read.QueryContext(ctx, `SELECT lab_id, hash, revoked, data FROM join_tokens WHERE lab_id = ? ORDER BY rowid`, labID)
+	rows, err := f.db.query(ctx, `SELECT lab_id, hash, revoked, data FROM join_tokens WHERE lab_id = ? ORDER BY rowid`, labID)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (f Fabrication) JoinTokens(ctx context.Context, labID string) ([]fabricatio
 }
 
 func (f Fabrication) RevokeJoinToken(ctx context.Context, labID, id string) error {
-	return expectOne(f.db.write.ExecContext(ctx, `UPDATE join_tokens SET revoked = 1 WHERE id = ? AND lab_id = ?`, id, labID))
+	return expectOne(f.db.exec(ctx, `UPDATE join_tokens SET revoked = 1 WHERE id = ? AND lab_id = ?`, id, labID))
 }
 
 // ---- machines -------------------------------------------------------------------
@@ -187,24 +187,24 @@ func scanMachine(row scanner) (fabrication.Machine, error) {
 }
 
 func (f Fabrication) CreateMachine(ctx context.Context, m fabrication.Machine) error {
-	_, err := f.db.write.ExecContext(ctx, `INSERT INTO machines(id, lab_id, token_hash, state, last_seen, rev, data) VALUES (?, ?, ?, ?, ?, 0, ?)`,
+	_, err := f.db.exec(ctx, `INSERT INTO machines(id, lab_id, token_hash, state, last_seen, rev, data) VALUES (?, ?, ?, ?, ?, 0, ?)`,
 		m.ID, m.LabID, m.TokenHash, m.State, nullNano(m.LastSeen), mustJSON(m))
 	return mapErr(err)
 }
 
 func (f Fabrication) Machine(ctx context.Context, id string) (fabrication.Machine, error) {
-	return scanMachine(f.db.read.QueryRowContext(ctx, `SELECT `+machineColumns+` FROM machines WHERE id = ?`, id))
+	return scanMachine(f.db.queryRow(ctx, `SELECT `+machineColumns+` FROM machines WHERE id = ?`, id))
 }
 
 func (f Fabrication) MachineByTokenHash(ctx context.Context, hash string) (fabrication.Machine, error) {
 	if hash == "" {
 		return fabrication.Machine{}, storage.ErrNotFound
 	}
-	return scanMachine(f.db.read.QueryRowContext(ctx, `SELECT `+machineColumns+` FROM machines WHERE token_hash = ?`, hash))
+	return scanMachine(f.db.queryRow(ctx, `SELECT `+machineColumns+` FROM machines WHERE token_hash = ?`, hash))
 }
 
 func (f Fabrication) Machines(ctx context.Context, labID string) ([]fabrication.Machine, error) {
-	rows, err := f.db.read.QueryContext(ctx, `SELECT `+machineColumns+` FROM machines WHERE lab_id = ? ORDER BY rowid`, labID)
+	rows, err := f.db.query(ctx, `SELECT `+machineColumns+` FROM machines WHERE lab_id = ? ORDER BY rowid`, labID)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +221,7 @@ func (f Fabrication) Machines(ctx context.Context, labID string) ([]fabrication.
 }
 
 func (f Fabrication) SaveMachine(ctx context.Context, m fabrication.Machine, prevRev int) error {
-	err := expectOne(f.db.write.ExecContext(ctx, `UPDATE machines SET token_hash = ?, state = ?, last_seen = ?, rev = rev + 1, data = ? WHERE id = ? AND rev = ?`,
+	err := expectOne(f.db.exec(ctx, `UPDATE machines SET token_hash = ?, state = ?, last_seen = ?, rev = rev + 1, data = ? WHERE id = ? AND rev = ?`,
 		m.TokenHash, m.State, nullNano(m.LastSeen), mustJSON(m), m.ID, prevRev))
 	if err == storage.ErrNotFound {
 		return fmt.Errorf("machine %s changed: %w", m.ID, storage.ErrConflict)
@@ -230,7 +230,7 @@ func (f Fabrication) SaveMachine(ctx context.Context, m fabrication.Machine, pre
 }
 
 func (f Fabrication) TouchMachine(ctx context.Context, id string, at time.Time) error {
-	return expectOne(f.db.write.ExecContext(ctx, `UPDATE machines SET last_seen = ?, state = CASE WHEN state = 'offline' THEN 'idle' ELSE state END WHERE id = ?`, unixNano(at), id))
+	return expectOne(f.db.exec(ctx, `UPDATE machines SET last_seen = ?, state = CASE WHEN state = 'offline' THEN 'idle' ELSE state END WHERE id = ?`, unixNano(at), id))
 }
 
 func (f Fabrication) MarkOffline(ctx context.Context, before time.Time) ([]string, error) {
@@ -252,7 +252,7 @@ func (f Fabrication) MarkOffline(ctx context.Context, before time.Time) ([]strin
 }
 
 func (f Fabrication) CreateEnrollment(ctx context.Context, e fabrication.Enrollment) error {
-	_, err := f.db.write.ExecContext(ctx, `INSERT INTO enrollments(code_hash, machine_id, expires_at) VALUES (?, ?, ?)`, e.CodeHash, e.MachineID, unixNano(e.ExpiresAt))
+	_, err := f.db.exec(ctx, `INSERT INTO enrollments(code_hash, machine_id, expires_at) VALUES (?, ?, ?)`, e.CodeHash, e.MachineID, unixNano(e.ExpiresAt))
 	return mapErr(err)
 }
 
@@ -302,7 +302,7 @@ func jobJSON(j fabrication.Job) (string, string) {
 
 func (f Fabrication) Order(ctx context.Context, id string) (fabrication.Order, error) {
 	var data, requester string
-	if err := f.db.read.QueryRowContext(ctx, `SELECT requester_id, data FROM orders WHERE id = ?`, id).Scan(&requester, &data); err != nil {
+	if err := f.db.queryRow(ctx, `SELECT requester_id, data FROM orders WHERE id = ?`, id).Scan(&requester, &data); err != nil {
 		return fabrication.Order{}, mapErr(err)
 	}
 	var o fabrication.Order
@@ -340,17 +340,31 @@ func scanJob(row scanner, withEvents bool) (fabrication.Job, error) {
 }
 
 func (f Fabrication) Job(ctx context.Context, id string) (fabrication.Job, error) {
-	return scanJob(f.db.read.QueryRowContext(ctx, `SELECT `+jobColumns+`, events FROM jobs WHERE id = ?`, id), true)
+	return scanJob(f.db.queryRow(ctx, `SELECT `+jobColumns+`, events FROM jobs WHERE id = ?`, id), true)
 }
 
 // SaveJob is one UPDATE whose WHERE names the rev the caller read: of two writers that
 // read the same rev, exactly one changes a row.
 func (f Fabrication) SaveJob(ctx context.Context, j fabrication.Job, prevRev int) error {
 	data, events := jobJSON(j)
-	err := expectOne(f.db.write.ExecContext(ctx, `UPDATE jobs SET state = ?, priority = ?, enqueued_at = ?, updated_at = ?, machine_id = ?,
+	err := expectOne(f.db.exec(ctx, `UPDATE jobs SET state = ?, priority = ?, enqueued_at = ?, updated_at = ?, machine_id = ?,
 		holding = ?, lease_hash = ?, lease_expires = ?, rev = rev + 1, data = ?, events = ? WHERE id = ? AND rev = ?`,
 		j.State, j.Priority, unixNano(j.EnqueuedAt), unixNano(j.UpdatedAt), j.MachineID, j.Holding, j.LeaseHash, nullNano(j.LeaseExpires),
 		data, events, j.ID, prevRev))
+	if err == storage.ErrNotFound {
+		return fmt.Errorf("job %s changed: %w", j.ID, storage.ErrConflict)
+	}
+	return err
+}
+
+// ClaimJob is SaveJob that appends e to the stored log instead of replacing it.
+func (f Fabrication) ClaimJob(ctx context.Context, j fabrication.Job, prevRev int, e fabrication.Event) error {
+	data, _ := jobJSON(j)
+	err := expectOne(f.db.exec(ctx, `UPDATE jobs SET state = ?, priority = ?, enqueued_at = ?, updated_at = ?, machine_id = ?,
+		holding = ?, lease_hash = ?, lease_expires = ?, rev = rev + 1, data = ?, events = json_insert(events, '$[#]', json(?))
+		WHERE id = ? AND rev = ?`,
+		j.State, j.Priority, unixNano(j.EnqueuedAt), unixNano(j.UpdatedAt), j.MachineID, j.Holding, j.LeaseHash, nullNano(j.LeaseExpires),
+		data, mustJSON(e), j.ID, prevRev))
 	if err == storage.ErrNotFound {
 		return fmt.Errorf("job %s changed: %w", j.ID, storage.ErrConflict)
 	}
@@ -362,7 +376,7 @@ func (f Fabrication) jobs(ctx context.Context, withEvents bool, query string, ar
 	if withEvents {
 		cols += ", events"
 	}
-	rows, err := f.db.read.QueryContext(ctx, `SELECT `+cols+` FROM jobs `+query, args...)
+	rows, err := f.db.query(ctx, `SELECT `+cols+` FROM jobs `+query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +418,7 @@ func (f Fabrication) ExpiredLeases(ctx context.Context, now time.Time, limit int
 }
 
 func (f Fabrication) Usage(ctx context.Context, labID string) (map[string]fabrication.Usage, error) {
-	rows, err := f.db.read.QueryContext(ctx, `SELECT requester_id, seconds, updated_at FROM usage WHERE lab_id = ?`, labID)
+	rows, err := f.db.query(ctx, `SELECT requester_id, seconds, updated_at FROM usage WHERE lab_id = ?`, labID)
 	if err != nil {
 		return nil, err
 	}
@@ -425,7 +439,7 @@ func (f Fabrication) Usage(ctx context.Context, labID string) (map[string]fabric
 // AddUsage decays the stored figure to `at` and adds to it, in one statement.
 func (f Fabrication) AddUsage(ctx context.Context, labID, requesterID string, seconds float64, at time.Time) error {
 	halfLife := float64(7 * 24 * time.Hour)
-	_, err := f.db.write.ExecContext(ctx, `
+	_, err := f.db.exec(ctx, `
 		INSERT INTO usage(lab_id, requester_id, seconds, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT(lab_id, requester_id) DO UPDATE SET
 			seconds = usage.seconds * pow(2, -max(0, excluded.updated_at - usage.updated_at) / ?) + excluded.seconds,
@@ -435,7 +449,7 @@ func (f Fabrication) AddUsage(ctx context.Context, labID, requesterID string, se
 }
 
 func (f Fabrication) DesignJobCounts(ctx context.Context) (map[string][2]int, error) {
-	rows, err := f.db.read.QueryContext(ctx, `SELECT design_id, sum(state = 'done'), sum(state = 'failed') FROM jobs GROUP BY design_id`)
+	rows, err := f.db.query(ctx, `SELECT design_id, sum(state = 'done'), sum(state = 'failed') FROM jobs GROUP BY design_id`)
 	if err != nil {
 		return nil, err
 	}

@@ -21,8 +21,10 @@ import (
 // writer at a time; queueing them in Go is cheaper than busy-waiting in SQLite), reads
 // through a pool. Several processes may share the file: busy_timeout covers them.
 type DB struct {
-	write *sql.DB
-	read  *sql.DB
+	write      *sql.DB
+	read       *sql.DB
+	writeStmts stmts
+	readStmts  stmts
 }
 
 // Open opens or creates the database at path and migrates it to the latest schema.
@@ -58,6 +60,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.readStmts.close()
+	db.writeStmts.close()
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 

@@ -180,6 +180,19 @@ func ExerciseFabrication(t *testing.T, newStore func(t *testing.T) fabrication.S
 		if err != nil || len(q) != 3 || q[0].ID != "j2" || q[1].ID != "j3" || q[2].ID != "j1" {
 			t.Fatalf("Queued: got %v, %v; want j2 (priority), j3 (older), j1", ids(q), err)
 		}
+		// A claim from the queue (read without the log) keeps the log and appends to it.
+		q3, _ := s.Queued(ctx, "lab-a", 10)
+		claim := q3[1] // j3
+		claim.State = fabrication.JobAssigned
+		if err := s.ClaimJob(ctx, claim, claim.Rev, fabrication.Event{At: t0, Kind: "assigned", Actor: "hub"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ClaimJob(ctx, claim, claim.Rev, fabrication.Event{At: t0, Kind: "assigned"}); !errors.Is(err, storage.ErrConflict) {
+			t.Fatalf("a second claim from the same rev: got %v, want ErrConflict", err)
+		}
+		if got, _ := s.Job(ctx, "j3"); got.State != fabrication.JobAssigned || got.Rev != 1 || len(got.Events) != 2 || got.Events[0].Actor != "ada" || got.Events[1].Kind != "assigned" {
+			t.Fatalf("after ClaimJob: got %+v", got)
+		}
 		// Concurrent compare-and-set: one claim wins.
 		var wg sync.WaitGroup
 		wins := make(chan string, 8)
@@ -216,7 +229,7 @@ func ExerciseFabrication(t *testing.T, newStore func(t *testing.T) fabrication.S
 		if exp, _ := s.ExpiredLeases(ctx, t0.Add(2*time.Minute), 10); len(exp) != 1 || exp[0].ID != "j1" {
 			t.Fatalf("ExpiredLeases: got %v", ids(exp))
 		}
-		if q, _ := s.Queued(ctx, "lab-a", 10); len(q) != 2 {
+		if q, _ := s.Queued(ctx, "lab-a", 10); len(q) != 1 {
 			t.Fatalf("Queued after the claim: got %v", ids(q))
 		}
 		j.State, j.Holding, j.LeaseHash, j.LeaseExpires = fabrication.JobDone, false, "", nil

@@ -1,0 +1,319 @@
+// Command loadagents drives N simulated agents against a real fabhub process over
+// loopback HTTP and prints what the hub sustained: claim-and-finish cycles per second,
+// the time from a job's enqueueing to an agent receiving it (p50, p99), double
+// assignments seen, and the hub's memory. It builds and starts the hub itself, on a
+// throwaway data dir (embedded SQLite), and stops it at the end. Traffic goes to
+// 127.0.0.1 only, bounded by -duration.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	agents := flag.Int("agents", 1000, "simulated agents")
+	duration := flag.Duration("duration", 20*time.Second, "how long to measure")
+	backlog := flag.Int("backlog", 1000, "queued jobs the feeder keeps the lab topped up to (a larger backlog measures queueing, not the hub)")
+	hubBin := flag.String("hub", "", "a built fabhub binary (default: build one)")
+	pprofAddr := flag.String("pprof-addr", "", "start the hub with profiling on this loopback address")
+	flag.Parse()
+	if err := run(*agents, *duration, *backlog, *hubBin, *pprofAddr); err != nil {
+		fmt.Fprintln(os.Stderr, "loadagents:", err)
+		os.Exit(1)
+	}
+}
+
+type client struct {
+	base string
+	http *http.Client
+}
+
+func (c client) call(ctx context.Context, method, path, token string, body, out any) (int, error) {
+	var r io.Reader
+	if b, ok := body.([]byte); ok {
+		r = bytes.NewReader(b)
+	} else if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
+	if err != nil {
+		return 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode/100 == 2 && resp.StatusCode != http.StatusNoContent {
+		return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
+	}
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// cube is a 20 mm cube as binary STL.
+func cube() []byte {
+	v := func(x, y, z float32) [3]float32 { return [3]float32{x * 20, y * 20, z * 20} }
+	quads := [][4][3]float32{
+		{v(0, 0, 0), v(0, 1, 0), v(1, 1, 0), v(1, 0, 0)}, {v(0, 0, 1), v(1, 0, 1), v(1, 1, 1), v(0, 1, 1)},
+		{v(0, 0, 0), v(1, 0, 0), v(1, 0, 1), v(0, 0, 1)}, {v(0, 1, 0), v(0, 1, 1), v(1, 1, 1), v(1, 1, 0)},
+		{v(0, 0, 0), v(0, 0, 1), v(0, 1, 1), v(0, 1, 0)}, {v(1, 0, 0), v(1, 1, 0), v(1, 1, 1), v(1, 0, 1)},
+	}
+	var b bytes.Buffer
+	b.Write(make([]byte, 80))
+	writeU32(&b, 12)
+	for _, q := range quads {
+		for _, t := range [][3][3]float32{{q[0], q[1], q[2]}, {q[0], q[2], q[3]}} {
+			b.Write(make([]byte, 12))
+			for _, p := range t {
+				for _, f := range p {
+					writeF32(&b, f)
+				}
+			}
+			b.Write([]byte{0, 0})
+		}
+	}
+	return b.Bytes()
+}
+
+func run(nAgents int, duration time.Duration, backlog int, hubBin, pprofAddr string) error {
+	work, err := os.MkdirTemp("", "loadagents-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if hubBin == "" {
+		hubBin = filepath.Join(work, "fabhub")
+		fmt.Println("building fabhub ...")
+		if out, err := exec.Command("go", "build", "-o", hubBin, "./cmd/fabhub").CombinedOutput(); err != nil {
+			return fmt.Errorf("build fabhub (run from the repository root): %v\n%s", err, out)
+		}
+	}
+	addr, err := freePort()
+	if err != nil {
+		return err
+	}
+	hub := exec.Command(hubBin, "-addr", addr, "-data", filepath.Join(work, "data"), "-log-level", "error", "-pprof-addr", pprofAddr)
+	hub.Stderr = os.Stderr
+	if err := hub.Start(); err != nil {
+		return err
+	}
+	defer func() { hub.Process.Signal(os.Interrupt); hub.Wait() }()
+
+	c := client{base: "http://" + addr, http: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: nAgents + 10, MaxConnsPerHost: 0}}}
+	ctx := context.Background()
+	for i := 0; ; i++ {
+		if code, _ := c.call(ctx, "GET", "/readyz", "", nil, nil); code == 200 {
+			break
+		}
+		if i > 200 {
+			return errors.New("the hub did not become ready within 20 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, err := c.call(ctx, "POST", "/api/v1/users", "", map[string]string{"handle": "load", "email": "load@example.org", "password": "load test password"}, nil); code != 201 {
+		return fmt.Errorf("sign up: %d %v", code, err)
+	}
+	var tok struct{ Token struct{ Secret string } }
+	c.call(ctx, "POST", "/api/v1/tokens", "", map[string]string{"handle": "load", "password": "load test password", "name": "load"}, &tok)
+	owner := tok.Token.Secret
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("meta", `{"title":"Load cube","license":"CC0-1.0"}`)
+	fw, _ := mw.CreateFormFile("files", "cube.stl")
+	fw.Write(cube())
+	mw.Close()
+	req, _ := http.NewRequest("POST", c.base+"/api/v1/designs", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+owner)
+	if resp, err := c.http.Do(req); err != nil || resp.StatusCode != 201 {
+		return fmt.Errorf("publish: %v %v", resp, err)
+	}
+	if code, err := c.call(ctx, "POST", "/api/v1/labs", owner, map[string]any{"slug": "farm", "name": "Load farm"}, nil); code != 201 {
+		return fmt.Errorf("lab: %d %v", code, err)
+	}
+	var jt struct{ JoinToken struct{ Secret string } `json:"join_token"` }
+	c.call(ctx, "POST", "/api/v1/labs/farm/join-tokens", owner, map[string]string{"name": "load"}, &jt)
+
+	// Enqueue times, by job id, for the latency figure.
+	var mu sync.Mutex
+	enqueued := map[string]time.Time{}
+	holder := map[string]int{}
+	var latencies []time.Duration
+	var queued atomic.Int64
+	order := func() error {
+		var resp struct{ Jobs []struct{ ID string } }
+		at := time.Now()
+		code, err := c.call(ctx, "POST", "/api/v1/orders", owner, map[string]any{"lab": "farm", "design": "load-cube", "quantity": 100}, &resp)
+		if code != 201 {
+			return fmt.Errorf("order: %d %v", code, err)
+		}
+		mu.Lock()
+		for _, j := range resp.Jobs {
+			enqueued[j.ID] = at
+		}
+		mu.Unlock()
+		queued.Add(int64(len(resp.Jobs)))
+		return nil
+	}
+	for queued.Load() < int64(backlog) {
+		if err := order(); err != nil {
+			return err
+		}
+	}
+
+	fmt.Printf("registering %d agents ...\n", nAgents)
+	tokens := make([]string, nAgents)
+	var regWG sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	var regErr atomic.Value
+	for i := range nAgents {
+		regWG.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer regWG.Done()
+			defer func() { <-sem }()
+			var enr struct{ Token string }
+			caps := map[string]any{"process": "fdm", "build_volume": []float64{200, 200, 200}, "driver": "sim"}
+			if code, err := c.call(ctx, "POST", "/api/v1/agent/register", "", map[string]any{"join_token": jt.JoinToken.Secret, "name": fmt.Sprint("agent-", i), "capabilities": caps}, &enr); code != 201 {
+				regErr.Store(fmt.Errorf("register: %d %v", code, err))
+			}
+			tokens[i] = enr.Token
+		}()
+	}
+	regWG.Wait()
+	if err, ok := regErr.Load().(error); ok {
+		return err
+	}
+
+	fmt.Printf("measuring for %v with %d agents ...\n", duration, nAgents)
+	runCtx, stop := context.WithTimeout(ctx, duration)
+	defer stop()
+	var cycles, doubles, errs atomic.Int64
+	go func() { // the feeder keeps the backlog up
+		for runCtx.Err() == nil {
+			if queued.Load() < int64(backlog) {
+				if err := order(); err != nil && runCtx.Err() == nil {
+					errs.Add(1)
+				}
+				continue
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, token := range tokens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for runCtx.Err() == nil {
+				var poll struct {
+					Job   *struct{ ID string }
+					Lease string
+				}
+				code, err := c.call(runCtx, "POST", "/api/v1/agent/poll", token, map[string]any{"protocol": 1, "state": "idle", "jobs": []any{}, "wait_s": 5}, &poll)
+				if runCtx.Err() != nil {
+					return
+				}
+				if err != nil || (code != 200 && code != 204) {
+					errs.Add(1)
+					continue
+				}
+				if poll.Job == nil {
+					continue
+				}
+				got := time.Now()
+				id := poll.Job.ID
+				mu.Lock()
+				if _, held := holder[id]; held {
+					doubles.Add(1)
+				}
+				holder[id] = i
+				if at, ok := enqueued[id]; ok {
+					latencies = append(latencies, got.Sub(at))
+				}
+				mu.Unlock()
+				queued.Add(-1)
+				for _, kind := range []string{"started", "finished"} {
+					if code, _ := c.call(ctx, "POST", "/api/v1/agent/jobs/"+id+"/events", token, map[string]any{"lease": poll.Lease, "kind": kind}, nil); code != 200 {
+						errs.Add(1)
+					}
+				}
+				mu.Lock()
+				delete(holder, id)
+				mu.Unlock()
+				cycles.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	mu.Lock()
+	slices.Sort(latencies)
+	p := func(q float64) time.Duration {
+		if len(latencies) == 0 {
+			return 0
+		}
+		return latencies[min(len(latencies)-1, int(q*float64(len(latencies))))]
+	}
+	mu.Unlock()
+	rss, hwm := memory(hub.Process.Pid)
+	fmt.Printf("agents:                  %d\n", nAgents)
+	fmt.Printf("claim-and-finish cycles: %d in %.1f s = %.0f per second\n", cycles.Load(), elapsed.Seconds(), float64(cycles.Load())/elapsed.Seconds())
+	fmt.Printf("enqueue to receipt:      p50 %v, p99 %v (%d samples)\n", p(0.50).Round(time.Millisecond), p(0.99).Round(time.Millisecond), len(latencies))
+	fmt.Printf("double assignments:      %d\n", doubles.Load())
+	fmt.Printf("request errors:          %d\n", errs.Load())
+	fmt.Printf("hub memory:              %s RSS now, %s peak\n", rss, hwm)
+	if doubles.Load() > 0 {
+		return errors.New("a job was assigned to two machines at once")
+	}
+	return nil
+}
+
+func memory(pid int) (rss, hwm string) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "?", "?"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			rss = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			hwm = strings.TrimSpace(v)
+		}
+	}
+	return rss, hwm
+}
