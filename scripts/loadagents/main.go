@@ -162,7 +162,9 @@ func run(nAgents int, duration time.Duration, backlog int, hubBin, pprofAddr str
 	if code, err := c.call(ctx, "POST", "/api/v1/labs", owner, map[string]any{"slug": "farm", "name": "Load farm"}, nil); code != 201 {
 		return fmt.Errorf("lab: %d %v", code, err)
 	}
-	var jt struct{ JoinToken struct{ Secret string } `json:"join_token"` }
+	var jt struct {
+		JoinToken struct{ Secret string } `json:"join_token"`
+	}
 	c.call(ctx, "POST", "/api/v1/labs/farm/join-tokens", owner, map[string]string{"name": "load"}, &jt)
 
 	// Enqueue times, by job id, for the latency figure.
