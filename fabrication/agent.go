@@ -159,8 +159,10 @@ func (s *Service) reconcile(ctx context.Context, m Machine, held []agentapi.Held
 			_, err = s.Event(ctx, m, h.ID, agentapi.EventRequest{Lease: h.Lease, Kind: agentapi.EventFailed, Message: h.Message})
 		case agentapi.HeldGone:
 			// The printer never started it: handing it back cannot make a second copy.
+			// The agent reports "started" before it hands the file to the printer, so a
+			// printing job can also be gone if the agent died in between.
 			_, err = s.update(ctx, h.ID, func(j *Job) error {
-				if j.State != JobAssigned && j.State != JobUnknown {
+				if j.State != JobAssigned && j.State != JobPrinting && j.State != JobUnknown {
 					return nil
 				}
 				s.release(j)

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hschendel/stl"
+
+	"github.com/fabcommons/fabcommons/catalog/mesh/meshtest"
+	"github.com/fabcommons/fabcommons/fabrication/agent"
+)
+
+var binDir string
+
+// TestMain builds fabhub and fabagent once for the end-to-end test.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fabagent-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	for _, cmd := range []string{"fabhub", "fabagent"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "../"+cmd).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", cmd, err, out)
+			os.Exit(2)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type hubAPI struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+func (h hubAPI) call(method, path string, body any, out any) int {
+	h.t.Helper()
+	var r io.Reader
+	if body != nil {
+		j, _ := json.Marshal(body)
+		r = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, h.base+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	if h.token != "" {
+		req.Header.Set("Authorization", "Bearer "+h.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func start(t *testing.T, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	log, _ := os.Create(filepath.Join(t.TempDir(), name+".log"))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	return cmd
+}
+
+// TestEndToEnd: a real hub and three agents make an order of 10 jobs; one agent is
+// killed with SIGKILL mid-print and started again, and no job is printed twice.
+func TestEndToEnd(t *testing.T) {
+	addr := freeAddr(t)
+	start(t, "fabhub", "-addr", addr, "-data", t.TempDir(), "-lease-ttl", "6s", "-log-level", "warn")
+	base := "http://" + addr
+	for i := 0; ; i++ {
+		if resp, err := http.Get(base + "/readyz"); err == nil && resp.StatusCode == 200 {
+			break
+		}
+		if i > 100 {
+			t.Fatal("the hub did not become ready")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	api := hubAPI{t: t, base: base}
+	api.call("POST", "/api/v1/users", map[string]string{"handle": "ada", "email": "ada@example.org", "password": "correct horse battery"}, nil)
+	var tok struct{ Token struct{ Secret string } }
+	api.call("POST", "/api/v1/tokens", map[string]string{"handle": "ada", "password": "correct horse battery", "name": "e2e"}, &tok)
+	api.token = tok.Token.Secret
+
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("meta", `{"title":"Cube","license":"CC0-1.0"}`)
+	fw, _ := mw.CreateFormFile("files", "cube.stl")
+	fw.Write(meshtest.Binary("cube", meshtest.Cube(stl.Vec3{0, 0, 0}, 20)))
+	mw.Close()
+	req, _ := http.NewRequest("POST", base+"/api/v1/designs", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+api.token)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 201 {
+		t.Fatalf("publish: %v %v", resp, err)
+	}
+	if code := api.call("POST", "/api/v1/labs", map[string]any{"slug": "e2e", "name": "E2E lab"}, nil); code != 201 {
+		t.Fatalf("lab: %d", code)
+	}
+
+	type agentProc struct {
+		state string
+		cmd   *exec.Cmd
+	}
+	var agents []*agentProc
+	runArgs := func(state string) []string {
+		return []string{"run", "--state", state, "--driver", "sim", "--sim-speed", "100", "--sim-seconds", "300", "--log-level", "warn"}
+	}
+	for i := range 3 {
+		var m struct {
+			EnrollmentCode string `json:"enrollment_code"`
+		}
+		api.call("POST", "/api/v1/labs/e2e/machines", map[string]any{"name": fmt.Sprint("sim ", i), "process": "fdm",
+			"build_volume": map[string]float64{"x": 200, "y": 200, "z": 200}}, &m)
+		state := filepath.Join(t.TempDir(), fmt.Sprint("agent", i))
+		out, err := exec.Command(filepath.Join(binDir, "fabagent"), "enroll", "--hub", base, "--code", m.EnrollmentCode, "--state", state).CombinedOutput()
+		if err != nil {
+			t.Fatalf("enroll: %v %s", err, out)
+		}
+		if fi, err := os.Stat(filepath.Join(state, "token")); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("token file: %v %v, want mode 0600", fi, err)
+		}
+		agents = append(agents, &agentProc{state: state, cmd: start(t, "fabagent", runArgs(state)...)})
+	}
+	// A second use of a code is refused with a one-line message.
+	out, err := exec.Command(filepath.Join(binDir, "fabagent"), "enroll", "--hub", base, "--code", "AAAA-BBBB-CCCC-DDDD", "--state", t.TempDir()).CombinedOutput()
+	if err == nil || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 || !strings.Contains(string(out), "fabagent: enrol with") {
+		t.Fatalf("a bad code: got %v %q, want one line", err, out)
+	}
+
+	var order struct {
+		Order struct{ ID string }
+		Jobs  []struct{ ID string }
+	}
+	if code := api.call("POST", "/api/v1/orders", map[string]any{"lab": "e2e", "design": "cube", "quantity": 10}, &order); code != 201 {
+		t.Fatalf("order: %d", code)
+	}
+
+	// Kill an agent in the middle of a print, then start it again.
+	deadline := time.Now().Add(30 * time.Second)
+	var victim *agentProc
+	var victimJob string
+	for victim == nil && time.Now().Before(deadline) {
+		for _, a := range agents {
+			j, err := agent.OpenJournal(a.state)
+			if err == nil && j.Held != nil && j.Held.Phase == agent.PhasePrinting {
+				victim, victimJob = a, j.Held.Job.ID
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if victim == nil {
+		t.Fatal("no agent started printing within 30 s")
+	}
+	victim.cmd.Process.Kill()
+	victim.cmd.Wait()
+	time.Sleep(500 * time.Millisecond)
+	victim.cmd = start(t, "fabagent", runArgs(victim.state)...)
+
+	// Every job reaches done.
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		var view struct {
+			Jobs []struct{ ID, State string }
+		}
+		api.call("GET", "/api/v1/orders/"+order.Order.ID, nil, &view)
+		done := 0
+		for _, j := range view.Jobs {
+			if j.State == "done" {
+				done++
+			}
+		}
+		if done == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 2 minutes %d of 10 jobs are done: %+v", done, view.Jobs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Each job went onto a (simulated) printer exactly once.
+	starts := map[string]int{}
+	for _, a := range agents {
+		b, _ := os.ReadFile(filepath.Join(a.state, "sim-starts.log"))
+		for _, id := range strings.Fields(string(b)) {
+			starts[id]++
+		}
+	}
+	if len(starts) != 10 {
+		t.Fatalf("got %d distinct jobs printed, want 10", len(starts))
+	}
+	for id, n := range starts {
+		if n != 1 {
+			t.Fatalf("job %s was printed %d times", id, n)
+		}
+	}
+	var victimView struct {
+		Job struct {
+			Attempts int
+			State    string
+		}
+	}
+	api.call("GET", "/api/v1/jobs/"+victimJob, nil, &victimView)
+	if victimView.Job.State != "done" || victimView.Job.Attempts != 1 {
+		t.Fatalf("the killed agent's job: got %+v, want done on its first attempt", victimView.Job)
+	}
+}

@@ -1,0 +1,224 @@
+// Package agent is the printer-side runtime: it enrols with a hub, pulls jobs, checks
+// their files, drives a printer through a Driver, reports back, and keeps a journal so
+// a restart resumes or reconciles a job instead of printing it twice. It imports only
+// the wire contract (fabrication/agentapi), so the fabagent binary stays small.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/fabcommons/fabcommons/fabrication/agentapi"
+)
+
+// Errors the hub's answers map to.
+var (
+	ErrStale        = errors.New("the hub says the lease is stale")
+	ErrUnauthorized = errors.New("the hub does not accept this machine token (revoked or replaced?): enrol again")
+	ErrRefused      = errors.New("the hub refused the request")
+)
+
+// Client is the one wrapper around the agent API. Calls that can be repeated safely
+// are retried with exponential backoff and jitter on network errors, 429 and 5xx.
+type Client struct {
+	Hub   string
+	Token string
+	HTTP  *http.Client
+	// Backoff bounds: first wait and the longest.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// NewClient returns a client for hub with a token (empty before enrolment).
+func NewClient(hub, token string) *Client {
+	return &Client{Hub: strings.TrimRight(hub, "/"), Token: token, HTTP: &http.Client{Timeout: 90 * time.Second},
+		MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second}
+}
+
+type hubError struct {
+	status int
+	msg    string
+}
+
+func (e *hubError) Error() string { return fmt.Sprintf("hub answered %d: %s", e.status, e.msg) }
+
+func (e *hubError) Unwrap() error {
+	switch e.status {
+	case http.StatusConflict:
+		return ErrStale
+	case http.StatusUnauthorized:
+		return ErrUnauthorized
+	}
+	return ErrRefused
+}
+
+func retryable(err error) bool {
+	var he *hubError
+	if errors.As(err, &he) {
+		return he.status == http.StatusTooManyRequests || he.status >= 500
+	}
+	return err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// do sends one request and decodes a 2xx JSON answer into out (204: out untouched,
+// returns false).
+func (c *Client) do(ctx context.Context, method, path string, body, out any, header map[string]string) (bool, error) {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return false, err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Hub+path, r)
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNoContent {
+		return false, nil
+	}
+	if resp.StatusCode/100 != 2 {
+		var e agentapi.Error
+		json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+		return false, &hubError{status: resp.StatusCode, msg: e.Error.Message}
+	}
+	if out != nil {
+		return true, json.NewDecoder(resp.Body).Decode(out)
+	}
+	return true, nil
+}
+
+// retry repeats call while it fails in a way worth repeating, until ctx ends.
+func (c *Client) retry(ctx context.Context, call func() error) error {
+	wait := c.MinBackoff
+	for {
+		err := call()
+		if !retryable(err) {
+			return err
+		}
+		sleep := wait/2 + rand.N(wait/2+1) // jitter: agents that lost the hub together do not return together
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-time.After(sleep):
+		}
+		wait = min(wait*2, c.MaxBackoff)
+	}
+}
+
+// Enroll exchanges a one-time code for a machine token (not retried: a code is single use).
+func (c *Client) Enroll(ctx context.Context, code string) (agentapi.Enrollment, error) {
+	var e agentapi.Enrollment
+	_, err := c.do(ctx, "POST", "/api/v1/agent/enroll", agentapi.EnrollRequest{Code: code}, &e, nil)
+	return e, err
+}
+
+// Poll asks for work; nil means none came before the hub's wait ended.
+func (c *Client) Poll(ctx context.Context, req agentapi.PollRequest) (*agentapi.PollResponse, error) {
+	req.Protocol = agentapi.Protocol
+	var resp agentapi.PollResponse
+	var got bool
+	err := c.retry(ctx, func() (err error) {
+		got, err = c.do(ctx, "POST", "/api/v1/agent/poll", req, &resp, nil)
+		return err
+	})
+	if err != nil || !got {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// Event reports on a held job. Reports are idempotent on the hub (a repeated progress
+// or a repeated finish changes nothing), so they are retried.
+func (c *Client) Event(ctx context.Context, id string, req agentapi.EventRequest) (agentapi.EventResponse, error) {
+	var resp agentapi.EventResponse
+	err := c.retry(ctx, func() error {
+		_, err := c.do(ctx, "POST", "/api/v1/agent/jobs/"+id+"/events", req, &resp, nil)
+		return err
+	})
+	return resp, err
+}
+
+// Download fetches a job's file into dst and checks its SHA-256 before anything can
+// reach a printer; a mismatch leaves no file behind. progress, when not nil, hears
+// bytes received so far.
+func (c *Client) Download(ctx context.Context, url, lease, wantSHA string, dst string, progress func(done, total int64)) error {
+	return c.retry(ctx, func() error {
+		req, err := http.NewRequestWithContext(ctx, "GET", c.Hub+url, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+		req.Header.Set("X-Fab-Lease", lease)
+		resp, err := c.HTTP.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			var e agentapi.Error
+			json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+			return &hubError{status: resp.StatusCode, msg: e.Error.Message}
+		}
+		tmp := dst + ".part"
+		f, err := os.Create(tmp)
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		var r io.Reader = io.TeeReader(resp.Body, h)
+		if progress != nil {
+			r = &countingReader{r: r, total: resp.ContentLength, report: progress}
+		}
+		_, err = io.Copy(f, r)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != wantSHA {
+			os.Remove(tmp)
+			return fmt.Errorf("%w: the file's sha256 is %s, the job says %s", ErrRefused, got, wantSHA)
+		}
+		return os.Rename(tmp, dst)
+	})
+}
+
+type countingReader struct {
+	r      io.Reader
+	done   int64
+	total  int64
+	report func(done, total int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.done += int64(n)
+	c.report(c.done, c.total)
+	return n, err
+}

@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/fabcommons/fabcommons/fabrication/agentapi"
+)
+
+// Phases of a held job in the journal.
+const (
+	PhaseFetching = "fetching" // claimed; the file is being downloaded and checked
+	PhaseStarting = "starting" // the hub was told it started; the printer is being given it
+	PhasePrinting = "printing" // the printer has it
+)
+
+// Held is one job the agent holds.
+type Held struct {
+	Job   agentapi.Job `json:"job"`
+	Lease string       `json:"lease"`
+	File  string       `json:"file"`
+	Phase string       `json:"phase"`
+}
+
+// Journal is the agent's memory across restarts: the job it holds and how far it got.
+// Every change rewrites the file atomically (temp file, fsync, rename), so a crash
+// leaves the old version or the new one, never a mix.
+type Journal struct {
+	path string
+	Held *Held `json:"held"`
+}
+
+// OpenJournal reads the journal in dir, or starts an empty one.
+func OpenJournal(dir string) (*Journal, error) {
+	j := &Journal{path: filepath.Join(dir, "journal.json")}
+	b, err := os.ReadFile(j.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return j, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, j); err != nil {
+		return nil, fmt.Errorf("journal %s is damaged: %w", j.path, err)
+	}
+	return j, nil
+}
+
+// Set records h (nil: the agent holds nothing) durably.
+func (j *Journal) Set(h *Held) error {
+	j.Held = h
+	b, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(j.path, b, 0o600)
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,184 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fabcommons/fabcommons/fabrication/agentapi"
+)
+
+// Agent runs one machine.
+type Agent struct {
+	Client       *Client
+	Driver       Driver
+	Journal      *Journal
+	StateDir     string
+	Capabilities agentapi.Capabilities
+	Log          *slog.Logger
+	// Progress, when set, hears download progress (fabagent draws a bar on a terminal).
+	Progress func(done, total int64)
+
+	heartbeat  time.Duration
+	lastReport time.Time
+}
+
+// Run works until ctx ends. Ending it (SIGTERM) stops the agent taking new work; a
+// print in progress is reported and left to the printer, and the journal lets the
+// next start pick it up again.
+func (a *Agent) Run(ctx context.Context) error {
+	a.heartbeat = 10 * time.Second
+	for ctx.Err() == nil {
+		var err error
+		if a.Journal.Held != nil {
+			err = a.tend(ctx)
+		} else {
+			err = a.pull(ctx)
+		}
+		switch {
+		case errors.Is(err, ErrUnauthorized):
+			return err
+		case err != nil && ctx.Err() == nil:
+			a.Log.Warn("agent step failed; trying again", "err", err)
+			sleep(ctx, 2*time.Second)
+		}
+	}
+	if h := a.Journal.Held; h != nil {
+		a.Log.Info("stopping; the printer keeps its job and the next start picks it up", "job", h.Job.ID)
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// pull long-polls for a job and records it in the journal before anything else.
+func (a *Agent) pull(ctx context.Context) error {
+	resp, err := a.Client.Poll(ctx, agentapi.PollRequest{Capabilities: a.Capabilities, State: "idle", Jobs: []agentapi.HeldJob{}, WaitSeconds: 30})
+	if err != nil || resp == nil || resp.Job == nil {
+		return err
+	}
+	if resp.HeartbeatS > 0 {
+		a.heartbeat = time.Duration(resp.HeartbeatS) * time.Second
+	}
+	h := &Held{Job: *resp.Job, Lease: resp.Lease, Phase: PhaseFetching, File: filepath.Join(a.StateDir, "jobs", resp.Job.ID+filepath.Ext(resp.Job.File))}
+	a.Log.Info("job claimed", "job", h.Job.ID, "design", h.Job.Design, "file", h.Job.File)
+	if err := a.Journal.Set(h); err != nil {
+		return err
+	}
+	return a.fetchAndStart(ctx, h, resp.FileURL)
+}
+
+// fetchAndStart downloads and checks the file, tells the hub the job starts, then
+// hands it to the printer. That order means a crash can leave the hub thinking a job
+// started that the printer never got (the next start reports it gone and the hub
+// queues it again), but never a print the hub does not know about.
+func (a *Agent) fetchAndStart(ctx context.Context, h *Held, fileURL string) error {
+	if h.Phase == PhaseFetching {
+		if err := os.MkdirAll(filepath.Dir(h.File), 0o700); err != nil {
+			return err
+		}
+		if fileURL == "" {
+			fileURL = "/api/v1/agent/jobs/" + h.Job.ID + "/file"
+		}
+		if err := a.Client.Download(ctx, fileURL, h.Lease, h.Job.SHA256, h.File, a.Progress); err != nil {
+			if errors.Is(err, ErrStale) || errors.Is(err, ErrRefused) {
+				a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "the file could not be fetched: " + err.Error(), Retryable: true})
+				return a.drop(h)
+			}
+			return err
+		}
+		if _, err := a.Client.Event(ctx, h.Job.ID, agentapi.EventRequest{Lease: h.Lease, Kind: agentapi.EventStarted, Message: "starting"}); err != nil {
+			if errors.Is(err, ErrStale) {
+				return a.drop(h)
+			}
+			return err
+		}
+		h.Phase = PhaseStarting
+		if err := a.Journal.Set(h); err != nil {
+			return err
+		}
+	}
+	if h.Phase == PhaseStarting {
+		if st, err := a.Driver.Status(ctx, h.Job.ID); err == nil && st.State == PrinterGone {
+			if err := a.Driver.Start(ctx, h.Job.ID, h.File); err != nil {
+				a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "the printer refused the job: " + err.Error(), Retryable: true})
+				return a.drop(h)
+			}
+		}
+		h.Phase = PhasePrinting
+		return a.Journal.Set(h)
+	}
+	return nil
+}
+
+// tend looks after the held job: asks the printer how it is going and tells the hub,
+// at the heartbeat the hub asked for.
+func (a *Agent) tend(ctx context.Context) error {
+	h := a.Journal.Held
+	if h.Phase != PhasePrinting {
+		// A restart before the printer had it: find out whether it did.
+		st, err := a.Driver.Status(ctx, h.Job.ID)
+		if err != nil || st.State == PrinterGone {
+			return a.fetchAndStart(ctx, h, "")
+		}
+		h.Phase = PhasePrinting
+	}
+	st, err := a.Driver.Status(ctx, h.Job.ID)
+	if err != nil {
+		return fmt.Errorf("printer status: %w", err)
+	}
+	var req agentapi.EventRequest
+	switch st.State {
+	case PrinterFinished:
+		req = agentapi.EventRequest{Kind: agentapi.EventFinished, Progress: 100, Message: st.Message}
+	case PrinterFailed:
+		req = agentapi.EventRequest{Kind: agentapi.EventFailed, Progress: st.Progress, Message: st.Message, Retryable: st.Message != "canceled"}
+	case PrinterGone:
+		req = agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "the printer has no record of this job", Retryable: true}
+	default:
+		req = agentapi.EventRequest{Kind: agentapi.EventProgress, Progress: st.Progress, Message: st.Message}
+	}
+	if req.Kind == agentapi.EventProgress && time.Since(a.lastReport) < a.heartbeat {
+		sleep(ctx, 2*time.Second) // look at the printer often, tell the hub at its heartbeat
+		return nil
+	}
+	resp, err := a.report(ctx, h, req)
+	a.lastReport = time.Now()
+	switch {
+	case errors.Is(err, ErrStale):
+		a.Log.Warn("the hub took the job back; dropping it", "job", h.Job.ID)
+		return a.drop(h)
+	case err != nil:
+		return err
+	case resp.Cancel && req.Kind == agentapi.EventProgress:
+		a.Log.Info("job canceled on the hub; stopping the print", "job", h.Job.ID)
+		if err := a.Driver.Cancel(ctx, h.Job.ID); err != nil {
+			return err
+		}
+		return nil // the next round reports it failed (canceled) and lets go
+	case req.Kind != agentapi.EventProgress:
+		a.Log.Info("job ended", "job", h.Job.ID, "outcome", req.Kind)
+		return a.drop(h)
+	}
+	sleep(ctx, 2*time.Second)
+	return nil
+}
+
+func (a *Agent) report(ctx context.Context, h *Held, req agentapi.EventRequest) (agentapi.EventResponse, error) {
+	req.Lease = h.Lease
+	return a.Client.Event(ctx, h.Job.ID, req)
+}
+
+func (a *Agent) drop(h *Held) error {
+	os.Remove(h.File)
+	return a.Journal.Set(nil)
+}
