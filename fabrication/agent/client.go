@@ -62,12 +62,14 @@ func (e *hubError) Unwrap() error {
 	return ErrRefused
 }
 
+// retryable: network failures, 429 and 5xx. Not a refusal such as a file whose hash is
+// wrong: fetching it again would loop forever.
 func retryable(err error) bool {
 	var he *hubError
 	if errors.As(err, &he) {
 		return he.status == http.StatusTooManyRequests || he.status >= 500
 	}
-	return err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	return err != nil && !errors.Is(err, ErrRefused) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // do sends one request and decodes a 2xx JSON answer into out (204: out untouched,

@@ -1,0 +1,176 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fabcommons/fabcommons/fabrication/agentapi"
+)
+
+func fastClient(url string) *Client {
+	c := NewClient(url, "fab_m_test")
+	c.MinBackoff, c.MaxBackoff = time.Millisecond, 5*time.Millisecond
+	return c
+}
+
+func TestClientRetriesOnlyWhatIsWorthRetrying(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer fab_m_test" {
+			t.Errorf("got Authorization %q", r.Header.Get("Authorization"))
+		}
+		switch r.URL.Path {
+		case "/api/v1/agent/poll":
+			if calls.Add(1) < 3 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			w.Write([]byte(`{"job":{"id":"j1"},"lease":"l1","heartbeat_s":20}`))
+		case "/api/v1/agent/jobs/stale/events":
+			calls.Add(1)
+			w.WriteHeader(http.StatusConflict)
+			w.Write([]byte(`{"error":{"code":"stale_lease","message":"drop it"}}`))
+		case "/api/v1/agent/jobs/revoked/events":
+			w.WriteHeader(http.StatusUnauthorized)
+		case "/api/v1/agent/jobs/idle/events":
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	c := fastClient(srv.URL)
+	ctx := context.Background()
+	resp, err := c.Poll(ctx, agentapi.PollRequest{})
+	if err != nil || resp == nil || resp.Job.ID != "j1" || calls.Load() != 3 {
+		t.Fatalf("poll through two 503s: got %+v, %v after %d calls", resp, err, calls.Load())
+	}
+	calls.Store(0)
+	if _, err := c.Event(ctx, "stale", agentapi.EventRequest{}); !errors.Is(err, ErrStale) || calls.Load() != 1 {
+		t.Fatalf("409: got %v after %d calls, want ErrStale after 1", err, calls.Load())
+	}
+	if _, err := c.Event(ctx, "revoked", agentapi.EventRequest{}); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("401: got %v, want ErrUnauthorized", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := NewClient("http://127.0.0.1:1", "x").Poll(ctx, agentapi.PollRequest{}); err == nil {
+		t.Fatal("a canceled context: got nil error")
+	}
+}
+
+func TestDownloadChecksTheHash(t *testing.T) {
+	t.Parallel()
+	data := []byte("solid part\nendsolid part\n")
+	sum := sha256.Sum256(data)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Fab-Lease") != "lease-1" {
+			w.WriteHeader(http.StatusConflict)
+			return
+		}
+		w.Write(data)
+	}))
+	defer srv.Close()
+	c := fastClient(srv.URL)
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "part.stl")
+	var seen int64
+	if err := c.Download(context.Background(), "/f", "lease-1", hex.EncodeToString(sum[:]), dst, func(done, _ int64) { seen = done }); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != string(data) || seen != int64(len(data)) {
+		t.Fatalf("got %q, progress %d", b, seen)
+	}
+	bad := filepath.Join(dir, "bad.stl")
+	err := c.Download(context.Background(), "/f", "lease-1", hex.EncodeToString(make([]byte, 32)), bad, nil)
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("wrong hash: got %v, want ErrRefused", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("a refused download left files behind: %v", entries)
+	}
+	if err := c.Download(context.Background(), "/f", "other", "x", bad, nil); !errors.Is(err, ErrStale) {
+		t.Fatalf("someone else's lease: got %v, want ErrStale", err)
+	}
+}
+
+func TestJournal(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	j, err := OpenJournal(dir)
+	if err != nil || j.Held != nil {
+		t.Fatalf("empty journal: got %+v, %v", j, err)
+	}
+	h := &Held{Job: agentapi.Job{ID: "j1", SHA256: "abc"}, Lease: "l1", Phase: PhasePrinting, File: "f.stl"}
+	if err := j.Set(h); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(filepath.Join(dir, "journal.json"))
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("journal mode %v, want 0600 (it holds the lease)", fi.Mode().Perm())
+	}
+	again, err := OpenJournal(dir)
+	if err != nil || again.Held == nil || *again.Held != *h {
+		t.Fatalf("reopened: got %+v, %v", again.Held, err)
+	}
+	again.Set(nil)
+	if third, _ := OpenJournal(dir); third.Held != nil {
+		t.Fatal("a cleared journal still holds a job")
+	}
+	os.WriteFile(filepath.Join(dir, "journal.json"), []byte("{broken"), 0o600)
+	if _, err := OpenJournal(dir); err == nil {
+		t.Fatal("a damaged journal: got nil error")
+	}
+}
+
+func TestSimPrinter(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "part.stl")
+	os.WriteFile(file, []byte("x"), 0o600)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	sim := &Sim{Dir: dir, Speed: 10, BaseSeconds: 100, Now: clock} // a 10 s print
+	ctx := context.Background()
+	if st, _ := sim.Status(ctx, "j1"); st.State != PrinterGone {
+		t.Fatalf("before start: got %+v", st)
+	}
+	if err := sim.Start(ctx, "j1", file); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(ctx, "j1", file); err == nil {
+		t.Fatal("starting a job twice: got nil error")
+	}
+	now = now.Add(4 * time.Second)
+	if st, _ := sim.Status(ctx, "j1"); st.State != PrinterPrinting || st.Progress < 39 || st.Progress > 41 {
+		t.Fatalf("at 4 s: got %+v, want printing at 40%%", st)
+	}
+	// A new Sim on the same dir (a restarted agent) sees the same print.
+	restarted := &Sim{Dir: dir, Speed: 10, BaseSeconds: 100, Now: clock}
+	now = now.Add(7 * time.Second)
+	if st, _ := restarted.Status(ctx, "j1"); st.State != PrinterFinished {
+		t.Fatalf("after 11 s: got %+v, want finished", st)
+	}
+	restarted.Start(ctx, "j2", file)
+	restarted.Cancel(ctx, "j2")
+	if st, _ := restarted.Status(ctx, "j2"); st.State != PrinterFailed || st.Message != "canceled" {
+		t.Fatalf("canceled: got %+v", st)
+	}
+	failing := &Sim{Dir: t.TempDir(), Speed: 10, BaseSeconds: 100, FailRate: 1, Now: clock}
+	failing.Start(ctx, "j3", file)
+	now = now.Add(20 * time.Second)
+	if st, _ := failing.Status(ctx, "j3"); st.State != PrinterFailed {
+		t.Fatalf("fail rate 1: got %+v, want failed", st)
+	}
+	if err := sim.Start(ctx, "j4", filepath.Join(dir, "missing.stl")); err == nil {
+		t.Fatal("a missing file: got nil error")
+	}
+}
