@@ -438,12 +438,11 @@ type ForkRequest struct {
 // Fork makes a new design owned by actor from a version of slug. It stores no new
 // blobs: the fork's first version points at its parent's files.
 func (s *Service) Fork(ctx context.Context, actor Actor, slug string, fr ForkRequest) (Design, error) {
+	if _, err := s.store.DesignBySlug(ctx, slug); err != nil {
+		return Design{}, fmt.Errorf("design %s: %w", slug, err) // 404 here, where a remix's unknown parent is a 422
+	}
 	parents, err := s.resolveParents(ctx, []ParentSpec{{Slug: slug, Version: fr.Version}})
 	if err != nil {
-		var invalid *InvalidError
-		if errors.As(err, &invalid) && strings.HasPrefix(invalid.Message, "no design") {
-			return Design{}, fmt.Errorf("design %s: %w", slug, storage.ErrNotFound)
-		}
 		return Design{}, err
 	}
 	if fr.License == "" {

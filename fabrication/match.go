@@ -9,8 +9,6 @@ import (
 	"time"
 )
 
-func pow2(x float64) float64 { return math.Exp2(x) }
-
 // Fits reports whether machine m can make job j, and if not, why: process and material
 // must match, the machine must carry every tag the job requires, and the part's box
 // must fit the build volume in some axis-aligned orientation.

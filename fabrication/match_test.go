@@ -82,7 +82,7 @@ func TestUsageDecays(t *testing.T) {
 	for _, tc := range []struct {
 		after time.Duration
 		want  float64
-	}{{0, 1000}, {-time.Hour, 1000}, {usageHalfLife, 500}, {2 * usageHalfLife, 250}} {
+	}{{0, 1000}, {-time.Hour, 1000}, {UsageHalfLife, 500}, {2 * UsageHalfLife, 250}} {
 		if got := u.At(t0.Add(tc.after)); got < tc.want-1e-9 || got > tc.want+1e-9 {
 			t.Errorf("after %v: got %v, want %v", tc.after, got, tc.want)
 		}

@@ -1,6 +1,7 @@
 package fabrication
 
 import (
+	"math"
 	"time"
 )
 
@@ -219,8 +220,9 @@ type Usage struct {
 	UpdatedAt   time.Time
 }
 
-// usageHalfLife is how fast machine time is forgotten for fair share.
-const usageHalfLife = 7 * 24 * time.Hour
+// UsageHalfLife is how fast machine time is forgotten for fair share (stores that
+// decay usage in their own query use it too).
+const UsageHalfLife = 7 * 24 * time.Hour
 
 // At returns the decayed usage at t.
 func (u Usage) At(t time.Time) float64 {
@@ -231,5 +233,5 @@ func (u Usage) At(t time.Time) float64 {
 	if age <= 0 {
 		return u.Seconds
 	}
-	return u.Seconds * pow2(-float64(age)/float64(usageHalfLife))
+	return u.Seconds * math.Exp2(-float64(age)/float64(UsageHalfLife))
 }

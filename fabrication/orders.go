@@ -342,7 +342,7 @@ func (s *Service) Cancel(ctx context.Context, actor Actor, id string) (Job, erro
 		s.moveTo(j, JobCanceled, actor.Handle, "canceled")
 		now := s.clock()
 		j.FinishedAt = &now
-		if j.State == JobCanceled && j.LeaseHash == "" {
+		if j.LeaseHash == "" { // not on a machine: nothing to wait for
 			j.Holding = false
 		}
 		return nil

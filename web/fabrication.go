@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"path"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -374,18 +375,11 @@ func (s *Server) agentFile(c *gin.Context) {
 	}
 	h := c.Writer.Header()
 	h.Set("ETag", `"`+j.SHA256+`"`)
-	h.Set("Content-Type", contentTypeOf(strings.ToLower(pathExt(j.File))))
+	h.Set("Content-Type", contentTypeOf(strings.ToLower(path.Ext(j.File))))
 	h.Set("X-Content-Type-Options", "nosniff")
 	rs := &blobSeeker{ctx: c.Request.Context(), open: s.catalog.OpenBlob, key: j.SHA256, size: j.Size}
 	defer rs.Close()
 	http.ServeContent(c.Writer, c.Request, "", j.CreatedAt, rs)
-}
-
-func pathExt(p string) string {
-	if i := strings.LastIndexByte(p, '.'); i >= 0 {
-		return p[i:]
-	}
-	return ""
 }
 
 // ---- live changes -------------------------------------------------------------------

@@ -438,7 +438,7 @@ func (f Fabrication) Usage(ctx context.Context, labID string) (map[string]fabric
 
 // AddUsage decays the stored figure to `at` and adds to it, in one statement.
 func (f Fabrication) AddUsage(ctx context.Context, labID, requesterID string, seconds float64, at time.Time) error {
-	halfLife := float64(7 * 24 * time.Hour)
+	halfLife := float64(fabrication.UsageHalfLife)
 	_, err := f.db.exec(ctx, `
 		INSERT INTO usage(lab_id, requester_id, seconds, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT(lab_id, requester_id) DO UPDATE SET
