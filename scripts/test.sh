@@ -25,9 +25,14 @@ go vet ./...
 (cd scripts/ferretdb && go vet ./...)
 echo "ok"
 
-# --- tools from Debian the tests use: admesh (the mesh reference) -------------------
+# --- tools from Debian the tests use: admesh (the mesh reference), CuraEngine (agent
+# slicing), Chromium (browser tests), curl and jq (the compose demo script) -----------
 missing=()
 command -v admesh >/dev/null || missing+=(admesh)
+command -v CuraEngine >/dev/null || missing+=(cura-engine)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v curl >/dev/null || missing+=(curl)
+command -v jq >/dev/null || missing+=(jq)
 if [ ${#missing[@]} -gt 0 ]; then
 	say "installing ${missing[*]} from Debian"
 	if [ "$(id -u)" = 0 ]; then
@@ -36,6 +41,22 @@ if [ ${#missing[@]} -gt 0 ]; then
 		echo "not root: install ${missing[*]} yourself; their tests skip (and fail under CI=true)"
 	fi
 fi
+
+# Cura's printer definitions come in Debian's cura package, whose GUI we do not want:
+# download the package and unpack only its resources.
+cura_res=$tools/cura-resources
+if [ ! -d "$cura_res/definitions" ] && [ "$(id -u)" = 0 ]; then
+	say "unpacking Cura's printer definitions from Debian's cura package"
+	cura_tmp=$(mktemp -d)
+	(cd "$cura_tmp" && apt-get download cura >/dev/null 2>&1 && dpkg-deb -x cura_*.deb x) ||
+		{ apt-get update -qq >/dev/null && (cd "$cura_tmp" && apt-get download cura >/dev/null 2>&1 && dpkg-deb -x cura_*.deb x); } ||
+		die "could not download Debian's cura package for its definitions"
+	rm -rf "$cura_res.tmp" && mkdir -p "$cura_res.tmp"
+	cp -r "$cura_tmp/x/usr/share/cura/resources/definitions" "$cura_tmp/x/usr/share/cura/resources/extruders" "$cura_res.tmp/"
+	mv "$cura_res.tmp" "$cura_res"
+	rm -rf "$cura_tmp"
+fi
+[ -d "$cura_res/definitions" ] && export FAB_TEST_CURA_RESOURCES=$cura_res
 
 # --- test servers: built once into $tools, reused by later runs ---------------------
 minio_bin=$tools/minio-$minio_version

@@ -20,6 +20,7 @@ import (
 
 	"github.com/fabcommons/fabcommons/catalog/mesh/meshtest"
 	"github.com/fabcommons/fabcommons/fabrication/agent"
+	"github.com/fabcommons/fabcommons/fabrication/agent/protocoltest"
 )
 
 var binDir string
@@ -93,9 +94,9 @@ func start(t *testing.T, name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// TestEndToEnd: a real hub and three agents make an order of 10 jobs; one agent is
-// killed with SIGKILL mid-print and started again, and no job is printed twice.
-func TestEndToEnd(t *testing.T) {
+// newHub starts a real fabhub with a user, a published 20 mm cube and a lab "e2e".
+func newHub(t *testing.T) (hubAPI, string) {
+	t.Helper()
 	addr := freeAddr(t)
 	start(t, "fabhub", "-addr", addr, "-data", t.TempDir(), "-lease-ttl", "6s", "-log-level", "warn")
 	base := "http://" + addr
@@ -129,6 +130,26 @@ func TestEndToEnd(t *testing.T) {
 	if code := api.call("POST", "/api/v1/labs", map[string]any{"slug": "e2e", "name": "E2E lab"}, nil); code != 201 {
 		t.Fatalf("lab: %d", code)
 	}
+	return api, base
+}
+
+// waitFor polls cond (a real process does the work; there is no signal to wait on)
+// until it holds or the time is up.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s did not happen", within, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestEndToEnd: a real hub and three agents make an order of 10 jobs; one agent is
+// killed with SIGKILL mid-print and started again, and no job is printed twice.
+func TestEndToEnd(t *testing.T) {
+	api, base := newHub(t)
 
 	type agentProc struct {
 		state string
@@ -156,7 +177,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	// A second use of a code is refused with a one-line message.
 	out, err := exec.Command(filepath.Join(binDir, "fabagent"), "enroll", "--hub", base, "--code", "AAAA-BBBB-CCCC-DDDD", "--state", t.TempDir()).CombinedOutput()
-	if err == nil || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 || !strings.Contains(string(out), "fabagent: enrol with") {
+	if err == nil || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 || !strings.Contains(string(out), "fabagent: join http") {
 		t.Fatalf("a bad code: got %v %q, want one line", err, out)
 	}
 
@@ -236,5 +257,139 @@ func TestEndToEnd(t *testing.T) {
 	api.call("GET", "/api/v1/jobs/"+victimJob, nil, &victimView)
 	if victimView.Job.State != "done" || victimView.Job.Attempts != 1 {
 		t.Fatalf("the killed agent's job: got %+v, want done on its first attempt", victimView.Job)
+	}
+}
+
+// curaFlags finds CuraEngine and Cura's definitions (installed by scripts/test.sh); the
+// test skips without them and says why, and fails under CI=true.
+func curaFlags(t *testing.T) []string {
+	res := os.Getenv("FAB_TEST_CURA_RESOURCES")
+	_, err := exec.LookPath("CuraEngine")
+	if res == "" || err != nil {
+		why := "CuraEngine or FAB_TEST_CURA_RESOURCES missing (scripts/test.sh installs cura-engine and extracts Cura's definitions)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
+	return []string{"--slicer", "cura", "--cura-definition", "creality_ender3",
+		"--cura-search-path", filepath.Join(res, "definitions") + ":" + filepath.Join(res, "extruders")}
+}
+
+// TestMoonrakerAgent: an agent joins with the lab's join token, takes the design's STL,
+// slices it with CuraEngine, uploads the G-code to a Moonraker (protocol test server)
+// with its checksum, is stopped with SIGTERM mid-print (it says so and exits), comes
+// back, and reports the print done with the slicer's estimate on the job.
+func TestMoonrakerAgent(t *testing.T) {
+	cura := curaFlags(t)
+	api, base := newHub(t)
+	printer := protocoltest.NewMoonraker("moon-key")
+	defer printer.Close()
+	var jt struct {
+		JoinToken struct{ Secret string } `json:"join_token"`
+	}
+	if code := api.call("POST", "/api/v1/labs/e2e/join-tokens", map[string]any{"name": "shelf"}, &jt); code != 201 {
+		t.Fatalf("join token: %d", code)
+	}
+	config := filepath.Join(t.TempDir(), "fabagent.toml")
+	os.WriteFile(config, []byte(fmt.Sprintf("hub = %q\ndriver = \"moonraker\"\nmoonraker-url = %q\napi-key = \"moon-key\"\nmaterials = [\"PLA\", \"PETG\"]\nbuild-volume = \"220x220x250\"\nlog-level = \"info\"\n", base, printer.URL)), 0o600)
+	state := t.TempDir()
+	args := append([]string{"run", "--config", config, "--state", state, "--join-token", jt.JoinToken.Secret, "--name", "voron"}, cura...)
+	agentCmd := start(t, "fabagent", args...)
+
+	var order struct {
+		Jobs []struct{ ID string }
+	}
+	if code := api.call("POST", "/api/v1/orders", map[string]any{"lab": "e2e", "design": "cube", "quantity": 1}, &order); code != 201 || len(order.Jobs) != 1 {
+		t.Fatalf("order: %d %+v", code, order)
+	}
+	job := order.Jobs[0].ID
+	waitFor(t, 30*time.Second, "the G-code reaching Moonraker", func() bool {
+		_, ok := printer.Uploaded("fab-" + job + ".gcode")
+		return ok
+	})
+	gcode, _ := printer.Uploaded("fab-" + job + ".gcode")
+	if !bytes.Contains(gcode, []byte("G1 ")) || bytes.HasPrefix(gcode, []byte("solid")) {
+		t.Fatalf("the printer got %d bytes that are not G-code", len(gcode))
+	}
+	printer.Advance(0.3)
+
+	agentCmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- agentCmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("after SIGTERM the agent exited with %v, want 0", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the agent did not exit within 15 s of SIGTERM")
+	}
+	type jobView struct {
+		Job struct {
+			State    string
+			Estimate *struct {
+				Seconds    float64 `json:"seconds"`
+				FilamentMM float64 `json:"filament_mm"`
+			}
+			Events []struct{ Message string }
+		}
+	}
+	var v jobView
+	api.call("GET", "/api/v1/jobs/"+job, nil, &v)
+	said := false
+	for _, e := range v.Job.Events {
+		said = said || strings.Contains(e.Message, "agent stopping")
+	}
+	if v.Job.State != "printing" || !said {
+		t.Fatalf("after SIGTERM: job %s with events %+v, want printing and the agent's farewell", v.Job.State, v.Job.Events)
+	}
+
+	start(t, "fabagent", args...)
+	printer.Complete()
+	waitFor(t, 30*time.Second, "the job reaching done", func() bool {
+		api.call("GET", "/api/v1/jobs/"+job, nil, &v)
+		return v.Job.State == "done"
+	})
+	if v.Job.Estimate == nil || v.Job.Estimate.Seconds <= 0 || v.Job.Estimate.FilamentMM <= 0 {
+		t.Fatalf("the job's estimate: got %+v, want CuraEngine's print time and filament", v.Job.Estimate)
+	}
+	if printer.Cancels() != 0 {
+		t.Fatalf("the printer saw %d cancels, want 0", printer.Cancels())
+	}
+	t.Logf("sliced estimate on the hub: %.0f s, %.0f mm", v.Job.Estimate.Seconds, v.Job.Estimate.FilamentMM)
+}
+
+// TestDemoLabScript runs what docker-compose's demo-setup runs, against a real hub, and
+// joins an agent with the token it leaves.
+func TestDemoLabScript(t *testing.T) {
+	for _, tool := range []string{"curl", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is missing; scripts/test.sh installs it", tool)
+			}
+			t.Skipf("%s is missing; scripts/test.sh installs it", tool)
+		}
+	}
+	_, base := newHub(t)
+	out := filepath.Join(t.TempDir(), "join-token")
+	script := exec.Command("sh", "../../scripts/demo-lab.sh", base, out)
+	script.Env = append(os.Environ(), "FAB_DEMO_PASSWORD=demo password for tests")
+	if b, err := script.CombinedOutput(); err != nil {
+		t.Fatalf("demo-lab.sh: %v\n%s", err, b)
+	}
+	token, err := os.ReadFile(out)
+	if err != nil || !strings.HasPrefix(string(token), "fab_") {
+		t.Fatalf("the join token file: %q, %v", token, err)
+	}
+	again := exec.Command("sh", "../../scripts/demo-lab.sh", base, out)
+	again.Env = script.Env
+	if b, err := again.CombinedOutput(); err != nil {
+		t.Fatalf("a second run: %v\n%s", err, b)
+	}
+	state := t.TempDir()
+	b, err := exec.Command(filepath.Join(binDir, "fabagent"), "register", "--hub", base, "--join-token", strings.TrimSpace(string(token)), "--name", "sim-1", "--state", state).CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "joined lab demo") {
+		t.Fatalf("register: %v %s", err, b)
 	}
 }

@@ -1,17 +1,20 @@
-// Command fabagent is the printer-side agent: it enrols a machine with a fabcommons hub
+// Command fabagent is the printer-side agent: it joins a machine to a fabcommons hub
 // once, then pulls jobs, checks their files, drives the printer and reports back. It
 // imports only the agent contract and runtime, so it cross-compiles small
 // (CGO_ENABLED=0) for a Raspberry Pi.
 //
-//	fabagent enroll --hub URL --code CODE [--state DIR]
-//	fabagent run [--state DIR] [--driver sim] [--sim-speed 200]
+//	fabagent enroll   --hub URL --code CODE [--state DIR]
+//	fabagent register --hub URL --join-token TOKEN [--name NAME] [capabilities]
+//	fabagent run      [--config FILE] [--state DIR] [--driver sim|octoprint|moonraker|command] ...
+//
+// Every flag can also be given in a TOML config file (--config), under the flag's own
+// name; flags on the command line win. docs/fabagent.toml is a documented example.
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,119 +32,135 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "fabagent:", err)
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "fabagent:", oneLine(err))
 		os.Exit(1)
 	}
 }
 
-const usage = "usage: fabagent enroll --hub URL --code CODE [--state DIR] | fabagent run [--state DIR] [--driver sim]"
-
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	if len(args) == 0 {
-		return errors.New(usage)
-	}
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
-	fs := flag.NewFlagSet("fabagent "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	state := fs.String("state", env("FAB_AGENT_STATE", "./fabagent-state"), "state directory: token, journal, downloaded files (FAB_AGENT_STATE)")
-	hub := fs.String("hub", env("FAB_HUB", ""), "the hub's URL, e.g. http://hub.local:8080 (FAB_HUB)")
-	switch args[0] {
-	case "enroll":
-		code := fs.String("code", env("FAB_ENROLL_CODE", ""), "the one-time enrolment code an operator got when adding the machine")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		if *hub == "" || *code == "" {
-			return errors.New("enroll needs --hub and --code")
-		}
-		return enroll(ctx, *hub, *code, *state)
-	case "run":
-		driver := fs.String("driver", env("FAB_DRIVER", "sim"), "printer driver: sim")
-		speed := fs.Float64("sim-speed", 1, "sim: how many times faster than real time prints run")
-		base := fs.Float64("sim-seconds", 1200, "sim: a print's length at speed 1, in seconds")
-		failRate := fs.Float64("sim-fail-rate", 0, "sim: fraction of prints that fail")
-		level := fs.String("log-level", env("FAB_LOG_LEVEL", "info"), "debug, info, warn or error")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		var lv slog.Level
-		if err := lv.UnmarshalText([]byte(*level)); err != nil {
-			return fmt.Errorf("log level %q: want debug, info, warn or error", *level)
-		}
-		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
-		var d agent.Driver
-		switch *driver {
-		case "sim":
-			if *speed <= 0 || *base <= 0 || *failRate < 0 || *failRate > 1 {
-				return errors.New("sim needs --sim-speed > 0, --sim-seconds > 0 and --sim-fail-rate from 0 to 1")
-			}
-			d = &agent.Sim{Dir: *state, Speed: *speed, BaseSeconds: *base, FailRate: *failRate}
-		default:
-			return fmt.Errorf("driver %q: this build has sim (octoprint, moonraker and command are coming)", *driver)
-		}
-		return runAgent(ctx, *hub, *state, d, *driver, log)
-	}
-	return errors.New(usage)
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
-// identity is what enrolment leaves in the state dir besides the token.
+const usage = `usage:
+  fabagent enroll   --hub URL --code CODE [--state DIR]
+  fabagent register --hub URL --join-token TOKEN [--name NAME] [--process fdm --build-volume 220x220x250 --materials PLA,PETG]
+  fabagent run      [--config FILE] [--state DIR] [--driver sim|octoprint|moonraker|command] [driver flags]
+run "fabagent run -h" for every flag`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("no command\n" + usage)
+	}
+	cmd := args[0]
+	if cmd != "enroll" && cmd != "register" && cmd != "run" {
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
+	c, err := parseConfig(cmd, args[1:], getenv, stderr)
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "enroll":
+		if c.Hub == "" || c.Code == "" {
+			return errors.New("enroll needs --hub and --code")
+		}
+		return join(ctx, c, stdout, func(cl *agent.Client) (agentapi.Enrollment, error) { return cl.Enroll(ctx, c.Code) })
+	case "register":
+		if c.Hub == "" || c.JoinToken == "" {
+			return errors.New("register needs --hub and --join-token")
+		}
+		return join(ctx, c, stdout, func(cl *agent.Client) (agentapi.Enrollment, error) { return cl.Register(ctx, c.registration()) })
+	}
+	return runAgent(ctx, c, stdout, stderr)
+}
+
+// identity is what joining leaves in the state dir besides the token.
 type identity struct {
 	Hub       string `json:"hub"`
 	MachineID string `json:"machine_id"`
 	Lab       string `json:"lab"`
 }
 
-func enroll(ctx context.Context, hub, code, state string) error {
-	if err := os.MkdirAll(state, 0o700); err != nil {
+// join enrols (one-time code) or registers (join token) and writes the state dir.
+func join(ctx context.Context, c config, stdout io.Writer, call func(*agent.Client) (agentapi.Enrollment, error)) error {
+	if err := os.MkdirAll(c.State, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	c := agent.NewClient(hub, "")
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	e, err := c.Enroll(ctx, code)
+	e, err := call(agent.NewClient(c.Hub, ""))
 	if err != nil {
-		return fmt.Errorf("enrol with %s: %w", hub, err)
+		return fmt.Errorf("join %s: %w", c.Hub, err)
 	}
-	if err := os.WriteFile(filepath.Join(state, "token"), []byte(e.Token+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(c.State, "token"), []byte(e.Token+"\n"), 0o600); err != nil {
 		return err
 	}
-	b, _ := json.MarshalIndent(identity{Hub: strings.TrimRight(hub, "/"), MachineID: e.MachineID, Lab: e.Lab}, "", "  ")
-	if err := os.WriteFile(filepath.Join(state, "agent.json"), b, 0o600); err != nil {
+	b, _ := json.MarshalIndent(identity{Hub: strings.TrimRight(c.Hub, "/"), MachineID: e.MachineID, Lab: e.Lab}, "", "  ")
+	if err := os.WriteFile(filepath.Join(c.State, "agent.json"), b, 0o600); err != nil {
 		return err
 	}
-	fmt.Printf("enrolled as machine %s in lab %s; start it with: fabagent run --state %s\n", e.MachineID, e.Lab, state)
+	fmt.Fprintf(stdout, "joined lab %s as machine %s; start it with: fabagent run --state %s\n", e.Lab, e.MachineID, c.State)
+	if !e.Approved {
+		fmt.Fprintln(stdout, "the lab approves new machines: jobs come once an operator has approved this one")
+	}
 	return nil
 }
 
-func runAgent(ctx context.Context, hub, state string, d agent.Driver, driverName string, log *slog.Logger) error {
-	tok, err := os.ReadFile(filepath.Join(state, "token"))
+func runAgent(ctx context.Context, c config, stdout, stderr io.Writer) error {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	driver, err := c.driver()
 	if err != nil {
-		return fmt.Errorf("no machine token in %s: run fabagent enroll first", state)
+		return err
+	}
+	slicer, err := c.slicer()
+	if err != nil {
+		return err
+	}
+	tokenPath := filepath.Join(c.State, "token")
+	if _, err := os.Stat(tokenPath); errors.Is(err, os.ErrNotExist) && c.JoinToken != "" && c.Hub != "" {
+		// docker-compose and fleets: join on first start with the lab's join token.
+		if err := join(ctx, c, stdout, func(cl *agent.Client) (agentapi.Enrollment, error) { return cl.Register(ctx, c.registration()) }); err != nil {
+			return err
+		}
+	}
+	tok, err := os.ReadFile(tokenPath)
+	if err != nil {
+		return fmt.Errorf("no machine token in %s: run fabagent enroll (or register) first", c.State)
 	}
 	var id identity
-	if b, err := os.ReadFile(filepath.Join(state, "agent.json")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(c.State, "agent.json")); err == nil {
 		json.Unmarshal(b, &id)
 	}
+	hub := c.Hub
 	if hub == "" {
 		hub = id.Hub
 	}
 	if hub == "" {
 		return errors.New("no hub: pass --hub or enrol first")
 	}
-	j, err := agent.OpenJournal(state)
+	client := agent.NewClient(hub, strings.TrimSpace(string(tok)))
+	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	err = client.Ping(pingCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("the hub at %s does not answer: %w", hub, err)
+	}
+	j, err := agent.OpenJournal(c.State)
 	if err != nil {
 		return err
 	}
 	a := &agent.Agent{
-		Client: agent.NewClient(hub, strings.TrimSpace(string(tok))), Driver: d, Journal: j, StateDir: state, Log: log,
-		Capabilities: agentapi.Capabilities{Driver: driverName},
+		Client: client, Driver: driver, Journal: j, StateDir: c.State, Log: log, Slicer: slicer,
+		Capabilities: c.capabilities(),
 	}
-	log.Info("fabagent running", "hub", hub, "machine", id.MachineID, "driver", driverName)
+	if isTerminal(stderr) {
+		a.Progress = newProgressBar(stderr).update
+	}
+	log.Info("fabagent running", "hub", hub, "machine", id.MachineID, "driver", c.Driver)
 	return a.Run(ctx)
 }

@@ -138,6 +138,20 @@ func (c *Client) Enroll(ctx context.Context, code string) (agentapi.Enrollment, 
 	return e, err
 }
 
+// Register creates this machine in a lab with the lab's join token (not retried: a
+// repeat would create a second machine).
+func (c *Client) Register(ctx context.Context, req agentapi.RegisterRequest) (agentapi.Enrollment, error) {
+	var e agentapi.Enrollment
+	_, err := c.do(ctx, "POST", "/api/v1/agent/register", req, &e, nil)
+	return e, err
+}
+
+// Ping checks that the hub answers (GET /healthz), without retrying.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.do(ctx, "GET", "/healthz", nil, nil, nil)
+	return err
+}
+
 // Poll asks for work; nil means none came before the hub's wait ended.
 func (c *Client) Poll(ctx context.Context, req agentapi.PollRequest) (*agentapi.PollResponse, error) {
 	req.Protocol = agentapi.Protocol

@@ -24,6 +24,17 @@ type Held struct {
 	Lease string       `json:"lease"`
 	File  string       `json:"file"`
 	Phase string       `json:"phase"`
+	// Sliced is the G-code the agent's slicer made from File, with its estimate.
+	Sliced   string             `json:"sliced,omitempty"`
+	Estimate *agentapi.Estimate `json:"estimate,omitempty"`
+}
+
+// PrintFile is what goes to the printer: the sliced G-code when there is one.
+func (h *Held) PrintFile() string {
+	if h.Sliced != "" {
+		return h.Sliced
+	}
+	return h.File
 }
 
 // Journal is the agent's memory across restarts: the job it holds and how far it got.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
@@ -19,7 +20,9 @@ type Agent struct {
 	Journal      *Journal
 	StateDir     string
 	Capabilities agentapi.Capabilities
-	Log          *slog.Logger
+	// Slicer, when set, turns mesh files into G-code before they reach the printer.
+	Slicer Slicer
+	Log    *slog.Logger
 	// Progress, when set, hears download progress (fabagent draws a bar on a terminal).
 	Progress func(done, total int64)
 
@@ -47,10 +50,34 @@ func (a *Agent) Run(ctx context.Context) error {
 			sleep(ctx, 2*time.Second)
 		}
 	}
-	if h := a.Journal.Held; h != nil {
-		a.Log.Info("stopping; the printer keeps its job and the next start picks it up", "job", h.Job.ID)
-	}
+	a.farewell()
 	return nil
+}
+
+// farewell tells the hub, on the way out, what happens to the job in hand: a job not yet
+// on the printer is handed back at once (no waiting for its lease to run out); a print
+// in progress stays with the printer and the next start picks it up.
+func (a *Agent) farewell() {
+	h := a.Journal.Held
+	if h == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if h.Phase == PhaseFetching {
+		a.Log.Info("stopping; handing the job back before it reached the printer", "job", h.Job.ID)
+		if _, err := a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "the agent stopped before printing", Retryable: true}); err == nil || errors.Is(err, ErrStale) {
+			a.drop(h)
+		}
+		return
+	}
+	st, err := a.Driver.Status(ctx, h.Job.ID)
+	if err != nil || st.State != PrinterPrinting {
+		a.Log.Info("stopping; the next start reports the job's outcome", "job", h.Job.ID)
+		return
+	}
+	a.Log.Info("stopping; the printer keeps its job and the next start picks it up", "job", h.Job.ID)
+	a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventProgress, Progress: st.Progress, Message: "agent stopping; the printer carries on"})
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -69,7 +96,7 @@ func (a *Agent) pull(ctx context.Context) error {
 	if resp.HeartbeatS > 0 {
 		a.heartbeat = time.Duration(resp.HeartbeatS) * time.Second
 	}
-	h := &Held{Job: *resp.Job, Lease: resp.Lease, Phase: PhaseFetching, File: filepath.Join(a.StateDir, "jobs", resp.Job.ID+filepath.Ext(resp.Job.File))}
+	h := &Held{Job: *resp.Job, Lease: resp.Lease, Phase: PhaseFetching, File: filepath.Join(a.StateDir, "jobs", resp.Job.ID+safeExt(resp.Job.File))}
 	a.Log.Info("job claimed", "job", h.Job.ID, "design", h.Job.Design, "file", h.Job.File)
 	if err := a.Journal.Set(h); err != nil {
 		return err
@@ -96,7 +123,13 @@ func (a *Agent) fetchAndStart(ctx context.Context, h *Held, fileURL string) erro
 			}
 			return err
 		}
-		if _, err := a.Client.Event(ctx, h.Job.ID, agentapi.EventRequest{Lease: h.Lease, Kind: agentapi.EventStarted, Message: "starting"}); err != nil {
+		if a.Slicer != nil && isMesh(h.File) {
+			if err := a.slice(ctx, h); err != nil {
+				a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "slicing failed: " + err.Error(), Retryable: true})
+				return a.drop(h)
+			}
+		}
+		if _, err := a.Client.Event(ctx, h.Job.ID, agentapi.EventRequest{Lease: h.Lease, Kind: agentapi.EventStarted, Message: "starting", Estimate: h.Estimate}); err != nil {
 			if errors.Is(err, ErrStale) {
 				return a.drop(h)
 			}
@@ -109,7 +142,7 @@ func (a *Agent) fetchAndStart(ctx context.Context, h *Held, fileURL string) erro
 	}
 	if h.Phase == PhaseStarting {
 		if st, err := a.Driver.Status(ctx, h.Job.ID); err == nil && st.State == PrinterGone {
-			if err := a.Driver.Start(ctx, h.Job.ID, h.File); err != nil {
+			if err := a.Driver.Start(ctx, h.Job.ID, h.PrintFile()); err != nil {
 				a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "the printer refused the job: " + err.Error(), Retryable: true})
 				return a.drop(h)
 			}
@@ -180,5 +213,43 @@ func (a *Agent) report(ctx context.Context, h *Held, req agentapi.EventRequest) 
 
 func (a *Agent) drop(h *Held) error {
 	os.Remove(h.File)
+	if h.Sliced != "" {
+		os.Remove(h.Sliced)
+	}
 	return a.Journal.Set(nil)
+}
+
+func (a *Agent) slice(ctx context.Context, h *Held) error {
+	out := strings.TrimSuffix(h.File, filepath.Ext(h.File)) + ".gcode"
+	a.Log.Info("slicing", "job", h.Job.ID, "file", h.Job.File)
+	est, err := a.Slicer.Slice(ctx, h.File, out)
+	if err != nil {
+		return err
+	}
+	a.Log.Info("sliced", "job", h.Job.ID, "print_seconds", est.Seconds, "filament_mm", est.FilamentMM)
+	h.Sliced, h.Estimate = out, &est
+	return a.Journal.Set(h)
+}
+
+func isMesh(file string) bool {
+	switch strings.ToLower(filepath.Ext(file)) {
+	case ".stl", ".3mf", ".obj":
+		return true
+	}
+	return false
+}
+
+// safeExt keeps a file name's extension only when it is plain (letters and digits):
+// it ends up in a path on this machine and, with the command driver, near a shell.
+func safeExt(name string) string {
+	ext := strings.ToLower(filepath.Ext(name))
+	if len(ext) < 2 || len(ext) > 9 {
+		return ""
+	}
+	for _, r := range ext[1:] {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') {
+			return ""
+		}
+	}
+	return ext
 }
