@@ -54,13 +54,26 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if !safeMethod(c.Request.Method) && !account.CSRFMatches(sess, c.GetHeader(csrfHeader)) {
-		abort(c, http.StatusForbidden, "csrf", "this request came with a session cookie but without its CSRF token (X-CSRF-Token)")
+	if !safeMethod(c.Request.Method) && !account.CSRFMatches(sess, csrfTokenOf(c)) {
+		s.refuse(c, http.StatusForbidden, apiError{Code: "csrf", Message: "this request came with a session cookie but without its CSRF token (X-CSRF-Token, or the form's csrf_token)"})
 		return
 	}
 	c.Set(ctxUser, u)
 	c.Set(ctxSession, sess)
 	c.Next()
+}
+
+// csrfTokenOf reads the CSRF token from the X-CSRF-Token header (scripts) or, for a
+// plain HTML form post, its csrf_token field. Multipart bodies are never parsed here:
+// uploads stream, and their scripts send the header.
+func csrfTokenOf(c *gin.Context) string {
+	if t := c.GetHeader(csrfHeader); t != "" {
+		return t
+	}
+	if ct, _, _ := strings.Cut(c.ContentType(), ";"); ct == "application/x-www-form-urlencoded" {
+		return c.PostForm("csrf_token")
+	}
+	return ""
 }
 
 func safeMethod(m string) bool {

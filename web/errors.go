@@ -39,6 +39,17 @@ var (
 // errors say what they are by behaviour (InvalidField, RetryAfter) or by sentinel;
 // anything else is a 500 whose details go to the log, not the client.
 func (s *Server) fail(c *gin.Context, err error) {
+	status, e := s.classify(c, err)
+	if status == 0 {
+		c.Abort()
+		return
+	}
+	s.refuse(c, status, e)
+}
+
+// classify maps an error to its status and error body, for the API's JSON and the
+// pages' HTML alike. Status 0 means the client went away and nothing is to be said.
+func (s *Server) classify(c *gin.Context, err error) (int, apiError) {
 	var invalid interface{ InvalidField() string }
 	var throttled interface{ RetryAfter() time.Duration }
 	var bad *badRequest
@@ -46,35 +57,33 @@ func (s *Server) fail(c *gin.Context, err error) {
 	switch {
 	case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
 		// The client went away (an agent's poll cut short, a closed tab): nothing to answer.
-		c.Abort()
+		return 0, apiError{}
 	case errors.As(err, &bad):
-		abort(c, http.StatusBadRequest, "bad_request", bad.msg)
+		return http.StatusBadRequest, apiError{Code: "bad_request", Message: bad.msg}
 	case errors.As(err, &tooBig):
-		abort(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the request body is over %d bytes", tooBig.Limit))
+		return http.StatusRequestEntityTooLarge, apiError{Code: "too_large", Message: fmt.Sprintf("the request body is over %d bytes", tooBig.Limit)}
 	case errors.As(err, &invalid):
-		c.AbortWithStatusJSON(http.StatusUnprocessableEntity, gin.H{"error": apiError{
-			Code: "invalid", Message: err.Error(), Field: invalid.InvalidField()}})
+		return http.StatusUnprocessableEntity, apiError{Code: "invalid", Message: err.Error(), Field: invalid.InvalidField()}
 	case errors.As(err, &throttled):
 		c.Header("Retry-After", strconv.Itoa(int(throttled.RetryAfter().Seconds()+0.999)))
-		abort(c, http.StatusTooManyRequests, "rate_limited", err.Error())
+		return http.StatusTooManyRequests, apiError{Code: "rate_limited", Message: err.Error()}
 	case errors.Is(err, account.ErrBadCredentials), errors.Is(err, account.ErrUnauthenticated), errors.Is(err, errLoginRequired):
-		abort(c, http.StatusUnauthorized, "unauthenticated", err.Error())
+		return http.StatusUnauthorized, apiError{Code: "unauthenticated", Message: err.Error()}
 	case errors.Is(err, fabrication.ErrStaleLease):
-		abort(c, http.StatusConflict, "stale_lease", err.Error())
+		return http.StatusConflict, apiError{Code: "stale_lease", Message: err.Error()}
 	case errors.Is(err, fabrication.ErrUnsupported):
-		abort(c, http.StatusBadRequest, "unsupported_protocol", err.Error())
+		return http.StatusBadRequest, apiError{Code: "unsupported_protocol", Message: err.Error()}
 	case errors.Is(err, errForbidden), errors.Is(err, catalog.ErrForbidden), errors.Is(err, fabrication.ErrForbidden):
-		abort(c, http.StatusForbidden, "forbidden", err.Error())
+		return http.StatusForbidden, apiError{Code: "forbidden", Message: err.Error()}
 	case errors.Is(err, storage.ErrNotFound):
-		abort(c, http.StatusNotFound, "not_found", err.Error())
+		return http.StatusNotFound, apiError{Code: "not_found", Message: err.Error()}
 	case errors.Is(err, storage.ErrConflict):
-		abort(c, http.StatusConflict, "conflict", err.Error())
+		return http.StatusConflict, apiError{Code: "conflict", Message: err.Error()}
 	case errors.Is(err, storage.ErrTooLarge):
-		abort(c, http.StatusRequestEntityTooLarge, "too_large", err.Error())
-	default:
-		s.log.Error("request failed", "request_id", c.GetString(ctxRequestID), "route", c.FullPath(), "err", err)
-		abort(c, http.StatusInternalServerError, "internal", "something went wrong on our side; the request ID is "+c.GetString(ctxRequestID))
+		return http.StatusRequestEntityTooLarge, apiError{Code: "too_large", Message: err.Error()}
 	}
+	s.log.Error("request failed", "request_id", c.GetString(ctxRequestID), "route", c.FullPath(), "err", err)
+	return http.StatusInternalServerError, apiError{Code: "internal", Message: "something went wrong on our side; the request ID is " + c.GetString(ctxRequestID)}
 }
 
 // rateLimited is a web-level rate limit (as opposed to the login throttle).

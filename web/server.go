@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -62,6 +63,7 @@ type Server struct {
 	enrolls *account.Throttle
 	// bodyLimits overrides MaxBodyBytes for upload routes, by route pattern.
 	bodyLimits map[string]int64
+	pages      pages
 	metrics    *prometheus.Registry
 	requests   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
@@ -108,6 +110,7 @@ func New(cfg Config, d Deps) *Server {
 		"/api/v1/designs/:slug/versions": uploads,
 		"/api/v1/mesh/check":             cfg.MaxMeshBytes + 1<<20,
 	}
+	s.pages = parsePages()
 	s.initMetrics()
 	return s
 }
@@ -121,12 +124,18 @@ func (s *Server) Handler() http.Handler {
 	r.SetTrustedProxies(s.cfg.TrustedProxies)
 	r.Use(s.requestID, s.accessLog, s.recoverPanic, s.observe, s.limitBody)
 	r.NoRoute(func(c *gin.Context) {
-		abort(c, http.StatusNotFound, "not_found", "no such route: "+c.Request.Method+" "+c.Request.URL.Path)
+		if s.catalog != nil && !strings.HasPrefix(c.Request.URL.Path, "/api/") {
+			markPage(c) // a person followed a bad link: answer with a page
+		}
+		s.refuse(c, http.StatusNotFound, apiError{Code: "not_found", Message: "no such page or route: " + c.Request.Method + " " + c.Request.URL.Path})
 	})
 	r.NoMethod(func(c *gin.Context) {
 		abort(c, http.StatusMethodNotAllowed, "method_not_allowed", c.Request.Method+" is not allowed on "+c.Request.URL.Path)
 	})
 
+	if s.catalog != nil {
+		s.routePages(r)
+	}
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", s.metricsHandler())

@@ -246,3 +246,6 @@ func obligationsOf(parents []string) []Obligation {
 	}
 	return obligations
 }
+
+// Obligations lists what whoever builds on a design under l must do.
+func (l License) Obligations() []Obligation { return obligationsOf([]string{l.ID}) }
