@@ -1,0 +1,315 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image/png"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/agent"
+)
+
+// findChromium finds Debian's chromium (scripts/test.sh installs it). Without it the
+// browser test skips and says why; under CI=true it fails.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	why := "no chromium on PATH (scripts/test.sh installs Debian's chromium)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why + "; CI must run the browser test")
+	}
+	t.Skip(why)
+	return ""
+}
+
+// browserProblems collects what the page's console and runtime report as errors.
+type browserProblems struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (p *browserProblems) add(s string) { p.mu.Lock(); p.list = append(p.list, s); p.mu.Unlock() }
+
+func (p *browserProblems) take() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.list
+	p.list = nil
+	return l
+}
+
+// TestBrowser walks the first two uses end to end in real headless Chromium: sign up,
+// upload two STL files and a BOM, see the design in 3D, find that the fork page offers
+// only the licenses the parent allows, order the design at a lab whose sim agent runs,
+// and watch the order page reach done without a reload.
+func TestBrowser(t *testing.T) {
+	chromium := findChromium(t)
+	shots, err := os.MkdirTemp("", "fabcommons-browser-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("browser test screenshots: %s\n", shots)
+	t.Logf("screenshots in %s", shots)
+
+	b := setupAll(t, Config{PollWait: 2 * time.Second, PollRecheck: 200 * time.Millisecond}, catalog.Limits{}, fabrication.Options{LeaseTTL: 30 * time.Second})
+	srv := httptest.NewServer(b.h)
+	defer srv.Close()
+
+	// A lab with one simulated printer whose agent runs in this process.
+	owner := login(t, b, "labowner")
+	b.do(t, call{method: "POST", path: "/api/v1/labs", header: owner, body: map[string]any{"slug": "fablab", "name": "Fab Lab Test"}}).want(t, 201, "")
+	r := b.do(t, call{method: "POST", path: "/api/v1/labs/fablab/machines", header: owner, body: map[string]any{
+		"name": "Sim One", "process": "fdm", "build_volume": map[string]float64{"x": 220, "y": 220, "z": 250}, "materials": []string{"PLA"}, "driver": "sim"}})
+	r.want(t, 201, "")
+	enrol, err := agent.NewClient(srv.URL, "").Enroll(context.Background(), r.json["enrollment_code"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	journal, err := agent.OpenJournal(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentCtx, stopAgent := context.WithCancel(context.Background())
+	agentDone := make(chan struct{})
+	go func() {
+		defer close(agentDone)
+		a := &agent.Agent{Client: agent.NewClient(srv.URL, enrol.Token), Journal: journal, StateDir: state, Log: testLogger(t),
+			Driver: &agent.Sim{Dir: state, Speed: 1, BaseSeconds: 2}}
+		a.Run(agentCtx)
+	}()
+	defer func() { stopAgent(); <-agentDone }()
+
+	dir := t.TempDir()
+	base, ring, bom := filepath.Join(dir, "base.stl"), filepath.Join(dir, "ring.stl"), filepath.Join(dir, "bom.csv")
+	os.WriteFile(base, cubeSTL, 0o600)
+	os.WriteFile(ring, torusSTL, 0o600)
+	os.WriteFile(bom, []byte("ref,name,qty,kind,file\nA,Base,1,printed,base.stl\nB,Ring,2,printed,ring.stl\nC,M3x10 screw,4,purchased,\n"), 0o600)
+
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(chromium),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox cannot start
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("use-angle", "swiftshader"), // WebGL in software, for the viewer
+		chromedp.Flag("enable-unsafe-swiftshader", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancelCtx := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	defer cancelCtx()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancelTimeout()
+
+	problems := &browserProblems{}
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.IsException() || m.Type == "error" {
+				problems.add(m.String())
+			}
+		}
+	}()
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			buf, err := chromedp.FullScreenshot(100)(ctx, tg)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(shots, name+".png"), buf, 0o644)
+		})
+	}
+	check := func(step string, err error) {
+		t.Helper()
+		if err != nil {
+			loc, _ := chromedp.Run(ctx, chromedp.Location())
+			t.Fatalf("%s: %v (at %s)", step, err, loc)
+		}
+		time.Sleep(50 * time.Millisecond) // console messages arrive on their own goroutine
+		if p := problems.take(); len(p) > 0 {
+			t.Fatalf("%s: the browser reported errors: %s", step, strings.Join(p, "; "))
+		}
+	}
+	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		check(step, chromedp.Do(ctx, actions...))
+	}
+	eval := func(step, expr string, out any) {
+		t.Helper()
+		var err error
+		switch o := out.(type) {
+		case *int:
+			*o, err = chromedp.Run(ctx, chromedp.Evaluate[int](expr))
+		case *bool:
+			*o, err = chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		case *[]string:
+			*o, err = chromedp.Run(ctx, chromedp.Evaluate[[]string](expr))
+		default:
+			_, err = chromedp.Run(ctx, chromedp.Evaluate[any](expr))
+		}
+		check(step, err)
+	}
+
+	run("sign up",
+		chromedp.Navigate(srv.URL+"/signup"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=handle]`), "maker"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), "maker@example.org"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "correct horse battery"),
+		shot("01-signup"),
+		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
+		chromedp.WaitVisible(chromedp.Search(`//h2[text()="API tokens"]`)),
+	)
+
+	run("upload two meshes and a BOM",
+		chromedp.Navigate(srv.URL+"/designs/new"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=title]`), "Cable reel"),
+		chromedp.SendKeys(chromedp.CSS(`textarea[name=summary]`), "A reel for cables, with a ring."),
+		chromedp.SendKeys(chromedp.CSS(`input[name=tags]`), "fdm, reel"),
+		chromedp.Click(chromedp.CSS(`input[name=license][value="CC-BY-SA-4.0"]`)),
+		chromedp.SetUploadFiles(chromedp.CSS(`input[data-files]`), []string{base, ring}),
+		chromedp.SetUploadFiles(chromedp.CSS(`input[data-bom-file]`), []string{bom}),
+		// The mesh check runs before publishing and shows what it found.
+		chromedp.WaitVisible(chromedp.CSS(`[data-file-list] li:nth-child(2) [data-lint]`)),
+		shot("02-upload"),
+		chromedp.Click(chromedp.CSS(`[data-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#viewer[data-loaded]`)),
+	)
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	check("where am I", err)
+	slug := strings.TrimPrefix(loc, srv.URL+"/designs/")
+	if slug == loc || slug == "" {
+		t.Fatalf("after publishing the browser is at %s, want a design page", loc)
+	}
+
+	run("the viewer draws the mesh", chromedp.Sleep(300*time.Millisecond), shot("03-design")) // the first frames after loading
+	canvasPNG, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(`#viewer canvas`)))
+	check("the viewer's canvas", err)
+	if n, total := nonBackgroundPixels(t, canvasPNG); n < total/100 {
+		t.Fatalf("the viewer's canvas has %d of %d pixels that are not the background, want the mesh drawn", n, total)
+	}
+	var bomRows, lineageNodes int
+	eval("the BOM rows", `document.querySelectorAll('section table tbody tr').length`, &bomRows)
+	eval("the lineage", `document.querySelectorAll('.lineage svg a').length`, &lineageNodes)
+	if bomRows < 5 || lineageNodes != 1 {
+		t.Fatalf("design page: %d table rows (want 2 files + 3 BOM lines), %d lineage nodes (want 1)", bomRows, lineageNodes)
+	}
+
+	var offered []string
+	run("the fork page offers only allowed licenses",
+		chromedp.Navigate(srv.URL+"/designs/"+slug+"/fork"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=license]`)),
+		shot("04-fork"),
+	)
+	eval("the offered licenses", `[...document.querySelectorAll('input[name=license]')].map(e => e.value)`, &offered)
+	allowed := b.do(t, call{method: "GET", path: "/api/v1/designs/" + slug + "/fork-options"})
+	var want []string
+	for _, o := range allowed.json["allowed"].([]any) {
+		want = append(want, o.(map[string]any)["id"].(string))
+	}
+	slices.Sort(offered)
+	slices.Sort(want)
+	if !slices.Equal(offered, want) || slices.Contains(offered, "CC0-1.0") || slices.Contains(offered, "CC-BY-4.0") {
+		t.Fatalf("fork page offers %v, want exactly what CC-BY-SA-4.0 allows: %v", offered, want)
+	}
+
+	run("order it at the lab",
+		chromedp.Navigate(srv.URL+"/designs/"+slug+"/make"),
+		chromedp.SetValue(chromedp.CSS(`select[name=lab]`), "fablab"),
+		chromedp.Submit(chromedp.CSS(`select[name=lab]`)),
+		chromedp.WaitVisible(chromedp.CSS(`table.fit`)),
+		shot("05-make"),
+		chromedp.Click(chromedp.CSS(`form[method=post][action$="/make"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-live-order]`)),
+		shot("06-order-queued"),
+	)
+	eval("mark the document", `window.__sameDocument = true`, nil)
+	var jobs int
+	eval("count the jobs", `document.querySelectorAll('tr[data-job-id]').length`, &jobs)
+	if jobs != 3 { // the BOM's printed lines: one base and two rings
+		t.Fatalf("the order has %d jobs, want 3 (the BOM kit)", jobs)
+	}
+	var same bool
+	run("the order page reaches done by itself",
+		chromedp.WaitVisible(chromedp.CSS(`[data-order-summary][data-done="true"]`)),
+		shot("07-order-done"),
+	)
+	eval("the same document", `window.__sameDocument === true`, &same)
+	if !same {
+		t.Fatal("the order page was reloaded; it must update live")
+	}
+	run("the lab page",
+		chromedp.Navigate(srv.URL+"/labs/fablab"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-machine-id]`)),
+		shot("08-lab"),
+	)
+	var history int
+	eval("history lists the jobs", `[...document.querySelectorAll('h2')].find(h => h.textContent === 'Recent history').nextElementSibling.querySelectorAll('tbody tr td a[href^="/jobs/"]').length`, &history)
+	if history < 3 {
+		t.Fatalf("the lab's history has %d jobs, want the 3 finished ones", history)
+	}
+}
+
+// nonBackgroundPixels counts pixels that differ from the corner's colour.
+func nonBackgroundPixels(t *testing.T, b []byte) (int, int) {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("the canvas screenshot: %v", err)
+	}
+	bg := img.At(img.Bounds().Min.X+1, img.Bounds().Min.Y+1)
+	br, bgc, bb, _ := bg.RGBA()
+	n := 0
+	bounds := img.Bounds()
+	for y := bounds.Min.Y; y < bounds.Max.Y; y++ {
+		for x := bounds.Min.X; x < bounds.Max.X; x++ {
+			r, g, b, _ := img.At(x, y).RGBA()
+			if absDiff(r, br)+absDiff(g, bgc)+absDiff(b, bb) > 3*0x0f00 {
+				n++
+			}
+		}
+	}
+	return n, bounds.Dx() * bounds.Dy()
+}
+
+func absDiff(a, b uint32) uint32 {
+	if a > b {
+		return a - b
+	}
+	return b - a
+}
+
+// testLogger sends a component's logs to the test's log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
