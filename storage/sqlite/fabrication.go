@@ -200,7 +200,7 @@ func (f Fabrication) MachineByTokenHash(ctx context.Context, hash string) (fabri
 	if hash == "" {
 		return fabrication.Machine{}, storage.ErrNotFound
 	}
-	return scanMachine(f.db.queryRow(ctx, `SELECT `+machineColumns+` FROM machines WHERE token_hash = ?`, hash))
+	return scanMachine(f.db.queryRow(ctx, `SELECT `+machineColumns+` FROM machines WHERE token_hash = ? AND token_hash != ''`, hash)) // the second term lets SQLite use the partial index
 }
 
 func (f Fabrication) Machines(ctx context.Context, labID string) ([]fabrication.Machine, error) {
@@ -314,7 +314,7 @@ func (f Fabrication) Order(ctx context.Context, id string) (fabrication.Order, e
 const jobColumns = `requester_id, machine_id, holding, lease_hash, rev, data`
 
 // scanJob reads jobColumns, plus the events column when withEvents.
-func scanJob(row scanner, withEvents bool) (fabrication.Job, error) {
+func (f Fabrication) scanJob(row scanner, withEvents bool) (fabrication.Job, error) {
 	var j fabrication.Job
 	var requester, machine, lease, data, events string
 	var holding bool
@@ -326,7 +326,8 @@ func scanJob(row scanner, withEvents bool) (fabrication.Job, error) {
 	if err := row.Scan(dest...); err != nil {
 		return j, mapErr(err)
 	}
-	if err := json.Unmarshal([]byte(data), &j); err != nil {
+	j, err := f.db.jobs.decode(data)
+	if err != nil {
 		return j, err
 	}
 	j.RequesterID, j.MachineID, j.Holding, j.LeaseHash, j.Rev = requester, machine, holding, lease, rev
@@ -340,7 +341,7 @@ func scanJob(row scanner, withEvents bool) (fabrication.Job, error) {
 }
 
 func (f Fabrication) Job(ctx context.Context, id string) (fabrication.Job, error) {
-	return scanJob(f.db.queryRow(ctx, `SELECT `+jobColumns+`, events FROM jobs WHERE id = ?`, id), true)
+	return f.scanJob(f.db.queryRow(ctx, `SELECT `+jobColumns+`, events FROM jobs WHERE id = ?`, id), true)
 }
 
 // SaveJob is one UPDATE whose WHERE names the rev the caller read: of two writers that
@@ -383,7 +384,7 @@ func (f Fabrication) jobs(ctx context.Context, withEvents bool, query string, ar
 	defer rows.Close()
 	out := []fabrication.Job{}
 	for rows.Next() {
-		j, err := scanJob(rows, withEvents)
+		j, err := f.scanJob(rows, withEvents)
 		if err != nil {
 			return nil, err
 		}

@@ -25,6 +25,9 @@ type DB struct {
 	read       *sql.DB
 	writeStmts stmts
 	readStmts  stmts
+
+	writer // group commit (groupcommit.go)
+	jobs   jobDecoder
 }
 
 // Open opens or creates the database at path and migrates it to the latest schema.
@@ -55,11 +58,14 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	read.SetMaxOpenConns(max(4, runtime.NumCPU()))
-	return &DB{write: write, read: read}, nil
+	db := &DB{write: write, read: read}
+	db.startWriter()
+	return db, nil
 }
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.stopWriter()
 	db.readStmts.close()
 	db.writeStmts.close()
 	return errors.Join(db.read.Close(), db.write.Close())

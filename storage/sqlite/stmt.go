@@ -39,15 +39,6 @@ func (s *stmts) close() {
 	}
 }
 
-// exec runs a write through a cached statement.
-func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := db.writeStmts.get(ctx, db.write, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.ExecContext(ctx, args...)
-}
-
 // query runs a read through a cached statement.
 func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	st, err := db.readStmts.get(ctx, db.read, query)
