@@ -4,103 +4,109 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 )
 
-// TestGroupCommit: writes queued while the writer is busy go out together in one
-// transaction; a failing statement fails alone; a caller that gave up is not written;
-// every write that returned is there after a reopen.
-func TestGroupCommit(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
+func openKV(t *testing.T) (*DB, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "g.db")
-	db, err := Open(ctx, path)
+	db, err := Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.exec(ctx, `CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`); err != nil {
+	if _, err := db.exec(context.Background(), `CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`); err != nil {
 		t.Fatal(err)
+	}
+	return db, path
+}
+
+func countKV(t *testing.T, db *DB) int {
+	t.Helper()
+	var n int
+	if err := db.read.QueryRowContext(context.Background(), `SELECT count(*) FROM kv`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestGroupCommitBatch: one batch is one transaction; a failing statement fails alone;
+// a caller that gave up before its turn is not written.
+func TestGroupCommitBatch(t *testing.T) {
+	t.Parallel()
+	db, path := openKV(t)
+	gaveUp, cancel := context.WithCancel(context.Background())
+	cancel()
+	var batch []*writeOp
+	for i := range 10 {
+		ctx, key := context.Background(), fmt.Sprint("k", i)
+		switch i {
+		case 4:
+			key = "k0" // a duplicate
+		case 7:
+			ctx = gaveUp
+		}
+		batch = append(batch, &writeOp{ctx: ctx, query: `INSERT INTO kv (k, v) VALUES (?, ?)`, args: []any{key, i}, done: make(chan writeResult, 1)})
 	}
 	before := db.commits.Load()
-
-	// Hold the write connection so that the writes pile up behind it.
-	block, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
+	db.runBatch(batch)
+	if got := db.commits.Load() - before; got != 1 {
+		t.Errorf("one batch took %d commits, want 1", got)
 	}
-	const n = 200
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	gaveUp, cancel := context.WithCancel(ctx)
-	cancel()
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			key := fmt.Sprint("k", i)
-			if i%50 == 7 {
-				key = "k0" // a duplicate: fails on its own
-			}
-			c := ctx
-			if i == 3 {
-				c = gaveUp
-			}
-			_, errs[i] = db.exec(c, `INSERT INTO kv (k, v) VALUES (?, ?)`, key, i)
-		}()
-	}
-	for len(db.ops) < n-2 { // all queued (one is in the writer, one gave up before queueing maybe)
-		if ctx.Err() != nil {
-			t.Fatal(ctx.Err())
-		}
-		runtime.Gosched()
-	}
-	block.Rollback()
-	wg.Wait()
-
-	ok, dup := 0, 0
-	for i, err := range errs {
+	for i, op := range batch {
+		r := <-op.done
 		switch {
-		case i == 3:
-			if err == nil {
-				t.Errorf("a canceled caller's write went through")
+		case i == 4:
+			if r.err == nil || !strings.Contains(r.err.Error(), "UNIQUE") {
+				t.Errorf("the duplicate: got %v, want a UNIQUE constraint error", r.err)
 			}
-		case i%50 == 7:
-			if err == nil || !strings.Contains(err.Error(), "UNIQUE") {
-				t.Errorf("write %d (a duplicate): got %v, want a UNIQUE constraint error", i, err)
+		case i == 7:
+			if r.err == nil {
+				t.Error("a caller that gave up was written")
 			}
-			dup++
-		case err != nil:
-			t.Errorf("write %d: %v", i, err)
-		default:
-			ok++
+		case r.err != nil:
+			t.Errorf("write %d: %v", i, r.err)
 		}
 	}
-	if got := db.commits.Load() - before; got > 4 {
-		t.Errorf("%d writes took %d commits, want them grouped (at most 4)", ok+dup, got)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err = Open(ctx, path)
+	db.Close()
+	db, err := Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var rows int
-	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM kv`).Scan(&rows); err != nil {
-		t.Fatal(err)
+	if n := countKV(t, db); n != 8 {
+		t.Fatalf("after reopening: %d rows, want the 8 writes that succeeded", n)
 	}
-	if rows != ok {
-		t.Fatalf("after reopening: %d rows, want the %d writes that succeeded", rows, ok)
+}
+
+// TestGroupCommitConcurrent: many writers at once all land, and a write after Close
+// fails instead of hanging.
+func TestGroupCommitConcurrent(t *testing.T) {
+	t.Parallel()
+	db, _ := openKV(t)
+	const n = 300
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = db.exec(context.Background(), `INSERT INTO kv (k, v) VALUES (?, ?)`, fmt.Sprint("k", i), i)
+		}()
 	}
-	if _, err := db.exec(ctx, `SELECT 1`); err != nil {
-		t.Fatal(err)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
 	}
+	if got := countKV(t, db); got != n {
+		t.Fatalf("got %d rows, want %d", got, n)
+	}
+	t.Logf("%d concurrent writes in %d commits", n, db.commits.Load())
 	db.Close()
-	if _, err := db.exec(ctx, `INSERT INTO kv (k, v) VALUES ('late', 1)`); err != errClosed {
+	if _, err := db.exec(context.Background(), `INSERT INTO kv (k, v) VALUES ('late', 1)`); err != errClosed {
 		t.Fatalf("a write after Close: got %v, want errClosed", err)
 	}
 }
