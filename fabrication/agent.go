@@ -262,6 +262,20 @@ func (s *Service) Event(ctx context.Context, m Machine, id string, req agentapi.
 		actor := s.agentActor(m)
 		if req.Estimate != nil && req.Estimate.Seconds >= 0 && req.Estimate.FilamentMM >= 0 {
 			j.Estimate = &Estimate{Seconds: req.Estimate.Seconds, FilamentMM: req.Estimate.FilamentMM}
+			if j.State == JobAssigned || j.State == JobPrinting {
+				lab, err := s.store.LabByID(ctx, j.LabID)
+				if err != nil {
+					return err
+				}
+				if max := lab.Policy.MaxJobHours; max > 0 && j.Estimate.Seconds > max*3600 {
+					// The lab's limit on machine time, enforced here as well as in the agent.
+					s.release(j)
+					j.FinishedAt, resp.Cancel = &now, true
+					j.Message = fmt.Sprintf("the slicer estimates %.1f h and %s allows jobs of up to %g h", j.Estimate.Seconds/3600, lab.Name, max)
+					s.moveTo(j, JobFailed, actor, j.Message)
+					return nil
+				}
+			}
 		}
 		if j.State == JobCanceled {
 			resp.Cancel = true

@@ -473,3 +473,31 @@ func (r *streamRecorder) waitFor(t *testing.T, s string) string {
 }
 
 var _ = fmt.Sprint
+
+// A slicer estimate over the lab's maximum job hours fails the job (no retry) and tells
+// the agent to stop.
+func TestMaxJobHoursEnforced(t *testing.T) {
+	t.Parallel()
+	f := newLab(t, fabrication.Policy{MaxJobHours: 2})
+	f.order(t, map[string]any{"files": []string{"parts/base.stl"}})
+	c, _ := f.poll(t, f.machine)
+	if c.id == "" {
+		t.Fatal("no job claimed")
+	}
+	r := f.event(t, f.machine, c, "started", map[string]any{"estimate": map[string]any{"seconds": 3 * 3600, "filament_mm": 9000}})
+	r.want(t, 200, "")
+	if r.json["cancel"] != true {
+		t.Fatalf("a 3 h estimate in a 2 h lab: got %s, want cancel: true", r.body)
+	}
+	j := f.jobState(t, c.id)
+	if j["state"] != "failed" || !strings.Contains(j["message"].(string), "allows jobs of up to 2 h") {
+		t.Fatalf("got %v: %v, want failed with the limit named", j["state"], j["message"])
+	}
+	// Within the limit a job goes on.
+	f.order(t, map[string]any{"files": []string{"parts/base.stl"}})
+	c, _ = f.poll(t, f.machine)
+	r = f.event(t, f.machine, c, "started", map[string]any{"estimate": map[string]any{"seconds": 3600, "filament_mm": 3000}})
+	if r.status != 200 || r.json["cancel"] == true || f.jobState(t, c.id)["state"] != "printing" {
+		t.Fatalf("a 1 h estimate: got %d %s, want printing", r.status, r.body)
+	}
+}

@@ -125,15 +125,21 @@ func (a *Agent) fetchAndStart(ctx context.Context, h *Held, fileURL string) erro
 		}
 		if a.Slicer != nil && isMesh(h.File) {
 			if err := a.slice(ctx, h); err != nil {
-				a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "slicing failed: " + err.Error(), Retryable: true})
+				a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "slicing: " + err.Error(), Retryable: !errors.Is(err, errTooLong), Estimate: h.Estimate})
 				return a.drop(h)
 			}
 		}
-		if _, err := a.Client.Event(ctx, h.Job.ID, agentapi.EventRequest{Lease: h.Lease, Kind: agentapi.EventStarted, Message: "starting", Estimate: h.Estimate}); err != nil {
-			if errors.Is(err, ErrStale) {
-				return a.drop(h)
-			}
+		resp, err := a.Client.Event(ctx, h.Job.ID, agentapi.EventRequest{Lease: h.Lease, Kind: agentapi.EventStarted, Message: "starting", Estimate: h.Estimate})
+		if errors.Is(err, ErrStale) {
+			return a.drop(h)
+		}
+		if err != nil {
 			return err
+		}
+		if resp.Cancel { // canceled meanwhile, or over the lab's limits: never reaches the printer
+			a.Log.Info("the hub called the job off before it started", "job", h.Job.ID)
+			a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "called off before printing"}) // lets go of the machine
+			return a.drop(h)
 		}
 		h.Phase = PhaseStarting
 		if err := a.Journal.Set(h); err != nil {
@@ -219,6 +225,10 @@ func (a *Agent) drop(h *Held) error {
 	return a.Journal.Set(nil)
 }
 
+// errTooLong: the slicer says the print is longer than the lab allows; no machine of the
+// lab will do better, so it is not worth a retry.
+var errTooLong = errors.New("too long for this lab")
+
 func (a *Agent) slice(ctx context.Context, h *Held) error {
 	out := strings.TrimSuffix(h.File, filepath.Ext(h.File)) + ".gcode"
 	a.Log.Info("slicing", "job", h.Job.ID, "file", h.Job.File)
@@ -227,6 +237,9 @@ func (a *Agent) slice(ctx context.Context, h *Held) error {
 		return err
 	}
 	a.Log.Info("sliced", "job", h.Job.ID, "print_seconds", est.Seconds, "filament_mm", est.FilamentMM)
+	if h.Job.MaxHours > 0 && est.Seconds > h.Job.MaxHours*3600 {
+		return fmt.Errorf("%w: the print would take %.1f h and the lab allows %g h", errTooLong, est.Seconds/3600, h.Job.MaxHours)
+	}
 	h.Sliced, h.Estimate = out, &est
 	return a.Journal.Set(h)
 }
