@@ -135,4 +135,21 @@ type Store interface {
 	SetCounters(ctx context.Context, designID string, c Counters) error
 	// ReferencedBlobs calls fn with every blob key any version uses.
 	ReferencedBlobs(ctx context.Context, fn func(key string) error) error
+	// AddFlag records a person's report on a design; a second from the same person on
+	// the same design is storage.ErrConflict.
+	AddFlag(ctx context.Context, f Flag) error
+	// Flags lists open reports, newest first.
+	Flags(ctx context.Context, limit int) ([]Flag, error)
+	// ClearFlags closes every report on a design (a maintainer dealt with it).
+	ClearFlags(ctx context.Context, designID string) error
+}
+
+// Flag is someone's report that a design needs a maintainer's look: curation comes
+// after contribution, and flags are how it hears.
+type Flag struct {
+	DesignID  string    `json:"design_id"`
+	UserID    string    `json:"-"`
+	Handle    string    `json:"handle"`
+	Reason    string    `json:"reason"`
+	CreatedAt time.Time `json:"created_at"`
 }

@@ -390,3 +390,46 @@ func (s *Server) curate(hide, feature *bool) gin.HandlerFunc {
 		c.Status(http.StatusNoContent)
 	}
 }
+
+// flagDesign: POST /api/v1/designs/{slug}/flag {reason} -> 204; a repeat 409.
+func (s *Server) flagDesign(c *gin.Context) {
+	if _, ok := s.requireUser(c); !ok {
+		return
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if !bindJSON(c, &req) {
+		return
+	}
+	if err := s.catalog.Flag(c.Request.Context(), actorOf(c), c.Param("slug"), req.Reason); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// listFlags: GET /api/v1/flags -> {designs: [{design, flags}]}, for maintainers.
+func (s *Server) listFlags(c *gin.Context) {
+	if _, ok := s.requireUser(c); !ok {
+		return
+	}
+	flagged, err := s.catalog.Flagged(c.Request.Context(), actorOf(c))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"designs": flagged})
+}
+
+// dismissFlags: POST /api/v1/designs/{slug}/dismiss-flags -> 204, for maintainers.
+func (s *Server) dismissFlags(c *gin.Context) {
+	if _, ok := s.requireUser(c); !ok {
+		return
+	}
+	if err := s.catalog.DismissFlags(c.Request.Context(), actorOf(c), c.Param("slug")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

@@ -178,6 +178,7 @@ func (s *Server) routePages(r *gin.Engine) {
 	p.GET("/designs/new", s.uploadPage)
 	p.GET("/designs/:slug", s.designPage)
 	p.GET("/designs/:slug/versions/new", s.uploadPage)
+	p.POST("/designs/:slug/flag", s.flagPost)
 	p.GET("/designs/:slug/fork", s.forkPage)
 	p.POST("/designs/:slug/fork", s.forkPost)
 	if s.fab != nil {
@@ -352,7 +353,12 @@ func (s *Server) adminPage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.render(c, http.StatusOK, "admin", "Curation", gin.H{"Designs": all.Designs, "Q": c.Query("q")})
+	flagged, err := s.catalog.Flagged(c.Request.Context(), actorOf(c))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.render(c, http.StatusOK, "admin", "Curation", gin.H{"Designs": all.Designs, "Q": c.Query("q"), "Flagged": flagged})
 }
 
 func (s *Server) adminPost(c *gin.Context) {
@@ -366,6 +372,8 @@ func (s *Server) adminPost(c *gin.Context) {
 		err = s.catalog.SetHidden(ctx, actorOf(c), slug, c.Param("action") == "hide")
 	case "feature", "unfeature":
 		err = s.catalog.SetFeatured(ctx, actorOf(c), slug, c.Param("action") == "feature")
+	case "dismiss":
+		err = s.catalog.DismissFlags(ctx, actorOf(c), slug)
 	default:
 		err = storage.ErrNotFound
 	}
@@ -373,7 +381,21 @@ func (s *Server) adminPost(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.Redirect(http.StatusSeeOther, "/admin")
+	c.Redirect(http.StatusSeeOther, localNext(c.PostForm("back")))
+}
+
+// flagPost: the design page's "Report" form.
+func (s *Server) flagPost(c *gin.Context) {
+	if _, ok := s.pageUser(c); !ok {
+		return
+	}
+	slug := c.Param("slug")
+	err := s.catalog.Flag(c.Request.Context(), actorOf(c), slug, c.PostForm("reason"))
+	if err != nil && !errors.Is(err, storage.ErrConflict) {
+		s.fail(c, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/designs/"+url.PathEscape(slug)+"?reported=1")
 }
 
 func (s *Server) uploadPage(c *gin.Context) {
@@ -430,7 +452,7 @@ func (s *Server) designPage(c *gin.Context) {
 	s.render(c, http.StatusOK, "design", d.Title, gin.H{
 		"D": d, "V": v, "Versions": versions, "Lineage": layoutLineage(lin), "License": lic, "Obligations": lic.Obligations(),
 		"Owner": u.ID != "" && u.ID == d.OwnerID, "ForkError": forkErr, "Making": s.fab != nil,
-		"ViewerLimit": viewerAutoLoadBytes,
+		"ViewerLimit": viewerAutoLoadBytes, "Reported": c.Query("reported") != "",
 	})
 }
 

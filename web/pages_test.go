@@ -130,3 +130,48 @@ func TestPagesForEveryone(t *testing.T) {
 		t.Errorf("three.js's license is not served with it: %d", r.status)
 	}
 }
+
+// TestFlagsReachTheMaintainers: a person reports a design from its page; maintainers
+// see the report on /admin and close it; others may not see reports.
+func TestFlagsReachTheMaintainers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	admin, adminCSRF := browserSession(t, b, "boss") // the first account is the site admin
+	maker := login(t, b, "maker")
+	publish(t, b, maker, map[string]any{"title": "Bracket", "license": "CC-BY-4.0"}).want(t, 201, "")
+	reporter, csrf := browserSession(t, b, "reporter")
+	formPost := func(path string, cookies []*http.Cookie, v url.Values) reply {
+		return b.do(t, call{method: "POST", path: path, body: v.Encode(), cookies: cookies, header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}})
+	}
+	reason := "copied from a <b>paid</b> model"
+	for range 2 { // the second report from the same person changes nothing
+		r := formPost("/designs/bracket/flag", reporter, url.Values{"reason": {reason}, "csrf_token": {csrf}})
+		if r.status != http.StatusSeeOther || r.header.Get("Location") != "/designs/bracket?reported=1" {
+			t.Fatalf("report: got %d to %q", r.status, r.header.Get("Location"))
+		}
+	}
+	b.do(t, call{method: "POST", path: "/api/v1/designs/bracket/flag", header: maker, body: map[string]string{"reason": " "}}).want(t, 422, "invalid")
+	b.do(t, call{method: "POST", path: "/api/v1/designs/bracket/flag", header: maker, body: map[string]string{"reason": "spam"}}).want(t, 204, "")
+	b.do(t, call{method: "GET", path: "/api/v1/flags", header: maker}).want(t, 403, "forbidden")
+
+	page := b.do(t, call{method: "GET", path: "/admin", cookies: admin})
+	checkPage(t, page, "/admin")
+	if !strings.Contains(string(page.body), "copied from a &lt;b&gt;paid&lt;/b&gt; model") || !strings.Contains(string(page.body), "spam") {
+		t.Fatalf("/admin does not list both reports: %s", page.body)
+	}
+	r := b.do(t, call{method: "GET", path: "/api/v1/flags", cookies: admin})
+	r.want(t, 200, "")
+	if ds := r.json["designs"].([]any); len(ds) != 1 || len(ds[0].(map[string]any)["flags"].([]any)) != 2 {
+		t.Fatalf("flags: got %s, want one design with two reports", r.body)
+	}
+	if r := formPost("/admin/designs/bracket/dismiss", admin, url.Values{"csrf_token": {adminCSRF}, "back": {"/admin"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("dismiss: got %d %s", r.status, r.body)
+	}
+	r = b.do(t, call{method: "GET", path: "/api/v1/flags", cookies: admin})
+	if ds, _ := r.json["designs"].([]any); len(ds) != 0 {
+		t.Fatalf("after dismissing: got %s, want no reports", r.body)
+	}
+	if r := formPost("/admin/designs/bracket/hide", reporter, url.Values{"csrf_token": {csrf}}); r.status != http.StatusForbidden {
+		t.Fatalf("a non-maintainer hiding: got %d, want 403", r.status)
+	}
+}

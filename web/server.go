@@ -167,6 +167,9 @@ func (s *Server) Handler() http.Handler {
 	api.POST("/designs/:slug/unhide", s.curate(&no, nil))
 	api.POST("/designs/:slug/feature", s.curate(nil, &yes))
 	api.POST("/designs/:slug/unfeature", s.curate(nil, &no))
+	api.POST("/designs/:slug/flag", s.flagDesign)
+	api.POST("/designs/:slug/dismiss-flags", s.dismissFlags)
+	api.GET("/flags", s.listFlags)
 	api.POST("/mesh/check", s.meshCheck)
 
 	if s.fab != nil {

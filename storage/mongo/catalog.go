@@ -296,3 +296,42 @@ func (c Catalog) ReferencedBlobs(ctx context.Context, fn func(string) error) err
 	}
 	return nil
 }
+
+func (c Catalog) flags() *mongo.Collection { return c.db.db.Collection("design_flags") }
+
+// flagDoc is one report, keyed by design and person so a repeat is a duplicate key.
+type flagDoc struct {
+	ID        string    `bson:"_id"`
+	DesignID  string    `bson:"design_id"`
+	UserID    string    `bson:"user_id"`
+	Handle    string    `bson:"handle"`
+	Reason    string    `bson:"reason"`
+	CreatedAt time.Time `bson:"created_at"`
+}
+
+func (c Catalog) AddFlag(ctx context.Context, f catalog.Flag) error {
+	_, err := c.flags().InsertOne(ctx, flagDoc{ID: f.DesignID + "/" + f.UserID, DesignID: f.DesignID, UserID: f.UserID,
+		Handle: f.Handle, Reason: f.Reason, CreatedAt: f.CreatedAt.UTC()})
+	return mapErr(err)
+}
+
+func (c Catalog) Flags(ctx context.Context, limit int) ([]catalog.Flag, error) {
+	cur, err := c.flags().Find(ctx, bson.M{}, options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, err
+	}
+	var docs []flagDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	out := make([]catalog.Flag, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, catalog.Flag{DesignID: d.DesignID, UserID: d.UserID, Handle: d.Handle, Reason: d.Reason, CreatedAt: d.CreatedAt})
+	}
+	return out, nil
+}
+
+func (c Catalog) ClearFlags(ctx context.Context, designID string) error {
+	_, err := c.flags().DeleteMany(ctx, bson.M{"design_id": designID})
+	return err
+}

@@ -278,3 +278,33 @@ func (c Catalog) ReferencedBlobs(ctx context.Context, fn func(string) error) err
 	}
 	return rows.Err()
 }
+
+func (c Catalog) AddFlag(ctx context.Context, f catalog.Flag) error {
+	_, err := c.db.exec(ctx, `INSERT INTO design_flags(design_id, user_id, handle, reason, created_at) VALUES (?, ?, ?, ?, ?)`,
+		f.DesignID, f.UserID, f.Handle, f.Reason, unixNano(f.CreatedAt))
+	return mapErr(err)
+}
+
+func (c Catalog) Flags(ctx context.Context, limit int) ([]catalog.Flag, error) {
+	rows, err := c.db.query(ctx, `SELECT design_id, user_id, handle, reason, created_at FROM design_flags ORDER BY created_at DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []catalog.Flag{}
+	for rows.Next() {
+		var f catalog.Flag
+		var at int64
+		if err := rows.Scan(&f.DesignID, &f.UserID, &f.Handle, &f.Reason, &at); err != nil {
+			return nil, err
+		}
+		f.CreatedAt = fromNano(at)
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+func (c Catalog) ClearFlags(ctx context.Context, designID string) error {
+	_, err := c.db.exec(ctx, `DELETE FROM design_flags WHERE design_id = ?`, designID)
+	return err
+}

@@ -160,6 +160,16 @@ var migrations = []string{
 		updated_at INTEGER NOT NULL,
 		PRIMARY KEY (lab_id, requester_id)
 	);`,
+	// 4: reports on designs, for curation.
+	`CREATE TABLE design_flags (
+		design_id TEXT NOT NULL REFERENCES designs(id),
+		user_id TEXT NOT NULL,
+		handle TEXT NOT NULL,
+		reason TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		PRIMARY KEY (design_id, user_id)
+	);
+	CREATE INDEX design_flags_created ON design_flags(created_at DESC);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

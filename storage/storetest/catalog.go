@@ -229,6 +229,47 @@ func ExerciseCatalog(t *testing.T, newStore func(t *testing.T) catalog.Store) {
 		}
 	})
 
+	t.Run("Flags", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		base := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+		for i := 1; i <= 2; i++ {
+			d, v := sampleDesign(i, fmt.Sprint("Flagged ", i))
+			if err := s.CreateDesign(ctx, d, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		flags := []catalog.Flag{
+			{DesignID: "d001", UserID: "u1", Handle: "ada", Reason: "not open: the STL is a paid model", CreatedAt: base},
+			{DesignID: "d001", UserID: "u2", Handle: "grace", Reason: "spam", CreatedAt: base.Add(time.Minute)},
+			{DesignID: "d002", UserID: "u1", Handle: "ada", Reason: "copied without credit", CreatedAt: base.Add(2 * time.Minute)},
+		}
+		for _, f := range flags {
+			if err := s.AddFlag(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.AddFlag(ctx, catalog.Flag{DesignID: "d001", UserID: "u1", Handle: "ada", Reason: "again", CreatedAt: base.Add(time.Hour)}); !errors.Is(err, storage.ErrConflict) {
+			t.Fatalf("a second flag from the same person: got %v, want ErrConflict", err)
+		}
+		got, err := s.Flags(ctx, 10)
+		if err != nil || len(got) != 3 || got[0].DesignID != "d002" || got[2].Reason != flags[0].Reason || !got[1].CreatedAt.Equal(flags[1].CreatedAt) {
+			t.Fatalf("Flags: got %+v, %v, want the three, newest first", got, err)
+		}
+		if got, _ := s.Flags(ctx, 1); len(got) != 1 {
+			t.Fatalf("Flags with limit 1: got %d", len(got))
+		}
+		if err := s.ClearFlags(ctx, "d001"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Flags(ctx, 10); err != nil || len(got) != 1 || got[0].DesignID != "d002" {
+			t.Fatalf("after clearing d1: got %+v, %v, want only d2's", got, err)
+		}
+		if err := s.AddFlag(ctx, catalog.Flag{DesignID: "d001", UserID: "u1", Handle: "ada", Reason: "still a problem", CreatedAt: base.Add(time.Hour)}); err != nil {
+			t.Fatalf("flagging again after a maintainer cleared it: %v", err)
+		}
+	})
+
 	t.Run("ChildrenCountersBlobs", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
