@@ -21,6 +21,7 @@ import (
 	"github.com/fabcommons/fabcommons/catalog/mesh/meshtest"
 	"github.com/fabcommons/fabcommons/fabrication/agent"
 	"github.com/fabcommons/fabcommons/fabrication/agent/protocoltest"
+	"github.com/fabcommons/fabcommons/storage/externaltest"
 )
 
 var binDir string
@@ -94,11 +95,11 @@ func start(t *testing.T, name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// newHub starts a real fabhub with a user, a published 20 mm cube and a lab "e2e".
-func newHub(t *testing.T) (hubAPI, string) {
+// startHub starts a fabhub process with extra flags and waits until it is ready.
+func startHub(t *testing.T, args ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
-	start(t, "fabhub", "-addr", addr, "-data", t.TempDir(), "-lease-ttl", "6s", "-log-level", "warn")
+	start(t, "fabhub", append([]string{"-addr", addr, "-lease-ttl", "6s", "-log-level", "warn"}, args...)...)
 	base := "http://" + addr
 	for i := 0; ; i++ {
 		if resp, err := http.Get(base + "/readyz"); err == nil && resp.StatusCode == 200 {
@@ -109,6 +110,16 @@ func newHub(t *testing.T) (hubAPI, string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	return base
+}
+
+// newHub starts a real fabhub with a user, a published 20 mm cube and a lab "e2e".
+func newHub(t *testing.T, args ...string) (hubAPI, string) {
+	t.Helper()
+	if len(args) == 0 {
+		args = []string{"-data", t.TempDir()}
+	}
+	base := startHub(t, args...)
 	api := hubAPI{t: t, base: base}
 	api.call("POST", "/api/v1/users", map[string]string{"handle": "ada", "email": "ada@example.org", "password": "correct horse battery"}, nil)
 	var tok struct{ Token struct{ Secret string } }
@@ -391,5 +402,78 @@ func TestDemoLabScript(t *testing.T) {
 	b, err := exec.Command(filepath.Join(binDir, "fabagent"), "register", "--hub", base, "--join-token", strings.TrimSpace(string(token)), "--name", "sim-1", "--state", state).CombinedOutput()
 	if err != nil || !strings.Contains(string(b), "joined lab demo") {
 		t.Fatalf("register: %v %s", err, b)
+	}
+}
+
+// TestTwoHubProcesses: two fabhub processes share one database (a SQLite file; the
+// MongoDB-wire server), each with three sim agents; an order of 30 jobs is made with
+// every job printed exactly once.
+func TestTwoHubProcesses(t *testing.T) {
+	for _, backend := range []string{"sqlite", "mongodb"} {
+		t.Run(backend, func(t *testing.T) {
+			data := t.TempDir()
+			args := []string{"-data", data}
+			if backend == "mongodb" {
+				uri := externaltest.NeedMongoDB(t)
+				db := externaltest.UniqueName("twohubs_")
+				args = append(args, "-db", strings.TrimRight(uri, "/")+"/"+db)
+			}
+			api, first := newHub(t, args...)
+			second := startHub(t, args...) // same data dir: same SQLite file (or the same MongoDB database) and blob folder
+			var states []string
+			for i := range 6 {
+				var m struct {
+					EnrollmentCode string `json:"enrollment_code"`
+				}
+				api.call("POST", "/api/v1/labs/e2e/machines", map[string]any{"name": fmt.Sprint("sim ", i), "process": "fdm",
+					"build_volume": map[string]float64{"x": 200, "y": 200, "z": 200}}, &m)
+				hub := first
+				if i%2 == 1 {
+					hub = second
+				}
+				state := filepath.Join(t.TempDir(), fmt.Sprint("agent", i))
+				if out, err := exec.Command(filepath.Join(binDir, "fabagent"), "enroll", "--hub", hub, "--code", m.EnrollmentCode, "--state", state).CombinedOutput(); err != nil {
+					t.Fatalf("enroll: %v %s", err, out)
+				}
+				start(t, "fabagent", "run", "--state", state, "--hub", hub, "--driver", "sim", "--sim-speed", "300", "--sim-seconds", "150", "--log-level", "warn")
+				states = append(states, state)
+			}
+			var order struct {
+				Order struct{ ID string }
+			}
+			if code := api.call("POST", "/api/v1/orders", map[string]any{"lab": "e2e", "design": "cube", "quantity": 30}, &order); code != 201 {
+				t.Fatalf("order: %d", code)
+			}
+			waitFor(t, 3*time.Minute, "all 30 jobs done", func() bool {
+				var view struct{ Jobs []struct{ State string } }
+				api.call("GET", "/api/v1/orders/"+order.Order.ID, nil, &view)
+				done := 0
+				for _, j := range view.Jobs {
+					if j.State == "done" {
+						done++
+					}
+				}
+				return done == 30
+			})
+			starts := map[string]int{}
+			perAgent := []int{}
+			for _, st := range states {
+				b, _ := os.ReadFile(filepath.Join(st, "sim-starts.log"))
+				ids := strings.Fields(string(b))
+				perAgent = append(perAgent, len(ids))
+				for _, id := range ids {
+					starts[id]++
+				}
+			}
+			for id, n := range starts {
+				if n != 1 {
+					t.Fatalf("job %s was printed %d times", id, n)
+				}
+			}
+			if len(starts) != 30 {
+				t.Fatalf("%d distinct jobs printed, want 30", len(starts))
+			}
+			t.Logf("jobs per agent (hubs alternate): %v", perAgent)
+		})
 	}
 }
