@@ -75,7 +75,7 @@ const claimWindow = 64
 // claim takes the first fitting job in order of service with a compare-and-set from
 // queued to assigned; losing a race to another machine just moves on to the next one.
 func (s *Service) claim(ctx context.Context, m Machine) (*Job, string, error) {
-	queued, err := s.store.Queued(ctx, m.LabID, claimWindow)
+	queued, err := s.queueHead(ctx, m.LabID)
 	if err != nil || len(queued) == 0 {
 		return nil, "", err
 	}
@@ -103,6 +103,7 @@ func (s *Service) claim(ctx context.Context, m Machine) (*Job, string, error) {
 		e := Event{At: now, Kind: JobAssigned, From: JobQueued, To: JobAssigned, Actor: "hub", Message: "assigned to " + m.Name}
 		err := s.store.ClaimJob(ctx, j, prev, e)
 		if errors.Is(err, storage.ErrConflict) {
+			s.dropQueued(m.LabID, j.ID)
 			continue // another machine took it, or it changed: try the next
 		}
 		if err != nil {
@@ -110,6 +111,7 @@ func (s *Service) claim(ctx context.Context, m Machine) (*Job, string, error) {
 		}
 		j.Events = append(j.Events, e)
 		j.Rev = prev + 1
+		s.dropQueued(m.LabID, j.ID)
 		s.publishJob(j)
 		m.State = MachineBusy
 		s.publishMachine(m)

@@ -97,6 +97,7 @@ type Service struct {
 	log     *slog.Logger
 	opts    Options
 	now     func() time.Time
+	queues  queueHeads
 }
 
 // NewService builds the service.
@@ -637,5 +638,8 @@ func (s *Service) publishMachine(m Machine) {
 }
 
 func (s *Service) publishJob(j Job) {
+	if j.State == JobQueued {
+		s.noteQueued(j)
+	}
 	s.feed.Publish(Change{Kind: "job", LabID: j.LabID, OrderID: j.OrderID, Job: &j})
 }
