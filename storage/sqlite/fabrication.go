@@ -171,7 +171,7 @@ func (f Fabrication) RevokeJoinToken(ctx context.Context, labID, id string) erro
 // machineRow is what machines keep outside the JSON (json:"-" fields and indexed ones).
 const machineColumns = `token_hash, state, last_seen, rev, data`
 
-func scanMachine(row scanner) (fabrication.Machine, error) {
+func (f Fabrication) scanMachine(row scanner) (fabrication.Machine, error) {
 	var m fabrication.Machine
 	var token, state, data string
 	var seen sql.NullInt64
@@ -179,7 +179,8 @@ func scanMachine(row scanner) (fabrication.Machine, error) {
 	if err := row.Scan(&token, &state, &seen, &rev, &data); err != nil {
 		return m, mapErr(err)
 	}
-	if err := json.Unmarshal([]byte(data), &m); err != nil {
+	m, err := f.db.machines.decode(data)
+	if err != nil {
 		return m, err
 	}
 	m.TokenHash, m.State, m.LastSeen, m.Rev = token, state, fromNullNano(seen), rev
@@ -193,14 +194,14 @@ func (f Fabrication) CreateMachine(ctx context.Context, m fabrication.Machine) e
 }
 
 func (f Fabrication) Machine(ctx context.Context, id string) (fabrication.Machine, error) {
-	return scanMachine(f.db.queryRow(ctx, `SELECT `+machineColumns+` FROM machines WHERE id = ?`, id))
+	return f.scanMachine(f.db.queryRow(ctx, `SELECT `+machineColumns+` FROM machines WHERE id = ?`, id))
 }
 
 func (f Fabrication) MachineByTokenHash(ctx context.Context, hash string) (fabrication.Machine, error) {
 	if hash == "" {
 		return fabrication.Machine{}, storage.ErrNotFound
 	}
-	return scanMachine(f.db.queryRow(ctx, `SELECT `+machineColumns+` FROM machines WHERE token_hash = ? AND token_hash != ''`, hash)) // the second term lets SQLite use the partial index
+	return f.scanMachine(f.db.queryRow(ctx, `SELECT `+machineColumns+` FROM machines WHERE token_hash = ? AND token_hash != ''`, hash)) // the second term lets SQLite use the partial index
 }
 
 func (f Fabrication) Machines(ctx context.Context, labID string) ([]fabrication.Machine, error) {
@@ -211,7 +212,7 @@ func (f Fabrication) Machines(ctx context.Context, labID string) ([]fabrication.
 	defer rows.Close()
 	out := []fabrication.Machine{}
 	for rows.Next() {
-		m, err := scanMachine(rows)
+		m, err := f.scanMachine(rows)
 		if err != nil {
 			return nil, err
 		}

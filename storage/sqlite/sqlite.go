@@ -14,6 +14,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -26,8 +27,9 @@ type DB struct {
 	writeStmts stmts
 	readStmts  stmts
 
-	writer // group commit (groupcommit.go)
-	jobs   jobDecoder
+	writer   // group commit (groupcommit.go)
+	jobs     decoder[fabrication.Job]
+	machines decoder[fabrication.Machine]
 }
 
 // Open opens or creates the database at path and migrates it to the latest schema.
@@ -58,7 +60,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	read.SetMaxOpenConns(max(4, runtime.NumCPU()))
-	db := &DB{write: write, read: read}
+	db := &DB{write: write, read: read, jobs: newJobDecoder(), machines: newMachineDecoder()}
 	db.startWriter()
 	return db, nil
 }
