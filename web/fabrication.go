@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -253,19 +254,9 @@ func (s *Server) agentEnroll(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
-	client, now := c.ClientIP(), s.now()
-	if wait := s.enrolls.Wait(client, now); wait > 0 {
-		s.fail(c, &rateLimited{wait})
-		return
-	}
-	m, token, err := s.fab.Enroll(c.Request.Context(), req.Code)
-	if err != nil {
-		s.enrolls.Fail(client, now)
-		s.fail(c, err)
-		return
-	}
-	lab, _ := s.fab.LabByID(c.Request.Context(), m.LabID)
-	c.JSON(http.StatusOK, agentapi.Enrollment{MachineID: m.ID, Lab: lab.Slug, Token: token, Approved: m.Approved})
+	s.joinMachine(c, http.StatusOK, func(ctx context.Context) (fabrication.Machine, string, error) {
+		return s.fab.Enroll(ctx, req.Code)
+	})
 }
 
 func (s *Server) agentRegister(c *gin.Context) {
@@ -273,24 +264,32 @@ func (s *Server) agentRegister(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
+	caps := req.Capabilities
+	spec := fabrication.MachineSpec{Process: caps.Process, BuildVolume: fabrication.Volume{X: caps.BuildVolume[0], Y: caps.BuildVolume[1], Z: caps.BuildVolume[2]},
+		Nozzle: caps.Nozzle, Materials: caps.Materials, Tags: caps.Tags, Driver: caps.Driver}
+	s.joinMachine(c, http.StatusCreated, func(ctx context.Context) (fabrication.Machine, string, error) {
+		return s.fab.Register(ctx, req.JoinToken, req.Name, spec)
+	})
+}
+
+// joinMachine runs an enrolment (one-time code or join token) under the throttle that
+// limits guessing, and answers with the machine's token.
+func (s *Server) joinMachine(c *gin.Context, status int, join func(context.Context) (fabrication.Machine, string, error)) {
 	client, now := c.ClientIP(), s.now()
 	if wait := s.enrolls.Wait(client, now); wait > 0 {
 		s.fail(c, &rateLimited{wait})
 		return
 	}
-	caps := req.Capabilities
-	spec := fabrication.MachineSpec{Process: caps.Process, BuildVolume: fabrication.Volume{X: caps.BuildVolume[0], Y: caps.BuildVolume[1], Z: caps.BuildVolume[2]},
-		Nozzle: caps.Nozzle, Materials: caps.Materials, Tags: caps.Tags, Driver: caps.Driver}
-	m, token, err := s.fab.Register(c.Request.Context(), req.JoinToken, req.Name, spec)
+	m, token, err := join(c.Request.Context())
 	if err != nil {
-		if errors.Is(err, fabrication.ErrForbidden) {
+		if errors.Is(err, fabrication.ErrForbidden) { // a wrong guess, not a malformed request
 			s.enrolls.Fail(client, now)
 		}
 		s.fail(c, err)
 		return
 	}
 	lab, _ := s.fab.LabByID(c.Request.Context(), m.LabID)
-	c.JSON(http.StatusCreated, agentapi.Enrollment{MachineID: m.ID, Lab: lab.Slug, Token: token, Approved: m.Approved})
+	c.JSON(status, agentapi.Enrollment{MachineID: m.ID, Lab: lab.Slug, Token: token, Approved: m.Approved})
 }
 
 // agentPoll is the long-poll: it answers at once when there is work (or jobs to
