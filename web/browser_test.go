@@ -218,6 +218,18 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("design page: %d table rows (want 2 files + 3 BOM lines), %d lineage nodes (want 1)", bomRows, lineageNodes)
 	}
 
+	var thumbs int
+	run("the home page shows the design's card with its picture",
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`img.thumb`)),
+		chromedp.Sleep(300*time.Millisecond),
+		shot("03b-home"),
+	)
+	eval("the thumbnails loaded", `[...document.querySelectorAll('img.thumb')].filter(i => i.complete && i.naturalWidth > 1).length`, &thumbs)
+	if thumbs < 1 {
+		t.Fatalf("the home page shows %d drawn thumbnails, want the new design's", thumbs)
+	}
+
 	var offered []string
 	run("the fork page offers only allowed licenses",
 		chromedp.Navigate(srv.URL+"/designs/"+slug+"/fork"),

@@ -177,6 +177,7 @@ func (s *Server) routePages(r *gin.Engine) {
 	p.POST("/admin/designs/:slug/:action", s.adminPost)
 	p.GET("/designs/new", s.uploadPage)
 	p.GET("/designs/:slug", s.designPage)
+	p.GET("/designs/:slug/thumbnail.png", s.thumbnail)
 	p.GET("/designs/:slug/versions/new", s.uploadPage)
 	p.POST("/designs/:slug/flag", s.flagPost)
 	p.GET("/designs/:slug/fork", s.forkPage)

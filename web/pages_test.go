@@ -1,6 +1,8 @@
 package web
 
 import (
+	"bytes"
+	"image/png"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -128,6 +130,30 @@ func TestPagesForEveryone(t *testing.T) {
 	}
 	if r := f.do(t, call{method: "GET", path: "/assets/vendor/three/LICENSE"}); r.status != http.StatusOK || !strings.Contains(string(r.body), "MIT") {
 		t.Errorf("three.js's license is not served with it: %d", r.status)
+	}
+
+	// Cards show a drawing of the design's first mesh.
+	r = f.do(t, call{method: "GET", path: "/designs/spool-holder/thumbnail.png"})
+	img, err := png.Decode(bytes.NewReader(r.body))
+	if r.status != http.StatusOK || err != nil {
+		t.Fatalf("thumbnail: got %d, %v", r.status, err)
+	}
+	drawn := 0
+	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
+		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
+			if _, _, _, a := img.At(x, y).RGBA(); a != 0 {
+				drawn++
+			}
+		}
+	}
+	if img.Bounds().Dx() != thumbW || drawn < thumbW*thumbH/20 {
+		t.Fatalf("thumbnail: %v with %d drawn pixels, want the mesh drawn at %dx%d", img.Bounds(), drawn, thumbW, thumbH)
+	}
+	if r2 := f.do(t, call{method: "GET", path: "/designs/spool-holder/thumbnail.png", header: map[string]string{"If-None-Match": r.header.Get("ETag")}}); r2.status != http.StatusNotModified {
+		t.Errorf("thumbnail revalidation: got %d, want 304", r2.status)
+	}
+	if home := f.do(t, call{method: "GET", path: "/"}); !strings.Contains(string(home.body), `src="/designs/spool-holder/thumbnail.png"`) {
+		t.Error("the home page's card has no thumbnail")
 	}
 }
 

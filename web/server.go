@@ -64,6 +64,7 @@ type Server struct {
 	// bodyLimits overrides MaxBodyBytes for upload routes, by route pattern.
 	bodyLimits map[string]int64
 	pages      pages
+	thumbs     thumbnails
 	metrics    *prometheus.Registry
 	requests   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
@@ -111,6 +112,7 @@ func New(cfg Config, d Deps) *Server {
 		"/api/v1/mesh/check":             cfg.MaxMeshBytes + 1<<20,
 	}
 	s.pages = parsePages()
+	s.thumbs.draw = make(chan struct{}, 2)
 	s.initMetrics()
 	return s
 }
