@@ -395,3 +395,34 @@ func (s *Service) Resolve(ctx context.Context, actor Actor, id, outcome string) 
 func (s *Service) release(j *Job) {
 	j.Holding, j.LeaseHash, j.LeaseExpires = false, "", nil
 }
+
+// LabRecord is how often a design was made at one lab, and how it went.
+type LabRecord struct {
+	Lab    Lab `json:"lab"`
+	Done   int `json:"done"`
+	Failed int `json:"failed"`
+}
+
+// DesignRecord is a design's fabrication record: the labs that made it, most makes
+// first. Everyone may see it.
+func (s *Service) DesignRecord(ctx context.Context, designID string) ([]LabRecord, error) {
+	counts, err := s.store.DesignLabCounts(ctx, designID)
+	if err != nil {
+		return nil, err
+	}
+	out := []LabRecord{}
+	for labID, c := range counts {
+		lab, err := s.store.LabByID(ctx, labID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, LabRecord{Lab: lab, Done: c[0], Failed: c[1]})
+	}
+	slices.SortFunc(out, func(a, b LabRecord) int {
+		if a.Done != b.Done {
+			return b.Done - a.Done
+		}
+		return strings.Compare(a.Lab.Slug, b.Lab.Slug)
+	})
+	return out, nil
+}

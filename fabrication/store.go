@@ -68,6 +68,9 @@ type JobStore interface {
 	AddUsage(ctx context.Context, labID, requesterID string, seconds float64, at time.Time) error
 	// DesignJobCounts counts, per design id, jobs done and failed (for the counters).
 	DesignJobCounts(ctx context.Context) (map[string][2]int, error)
+	// DesignLabCounts counts, per lab id, one design's jobs done and failed (its
+	// fabrication record).
+	DesignLabCounts(ctx context.Context, designID string) (map[string][2]int, error)
 }
 
 // Store is all three, as each backend provides them.

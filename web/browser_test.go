@@ -166,6 +166,8 @@ func TestBrowser(t *testing.T) {
 			*o, err = chromedp.Run(ctx, chromedp.Evaluate[int](expr))
 		case *bool:
 			*o, err = chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		case *string:
+			*o, err = chromedp.Run(ctx, chromedp.Evaluate[string](expr))
 		case *[]string:
 			*o, err = chromedp.Run(ctx, chromedp.Evaluate[[]string](expr))
 		default:
@@ -272,6 +274,12 @@ func TestBrowser(t *testing.T) {
 	eval("the same document", `window.__sameDocument === true`, &same)
 	if !same {
 		t.Fatal("the order page was reloaded; it must update live")
+	}
+	var record string
+	run("the design page shows where it was made", chromedp.Navigate(srv.URL+"/designs/"+slug), chromedp.WaitVisible(chromedp.CSS(`#viewer[data-loaded]`)))
+	eval("the fabrication record", `[...document.querySelectorAll('h2')].find(h => h.textContent === 'Made').nextElementSibling.innerText`, &record)
+	if !strings.Contains(record, "Fab Lab Test\t3\t0") {
+		t.Fatalf("the design's fabrication record reads %q, want Fab Lab Test with 3 made, 0 failed", record)
 	}
 	run("the lab page",
 		chromedp.Navigate(srv.URL+"/labs/fablab"),

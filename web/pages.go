@@ -448,12 +448,19 @@ func (s *Server) designPage(c *gin.Context) {
 	if _, err := s.catalog.ForkOptions(ctx, slug); err != nil {
 		forkErr = err.Error()
 	}
+	var record []fabrication.LabRecord
+	if s.fab != nil {
+		if record, err = s.fab.DesignRecord(ctx, d.ID); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
 	u, _ := currentUser(c)
 	lic, _ := license.Lookup(d.License)
 	s.render(c, http.StatusOK, "design", d.Title, gin.H{
 		"D": d, "V": v, "Versions": versions, "Lineage": layoutLineage(lin), "License": lic, "Obligations": lic.Obligations(),
 		"Owner": u.ID != "" && u.ID == d.OwnerID, "ForkError": forkErr, "Making": s.fab != nil,
-		"ViewerLimit": viewerAutoLoadBytes, "Reported": c.Query("reported") != "",
+		"ViewerLimit": viewerAutoLoadBytes, "Reported": c.Query("reported") != "", "Record": record,
 	})
 }
 

@@ -459,28 +459,35 @@ func (f Fabrication) AddUsage(ctx context.Context, labID, requesterID string, se
 }
 
 func (f Fabrication) DesignJobCounts(ctx context.Context) (map[string][2]int, error) {
-	cur, err := f.c("jobs").Find(ctx, bson.M{"state": bson.M{"$in": bson.A{fabrication.JobDone, fabrication.JobFailed}}},
-		options.Find().SetProjection(bson.M{"design_id": 1, "state": 1}))
+	return f.countEnded(ctx, bson.M{}, "design_id")
+}
+
+func (f Fabrication) DesignLabCounts(ctx context.Context, designID string) (map[string][2]int, error) {
+	return f.countEnded(ctx, bson.M{"design_id": designID}, "lab_id")
+}
+
+// countEnded counts done and failed jobs matching filter, per value of the field by.
+func (f Fabrication) countEnded(ctx context.Context, filter bson.M, by string) (map[string][2]int, error) {
+	filter["state"] = bson.M{"$in": bson.A{fabrication.JobDone, fabrication.JobFailed}}
+	cur, err := f.c("jobs").Find(ctx, filter, options.Find().SetProjection(bson.M{by: 1, "state": 1}))
 	if err != nil {
 		return nil, err
 	}
 	defer cur.Close(ctx)
 	out := map[string][2]int{}
 	for cur.Next(ctx) {
-		var d struct {
-			DesignID string `bson:"design_id"`
-			State    string `bson:"state"`
-		}
+		var d bson.M
 		if err := cur.Decode(&d); err != nil {
 			return nil, err
 		}
-		c := out[d.DesignID]
-		if d.State == fabrication.JobDone {
+		key, _ := d[by].(string)
+		c := out[key]
+		if d["state"] == fabrication.JobDone {
 			c[0]++
 		} else {
 			c[1]++
 		}
-		out[d.DesignID] = c
+		out[key] = c
 	}
 	return out, cur.Err()
 }

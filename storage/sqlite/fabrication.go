@@ -467,3 +467,22 @@ func (f Fabrication) DesignJobCounts(ctx context.Context) (map[string][2]int, er
 	}
 	return out, rows.Err()
 }
+
+func (f Fabrication) DesignLabCounts(ctx context.Context, designID string) (map[string][2]int, error) {
+	rows, err := f.db.query(ctx, `SELECT lab_id, sum(state = 'done'), sum(state = 'failed') FROM jobs
+		WHERE design_id = ? AND state IN ('done', 'failed') GROUP BY lab_id`, designID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string][2]int{}
+	for rows.Next() {
+		var lab string
+		var done, failed int
+		if err := rows.Scan(&lab, &done, &failed); err != nil {
+			return nil, err
+		}
+		out[lab] = [2]int{done, failed}
+	}
+	return out, rows.Err()
+}

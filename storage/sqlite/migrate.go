@@ -170,6 +170,8 @@ var migrations = []string{
 		PRIMARY KEY (design_id, user_id)
 	);
 	CREATE INDEX design_flags_created ON design_flags(created_at DESC);`,
+	// 5: a design's fabrication record.
+	`CREATE INDEX jobs_design ON jobs(design_id, state);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

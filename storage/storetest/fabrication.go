@@ -247,6 +247,12 @@ func ExerciseFabrication(t *testing.T, newStore func(t *testing.T) fabrication.S
 		if err != nil || counts["d1"] != [2]int{1, 0} {
 			t.Fatalf("DesignJobCounts: got %v, %v", counts, err)
 		}
+		if byLab, err := s.DesignLabCounts(ctx, "d1"); err != nil || len(byLab) != 1 || byLab["lab-a"] != [2]int{1, 0} {
+			t.Fatalf("DesignLabCounts: got %v, %v, want lab-a: 1 done", byLab, err)
+		}
+		if byLab, err := s.DesignLabCounts(ctx, "no-such-design"); err != nil || len(byLab) != 0 {
+			t.Fatalf("DesignLabCounts of an unmade design: got %v, %v", byLab, err)
+		}
 	})
 
 	t.Run("UsageDecays", func(t *testing.T) {
