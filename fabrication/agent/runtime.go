@@ -125,6 +125,9 @@ func (a *Agent) fetchAndStart(ctx context.Context, h *Held, fileURL string) erro
 		}
 		if a.Slicer != nil && isMesh(h.File) {
 			if err := a.slice(ctx, h); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err() // stopping: the farewell hands the job back
+				}
 				a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "slicing: " + err.Error(), Retryable: !errors.Is(err, errTooLong), Estimate: h.Estimate})
 				return a.drop(h)
 			}
@@ -147,8 +150,20 @@ func (a *Agent) fetchAndStart(ctx context.Context, h *Held, fileURL string) erro
 		}
 	}
 	if h.Phase == PhaseStarting {
-		if st, err := a.Driver.Status(ctx, h.Job.ID); err == nil && st.State == PrinterGone {
-			if err := a.Driver.Start(ctx, h.Job.ID, h.PrintFile()); err != nil {
+		st, err := a.Driver.Status(ctx, h.Job.ID)
+		if err != nil {
+			return fmt.Errorf("printer status: %w", err) // try again; the journal keeps the phase
+		}
+		if st.State == PrinterGone {
+			// Handing over a file is not cut short by SIGTERM: a half-sent upload could
+			// leave a print the agent no longer knows about.
+			startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
+			err := a.Driver.Start(startCtx, h.Job.ID, h.PrintFile())
+			cancel()
+			if err != nil {
+				if st, serr := a.Driver.Status(context.WithoutCancel(ctx), h.Job.ID); serr != nil || st.State != PrinterGone {
+					return fmt.Errorf("the printer's answer to the start was lost (%v); its status decides next", err)
+				}
 				a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "the printer refused the job: " + err.Error(), Retryable: true})
 				return a.drop(h)
 			}
