@@ -62,6 +62,11 @@ func (s *Service) Machine(ctx context.Context, id string) (Machine, error) {
 	return s.store.Machine(ctx, id)
 }
 
+// Machines lists a lab's machines (everyone may see them).
+func (s *Service) Machines(ctx context.Context, labID string) ([]Machine, error) {
+	return s.store.Machines(ctx, labID)
+}
+
 // LabByID finds a lab by id.
 func (s *Service) LabByID(ctx context.Context, id string) (Lab, error) {
 	return s.store.LabByID(ctx, id)

@@ -23,18 +23,23 @@ func (s *Server) signUp(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
-	client, now := c.ClientIP(), s.now()
-	if wait := s.signups.Wait(client, now); wait > 0 {
-		s.fail(c, &account.ThrottledError{Wait: wait})
-		return
-	}
-	s.signups.Fail(client, now) // every attempt counts against the hourly allowance
-	u, err := s.accounts.SignUp(c.Request.Context(), req.Handle, req.Email, req.Password)
+	u, err := s.throttledSignUp(c, req.Handle, req.Email, req.Password)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusCreated, gin.H{"user": u})
+}
+
+// throttledSignUp creates an account within the per-client hourly allowance (the API
+// and the sign-up page both come through here).
+func (s *Server) throttledSignUp(c *gin.Context, handle, email, password string) (account.User, error) {
+	client, now := c.ClientIP(), s.now()
+	if wait := s.signups.Wait(client, now); wait > 0 {
+		return account.User{}, &account.ThrottledError{Wait: wait}
+	}
+	s.signups.Fail(client, now) // every attempt counts against the hourly allowance
+	return s.accounts.SignUp(c.Request.Context(), handle, email, password)
 }
 
 type tokenView struct {
@@ -105,24 +110,41 @@ func (s *Server) logIn(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	sess, secret, err := s.accounts.StartSession(c.Request.Context(), u)
+	sess, err := s.beginSession(c, u)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	s.setSessionCookie(c, secret, int(sess.ExpiresAt.Sub(s.now()).Seconds()))
 	c.JSON(http.StatusOK, gin.H{"user": u, "csrf_token": sess.CSRF})
+}
+
+// beginSession starts a session for u and sets its cookie.
+func (s *Server) beginSession(c *gin.Context, u account.User) (account.Session, error) {
+	sess, secret, err := s.accounts.StartSession(c.Request.Context(), u)
+	if err != nil {
+		return sess, err
+	}
+	s.setSessionCookie(c, secret, int(sess.ExpiresAt.Sub(s.now()).Seconds()))
+	return sess, nil
+}
+
+// endSession ends the caller's session, if any, and clears its cookie.
+func (s *Server) endSession(c *gin.Context) error {
+	if cookie, err := c.Cookie(sessionCookie); err == nil && cookie != "" {
+		if err := s.accounts.EndSession(c.Request.Context(), cookie); err != nil {
+			return err
+		}
+	}
+	s.clearSessionCookie(c)
+	return nil
 }
 
 // logOut: DELETE /api/v1/sessions/current -> 204 and the cookie cleared.
 func (s *Server) logOut(c *gin.Context) {
-	if cookie, err := c.Cookie(sessionCookie); err == nil && cookie != "" {
-		if err := s.accounts.EndSession(c.Request.Context(), cookie); err != nil {
-			s.fail(c, err)
-			return
-		}
+	if err := s.endSession(c); err != nil {
+		s.fail(c, err)
+		return
 	}
-	s.clearSessionCookie(c)
 	c.Status(http.StatusNoContent)
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/storage"
 )
 
 func actorOf(c *gin.Context) catalog.Actor {
@@ -371,24 +372,34 @@ func (s *Server) bomCSV(c *gin.Context) {
 	c.Data(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
 }
 
-// curate: POST /api/v1/designs/{slug}/{hide,unhide,feature,unfeature}, admins only.
-func (s *Server) curate(hide, feature *bool) gin.HandlerFunc {
+// curate: POST /api/v1/designs/{slug}/{hide,unhide,feature,unfeature,dismiss-flags},
+// admins only.
+func (s *Server) curate(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if _, ok := s.requireUser(c); !ok {
 			return
 		}
-		var err error
-		if hide != nil {
-			err = s.catalog.SetHidden(c.Request.Context(), actorOf(c), c.Param("slug"), *hide)
-		} else {
-			err = s.catalog.SetFeatured(c.Request.Context(), actorOf(c), c.Param("slug"), *feature)
-		}
-		if err != nil {
+		if err := s.curation(c, c.Param("slug"), action); err != nil {
 			s.fail(c, err)
 			return
 		}
 		c.Status(http.StatusNoContent)
 	}
+}
+
+// curation carries out a maintainer's action on a design, for the API and /admin alike:
+// hide, unhide, feature, unfeature or dismiss (its reports).
+func (s *Server) curation(c *gin.Context, slug, action string) error {
+	ctx, actor := c.Request.Context(), actorOf(c)
+	switch action {
+	case "hide", "unhide":
+		return s.catalog.SetHidden(ctx, actor, slug, action == "hide")
+	case "feature", "unfeature":
+		return s.catalog.SetFeatured(ctx, actor, slug, action == "feature")
+	case "dismiss":
+		return s.catalog.DismissFlags(ctx, actor, slug)
+	}
+	return fmt.Errorf("no curation action %q: %w", action, storage.ErrNotFound)
 }
 
 // flagDesign: POST /api/v1/designs/{slug}/flag {reason} -> 204; a repeat 409.
@@ -420,16 +431,4 @@ func (s *Server) listFlags(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"designs": flagged})
-}
-
-// dismissFlags: POST /api/v1/designs/{slug}/dismiss-flags -> 204, for maintainers.
-func (s *Server) dismissFlags(c *gin.Context) {
-	if _, ok := s.requireUser(c); !ok {
-		return
-	}
-	if err := s.catalog.DismissFlags(c.Request.Context(), actorOf(c), c.Param("slug")); err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
 }

@@ -244,12 +244,10 @@ func (s *Server) loginPost(c *gin.Context) {
 }
 
 func (s *Server) startSession(c *gin.Context, u account.User, next string) {
-	sess, secret, err := s.accounts.StartSession(c.Request.Context(), u)
-	if err != nil {
+	if _, err := s.beginSession(c, u); err != nil {
 		s.fail(c, err)
 		return
 	}
-	s.setSessionCookie(c, secret, int(sess.ExpiresAt.Sub(s.now()).Seconds()))
 	c.Redirect(http.StatusSeeOther, next)
 }
 
@@ -260,15 +258,7 @@ func (s *Server) signupPage(c *gin.Context) {
 func (s *Server) signupPost(c *gin.Context) {
 	handle, email := c.PostForm("handle"), c.PostForm("email")
 	form := gin.H{"Handle": handle, "Email": email}
-	client, now := c.ClientIP(), s.now()
-	var err error
-	var u account.User
-	if wait := s.signups.Wait(client, now); wait > 0 {
-		err = &account.ThrottledError{Wait: wait}
-	} else {
-		s.signups.Fail(client, now)
-		u, err = s.accounts.SignUp(c.Request.Context(), handle, email, c.PostForm("password"))
-	}
+	u, err := s.throttledSignUp(c, handle, email, c.PostForm("password"))
 	if err != nil {
 		status, e := s.classify(c, err)
 		if status == 0 {
@@ -282,13 +272,10 @@ func (s *Server) signupPost(c *gin.Context) {
 }
 
 func (s *Server) logoutPost(c *gin.Context) {
-	if cookie, err := c.Cookie(sessionCookie); err == nil && cookie != "" {
-		if err := s.accounts.EndSession(c.Request.Context(), cookie); err != nil {
-			s.fail(c, err)
-			return
-		}
+	if err := s.endSession(c); err != nil {
+		s.fail(c, err)
+		return
 	}
-	s.clearSessionCookie(c)
 	c.Redirect(http.StatusSeeOther, "/")
 }
 
@@ -366,19 +353,7 @@ func (s *Server) adminPost(c *gin.Context) {
 	if _, ok := s.pageUser(c); !ok {
 		return
 	}
-	ctx, slug := c.Request.Context(), c.Param("slug")
-	var err error
-	switch c.Param("action") {
-	case "hide", "unhide":
-		err = s.catalog.SetHidden(ctx, actorOf(c), slug, c.Param("action") == "hide")
-	case "feature", "unfeature":
-		err = s.catalog.SetFeatured(ctx, actorOf(c), slug, c.Param("action") == "feature")
-	case "dismiss":
-		err = s.catalog.DismissFlags(ctx, actorOf(c), slug)
-	default:
-		err = storage.ErrNotFound
-	}
-	if err != nil {
+	if err := s.curation(c, c.Param("slug"), c.Param("action")); err != nil {
 		s.fail(c, err)
 		return
 	}

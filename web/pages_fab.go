@@ -57,14 +57,19 @@ func (s *Server) renderMake(c *gin.Context, status int, errMsg, errField string)
 	material, process := form("material", "PLA"), form("process", fabrication.ProcessFDM)
 	data := gin.H{"D": d, "V": v, "Labs": labs, "Lab": form("lab", ""), "Material": material, "Colour": form("colour", ""),
 		"Process": process, "Quantity": form("quantity", "1"), "Error": errMsg, "Field": errField}
-	if lab := form("lab", ""); lab != "" && v != nil {
-		view, err := s.fab.View(ctx, fabActor(c), lab)
+	if slug := form("lab", ""); slug != "" && v != nil {
+		lab, err := s.fab.Lab(ctx, slug)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		machines, err := s.fab.Machines(ctx, lab.ID)
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
 		var rows []fitRow
-		for _, m := range view.Machines {
+		for _, m := range machines {
 			row := fitRow{Machine: m}
 			for _, f := range v.Files {
 				if f.Mesh == nil {
@@ -77,7 +82,7 @@ func (s *Server) renderMake(c *gin.Context, status int, errMsg, errField string)
 			}
 			rows = append(rows, row)
 		}
-		data["Fit"], data["LabView"] = rows, view
+		data["Fit"], data["ChosenLab"] = rows, lab
 	}
 	s.render(c, status, "make", "Make "+d.Title, data)
 }
@@ -164,15 +169,12 @@ func (s *Server) jobPage(c *gin.Context) {
 	s.render(c, http.StatusOK, "job", "Job "+v.File, gin.H{"J": v, "Lab": lab, "Machines": s.machineNames(c, lab.ID)})
 }
 
-// machineNames maps machine ids to names for a lab's pages.
+// machineNames maps a lab's machine ids to names, for its order and job pages.
 func (s *Server) machineNames(c *gin.Context, labID string) map[string]string {
 	names := map[string]string{}
-	if v, err := s.fab.LabByID(c.Request.Context(), labID); err == nil {
-		if view, err := s.fab.View(c.Request.Context(), fabActor(c), v.Slug); err == nil {
-			for _, m := range view.Machines {
-				names[m.ID] = m.Name
-			}
-		}
+	machines, _ := s.fab.Machines(c.Request.Context(), labID) // without them the pages show no machine names
+	for _, m := range machines {
+		names[m.ID] = m.Name
 	}
 	return names
 }

@@ -164,13 +164,11 @@ func (s *Server) Handler() http.Handler {
 	api.GET("/designs/:slug/fork-options", s.forkOptions)
 	api.POST("/designs/:slug/forks", s.fork)
 	api.GET("/designs/:slug/lineage", s.lineage)
-	yes, no := true, false
-	api.POST("/designs/:slug/hide", s.curate(&yes, nil))
-	api.POST("/designs/:slug/unhide", s.curate(&no, nil))
-	api.POST("/designs/:slug/feature", s.curate(nil, &yes))
-	api.POST("/designs/:slug/unfeature", s.curate(nil, &no))
+	for _, action := range []string{"hide", "unhide", "feature", "unfeature"} {
+		api.POST("/designs/:slug/"+action, s.curate(action))
+	}
 	api.POST("/designs/:slug/flag", s.flagDesign)
-	api.POST("/designs/:slug/dismiss-flags", s.dismissFlags)
+	api.POST("/designs/:slug/dismiss-flags", s.curate("dismiss"))
 	api.GET("/flags", s.listFlags)
 	api.POST("/mesh/check", s.meshCheck)
 

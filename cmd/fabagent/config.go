@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -154,8 +155,10 @@ func (c config) capabilities() agentapi.Capabilities {
 	return caps
 }
 
-func (c config) registration() agentapi.RegisterRequest {
-	return agentapi.RegisterRequest{JoinToken: c.JoinToken, Name: c.Name, Capabilities: c.capabilities()}
+// register creates this machine in the lab with the join token (fabagent register, or
+// run on its first start).
+func (c config) register(ctx context.Context, cl *agent.Client) (agentapi.Enrollment, error) {
+	return cl.Register(ctx, agentapi.RegisterRequest{JoinToken: c.JoinToken, Name: c.Name, Capabilities: c.capabilities()})
 }
 
 func (c config) driver() (agent.Driver, error) {

@@ -65,12 +65,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if c.Hub == "" || c.Code == "" {
 			return errors.New("enroll needs --hub and --code")
 		}
-		return join(ctx, c, stdout, func(cl *agent.Client) (agentapi.Enrollment, error) { return cl.Enroll(ctx, c.Code) })
+		return join(ctx, c, stdout, func(ctx context.Context, cl *agent.Client) (agentapi.Enrollment, error) {
+			return cl.Enroll(ctx, c.Code)
+		})
 	case "register":
 		if c.Hub == "" || c.JoinToken == "" {
 			return errors.New("register needs --hub and --join-token")
 		}
-		return join(ctx, c, stdout, func(cl *agent.Client) (agentapi.Enrollment, error) { return cl.Register(ctx, c.registration()) })
+		return join(ctx, c, stdout, c.register)
 	}
 	return runAgent(ctx, c, stdout, stderr)
 }
@@ -83,13 +85,13 @@ type identity struct {
 }
 
 // join enrols (one-time code) or registers (join token) and writes the state dir.
-func join(ctx context.Context, c config, stdout io.Writer, call func(*agent.Client) (agentapi.Enrollment, error)) error {
+func join(ctx context.Context, c config, stdout io.Writer, call func(context.Context, *agent.Client) (agentapi.Enrollment, error)) error {
 	if err := os.MkdirAll(c.State, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	e, err := call(agent.NewClient(c.Hub, ""))
+	e, err := call(ctx, agent.NewClient(c.Hub, ""))
 	if err != nil {
 		return fmt.Errorf("join %s: %w", c.Hub, err)
 	}
@@ -124,7 +126,7 @@ func runAgent(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	tokenPath := filepath.Join(c.State, "token")
 	if _, err := os.Stat(tokenPath); errors.Is(err, os.ErrNotExist) && c.JoinToken != "" && c.Hub != "" {
 		// docker-compose and fleets: join on first start with the lab's join token.
-		if err := join(ctx, c, stdout, func(cl *agent.Client) (agentapi.Enrollment, error) { return cl.Register(ctx, c.registration()) }); err != nil {
+		if err := join(ctx, c, stdout, c.register); err != nil {
 			return err
 		}
 	}
