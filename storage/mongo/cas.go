@@ -19,8 +19,8 @@ import (
 // same _id exactly one succeeds. So a write of revision n+1 first inserts a record
 // "<collection>:<id>:<n+1>" holding the new document — that insert is the commit —
 // and then makes it the live document. A writer whose insert collides lost the race;
-// before it reports the conflict it rolls the winner's record forward, so a winner
-// that crashed between commit and replace is finished by the next writer.
+// before it reports the conflict it waits for the winner's revision to go live, and
+// rolls it forward itself when the winner crashed between commit and replace.
 
 const revlog = "revlog"
 
@@ -32,7 +32,7 @@ func (db *DB) casReplace(ctx context.Context, coll, id string, prevRev int, doc 
 	key := revKey(coll, id, prevRev+1)
 	_, err := db.db.Collection(revlog).InsertOne(ctx, bson.M{"_id": key, "coll": coll, "doc_id": id, "rev": prevRev + 1, "doc": doc, "at": time.Now()})
 	if mongo.IsDuplicateKeyError(err) {
-		if err := db.rollForward(ctx, coll, id, prevRev+1); err != nil {
+		if err := db.awaitWinner(ctx, coll, id, prevRev+1); err != nil {
 			return err
 		}
 		return fmt.Errorf("%s %s changed: %w", coll, id, storage.ErrConflict)
@@ -57,6 +57,39 @@ func (db *DB) materialize(ctx context.Context, coll, id string, prevRev int, doc
 		return nil
 	}
 	return err
+}
+
+// winnerGrace is how long a writer that lost a race waits for the winner to make its
+// revision live before doing it for the winner (which then has surely crashed).
+const winnerGrace = 2 * time.Second
+
+// awaitWinner waits until revision rev of coll/id, or a newer one, is live, and rolls
+// it forward itself only when the winner has not done so within winnerGrace. Rolling
+// forward at once was a race on FerretDB, which checks a replace's filter and writes it
+// in two steps: a loser's roll-forward of revision n could land after n+1 was live
+// (seen in CI: a finished job shown as active after the run).
+func (db *DB) awaitWinner(ctx context.Context, coll, id string, rev int) error {
+	deadline := time.Now().Add(winnerGrace)
+	for {
+		var live struct {
+			Rev int `bson:"rev"`
+		}
+		err := db.db.Collection(coll).FindOne(ctx, bson.M{"_id": id}).Decode(&live)
+		if err != nil && err != mongo.ErrNoDocuments {
+			return err
+		}
+		if err == nil && live.Rev >= rev {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return db.rollForward(ctx, coll, id, rev)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // rollForward makes sure revision rev of coll/id, or a newer one, is live.
