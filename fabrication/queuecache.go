@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // queueHeads keeps, per lab, the head of the queue as this hub last read it, so that
@@ -15,8 +17,9 @@ import (
 // expire after queueHeadTTL, which bounds how long work queued through another hub
 // replica stays unseen here; work queued through this hub is seen at once.
 type queueHeads struct {
-	mu   sync.Mutex
-	labs map[string]*queueHead
+	mu    sync.Mutex
+	labs  map[string]*queueHead
+	reads singleflight.Group // one read of a lab's queue at a time, shared by all who wait
 }
 
 type queueHead struct {
@@ -40,17 +43,26 @@ func (s *Service) queueHead(ctx context.Context, labID string) ([]Job, error) {
 		return jobs, nil
 	}
 	q.mu.Unlock()
-	jobs, err := s.store.Queued(ctx, labID, claimWindow)
+	// When the head runs out, every polling machine finds it empty at once; they share
+	// one read (on FerretDB each read is a scan of the jobs: fifty at once took seconds).
+	// The read is not canceled with the first waiter's request.
+	read, err, _ := q.reads.Do(labID, func() (any, error) {
+		jobs, err := s.store.Queued(context.WithoutCancel(ctx), labID, claimWindow)
+		if err != nil {
+			return nil, err
+		}
+		q.mu.Lock()
+		if q.labs == nil {
+			q.labs = map[string]*queueHead{}
+		}
+		q.labs[labID] = &queueHead{jobs: jobs, complete: len(jobs) < claimWindow, readAt: time.Now()}
+		q.mu.Unlock()
+		return slices.Clone(jobs), nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	q.mu.Lock()
-	if q.labs == nil {
-		q.labs = map[string]*queueHead{}
-	}
-	q.labs[labID] = &queueHead{jobs: slices.Clone(jobs), complete: len(jobs) < claimWindow, readAt: time.Now()}
-	q.mu.Unlock()
-	return jobs, nil
+	return slices.Clone(read.([]Job)), nil
 }
 
 // dropQueued removes a job from the lab's cached head: it was claimed, or it is no
