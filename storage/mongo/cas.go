@@ -7,6 +7,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/fabcommons/fabcommons/storage"
 )
@@ -40,23 +41,60 @@ func (db *DB) casReplace(ctx context.Context, coll, id string, prevRev int, doc 
 	if err != nil {
 		return err
 	}
-	return db.materialize(ctx, coll, id, prevRev, doc)
+	return db.materialize(ctx, coll, id, prevRev+1, doc)
 }
 
-// materialize makes doc (revision prevRev+1) the live document of coll/id. The replace
-// matches only the previous revision, so a roll-forward that arrives late can never put
-// an older revision back over a newer one (matching by _id alone did, once, in the
-// FerretDB load test: a finished job showed as active). A first revision is inserted.
-func (db *DB) materialize(ctx context.Context, coll, id string, prevRev int, doc any) error {
-	res, err := db.db.Collection(coll).ReplaceOne(ctx, bson.M{"_id": id, "rev": prevRev}, doc)
-	if err != nil || res.MatchedCount == 1 || prevRev > 0 {
-		return err // matching nothing: this revision, or a newer one, is live already
+// materialize makes committed revision rev (document doc) of coll/id live, unless a
+// newer one is live already. Every step is a lookup or a write by _id, the one filter
+// FerretDB hands to its storage instead of scanning the collection (a replace filtered
+// by {_id, rev} read every document of the collection).
+//
+// A check followed by a replace is not atomic, so a slow writer can put revision rev
+// back over rev+1 (so could FerretDB's own filtered replace, which also checks and then
+// writes). Each writer therefore looks, after its replace, for a committed rev+1 and
+// makes that live too, and so on until there is none. Revisions are committed in
+// order, each before it is written, so once the last writer is done the live document
+// is the newest revision: whichever write landed last was followed by a look that
+// found nothing newer, and anything committed after that look is written after it.
+// A reader may meanwhile see the older revision; a write based on it conflicts at the
+// commit, as any stale write does.
+func (db *DB) materialize(ctx context.Context, coll, id string, rev int, doc any) error {
+	c := db.db.Collection(coll)
+	for {
+		live, found, err := db.liveRev(ctx, coll, id)
+		if err != nil {
+			return err
+		}
+		if found && live > rev {
+			return nil // a newer revision is live; its writer looks further
+		}
+		if !found || live < rev {
+			_, err := c.ReplaceOne(ctx, bson.M{"_id": id}, doc, options.Replace().SetUpsert(true))
+			if mongo.IsDuplicateKeyError(err) {
+				continue // two first inserts met: look again
+			}
+			if err != nil {
+				return err
+			}
+		}
+		next, err := db.revision(ctx, coll, id, rev+1)
+		if err != nil || next == nil {
+			return err
+		}
+		rev, doc = rev+1, next
 	}
-	_, err = db.db.Collection(coll).InsertOne(ctx, doc)
-	if mongo.IsDuplicateKeyError(err) {
-		return nil
+}
+
+// liveRev returns the revision of coll/id's live document, and whether there is one.
+func (db *DB) liveRev(ctx context.Context, coll, id string) (int, bool, error) {
+	var live struct {
+		Rev int `bson:"rev"`
 	}
-	return err
+	err := db.db.Collection(coll).FindOne(ctx, bson.M{"_id": id}, options.FindOne().SetProjection(bson.M{"rev": 1})).Decode(&live)
+	if err == mongo.ErrNoDocuments {
+		return 0, false, nil
+	}
+	return live.Rev, err == nil, err
 }
 
 // winnerGrace is how long a writer that lost a race waits for the winner to make its
@@ -71,14 +109,11 @@ const winnerGrace = 2 * time.Second
 func (db *DB) awaitWinner(ctx context.Context, coll, id string, rev int) error {
 	deadline := time.Now().Add(winnerGrace)
 	for {
-		var live struct {
-			Rev int `bson:"rev"`
-		}
-		err := db.db.Collection(coll).FindOne(ctx, bson.M{"_id": id}).Decode(&live)
-		if err != nil && err != mongo.ErrNoDocuments {
+		live, found, err := db.liveRev(ctx, coll, id)
+		if err != nil {
 			return err
 		}
-		if err == nil && live.Rev >= rev {
+		if found && live >= rev {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -94,21 +129,15 @@ func (db *DB) awaitWinner(ctx context.Context, coll, id string, rev int) error {
 
 // rollForward makes sure revision rev of coll/id, or a newer one, is live.
 func (db *DB) rollForward(ctx context.Context, coll, id string, rev int) error {
-	var live struct {
-		Rev int `bson:"rev"`
-	}
-	err := db.db.Collection(coll).FindOne(ctx, bson.M{"_id": id}).Decode(&live)
-	if err != nil && err != mongo.ErrNoDocuments {
+	live, found, err := db.liveRev(ctx, coll, id)
+	if err != nil || (found && live >= rev) {
 		return err
-	}
-	if err == nil && live.Rev >= rev {
-		return nil
 	}
 	doc, err := db.revision(ctx, coll, id, rev)
 	if err != nil || doc == nil {
 		return err
 	}
-	return db.materialize(ctx, coll, id, rev-1, doc)
+	return db.materialize(ctx, coll, id, rev, doc)
 }
 
 // claimOnce records that name happened, once: true for the one caller whose insert

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -15,7 +18,8 @@ import (
 )
 
 // Fabrication implements fabrication.Store with single-document atomic operations:
-// every job change is a ReplaceOne whose filter names the rev that was read.
+// every change to a job, machine or usage record commits through the revision log
+// (cas.go), which lets exactly one of two writers of the same revision win.
 type Fabrication struct{ db *DB }
 
 var _ fabrication.Store = Fabrication{}
@@ -187,8 +191,27 @@ func (d machineDoc) machine() fabrication.Machine {
 }
 
 func (f Fabrication) CreateMachine(ctx context.Context, m fabrication.Machine) error {
+	if err := f.noteToken(ctx, m); err != nil {
+		return err
+	}
 	_, err := f.c("machines").InsertOne(ctx, machineDoc{ID: m.ID, TokenHash: m.TokenHash, Machine: m})
 	return mapErr(err)
+}
+
+// Machine tokens: every agent request finds its machine by token hash. FerretDB
+// answers any query but one by _id by reading the whole collection, so the token
+// hashes are kept as the _id of a side collection as well, written before the machine
+// that uses the token; MachineByTokenHash checks the machine still has it.
+
+func (f Fabrication) noteToken(ctx context.Context, m fabrication.Machine) error {
+	if m.TokenHash == "" {
+		return nil
+	}
+	_, err := f.c("machine_tokens").ReplaceOne(ctx, bson.M{"_id": m.TokenHash}, bson.M{"_id": m.TokenHash, "machine_id": m.ID}, options.Replace().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		return nil
+	}
+	return err
 }
 
 func (f Fabrication) machine(ctx context.Context, filter bson.M) (fabrication.Machine, error) {
@@ -207,7 +230,30 @@ func (f Fabrication) MachineByTokenHash(ctx context.Context, hash string) (fabri
 	if hash == "" {
 		return fabrication.Machine{}, storage.ErrNotFound
 	}
-	return f.machine(ctx, bson.M{"token_hash": hash})
+	var t struct {
+		MachineID string `bson:"machine_id"`
+	}
+	err := f.c("machine_tokens").FindOne(ctx, bson.M{"_id": hash}).Decode(&t)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		// A machine saved before the side collection existed: find it the slow way once.
+		m, err := f.machine(ctx, bson.M{"token_hash": hash})
+		if err == nil {
+			err = f.noteToken(ctx, m)
+		}
+		return m, err
+	}
+	if err != nil {
+		return fabrication.Machine{}, err
+	}
+	m, err := f.Machine(ctx, t.MachineID)
+	if err != nil || m.TokenHash != hash {
+		if err == nil || errors.Is(err, storage.ErrNotFound) {
+			f.c("machine_tokens").DeleteOne(ctx, bson.M{"_id": hash}) // revoked or replaced
+			err = storage.ErrNotFound
+		}
+		return fabrication.Machine{}, err
+	}
+	return m, nil
 }
 
 func (f Fabrication) Machines(ctx context.Context, labID string) ([]fabrication.Machine, error) {
@@ -220,6 +266,9 @@ func (f Fabrication) Machines(ctx context.Context, labID string) ([]fabrication.
 }
 
 func (f Fabrication) SaveMachine(ctx context.Context, m fabrication.Machine, prevRev int) error {
+	if err := f.noteToken(ctx, m); err != nil {
+		return err
+	}
 	return f.db.casReplace(ctx, "machines", m.ID, prevRev, machineDoc{ID: m.ID, TokenHash: m.TokenHash, Rev: prevRev + 1, Machine: m})
 }
 
@@ -362,7 +411,36 @@ func (f Fabrication) Job(ctx context.Context, id string) (fabrication.Job, error
 // SaveJob commits revision prevRev+1 of the job: exactly one of two racing writers wins
 // (see casReplace).
 func (f Fabrication) SaveJob(ctx context.Context, j fabrication.Job, prevRev int) error {
+	if err := f.noteHolding(ctx, j); err != nil {
+		return err
+	}
 	return f.db.casReplace(ctx, "jobs", j.ID, prevRev, toJobDoc(j, prevRev+1))
+}
+
+// Holdings: which jobs may occupy which machine. Every poll asks which jobs its machine
+// holds; FerretDB answers a query on the jobs collection by reading all of it, so the
+// Mongo store keeps a small side collection with one entry per (machine, job) that was
+// ever held and is not yet known to be let go. A job comes to hold a machine only by
+// being assigned to it, and the entry is written before that revision is committed,
+// so the entries are a superset of the truth: HeldJobs reads each job by _id, keeps those that really hold the machine,
+// and deletes the entries of jobs that are over or went elsewhere.
+
+type holdingDoc struct {
+	ID        string `bson:"_id"` // machine/job
+	MachineID string `bson:"machine_id"`
+	JobID     string `bson:"job_id"`
+}
+
+func (f Fabrication) noteHolding(ctx context.Context, j fabrication.Job) error {
+	if !j.Holding || j.MachineID == "" || j.State != fabrication.JobAssigned {
+		return nil // later revisions of a holding job keep the entry its assignment wrote
+	}
+	d := holdingDoc{ID: j.MachineID + "/" + j.ID, MachineID: j.MachineID, JobID: j.ID}
+	_, err := f.c("holdings").ReplaceOne(ctx, bson.M{"_id": d.ID}, d, options.Replace().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		return nil // a concurrent upsert of the same entry
+	}
+	return err
 }
 
 // ClaimJob reads the stored log (a lookup by _id, fast even on FerretDB), appends e and
@@ -404,8 +482,33 @@ func (f Fabrication) LabJobs(ctx context.Context, labID string, states []string,
 		SetSort(bson.D{{Key: "updated_at", Value: -1}}).SetLimit(int64(limit)))
 }
 
+// HeldJobs reads the machine's holdings and each of their jobs by _id (see
+// holdingDoc). An entry whose job no longer holds this machine is deleted; were the
+// machine to take that same job again at that very moment, its entry could go with it,
+// and the job would then be missed here until the machine's agent reports it or its
+// lease runs out: both end in the same place as this check.
 func (f Fabrication) HeldJobs(ctx context.Context, machineID string) ([]fabrication.Job, error) {
-	return f.jobs(ctx, bson.M{"machine_id": machineID, "holding": true}, options.Find().SetProjection(noEvents))
+	entries, err := findAll[holdingDoc](ctx, f.c("holdings"), bson.M{"machine_id": machineID}, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []fabrication.Job
+	for _, e := range entries {
+		j, err := f.Job(ctx, e.JobID)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, err
+		}
+		if err == nil && j.Holding && j.MachineID == machineID {
+			j.Events = nil // as the other queries: no logs
+			out = append(out, j)
+			continue
+		}
+		if _, err := f.c("holdings").DeleteOne(ctx, bson.M{"_id": e.ID}); err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(out, func(a, b fabrication.Job) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 func (f Fabrication) ExpiredLeases(ctx context.Context, now time.Time, limit int) ([]fabrication.Job, error) {
@@ -423,21 +526,34 @@ type usageDoc struct {
 	Rev         int       `bson:"rev"`
 }
 
+// Usage sums each requester's usage shards (see AddUsage), decayed to the newest.
 func (f Fabrication) Usage(ctx context.Context, labID string) (map[string]fabrication.Usage, error) {
 	docs, err := findAll[usageDoc](ctx, f.c("usage"), bson.M{"lab_id": labID}, nil)
 	out := map[string]fabrication.Usage{}
 	for _, d := range docs {
-		out[d.RequesterID] = fabrication.Usage{LabID: d.LabID, RequesterID: d.RequesterID, Seconds: d.Seconds, UpdatedAt: d.UpdatedAt.UTC()}
+		u := fabrication.Usage{LabID: d.LabID, RequesterID: d.RequesterID, Seconds: d.Seconds, UpdatedAt: d.UpdatedAt.UTC()}
+		if prev, ok := out[d.RequesterID]; ok {
+			if prev.UpdatedAt.After(u.UpdatedAt) {
+				u.UpdatedAt = prev.UpdatedAt
+			}
+			u.Seconds = prev.At(u.UpdatedAt) + fabrication.Usage{Seconds: d.Seconds, UpdatedAt: d.UpdatedAt.UTC()}.At(u.UpdatedAt)
+		}
+		out[d.RequesterID] = u
 	}
 	return out, err
 }
 
-// AddUsage decays and adds as a new revision of the usage record (FerretDB has no
-// update pipelines to do it in one statement), trying again when another hub wrote
-// the same record first.
+// usageShards is how many records one requester's usage in a lab is spread over. Each
+// addition decays and adds as a new revision of one record (FerretDB has no update
+// pipelines to do it in one statement, and its $inc is not atomic), so one record per
+// requester made every finishing machine of a busy lab queue behind the others.
+const usageShards = 16
+
+// AddUsage adds to a shard picked at random, and tries another when a concurrent
+// writer got to the same one first.
 func (f Fabrication) AddUsage(ctx context.Context, labID, requesterID string, seconds float64, at time.Time) error {
-	id := labID + ":" + requesterID
-	for range 10 {
+	for range 20 {
+		id := fmt.Sprintf("%s:%s:%d", labID, requesterID, rand.IntN(usageShards))
 		d := usageDoc{ID: id, LabID: labID, RequesterID: requesterID, UpdatedAt: at}
 		err := f.c("usage").FindOne(ctx, bson.M{"_id": id}).Decode(&d)
 		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
@@ -455,7 +571,7 @@ func (f Fabrication) AddUsage(ctx context.Context, labID, requesterID string, se
 		}
 		return err
 	}
-	return fmt.Errorf("usage %s: too much contention: %w", id, storage.ErrConflict)
+	return fmt.Errorf("usage %s in lab %s: too much contention: %w", requesterID, labID, storage.ErrConflict)
 }
 
 func (f Fabrication) DesignJobCounts(ctx context.Context) (map[string][2]int, error) {

@@ -114,6 +114,17 @@ func ExerciseFabrication(t *testing.T, newStore func(t *testing.T) fabrication.S
 		if _, err := s.MachineByTokenHash(ctx, ""); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("empty token hash: got %v", err)
 		}
+		// A new token replaces the old one (a machine enrolled again, or revoked).
+		got.TokenHash = "thash2"
+		if err := s.SaveMachine(ctx, got, 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.MachineByTokenHash(ctx, "thash"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("the replaced token: got %v, want ErrNotFound", err)
+		}
+		if byToken, err := s.MachineByTokenHash(ctx, "thash2"); err != nil || byToken.ID != "m1" || byToken.Rev != 2 {
+			t.Fatalf("MachineByTokenHash with the new token: got %+v, %v", byToken, err)
+		}
 		if err := s.TouchMachine(ctx, "m1", t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
