@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"slices"
 	"time"
 
@@ -42,12 +41,12 @@ func (s *Service) Poll(ctx context.Context, m Machine, req agentapi.PollRequest)
 	if busy || m.Maintenance || !m.Approved || req.State == MachineMaintenance {
 		return resp, true, nil
 	}
-	lab, err := s.store.LabByID(ctx, m.LabID)
-	if err != nil {
-		return resp, true, err
-	}
 	j, lease, err := s.claim(ctx, m)
 	if err != nil || j == nil {
+		return resp, false, err
+	}
+	lab, err := s.store.LabByID(ctx, m.LabID)
+	if err != nil {
 		return resp, false, err
 	}
 	resp.Job = &agentapi.Job{ID: j.ID, Design: j.DesignSlug, Version: j.Version, File: j.File, SHA256: j.SHA256, Size: j.Size,
@@ -78,26 +77,15 @@ func (s *Service) LabByID(ctx context.Context, id string) (Lab, error) {
 const claimWindow = 64
 
 // claim takes the first fitting job in order of service with a compare-and-set from
-// queued to assigned; losing a race to another machine just moves on to the next one.
+// queued to assigned; losing a race to another hub just moves on to the next one.
 func (s *Service) claim(ctx context.Context, m Machine) (*Job, string, error) {
-	queued, err := s.queueHead(ctx, m.LabID)
-	if err != nil || len(queued) == 0 {
-		return nil, "", err
-	}
-	usage, err := s.store.Usage(ctx, m.LabID)
-	if err != nil {
-		return nil, "", err
-	}
-	now := s.now()
-	ServiceOrder(queued, usage, now)
-	shuffleTies(queued, usage, now)
-	for _, candidate := range queued {
-		if ok, _ := Fits(candidate, m); !ok {
-			continue
+	for range 2 * claimWindow {
+		j, ok, err := s.takeQueued(ctx, m)
+		if err != nil || !ok {
+			return nil, "", err
 		}
 		// A compare-and-set on the rev the queue showed: losing a race costs one write
 		// that matches nothing, and the stored log is kept and appended to.
-		j := candidate
 		lease, hash := secret("fab_l_")
 		now := s.clock()
 		expires := now.Add(s.opts.LeaseTTL)
@@ -106,42 +94,21 @@ func (s *Service) claim(ctx context.Context, m Machine) (*Job, string, error) {
 		j.Attempts++
 		j.Progress, j.Message, j.UpdatedAt = 0, "", now
 		e := Event{At: now, Kind: JobAssigned, From: JobQueued, To: JobAssigned, Actor: "hub", Message: "assigned to " + m.Name}
-		err := s.store.ClaimJob(ctx, j, prev, e)
+		err = s.store.ClaimJob(ctx, j, prev, e)
 		if errors.Is(err, storage.ErrConflict) {
-			s.dropQueued(m.LabID, j.ID)
-			continue // another machine took it, or it changed: try the next
+			continue // another hub took it, or it changed: try the next
 		}
 		if err != nil {
 			return nil, "", err
 		}
 		j.Events = append(j.Events, e)
 		j.Rev = prev + 1
-		s.dropQueued(m.LabID, j.ID)
 		s.publishJob(j)
 		m.State = MachineBusy
 		s.publishMachine(m)
 		return &j, lease, nil
 	}
 	return nil, "", nil
-}
-
-// shuffleTies reorders runs of jobs that the order of service cannot tell apart (same
-// priority, same requester usage, same enqueue time: the copies of one order) at
-// random. Their id order is arbitrary anyway, and without this every idle machine
-// races for the same job first: with 50 agents on one order, claims took seconds.
-func shuffleTies(jobs []Job, usage map[string]Usage, now time.Time) {
-	key := func(j Job) [3]float64 {
-		return [3]float64{float64(j.Priority), usage[j.RequesterID].At(now), float64(j.EnqueuedAt.UnixNano())}
-	}
-	for start := 0; start < len(jobs); {
-		end := start + 1
-		for end < len(jobs) && key(jobs[end]) == key(jobs[start]) {
-			end++
-		}
-		run := jobs[start:end]
-		mrand.Shuffle(len(run), func(a, b int) { run[a], run[b] = run[b], run[a] })
-		start = end
-	}
 }
 
 // reconcile compares what the agent says it holds with what the hub thinks the machine

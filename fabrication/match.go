@@ -1,6 +1,7 @@
 package fabrication
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -73,17 +74,21 @@ func WhyUnfit(j Job, lab Lab, machines []Machine) string {
 // share), then the oldest.
 func ServiceOrder(jobs []Job, usage map[string]Usage, now time.Time) {
 	sort.SliceStable(jobs, func(a, b int) bool {
-		ja, jb := jobs[a], jobs[b]
-		if ja.Priority != jb.Priority {
-			return ja.Priority > jb.Priority
+		if c := serviceCompare(jobs[a], jobs[b], usage, now); c != 0 {
+			return c < 0
 		}
-		ua, ub := usage[ja.RequesterID].At(now), usage[jb.RequesterID].At(now)
-		if ua != ub {
-			return ua < ub
-		}
-		if !ja.EnqueuedAt.Equal(jb.EnqueuedAt) {
-			return ja.EnqueuedAt.Before(jb.EnqueuedAt)
-		}
-		return ja.ID < jb.ID
+		return jobs[a].ID < jobs[b].ID
 	})
+}
+
+// serviceCompare orders two jobs for service (see ServiceOrder); 0 means the order of
+// service cannot tell them apart (the copies of one order, say).
+func serviceCompare(a, b Job, usage map[string]Usage, now time.Time) int {
+	if a.Priority != b.Priority {
+		return cmp.Compare(b.Priority, a.Priority)
+	}
+	if ua, ub := usage[a.RequesterID].At(now), usage[b.RequesterID].At(now); ua != ub {
+		return cmp.Compare(ua, ub)
+	}
+	return a.EnqueuedAt.Compare(b.EnqueuedAt)
 }

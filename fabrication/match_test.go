@@ -92,22 +92,6 @@ func TestUsageDecays(t *testing.T) {
 	}
 }
 
-func TestShuffleTiesKeepsOrderOfService(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
-	var jobs []Job
-	for i := range 20 {
-		jobs = append(jobs, Job{ID: string(rune('a' + i)), Priority: i / 10, EnqueuedAt: now})
-	}
-	ServiceOrder(jobs, nil, now)
-	shuffleTies(jobs, nil, now)
-	for i, j := range jobs {
-		if (i < 10) != (j.Priority == 1) {
-			t.Fatalf("position %d holds a priority-%d job: ties may move, priorities may not", i, j.Priority)
-		}
-	}
-}
-
 func TestFeedWakesOnlyAsManyAsWork(t *testing.T) {
 	t.Parallel()
 	f := NewFeed()

@@ -1,6 +1,7 @@
 package fabrication
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -49,5 +50,60 @@ func TestQueueHeadCache(t *testing.T) {
 	s.noteQueued(Job{ID: "x", LabID: "other", State: JobQueued}) // no cached head: nothing to do
 	if len(s.queues.labs) != 1 {
 		t.Errorf("a lab without a cached head got one")
+	}
+}
+
+func TestTakeQueued(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	small := Machine{ID: "m-small", LabID: "lab", Process: "fdm", BuildVolume: Volume{X: 100, Y: 100, Z: 100}}
+	big := Machine{ID: "m-big", LabID: "lab", Process: "fdm", BuildVolume: Volume{X: 300, Y: 300, Z: 300}}
+	job := func(id string, prio int, requester string, size float64) Job {
+		return Job{ID: id, LabID: "lab", State: JobQueued, Process: "fdm", Priority: prio, RequesterID: requester, EnqueuedAt: now, BBox: Volume{X: size, Y: size, Z: size}}
+	}
+	service := func(jobs ...Job) *Service {
+		s := &Service{now: func() time.Time { return now }}
+		usage := map[string]Usage{"heavy": {Seconds: 3600, UpdatedAt: now}}
+		s.queues.labs = map[string]*queueHead{"lab": {jobs: jobs, usage: usage, complete: true, readAt: time.Now()}}
+		return s
+	}
+	take := func(s *Service, m Machine) string {
+		j, ok, err := s.takeQueued(context.Background(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return "-"
+		}
+		return j.ID
+	}
+
+	s := service(job("big-part", 0, "ada", 250), job("low", 0, "ada", 20), job("high", 5, "heavy", 20), job("fair", 0, "heavy", 20))
+	got := take(s, small) + " " + take(s, small) + " " + take(s, small) + " " + take(s, small)
+	if got != "high low fair -" {
+		t.Errorf("the small machine took %q, want priority first, then the lighter requester, and never the part it cannot build", got)
+	}
+	if got := take(s, big); got != "big-part" {
+		t.Errorf("the big machine took %q, want the part left for it", got)
+	}
+
+	// Copies of one order are ties: who gets which is random, and nobody gets one twice.
+	firsts := map[string]bool{}
+	for range 40 {
+		s := service(job("a", 0, "ada", 20), job("b", 0, "ada", 20), job("c", 0, "ada", 20), job("d", 0, "ada", 20))
+		seen := map[string]bool{}
+		for i := range 4 {
+			id := take(s, small)
+			if seen[id] || id == "-" {
+				t.Fatalf("take %d gave %q after %v", i, id, seen)
+			}
+			seen[id] = true
+			if i == 0 {
+				firsts[id] = true
+			}
+		}
+	}
+	if len(firsts) < 2 {
+		t.Errorf("40 fresh queues of four tied jobs always gave %v first: ties are not spread", firsts)
 	}
 }

@@ -30,11 +30,12 @@ import (
 func main() {
 	agents := flag.Int("agents", 1000, "simulated agents")
 	duration := flag.Duration("duration", 20*time.Second, "how long to measure")
-	backlog := flag.Int("backlog", 1000, "queued jobs the feeder keeps the lab topped up to (a larger backlog measures queueing, not the hub)")
+	backlog := flag.Int("backlog", 1000, "with -rate 0: queued jobs the feeder keeps the lab topped up to (their wait in the queue is in the latency)")
+	rate := flag.Int("rate", 1000, "jobs enqueued per second, in orders of rate/50 every 20 ms, whatever the agents manage (0: keep -backlog queued instead, to find the most the hub sustains)")
 	hubBin := flag.String("hub", "", "a built fabhub binary (default: build one)")
 	pprofAddr := flag.String("pprof-addr", "", "start the hub with profiling on this loopback address")
 	flag.Parse()
-	if err := run(*agents, *duration, *backlog, *hubBin, *pprofAddr); err != nil {
+	if err := run(*agents, *duration, *backlog, *rate, *hubBin, *pprofAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "loadagents:", err)
 		os.Exit(1)
 	}
@@ -106,7 +107,7 @@ func cube() []byte {
 	return b.Bytes()
 }
 
-func run(nAgents int, duration time.Duration, backlog int, hubBin, pprofAddr string) error {
+func run(nAgents int, duration time.Duration, backlog, rate int, hubBin, pprofAddr string) error {
 	work, err := os.MkdirTemp("", "loadagents-")
 	if err != nil {
 		return err
@@ -173,23 +174,30 @@ func run(nAgents int, duration time.Duration, backlog int, hubBin, pprofAddr str
 	holder := map[string]int{}
 	var latencies []time.Duration
 	var queued atomic.Int64
-	order := func() error {
+	var orderTimes []time.Duration
+	// A job's enqueue time is when its order is answered: its jobs are queued (and
+	// claimable) from the moment the order commits, just before the answer.
+	order := func(quantity int) error {
 		var resp struct{ Jobs []struct{ ID string } }
-		at := time.Now()
-		code, err := c.call(ctx, "POST", "/api/v1/orders", owner, map[string]any{"lab": "farm", "design": "load-cube", "quantity": 100}, &resp)
+		sent := time.Now()
+		code, err := c.call(ctx, "POST", "/api/v1/orders", owner, map[string]any{"lab": "farm", "design": "load-cube", "quantity": quantity}, &resp)
 		if code != 201 {
 			return fmt.Errorf("order: %d %v", code, err)
 		}
+		at := time.Now()
 		mu.Lock()
+		orderTimes = append(orderTimes, at.Sub(sent))
 		for _, j := range resp.Jobs {
-			enqueued[j.ID] = at
+			if _, seen := enqueued[j.ID]; !seen { // an agent may have got it before the answer
+				enqueued[j.ID] = at
+			}
 		}
 		mu.Unlock()
 		queued.Add(int64(len(resp.Jobs)))
 		return nil
 	}
-	for queued.Load() < int64(backlog) {
-		if err := order(); err != nil {
+	for rate == 0 && queued.Load() < int64(backlog) {
+		if err := order(100); err != nil {
 			return err
 		}
 	}
@@ -223,9 +231,9 @@ func run(nAgents int, duration time.Duration, backlog int, hubBin, pprofAddr str
 	defer stop()
 	var cycles, doubles, errs atomic.Int64
 	go func() { // the feeder keeps the backlog up
-		for runCtx.Err() == nil {
+		for rate == 0 && runCtx.Err() == nil {
 			if queued.Load() < int64(backlog) {
-				if err := order(); err != nil && runCtx.Err() == nil {
+				if err := order(100); err != nil && runCtx.Err() == nil {
 					errs.Add(1)
 				}
 				continue
@@ -233,6 +241,23 @@ func run(nAgents int, duration time.Duration, backlog int, hubBin, pprofAddr str
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
+	if rate > 0 { // or enqueues at a fixed rate, in small orders sent on a clock
+		go func() {
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for runCtx.Err() == nil {
+				select {
+				case <-runCtx.Done():
+				case <-tick.C:
+					go func() {
+						if err := order(max(1, rate/50)); err != nil && runCtx.Err() == nil {
+							errs.Add(1)
+						}
+					}()
+				}
+			}
+		}()
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, token := range tokens {
@@ -264,6 +289,9 @@ func run(nAgents int, duration time.Duration, backlog int, hubBin, pprofAddr str
 				holder[id] = i
 				if at, ok := enqueued[id]; ok {
 					latencies = append(latencies, got.Sub(at))
+				} else {
+					latencies = append(latencies, 0) // received before its order was answered
+					enqueued[id] = got
 				}
 				mu.Unlock()
 				queued.Add(-1)
@@ -284,17 +312,24 @@ func run(nAgents int, duration time.Duration, backlog int, hubBin, pprofAddr str
 
 	mu.Lock()
 	slices.Sort(latencies)
-	p := func(q float64) time.Duration {
-		if len(latencies) == 0 {
+	slices.Sort(orderTimes)
+	pct := func(d []time.Duration, q float64) time.Duration {
+		if len(d) == 0 {
 			return 0
 		}
-		return latencies[min(len(latencies)-1, int(q*float64(len(latencies))))]
+		return d[min(len(d)-1, int(q*float64(len(d))))].Round(time.Millisecond)
 	}
 	mu.Unlock()
 	rss, hwm := memory(hub.Process.Pid)
 	fmt.Printf("agents:                  %d\n", nAgents)
 	fmt.Printf("claim-and-finish cycles: %d in %.1f s = %.0f per second\n", cycles.Load(), elapsed.Seconds(), float64(cycles.Load())/elapsed.Seconds())
-	fmt.Printf("enqueue to receipt:      p50 %v, p99 %v (%d samples)\n", p(0.50).Round(time.Millisecond), p(0.99).Round(time.Millisecond), len(latencies))
+	if rate > 0 {
+		fmt.Printf("jobs enqueued:           %d per second asked\n", rate)
+	} else {
+		fmt.Printf("jobs enqueued:           kept at %d queued\n", backlog)
+	}
+	fmt.Printf("enqueue to receipt:      p50 %v, p99 %v (%d samples)\n", pct(latencies, 0.50), pct(latencies, 0.99), len(latencies))
+	fmt.Printf("order answered in:       p50 %v, p99 %v (%d orders)\n", pct(orderTimes, 0.50), pct(orderTimes, 0.99), len(orderTimes))
 	fmt.Printf("double assignments:      %d\n", doubles.Load())
 	fmt.Printf("request errors:          %d\n", errs.Load())
 	fmt.Printf("hub memory:              %s RSS now, %s peak\n", rss, hwm)
