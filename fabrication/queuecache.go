@@ -82,8 +82,9 @@ func (s *Service) freshHead(ctx context.Context, labID string) (*queueHead, erro
 	q := &s.queues
 	q.mu.Lock()
 	h := q.labs[labID]
+	fresh := h != nil && time.Since(h.readAt) < queueHeadTTL && (len(h.jobs) > 0 || h.complete)
 	q.mu.Unlock()
-	if h != nil && time.Since(h.readAt) < queueHeadTTL && (len(h.jobs) > 0 || h.complete) {
+	if fresh {
 		return h, nil
 	}
 	// When the head runs out, every polling machine finds it empty at once; they share

@@ -2,6 +2,8 @@ package fabrication
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -105,5 +107,42 @@ func TestTakeQueued(t *testing.T) {
 	}
 	if len(firsts) < 2 {
 		t.Errorf("40 fresh queues of four tied jobs always gave %v first: ties are not spread", firsts)
+	}
+}
+
+// Polls served at once each get their own job (run with -race).
+func TestTakeQueuedConcurrently(t *testing.T) {
+	t.Parallel()
+	m := Machine{ID: "m", LabID: "lab", Process: "fdm", BuildVolume: Volume{X: 200, Y: 200, Z: 200}}
+	var jobs []Job
+	for i := range 100 {
+		jobs = append(jobs, Job{ID: fmt.Sprint("j", i), LabID: "lab", State: JobQueued, Process: "fdm", BBox: Volume{X: 10, Y: 10, Z: 10}})
+	}
+	s := &Service{now: time.Now}
+	s.queues.labs = map[string]*queueHead{"lab": {jobs: jobs, complete: true, readAt: time.Now().Add(time.Hour)}} // stays fresh
+	var mu sync.Mutex
+	got := map[string]int{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				j, ok, err := s.takeQueued(context.Background(), m)
+				if err != nil || !ok {
+					return
+				}
+				mu.Lock()
+				got[j.ID]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(got) != 100 {
+		t.Fatalf("got %d distinct jobs, want 100", len(got))
+	}
+	for id, n := range got {
+		if n != 1 {
+			t.Fatalf("job %s handed out %d times", id, n)
+		}
 	}
 }

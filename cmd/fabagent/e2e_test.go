@@ -414,9 +414,7 @@ func TestTwoHubProcesses(t *testing.T) {
 			data := t.TempDir()
 			args := []string{"-data", data}
 			if backend == "mongodb" {
-				uri := externaltest.NeedMongoDB(t)
-				db := externaltest.UniqueName("twohubs_")
-				args = append(args, "-db", strings.TrimRight(uri, "/")+"/"+db)
+				args = append(args, "-db", externaltest.MongoDBURIFor(t, externaltest.UniqueName("twohubs_")))
 			}
 			api, first := newHub(t, args...)
 			second := startHub(t, args...) // same data dir: same SQLite file (or the same MongoDB database) and blob folder

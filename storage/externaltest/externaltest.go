@@ -5,6 +5,7 @@ package externaltest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net/url"
 	"os"
 	"testing"
 )
@@ -42,6 +43,18 @@ func NeedMinIO(t testing.TB) MinIO {
 func NeedMongoDB(t testing.TB) string {
 	t.Helper()
 	return Env(t, "FAB_TEST_MONGODB_URI")
+}
+
+// MongoDBURIFor returns the test server's URI with its database path set to name,
+// keeping the URI's options (scripts/test.sh sets maxPoolSize).
+func MongoDBURIFor(t testing.TB, name string) string {
+	t.Helper()
+	u, err := url.Parse(NeedMongoDB(t))
+	if err != nil {
+		t.Fatalf("FAB_TEST_MONGODB_URI: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
 }
 
 // UniqueName returns prefix plus random hex, for a bucket or database of one test's own.
