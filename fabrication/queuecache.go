@@ -115,17 +115,6 @@ func (s *Service) freshHead(ctx context.Context, labID string) (*queueHead, erro
 	return read.(*queueHead), nil
 }
 
-// dropQueued removes a job from the lab's cached head: it is no longer what the cache
-// says.
-func (s *Service) dropQueued(labID, jobID string) {
-	q := &s.queues
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if h := q.labs[labID]; h != nil {
-		h.jobs = slices.DeleteFunc(h.jobs, func(j Job) bool { return j.ID == jobID })
-	}
-}
-
 // noteQueued adds a job this hub just queued to the lab's cached head when it belongs
 // there: when the head holds the whole queue, or when the job sorts before the head's
 // last entry. A job that sorts after a partial head is left to the next read, so the

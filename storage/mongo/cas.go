@@ -85,6 +85,18 @@ func (db *DB) materialize(ctx context.Context, coll, id string, rev int, doc any
 	}
 }
 
+// upsert writes doc as coll/id, inserting it if need be. Of two first inserts of the
+// same id one fails on the unique key; both wrote the same entry, so that is no error.
+// (Only for side entries whose every writer writes the same thing; documents with
+// revisions go through casReplace.)
+func (db *DB) upsert(ctx context.Context, coll, id string, doc any) error {
+	_, err := db.db.Collection(coll).ReplaceOne(ctx, bson.M{"_id": id}, doc, options.Replace().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		return nil
+	}
+	return err
+}
+
 // liveRev returns the revision of coll/id's live document, and whether there is one.
 func (db *DB) liveRev(ctx context.Context, coll, id string) (int, bool, error) {
 	var live struct {

@@ -207,11 +207,7 @@ func (f Fabrication) noteToken(ctx context.Context, m fabrication.Machine) error
 	if m.TokenHash == "" {
 		return nil
 	}
-	_, err := f.c("machine_tokens").ReplaceOne(ctx, bson.M{"_id": m.TokenHash}, bson.M{"_id": m.TokenHash, "machine_id": m.ID}, options.Replace().SetUpsert(true))
-	if mongo.IsDuplicateKeyError(err) {
-		return nil
-	}
-	return err
+	return f.db.upsert(ctx, "machine_tokens", m.TokenHash, bson.M{"_id": m.TokenHash, "machine_id": m.ID})
 }
 
 func (f Fabrication) machine(ctx context.Context, filter bson.M) (fabrication.Machine, error) {
@@ -422,8 +418,9 @@ func (f Fabrication) SaveJob(ctx context.Context, j fabrication.Job, prevRev int
 // Mongo store keeps a small side collection with one entry per (machine, job) that was
 // ever held and is not yet known to be let go. A job comes to hold a machine only by
 // being assigned to it, and the entry is written before that revision is committed,
-// so the entries are a superset of the truth: HeldJobs reads each job by _id, keeps those that really hold the machine,
-// and deletes the entries of jobs that are over or went elsewhere.
+// so the entries are a superset of the truth: HeldJobs reads each job by _id, keeps
+// those that really hold the machine, and deletes the entries of jobs that are over or
+// went elsewhere.
 
 type holdingDoc struct {
 	ID        string `bson:"_id"` // machine/job
@@ -435,12 +432,8 @@ func (f Fabrication) noteHolding(ctx context.Context, j fabrication.Job) error {
 	if !j.Holding || j.MachineID == "" || j.State != fabrication.JobAssigned {
 		return nil // later revisions of a holding job keep the entry its assignment wrote
 	}
-	d := holdingDoc{ID: j.MachineID + "/" + j.ID, MachineID: j.MachineID, JobID: j.ID}
-	_, err := f.c("holdings").ReplaceOne(ctx, bson.M{"_id": d.ID}, d, options.Replace().SetUpsert(true))
-	if mongo.IsDuplicateKeyError(err) {
-		return nil // a concurrent upsert of the same entry
-	}
-	return err
+	id := j.MachineID + "/" + j.ID
+	return f.db.upsert(ctx, "holdings", id, holdingDoc{ID: id, MachineID: j.MachineID, JobID: j.ID})
 }
 
 // ClaimJob reads the stored log (a lookup by _id, fast even on FerretDB), appends e and
@@ -533,10 +526,11 @@ func (f Fabrication) Usage(ctx context.Context, labID string) (map[string]fabric
 	for _, d := range docs {
 		u := fabrication.Usage{LabID: d.LabID, RequesterID: d.RequesterID, Seconds: d.Seconds, UpdatedAt: d.UpdatedAt.UTC()}
 		if prev, ok := out[d.RequesterID]; ok {
-			if prev.UpdatedAt.After(u.UpdatedAt) {
-				u.UpdatedAt = prev.UpdatedAt
+			at := u.UpdatedAt
+			if prev.UpdatedAt.After(at) {
+				at = prev.UpdatedAt
 			}
-			u.Seconds = prev.At(u.UpdatedAt) + fabrication.Usage{Seconds: d.Seconds, UpdatedAt: d.UpdatedAt.UTC()}.At(u.UpdatedAt)
+			u.Seconds, u.UpdatedAt = prev.At(at)+u.At(at), at
 		}
 		out[d.RequesterID] = u
 	}
