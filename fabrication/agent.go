@@ -38,7 +38,7 @@ func (s *Service) Poll(ctx context.Context, m Machine, req agentapi.PollRequest)
 		return resp, true, err
 	}
 	resp.Drop = drop
-	if busy || m.Maintenance || !m.Approved || req.State == MachineMaintenance {
+	if busy || m.Maintenance || !m.Approved || req.State == MachineMaintenance || req.State == MachineBusy {
 		return resp, true, nil
 	}
 	j, lease, err := s.claim(ctx, m)
@@ -49,7 +49,7 @@ func (s *Service) Poll(ctx context.Context, m Machine, req agentapi.PollRequest)
 	if err != nil {
 		return resp, false, err
 	}
-	resp.Job = &agentapi.Job{ID: j.ID, Design: j.DesignSlug, Version: j.Version, File: j.File, SHA256: j.SHA256, Size: j.Size,
+	resp.Job = &agentapi.Job{ID: j.ID, Attempt: j.Attempts, Design: j.DesignSlug, Version: j.Version, File: j.File, SHA256: j.SHA256, Size: j.Size,
 		Material: j.Material, Colour: j.Colour, BBox: [3]float64{j.BBox.X, j.BBox.Y, j.BBox.Z}, MaxHours: lab.Policy.MaxJobHours}
 	resp.Lease, resp.LeaseExpires = lease, *j.LeaseExpires
 	resp.FileURL = "/api/v1/agent/jobs/" + j.ID + "/file"
@@ -134,14 +134,19 @@ func (s *Service) reconcile(ctx context.Context, m Machine, held []agentapi.Held
 		case agentapi.HeldGone:
 			// The printer never started it: handing it back cannot make a second copy.
 			// The agent reports "started" before it hands the file to the printer, so a
-			// printing job can also be gone if the agent died in between.
+			// printing job can also be gone if the agent died in between. An agent whose
+			// printer was taken by another print hands a job back this way too.
+			why := "the agent never started it"
+			if h.Message != "" && checkText("message", h.Message, 500, false) == nil {
+				why = "handed back, never printed: " + h.Message
+			}
 			_, err = s.update(ctx, h.ID, func(j *Job) error {
 				if j.State != JobAssigned && j.State != JobPrinting && j.State != JobUnknown {
 					return nil
 				}
 				s.release(j)
 				j.EnqueuedAt = s.clock()
-				s.moveTo(j, JobQueued, s.agentActor(m), "the agent never started it")
+				s.moveTo(j, JobQueued, s.agentActor(m), why)
 				return nil
 			})
 			drop = append(drop, h.ID)

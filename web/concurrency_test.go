@@ -17,6 +17,7 @@ import (
 
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 	"github.com/fabcommons/fabcommons/storage"
 	"github.com/fabcommons/fabcommons/storage/externaltest"
 	"github.com/fabcommons/fabcommons/storage/localblob"
@@ -134,7 +135,7 @@ func exercise50Agents(t *testing.T, hubs []string, jobs int) {
 					Job   *struct{ ID string }
 					Lease string
 				}
-				code, err := hub.call("POST", "/api/v1/agent/poll", enr.Token, map[string]any{"protocol": 1, "state": "idle", "jobs": []any{}, "wait_s": 1}, &poll)
+				code, err := hub.call("POST", "/api/v1/agent/poll", enr.Token, map[string]any{"protocol": agentapi.Protocol, "state": "idle", "jobs": []any{}, "wait_s": 1}, &poll)
 				if err != nil || (code != 200 && code != 204) {
 					t.Errorf("poll: %d %v", code, err)
 					return

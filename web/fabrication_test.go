@@ -11,6 +11,7 @@ import (
 
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 )
 
 // fakeClock is a clock tests move by hand.
@@ -80,7 +81,7 @@ func (f labFixture) poll(t *testing.T, machine map[string]string, held ...map[st
 	if held == nil {
 		held = []map[string]any{}
 	}
-	r := f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: machine, body: map[string]any{"protocol": 1, "state": "idle", "jobs": held, "wait_s": 1}})
+	r := f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: machine, body: map[string]any{"protocol": agentapi.Protocol, "state": "idle", "jobs": held, "wait_s": 1}})
 	if r.status == http.StatusNoContent {
 		return claimed{}, r
 	}
@@ -122,7 +123,7 @@ func TestEnrollmentAndTokens(t *testing.T) {
 	f.do(t, call{method: "POST", path: "/api/v1/labs/makerspace/machines", header: f.maker, body: map[string]any{
 		"name": "Mine", "process": "fdm", "build_volume": map[string]float64{"x": 1, "y": 1, "z": 1}}}).want(t, 403, "forbidden")
 	f.do(t, call{method: "GET", path: "/api/v1/me", header: f.machine}).want(t, 401, "unauthenticated")
-	f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: f.owner, body: map[string]any{"protocol": 1}}).want(t, 401, "unauthenticated")
+	f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: f.owner, body: map[string]any{"protocol": agentapi.Protocol}}).want(t, 401, "unauthenticated")
 	f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: f.machine, body: map[string]any{"protocol": 99}}).want(t, 400, "unsupported_protocol")
 
 	// A join token registers machines; the lab's policy can hold them for approval.
@@ -499,5 +500,48 @@ func TestMaxJobHoursEnforced(t *testing.T) {
 	r = f.event(t, f.machine, c, "started", map[string]any{"estimate": map[string]any{"seconds": 3600, "filament_mm": 3000}})
 	if r.status != 200 || r.json["cancel"] == true || f.jobState(t, c.id)["state"] != "printing" {
 		t.Fatalf("a 1 h estimate: got %d %s, want printing", r.status, r.body)
+	}
+}
+
+// TestBusyPrinterGetsNoJob: an agent whose printer is taken by a print of its own polls
+// as "busy" and gets nothing; one that found its printer taken after the claim hands
+// the job back as never printed, and the next claim comes with the next attempt.
+func TestBusyPrinterGetsNoJob(t *testing.T) {
+	t.Parallel()
+	f := newLab(t, fabrication.Policy{})
+	f.order(t, map[string]any{"files": []string{"parts/base.stl"}})
+	poll := func(state string, held ...map[string]any) reply {
+		if held == nil {
+			held = []map[string]any{}
+		}
+		return f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: f.machine,
+			body: map[string]any{"protocol": agentapi.Protocol, "state": state, "jobs": held, "wait_s": 0}})
+	}
+	if r := poll("busy"); r.status != http.StatusNoContent {
+		t.Fatalf("a busy printer: got %d %s, want 204 and no job", r.status, r.body)
+	}
+	r := poll("idle")
+	r.want(t, 200, "")
+	job := r.json["job"].(map[string]any)
+	c := claimed{id: job["id"].(string), lease: r.json["lease"].(string)}
+	if job["attempt"] != 1.0 {
+		t.Fatalf("first claim: got attempt %v, want 1", job["attempt"])
+	}
+	f.event(t, f.machine, c, "started", nil).want(t, 200, "")
+	r = poll("busy", map[string]any{"id": c.id, "lease": c.lease, "state": "gone", "message": "octoprint is printing benchy.gcode"})
+	r.want(t, 200, "")
+	if drop, _ := r.json["drop"].([]any); len(drop) != 1 || drop[0] != c.id || r.json["job"] != nil {
+		t.Fatalf("hand back: got %s, want the job dropped and no new one", r.body)
+	}
+	j := f.jobState(t, c.id)
+	events := j["events"].([]any)
+	last := events[len(events)-1].(map[string]any)["message"].(string)
+	if j["state"] != "queued" || !strings.Contains(last, "benchy.gcode") || strings.Contains(last, "failed") {
+		t.Fatalf("after the hand back: got %v with %q, want queued, not failed, with the agent's reason", j["state"], last)
+	}
+	r = poll("idle")
+	r.want(t, 200, "")
+	if job := r.json["job"].(map[string]any); job["id"] != c.id || job["attempt"] != 2.0 {
+		t.Fatalf("second claim: got %v, want the same job at attempt 2", job)
 	}
 }

@@ -246,8 +246,7 @@ func TestEndToEnd(t *testing.T) {
 	// Each job went onto a (simulated) printer exactly once.
 	starts := map[string]int{}
 	for _, a := range agents {
-		b, _ := os.ReadFile(filepath.Join(a.state, "sim-starts.log"))
-		for _, id := range strings.Fields(string(b)) {
+		for _, id := range simStarts(t, a.state) {
 			starts[id]++
 		}
 	}
@@ -269,6 +268,23 @@ func TestEndToEnd(t *testing.T) {
 	if victimView.Job.State != "done" || victimView.Job.Attempts != 1 {
 		t.Fatalf("the killed agent's job: got %+v, want done on its first attempt", victimView.Job)
 	}
+}
+
+// simStarts lists the job of every print a sim printer started, from its log of
+// "<job> <attempt>" lines.
+func simStarts(t *testing.T, state string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(state, "sim-starts.log"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var jobs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			jobs = append(jobs, f[0])
+		}
+	}
+	return jobs
 }
 
 // curaFlags finds CuraEngine and Cura's definitions (installed by scripts/test.sh); the
@@ -316,10 +332,10 @@ func TestMoonrakerAgent(t *testing.T) {
 	}
 	job := order.Jobs[0].ID
 	waitFor(t, 30*time.Second, "the G-code reaching Moonraker", func() bool {
-		_, ok := printer.Uploaded("fab-" + job + ".gcode")
+		_, ok := printer.Uploaded("fab-" + job + "-a1.gcode")
 		return ok
 	})
-	gcode, _ := printer.Uploaded("fab-" + job + ".gcode")
+	gcode, _ := printer.Uploaded("fab-" + job + "-a1.gcode")
 	if !bytes.Contains(gcode, []byte("G1 ")) || bytes.HasPrefix(gcode, []byte("solid")) {
 		t.Fatalf("the printer got %d bytes that are not G-code", len(gcode))
 	}
@@ -456,8 +472,7 @@ func TestTwoHubProcesses(t *testing.T) {
 			starts := map[string]int{}
 			perAgent := []int{}
 			for _, st := range states {
-				b, _ := os.ReadFile(filepath.Join(st, "sim-starts.log"))
-				ids := strings.Fields(string(b))
+				ids := simStarts(t, st)
 				perAgent = append(perAgent, len(ids))
 				for _, id := range ids {
 					starts[id]++

@@ -140,37 +140,45 @@ func TestSimPrinter(t *testing.T) {
 	clock := func() time.Time { return now }
 	sim := &Sim{Dir: dir, Speed: 10, BaseSeconds: 100, Now: clock} // a 10 s print
 	ctx := context.Background()
-	if st, _ := sim.Status(ctx, "j1"); st.State != PrinterGone {
+	if st, _ := sim.Status(ctx, Print{Job: "j1", Attempt: 1}); st.State != PrinterGone {
 		t.Fatalf("before start: got %+v", st)
 	}
-	if err := sim.Start(ctx, "j1", file); err != nil {
+	if err := sim.Start(ctx, Print{Job: "j1", Attempt: 1}, file); err != nil {
 		t.Fatal(err)
 	}
-	if err := sim.Start(ctx, "j1", file); err == nil {
+	if err := sim.Start(ctx, Print{Job: "j1", Attempt: 1}, file); err == nil {
 		t.Fatal("starting a job twice: got nil error")
 	}
 	now = now.Add(4 * time.Second)
-	if st, _ := sim.Status(ctx, "j1"); st.State != PrinterPrinting || st.Progress < 39 || st.Progress > 41 {
+	if st, _ := sim.Status(ctx, Print{Job: "j1", Attempt: 1}); st.State != PrinterPrinting || st.Progress < 39 || st.Progress > 41 {
 		t.Fatalf("at 4 s: got %+v, want printing at 40%%", st)
 	}
 	// A new Sim on the same dir (a restarted agent) sees the same print.
 	restarted := &Sim{Dir: dir, Speed: 10, BaseSeconds: 100, Now: clock}
 	now = now.Add(7 * time.Second)
-	if st, _ := restarted.Status(ctx, "j1"); st.State != PrinterFinished {
+	if st, _ := restarted.Status(ctx, Print{Job: "j1", Attempt: 1}); st.State != PrinterFinished {
 		t.Fatalf("after 11 s: got %+v, want finished", st)
 	}
-	restarted.Start(ctx, "j2", file)
-	restarted.Cancel(ctx, "j2")
-	if st, _ := restarted.Status(ctx, "j2"); st.State != PrinterFailed || st.Message != "canceled" {
+	restarted.Start(ctx, Print{Job: "j2", Attempt: 1}, file)
+	restarted.Cancel(ctx, Print{Job: "j2", Attempt: 1})
+	if st, _ := restarted.Status(ctx, Print{Job: "j2", Attempt: 1}); st.State != PrinterFailed || (st.Message != "canceled" || !st.Canceled) {
 		t.Fatalf("canceled: got %+v", st)
 	}
 	failing := &Sim{Dir: t.TempDir(), Speed: 10, BaseSeconds: 100, FailRate: 1, Now: clock}
-	failing.Start(ctx, "j3", file)
+	failing.Start(ctx, Print{Job: "j3", Attempt: 1}, file)
 	now = now.Add(20 * time.Second)
-	if st, _ := failing.Status(ctx, "j3"); st.State != PrinterFailed {
+	if st, _ := failing.Status(ctx, Print{Job: "j3", Attempt: 1}); st.State != PrinterFailed {
 		t.Fatalf("fail rate 1: got %+v, want failed", st)
 	}
-	if err := sim.Start(ctx, "j4", filepath.Join(dir, "missing.stl")); err == nil {
+	// The hub queues a failed job again under its id: the next attempt is a new print,
+	// not the failed one's record.
+	if err := failing.Start(ctx, Print{Job: "j3", Attempt: 2}, file); err != nil {
+		t.Fatalf("a retry on the same printer: got %v, want it started", err)
+	}
+	if st, _ := failing.Status(ctx, Print{Job: "j3", Attempt: 2}); st.State != PrinterPrinting {
+		t.Fatalf("the retry: got %+v, want printing", st)
+	}
+	if err := sim.Start(ctx, Print{Job: "j4", Attempt: 1}, filepath.Join(dir, "missing.stl")); err == nil {
 		t.Fatal("a missing file: got nil error")
 	}
 }

@@ -15,7 +15,7 @@ func waitStatus(t *testing.T, d Driver, job string) Status {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		st, err := d.Status(context.Background(), job)
+		st, err := d.Status(context.Background(), Print{Job: job, Attempt: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,10 +39,10 @@ func TestCommandDriver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := d.Status(ctx, "a"); st.State != PrinterGone {
+	if st, _ := d.Status(ctx, Print{Job: "a", Attempt: 1}); st.State != PrinterGone {
 		t.Fatalf("before start: got %+v, want gone", st)
 	}
-	if err := d.Start(ctx, "a", file); err != nil {
+	if err := d.Start(ctx, Print{Job: "a", Attempt: 1}, file); err != nil {
 		t.Fatal(err)
 	}
 	if st := waitStatus(t, d, "a"); st.State != PrinterFinished {
@@ -54,30 +54,30 @@ func TestCommandDriver(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
 		t.Fatal("the file name was run by the shell")
 	}
-	if err := d.Start(ctx, "a", file); err == nil {
+	if err := d.Start(ctx, Print{Job: "a", Attempt: 1}, file); err == nil {
 		t.Fatal("starting the same job again: got no error")
 	}
 	// A new driver (a restarted agent) still knows how it ended.
 	d2, _ := NewCommand("true {file}", dir)
-	if st, _ := d2.Status(ctx, "a"); st.State != PrinterFinished {
+	if st, _ := d2.Status(ctx, Print{Job: "a", Attempt: 1}); st.State != PrinterFinished {
 		t.Fatalf("after a restart: got %+v, want finished", st)
 	}
 
 	fail, _ := NewCommand("echo 'laser door open' >&2; exit 3; : {file}", dir)
-	fail.Start(ctx, "b", file)
+	fail.Start(ctx, Print{Job: "b", Attempt: 1}, file)
 	if st := waitStatus(t, fail, "b"); st.State != PrinterFailed || !strings.Contains(st.Message, "status 3") || !strings.Contains(st.Message, "laser door open") {
 		t.Fatalf("got %+v, want failed with status 3 and the command's last line", st)
 	}
 
 	long, _ := NewCommand("sleep 30; : {file}", dir)
-	long.Start(ctx, "c", file)
-	if st, _ := long.Status(ctx, "c"); st.State != PrinterPrinting {
+	long.Start(ctx, Print{Job: "c", Attempt: 1}, file)
+	if st, _ := long.Status(ctx, Print{Job: "c", Attempt: 1}); st.State != PrinterPrinting {
 		t.Fatalf("got %+v, want printing while the command runs", st)
 	}
-	if err := long.Cancel(ctx, "c"); err != nil {
+	if err := long.Cancel(ctx, Print{Job: "c", Attempt: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if st := waitStatus(t, long, "c"); st.State != PrinterFailed || st.Message != "canceled" {
+	if st := waitStatus(t, long, "c"); st.State != PrinterFailed || (st.Message != "canceled" || !st.Canceled) {
 		t.Fatalf("after cancel: got %+v, want failed: canceled", st)
 	}
 }

@@ -27,6 +27,15 @@ type Held struct {
 	// Sliced is the G-code the agent's slicer made from File, with its estimate.
 	Sliced   string             `json:"sliced,omitempty"`
 	Estimate *agentapi.Estimate `json:"estimate,omitempty"`
+	// CancelRequested: the hub canceled the job and the agent told the printer to stop,
+	// so the failure that follows is the cancel, not a fault worth another try. It is
+	// kept here, not in memory, so a restart in between still knows.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
+}
+
+// Print names this attempt at the job for the driver.
+func (h *Held) Print() Print {
+	return Print{Job: h.Job.ID, Attempt: h.Job.Attempt}
 }
 
 // PrintFile is what goes to the printer: the sliced G-code when there is one.

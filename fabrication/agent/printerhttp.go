@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,9 +18,6 @@ import (
 	"time"
 )
 
-// ErrPrinterAuth means the printer refused the API key.
-var ErrPrinterAuth = errors.New("the printer refused the API key")
-
 // printerAPI is the HTTP plumbing OctoPrint and Moonraker share: a base URL, an
 // X-Api-Key header (both projects use that name), JSON answers and streamed multipart
 // uploads.
@@ -28,29 +26,37 @@ type printerAPI struct {
 	base   string
 	apiKey string
 	http   *http.Client
+	// refusedKey tells, from a non-2xx answer, whether the printer refused the key:
+	// each server says so its own way.
+	refusedKey func(method string, status int, msg string) bool
 }
 
-func newPrinterAPI(name, base, apiKey string) (printerAPI, error) {
+func newPrinterAPI(name, base, apiKey string, refusedKey func(method string, status int, msg string) bool) (printerAPI, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return printerAPI{}, fmt.Errorf("%s: %q is not an http(s) URL", name, base)
 	}
-	return printerAPI{name: name, base: strings.TrimRight(base, "/"), apiKey: apiKey, http: &http.Client{Timeout: 10 * time.Minute}}, nil
+	return printerAPI{name: name, base: strings.TrimRight(base, "/"), apiKey: apiKey, refusedKey: refusedKey,
+		http: &http.Client{Timeout: 10 * time.Minute}}, nil
 }
 
 // printerError is a non-2xx answer from a printer.
 type printerError struct {
-	printer string
-	status  int
-	msg     string
+	printer    string
+	status     int
+	msg        string
+	refusedKey bool
 }
 
 func (e *printerError) Error() string {
+	if e.refusedKey {
+		return fmt.Sprintf("%s refused the API key (it answered %d: %s): check --api-key", e.printer, e.status, e.msg)
+	}
 	return fmt.Sprintf("%s answered %d: %s", e.printer, e.status, e.msg)
 }
 
 func (e *printerError) Unwrap() error {
-	if e.status == http.StatusUnauthorized || e.status == http.StatusForbidden {
+	if e.refusedKey {
 		return ErrPrinterAuth
 	}
 	return nil
@@ -96,7 +102,8 @@ func (p printerAPI) send(req *http.Request, out any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return &printerError{printer: p.name, status: resp.StatusCode, msg: errorMessage(b)}
+		msg := errorMessage(b)
+		return &printerError{printer: p.name, status: resp.StatusCode, msg: msg, refusedKey: p.refusedKey(req.Method, resp.StatusCode, msg)}
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
@@ -109,7 +116,7 @@ func (p printerAPI) send(req *http.Request, out any) error {
 
 // errorMessage pulls a message out of either project's error bodies
 // ({"error":"..."} from OctoPrint, {"error":{"code","message"}} from Moonraker) or
-// returns the text itself.
+// returns the text itself, on one line and short (an error page can be HTML).
 func errorMessage(b []byte) string {
 	var shape struct {
 		Error json.RawMessage `json:"error"`
@@ -126,55 +133,60 @@ func errorMessage(b []byte) string {
 			return m.Message
 		}
 	}
-	s := strings.TrimSpace(string(b))
+	s := strings.Join(strings.Fields(string(b)), " ")
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
 	if s == "" {
 		return "(no message)"
 	}
 	return s
 }
 
-// upload streams file as the multipart field "file" named name, with fields before it.
+// upload sends file as the multipart field "file" named name, with fields before it.
+// The body streams from the file but its length is known up front and sent as
+// Content-Length: OctoPrint refuses a chunked upload with 411
+// (src/octoprint/server/util/tornado.py, UploadStorageFallbackHandler.prepare).
 func (p printerAPI) upload(ctx context.Context, path, file, name string, fields [][2]string, out any) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		err := func() error {
-			for _, kv := range fields {
-				if err := mw.WriteField(kv[0], kv[1]); err != nil {
-					return err
-				}
-			}
-			part, err := mw.CreateFormFile("file", name)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(part, f); err != nil {
-				return err
-			}
-			return mw.Close()
-		}()
-		pw.CloseWithError(err)
-	}()
-	req, err := http.NewRequestWithContext(ctx, "POST", p.base+path, pr)
+	fi, err := f.Stat()
 	if err != nil {
-		pr.Close()
 		return err
 	}
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for _, kv := range fields {
+		if err := mw.WriteField(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	if _, err := mw.CreateFormFile("file", name); err != nil {
+		return err
+	}
+	head := bytes.Clone(buf.Bytes())
+	buf.Reset()
+	if err := mw.Close(); err != nil { // the closing boundary, written into buf
+		return err
+	}
+	tail := buf.Bytes()
+	body := io.MultiReader(bytes.NewReader(head), io.LimitReader(f, fi.Size()), bytes.NewReader(tail))
+	req, err := http.NewRequestWithContext(ctx, "POST", p.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = int64(len(head)) + fi.Size() + int64(len(tail))
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	err = p.send(req, out)
-	pr.Close()
-	return err
+	return p.send(req, out)
 }
 
-// printerFileName is the name a job's G-code gets on a printer: the job id makes it
-// unique and lets a restarted agent find the job in the printer's own records.
-func printerFileName(jobID string) string {
-	return "fab-" + jobID + ".gcode"
+// printerFileName is the name a print's G-code gets on a printer: the job and attempt
+// make it unique and let a restarted agent find the print in the printer's records.
+func printerFileName(p Print) string {
+	return "fab-" + p.Key() + ".gcode"
 }
 
 func fileSHA256(path string) (string, error) {

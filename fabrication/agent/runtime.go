@@ -26,8 +26,13 @@ type Agent struct {
 	// Progress, when set, hears download progress (fabagent draws a bar on a terminal).
 	Progress func(done, total int64)
 
+	// ReadyEvery is how often a printer that cannot take work is looked at again
+	// (default 5 s).
+	ReadyEvery time.Duration
+
 	heartbeat  time.Duration
 	lastReport time.Time
+	notReady   string // the last reason the printer could not take work, logged once
 }
 
 // Run works until ctx ends. Ending it (SIGTERM) stops the agent taking new work; a
@@ -44,6 +49,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		switch {
 		case errors.Is(err, ErrUnauthorized):
+			return err
+		case errors.Is(err, ErrPrinterAuth):
+			// Every print would fail the same way: hand back a job the printer never got
+			// and stop, saying why in one line (fabagent prints it).
+			if h := a.Journal.Held; h != nil && h.Phase != PhasePrinting {
+				hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				a.handBack(hctx, h, "the printer refused the agent's API key")
+				cancel()
+			}
 			return err
 		case err != nil && ctx.Err() == nil:
 			a.Log.Warn("agent step failed; trying again", "err", err)
@@ -65,13 +79,10 @@ func (a *Agent) farewell() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if h.Phase == PhaseFetching {
-		a.Log.Info("stopping; handing the job back before it reached the printer", "job", h.Job.ID)
-		if _, err := a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "the agent stopped before printing", Retryable: true}); err == nil || errors.Is(err, ErrStale) {
-			a.drop(h)
-		}
+		a.handBack(ctx, h, "the agent stopped before printing")
 		return
 	}
-	st, err := a.Driver.Status(ctx, h.Job.ID)
+	st, err := a.Driver.Status(ctx, h.Print())
 	if err != nil || st.State != PrinterPrinting {
 		a.Log.Info("stopping; the next start reports the job's outcome", "job", h.Job.ID)
 		return
@@ -87,21 +98,78 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// pull long-polls for a job and records it in the journal before anything else.
+// pull long-polls for a job and records it in the journal before anything else. A
+// printer that cannot take work (busy with a print of its own, paused, off) is polled
+// for as "busy", so the hub gives this machine nothing until it is free again.
 func (a *Agent) pull(ctx context.Context) error {
-	resp, err := a.Client.Poll(ctx, agentapi.PollRequest{Capabilities: a.Capabilities, State: "idle", Jobs: []agentapi.HeldJob{}, WaitSeconds: 30})
+	state, wait := "idle", 30
+	if err := a.Driver.Ready(ctx); err != nil {
+		if errors.Is(err, ErrPrinterAuth) {
+			return err
+		}
+		if err.Error() != a.notReady {
+			a.Log.Warn("the printer cannot take work; waiting", "why", err)
+			a.notReady = err.Error()
+		}
+		state, wait = "busy", 0
+	} else if a.notReady != "" {
+		a.Log.Info("the printer is ready for work again")
+		a.notReady = ""
+	}
+	resp, err := a.Client.Poll(ctx, agentapi.PollRequest{Capabilities: a.Capabilities, State: state, Jobs: []agentapi.HeldJob{}, WaitSeconds: wait})
+	if err == nil && resp != nil && resp.HeartbeatS > 0 {
+		a.heartbeat = time.Duration(resp.HeartbeatS) * time.Second
+	}
+	if state == "busy" {
+		sleep(ctx, a.readyEvery())
+	}
 	if err != nil || resp == nil || resp.Job == nil {
 		return err
 	}
-	if resp.HeartbeatS > 0 {
-		a.heartbeat = time.Duration(resp.HeartbeatS) * time.Second
+	if !validJobID(resp.Job.ID) {
+		// It would become part of paths on this machine and on the printer. Nothing is
+		// recorded: the lease runs out and the hub queues the job again.
+		return fmt.Errorf("the hub sent a job id that is not a plain name (%q); ignoring it", resp.Job.ID)
 	}
 	h := &Held{Job: *resp.Job, Lease: resp.Lease, Phase: PhaseFetching, File: filepath.Join(a.StateDir, "jobs", resp.Job.ID+safeExt(resp.Job.File))}
-	a.Log.Info("job claimed", "job", h.Job.ID, "design", h.Job.Design, "file", h.Job.File)
+	a.Log.Info("job claimed", "job", h.Job.ID, "attempt", h.Job.Attempt, "design", h.Job.Design, "file", h.Job.File)
 	if err := a.Journal.Set(h); err != nil {
 		return err
 	}
 	return a.fetchAndStart(ctx, h, resp.FileURL)
+}
+
+func (a *Agent) readyEvery() time.Duration {
+	if a.ReadyEvery > 0 {
+		return a.ReadyEvery
+	}
+	return 5 * time.Second
+}
+
+// validJobID: letters, digits, '-' and '_', at most 64 of them.
+func validJobID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '-' && r != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// handBack returns a job that never reached the printer to the hub's queue (a poll
+// that reports it gone): no print was made, so it is not a failed attempt. The agent
+// says it is busy in the same poll, so no new job comes back.
+func (a *Agent) handBack(ctx context.Context, h *Held, why string) error {
+	a.Log.Info("handing the job back; it was not printed", "job", h.Job.ID, "why", why)
+	_, err := a.Client.Poll(ctx, agentapi.PollRequest{Capabilities: a.Capabilities, State: "busy",
+		Jobs: []agentapi.HeldJob{{ID: h.Job.ID, Lease: h.Lease, State: agentapi.HeldGone, Message: why}}})
+	if err != nil {
+		return err
+	}
+	return a.drop(h)
 }
 
 // fetchAndStart downloads and checks the file, tells the hub the job starts, then
@@ -150,22 +218,13 @@ func (a *Agent) fetchAndStart(ctx context.Context, h *Held, fileURL string) erro
 		}
 	}
 	if h.Phase == PhaseStarting {
-		st, err := a.Driver.Status(ctx, h.Job.ID)
+		st, err := a.Driver.Status(ctx, h.Print())
 		if err != nil {
 			return fmt.Errorf("printer status: %w", err) // try again; the journal keeps the phase
 		}
 		if st.State == PrinterGone {
-			// Handing over a file is not cut short by SIGTERM: a half-sent upload could
-			// leave a print the agent no longer knows about.
-			startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
-			err := a.Driver.Start(startCtx, h.Job.ID, h.PrintFile())
-			cancel()
-			if err != nil {
-				if st, serr := a.Driver.Status(context.WithoutCancel(ctx), h.Job.ID); serr != nil || st.State != PrinterGone {
-					return fmt.Errorf("the printer's answer to the start was lost (%v); its status decides next", err)
-				}
-				a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "the printer refused the job: " + err.Error(), Retryable: true})
-				return a.drop(h)
+			if started, err := a.start(ctx, h); !started {
+				return err
 			}
 		}
 		h.Phase = PhasePrinting
@@ -174,19 +233,46 @@ func (a *Agent) fetchAndStart(ctx context.Context, h *Held, fileURL string) erro
 	return nil
 }
 
+// start hands the file to the printer. Handing over a file is not cut short by
+// SIGTERM: a half-sent upload could leave a print the agent no longer knows about.
+// It ends one of three ways: started (the printer has the print); not started with a
+// nil error (the job was handed back or failed, and dropped); or not started with an
+// error, after which the journal still holds the job for the next round.
+func (a *Agent) start(ctx context.Context, h *Held) (started bool, err error) {
+	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
+	err = a.Driver.Start(startCtx, h.Print(), h.PrintFile())
+	cancel()
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrPrinterBusy):
+		// Another print took the printer between the poll and now: the job goes back
+		// to the queue untouched, and this agent waits for its printer.
+		return false, a.handBack(ctx, h, err.Error())
+	case errors.Is(err, ErrPrinterAuth):
+		return false, err // Run hands the job back and stops
+	}
+	if st, serr := a.Driver.Status(context.WithoutCancel(ctx), h.Print()); serr != nil || st.State != PrinterGone {
+		return false, fmt.Errorf("the printer's answer to the start was lost (%v); its status decides next", err)
+	}
+	a.Log.Warn("the printer refused the job", "job", h.Job.ID, "err", err)
+	a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "the printer refused the job: " + err.Error(), Retryable: true})
+	return false, a.drop(h)
+}
+
 // tend looks after the held job: asks the printer how it is going and tells the hub,
 // at the heartbeat the hub asked for.
 func (a *Agent) tend(ctx context.Context) error {
 	h := a.Journal.Held
 	if h.Phase != PhasePrinting {
 		// A restart before the printer had it: find out whether it did.
-		st, err := a.Driver.Status(ctx, h.Job.ID)
+		st, err := a.Driver.Status(ctx, h.Print())
 		if err != nil || st.State == PrinterGone {
 			return a.fetchAndStart(ctx, h, "")
 		}
 		h.Phase = PhasePrinting
 	}
-	st, err := a.Driver.Status(ctx, h.Job.ID)
+	st, err := a.Driver.Status(ctx, h.Print())
 	if err != nil {
 		return fmt.Errorf("printer status: %w", err)
 	}
@@ -195,9 +281,19 @@ func (a *Agent) tend(ctx context.Context) error {
 	case PrinterFinished:
 		req = agentapi.EventRequest{Kind: agentapi.EventFinished, Progress: 100, Message: st.Message}
 	case PrinterFailed:
-		req = agentapi.EventRequest{Kind: agentapi.EventFailed, Progress: st.Progress, Message: st.Message, Retryable: st.Message != "canceled"}
-	case PrinterGone:
-		req = agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "the printer has no record of this job", Retryable: true}
+		// A fault of the machine is worth another try; a print stopped on purpose, at
+		// the printer or through the hub, is not.
+		msg := st.Message
+		if h.CancelRequested {
+			msg = "canceled"
+		}
+		req = agentapi.EventRequest{Kind: agentapi.EventFailed, Progress: st.Progress, Message: msg, Retryable: !st.Canceled && !h.CancelRequested}
+	case PrinterGone, PrinterUnknown:
+		// The printer had this print and can no longer say how it ended. Only a person
+		// can say what is on the bed: the agent forgets the job, and the hub, no longer
+		// hearing of it, marks it unknown for an operator to resolve.
+		a.Log.Warn("the printer cannot say how this print ended; leaving it to an operator", "job", h.Job.ID, "printer", st.Message)
+		return a.drop(h)
 	default:
 		req = agentapi.EventRequest{Kind: agentapi.EventProgress, Progress: st.Progress, Message: st.Message}
 	}
@@ -215,7 +311,13 @@ func (a *Agent) tend(ctx context.Context) error {
 		return err
 	case resp.Cancel && req.Kind == agentapi.EventProgress:
 		a.Log.Info("job canceled on the hub; stopping the print", "job", h.Job.ID)
-		if err := a.Driver.Cancel(ctx, h.Job.ID); err != nil {
+		if !h.CancelRequested {
+			h.CancelRequested = true
+			if err := a.Journal.Set(h); err != nil {
+				return err
+			}
+		}
+		if err := a.Driver.Cancel(ctx, h.Print()); err != nil {
 			return err
 		}
 		return nil // the next round reports it failed (canceled) and lets go

@@ -25,7 +25,10 @@ package agentapi
 import "time"
 
 // Protocol is the version of this contract.
-const Protocol = 1
+//
+//	2: Job.attempt (printers keep records by file name, so each attempt gets its own);
+//	   a poll with state "busy" (the printer prints something of its own) gets no job.
+const Protocol = 2
 
 // Capabilities is what an agent reports about its machine. An operator's settings on
 // the hub win over what the agent says.
@@ -81,14 +84,17 @@ type HeldJob struct {
 type PollRequest struct {
 	Protocol     int          `json:"protocol"`
 	Capabilities Capabilities `json:"capabilities"`
-	State        string       `json:"state"` // idle, busy or maintenance
+	State        string       `json:"state"` // idle; busy (the printer is occupied or unreachable) or maintenance: no job is given
 	Jobs         []HeldJob    `json:"jobs"`
 	WaitSeconds  int          `json:"wait_s,omitempty"` // how long the hub may hold the poll (capped by the hub)
 }
 
 // Job is a job as the agent sees it.
 type Job struct {
-	ID       string     `json:"id"`
+	ID string `json:"id"`
+	// Attempt counts the claims of this job, this one included: a job that failed and
+	// was queued again comes back with the same id and a higher attempt.
+	Attempt  int        `json:"attempt"`
 	Design   string     `json:"design"`
 	Version  int        `json:"version"`
 	File     string     `json:"file"`

@@ -25,6 +25,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 )
 
 func main() {
@@ -269,7 +271,7 @@ func run(nAgents int, duration time.Duration, backlog, rate int, hubBin, pprofAd
 					Job   *struct{ ID string }
 					Lease string
 				}
-				code, err := c.call(runCtx, "POST", "/api/v1/agent/poll", token, map[string]any{"protocol": 1, "state": "idle", "jobs": []any{}, "wait_s": 5}, &poll)
+				code, err := c.call(runCtx, "POST", "/api/v1/agent/poll", token, map[string]any{"protocol": agentapi.Protocol, "state": "idle", "jobs": []any{}, "wait_s": 5}, &poll)
 				if runCtx.Err() != nil {
 					return
 				}

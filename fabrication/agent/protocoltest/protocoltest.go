@@ -1,33 +1,60 @@
-// Package protocoltest holds protocol test servers: small in-memory stand-ins for
-// OctoPrint and Moonraker that follow the endpoints, headers, multipart fields, answer
-// shapes and error codes those projects document, for testing the agent's printer
-// drivers where the real servers (and printers) cannot run. They print nothing: a test
-// moves a print along with Advance, Complete, Fail and Restart.
+// Package protocoltest holds protocol test servers: in-memory stand-ins for OctoPrint
+// and Moonraker (with the Klipper behind it) for testing the agent's printer drivers
+// where the real servers and printers cannot run. Each behaviour follows the real
+// server's source code, not only its documentation (the two differ), and its comment
+// names the upstream file and function it comes from. They print nothing: a test
+// moves a print along with Advance, Complete, Fail and the rest, and reads back every
+// physical print the printer made with Prints.
 package protocoltest
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
-	"sync"
+	"strings"
 )
 
-// print is the state of one printer's current print, shared by both servers.
-type print struct {
-	mu       sync.Mutex
-	file     string  // current file
-	state    string  // idle, printing, complete, cancelled, error
-	progress float64 // 0..1
-	message  string
-	cancels  int
-	uploads  map[string][]byte
+// Outcomes of a physical print, in PrintRecord.
+const (
+	OutcomePrinting  = ""          // still on the printer (printing or paused)
+	OutcomeCompleted = "completed" // a whole part came off the printer
+	OutcomeFailed    = "failed"    // a fault stopped it
+	OutcomeCanceled  = "canceled"  // someone stopped it
+	OutcomeShutdown  = "shutdown"  // the firmware shut down under it
+	OutcomeLost      = "lost"      // the server lost it (restarted or disconnected) without a record
+)
+
+// PrintRecord is one physical print a test server's printer started, and how it ended:
+// the ground truth the driver tests check the hub's view against.
+type PrintRecord struct {
+	File    string
+	Outcome string
 }
+
+// physical is the log of physical prints, shared by both servers.
+type physical struct {
+	prints []PrintRecord
+}
+
+func (p *physical) begin(file string) { p.prints = append(p.prints, PrintRecord{File: file}) }
+
+// end closes the print in progress, if there is one.
+func (p *physical) end(outcome string) {
+	if n := len(p.prints); n > 0 && p.prints[n-1].Outcome == OutcomePrinting {
+		p.prints[n-1].Outcome = outcome
+	}
+}
+
+func (p *physical) list() []PrintRecord { return append([]PrintRecord(nil), p.prints...) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }
+
+var errNoFile = errors.New("no file part with a file name")
 
 // readUpload reads a multipart upload: its fields and the "file" part.
 func readUpload(r *http.Request) (fields map[string]string, name string, data []byte, err error) {
@@ -39,6 +66,9 @@ func readUpload(r *http.Request) (fields map[string]string, name string, data []
 	for {
 		p, err := mr.NextPart()
 		if err == io.EOF {
+			if name == "" {
+				return nil, "", nil, errNoFile
+			}
 			return fields, name, data, nil
 		}
 		if err != nil {
@@ -48,10 +78,19 @@ func readUpload(r *http.Request) (fields map[string]string, name string, data []
 		if err != nil {
 			return nil, "", nil, err
 		}
-		if p.FormName() == "file" {
+		if p.FormName() == "file" && p.FileName() != "" {
 			name, data = p.FileName(), b
 		} else {
 			fields[p.FormName()] = string(b)
 		}
 	}
+}
+
+func isGcode(name string) bool {
+	for _, ext := range []string{".gcode", ".gco", ".g"} {
+		if strings.HasSuffix(strings.ToLower(name), ext) {
+			return true
+		}
+	}
+	return false
 }
