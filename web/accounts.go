@@ -5,7 +5,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/fabcommons/fabcommons/web/account"
+	"github.com/fabcommons/fabcommons/account"
 )
 
 type credentials struct {

@@ -3,9 +3,9 @@ package web
 import (
 	"context"
 
+	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
-	"github.com/fabcommons/fabcommons/web/account"
 )
 
 // Printables shows catalog versions to fabrication as things to make.

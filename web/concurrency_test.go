@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
@@ -23,7 +24,6 @@ import (
 	"github.com/fabcommons/fabcommons/storage/localblob"
 	"github.com/fabcommons/fabcommons/storage/mongo"
 	"github.com/fabcommons/fabcommons/storage/sqlite"
-	"github.com/fabcommons/fabcommons/web/account"
 )
 
 // hubStores is one hub's view of a shared database.

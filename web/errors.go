@@ -10,10 +10,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/storage"
-	"github.com/fabcommons/fabcommons/web/account"
 )
 
 // apiError is the one error shape of the API: {"error":{"code","message"}}, plus the

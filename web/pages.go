@@ -16,11 +16,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/catalog/license"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/storage"
-	"github.com/fabcommons/fabcommons/web/account"
 )
 
 //go:embed templates/*.html

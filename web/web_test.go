@@ -17,11 +17,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/storage/localblob"
 	"github.com/fabcommons/fabcommons/storage/sqlite"
-	"github.com/fabcommons/fabcommons/web/account"
 )
 
 // cheapArgon keeps tests fast; the hashing code path is the production one.

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/storage"
@@ -26,7 +27,6 @@ import (
 	"github.com/fabcommons/fabcommons/storage/s3blob"
 	"github.com/fabcommons/fabcommons/storage/sqlite"
 	"github.com/fabcommons/fabcommons/web"
-	"github.com/fabcommons/fabcommons/web/account"
 )
 
 func main() {

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/storage"
-	"github.com/fabcommons/fabcommons/web/account"
 )
 
 // Accounts implements account.Store.

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/storage"
-	"github.com/fabcommons/fabcommons/web/account"
 )
 
 // t0 is a fixed instant at millisecond precision (what every backend keeps).

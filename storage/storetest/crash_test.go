@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/storage/sqlite"
-	"github.com/fabcommons/fabcommons/web/account"
 )
 
 // TestMain runs the child of TestSQLiteCrashMidWrite when FAB_SQLITE_CRASH_HELPER names

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/storage"
@@ -12,7 +13,6 @@ import (
 	"github.com/fabcommons/fabcommons/storage/mongo"
 	"github.com/fabcommons/fabcommons/storage/sqlite"
 	"github.com/fabcommons/fabcommons/storage/storetest"
-	"github.com/fabcommons/fabcommons/web/account"
 )
 
 func openSQLite(t *testing.T) *sqlite.DB {
