@@ -71,15 +71,6 @@ var ErrBadCredentials = errors.New("handle or password is wrong")
 // revoked, or has expired.
 var ErrUnauthenticated = errors.New("not logged in: the token or session is missing, revoked or expired")
 
-// InvalidError says which field of a request is wrong and why.
-type InvalidError struct {
-	Field   string
-	Message string
-}
-
-func (e *InvalidError) Error() string        { return fmt.Sprintf("%s: %s", e.Field, e.Message) }
-func (e *InvalidError) InvalidField() string { return e.Field }
-
 // ThrottledError refuses an attempt made too soon after too many failures.
 type ThrottledError struct{ Wait time.Duration }
 

@@ -87,14 +87,14 @@ func NormalizeHandle(h string) string { return strings.ToLower(strings.TrimSpace
 func (s *Service) SignUp(ctx context.Context, handle, email, password string) (User, error) {
 	handle = NormalizeHandle(handle)
 	if !handleRE.MatchString(handle) {
-		return User{}, &InvalidError{"handle", "use 2 to 32 lowercase letters, digits and single hyphens, starting and ending with a letter or digit"}
+		return User{}, storage.Invalid("handle", "use 2 to 32 lowercase letters, digits and single hyphens, starting and ending with a letter or digit")
 	}
 	if reserved[handle] {
-		return User{}, &InvalidError{"handle", fmt.Sprintf("%q is reserved", handle)}
+		return User{}, storage.Invalid("handle", fmt.Sprintf("%q is reserved", handle))
 	}
 	email = strings.TrimSpace(email)
 	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > 254 {
-		return User{}, &InvalidError{"email", "want a plain address such as ada@example.org"}
+		return User{}, storage.Invalid("email", "want a plain address such as ada@example.org")
 	}
 	if err := checkPassword(password); err != nil {
 		return User{}, err
@@ -119,9 +119,9 @@ func (s *Service) SignUp(ctx context.Context, handle, email, password string) (U
 func checkPassword(p string) error {
 	switch n := utf8.RuneCountInString(p); {
 	case n < 10:
-		return &InvalidError{"password", "use at least 10 characters"}
+		return storage.Invalid("password", "use at least 10 characters")
 	case len(p) > 1024:
-		return &InvalidError{"password", "use at most 1024 bytes"}
+		return storage.Invalid("password", "use at most 1024 bytes")
 	}
 	return nil
 }
@@ -178,7 +178,7 @@ func HashSecret(secret string) string {
 func (s *Service) IssueToken(ctx context.Context, u User, name string) (Token, string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > 100 {
-		return Token{}, "", &InvalidError{"name", "name the token (1 to 100 characters), e.g. the script that uses it"}
+		return Token{}, "", storage.Invalid("name", "name the token (1 to 100 characters), e.g. the script that uses it")
 	}
 	secret, hash := newSecret(personalTokenPrefix)
 	t := Token{ID: uuid.NewString(), UserID: u.ID, Name: name, Prefix: secret[:10], Hash: hash, CreatedAt: s.now().UTC()}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/fabcommons/fabcommons/storage"
 )
 
 // BOMLine is one line of a bill of materials.
@@ -72,10 +74,10 @@ func normalizeHeader(h string) string {
 func ParseBOM(data []byte, meshFiles []string) ([]BOMLine, error) {
 	trimmed := bytes.TrimSpace(bytes.TrimPrefix(data, []byte("\ufeff")))
 	if len(trimmed) == 0 {
-		return nil, &InvalidError{"bom", "the BOM is empty"}
+		return nil, storage.Invalid("bom", "the BOM is empty")
 	}
 	if !utf8.Valid(trimmed) {
-		return nil, &InvalidError{"bom", "the BOM is not UTF-8 text"}
+		return nil, storage.Invalid("bom", "the BOM is not UTF-8 text")
 	}
 	if trimmed[0] == '[' || trimmed[0] == '{' {
 		lines, err := parseBOMJSON(trimmed)
@@ -106,7 +108,7 @@ func parseBOMJSON(data []byte) ([]BOMLine, error) {
 		err = dec.Decode(&lines)
 	}
 	if err != nil {
-		return nil, &InvalidError{"bom", "the JSON BOM cannot be read: " + err.Error()}
+		return nil, storage.Invalid("bom", "the JSON BOM cannot be read: "+err.Error())
 	}
 	for i := range lines {
 		lines[i].Kind = strings.ToLower(strings.TrimSpace(lines[i].Kind))
@@ -141,19 +143,19 @@ func parseBOMTable(data []byte) ([]BOMLine, []int, error) {
 	r.TrimLeadingSpace = true
 	header, err := r.Read()
 	if err != nil {
-		return nil, nil, &InvalidError{"bom", "the BOM header cannot be read: " + err.Error()}
+		return nil, nil, storage.Invalid("bom", "the BOM header cannot be read: "+err.Error())
 	}
 	fields := make([]string, len(header)) // column -> field, "" for columns we ignore
 	seen := map[string]bool{}
 	for i, h := range header {
 		f := bomColumns[normalizeHeader(h)]
 		if f != "" && seen[f] {
-			return nil, nil, &InvalidError{"bom", fmt.Sprintf("line 1, column %d (%q): a second column for %s", i+1, h, f)}
+			return nil, nil, storage.Invalid("bom", fmt.Sprintf("line 1, column %d (%q): a second column for %s", i+1, h, f))
 		}
 		fields[i], seen[f] = f, true
 	}
 	if !seen["name"] || !seen["qty"] {
-		return nil, nil, &InvalidError{"bom", "line 1: the header needs at least a name column and a quantity column (e.g. name,qty)"}
+		return nil, nil, storage.Invalid("bom", "line 1: the header needs at least a name column and a quantity column (e.g. name,qty)")
 	}
 	var lines []BOMLine
 	var fileLines []int
@@ -163,11 +165,11 @@ func parseBOMTable(data []byte) ([]BOMLine, []int, error) {
 			break
 		}
 		if err != nil {
-			return nil, nil, &InvalidError{"bom", "the BOM cannot be read: " + err.Error()}
+			return nil, nil, storage.Invalid("bom", "the BOM cannot be read: "+err.Error())
 		}
 		line, _ := r.FieldPos(0) // valid only after a successful Read
 		if len(lines) >= maxBOMLines {
-			return nil, nil, &InvalidError{"bom", fmt.Sprintf("more than %d lines", maxBOMLines)}
+			return nil, nil, storage.Invalid("bom", fmt.Sprintf("more than %d lines", maxBOMLines))
 		}
 		if isBlank(rec) {
 			continue
@@ -179,7 +181,7 @@ func parseBOMTable(data []byte) ([]BOMLine, []int, error) {
 			}
 			v = strings.TrimSpace(v)
 			if err := l.set(fields[i], v); err != nil {
-				return nil, nil, &InvalidError{"bom", fmt.Sprintf("line %d, column %d (%s): %v", line, i+1, header[i], err)}
+				return nil, nil, storage.Invalid("bom", fmt.Sprintf("line %d, column %d (%s): %v", line, i+1, header[i], err))
 			}
 		}
 		if l.Ref == "" {
@@ -253,42 +255,42 @@ func ValidateBOM(lines []BOMLine, meshFiles []string) error {
 // validateBOM is ValidateBOM with errors naming each line by where(index).
 func validateBOM(lines []BOMLine, meshFiles []string, where func(int) string) error {
 	if len(lines) > maxBOMLines {
-		return &InvalidError{"bom", fmt.Sprintf("more than %d lines", maxBOMLines)}
+		return storage.Invalid("bom", fmt.Sprintf("more than %d lines", maxBOMLines))
 	}
 	refs := map[string]int{}
 	for i, l := range lines {
 		at := fmt.Sprintf("%s (ref %q)", where(i), l.Ref)
 		switch {
 		case l.Ref == "":
-			return &InvalidError{"bom", where(i) + ": ref is empty"}
+			return storage.Invalid("bom", where(i)+": ref is empty")
 		case refs[l.Ref] > 0:
-			return &InvalidError{"bom", fmt.Sprintf("%s: ref repeats %s; refs must be unique", at, where(refs[l.Ref]-1))}
+			return storage.Invalid("bom", fmt.Sprintf("%s: ref repeats %s; refs must be unique", at, where(refs[l.Ref]-1)))
 		case strings.TrimSpace(l.Name) == "":
-			return &InvalidError{"bom", at + ", column name: name is empty"}
+			return storage.Invalid("bom", at+", column name: name is empty")
 		case !(l.Qty > 0) || l.Qty > 1e6:
-			return &InvalidError{"bom", fmt.Sprintf("%s, column qty: want a positive quantity, got %v", at, l.Qty)}
+			return storage.Invalid("bom", fmt.Sprintf("%s, column qty: want a positive quantity, got %v", at, l.Qty))
 		case l.Kind != KindPrinted && l.Kind != KindPurchased && l.Kind != KindElectronic && l.Kind != KindTool:
-			return &InvalidError{"bom", fmt.Sprintf("%s, column kind: want printed, purchased, electronic or tool, got %q", at, l.Kind)}
+			return storage.Invalid("bom", fmt.Sprintf("%s, column kind: want printed, purchased, electronic or tool, got %q", at, l.Kind))
 		case l.UnitCost != nil && !(*l.UnitCost >= 0):
-			return &InvalidError{"bom", fmt.Sprintf("%s, column unit_cost: want zero or more, got %v", at, *l.UnitCost)}
+			return storage.Invalid("bom", fmt.Sprintf("%s, column unit_cost: want zero or more, got %v", at, *l.UnitCost))
 		}
 		if l.Kind == KindPrinted {
 			if l.Qty != float64(int(l.Qty)) {
-				return &InvalidError{"bom", fmt.Sprintf("%s, column qty: a printed part is made in whole copies, got %v", at, l.Qty)}
+				return storage.Invalid("bom", fmt.Sprintf("%s, column qty: a printed part is made in whole copies, got %v", at, l.Qty))
 			}
 			if !contains(meshFiles, l.File) {
-				return &InvalidError{"bom", fmt.Sprintf("%s, column file: a printed line must name one of the design's mesh files (%s), got %q", at, strings.Join(meshFiles, ", "), l.File)}
+				return storage.Invalid("bom", fmt.Sprintf("%s, column file: a printed line must name one of the design's mesh files (%s), got %q", at, strings.Join(meshFiles, ", "), l.File))
 			}
 		}
 		if l.SupplierURL != "" {
 			u, err := url.Parse(l.SupplierURL)
 			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				return &InvalidError{"bom", fmt.Sprintf("%s, column supplier_url: want an http(s) link, got %q", at, l.SupplierURL)}
+				return storage.Invalid("bom", fmt.Sprintf("%s, column supplier_url: want an http(s) link, got %q", at, l.SupplierURL))
 			}
 		}
 		for _, f := range []string{l.Ref, l.Name, l.Unit, l.File, l.Material, l.Process, l.MPN, l.SupplierURL, l.Notes} {
 			if len(f) > maxBOMFieldLen {
-				return &InvalidError{"bom", fmt.Sprintf("%s: a field is over %d bytes", at, maxBOMFieldLen)}
+				return storage.Invalid("bom", fmt.Sprintf("%s: a field is over %d bytes", at, maxBOMFieldLen))
 			}
 		}
 		refs[l.Ref] = i + 1

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/fabcommons/fabcommons/storage"
 )
 
 var meshes = []string{"parts/base.stl", "parts/lid.stl"}
@@ -77,7 +79,7 @@ func TestParseBOMErrors(t *testing.T) {
 		{"name,qty\n\"unterminated,1\n", "cannot be read"},
 	} {
 		_, err := ParseBOM([]byte(tc.in), meshes)
-		var invalid *InvalidError
+		var invalid *storage.InvalidError
 		if !errors.As(err, &invalid) || invalid.Field != "bom" || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want a bom error containing %q", tc.in, err, tc.want)
 		}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fabcommons/fabcommons/storage"
 )
 
 // EncodeCursor and DecodeCursor make the opaque cursor of a newest-first listing: the
@@ -21,5 +23,5 @@ func DecodeCursor(cursor string) (int64, string, error) {
 			return n, id, nil
 		}
 	}
-	return 0, "", &InvalidError{Field: "cursor", Message: "not a cursor this listing gave out"}
+	return 0, "", storage.Invalid("cursor", "not a cursor this listing gave out")
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/fabcommons/fabcommons/storage"
 )
 
 // CleanPath normalises a file path inside a design and refuses anything that could
@@ -15,25 +17,25 @@ import (
 func CleanPath(p string) (string, error) {
 	raw := p
 	if p == "" {
-		return "", &InvalidError{"files", "a file has no name"}
+		return "", storage.Invalid("files", "a file has no name")
 	}
 	if len(p) > 255 || !utf8.ValidString(p) {
-		return "", &InvalidError{"files", fmt.Sprintf("file name %q is too long or not UTF-8", raw)}
+		return "", storage.Invalid("files", fmt.Sprintf("file name %q is too long or not UTF-8", raw))
 	}
 	if strings.ContainsAny(p, "\\\x00:") || strings.IndexFunc(p, unicode.IsControl) >= 0 {
-		return "", &InvalidError{"files", fmt.Sprintf("file name %q has a backslash, colon or control character", raw)}
+		return "", storage.Invalid("files", fmt.Sprintf("file name %q has a backslash, colon or control character", raw))
 	}
 	if strings.HasPrefix(p, "/") {
-		return "", &InvalidError{"files", fmt.Sprintf("file name %q is absolute; use a path inside the design", raw)}
+		return "", storage.Invalid("files", fmt.Sprintf("file name %q is absolute; use a path inside the design", raw))
 	}
 	for _, part := range strings.Split(p, "/") {
 		switch {
 		case part == "..":
-			return "", &InvalidError{"files", fmt.Sprintf("file name %q climbs out of the design with ..", raw)}
+			return "", storage.Invalid("files", fmt.Sprintf("file name %q climbs out of the design with ..", raw))
 		case part == "" || part == ".":
-			return "", &InvalidError{"files", fmt.Sprintf("file name %q has an empty part", raw)}
+			return "", storage.Invalid("files", fmt.Sprintf("file name %q has an empty part", raw))
 		case strings.HasPrefix(part, "."):
-			return "", &InvalidError{"files", fmt.Sprintf("file name %q has a hidden part", raw)}
+			return "", storage.Invalid("files", fmt.Sprintf("file name %q has a hidden part", raw))
 		}
 	}
 	return path.Clean(p), nil
@@ -79,13 +81,13 @@ func CleanTags(tags []string) ([]string, error) {
 			continue
 		}
 		if !tagRE.MatchString(t) {
-			return nil, &InvalidError{"tags", fmt.Sprintf("tag %q: use up to 40 lowercase letters, digits and hyphens", t)}
+			return nil, storage.Invalid("tags", fmt.Sprintf("tag %q: use up to 40 lowercase letters, digits and hyphens", t))
 		}
 		seen[t] = true
 		out = append(out, t)
 	}
 	if len(out) > 20 {
-		return nil, &InvalidError{"tags", "at most 20 tags"}
+		return nil, storage.Invalid("tags", "at most 20 tags")
 	}
 	return out, nil
 }

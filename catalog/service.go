@@ -95,11 +95,11 @@ type ParentSpec struct {
 func checkText(field, v string, max int, required bool) error {
 	switch {
 	case required && strings.TrimSpace(v) == "":
-		return &InvalidError{field, "is required"}
+		return storage.Invalid(field, "is required")
 	case utf8.RuneCountInString(v) > max:
-		return &InvalidError{field, fmt.Sprintf("at most %d characters", max)}
+		return storage.Invalid(field, fmt.Sprintf("at most %d characters", max))
 	case !utf8.ValidString(v):
-		return &InvalidError{field, "not UTF-8 text"}
+		return storage.Invalid(field, "not UTF-8 text")
 	}
 	return nil
 }
@@ -123,7 +123,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, nd NewDesign, files F
 		return Design{}, Version{}, err
 	}
 	if _, err := license.Lookup(nd.License); err != nil {
-		return Design{}, Version{}, &InvalidError{"license", err.Error()}
+		return Design{}, Version{}, storage.Invalid("license", err.Error())
 	}
 	parents, err := s.resolveParents(ctx, nd.Parents)
 	if err != nil {
@@ -139,7 +139,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, nd NewDesign, files F
 		return Design{}, Version{}, err
 	}
 	if len(stored) == 0 {
-		return Design{}, Version{}, &InvalidError{"files", "upload at least one file"}
+		return Design{}, Version{}, storage.Invalid("files", "upload at least one file")
 	}
 	now := s.now().UTC()
 	v := Version{Number: 1, Message: nd.Message, License: nd.License, Files: stored, BOM: []BOMLine{}, CreatedBy: actor.Handle, CreatedAt: now}
@@ -169,7 +169,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, nd NewDesign, files F
 func (s *Service) insertWithSlug(ctx context.Context, d *Design, v Version, requested string) error {
 	if requested != "" {
 		if !ValidSlug(requested) {
-			return &InvalidError{"slug", "use lowercase letters, digits and hyphens, up to 80 characters"}
+			return storage.Invalid("slug", "use lowercase letters, digits and hyphens, up to 80 characters")
 		}
 		d.Slug = requested
 		if err := s.store.CreateDesign(ctx, *d, v); err != nil {
@@ -218,11 +218,11 @@ func (s *Service) storeFiles(ctx context.Context, base []File, files FileSource)
 			return err
 		}
 		if uploaded[p] {
-			return &InvalidError{"files", fmt.Sprintf("%q is uploaded twice", p)}
+			return storage.Invalid("files", fmt.Sprintf("%q is uploaded twice", p))
 		}
 		uploaded[p] = true
 		if len(uploaded) > s.limits.Files {
-			return &InvalidError{"files", fmt.Sprintf("at most %d files in one upload", s.limits.Files)}
+			return storage.Invalid("files", fmt.Sprintf("at most %d files in one upload", s.limits.Files))
 		}
 		limit := min(s.limits.FileBytes, s.limits.VersionBytes-total)
 		info, err := s.blobs.Put(ctx, r, limit, "")
@@ -233,14 +233,14 @@ func (s *Service) storeFiles(ctx context.Context, base []File, files FileSource)
 			return fmt.Errorf("store %q: %w", p, err)
 		}
 		if info.Size == 0 {
-			return &InvalidError{"files", fmt.Sprintf("%q is empty", p)}
+			return storage.Invalid("files", fmt.Sprintf("%q is empty", p))
 		}
 		total += info.Size
 		f := File{Path: p, SHA256: info.Key, Size: info.Size, Kind: KindOf(p)}
 		if f.Kind == FileMesh {
 			rep, err := s.analyze(ctx, info)
 			if errors.Is(err, mesh.ErrNotSTL) {
-				return &InvalidError{"files", fmt.Sprintf("%q is not an STL file: %v", p, err)}
+				return storage.Invalid("files", fmt.Sprintf("%q is not an STL file: %v", p, err))
 			}
 			if err != nil {
 				return fmt.Errorf("analyse %q: %w", p, err)
@@ -259,7 +259,7 @@ func (s *Service) storeFiles(ctx context.Context, base []File, files FileSource)
 		return nil, err
 	}
 	if len(out) > s.limits.Files {
-		return nil, &InvalidError{"files", fmt.Sprintf("a version holds at most %d files", s.limits.Files)}
+		return nil, storage.Invalid("files", fmt.Sprintf("a version holds at most %d files", s.limits.Files))
 	}
 	return out, nil
 }
@@ -273,20 +273,20 @@ func (s *Service) analyze(ctx context.Context, info storage.BlobInfo) (mesh.Repo
 
 func (s *Service) resolveParents(ctx context.Context, specs []ParentSpec) ([]ParentRef, error) {
 	if len(specs) > 20 {
-		return nil, &InvalidError{"parents", "at most 20 parents"}
+		return nil, storage.Invalid("parents", "at most 20 parents")
 	}
 	refs := []ParentRef{}
 	seen := map[string]bool{}
 	for _, spec := range specs {
 		d, err := s.store.DesignBySlug(ctx, spec.Slug)
 		if errors.Is(err, storage.ErrNotFound) {
-			return nil, &InvalidError{"parents", fmt.Sprintf("no design %q", spec.Slug)}
+			return nil, storage.Invalid("parents", fmt.Sprintf("no design %q", spec.Slug))
 		}
 		if err != nil {
 			return nil, err
 		}
 		if d.Hidden {
-			return nil, fmt.Errorf("design %q is hidden and cannot be forked: %w", spec.Slug, ErrForbidden)
+			return nil, fmt.Errorf("design %q is hidden and cannot be forked: %w", spec.Slug, storage.ErrForbidden)
 		}
 		n := spec.Version
 		if n == 0 {
@@ -294,13 +294,13 @@ func (s *Service) resolveParents(ctx context.Context, specs []ParentSpec) ([]Par
 		}
 		v, err := s.store.Version(ctx, d.ID, n)
 		if errors.Is(err, storage.ErrNotFound) {
-			return nil, &InvalidError{"parents", fmt.Sprintf("design %q has no version %d", spec.Slug, n)}
+			return nil, storage.Invalid("parents", fmt.Sprintf("design %q has no version %d", spec.Slug, n))
 		}
 		if err != nil {
 			return nil, err
 		}
 		if seen[d.ID] {
-			return nil, &InvalidError{"parents", fmt.Sprintf("%q is named twice", spec.Slug)}
+			return nil, storage.Invalid("parents", fmt.Sprintf("%q is named twice", spec.Slug))
 		}
 		seen[d.ID] = true
 		refs = append(refs, ParentRef{DesignID: d.ID, Slug: d.Slug, Version: n, Title: d.Title, Owner: d.Owner, License: v.License})
@@ -309,7 +309,7 @@ func (s *Service) resolveParents(ctx context.Context, specs []ParentSpec) ([]Par
 }
 
 // checkForkLicense maps the license rules to errors: a parent that forbids derivatives
-// is ErrForbidden (403); a license outside what the parents allow, or parents that
+// is storage.ErrForbidden (403); a license outside what the parents allow, or parents that
 // allow nothing in common, is an InvalidError (422) that lists what is allowed.
 func (s *Service) checkForkLicense(parents []ParentRef, child string) error {
 	ids := make([]string, len(parents))
@@ -321,9 +321,9 @@ func (s *Service) checkForkLicense(parents []ParentRef, child string) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, license.ErrNoDerivatives):
-		return fmt.Errorf("%v: %w", err, ErrForbidden)
+		return storage.Forbidden(err)
 	default:
-		return &InvalidError{"license", err.Error()}
+		return storage.Invalid("license", err.Error())
 	}
 }
 
@@ -343,7 +343,7 @@ func (s *Service) AddVersion(ctx context.Context, actor Actor, slug string, nv N
 		return Version{}, fmt.Errorf("design %s: %w", slug, err)
 	}
 	if d.OwnerID != actor.ID {
-		return Version{}, fmt.Errorf("only the owner of %s adds versions (fork it to make your own): %w", slug, ErrForbidden)
+		return Version{}, fmt.Errorf("only the owner of %s adds versions (fork it to make your own): %w", slug, storage.ErrForbidden)
 	}
 	if err := checkText("message", nv.Message, 2000, true); err != nil {
 		return Version{}, err
@@ -355,7 +355,7 @@ func (s *Service) AddVersion(ctx context.Context, actor Actor, slug string, nv N
 	lic := prev.License
 	if nv.License != "" && nv.License != prev.License {
 		if _, err := license.Lookup(nv.License); err != nil {
-			return Version{}, &InvalidError{"license", err.Error()}
+			return Version{}, storage.Invalid("license", err.Error())
 		}
 		if len(d.Parents) > 0 {
 			if err := s.checkForkLicense(d.Parents, nv.License); err != nil {
@@ -371,7 +371,7 @@ func (s *Service) AddVersion(ctx context.Context, actor Actor, slug string, nv N
 			return Version{}, err
 		}
 		if _, ok := prev.File(p); !ok {
-			return Version{}, &InvalidError{"remove", fmt.Sprintf("version %d has no file %q", prev.Number, p)}
+			return Version{}, storage.Invalid("remove", fmt.Sprintf("version %d has no file %q", prev.Number, p))
 		}
 		base = removeFile(base, p)
 	}
@@ -380,7 +380,7 @@ func (s *Service) AddVersion(ctx context.Context, actor Actor, slug string, nv N
 		return Version{}, err
 	}
 	if len(stored) == 0 {
-		return Version{}, &InvalidError{"files", "a version needs at least one file"}
+		return Version{}, storage.Invalid("files", "a version needs at least one file")
 	}
 	now := s.now().UTC()
 	v := Version{DesignID: d.ID, Number: d.LatestVersion + 1, Message: nv.Message, License: lic, Files: stored, BOM: prev.BOM, CreatedBy: actor.Handle, CreatedAt: now}
@@ -389,7 +389,7 @@ func (s *Service) AddVersion(ctx context.Context, actor Actor, slug string, nv N
 			return Version{}, err
 		}
 	} else if err := ValidateBOM(v.BOM, v.MeshFiles()); err != nil {
-		return Version{}, &InvalidError{"bom", "the BOM carried over from the last version no longer fits: " + err.Error()}
+		return Version{}, storage.Invalid("bom", "the BOM carried over from the last version no longer fits: "+err.Error())
 	}
 	d.LatestVersion, d.License, d.UpdatedAt = v.Number, lic, now
 	if err := s.store.AddVersion(ctx, v, d); err != nil {
@@ -418,11 +418,11 @@ func (s *Service) ForkOptions(ctx context.Context, slug string) ([]license.Optio
 		return nil, fmt.Errorf("design %s: %w", slug, err)
 	}
 	if d.Hidden {
-		return nil, fmt.Errorf("design %q is hidden and cannot be forked: %w", slug, ErrForbidden)
+		return nil, fmt.Errorf("design %q is hidden and cannot be forked: %w", slug, storage.ErrForbidden)
 	}
 	options, err := license.ForkOptions([]string{d.License})
 	if errors.Is(err, license.ErrNoDerivatives) {
-		return nil, fmt.Errorf("%v: %w", err, ErrForbidden)
+		return nil, storage.Forbidden(err)
 	}
 	return options, err
 }
@@ -446,7 +446,7 @@ func (s *Service) Fork(ctx context.Context, actor Actor, slug string, fr ForkReq
 		return Design{}, err
 	}
 	if fr.License == "" {
-		return Design{}, &InvalidError{"license", "choose the fork's license (GET fork-options lists the allowed ones)"}
+		return Design{}, storage.Invalid("license", "choose the fork's license (GET fork-options lists the allowed ones)")
 	}
 	if err := s.checkForkLicense(parents, fr.License); err != nil {
 		return Design{}, err
@@ -530,7 +530,7 @@ func (s *Service) Search(ctx context.Context, q Query) (Page, error) {
 		q.Limit = 24
 	}
 	if len(q.Text) > 200 {
-		return Page{}, &InvalidError{"q", "at most 200 characters"}
+		return Page{}, storage.Invalid("q", "at most 200 characters")
 	}
 	return s.store.Search(ctx, q)
 }
@@ -543,7 +543,7 @@ func (s *Service) OpenBlob(ctx context.Context, key string, offset, length int64
 // SetHidden hides or shows a design; only admins may.
 func (s *Service) SetHidden(ctx context.Context, actor Actor, slug string, hidden bool) error {
 	if !actor.Admin {
-		return fmt.Errorf("only maintainers hide designs: %w", ErrForbidden)
+		return fmt.Errorf("only maintainers hide designs: %w", storage.ErrForbidden)
 	}
 	d, err := s.store.DesignBySlug(ctx, slug)
 	if err != nil {
@@ -561,7 +561,7 @@ func (s *Service) SetHidden(ctx context.Context, actor Actor, slug string, hidde
 // SetFeatured features a design on the home page; only admins may.
 func (s *Service) SetFeatured(ctx context.Context, actor Actor, slug string, featured bool) error {
 	if !actor.Admin {
-		return fmt.Errorf("only maintainers feature designs: %w", ErrForbidden)
+		return fmt.Errorf("only maintainers feature designs: %w", storage.ErrForbidden)
 	}
 	d, err := s.store.DesignBySlug(ctx, slug)
 	if err != nil {
@@ -574,7 +574,7 @@ func (s *Service) SetFeatured(ctx context.Context, actor Actor, slug string, fea
 // design until a maintainer deals with it (storage.ErrConflict for a repeat).
 func (s *Service) Flag(ctx context.Context, actor Actor, slug, reason string) error {
 	if actor.ID == "" {
-		return fmt.Errorf("log in to report a design: %w", ErrForbidden)
+		return fmt.Errorf("log in to report a design: %w", storage.ErrForbidden)
 	}
 	reason = strings.TrimSpace(reason)
 	if err := checkText("reason", reason, 500, true); err != nil {
@@ -601,7 +601,7 @@ type FlaggedDesign struct {
 // maintainers may see who reported what.
 func (s *Service) Flagged(ctx context.Context, actor Actor) ([]FlaggedDesign, error) {
 	if !actor.Admin {
-		return nil, fmt.Errorf("only maintainers see reports: %w", ErrForbidden)
+		return nil, fmt.Errorf("only maintainers see reports: %w", storage.ErrForbidden)
 	}
 	flags, err := s.store.Flags(ctx, 500)
 	if err != nil {
@@ -628,7 +628,7 @@ func (s *Service) Flagged(ctx context.Context, actor Actor) ([]FlaggedDesign, er
 // DismissFlags closes the reports on a design without hiding it; only maintainers may.
 func (s *Service) DismissFlags(ctx context.Context, actor Actor, slug string) error {
 	if !actor.Admin {
-		return fmt.Errorf("only maintainers close reports: %w", ErrForbidden)
+		return fmt.Errorf("only maintainers close reports: %w", storage.ErrForbidden)
 	}
 	d, err := s.store.DesignBySlug(ctx, slug)
 	if err != nil {

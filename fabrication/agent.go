@@ -213,7 +213,7 @@ func (s *Service) reconcile(ctx context.Context, m Machine, held []agentapi.Held
 // (ErrStaleLease) for a job it does not hold with this lease.
 func (s *Service) checkLease(ctx context.Context, m Machine, j Job, lease string) error {
 	if j.LabID != m.LabID {
-		return fmt.Errorf("job %s belongs to another lab: %w", j.ID, ErrForbidden)
+		return fmt.Errorf("job %s belongs to another lab: %w", j.ID, storage.ErrForbidden)
 	}
 	if j.MachineID != m.ID || j.LeaseHash == "" || j.LeaseHash != hashSecret(lease) {
 		return fmt.Errorf("job %s: %w", j.ID, ErrStaleLease)
@@ -229,7 +229,7 @@ func (s *Service) Event(ctx context.Context, m Machine, id string, req agentapi.
 		return resp, err
 	}
 	if req.Progress < 0 || req.Progress > 100 {
-		return resp, &InvalidError{"progress", "want 0 to 100"}
+		return resp, storage.Invalid("progress", "want 0 to 100")
 	}
 	var usedSeconds float64
 	j, err := s.update(ctx, id, func(j *Job) error {
@@ -312,7 +312,7 @@ func (s *Service) Event(ctx context.Context, m Machine, id string, req agentapi.
 			}
 			return nil
 		default:
-			return &InvalidError{"kind", "want started, progress, finished or failed"}
+			return storage.Invalid("kind", "want started, progress, finished or failed")
 		}
 		expires := now.Add(s.opts.LeaseTTL)
 		j.LeaseExpires = &expires

@@ -74,7 +74,7 @@ type OrderRequest struct {
 func (s *Service) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest) (Order, []Job, error) {
 	lab, err := s.Lab(ctx, req.Lab)
 	if errors.Is(err, storage.ErrNotFound) {
-		return Order{}, nil, &InvalidError{"lab", fmt.Sprintf("no lab %q", req.Lab)}
+		return Order{}, nil, storage.Invalid("lab", fmt.Sprintf("no lab %q", req.Lab))
 	}
 	if err != nil {
 		return Order{}, nil, err
@@ -84,17 +84,17 @@ func (s *Service) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 		return Order{}, nil, err
 	}
 	if lab.Policy.Submit == "members" && role == "" {
-		return Order{}, nil, fmt.Errorf("lab %s takes jobs from its members only: %w", lab.Slug, ErrForbidden)
+		return Order{}, nil, fmt.Errorf("lab %s takes jobs from its members only: %w", lab.Slug, storage.ErrForbidden)
 	}
 	if req.Quantity == 0 {
 		req.Quantity = 1
 	}
 	if req.Quantity < 1 || req.Quantity > 100 {
-		return Order{}, nil, &InvalidError{"quantity", "want 1 to 100"}
+		return Order{}, nil, storage.Invalid("quantity", "want 1 to 100")
 	}
 	operator := role == RoleOwner || role == RoleOperator
 	if req.Priority < -10 || req.Priority > 100 || (req.Priority > 0 && !operator) {
-		return Order{}, nil, &InvalidError{"priority", "want -10 to 0 (operators may go up to 100)"}
+		return Order{}, nil, storage.Invalid("priority", "want -10 to 0 (operators may go up to 100)")
 	}
 	if req.Process == "" {
 		req.Process = ProcessFDM
@@ -102,7 +102,7 @@ func (s *Service) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 	switch req.Process {
 	case ProcessFDM, ProcessSLA, ProcessLaser, ProcessCNC:
 	default:
-		return Order{}, nil, &InvalidError{"process", "want fdm, sla, laser or cnc"}
+		return Order{}, nil, storage.Invalid("process", "want fdm, sla, laser or cnc")
 	}
 	for f, v := range map[string]string{"material": req.Material, "colour": req.Colour} {
 		if err := checkText(f, v, 40, false); err != nil {
@@ -111,7 +111,7 @@ func (s *Service) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 	}
 	p, err := s.designs.Printable(ctx, req.Design, req.Version)
 	if errors.Is(err, storage.ErrNotFound) {
-		return Order{}, nil, &InvalidError{"design", fmt.Sprintf("no design %q with version %d", req.Design, req.Version)}
+		return Order{}, nil, storage.Invalid("design", fmt.Sprintf("no design %q with version %d", req.Design, req.Version))
 	}
 	if err != nil {
 		return Order{}, nil, err
@@ -128,12 +128,12 @@ func (s *Service) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 	var parts []part
 	switch {
 	case len(req.Files) > 0 && len(req.BOMRefs) > 0:
-		return Order{}, nil, &InvalidError{"files", "name files or bom_refs, not both"}
+		return Order{}, nil, storage.Invalid("files", "name files or bom_refs, not both")
 	case len(req.Files) > 0:
 		for _, path := range req.Files {
 			f, ok := meshes[path]
 			if !ok {
-				return Order{}, nil, &InvalidError{"files", fmt.Sprintf("version %d has no mesh %q", p.Version, path)}
+				return Order{}, nil, storage.Invalid("files", fmt.Sprintf("version %d has no mesh %q", p.Version, path))
 			}
 			parts = append(parts, part{file: f, copies: req.Quantity})
 		}
@@ -147,7 +147,7 @@ func (s *Service) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 		for _, ref := range refs {
 			i := slices.IndexFunc(p.BOM, func(l PrintableLine) bool { return l.Ref == ref })
 			if i < 0 {
-				return Order{}, nil, &InvalidError{"bom_refs", fmt.Sprintf("version %d's BOM has no printed line %q", p.Version, ref)}
+				return Order{}, nil, storage.Invalid("bom_refs", fmt.Sprintf("version %d's BOM has no printed line %q", p.Version, ref))
 			}
 			l := p.BOM[i]
 			parts = append(parts, part{file: meshes[l.File], copies: l.Qty * req.Quantity, material: l.Material})
@@ -158,14 +158,14 @@ func (s *Service) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 		}
 	}
 	if len(parts) == 0 {
-		return Order{}, nil, &InvalidError{"design", "this version has no meshes to make"}
+		return Order{}, nil, storage.Invalid("design", "this version has no meshes to make")
 	}
 	total := 0
 	for _, pt := range parts {
 		total += pt.copies
 	}
 	if total > s.opts.MaxOrderJobs {
-		return Order{}, nil, &InvalidError{"quantity", fmt.Sprintf("this order would make %d jobs; at most %d", total, s.opts.MaxOrderJobs)}
+		return Order{}, nil, storage.Invalid("quantity", fmt.Sprintf("this order would make %d jobs; at most %d", total, s.opts.MaxOrderJobs))
 	}
 	now := s.clock()
 	o := Order{ID: uuid.NewString(), RequesterID: actor.ID, Requester: actor.Handle, LabID: lab.ID, LabSlug: lab.Slug,
@@ -305,7 +305,7 @@ func (s *Service) Approve(ctx context.Context, actor Actor, id string) (Job, err
 // Reject turns a pending or queued job down, with a reason.
 func (s *Service) Reject(ctx context.Context, actor Actor, id, reason string) (Job, error) {
 	if strings.TrimSpace(reason) == "" {
-		return Job{}, &InvalidError{"reason", "say why, so the requester can do something about it"}
+		return Job{}, storage.Invalid("reason", "say why, so the requester can do something about it")
 	}
 	if err := checkText("reason", reason, 500, true); err != nil {
 		return Job{}, err
@@ -330,7 +330,7 @@ func (s *Service) Cancel(ctx context.Context, actor Actor, id string) (Job, erro
 	return s.update(ctx, id, func(j *Job) error {
 		if j.RequesterID != actor.ID {
 			if err := s.operatorOf(ctx, actor, *j); err != nil {
-				return fmt.Errorf("only the requester or an operator cancels a job: %w", ErrForbidden)
+				return fmt.Errorf("only the requester or an operator cancels a job: %w", storage.ErrForbidden)
 			}
 		}
 		if j.Terminal() {
@@ -381,7 +381,7 @@ func (s *Service) Resolve(ctx context.Context, actor Actor, id, outcome string) 
 			j.FinishedAt = &now
 			s.moveTo(j, JobFailed, actor.Handle, "marked failed by an operator")
 		default:
-			return &InvalidError{"outcome", "want requeue, done or failed"}
+			return storage.Invalid("outcome", "want requeue, done or failed")
 		}
 		return nil
 	})

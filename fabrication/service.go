@@ -20,21 +20,11 @@ import (
 	"github.com/fabcommons/fabcommons/storage"
 )
 
-// Errors the web layer maps to statuses.
+// Errors of the agent protocol, which agents act on by their codes (agentapi).
 var (
-	ErrForbidden   = errors.New("forbidden")
 	ErrStaleLease  = errors.New("stale lease: the job is no longer yours; drop it")
 	ErrUnsupported = errors.New("unsupported agent protocol")
 )
-
-// InvalidError says which field of a request is wrong and why.
-type InvalidError struct {
-	Field   string
-	Message string
-}
-
-func (e *InvalidError) Error() string        { return fmt.Sprintf("%s: %s", e.Field, e.Message) }
-func (e *InvalidError) InvalidField() string { return e.Field }
 
 // Actor is who is acting.
 type Actor struct {
@@ -161,20 +151,20 @@ func checkPolicy(p *Policy) error {
 		p.Submit = "public"
 	}
 	if p.Submit != "public" && p.Submit != "members" {
-		return &InvalidError{"policy.submit", "want public or members"}
+		return storage.Invalid("policy.submit", "want public or members")
 	}
 	if p.MaxJobHours < 0 || p.MaxJobHours > 24*30 {
-		return &InvalidError{"policy.max_job_hours", "want 0 (no limit) to 720"}
+		return storage.Invalid("policy.max_job_hours", "want 0 (no limit) to 720")
 	}
 	return nil
 }
 
 func checkText(field, v string, maxLen int, required bool) error {
 	if required && strings.TrimSpace(v) == "" {
-		return &InvalidError{field, "is required"}
+		return storage.Invalid(field, "is required")
 	}
 	if utf8.RuneCountInString(v) > maxLen || !utf8.ValidString(v) {
-		return &InvalidError{field, fmt.Sprintf("at most %d characters of UTF-8 text", maxLen)}
+		return storage.Invalid(field, fmt.Sprintf("at most %d characters of UTF-8 text", maxLen))
 	}
 	return nil
 }
@@ -182,7 +172,7 @@ func checkText(field, v string, maxLen int, required bool) error {
 // CreateLab opens a lab; the actor becomes its owner.
 func (s *Service) CreateLab(ctx context.Context, actor Actor, nl NewLab) (Lab, error) {
 	if !slugRE.MatchString(nl.Slug) {
-		return Lab{}, &InvalidError{"slug", "use 1 to 40 lowercase letters, digits and hyphens"}
+		return Lab{}, storage.Invalid("slug", "use 1 to 40 lowercase letters, digits and hyphens")
 	}
 	if err := checkText("name", nl.Name, 100, true); err != nil {
 		return Lab{}, err
@@ -194,7 +184,7 @@ func (s *Service) CreateLab(ctx context.Context, actor Actor, nl NewLab) (Lab, e
 		nl.Timezone = "UTC"
 	}
 	if _, err := time.LoadLocation(nl.Timezone); err != nil {
-		return Lab{}, &InvalidError{"timezone", "want an IANA time zone such as Europe/Berlin"}
+		return Lab{}, storage.Invalid("timezone", "want an IANA time zone such as Europe/Berlin")
 	}
 	if err := checkPolicy(&nl.Policy); err != nil {
 		return Lab{}, err
@@ -228,7 +218,7 @@ func (s *Service) requireRole(ctx context.Context, actor Actor, lab Lab, roles .
 		return err
 	}
 	if !slices.Contains(roles, r) {
-		return fmt.Errorf("you need to be %s of lab %s: %w", strings.Join(roles, " or "), lab.Slug, ErrForbidden)
+		return fmt.Errorf("you need to be %s of lab %s: %w", strings.Join(roles, " or "), lab.Slug, storage.ErrForbidden)
 	}
 	return nil
 }
@@ -328,11 +318,11 @@ func (s *Service) SetMember(ctx context.Context, actor Actor, slug, handle, role
 		return Member{}, err
 	}
 	if role != RoleOwner && role != RoleOperator && role != RoleMember {
-		return Member{}, &InvalidError{"role", "want owner, operator or member"}
+		return Member{}, storage.Invalid("role", "want owner, operator or member")
 	}
 	uid, err := s.users.UserIDByHandle(ctx, handle)
 	if errors.Is(err, storage.ErrNotFound) {
-		return Member{}, &InvalidError{"handle", fmt.Sprintf("no account %q", handle)}
+		return Member{}, storage.Invalid("handle", fmt.Sprintf("no account %q", handle))
 	}
 	if err != nil {
 		return Member{}, err
@@ -361,17 +351,17 @@ func checkMachine(m *MachineSpec) error {
 	switch m.Process {
 	case ProcessFDM, ProcessSLA, ProcessLaser, ProcessCNC:
 	default:
-		return &InvalidError{"process", "want fdm, sla, laser or cnc"}
+		return storage.Invalid("process", "want fdm, sla, laser or cnc")
 	}
 	v := m.BuildVolume
 	if !(v.X > 0 && v.Y > 0 && v.Z >= 0 && v.X < 1e5 && v.Y < 1e5 && v.Z < 1e5) || (m.Process != ProcessLaser && v.Z <= 0) {
-		return &InvalidError{"build_volume", "want positive x, y and z in millimetres (z may be 0 for a laser)"}
+		return storage.Invalid("build_volume", "want positive x, y and z in millimetres (z may be 0 for a laser)")
 	}
 	if m.Nozzle < 0 || m.Nozzle > 5 {
-		return &InvalidError{"nozzle", "want a nozzle diameter in mm, up to 5"}
+		return storage.Invalid("nozzle", "want a nozzle diameter in mm, up to 5")
 	}
 	if len(m.Materials) > 50 || len(m.Tags) > 50 {
-		return &InvalidError{"materials", "at most 50 materials and 50 tags"}
+		return storage.Invalid("materials", "at most 50 materials and 50 tags")
 	}
 	for _, x := range append(slices.Clone(m.Materials), m.Tags...) {
 		if err := checkText("materials", x, 40, true); err != nil {
@@ -442,11 +432,11 @@ const machineTokenPrefix = "fab_m_"
 // Enroll exchanges a one-time code for a machine token.
 func (s *Service) Enroll(ctx context.Context, code string) (Machine, string, error) {
 	if len(code) > 64 {
-		return Machine{}, "", &InvalidError{"code", "not an enrolment code"}
+		return Machine{}, "", storage.Invalid("code", "not an enrolment code")
 	}
 	id, err := s.store.ConsumeEnrollment(ctx, hashSecret(normalizeCode(code)), s.now())
 	if errors.Is(err, storage.ErrNotFound) {
-		return Machine{}, "", fmt.Errorf("the code is unknown, used or expired; ask an operator for a new one: %w", ErrForbidden)
+		return Machine{}, "", fmt.Errorf("the code is unknown, used or expired; ask an operator for a new one: %w", storage.ErrForbidden)
 	}
 	if err != nil {
 		return Machine{}, "", err
@@ -520,7 +510,7 @@ func (s *Service) RevokeJoinToken(ctx context.Context, actor Actor, slug, id str
 func (s *Service) Register(ctx context.Context, joinToken, name string, caps MachineSpec) (Machine, string, error) {
 	t, err := s.store.JoinTokenByHash(ctx, hashSecret(joinToken))
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && t.Revoked) {
-		return Machine{}, "", fmt.Errorf("the join token is unknown or revoked: %w", ErrForbidden)
+		return Machine{}, "", fmt.Errorf("the join token is unknown or revoked: %w", storage.ErrForbidden)
 	}
 	if err != nil {
 		return Machine{}, "", err

@@ -1,22 +1,57 @@
-// Package storage holds the seams every backend implements: content-addressed blobs,
-// named leases, and the error sentinels backends map their own errors to.
+// Package storage holds the seams every backend implements (content-addressed blobs,
+// named leases) and the one vocabulary of errors: the kinds every layer wraps with %w
+// and the web maps to HTTP statuses in one place.
 package storage
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
 
-// Sentinels that backends return (wrapped) so callers never see a driver's own errors.
+// The kinds of error. Backends map their drivers' errors to them, so callers never see
+// a driver's own; domain packages wrap them with what was being done.
 var (
-	ErrNotFound       = errors.New("not found")
-	ErrConflict       = errors.New("conflict")
-	ErrTooLarge       = errors.New("too large")
-	ErrDigestMismatch = errors.New("content does not match its sha256")
-	ErrInvalidKey     = errors.New("invalid blob key: want 64 lowercase hex digits")
+	ErrNotFound    = errors.New("not found")
+	ErrConflict    = errors.New("conflict")
+	ErrTooLarge    = errors.New("too large")
+	ErrForbidden   = errors.New("forbidden")
+	ErrInvalid     = errors.New("invalid")
+	ErrUnavailable = errors.New("unavailable")
 )
+
+// Blob errors, each of a kind above.
+var (
+	ErrDigestMismatch = fmt.Errorf("content does not match its sha256: %w", ErrInvalid)
+	ErrInvalidKey     = fmt.Errorf("invalid blob key: want 64 lowercase hex digits: %w", ErrInvalid)
+)
+
+// Forbidden marks err as of kind ErrForbidden, keeping its message and its identity
+// (errors.Is finds both).
+func Forbidden(err error) error { return kindError{err: err, kind: ErrForbidden} }
+
+type kindError struct{ err, kind error }
+
+func (e kindError) Error() string   { return e.err.Error() }
+func (e kindError) Unwrap() []error { return []error{e.err, e.kind} }
+
+// InvalidError says which field of a request is wrong and why. It is of kind
+// ErrInvalid.
+type InvalidError struct {
+	Field   string
+	Message string
+}
+
+// Invalid returns an InvalidError for field.
+func Invalid(field, message string) *InvalidError {
+	return &InvalidError{Field: field, Message: message}
+}
+
+func (e *InvalidError) Error() string        { return fmt.Sprintf("%s: %s", e.Field, e.Message) }
+func (e *InvalidError) InvalidField() string { return e.Field }
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
 
 // BlobInfo describes one stored blob.
 type BlobInfo struct {

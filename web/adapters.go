@@ -6,6 +6,7 @@ import (
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/storage"
 )
 
 // Printables shows catalog versions to fabrication as things to make.
@@ -19,7 +20,7 @@ func (p Printables) Printable(ctx context.Context, slug string, version int) (fa
 		var latest *catalog.Version
 		d, latest, err = p.Catalog.Design(ctx, catalog.Actor{}, slug)
 		if err == nil && latest == nil {
-			return fabrication.Printable{}, &fabrication.InvalidError{Field: "design", Message: "the design is hidden and cannot be made"}
+			return fabrication.Printable{}, storage.Invalid("design", "the design is hidden and cannot be made")
 		}
 		if latest != nil {
 			v = *latest

@@ -250,6 +250,23 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("fork page offers %v, want exactly what CC-BY-SA-4.0 allows: %v", offered, want)
 	}
 
+	// A no-derivatives design: the fork page says why it cannot be forked, in the
+	// license's own words (it once said only "forbidden").
+	nd := publish(t, b, owner, map[string]any{"title": "Sealed bracket", "license": "CC-BY-ND-4.0"})
+	ndSlug := nd.json["design"].(map[string]any)["slug"].(string)
+	var refusal string
+	run("the fork page of a no-derivatives design",
+		chromedp.Navigate(srv.URL+"/designs/"+ndSlug+"/fork"),
+		chromedp.WaitVisible(chromedp.CSS(`p.error[role=alert]`)),
+		shot("04b-fork-nd"),
+	)
+	eval("the refusal", `document.querySelector('p.error[role=alert]').innerText`, &refusal)
+	var ndOffered int
+	eval("no license offered", `document.querySelectorAll('input[name=license]').length`, &ndOffered)
+	if !strings.Contains(refusal, "does not allow derivatives") || strings.Contains(refusal, "forbidden") || ndOffered != 0 {
+		t.Fatalf("the fork page of an ND design says %q and offers %d licenses, want the license's reason and none", refusal, ndOffered)
+	}
+
 	run("order it at the lab",
 		chromedp.Navigate(srv.URL+"/designs/"+slug+"/make"),
 		chromedp.SetValue(chromedp.CSS(`select[name=lab]`), "fablab"),

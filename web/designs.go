@@ -86,7 +86,7 @@ func (u *upload) readBOM(part *multipart.Part) error {
 		return bodyError(err)
 	}
 	if len(b) > maxBOMBytes {
-		return &catalog.InvalidError{Field: "bom", Message: fmt.Sprintf("the BOM is over %d bytes", maxBOMBytes)}
+		return storage.Invalid("bom", fmt.Sprintf("the BOM is over %d bytes", maxBOMBytes))
 	}
 	u.bom = b
 	return nil
@@ -243,8 +243,8 @@ func (s *Server) getVersion(c *gin.Context) {
 // forkOptions: GET /api/v1/designs/{slug}/fork-options -> {forkable, allowed, reason}.
 func (s *Server) forkOptions(c *gin.Context) {
 	options, err := s.catalog.ForkOptions(c.Request.Context(), c.Param("slug"))
-	if errors.Is(err, catalog.ErrForbidden) {
-		c.JSON(http.StatusOK, gin.H{"forkable": false, "allowed": []any{}, "reason": strings.TrimSuffix(err.Error(), ": forbidden")})
+	if errors.Is(err, storage.ErrForbidden) {
+		c.JSON(http.StatusOK, gin.H{"forkable": false, "allowed": []any{}, "reason": err.Error()})
 		return
 	}
 	if err != nil {

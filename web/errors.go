@@ -11,7 +11,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/fabcommons/fabcommons/account"
-	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/storage"
 )
@@ -29,15 +28,13 @@ func abort(c *gin.Context, status int, code, message string) {
 	c.AbortWithStatusJSON(status, gin.H{"error": apiError{Code: code, Message: message}})
 }
 
-// Errors that web itself raises.
-var (
-	errLoginRequired = errors.New("log in, or send an API token as 'Authorization: Bearer <token>'")
-	errForbidden     = errors.New("you may not do this")
-)
+// errLoginRequired is the answer to a call that needs someone logged in.
+var errLoginRequired = errors.New("log in, or send an API token as 'Authorization: Bearer <token>'")
 
-// fail maps an error from a service to its HTTP status and the JSON error shape. Domain
-// errors say what they are by behaviour (InvalidField, RetryAfter) or by sentinel;
-// anything else is a 500 whose details go to the log, not the client.
+// fail maps an error from a service to its HTTP status and the JSON error shape. Errors
+// say what they are by the kinds of package storage (and the protocol errors agents act
+// on), or by behaviour (RetryAfter); anything else is a 500 whose details go to the log,
+// not the client.
 func (s *Server) fail(c *gin.Context, err error) {
 	status, e := s.classify(c, err)
 	if status == 0 {
@@ -62,8 +59,12 @@ func (s *Server) classify(c *gin.Context, err error) (int, apiError) {
 		return http.StatusBadRequest, apiError{Code: "bad_request", Message: bad.msg}
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, apiError{Code: "too_large", Message: fmt.Sprintf("the request body is over %d bytes", tooBig.Limit)}
-	case errors.As(err, &invalid):
-		return http.StatusUnprocessableEntity, apiError{Code: "invalid", Message: err.Error(), Field: invalid.InvalidField()}
+	case errors.Is(err, storage.ErrInvalid):
+		e := apiError{Code: "invalid", Message: err.Error()}
+		if errors.As(err, &invalid) {
+			e.Field = invalid.InvalidField()
+		}
+		return http.StatusUnprocessableEntity, e
 	case errors.As(err, &throttled):
 		c.Header("Retry-After", strconv.Itoa(int(throttled.RetryAfter().Seconds()+0.999)))
 		return http.StatusTooManyRequests, apiError{Code: "rate_limited", Message: err.Error()}
@@ -73,7 +74,7 @@ func (s *Server) classify(c *gin.Context, err error) (int, apiError) {
 		return http.StatusConflict, apiError{Code: "stale_lease", Message: err.Error()}
 	case errors.Is(err, fabrication.ErrUnsupported):
 		return http.StatusBadRequest, apiError{Code: "unsupported_protocol", Message: err.Error()}
-	case errors.Is(err, errForbidden), errors.Is(err, catalog.ErrForbidden), errors.Is(err, fabrication.ErrForbidden):
+	case errors.Is(err, storage.ErrForbidden):
 		return http.StatusForbidden, apiError{Code: "forbidden", Message: err.Error()}
 	case errors.Is(err, storage.ErrNotFound):
 		return http.StatusNotFound, apiError{Code: "not_found", Message: err.Error()}
@@ -81,6 +82,9 @@ func (s *Server) classify(c *gin.Context, err error) (int, apiError) {
 		return http.StatusConflict, apiError{Code: "conflict", Message: err.Error()}
 	case errors.Is(err, storage.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, apiError{Code: "too_large", Message: err.Error()}
+	case errors.Is(err, storage.ErrUnavailable):
+		c.Header("Retry-After", "5")
+		return http.StatusServiceUnavailable, apiError{Code: "unavailable", Message: err.Error()}
 	}
 	s.log.Error("request failed", "request_id", c.GetString(ctxRequestID), "route", c.FullPath(), "err", err)
 	return http.StatusInternalServerError, apiError{Code: "internal", Message: "something went wrong on our side; the request ID is " + c.GetString(ctxRequestID)}

@@ -282,7 +282,7 @@ func (s *Server) joinMachine(c *gin.Context, status int, join func(context.Conte
 	}
 	m, token, err := join(c.Request.Context())
 	if err != nil {
-		if errors.Is(err, fabrication.ErrForbidden) { // a wrong guess, not a malformed request
+		if errors.Is(err, storage.ErrForbidden) { // a wrong guess, not a malformed request
 			s.enrolls.Fail(client, now)
 		}
 		s.fail(c, err)

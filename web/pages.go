@@ -333,7 +333,7 @@ func (s *Server) adminPage(c *gin.Context) {
 		return
 	}
 	if !u.Admin {
-		s.fail(c, fmt.Errorf("the admin page is for site maintainers: %w", errForbidden))
+		s.fail(c, fmt.Errorf("the admin page is for site maintainers: %w", storage.ErrForbidden))
 		return
 	}
 	all, err := s.catalog.Search(c.Request.Context(), catalog.Query{Text: c.Query("q"), Limit: 100})
@@ -460,8 +460,7 @@ func (s *Server) renderFork(c *gin.Context, status int, errMsg string) {
 	opts, err := s.catalog.ForkOptions(ctx, slug)
 	switch {
 	case errors.Is(err, license.ErrNoDerivatives), errors.Is(err, license.ErrNoCommonLicense):
-		data["Refused"] = err.Error()
-		status = http.StatusForbidden
+		data["Refused"] = err.Error() // the page answers what it was asked: no license, and why
 	case err != nil:
 		s.fail(c, err)
 		return
