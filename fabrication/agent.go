@@ -303,9 +303,12 @@ func (s *Service) Event(ctx context.Context, m Machine, id string, req agentapi.
 			}
 			usedSeconds = sinceStart(j, now)
 			s.release(j)
-			if req.Retryable && j.Attempts < s.opts.MaxAttempts {
+			j.Failures++
+			// Failures, not claims, count against the limit: a job an agent handed back
+			// unprinted (its printer was taken) used a claim but no print.
+			if req.Retryable && j.Failures < s.opts.MaxAttempts {
 				j.EnqueuedAt, j.Progress, j.StartedAt = now, 0, nil
-				s.moveTo(j, JobQueued, actor, fmt.Sprintf("failed (%s); queued again, attempt %d of %d next", orDefault(req.Message, "no reason given"), j.Attempts+1, s.opts.MaxAttempts))
+				s.moveTo(j, JobQueued, actor, fmt.Sprintf("failed (%s); queued again after %d of %d failures", orDefault(req.Message, "no reason given"), j.Failures, s.opts.MaxAttempts))
 			} else {
 				j.FinishedAt = &now
 				s.moveTo(j, JobFailed, actor, orDefault(req.Message, "failed"))

@@ -143,7 +143,8 @@ type Job struct {
 	Holding      bool       `json:"-"` // the job occupies its machine (assigned … awaiting harvest, or canceled until the agent lets go)
 	LeaseHash    string     `json:"-"`
 	LeaseExpires *time.Time `json:"lease_expires_at"`
-	Attempts     int        `json:"attempts"`
+	Attempts     int        `json:"attempts"` // claims, one per agent that took it (each names its printer file)
+	Failures     int        `json:"failures"` // prints that failed for the machine's reasons
 	Progress     float64    `json:"progress"`
 	Message      string     `json:"message"`
 	Estimate     *Estimate  `json:"estimate"`

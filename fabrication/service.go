@@ -72,7 +72,7 @@ type PrintableLine struct {
 // Options tune the service.
 type Options struct {
 	LeaseTTL      time.Duration // FAB_LEASE_TTL, 60 s by default
-	MaxAttempts   int           // a retryable failure is requeued until a job has had this many (3)
+	MaxAttempts   int           // a retryable failure is requeued until a job has failed this many times (3)
 	EnrollCodeTTL time.Duration // a one-time enrolment code's life (24 h)
 	MaxOrderJobs  int           // jobs one order may create (500)
 	Clock         func() time.Time

@@ -544,4 +544,15 @@ func TestBusyPrinterGetsNoJob(t *testing.T) {
 	if job := r.json["job"].(map[string]any); job["id"] != c.id || job["attempt"] != 2.0 {
 		t.Fatalf("second claim: got %v, want the same job at attempt 2", job)
 	}
+	// Hand-backs used claims, not prints: a failure after two of them is the first.
+	c.lease = r.json["lease"].(string)
+	poll("busy", map[string]any{"id": c.id, "lease": c.lease, "state": "gone", "message": "busy again"}).want(t, 200, "")
+	r = poll("idle")
+	r.want(t, 200, "")
+	c.lease = r.json["lease"].(string)
+	f.event(t, f.machine, c, "started", nil).want(t, 200, "")
+	f.event(t, f.machine, c, "failed", map[string]any{"message": "clogged nozzle", "retryable": true}).want(t, 200, "")
+	if j := f.jobState(t, c.id); j["state"] != "queued" || j["attempts"] != 3.0 || j["failures"] != 1.0 {
+		t.Fatalf("after two hand-backs and a failure: got %v after %v claims and %v failures, want queued, 3, 1", j["state"], j["attempts"], j["failures"])
+	}
 }

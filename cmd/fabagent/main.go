@@ -158,7 +158,6 @@ func runAgent(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	}
 	a := &agent.Agent{
 		Client: client, Driver: driver, Journal: j, StateDir: c.State, Log: log, Slicer: slicer,
-		Capabilities: c.capabilities(),
 	}
 	if isTerminal(stderr) {
 		a.Progress = newProgressBar(stderr).update

@@ -152,8 +152,7 @@ func (r *rig) start(key string, kill *killer) (done <-chan error) {
 		r.t.Fatal(err)
 	}
 	a := &agent.Agent{Client: client, Driver: d, Journal: j, StateDir: r.state, Slicer: gcodeSlicer{},
-		Log: slog.New(slog.NewTextHandler(logWriter{r.t}, &slog.HandlerOptions{Level: slog.LevelInfo})), ReadyEvery: 100 * time.Millisecond,
-		Capabilities: agentapi.Capabilities{Process: "fdm", BuildVolume: [3]float64{200, 200, 200}, Driver: "test"}}
+		Log: slog.New(slog.NewTextHandler(logWriter{r.t}, &slog.HandlerOptions{Level: slog.LevelInfo})), ReadyEvery: 100 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan error, 1)
 	exited := make(chan struct{})
@@ -264,7 +263,8 @@ func TestAgentOnRealPrinterProtocols(t *testing.T) {
 				r.start("printer-key", nil)
 				id := r.order()
 				waitFor(t, 20*time.Second, "the print", func() bool { return r.printing(id) })
-				r.printer.Fail("Heater extruder not heating at expected rate")
+				// Printers say what they like; a long, many-line reason must reach the hub.
+				r.printer.Fail("Heater extruder not heating at expected rate\nSee the wiki for tuning.\n" + strings.Repeat("Once the underlying issue is corrected, restart. ", 40))
 				// Klipper takes the next print at once; OctoPrint stays "Offline after
 				// error" until someone reconnects it, and the job waits in the queue.
 				waitFor(t, 20*time.Second, "the job queued again", func() bool {
@@ -405,6 +405,33 @@ func TestAgentOnRealPrinterProtocols(t *testing.T) {
 				}
 				if v := r.job(id); v.State != "queued" || v.Attempts != 0 {
 					t.Fatalf("job: %s after %d attempts, want queued and never claimed", v.State, v.Attempts)
+				}
+			})
+
+			t.Run("restarted with a refused key while the printer has the job", func(t *testing.T) {
+				t.Parallel()
+				r := newRig(t, api, kind)
+				k := &killer{step: "upload-answer-lost"}
+				r.start("printer-key", k)
+				id := r.order()
+				waitFor(t, 30*time.Second, "the agent to die as the upload is answered", k.killed.Load)
+				select {
+				case err := <-r.start("wrong-key", nil):
+					if !errors.Is(err, agent.ErrPrinterAuth) {
+						t.Fatalf("got %v, want the printer's refusal of the key", err)
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatal("the agent kept running with a key the printer refuses")
+				}
+				// The printer prints the job: it must not have been handed back.
+				if v := r.job(id); v.State != "printing" || !r.printing(id) {
+					t.Fatalf("after the refused key: the hub says %s, the printer printing it: %v; want both printing", v.State, r.printing(id))
+				}
+				r.start("printer-key", nil)
+				r.waitJob(id, "done", true)
+				r.checkInvariant(id)
+				if p := r.ours(id); len(p) != 1 {
+					t.Fatalf("physical prints of the job: got %+v, want exactly one", p)
 				}
 			})
 

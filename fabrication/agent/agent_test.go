@@ -9,9 +9,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 )
@@ -180,5 +182,34 @@ func TestSimPrinter(t *testing.T) {
 	}
 	if err := sim.Start(ctx, Print{Job: "j4", Attempt: 1}, filepath.Join(dir, "missing.stl")); err == nil {
 		t.Fatal("a missing file: got nil error")
+	}
+}
+
+func TestReportableMessages(t *testing.T) {
+	t.Parallel()
+	klipper := "MCU 'mcu' shutdown: Timer too close\nThis often indicates the host computer is overloaded.\r\n\tOnce the underlying issue is corrected, use the \"FIRMWARE_RESTART\" command" + strings.Repeat(" more", 300)
+	got := reportable(klipper)
+	if n := utf8.RuneCountInString(got); n > maxMessage || strings.ContainsAny(got, "\n\r\t") || !strings.HasPrefix(got, "MCU 'mcu' shutdown: Timer too close This often") {
+		t.Fatalf("got %d characters %q, want one line of at most %d starting with Klipper's words", n, got, maxMessage)
+	}
+	if got := reportable("layer 3 of 10"); got != "layer 3 of 10" {
+		t.Fatalf("a plain message: got %q", got)
+	}
+}
+
+func TestSettlingIsBounded(t *testing.T) {
+	t.Parallel()
+	a := &Agent{}
+	waiting := Status{State: PrinterPrinting, Settling: true}
+	if st := a.settle(waiting); st.State != PrinterPrinting {
+		t.Fatalf("first look: got %+v, want still printing", st)
+	}
+	a.settlingSince = time.Now().Add(-settleLimit - time.Second)
+	if st := a.settle(waiting); st.State != PrinterUnknown {
+		t.Fatalf("after the limit: got %+v, want unknown", st)
+	}
+	a.settlingSince = time.Now().Add(-time.Hour)
+	if st := a.settle(Status{State: PrinterFinished}); st.State != PrinterFinished || !a.settlingSince.IsZero() {
+		t.Fatalf("a record that came: got %+v (since %v), want finished and the wait forgotten", st, a.settlingSince)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/fabcommons/fabcommons/fabrication/agent/protocoltest"
@@ -310,6 +311,16 @@ func TestOctoPrintSpecifics(t *testing.T) {
 		wantStatus(t, d, p1, PrinterFinished, false)
 	})
 
+	t.Run("busy a moment ago is not a missing permission", func(t *testing.T) {
+		d, srv := open(t)
+		var once sync.Once
+		srv.SetBeforeUpload(func() { once.Do(func() { srv.StartOther("benchy.gcode") }) })
+		srv.SetAfterUpload(srv.Complete) // the other print ends before the driver looks why
+		if err := d.Start(ctx, p1, file); !errors.Is(err, ErrPrinterBusy) {
+			t.Fatalf("got %v, want ErrPrinterBusy", err)
+		}
+	})
+
 	t.Run("a key without the PRINT permission", func(t *testing.T) {
 		d, srv := open(t)
 		srv.SetNoPrintPermission(true)
@@ -406,9 +417,43 @@ func TestMoonrakerSpecifics(t *testing.T) {
 
 	t.Run("klippy not connected", func(t *testing.T) {
 		d, srv := open(t, "k")
-		srv.Shutdown("Lost communication with MCU 'mcu'")
-		if err := d.Ready(ctx); !errors.Is(err, ErrPrinterBusy) || !strings.Contains(err.Error(), "Lost communication") {
-			t.Fatalf("got %v, want ErrPrinterBusy with Klipper's first line", err)
+		srv.Disconnect()
+		if err := d.Ready(ctx); !errors.Is(err, ErrPrinterBusy) || !strings.Contains(err.Error(), "not connected") {
+			t.Fatalf("got %v, want ErrPrinterBusy saying Klipper is not connected", err)
+		}
+		srv.Recover()
+		if err := d.Ready(ctx); err != nil {
+			t.Fatalf("reconnected: got %v, want ready", err)
+		}
+	})
+
+	t.Run("the job queue starts the print as the upload is answered", func(t *testing.T) {
+		d, srv := open(t, "k")
+		srv.SetQueueUploads(true)
+		srv.StartOther("benchy.gcode")
+		var once sync.Once
+		srv.SetAfterUpload(func() { once.Do(srv.Complete) }) // the other print ends; the queue starts ours
+		if err := d.Start(ctx, p1, file); err != nil {
+			t.Fatalf("got %v, want nil: the printer prints it", err)
+		}
+		wantStatus(t, d, p1, PrinterPrinting, false)
+		if n := len(ours(srv, p1)); n != 1 {
+			t.Fatalf("physical prints: %d, want 1", n)
+		}
+	})
+
+	t.Run("moonraker restarted mid-print", func(t *testing.T) {
+		d, srv := open(t, "k")
+		if err := d.Start(ctx, p1, file); err != nil {
+			t.Fatal(err)
+		}
+		srv.RestartServer() // history: server_exit; Klipper prints on
+		wantStatus(t, d, p1, PrinterPrinting, false)
+		srv.Complete()
+		srv.StartOther("benchy.gcode") // print_stats moves on before the agent looks
+		st := wantStatus(t, d, p1, PrinterUnknown, false)
+		if !strings.Contains(st.Message, "server_exit") {
+			t.Fatalf("message: got %q, want the history's word", st.Message)
 		}
 	})
 }

@@ -16,6 +16,9 @@ const (
 	PhaseFetching = "fetching" // claimed; the file is being downloaded and checked
 	PhaseStarting = "starting" // the hub was told it started; the printer is being given it
 	PhasePrinting = "printing" // the printer has it
+	// PhaseHandingBack: the printer never got it and the agent is giving it back to the
+	// hub's queue; from here the job is only ever handed back, never started.
+	PhaseHandingBack = "handing-back"
 )
 
 // Held is one job the agent holds.
@@ -31,6 +34,8 @@ type Held struct {
 	// so the failure that follows is the cancel, not a fault worth another try. It is
 	// kept here, not in memory, so a restart in between still knows.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// HandBackWhy is the reason given when the job is handed back (PhaseHandingBack).
+	HandBackWhy string `json:"hand_back_why,omitempty"`
 }
 
 // Print names this attempt at the job for the driver.

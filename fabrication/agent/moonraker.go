@@ -152,6 +152,9 @@ func (m *Moonraker) Start(ctx context.Context, p Print, file string) error {
 		}
 	}
 	q, qerr := m.query(ctx)
+	if qerr == nil && q.Status.PrintStats.Filename == name && (q.Status.PrintStats.State == "printing" || q.Status.PrintStats.State == "paused") {
+		return nil // started after all: the job queue took it as the printer came free
+	}
 	m.api.call(ctx, "DELETE", "/server/files/gcodes/"+url.PathEscape(name), nil, nil)
 	if qerr == nil {
 		if err := moonReady(q); err != nil {
@@ -227,12 +230,19 @@ func (m *Moonraker) Status(ctx context.Context, p Print) (Status, error) {
 	if st, ok := fromHistory(h.Result, name, progress); ok {
 		return st, nil
 	}
+	// In the job queue (its upload found the printer busy, and taking it out failed
+	// then): never printed. Out of the queue, it can be given back.
 	if ids, err := m.queued(ctx, name); err != nil {
 		return Status{}, err
 	} else if len(ids) > 0 {
-		return Status{State: PrinterPrinting, Message: "waiting in moonraker's job queue"}, nil
+		if err := m.unqueue(ctx, name); err != nil {
+			return Status{}, fmt.Errorf("the print waits in moonraker's job queue and could not be taken out: %w", err)
+		}
+		return Status{State: PrinterGone}, nil
 	}
-	// No record of a print: the file's metadata says whether it was ever started.
+	// No record of a print: the file says whether one could have been made. Its
+	// print_start_time is written by the history component (history.py,
+	// update_metadata), so without history a file on the printer may have been printed.
 	var md moonResult[struct {
 		PrintStartTime *float64 `json:"print_start_time"`
 	}]
@@ -242,10 +252,10 @@ func (m *Moonraker) Status(ctx context.Context, p Print) (Status, error) {
 		return Status{State: PrinterGone}, nil
 	case err != nil:
 		return Status{}, err
-	case md.Result.PrintStartTime == nil:
-		return Status{State: PrinterGone}, nil
 	case noHistory:
 		return Status{State: PrinterUnknown, Message: "moonraker keeps no print history (add [history] to moonraker.conf)"}, nil
+	case md.Result.PrintStartTime == nil:
+		return Status{State: PrinterGone}, nil
 	}
 	return Status{State: PrinterUnknown, Message: "the print is no longer in moonraker's recent history"}, nil
 }
@@ -269,6 +279,10 @@ func fromHistory(h moonHistory, name string, progress float64) (Status, bool) {
 		return Status{State: PrinterPrinting, Progress: progress, Message: "klipper: printing"}, true
 	case "cancelled":
 		return Status{State: PrinterFailed, Canceled: true, Message: "canceled at the printer"}, true
+	case "server_exit", "interrupted":
+		// Moonraker stopped while Klipper printed on; the history never learned the end
+		// (history.py, on_exit; component_init).
+		return Status{State: PrinterUnknown, Message: fmt.Sprintf("moonraker history: print %s ended %s (moonraker restarted mid-print)", id, status)}, true
 	}
 	return Status{State: PrinterFailed, Message: fmt.Sprintf("moonraker history: print %s ended %s", id, status)}, true
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -143,11 +144,22 @@ func (o *OctoPrint) Start(ctx context.Context, p Print, file string) error {
 	if err != nil {
 		return fmt.Errorf("octoprint did not start the print, and then: %w", err)
 	}
+	if cur.current() == name && octoBusy[cur.State] {
+		return nil // it started after all
+	}
 	o.api.call(ctx, "DELETE", "/api/files/local/"+url.PathEscape(name), nil, nil)
 	if err := octoReady(cur); err != nil {
 		return err
 	}
-	return fmt.Errorf("%w: octoprint took the file but did not start it: the key lacks the PRINT permission", ErrPrinterAuth)
+	// Operational now: busy a moment ago, or a key without the PRINT permission.
+	var me struct {
+		Permissions []string `json:"permissions"`
+	}
+	if err := o.api.call(ctx, "GET", "/api/currentuser", nil, &me); err == nil &&
+		!slices.Contains(me.Permissions, "PRINT") && !slices.Contains(me.Permissions, "ADMIN") {
+		return fmt.Errorf("%w: octoprint took the file but did not start it: the key lacks the PRINT permission", ErrPrinterAuth)
+	}
+	return fmt.Errorf("%w: octoprint did not start the print (the printer was busy a moment ago)", ErrPrinterBusy)
 }
 
 // Status answers from the printer: the current job when it is this print, else the
@@ -184,9 +196,10 @@ func (o *OctoPrint) Status(ctx context.Context, p Print) (Status, error) {
 		return octoFailure(cur, ours), nil
 	case ours:
 		// Selected, not printing, no record yet: OctoPrint writes a print's record in a
-		// thread of its own (printer/standard.py, on_comm_print_job_done), so for a
-		// moment a print that just ended looks like this. Wait for the record.
-		return Status{State: PrinterPrinting, Progress: cur.completion(), Message: "octoprint: " + cur.State}, nil
+		// thread of its own (filemanager/__init__.py, log_print), so for a moment a
+		// print that just ended looks like this. Wait for the record (the agent bounds
+		// the wait).
+		return Status{State: PrinterPrinting, Settling: true, Progress: cur.completion(), Message: "octoprint: " + cur.State}, nil
 	}
 	return Status{State: PrinterGone}, nil
 }

@@ -9,17 +9,17 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 )
 
 // Agent runs one machine.
 type Agent struct {
-	Client       *Client
-	Driver       Driver
-	Journal      *Journal
-	StateDir     string
-	Capabilities agentapi.Capabilities
+	Client   *Client
+	Driver   Driver
+	Journal  *Journal
+	StateDir string
 	// Slicer, when set, turns mesh files into G-code before they reach the printer.
 	Slicer Slicer
 	Log    *slog.Logger
@@ -33,6 +33,9 @@ type Agent struct {
 	heartbeat  time.Duration
 	lastReport time.Time
 	notReady   string // the last reason the printer could not take work, logged once
+	// settlingSince: when the printer first said the held print's record is not written
+	// yet (see settle).
+	settlingSince time.Time
 }
 
 // Run works until ctx ends. Ending it (SIGTERM) stops the agent taking new work; a
@@ -51,9 +54,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		case errors.Is(err, ErrUnauthorized):
 			return err
 		case errors.Is(err, ErrPrinterAuth):
-			// Every print would fail the same way: hand back a job the printer never got
-			// and stop, saying why in one line (fabagent prints it).
-			if h := a.Journal.Held; h != nil && h.Phase != PhasePrinting {
+			// Every print would fail the same way: stop, saying why in one line (fabagent
+			// prints it). A job still being fetched is handed back; one the printer may
+			// have (starting, printing) stays in the journal for the next start to settle
+			// with the printer's own records.
+			if h := a.Journal.Held; h != nil && h.Phase == PhaseFetching {
 				hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 				a.handBack(hctx, h, "the printer refused the agent's API key")
 				cancel()
@@ -102,7 +107,7 @@ func sleep(ctx context.Context, d time.Duration) {
 // printer that cannot take work (busy with a print of its own, paused, off) is polled
 // for as "busy", so the hub gives this machine nothing until it is free again.
 func (a *Agent) pull(ctx context.Context) error {
-	state, wait := "idle", 30
+	state, wait := agentapi.StateIdle, 30
 	if err := a.Driver.Ready(ctx); err != nil {
 		if errors.Is(err, ErrPrinterAuth) {
 			return err
@@ -111,16 +116,16 @@ func (a *Agent) pull(ctx context.Context) error {
 			a.Log.Warn("the printer cannot take work; waiting", "why", err)
 			a.notReady = err.Error()
 		}
-		state, wait = "busy", 0
+		state, wait = agentapi.StateBusy, 0
 	} else if a.notReady != "" {
 		a.Log.Info("the printer is ready for work again")
 		a.notReady = ""
 	}
-	resp, err := a.Client.Poll(ctx, agentapi.PollRequest{Capabilities: a.Capabilities, State: state, Jobs: []agentapi.HeldJob{}, WaitSeconds: wait})
+	resp, err := a.Client.Poll(ctx, agentapi.PollRequest{State: state, Jobs: []agentapi.HeldJob{}, WaitSeconds: wait})
 	if err == nil && resp != nil && resp.HeartbeatS > 0 {
 		a.heartbeat = time.Duration(resp.HeartbeatS) * time.Second
 	}
-	if state == "busy" {
+	if state == agentapi.StateBusy {
 		sleep(ctx, a.readyEvery())
 	}
 	if err != nil || resp == nil || resp.Job == nil {
@@ -161,11 +166,19 @@ func validJobID(id string) bool {
 
 // handBack returns a job that never reached the printer to the hub's queue (a poll
 // that reports it gone): no print was made, so it is not a failed attempt. The agent
-// says it is busy in the same poll, so no new job comes back.
+// says it is busy in the same poll, so no new job comes back. The journal says so
+// first: if the hub's answer is lost, the next round hands it back again instead of
+// starting a job the hub may already have given to another machine.
 func (a *Agent) handBack(ctx context.Context, h *Held, why string) error {
 	a.Log.Info("handing the job back; it was not printed", "job", h.Job.ID, "why", why)
-	_, err := a.Client.Poll(ctx, agentapi.PollRequest{Capabilities: a.Capabilities, State: "busy",
-		Jobs: []agentapi.HeldJob{{ID: h.Job.ID, Lease: h.Lease, State: agentapi.HeldGone, Message: why}}})
+	if h.Phase != PhaseHandingBack {
+		h.Phase, h.HandBackWhy = PhaseHandingBack, why
+		if err := a.Journal.Set(h); err != nil {
+			return err
+		}
+	}
+	_, err := a.Client.Poll(ctx, agentapi.PollRequest{State: agentapi.StateBusy,
+		Jobs: []agentapi.HeldJob{{ID: h.Job.ID, Lease: h.Lease, State: agentapi.HeldGone, Message: h.HandBackWhy}}})
 	if err != nil {
 		return err
 	}
@@ -250,7 +263,11 @@ func (a *Agent) start(ctx context.Context, h *Held) (started bool, err error) {
 		// to the queue untouched, and this agent waits for its printer.
 		return false, a.handBack(ctx, h, err.Error())
 	case errors.Is(err, ErrPrinterAuth):
-		return false, err // Run hands the job back and stops
+		// Start's word that nothing was printed: hand it back, then Run stops.
+		if herr := a.handBack(ctx, h, "the printer refused the agent's API key"); herr != nil {
+			return false, herr
+		}
+		return false, err
 	}
 	if st, serr := a.Driver.Status(context.WithoutCancel(ctx), h.Print()); serr != nil || st.State != PrinterGone {
 		return false, fmt.Errorf("the printer's answer to the start was lost (%v); its status decides next", err)
@@ -264,18 +281,28 @@ func (a *Agent) start(ctx context.Context, h *Held) (started bool, err error) {
 // at the heartbeat the hub asked for.
 func (a *Agent) tend(ctx context.Context) error {
 	h := a.Journal.Held
+	if h.Phase == PhaseHandingBack {
+		return a.handBack(ctx, h, h.HandBackWhy)
+	}
 	if h.Phase != PhasePrinting {
 		// A restart before the printer had it: find out whether it did.
 		st, err := a.Driver.Status(ctx, h.Print())
-		if err != nil || st.State == PrinterGone {
+		if err != nil {
+			return fmt.Errorf("printer status: %w", err)
+		}
+		if st.State == PrinterGone {
 			return a.fetchAndStart(ctx, h, "")
 		}
 		h.Phase = PhasePrinting
+		if err := a.Journal.Set(h); err != nil {
+			return err
+		}
 	}
 	st, err := a.Driver.Status(ctx, h.Print())
 	if err != nil {
 		return fmt.Errorf("printer status: %w", err)
 	}
+	st = a.settle(st)
 	var req agentapi.EventRequest
 	switch st.State {
 	case PrinterFinished:
@@ -307,6 +334,11 @@ func (a *Agent) tend(ctx context.Context) error {
 	case errors.Is(err, ErrStale):
 		a.Log.Warn("the hub took the job back; dropping it", "job", h.Job.ID)
 		return a.drop(h)
+	case errors.Is(err, ErrRefused):
+		// The hub will not take this report and saying it again cannot change that:
+		// let go, and the hub, no longer hearing of the job, has an operator look.
+		a.Log.Error("the hub refused a report on the job; leaving it to an operator", "job", h.Job.ID, "err", err)
+		return a.drop(h)
 	case err != nil:
 		return err
 	case resp.Cancel && req.Kind == agentapi.EventProgress:
@@ -331,7 +363,44 @@ func (a *Agent) tend(ctx context.Context) error {
 
 func (a *Agent) report(ctx context.Context, h *Held, req agentapi.EventRequest) (agentapi.EventResponse, error) {
 	req.Lease = h.Lease
+	req.Message = reportable(req.Message)
 	return a.Client.Event(ctx, h.Job.ID, req)
+}
+
+// maxMessage is the longest message the hub takes in a report (500 characters), with room.
+const maxMessage = 400
+
+// reportable makes a printer's text fit a report: one line, no control characters,
+// at most maxMessage characters. Printers say what they like (Klipper's shutdown
+// message runs to several lines), and the hub refuses what is too long.
+func reportable(s string) string {
+	s = strings.Join(strings.FieldsFunc(s, unicode.IsControl), " ")
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > maxMessage {
+		s = string(r[:maxMessage-1]) + "…"
+	}
+	return s
+}
+
+// settleLimit is how long a printer may say it is still writing a print's record
+// before the agent stops waiting and leaves the job to an operator.
+const settleLimit = 2 * time.Minute
+
+// settle bounds a printer's "the print ended; its record is not written yet": past
+// settleLimit the outcome is unknown.
+func (a *Agent) settle(st Status) Status {
+	if !st.Settling {
+		a.settlingSince = time.Time{}
+		return st
+	}
+	if a.settlingSince.IsZero() {
+		a.settlingSince = time.Now()
+	}
+	if time.Since(a.settlingSince) > settleLimit {
+		a.settlingSince = time.Time{}
+		return Status{State: PrinterUnknown, Message: "the printer stopped the print and never recorded how it ended"}
+	}
+	return st
 }
 
 func (a *Agent) drop(h *Held) error {

@@ -1,34 +1,99 @@
 // Package agentapi is the wire contract between the hub and printer-side agents: the
-// request and response bodies of /api/v1/agent/*, and the protocol version both sides
-// check. Bump Protocol on every change to these types or to what a reply means.
+// calls (Hub, with every outcome of each), their paths, headers, states and error
+// codes, the request and response bodies, and the protocol version both sides check.
+// Bump Protocol on every change to these or to what a reply means. docs/agent-protocol.md
+// is the same contract in prose; a test checks that it names everything here.
 //
 // Lifecycle of an agent:
 //
-//  1. Enrol once: POST /agent/enroll {code} (a one-time code an operator got when
-//     adding the machine), or POST /agent/register {join_token, name, capabilities}
-//     (a lab's reusable join token). Either returns the machine token, which the
-//     agent keeps (mode 0600) and sends as "Authorization: Bearer <token>" from then on.
-//  2. Poll: POST /agent/poll {protocol, capabilities, state, jobs}. The hub answers at
-//     once with 200 and a job when one fits, or holds the request up to wait_s seconds
-//     and then answers 204 No Content. "jobs" lists every job the agent holds with
-//     what the printer really did; the hub reconciles them and may answer 200 with
-//     "drop" naming jobs the agent must abandon.
-//  3. Work: GET the job's file_url (only the lease holder may), check its SHA-256, print,
-//     and report POST /agent/jobs/{id}/events {lease, kind, ...} at least every
-//     heartbeat_s seconds. Each reply extends the lease; cancel: true means stop now.
-//     409 means the lease is stale (the job was taken back): drop the job.
+//  1. Enrol once: Enroll (a one-time code an operator got when adding the machine) or
+//     Register (a lab's reusable join token). Either returns the machine token, which
+//     the agent keeps (mode 0600) and sends as "Authorization: Bearer <token>" from then on.
+//  2. Poll: the hub answers at once with a job when one fits, or holds the request up to
+//     wait_s seconds and then answers 204 No Content. "jobs" lists every job the agent
+//     holds with what the printer really did; the hub reconciles them and may answer
+//     with "drop" naming jobs the agent must abandon. An agent whose printer cannot take
+//     work polls with state "busy" and gets none.
+//  3. Work: download the job's file (only the lease holder may), check its SHA-256,
+//     print, and report events at least every heartbeat_s seconds. Each reply extends
+//     the lease; cancel: true means stop now. 409 stale_lease means the job was taken
+//     back: drop it.
 //  4. A lease that is not extended expires: a job that had not started goes back to
 //     the queue; a job that was printing becomes "unknown" and is never queued again
 //     by itself — the agent's next report (or an operator) says what happened.
 package agentapi
 
-import "time"
+import (
+	"context"
+	"net/url"
+	"strings"
+	"time"
+)
 
 // Protocol is the version of this contract.
 //
 //	2: Job.attempt (printers keep records by file name, so each attempt gets its own);
-//	   a poll with state "busy" (the printer prints something of its own) gets no job.
+//	   a poll with state "busy" gets no job; a poll's capabilities are gone (the hub
+//	   never read them; Register still carries them); a protocol mismatch is 426.
 const Protocol = 2
+
+// Paths of the calls. {id} is a job id: JobPath fills it in.
+const (
+	PathEnroll    = "/api/v1/agent/enroll"
+	PathRegister  = "/api/v1/agent/register"
+	PathPoll      = "/api/v1/agent/poll"
+	PathJobEvents = "/api/v1/agent/jobs/{id}/events"
+	PathJobFile   = "/api/v1/agent/jobs/{id}/file"
+)
+
+// JobPath fills a job id into one of the job paths.
+func JobPath(pattern, id string) string {
+	return strings.Replace(pattern, "{id}", url.PathEscape(id), 1)
+}
+
+// HeaderLease carries the job's lease on a file download.
+const HeaderLease = "X-Fab-Lease"
+
+// Machine states an agent reports in a poll.
+const (
+	StateIdle        = "idle"
+	StateBusy        = "busy" // the printer is occupied (a print of its own, paused, off) or unreachable: no job
+	StateMaintenance = "maintenance"
+)
+
+// Error codes an agent acts on (the "code" of the hub's error body).
+const (
+	CodeStaleLease          = "stale_lease"          // 409: the job is no longer this agent's; drop it
+	CodeUnsupportedProtocol = "unsupported_protocol" // 426: the agent must be upgraded; it stops
+	CodeUnauthenticated     = "unauthenticated"      // 401: the machine token was revoked or replaced; it stops
+	CodeForbidden           = "forbidden"            // 403: a job of another lab, a used code, a revoked join token
+	CodeRateLimited         = "rate_limited"         // 429: wait Retry-After
+)
+
+// Hub is the hub as an agent sees it: one method per call. Every call can also fail
+// with 5xx or a network error, which the agent's client retries with backoff where
+// repeating the call is safe.
+type Hub interface {
+	// Enroll: POST PathEnroll {code}. 200 Enrollment; 403 the code is unknown or used;
+	// 429 too many wrong codes from this address. Not retried: a code is single use.
+	Enroll(ctx context.Context, code string) (Enrollment, error)
+	// Register: POST PathRegister. 201 Enrollment; 403 the join token is unknown or
+	// revoked; 422 a capability is invalid; 429 as Enroll. Not retried: a repeat would
+	// make a second machine.
+	Register(ctx context.Context, req RegisterRequest) (Enrollment, error)
+	// Poll: POST PathPoll. 200 with a job (and its lease and file_url) and/or jobs to
+	// drop; 204 (nil) no work within the wait; 401 the machine token is unknown or
+	// revoked; 426 the hub speaks another protocol.
+	Poll(ctx context.Context, req PollRequest) (*PollResponse, error)
+	// Event: POST PathJobEvents. 200 EventResponse (the lease extended; cancel: stop);
+	// 401 as Poll; 403 a job of another lab; 409 stale_lease: drop the job; 422 a
+	// field is invalid.
+	Event(ctx context.Context, id string, req EventRequest) (EventResponse, error)
+	// Download: GET file_url (PathJobFile) with HeaderLease into dst, the SHA-256
+	// checked before dst appears. 200 the bytes; 401 as Poll; 403 a job of another
+	// lab; 409 the lease is stale or the job no longer printable.
+	Download(ctx context.Context, fileURL, lease, wantSHA256, dst string, progress func(done, total int64)) error
+}
 
 // Capabilities is what an agent reports about its machine. An operator's settings on
 // the hub win over what the agent says.
@@ -82,11 +147,10 @@ type HeldJob struct {
 
 // PollRequest asks for work.
 type PollRequest struct {
-	Protocol     int          `json:"protocol"`
-	Capabilities Capabilities `json:"capabilities"`
-	State        string       `json:"state"` // idle; busy (the printer is occupied or unreachable) or maintenance: no job is given
-	Jobs         []HeldJob    `json:"jobs"`
-	WaitSeconds  int          `json:"wait_s,omitempty"` // how long the hub may hold the poll (capped by the hub)
+	Protocol    int       `json:"protocol"`
+	State       string    `json:"state"` // StateIdle, StateBusy or StateMaintenance
+	Jobs        []HeldJob `json:"jobs"`
+	WaitSeconds int       `json:"wait_s,omitempty"` // how long the hub may hold the poll (capped by the hub)
 }
 
 // Job is a job as the agent sees it.

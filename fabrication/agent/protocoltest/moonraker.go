@@ -37,6 +37,7 @@ type Moonraker struct {
 	queueUploads bool
 	corrupt      bool
 	beforeUpload func()
+	afterUpload  func()
 }
 
 // moonStats is Klipper's print_stats (extras/print_stats.py, get_status).
@@ -97,7 +98,7 @@ func moonError(w http.ResponseWriter, status int, msg, detail string) {
 
 func (m *Moonraker) serve(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
-	trusted, hook := m.trusted, m.beforeUpload
+	trusted, hook, after := m.trusted, m.beforeUpload, m.afterUpload
 	m.mu.Unlock()
 	// components/authorization.py, authenticate_request: an API key, else a trusted
 	// client (a wrong key from a trusted address passes), else 401, before routing.
@@ -105,8 +106,13 @@ func (m *Moonraker) serve(w http.ResponseWriter, r *http.Request) {
 		moonError(w, http.StatusUnauthorized, "Unauthorized", "")
 		return
 	}
-	if r.Method == "POST" && r.URL.Path == "/server/files/upload" && hook != nil {
-		hook()
+	if r.Method == "POST" && r.URL.Path == "/server/files/upload" {
+		if hook != nil {
+			hook()
+		}
+		if after != nil {
+			defer after()
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -200,12 +206,6 @@ func (m *Moonraker) upload(w http.ResponseWriter, r *http.Request) {
 	started, queued := false, false
 	if fields["print"] == "true" {
 		switch {
-		case active && m.queueUploads:
-			// [file_manager] queue_gcode_uploads: the job queue starts it when the
-			// current print is done (components/job_queue.py, queue_job).
-			m.nextJob++
-			m.queue = append(m.queue, moonQueued{Filename: name, JobID: fmt.Sprintf("%016X", m.nextJob), TimeAdded: now()})
-			queued = true
 		case active:
 			// the operation check says no; no start is tried
 		case m.klippy != "ready":
@@ -213,6 +213,14 @@ func (m *Moonraker) upload(w http.ResponseWriter, r *http.Request) {
 		default:
 			m.start(name)
 			started = true
+		}
+		if !started && m.queueUploads {
+			// [file_manager] queue_gcode_uploads: whatever kept it from starting, the
+			// job queue takes it, to start when a print ends (components/job_queue.py,
+			// queue_job).
+			m.nextJob++
+			m.queue = append(m.queue, moonQueued{Filename: name, JobID: fmt.Sprintf("%016X", m.nextJob), TimeAdded: now()})
+			queued = true
 		}
 	}
 	loc := m.URL + "/server/files/gcodes/" + url.PathEscape(name)
@@ -316,8 +324,8 @@ func (m *Moonraker) start(name string) {
 	id := fmt.Sprintf("%06X", len(m.history)+1)
 	t := now()
 	m.history = append(m.history, moonJob{JobID: id, Filename: name, Status: "in_progress", StartTime: t, Exists: true, Aux: []any{}})
-	if f := m.files[name]; f != nil {
-		f.printStart, f.jobID = &t, &id
+	if f := m.files[name]; f != nil && !m.noHistory {
+		f.printStart, f.jobID = &t, &id // only the history component writes them
 	}
 	m.phys.begin(name)
 }
@@ -353,11 +361,12 @@ func (m *Moonraker) Complete() {
 	m.finish("completed")
 	m.phys.end(OutcomeCompleted)
 	if len(m.queue) > 0 {
+		// _pop_job starts the file first and takes it off the queue after.
 		next := m.queue[0]
-		m.queue = m.queue[1:]
 		if m.files[next.Filename] != nil {
 			m.start(next.Filename)
 		}
+		m.queue = m.queue[1:]
 	}
 }
 
@@ -406,6 +415,22 @@ func (m *Moonraker) Recover() {
 // "klippy_disconnect", print_stats starts over.
 func (m *Moonraker) Restart() { m.Recover() }
 
+// RestartServer restarts Moonraker while Klipper prints on: the history closes the job
+// as "server_exit" (history.py, on_exit) and opens none for the print that goes on.
+func (m *Moonraker) RestartServer() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.finish("server_exit")
+}
+
+// Disconnect cuts Klippy off from Moonraker (the host process died): /printer/* answers
+// 503 until Recover.
+func (m *Moonraker) Disconnect() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.klippy = "disconnected"
+}
+
 // CancelAtPrinter is a cancel from Mainsail, Fluidd or the printer's screen.
 func (m *Moonraker) CancelAtPrinter() {
 	m.mu.Lock()
@@ -446,6 +471,9 @@ func (m *Moonraker) SetCorruptUploads(v bool) { m.mu.Lock(); m.corrupt = v; m.mu
 
 // SetBeforeUpload runs f as each upload arrives, before Moonraker handles it.
 func (m *Moonraker) SetBeforeUpload(f func()) { m.mu.Lock(); m.beforeUpload = f; m.mu.Unlock() }
+
+// SetAfterUpload runs f after Moonraker handled each upload, before the next request.
+func (m *Moonraker) SetAfterUpload(f func()) { m.mu.Lock(); m.afterUpload = f; m.mu.Unlock() }
 
 // State is print_stats' state and file.
 func (m *Moonraker) State() (state, file string) {

@@ -32,6 +32,7 @@ type OctoPrint struct {
 	noPrint      bool
 	delayRecords bool
 	beforeUpload func()
+	afterUpload  func()
 }
 
 // octoPrint is one entry of a file's print history (filemanager/storage.py, add_history).
@@ -90,10 +91,13 @@ func (o *OctoPrint) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method == "POST" && r.URL.Path == "/api/files/local" {
 		o.mu.Lock()
-		hook := o.beforeUpload
+		hook, after := o.beforeUpload, o.afterUpload
 		o.mu.Unlock()
 		if hook != nil {
 			hook()
+		}
+		if after != nil {
+			defer after()
 		}
 	}
 	o.mu.Lock()
@@ -104,6 +108,13 @@ func (o *OctoPrint) serve(w http.ResponseWriter, r *http.Request) {
 		o.upload(w, r)
 	case r.Method == "GET" && r.URL.Path == "/api/job":
 		o.job(w)
+	case r.Method == "GET" && r.URL.Path == "/api/currentuser":
+		// server/api/__init__.py, get_current_user: the keys of the effective permissions.
+		perms := []string{"STATUS", "CONNECTION", "FILES_LIST", "FILES_UPLOAD", "FILES_DELETE", "FILES_SELECT", "PRINT"}
+		if o.noPrint {
+			perms = perms[:len(perms)-1]
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"name": "fabagent", "permissions": perms, "groups": []string{"users"}})
 	case r.Method == "POST" && r.URL.Path == "/api/job":
 		o.command(w, r)
 	case r.Method == "GET" && strings.HasPrefix(r.URL.Path, "/api/files/local/"):
@@ -401,6 +412,9 @@ func (o *OctoPrint) FlushRecords() {
 
 // SetBeforeUpload runs f as each upload arrives, before OctoPrint handles it.
 func (o *OctoPrint) SetBeforeUpload(f func()) { o.mu.Lock(); o.beforeUpload = f; o.mu.Unlock() }
+
+// SetAfterUpload runs f after OctoPrint handled each upload, before the next request.
+func (o *OctoPrint) SetAfterUpload(f func()) { o.mu.Lock(); o.afterUpload = f; o.mu.Unlock() }
 
 // State is OctoPrint's state string and the selected file.
 func (o *OctoPrint) State() (state, file string) {
