@@ -38,7 +38,7 @@ func (s *Service) Poll(ctx context.Context, m Machine, req agentapi.PollRequest)
 		return resp, true, err
 	}
 	resp.Drop = drop
-	if busy || m.Maintenance || !m.Approved || req.State == MachineMaintenance || req.State == MachineBusy {
+	if busy || m.Maintenance || !m.Approved || req.State == agentapi.StateMaintenance || req.State == agentapi.StateBusy {
 		return resp, true, nil
 	}
 	j, lease, err := s.claim(ctx, m)
@@ -52,7 +52,7 @@ func (s *Service) Poll(ctx context.Context, m Machine, req agentapi.PollRequest)
 	resp.Job = &agentapi.Job{ID: j.ID, Attempt: j.Attempts, Design: j.DesignSlug, Version: j.Version, File: j.File, SHA256: j.SHA256, Size: j.Size,
 		Material: j.Material, Colour: j.Colour, BBox: [3]float64{j.BBox.X, j.BBox.Y, j.BBox.Z}, MaxHours: lab.Policy.MaxJobHours}
 	resp.Lease, resp.LeaseExpires = lease, *j.LeaseExpires
-	resp.FileURL = "/api/v1/agent/jobs/" + j.ID + "/file"
+	resp.FileURL = agentapi.JobPath(agentapi.PathJobFile, j.ID)
 	return resp, false, nil
 }
 

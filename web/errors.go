@@ -12,6 +12,7 @@ import (
 
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -71,9 +72,9 @@ func (s *Server) classify(c *gin.Context, err error) (int, apiError) {
 	case errors.Is(err, account.ErrBadCredentials), errors.Is(err, account.ErrUnauthenticated), errors.Is(err, errLoginRequired):
 		return http.StatusUnauthorized, apiError{Code: "unauthenticated", Message: err.Error()}
 	case errors.Is(err, fabrication.ErrStaleLease):
-		return http.StatusConflict, apiError{Code: "stale_lease", Message: err.Error()}
+		return http.StatusConflict, apiError{Code: agentapi.CodeStaleLease, Message: err.Error()}
 	case errors.Is(err, fabrication.ErrUnsupported):
-		return http.StatusBadRequest, apiError{Code: "unsupported_protocol", Message: err.Error()}
+		return http.StatusUpgradeRequired, apiError{Code: agentapi.CodeUnsupportedProtocol, Message: err.Error()}
 	case errors.Is(err, storage.ErrForbidden):
 		return http.StatusForbidden, apiError{Code: "forbidden", Message: err.Error()}
 	case errors.Is(err, storage.ErrNotFound):

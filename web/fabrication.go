@@ -365,9 +365,9 @@ func (s *Server) agentEvent(c *gin.Context) {
 	c.JSON(http.StatusOK, resp)
 }
 
-// agentFile serves a job's file to the machine holding its live lease (X-Fab-Lease).
+// agentFile serves a job's file to the machine holding its live lease (agentapi.HeaderLease).
 func (s *Server) agentFile(c *gin.Context) {
-	j, err := s.fab.FileFor(c.Request.Context(), machineOf(c), c.Param("id"), c.GetHeader("X-Fab-Lease"))
+	j, err := s.fab.FileFor(c.Request.Context(), machineOf(c), c.Param("id"), c.GetHeader(agentapi.HeaderLease))
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -124,7 +124,7 @@ func TestEnrollmentAndTokens(t *testing.T) {
 		"name": "Mine", "process": "fdm", "build_volume": map[string]float64{"x": 1, "y": 1, "z": 1}}}).want(t, 403, "forbidden")
 	f.do(t, call{method: "GET", path: "/api/v1/me", header: f.machine}).want(t, 401, "unauthenticated")
 	f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: f.owner, body: map[string]any{"protocol": agentapi.Protocol}}).want(t, 401, "unauthenticated")
-	f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: f.machine, body: map[string]any{"protocol": 99}}).want(t, 400, "unsupported_protocol")
+	f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: f.machine, body: map[string]any{"protocol": 99}}).want(t, 426, "unsupported_protocol")
 
 	// A join token registers machines; the lab's policy can hold them for approval.
 	r = f.do(t, call{method: "POST", path: "/api/v1/labs/makerspace/join-tokens", header: f.owner, body: map[string]string{"name": "rack"}})

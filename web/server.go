@@ -15,6 +15,7 @@ import (
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 )
 
 // Config holds the web settings.
@@ -190,13 +191,13 @@ func (s *Server) Handler() http.Handler {
 		}
 		api.GET("/events", s.events)
 
-		agent := r.Group("/api/v1/agent")
-		agent.POST("/enroll", s.agentEnroll)
-		agent.POST("/register", s.agentRegister)
-		held := agent.Group("", s.authenticateMachine)
-		held.POST("/poll", s.agentPoll)
-		held.POST("/jobs/:id/events", s.agentEvent)
-		held.GET("/jobs/:id/file", s.agentFile)
+		// The agent protocol: paths from its contract (agentapi), {id} as gin's :id.
+		ginPath := func(p string) string { return strings.Replace(p, "{id}", ":id", 1) }
+		r.POST(agentapi.PathEnroll, s.agentEnroll)
+		r.POST(agentapi.PathRegister, s.agentRegister)
+		r.POST(agentapi.PathPoll, s.authenticateMachine, s.agentPoll)
+		r.POST(ginPath(agentapi.PathJobEvents), s.authenticateMachine, s.agentEvent)
+		r.GET(ginPath(agentapi.PathJobFile), s.authenticateMachine, s.agentFile)
 	}
 	return r
 }

@@ -22,6 +22,17 @@ func runCLI(t *testing.T, args ...string) error {
 	return run(context.Background(), args, func(string) string { return "" }, &out, &errs)
 }
 
+func TestCLIHelp(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"help", "-h", "--help"} {
+		var out, errs bytes.Buffer
+		err := run(context.Background(), []string{arg}, func(string) string { return "" }, &out, &errs)
+		if err != nil || !strings.HasPrefix(out.String(), "usage:") || !strings.Contains(out.String(), "fabagent run") {
+			t.Errorf("fabagent %s: got %v and %q, want the usage on stdout", arg, err, out.String())
+		}
+	}
+}
+
 func TestCLIErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

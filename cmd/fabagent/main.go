@@ -53,6 +53,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errors.New("no command\n" + usage)
 	}
 	cmd := args[0]
+	switch cmd {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
 	if cmd != "enroll" && cmd != "register" && cmd != "run" {
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}

@@ -6,6 +6,7 @@ package agent
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,8 +27,11 @@ import (
 var (
 	ErrStale        = errors.New("the hub says the lease is stale")
 	ErrUnauthorized = errors.New("the hub does not accept this machine token (revoked or replaced?): enrol again")
+	ErrProtocol     = fmt.Errorf("the hub speaks another version of the agent protocol than this agent (%d): upgrade fabagent", agentapi.Protocol)
 	ErrRefused      = errors.New("the hub refused the request")
 )
+
+var _ agentapi.Hub = (*Client)(nil)
 
 // Client is the one wrapper around the agent API. Calls that can be repeated safely
 // are retried with exponential backoff and jitter on network errors, 429 and 5xx.
@@ -35,6 +39,8 @@ type Client struct {
 	Hub   string
 	Token string
 	HTTP  *http.Client
+	// Protocol is the version polls announce (0: agentapi.Protocol); tests set others.
+	Protocol int
 	// Backoff bounds: first wait and the longest.
 	MinBackoff, MaxBackoff time.Duration
 }
@@ -45,29 +51,41 @@ func NewClient(hub, token string) *Client {
 		MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second}
 }
 
-type hubError struct {
-	status int
-	msg    string
+// HubError is a non-2xx answer from the hub: its status and the code and message of its
+// error body. It unwraps to what the agent does about it: ErrStale, ErrUnauthorized,
+// ErrProtocol or ErrRefused.
+type HubError struct {
+	Status  int
+	Code    string
+	Message string
 }
 
-func (e *hubError) Error() string { return fmt.Sprintf("hub answered %d: %s", e.status, e.msg) }
+func (e *HubError) Error() string { return fmt.Sprintf("hub answered %d: %s", e.Status, e.Message) }
 
-func (e *hubError) Unwrap() error {
-	switch e.status {
-	case http.StatusConflict:
+func (e *HubError) Unwrap() error {
+	switch {
+	case e.Code == agentapi.CodeStaleLease || e.Status == http.StatusConflict:
 		return ErrStale
-	case http.StatusUnauthorized:
+	case e.Code == agentapi.CodeUnauthenticated || e.Status == http.StatusUnauthorized:
 		return ErrUnauthorized
+	case e.Code == agentapi.CodeUnsupportedProtocol || e.Status == http.StatusUpgradeRequired:
+		return ErrProtocol
 	}
 	return ErrRefused
+}
+
+func hubErrorFrom(resp *http.Response) *HubError {
+	var e agentapi.Error
+	json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+	return &HubError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
 }
 
 // retryable: network failures, 429 and 5xx. Not a refusal such as a file whose hash is
 // wrong: fetching it again would loop forever.
 func retryable(err error) bool {
-	var he *hubError
+	var he *HubError
 	if errors.As(err, &he) {
-		return he.status == http.StatusTooManyRequests || he.status >= 500
+		return he.Status == http.StatusTooManyRequests || he.Status >= 500
 	}
 	return err != nil && !errors.Is(err, ErrRefused) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
@@ -103,9 +121,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any, hea
 		return false, nil
 	}
 	if resp.StatusCode/100 != 2 {
-		var e agentapi.Error
-		json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
-		return false, &hubError{status: resp.StatusCode, msg: e.Error.Message}
+		return false, hubErrorFrom(resp)
 	}
 	if out != nil {
 		return true, json.NewDecoder(resp.Body).Decode(out)
@@ -134,7 +150,7 @@ func (c *Client) retry(ctx context.Context, call func() error) error {
 // Enroll exchanges a one-time code for a machine token (not retried: a code is single use).
 func (c *Client) Enroll(ctx context.Context, code string) (agentapi.Enrollment, error) {
 	var e agentapi.Enrollment
-	_, err := c.do(ctx, "POST", "/api/v1/agent/enroll", agentapi.EnrollRequest{Code: code}, &e, nil)
+	_, err := c.do(ctx, "POST", agentapi.PathEnroll, agentapi.EnrollRequest{Code: code}, &e, nil)
 	return e, err
 }
 
@@ -142,7 +158,7 @@ func (c *Client) Enroll(ctx context.Context, code string) (agentapi.Enrollment, 
 // repeat would create a second machine).
 func (c *Client) Register(ctx context.Context, req agentapi.RegisterRequest) (agentapi.Enrollment, error) {
 	var e agentapi.Enrollment
-	_, err := c.do(ctx, "POST", "/api/v1/agent/register", req, &e, nil)
+	_, err := c.do(ctx, "POST", agentapi.PathRegister, req, &e, nil)
 	return e, err
 }
 
@@ -154,11 +170,11 @@ func (c *Client) Ping(ctx context.Context) error {
 
 // Poll asks for work; nil means none came before the hub's wait ended.
 func (c *Client) Poll(ctx context.Context, req agentapi.PollRequest) (*agentapi.PollResponse, error) {
-	req.Protocol = agentapi.Protocol
+	req.Protocol = cmp.Or(c.Protocol, agentapi.Protocol)
 	var resp agentapi.PollResponse
 	var got bool
 	err := c.retry(ctx, func() (err error) {
-		got, err = c.do(ctx, "POST", "/api/v1/agent/poll", req, &resp, nil)
+		got, err = c.do(ctx, "POST", agentapi.PathPoll, req, &resp, nil)
 		return err
 	})
 	if err != nil || !got {
@@ -172,7 +188,7 @@ func (c *Client) Poll(ctx context.Context, req agentapi.PollRequest) (*agentapi.
 func (c *Client) Event(ctx context.Context, id string, req agentapi.EventRequest) (agentapi.EventResponse, error) {
 	var resp agentapi.EventResponse
 	err := c.retry(ctx, func() error {
-		_, err := c.do(ctx, "POST", "/api/v1/agent/jobs/"+id+"/events", req, &resp, nil)
+		_, err := c.do(ctx, "POST", agentapi.JobPath(agentapi.PathJobEvents, id), req, &resp, nil)
 		return err
 	})
 	return resp, err
@@ -181,23 +197,26 @@ func (c *Client) Event(ctx context.Context, id string, req agentapi.EventRequest
 // Download fetches a job's file into dst and checks its SHA-256 before anything can
 // reach a printer; a mismatch leaves no file behind. progress, when not nil, hears
 // bytes received so far.
-func (c *Client) Download(ctx context.Context, url, lease, wantSHA string, dst string, progress func(done, total int64)) error {
+//
+// fileURL must be a path on the hub: the agent sends its token to no other place.
+func (c *Client) Download(ctx context.Context, fileURL, lease, wantSHA string, dst string, progress func(done, total int64)) error {
+	if !strings.HasPrefix(fileURL, "/") || strings.HasPrefix(fileURL, "//") || strings.ContainsAny(fileURL, "\\\r\n") {
+		return fmt.Errorf("%w: the file URL %q is not a path on the hub", ErrRefused, fileURL)
+	}
 	return c.retry(ctx, func() error {
-		req, err := http.NewRequestWithContext(ctx, "GET", c.Hub+url, nil)
+		req, err := http.NewRequestWithContext(ctx, "GET", c.Hub+fileURL, nil)
 		if err != nil {
 			return err
 		}
 		req.Header.Set("Authorization", "Bearer "+c.Token)
-		req.Header.Set("X-Fab-Lease", lease)
+		req.Header.Set(agentapi.HeaderLease, lease)
 		resp, err := c.HTTP.Do(req)
 		if err != nil {
 			return err
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			var e agentapi.Error
-			json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
-			return &hubError{status: resp.StatusCode, msg: e.Error.Message}
+			return hubErrorFrom(resp)
 		}
 		tmp := dst + ".part"
 		f, err := os.Create(tmp)

@@ -51,7 +51,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			err = a.pull(ctx)
 		}
 		switch {
-		case errors.Is(err, ErrUnauthorized):
+		case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrProtocol):
 			return err
 		case errors.Is(err, ErrPrinterAuth):
 			// Every print would fail the same way: stop, saying why in one line (fabagent
@@ -195,7 +195,7 @@ func (a *Agent) fetchAndStart(ctx context.Context, h *Held, fileURL string) erro
 			return err
 		}
 		if fileURL == "" {
-			fileURL = "/api/v1/agent/jobs/" + h.Job.ID + "/file"
+			fileURL = agentapi.JobPath(agentapi.PathJobFile, h.Job.ID)
 		}
 		if err := a.Client.Download(ctx, fileURL, h.Lease, h.Job.SHA256, h.File, a.Progress); err != nil {
 			if errors.Is(err, ErrStale) || errors.Is(err, ErrRefused) {

@@ -217,7 +217,7 @@ func run(nAgents int, duration time.Duration, backlog, rate int, hubBin, pprofAd
 			defer func() { <-sem }()
 			var enr struct{ Token string }
 			caps := map[string]any{"process": "fdm", "build_volume": []float64{200, 200, 200}, "driver": "sim"}
-			if code, err := c.call(ctx, "POST", "/api/v1/agent/register", "", map[string]any{"join_token": jt.JoinToken.Secret, "name": fmt.Sprint("agent-", i), "capabilities": caps}, &enr); code != 201 {
+			if code, err := c.call(ctx, "POST", agentapi.PathRegister, "", map[string]any{"join_token": jt.JoinToken.Secret, "name": fmt.Sprint("agent-", i), "capabilities": caps}, &enr); code != 201 {
 				regErr.Store(fmt.Errorf("register: %d %v", code, err))
 			}
 			tokens[i] = enr.Token
@@ -271,7 +271,7 @@ func run(nAgents int, duration time.Duration, backlog, rate int, hubBin, pprofAd
 					Job   *struct{ ID string }
 					Lease string
 				}
-				code, err := c.call(runCtx, "POST", "/api/v1/agent/poll", token, map[string]any{"protocol": agentapi.Protocol, "state": "idle", "jobs": []any{}, "wait_s": 5}, &poll)
+				code, err := c.call(runCtx, "POST", agentapi.PathPoll, token, map[string]any{"protocol": agentapi.Protocol, "state": agentapi.StateIdle, "jobs": []any{}, "wait_s": 5}, &poll)
 				if runCtx.Err() != nil {
 					return
 				}
@@ -298,7 +298,7 @@ func run(nAgents int, duration time.Duration, backlog, rate int, hubBin, pprofAd
 				mu.Unlock()
 				queued.Add(-1)
 				for _, kind := range []string{"started", "finished"} {
-					if code, _ := c.call(ctx, "POST", "/api/v1/agent/jobs/"+id+"/events", token, map[string]any{"lease": poll.Lease, "kind": kind}, nil); code != 200 {
+					if code, _ := c.call(ctx, "POST", agentapi.JobPath(agentapi.PathJobEvents, id), token, map[string]any{"lease": poll.Lease, "kind": kind}, nil); code != 200 {
 						errs.Add(1)
 					}
 				}
