@@ -85,24 +85,26 @@ func (s *Service) claim(ctx context.Context, m Machine) (*Job, string, error) {
 			return nil, "", err
 		}
 		// A compare-and-set on the rev the queue showed: losing a race costs one write
-		// that matches nothing, and the stored log is kept and appended to.
+		// that matches nothing, and the stored log is kept and appended to (the queue's
+		// copy of the job has no log).
 		lease, hash := secret("fab_l_")
 		now := s.clock()
-		expires := now.Add(s.opts.LeaseTTL)
-		prev := j.Rev
-		j.State, j.MachineID, j.Holding, j.LeaseHash, j.LeaseExpires = JobAssigned, m.ID, true, hash, &expires
-		j.Attempts++
-		j.Progress, j.Message, j.UpdatedAt = 0, "", now
-		e := Event{At: now, Kind: JobAssigned, From: JobQueued, To: JobAssigned, Actor: "hub", Message: "assigned to " + m.Name}
-		err = s.store.ClaimJob(ctx, j, prev, e)
+		nj, _, err := Transition(j, Happening{Kind: OnClaim, Actor: "hub", Message: "assigned to " + m.Name,
+			MachineID: m.ID, LeaseHash: hash, LeaseExpires: now.Add(s.opts.LeaseTTL)}, s.rules(Lab{}), now)
+		if err != nil {
+			continue // no longer queued
+		}
+		nj.UpdatedAt = now
+		e := nj.Events[len(nj.Events)-1]
+		err = s.store.ClaimJob(ctx, nj, j.Rev, e)
 		if errors.Is(err, storage.ErrConflict) {
 			continue // another hub took it, or it changed: try the next
 		}
 		if err != nil {
 			return nil, "", err
 		}
-		j.Events = append(j.Events, e)
-		j.Rev = prev + 1
+		j = nj
+		j.Rev++
 		s.publishJob(j)
 		m.State = MachineBusy
 		s.publishMachine(m)
@@ -132,22 +134,12 @@ func (s *Service) reconcile(ctx context.Context, m Machine, held []agentapi.Held
 		case agentapi.HeldFailed:
 			_, err = s.Event(ctx, m, h.ID, agentapi.EventRequest{Lease: h.Lease, Kind: agentapi.EventFailed, Message: h.Message})
 		case agentapi.HeldGone:
-			// The printer never started it: handing it back cannot make a second copy.
-			// The agent reports "started" before it hands the file to the printer, so a
-			// printing job can also be gone if the agent died in between. An agent whose
-			// printer was taken by another print hands a job back this way too.
 			why := "the agent never started it"
 			if h.Message != "" && checkText("message", h.Message, 500, false) == nil {
 				why = "handed back, never printed: " + h.Message
 			}
-			_, err = s.update(ctx, h.ID, func(j *Job) error {
-				if j.State != JobAssigned && j.State != JobPrinting && j.State != JobUnknown {
-					return nil
-				}
-				s.release(j)
-				j.EnqueuedAt = s.clock()
-				s.moveTo(j, JobQueued, s.agentActor(m), why)
-				return nil
+			_, _, err = s.change(ctx, h.ID, func(j Job, now time.Time) (Job, Effects, error) {
+				return Transition(j, Happening{Kind: OnGone, Actor: s.agentActor(m), Message: why}, s.rules(Lab{}), now)
 			})
 			drop = append(drop, h.ID)
 		default: // starting or printing: a heartbeat
@@ -175,30 +167,17 @@ func (s *Service) reconcile(ctx context.Context, m Machine, held []agentapi.Held
 			continue
 		}
 		switch j.State {
-		case JobAssigned:
-			// Claimed but the agent does not have it (the reply was lost, or it restarted
-			// before starting): nothing was printed, so it goes back to the queue.
-			_, err = s.update(ctx, j.ID, func(j *Job) error {
-				if j.State != JobAssigned || j.MachineID != m.ID {
-					return nil
+		case JobAssigned, JobCanceled, JobPrinting:
+			_, _, err = s.change(ctx, j.ID, func(j Job, now time.Time) (Job, Effects, error) {
+				if j.MachineID != m.ID {
+					return j, Effects{}, errNothingToDo
 				}
-				s.release(j)
-				j.EnqueuedAt = s.clock()
-				s.moveTo(j, JobQueued, "hub", "the agent did not report it; it had not started")
-				return nil
+				return Transition(j, Happening{Kind: OnForgotten, Actor: "hub"}, s.rules(Lab{}), now)
 			})
-		case JobCanceled:
-			_, err = s.update(ctx, j.ID, func(j *Job) error { s.release(j); return nil })
-		case JobPrinting:
-			// The agent forgot a print it started: only a person can say what is on the bed.
-			_, err = s.update(ctx, j.ID, func(j *Job) error {
-				if j.State != JobPrinting {
-					return nil
-				}
-				s.moveTo(j, JobUnknown, "hub", "the agent no longer reports this print; check the machine and resolve it")
-				return nil
-			})
-			busy = true
+			if errors.Is(err, errNothingToDo) || errors.Is(err, storage.ErrConflict) {
+				err = nil // it moved on meanwhile
+			}
+			busy = busy || j.State == JobPrinting // unknown now: occupied until an operator resolves it
 		default: // awaiting harvest or unknown: the machine is occupied until an operator resolves it
 			busy = true
 		}
@@ -211,7 +190,7 @@ func (s *Service) reconcile(ctx context.Context, m Machine, held []agentapi.Held
 
 // checkLease finds a job for the machine's agent: 403 for a job of another lab, 409
 // (ErrStaleLease) for a job it does not hold with this lease.
-func (s *Service) checkLease(ctx context.Context, m Machine, j Job, lease string) error {
+func (s *Service) checkLease(m Machine, j Job, lease string) error {
 	if j.LabID != m.LabID {
 		return fmt.Errorf("job %s belongs to another lab: %w", j.ID, storage.ErrForbidden)
 	}
@@ -222,7 +201,7 @@ func (s *Service) checkLease(ctx context.Context, m Machine, j Job, lease string
 }
 
 // Event records an agent's report on a job it holds and extends the lease. The reply
-// says cancel: true when the job was canceled.
+// says cancel: true when the job was canceled (or over the lab's limits).
 func (s *Service) Event(ctx context.Context, m Machine, id string, req agentapi.EventRequest) (agentapi.EventResponse, error) {
 	var resp agentapi.EventResponse
 	if err := checkText("message", req.Message, 500, false); err != nil {
@@ -231,118 +210,54 @@ func (s *Service) Event(ctx context.Context, m Machine, id string, req agentapi.
 	if req.Progress < 0 || req.Progress > 100 {
 		return resp, storage.Invalid("progress", "want 0 to 100")
 	}
-	var usedSeconds float64
-	j, err := s.update(ctx, id, func(j *Job) error {
-		resp, usedSeconds = agentapi.EventResponse{}, 0
-		if err := s.checkLease(ctx, m, *j, req.Lease); err != nil {
-			return err
+	h := Happening{Actor: s.agentActor(m), Message: req.Message, Retryable: req.Retryable, Progress: req.Progress}
+	switch req.Kind {
+	case agentapi.EventStarted, agentapi.EventProgress:
+		h.Kind = OnStarted
+	case agentapi.EventFinished:
+		h.Kind = OnFinished
+	case agentapi.EventFailed:
+		h.Kind = OnFailed
+	default:
+		return resp, storage.Invalid("kind", "want started, progress, finished or failed")
+	}
+	var estimate *Estimate
+	if e := req.Estimate; e != nil && e.Seconds >= 0 && e.FilamentMM >= 0 {
+		estimate = &Estimate{Seconds: e.Seconds, FilamentMM: e.FilamentMM}
+	}
+	var lab Lab
+	if h.Kind == OnFinished || estimate != nil { // the lab's policy decides those
+		var err error
+		if lab, err = s.store.LabByID(ctx, m.LabID); err != nil {
+			return resp, err
 		}
-		now := s.clock()
-		actor := s.agentActor(m)
-		if req.Estimate != nil && req.Estimate.Seconds >= 0 && req.Estimate.FilamentMM >= 0 {
-			j.Estimate = &Estimate{Seconds: req.Estimate.Seconds, FilamentMM: req.Estimate.FilamentMM}
-			if j.State == JobAssigned || j.State == JobPrinting {
-				lab, err := s.store.LabByID(ctx, j.LabID)
-				if err != nil {
-					return err
-				}
-				if max := lab.Policy.MaxJobHours; max > 0 && j.Estimate.Seconds > max*3600 {
-					// The lab's limit on machine time, enforced here as well as in the agent.
-					s.release(j)
-					j.FinishedAt, resp.Cancel = &now, true
-					j.Message = fmt.Sprintf("the slicer estimates %.1f h and %s allows jobs of up to %g h", j.Estimate.Seconds/3600, lab.Name, max)
-					s.moveTo(j, JobFailed, actor, j.Message)
-					return nil
-				}
+	}
+	j, fx, err := s.change(ctx, id, func(j Job, now time.Time) (Job, Effects, error) {
+		if err := s.checkLease(m, j, req.Lease); err != nil {
+			return j, Effects{}, err
+		}
+		h := h
+		if estimate != nil {
+			j.Estimate = estimate
+			if max := lab.Policy.MaxJobHours; max > 0 && estimate.Seconds > max*3600 && (j.State == JobAssigned || j.State == JobPrinting) {
+				// The lab's limit on machine time, enforced here as well as in the agent.
+				h.Kind, h.Message = OnOverLimit, fmt.Sprintf("the slicer estimates %.1f h and %s allows jobs of up to %g h", estimate.Seconds/3600, lab.Name, max)
 			}
 		}
-		if j.State == JobCanceled {
-			resp.Cancel = true
-			if req.Kind == agentapi.EventFinished || req.Kind == agentapi.EventFailed {
-				s.release(j)
-			}
-			return nil
-		}
-		switch req.Kind {
-		case agentapi.EventStarted, agentapi.EventProgress:
-			switch j.State {
-			case JobAssigned, JobUnknown:
-				if j.StartedAt == nil {
-					j.StartedAt = &now
-				}
-				s.moveTo(j, JobPrinting, actor, req.Message)
-			case JobPrinting:
-				if req.Message != "" && req.Message != j.Message {
-					s.logEvent(j, Event{Kind: "progress", Actor: actor, Message: req.Message})
-				}
-			default:
-				return wrongState(*j, "report progress on")
-			}
-			j.Progress, j.Message = req.Progress, req.Message
-		case agentapi.EventFinished:
-			if j.State != JobAssigned && j.State != JobPrinting && j.State != JobUnknown {
-				return wrongState(*j, "finish")
-			}
-			lab, err := s.store.LabByID(ctx, j.LabID)
-			if err != nil {
-				return err
-			}
-			usedSeconds = sinceStart(j, now)
-			j.Progress, j.FinishedAt, j.Message = 100, &now, req.Message
-			if lab.Policy.HarvestConfirm {
-				j.LeaseHash, j.LeaseExpires = "", nil // the machine stays occupied until harvested
-				s.moveTo(j, JobAwaitingHarvest, actor, orDefault(req.Message, "finished; waiting to be taken off the bed"))
-			} else {
-				s.release(j)
-				s.moveTo(j, JobDone, actor, orDefault(req.Message, "finished"))
-			}
-			return nil
-		case agentapi.EventFailed:
-			if j.State != JobAssigned && j.State != JobPrinting && j.State != JobUnknown {
-				return wrongState(*j, "fail")
-			}
-			usedSeconds = sinceStart(j, now)
-			s.release(j)
-			j.Failures++
-			// Failures, not claims, count against the limit: a job an agent handed back
-			// unprinted (its printer was taken) used a claim but no print.
-			if req.Retryable && j.Failures < s.opts.MaxAttempts {
-				j.EnqueuedAt, j.Progress, j.StartedAt = now, 0, nil
-				s.moveTo(j, JobQueued, actor, fmt.Sprintf("failed (%s); queued again after %d of %d failures", orDefault(req.Message, "no reason given"), j.Failures, s.opts.MaxAttempts))
-			} else {
-				j.FinishedAt = &now
-				s.moveTo(j, JobFailed, actor, orDefault(req.Message, "failed"))
-			}
-			return nil
-		default:
-			return storage.Invalid("kind", "want started, progress, finished or failed")
-		}
-		expires := now.Add(s.opts.LeaseTTL)
-		j.LeaseExpires = &expires
-		resp.LeaseExpires = expires
-		return nil
+		return Transition(j, h, s.rules(lab), now)
 	})
 	if err != nil {
 		return resp, err
 	}
-	if usedSeconds > 0 {
-		if err := s.store.AddUsage(ctx, j.LabID, j.RequesterID, usedSeconds, s.clock()); err != nil {
-			s.log.Warn("fair-share usage not recorded", "job", j.ID, "err", err)
-		}
+	resp.Cancel = fx.Cancel
+	if j.LeaseExpires != nil && j.Holding {
+		resp.LeaseExpires = *j.LeaseExpires
 	}
-	if !j.Holding {
+	if fx.Released {
 		m.State = MachineIdle
 		s.publishMachine(m)
-		s.feed.WorkAvailable(j.LabID, 1)
 	}
 	return resp, nil
-}
-
-func sinceStart(j *Job, now time.Time) float64 {
-	if j.StartedAt == nil {
-		return 0
-	}
-	return now.Sub(*j.StartedAt).Seconds()
 }
 
 func orDefault(s, def string) string {
@@ -359,7 +274,7 @@ func (s *Service) FileFor(ctx context.Context, m Machine, id, lease string) (Job
 	if err != nil {
 		return Job{}, fmt.Errorf("job %s: %w", id, err)
 	}
-	if err := s.checkLease(ctx, m, j, lease); err != nil {
+	if err := s.checkLease(m, j, lease); err != nil {
 		return Job{}, err
 	}
 	if j.State != JobAssigned && j.State != JobPrinting {
@@ -379,35 +294,20 @@ func (s *Service) ExpireLeases(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, stale := range jobs {
-		j, err := s.update(ctx, stale.ID, func(j *Job) error {
-			if j.LeaseExpires == nil || j.LeaseExpires.After(s.now()) {
-				return errNothingToDo // renewed since we looked
+		_, _, err := s.change(ctx, stale.ID, func(j Job, now time.Time) (Job, Effects, error) {
+			if j.LeaseExpires == nil || j.LeaseExpires.After(now) {
+				return j, Effects{}, errNothingToDo // renewed since we looked
 			}
-			switch j.State {
-			case JobAssigned:
-				s.release(j)
-				j.EnqueuedAt = s.clock()
-				s.moveTo(j, JobQueued, "hub", "the lease expired before the print started; back in the queue")
-			case JobPrinting:
-				j.LeaseExpires = nil // keep the lease hash: the agent may come back and say what happened
-				s.moveTo(j, JobUnknown, "hub", "the lease expired while printing; waiting for the agent or an operator")
-			case JobCanceled:
-				s.release(j)
-			default:
-				return errNothingToDo
-			}
-			return nil
+			return Transition(j, Happening{Kind: OnLeaseExpiry, Actor: "hub"}, s.rules(Lab{}), now)
 		})
-		if errors.Is(err, errNothingToDo) {
+		var illegal *IllegalError
+		if errors.Is(err, errNothingToDo) || errors.As(err, &illegal) {
 			continue
 		}
 		if err != nil {
 			return n, err
 		}
 		n++
-		if j.State == JobQueued {
-			s.feed.WorkAvailable(j.LabID, 1)
-		}
 	}
 	return n, nil
 }
@@ -423,23 +323,4 @@ func (s *Service) MarkOffline(ctx context.Context) (int, error) {
 		}
 	}
 	return len(ids), err
-}
-
-// Harvest confirms that a finished part was taken off the bed; the machine is free.
-func (s *Service) Harvest(ctx context.Context, actor Actor, id string) (Job, error) {
-	j, err := s.update(ctx, id, func(j *Job) error {
-		if err := s.operatorOf(ctx, actor, *j); err != nil {
-			return err
-		}
-		if j.State != JobAwaitingHarvest {
-			return wrongState(*j, "harvest")
-		}
-		s.release(j)
-		s.moveTo(j, JobDone, actor.Handle, "taken off the bed")
-		return nil
-	})
-	if err == nil {
-		s.feed.WorkAvailable(j.LabID, 1)
-	}
-	return j, err
 }

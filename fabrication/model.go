@@ -173,18 +173,6 @@ type Event struct {
 	Message string    `json:"message,omitempty"`
 }
 
-// maxEvents bounds a job's log; the oldest entries after the first go first.
-const maxEvents = 100
-
-// Active reports whether the job holds, or is about to hold, a machine.
-func (j Job) Active() bool {
-	switch j.State {
-	case JobAssigned, JobPrinting, JobAwaitingHarvest, JobUnknown:
-		return true
-	}
-	return false
-}
-
 // Terminal reports whether the job has ended.
 func (j Job) Terminal() bool {
 	switch j.State {

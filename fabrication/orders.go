@@ -6,53 +6,82 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/fabcommons/fabcommons/storage"
 )
 
-// update reads job id, lets change modify it, and saves it with a compare-and-set on
-// its rev, trying again from a fresh read when another writer got there first. change
-// may refuse by returning an error, which update returns. Every change is published.
-func (s *Service) update(ctx context.Context, id string, change func(j *Job) error) (Job, error) {
+// change reads job id, computes its next state with next (pure: it may refuse, but
+// reads nothing) and saves it with a compare-and-set on its rev, from a fresh read
+// when another writer got there first. The saved job is published and the effects
+// carried out.
+func (s *Service) change(ctx context.Context, id string, next func(j Job, now time.Time) (Job, Effects, error)) (Job, Effects, error) {
 	for range 20 {
 		j, err := s.store.Job(ctx, id)
 		if err != nil {
-			return Job{}, fmt.Errorf("job %s: %w", id, err)
+			return Job{}, Effects{}, fmt.Errorf("job %s: %w", id, err)
 		}
-		prev := j.Rev
-		if err := change(&j); err != nil {
-			return Job{}, err
+		now := s.clock()
+		nj, fx, err := next(j, now)
+		if err != nil {
+			return j, Effects{}, err
 		}
-		j.UpdatedAt = s.clock()
-		err = s.store.SaveJob(ctx, j, prev)
+		nj.UpdatedAt = now
+		err = s.store.SaveJob(ctx, nj, j.Rev)
 		if errors.Is(err, storage.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return Job{}, fmt.Errorf("save job %s: %w", id, err)
+			return Job{}, Effects{}, fmt.Errorf("save job %s: %w", id, err)
 		}
-		j.Rev = prev + 1
-		s.publishJob(j)
-		return j, nil
+		nj.Rev = j.Rev + 1
+		s.publishJob(nj)
+		s.carryOut(ctx, nj, fx)
+		return nj, fx, nil
 	}
-	return Job{}, fmt.Errorf("job %s changed too often while we tried: %w", id, storage.ErrConflict)
+	return Job{}, Effects{}, fmt.Errorf("job %s changed too often while we tried: %w", id, storage.ErrConflict)
 }
 
-// logEvent appends to the job's public log, keeping its first entry and the newest.
-func (s *Service) logEvent(j *Job, e Event) {
-	e.At = s.clock()
-	j.Events = append(j.Events, e)
-	if len(j.Events) > maxEvents {
-		j.Events = append(j.Events[:1], j.Events[len(j.Events)-maxEvents+1:]...)
+// carryOut does what a transition asked beyond the job: machine time is counted for
+// fair share, and a freed machine or a queued job wakes the lab's waiting agents.
+func (s *Service) carryOut(ctx context.Context, j Job, fx Effects) {
+	if fx.UsedSeconds > 0 {
+		if err := s.store.AddUsage(ctx, j.LabID, j.RequesterID, fx.UsedSeconds, s.clock()); err != nil {
+			s.log.Warn("fair-share usage not recorded", "job", j.ID, "err", err)
+		}
+	}
+	if fx.Released || fx.WorkAvailable {
+		s.feed.WorkAvailable(j.LabID, 1)
 	}
 }
 
-// moveTo changes the job's state and logs the transition.
-func (s *Service) moveTo(j *Job, to, actor, msg string) {
-	s.logEvent(j, Event{Kind: to, From: j.State, To: to, Actor: actor, Message: msg})
-	j.State = to
+// rules are the transition rules for jobs of a lab.
+func (s *Service) rules(lab Lab) Rules {
+	return Rules{HarvestConfirm: lab.Policy.HarvestConfirm, MaxFailures: s.opts.MaxAttempts, LeaseTTL: s.opts.LeaseTTL}
+}
+
+// operatorAct applies an operator's (or the requester's) event to a job: who may act
+// is checked against the job's lab before the transition.
+func (s *Service) operatorAct(ctx context.Context, actor Actor, id string, h Happening, allowRequester bool) (Job, error) {
+	j, err := s.store.Job(ctx, id)
+	if err != nil {
+		return Job{}, fmt.Errorf("job %s: %w", id, err)
+	}
+	if !allowRequester || j.RequesterID != actor.ID {
+		if err := s.operatorOf(ctx, actor, j); err != nil {
+			if allowRequester {
+				return Job{}, fmt.Errorf("only the requester or an operator cancels a job: %w", storage.ErrForbidden)
+			}
+			return Job{}, err
+		}
+	}
+	h.Actor = actor.Handle
+	j, _, err = s.change(ctx, id, func(j Job, now time.Time) (Job, Effects, error) {
+		return Transition(j, h, Rules{MaxFailures: s.opts.MaxAttempts, LeaseTTL: s.opts.LeaseTTL}, now)
+	})
+	return j, err
 }
 
 // OrderRequest is what a person asks a lab to make.
@@ -188,7 +217,7 @@ func (s *Service) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 				DesignID: p.DesignID, DesignSlug: p.Slug, Version: p.Version, File: pt.file.Path, SHA256: pt.file.SHA256,
 				Size: pt.file.Size, BBox: pt.file.BBox, Process: req.Process, Material: material, Colour: req.Colour, Tags: tags,
 				Priority: req.Priority, Copy: c, State: state, EnqueuedAt: now, CreatedAt: now, UpdatedAt: now, Events: []Event{}}
-			s.logEvent(&j, Event{Kind: state, To: state, Actor: actor.Handle, Message: fmt.Sprintf("ordered: %s v%d, %s, copy %d", p.Slug, p.Version, pt.file.Path, c)})
+			logEvent(&j, Event{Kind: state, To: state, Actor: actor.Handle, Message: fmt.Sprintf("ordered: %s v%d, %s, copy %d", p.Slug, p.Version, pt.file.Path, c)}, s.clock())
 			jobs = append(jobs, j)
 		}
 	}
@@ -279,27 +308,9 @@ func (s *Service) operatorOf(ctx context.Context, actor Actor, j Job) error {
 	return s.requireRole(ctx, actor, lab, RoleOwner, RoleOperator)
 }
 
-func wrongState(j Job, action string) error {
-	return fmt.Errorf("%w: cannot %s a job that is %s", storage.ErrConflict, action, strings.ReplaceAll(j.State, "_", " "))
-}
-
 // Approve lets a pending job into the queue.
 func (s *Service) Approve(ctx context.Context, actor Actor, id string) (Job, error) {
-	j, err := s.update(ctx, id, func(j *Job) error {
-		if err := s.operatorOf(ctx, actor, *j); err != nil {
-			return err
-		}
-		if j.State != JobPendingApproval {
-			return wrongState(*j, "approve")
-		}
-		j.EnqueuedAt = s.clock()
-		s.moveTo(j, JobQueued, actor.Handle, "approved")
-		return nil
-	})
-	if err == nil {
-		s.feed.WorkAvailable(j.LabID, 1)
-	}
-	return j, err
+	return s.operatorAct(ctx, actor, id, Happening{Kind: OnApprove}, false)
 }
 
 // Reject turns a pending or queued job down, with a reason.
@@ -310,43 +321,13 @@ func (s *Service) Reject(ctx context.Context, actor Actor, id, reason string) (J
 	if err := checkText("reason", reason, 500, true); err != nil {
 		return Job{}, err
 	}
-	return s.update(ctx, id, func(j *Job) error {
-		if err := s.operatorOf(ctx, actor, *j); err != nil {
-			return err
-		}
-		if j.State != JobPendingApproval && j.State != JobQueued {
-			return wrongState(*j, "reject")
-		}
-		s.moveTo(j, JobRejected, actor.Handle, reason)
-		now := s.clock()
-		j.FinishedAt = &now
-		return nil
-	})
+	return s.operatorAct(ctx, actor, id, Happening{Kind: OnReject, Message: reason}, false)
 }
 
 // Cancel stops a job; its requester or a lab operator may. A job on a machine stays
 // on it until its agent hears cancel: true and lets go.
 func (s *Service) Cancel(ctx context.Context, actor Actor, id string) (Job, error) {
-	return s.update(ctx, id, func(j *Job) error {
-		if j.RequesterID != actor.ID {
-			if err := s.operatorOf(ctx, actor, *j); err != nil {
-				return fmt.Errorf("only the requester or an operator cancels a job: %w", storage.ErrForbidden)
-			}
-		}
-		if j.Terminal() {
-			return wrongState(*j, "cancel")
-		}
-		if j.State == JobAwaitingHarvest {
-			return wrongState(*j, "cancel")
-		}
-		s.moveTo(j, JobCanceled, actor.Handle, "canceled")
-		now := s.clock()
-		j.FinishedAt = &now
-		if j.LeaseHash == "" { // not on a machine: nothing to wait for
-			j.Holding = false
-		}
-		return nil
-	})
+	return s.operatorAct(ctx, actor, id, Happening{Kind: OnCancel}, true)
 }
 
 // Resolutions an operator can give a job in the unknown state (or any stuck one).
@@ -359,41 +340,12 @@ const (
 // Resolve settles a job whose outcome the hub does not know: the operator has looked
 // at the machine and says what happened.
 func (s *Service) Resolve(ctx context.Context, actor Actor, id, outcome string) (Job, error) {
-	j, err := s.update(ctx, id, func(j *Job) error {
-		if err := s.operatorOf(ctx, actor, *j); err != nil {
-			return err
-		}
-		if j.State != JobUnknown && j.State != JobFailed && j.State != JobAwaitingHarvest {
-			return wrongState(*j, "resolve")
-		}
-		now := s.clock()
-		switch outcome {
-		case ResolveRequeue:
-			s.release(j)
-			j.EnqueuedAt, j.Progress, j.FinishedAt, j.StartedAt = now, 0, nil, nil
-			s.moveTo(j, JobQueued, actor.Handle, "requeued by an operator")
-		case ResolveDone:
-			s.release(j)
-			j.FinishedAt = &now
-			s.moveTo(j, JobDone, actor.Handle, "marked done by an operator")
-		case ResolveFailed:
-			s.release(j)
-			j.FinishedAt = &now
-			s.moveTo(j, JobFailed, actor.Handle, "marked failed by an operator")
-		default:
-			return storage.Invalid("outcome", "want requeue, done or failed")
-		}
-		return nil
-	})
-	if err == nil && outcome == ResolveRequeue {
-		s.feed.WorkAvailable(j.LabID, 1)
-	}
-	return j, err
+	return s.operatorAct(ctx, actor, id, Happening{Kind: OnResolve, Outcome: outcome}, false)
 }
 
-// release frees the job's machine and voids its lease.
-func (s *Service) release(j *Job) {
-	j.Holding, j.LeaseHash, j.LeaseExpires = false, "", nil
+// Harvest confirms that a finished part was taken off the bed; the machine is free.
+func (s *Service) Harvest(ctx context.Context, actor Actor, id string) (Job, error) {
+	return s.operatorAct(ctx, actor, id, Happening{Kind: OnHarvest}, false)
 }
 
 // LabRecord is how often a design was made at one lab, and how it went.

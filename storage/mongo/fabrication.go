@@ -446,7 +446,7 @@ func (f Fabrication) ClaimJob(ctx context.Context, j fabrication.Job, prevRev in
 	if stored.Rev != prevRev {
 		return fmt.Errorf("job %s changed: %w", j.ID, storage.ErrConflict)
 	}
-	j.Events = append(stored.Events, e)
+	j.Events = fabrication.AppendEvent(stored.Events, e)
 	return f.SaveJob(ctx, j, prevRev)
 }
 

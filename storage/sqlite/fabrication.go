@@ -359,14 +359,18 @@ func (f Fabrication) SaveJob(ctx context.Context, j fabrication.Job, prevRev int
 	return err
 }
 
-// ClaimJob is SaveJob that appends e to the stored log instead of replacing it.
+// ClaimJob is SaveJob that appends e to the stored log instead of replacing it, as
+// fabrication.AppendEvent does: a full log drops its entry after the first.
 func (f Fabrication) ClaimJob(ctx context.Context, j fabrication.Job, prevRev int, e fabrication.Event) error {
 	data, _ := jobJSON(j)
+	ev := mustJSON(e)
 	err := expectOne(f.db.exec(ctx, `UPDATE jobs SET state = ?, priority = ?, enqueued_at = ?, updated_at = ?, machine_id = ?,
-		holding = ?, lease_hash = ?, lease_expires = ?, rev = rev + 1, data = ?, events = json_insert(events, '$[#]', json(?))
+		holding = ?, lease_hash = ?, lease_expires = ?, rev = rev + 1, data = ?,
+		events = CASE WHEN json_array_length(events) >= ? THEN json_insert(json_remove(events, '$[1]'), '$[#]', json(?))
+			ELSE json_insert(events, '$[#]', json(?)) END
 		WHERE id = ? AND rev = ?`,
 		j.State, j.Priority, unixNano(j.EnqueuedAt), unixNano(j.UpdatedAt), j.MachineID, j.Holding, j.LeaseHash, nullNano(j.LeaseExpires),
-		data, mustJSON(e), j.ID, prevRev))
+		data, fabrication.MaxEvents, ev, ev, j.ID, prevRev))
 	if err == storage.ErrNotFound {
 		return fmt.Errorf("job %s changed: %w", j.ID, storage.ErrConflict)
 	}

@@ -204,6 +204,23 @@ func ExerciseFabrication(t *testing.T, newStore func(t *testing.T) fabrication.S
 		if got, _ := s.Job(ctx, "j3"); got.State != fabrication.JobAssigned || got.Rev != 1 || len(got.Events) != 2 || got.Events[0].Actor != "ada" || got.Events[1].Kind != "assigned" {
 			t.Fatalf("after ClaimJob: got %+v", got)
 		}
+		// A full log keeps its first entry and the newest, as fabrication.AppendEvent does.
+		full, _ := s.Job(ctx, "j2")
+		for i := len(full.Events); i < fabrication.MaxEvents; i++ {
+			full.Events = append(full.Events, fabrication.Event{At: t0, Kind: "progress", Message: fmt.Sprint("step ", i)})
+		}
+		if err := s.SaveJob(ctx, full, full.Rev); err != nil {
+			t.Fatal(err)
+		}
+		full.Events = nil // as the queue reads it
+		if err := s.ClaimJob(ctx, full, full.Rev+1, fabrication.Event{At: t0, Kind: "assigned", Actor: "hub"}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.Job(ctx, "j2")
+		if n := len(got.Events); n != fabrication.MaxEvents || got.Events[0].Actor != "ada" || got.Events[1].Message != "step 2" || got.Events[n-1].Kind != "assigned" {
+			t.Fatalf("a claim on a full log: got %d entries, first %+v, second %+v, last %+v; want %d, the order's first, step 2 next, the claim last",
+				n, got.Events[0], got.Events[1], got.Events[n-1], fabrication.MaxEvents)
+		}
 		// Concurrent compare-and-set: one claim wins.
 		var wg sync.WaitGroup
 		wins := make(chan string, 8)
