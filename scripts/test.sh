@@ -33,6 +33,7 @@ command -v CuraEngine >/dev/null || missing+=(cura-engine)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
 	say "installing ${missing[*]} from Debian"
 	if [ "$(id -u)" = 0 ]; then
@@ -57,6 +58,19 @@ if [ ! -d "$cura_res/definitions" ] && [ "$(id -u)" = 0 ]; then
 	rm -rf "$cura_tmp"
 fi
 [ -d "$cura_res/definitions" ] && export FAB_TEST_CURA_RESOURCES=$cura_res
+
+# axe-core, the accessibility checker the browser test runs on every page it visits,
+# from the npm registry, once.
+axe_version=4.14.1
+axe_dir=$tools/axe-core-$axe_version
+if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ] && command -v npm >/dev/null; then
+	say "installing axe-core $axe_version from npm"
+	rm -rf "$axe_dir.tmp" && mkdir -p "$axe_dir.tmp"
+	npm install --silent --no-audit --no-fund --prefix "$axe_dir.tmp" "axe-core@$axe_version" >/dev/null ||
+		die "could not install axe-core from npm"
+	rm -rf "$axe_dir" && mv "$axe_dir.tmp" "$axe_dir"
+fi
+[ -f "$axe_dir/node_modules/axe-core/axe.min.js" ] && export FAB_TEST_AXE=$axe_dir/node_modules/axe-core/axe.min.js
 
 # --- test servers: built once into $tools, reused by later runs ---------------------
 minio_bin=$tools/minio-$minio_version

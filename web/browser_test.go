@@ -154,9 +154,35 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("%s: the browser reported errors: %s", step, strings.Join(p, "; "))
 		}
 	}
+	axe := axeScript(t)
+	visited := map[string]bool{}
+	// audit runs axe-core on the page the browser shows and fails on serious or
+	// critical violations; every page visited is audited once at each width.
+	audit := func(step string) {
+		t.Helper()
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		check(step+": location", err)
+		width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.innerWidth`))
+		check(step+": width", err)
+		page := strings.TrimPrefix(loc, srv.URL)
+		if visited[fmt.Sprint(width, page)] {
+			return
+		}
+		visited[fmt.Sprint(width, page)] = true
+		violations, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](axe+`;
+			(async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+				.filter(v => v.impact === 'serious' || v.impact === 'critical')
+				.map(v => v.impact + ' ' + v.id + ': ' + v.help + ' at ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')))()`,
+			chromedp.EvalAwaitPromise))
+		check(step+": axe-core", err)
+		if len(violations) > 0 {
+			t.Errorf("%s (%s): axe-core finds %d serious or critical violations:\n  %s", step, page, len(violations), strings.Join(violations, "\n  "))
+		}
+	}
 	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		check(step, chromedp.Do(ctx, actions...))
+		audit(step)
 	}
 	eval := func(step, expr string, out any) {
 		t.Helper()
@@ -277,6 +303,8 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`[data-live-order]`)),
 		shot("06-order-queued"),
 	)
+	orderURL, err := chromedp.Run(ctx, chromedp.Location())
+	check("the order page's address", err)
 	eval("mark the document", `window.__sameDocument = true`, nil)
 	var jobs int
 	eval("count the jobs", `document.querySelectorAll('tr[data-job-id]').length`, &jobs)
@@ -308,6 +336,48 @@ func TestBrowser(t *testing.T) {
 	if history < 3 {
 		t.Fatalf("the lab's history has %d jobs, want the 3 finished ones", history)
 	}
+
+	// Every page, at a phone's width and at a desktop's: axe-core finds nothing serious,
+	// and nothing is wider than the screen.
+	var jobPath string
+	eval("a job's page", `document.querySelector('a[href^="/jobs/"]').getAttribute('href')`, &jobPath)
+	pages := []string{"/", "/search?q=reel", "/designs/new", "/designs/" + slug, "/designs/" + slug + "/versions/new",
+		"/designs/" + slug + "/fork", "/designs/" + ndSlug + "/fork", "/designs/" + slug + "/make?lab=fablab",
+		"/labs", "/labs/fablab", strings.TrimPrefix(orderURL, srv.URL), jobPath, "/account"}
+	for _, w := range []int{390, 1280} {
+		run(fmt.Sprintf("resize to %d px", w), chromedp.EmulateViewport(int64(w), 844))
+		for _, page := range pages {
+			run(fmt.Sprintf("%s at %d px", page, w), chromedp.Navigate(srv.URL+page), chromedp.WaitReady(chromedp.CSS("main")))
+			var overflow int
+			eval(page+" overflow", `document.documentElement.scrollWidth - window.innerWidth`, &overflow)
+			if overflow > 1 {
+				t.Errorf("%s at %d px is %d px wider than the screen", page, w, overflow)
+			}
+		}
+		run(fmt.Sprintf("the design at %d px", w), chromedp.Navigate(srv.URL+"/designs/"+slug), shot(fmt.Sprintf("09-design-%d", w)))
+	}
+	// Signed out: the pages a visitor meets first.
+	visited = map[string]bool{}
+	run("log out", chromedp.Navigate(srv.URL+"/account"), chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)), chromedp.WaitReady(chromedp.CSS("main")))
+	for _, page := range []string{"/login", "/signup", "/"} {
+		run(page+" signed out", chromedp.Navigate(srv.URL+page), chromedp.WaitReady(chromedp.CSS("main")))
+	}
+}
+
+// axeScript reads axe-core (scripts/test.sh installs it from npm and names it in
+// FAB_TEST_AXE). Without it the browser test skips and says why; under CI=true it fails.
+func axeScript(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("FAB_TEST_AXE")
+	b, err := os.ReadFile(path)
+	if path == "" || err != nil {
+		why := "axe-core is missing: FAB_TEST_AXE names no file (scripts/test.sh installs it from npm)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
+	return string(b)
 }
 
 // nonBackgroundPixels counts pixels that differ from the corner's colour.

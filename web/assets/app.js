@@ -189,7 +189,6 @@ function upload() {
   drop.addEventListener('dragover', (ev) => { ev.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
   drop.addEventListener('drop', (ev) => { ev.preventDefault(); drop.classList.remove('over'); [...ev.dataTransfer.files].forEach(add); });
-  drop.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); form.querySelector('[data-files]').click(); } });
 
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
