@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -36,16 +35,12 @@ type hubStores struct {
 // startHub runs a whole hub over the given stores on a real loopback HTTP server.
 func startHub(t *testing.T, st hubStores, blobs storage.Blobs, recheck time.Duration) string {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	accounts, err := account.NewService(st.accounts, log, account.Options{Argon2: cheapArgon})
+	hub, err := NewHub(HubConfig{Web: Config{PollWait: 2 * time.Second, PollRecheck: recheck, SignupsPerHour: 1000},
+		Accounts: account.Options{Argon2: cheapArgon}}, Stores{Accounts: st.accounts, Catalog: st.catalog, Fabrication: st.fab, Blobs: blobs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	designs := catalog.NewService(st.catalog, blobs, log, catalog.Limits{}, nil)
-	fab := fabrication.NewService(st.fab, Printables{Catalog: designs}, Users{Store: st.accounts}, fabrication.NewFeed(), log, fabrication.Options{})
-	srv := New(Config{PollWait: 2 * time.Second, PollRecheck: recheck, SignupsPerHour: 1000},
-		Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab})
-	ts := httptest.NewServer(srv.Handler())
+	ts := httptest.NewServer(hub.Handler)
 	t.Cleanup(ts.Close)
 	return ts.URL
 }

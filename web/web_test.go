@@ -68,6 +68,13 @@ func setupWithLimits(t *testing.T, cfg Config, limits catalog.Limits, extra ...f
 // setupAll builds the whole hub on real embedded storage in a temp dir.
 func setupAll(t *testing.T, cfg Config, limits catalog.Limits, fo fabrication.Options, extra ...func(*gin.Engine)) bundle {
 	t.Helper()
+	return setupHub(t, HubConfig{Web: cfg, Limits: limits, Fabrication: fo, Accounts: account.Options{Argon2: cheapArgon, FailuresPerKey: 5}}, nil, extra...)
+}
+
+// setupHub builds a hub with NewHub, as cmd/fabhub does, on a SQLite file and a blob
+// folder in a temp dir. ready, when not nil, replaces what /readyz checks.
+func setupHub(t *testing.T, hc HubConfig, ready map[string]Pinger, extra ...func(*gin.Engine)) bundle {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "fab.db"))
 	if err != nil {
@@ -79,19 +86,21 @@ func setupAll(t *testing.T, cfg Config, limits catalog.Limits, fo fabrication.Op
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	accounts, err := account.NewService(db.Accounts(), log, account.Options{Argon2: cheapArgon, FailuresPerKey: 5})
+	hc.Log = slog.New(slog.NewTextHandler(logs, nil))
+	if hc.Accounts.Argon2 == (account.Argon2Params{}) {
+		hc.Accounts.Argon2 = cheapArgon
+	}
+	if ready == nil {
+		ready = map[string]Pinger{"db": db}
+	}
+	hub, err := NewHub(hc, Stores{Accounts: db.Accounts(), Catalog: db.Catalog(), Fabrication: db.Fabrication(), Blobs: blobs, Ready: ready})
 	if err != nil {
 		t.Fatal(err)
 	}
-	designs := catalog.NewService(db.Catalog(), blobs, log, limits, nil)
-	fab := fabrication.NewService(db.Fabrication(), Printables{Catalog: designs}, Users{Store: db.Accounts()}, fabrication.NewFeed(), log, fo)
-	srv := New(cfg, Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab, Ready: map[string]Pinger{"db": db}})
-	h := srv.Handler()
 	for _, f := range extra {
-		f(h.(*gin.Engine))
+		f(hub.Handler.(*gin.Engine))
 	}
-	return bundle{h: h, logs: logs, blobDir: filepath.Join(dir, "blobs"), fab: fab}
+	return bundle{h: hub.Handler, logs: logs, blobDir: filepath.Join(dir, "blobs"), fab: hub.Fab}
 }
 
 type call struct {
@@ -344,14 +353,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 		t.Fatalf("got request id %q", id)
 	}
 
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "x.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	accounts, _ := account.NewService(db.Accounts(), slog.New(slog.DiscardHandler), account.Options{Argon2: cheapArgon})
-	down := bundle{h: New(Config{}, Deps{Log: slog.New(slog.DiscardHandler), Accounts: accounts,
-		Ready: map[string]Pinger{"db": db, "blobs": failingPinger{}}}).Handler()}
+	down := setupHub(t, HubConfig{}, map[string]Pinger{"blobs": failingPinger{}})
 	r = down.do(t, call{method: "GET", path: "/readyz"})
 	r.want(t, 503, "not_ready")
 	if r.json["checks"].(map[string]any)["blobs"] != "unavailable" {
@@ -374,17 +376,10 @@ func TestRequestIDIsEchoedWhenSane(t *testing.T) {
 
 func TestSessionExpires(t *testing.T) {
 	t.Parallel()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fab.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var mu sync.Mutex
 	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	log := slog.New(slog.DiscardHandler)
-	accounts, _ := account.NewService(db.Accounts(), log, account.Options{Argon2: cheapArgon, SessionTTL: time.Hour, Clock: clock})
-	b := bundle{h: New(Config{}, Deps{Log: log, Accounts: accounts, Clock: clock}).Handler()}
+	b := setupHub(t, HubConfig{Clock: clock, Accounts: account.Options{SessionTTL: time.Hour}}, nil)
 	signUp(t, b, "ada")
 	r := b.do(t, call{method: "POST", path: "/api/v1/sessions", body: map[string]string{"handle": "ada", "password": "correct horse battery"}})
 	r.want(t, 200, "")

@@ -64,39 +64,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer stores.close()
 
-	accounts, err := account.NewService(stores.accounts, log, account.Options{})
-	if err != nil {
-		return fmt.Errorf("start accounts: %w", err)
-	}
 	tmp := filepath.Join(cfg.DataDir, "tmp")
 	if err := os.MkdirAll(tmp, 0o750); err != nil {
 		return fmt.Errorf("create temp dir: %w", err)
 	}
-	designs := catalog.NewService(stores.catalog, stores.blobs, log,
-		catalog.Limits{FileBytes: cfg.MaxFileBytes, Files: cfg.MaxFiles}, nil)
-	fab := fabrication.NewService(stores.fab, web.Printables{Catalog: designs}, web.Users{Store: stores.accounts}, fabrication.NewFeed(), log,
-		fabrication.Options{LeaseTTL: cfg.LeaseTTL})
-	cron, err := fabrication.NewMaintenance(stores.leases, log, nil, maintenanceTasks(stores, designs, fab, accounts))
+	hub, err := web.NewHub(web.HubConfig{
+		Web: web.Config{
+			MaxBodyBytes:   cfg.MaxBodyBytes,
+			SecureCookies:  strings.HasPrefix(cfg.PublicURL, "https://"),
+			TrustedProxies: cfg.Proxies,
+			PublicURL:      cfg.PublicURL,
+			MaxMeshBytes:   cfg.MaxFileBytes,
+			TempDir:        tmp,
+		},
+		Limits:      catalog.Limits{FileBytes: cfg.MaxFileBytes, Files: cfg.MaxFiles},
+		Fabrication: fabrication.Options{LeaseTTL: cfg.LeaseTTL},
+		Log:         log,
+	}, web.Stores{Accounts: stores.accounts, Catalog: stores.catalog, Fabrication: stores.fab, Blobs: stores.blobs,
+		Ready: map[string]web.Pinger{"db": stores.db, "blobs": stores.blobs}})
+	if err != nil {
+		return err
+	}
+	cron, err := fabrication.NewMaintenance(stores.leases, log, nil, maintenanceTasks(stores, hub.Catalog, hub.Fab, hub.Accounts))
 	if err != nil {
 		return fmt.Errorf("schedule maintenance: %w", err)
 	}
 	cron.Start()
 	defer cron.Stop()
-	srv := web.New(web.Config{
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		SecureCookies:  strings.HasPrefix(cfg.PublicURL, "https://"),
-		TrustedProxies: cfg.Proxies,
-		PublicURL:      cfg.PublicURL,
-		MaxMeshBytes:   cfg.MaxFileBytes,
-		TempDir:        tmp,
-	}, web.Deps{
-		Log:      log,
-		Accounts: accounts,
-		Catalog:  designs,
-		Fab:      fab,
-		Ready:    map[string]web.Pinger{"db": stores.db, "blobs": stores.blobs},
-	})
-	return serve(ctx, log, cfg, srv.Handler())
+	return serve(ctx, log, cfg, hub.Handler)
 }
 
 // stores is what openStores connected, with the seams the rest of the hub uses.

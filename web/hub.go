@@ -1,0 +1,111 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/fabcommons/fabcommons/account"
+	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// Stores are the seams a hub is built on. cmd/fabhub opens them by its configuration;
+// tests open embedded ones.
+type Stores struct {
+	Accounts    account.Store
+	Catalog     catalog.Store
+	Fabrication fabrication.Store
+	Blobs       storage.Blobs
+	Ready       map[string]Pinger // what /readyz checks, by name
+}
+
+// HubConfig is everything a hub is built with besides its stores.
+type HubConfig struct {
+	Web         Config
+	Limits      catalog.Limits
+	Fabrication fabrication.Options
+	Accounts    account.Options
+	Log         *slog.Logger
+	Clock       func() time.Time // time.Now by default
+}
+
+// Hub is an assembled hub: its services and the HTTP handler that serves them.
+type Hub struct {
+	Accounts *account.Service
+	Catalog  *catalog.Service
+	Fab      *fabrication.Service
+	Handler  http.Handler
+}
+
+// NewHub assembles a hub: the services over the stores, the glue between catalog and
+// fabrication, and the router. It is the one constructor cmd/fabhub and the tests use.
+func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Accounts.Clock == nil {
+		cfg.Accounts.Clock = cfg.Clock
+	}
+	accounts, err := account.NewService(st.Accounts, log, cfg.Accounts)
+	if err != nil {
+		return nil, fmt.Errorf("start accounts: %w", err)
+	}
+	designs := catalog.NewService(st.Catalog, st.Blobs, log, cfg.Limits, cfg.Clock)
+	if cfg.Fabrication.Clock == nil {
+		cfg.Fabrication.Clock = cfg.Clock
+	}
+	fab := fabrication.NewService(st.Fabrication, printables{designs}, users{st.Accounts}, fabrication.NewFeed(), log, cfg.Fabrication)
+	srv := New(cfg.Web, Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab, Ready: st.Ready, Clock: cfg.Clock})
+	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Handler: srv.Handler()}, nil
+}
+
+// printables shows catalog versions to fabrication as things to make.
+type printables struct{ catalog *catalog.Service }
+
+func (p printables) Printable(ctx context.Context, slug string, version int) (fabrication.Printable, error) {
+	var d catalog.Design
+	var v catalog.Version
+	var err error
+	if version == 0 {
+		var latest *catalog.Version
+		d, latest, err = p.catalog.Design(ctx, catalog.Actor{}, slug)
+		if err == nil && latest == nil {
+			return fabrication.Printable{}, storage.Invalid("design", "the design is hidden and cannot be made")
+		}
+		if latest != nil {
+			v = *latest
+		}
+	} else {
+		d, v, err = p.catalog.Version(ctx, catalog.Actor{}, slug, version)
+	}
+	if err != nil {
+		return fabrication.Printable{}, err
+	}
+	out := fabrication.Printable{DesignID: d.ID, Slug: d.Slug, Title: d.Title, Version: v.Number}
+	for _, f := range v.Files {
+		if f.Kind != catalog.FileMesh || f.Mesh == nil || f.Mesh.Triangles == 0 {
+			continue
+		}
+		s := f.Mesh.BBox.Size
+		out.Files = append(out.Files, fabrication.PrintableFile{Path: f.Path, SHA256: f.SHA256, Size: f.Size, BBox: fabrication.Volume{X: s[0], Y: s[1], Z: s[2]}})
+	}
+	for _, l := range v.BOM {
+		if l.Kind == catalog.KindPrinted {
+			out.BOM = append(out.BOM, fabrication.PrintableLine{Ref: l.Ref, File: l.File, Qty: int(l.Qty), Material: l.Material})
+		}
+	}
+	return out, nil
+}
+
+// users resolves handles for lab membership.
+type users struct{ store account.Store }
+
+func (u users) UserIDByHandle(ctx context.Context, handle string) (string, error) {
+	usr, err := u.store.UserByHandle(ctx, account.NormalizeHandle(handle))
+	return usr.ID, err
+}
