@@ -72,9 +72,6 @@ type FileSource func(yield func(path string, r io.Reader) error) error
 // been read, as a BOM may arrive after them in a stream.
 type BOMSource func() []byte
 
-// NoBOM is the BOMSource of an upload without one.
-func NoBOM() []byte { return nil }
-
 // NewDesign is what a person fills in to publish a design.
 type NewDesign struct {
 	Title   string       `json:"title"`

@@ -113,9 +113,6 @@ func NewService(store Store, designs Designs, users Users, feed *Feed, log *slog
 // Feed is where the service publishes changes.
 func (s *Service) Feed() *Feed { return s.feed }
 
-// LeaseTTL is how long a lease lasts without a report.
-func (s *Service) LeaseTTL() time.Duration { return s.opts.LeaseTTL }
-
 // HeartbeatSeconds is how often agents should report: three times per lease.
 func (s *Service) HeartbeatSeconds() int { return max(1, int(s.opts.LeaseTTL.Seconds()/3)) }
 
