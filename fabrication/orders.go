@@ -8,69 +8,40 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/fabcommons/fabcommons/storage"
+	"github.com/google/uuid"
 )
 
-// change reads job id, computes its next state with next (pure: it may refuse, but
-// reads nothing) and saves it with a compare-and-set on its rev, from a fresh read
-// when another writer got there first. The saved job is published and the effects
-// carried out.
-func (s *Service) change(ctx context.Context, id string, next func(j Job, now time.Time) (Job, Effects, error)) (Job, Effects, error) {
-	for range 20 {
-		j, err := s.store.Job(ctx, id)
-		if err != nil {
-			return Job{}, Effects{}, fmt.Errorf("job %s: %w", id, err)
-		}
-		now := s.clock()
-		nj, fx, err := next(j, now)
-		if err != nil {
-			return j, Effects{}, err
-		}
-		nj.UpdatedAt = now
-		err = s.store.SaveJob(ctx, nj, j.Rev)
-		if errors.Is(err, storage.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return Job{}, Effects{}, fmt.Errorf("save job %s: %w", id, err)
-		}
-		nj.Rev = j.Rev + 1
-		s.publishJob(nj)
-		s.carryOut(ctx, nj, fx)
-		return nj, fx, nil
-	}
-	return Job{}, Effects{}, fmt.Errorf("job %s changed too often while we tried: %w", id, storage.ErrConflict)
+// Orders places orders and carries out what people do to their jobs: approve, reject,
+// cancel, resolve, harvest.
+type Orders struct {
+	*jobBook
+	roles
+	store   ordersStore
+	designs Designs
 }
 
-// carryOut does what a transition asked beyond the job: machine time is counted for
-// fair share, and a freed machine or a queued job wakes the lab's waiting agents.
-func (s *Service) carryOut(ctx context.Context, j Job, fx Effects) {
-	if fx.UsedSeconds > 0 {
-		if err := s.store.AddUsage(ctx, j.LabID, j.RequesterID, fx.UsedSeconds, s.clock()); err != nil {
-			s.log.Warn("fair-share usage not recorded", "job", j.ID, "err", err)
-		}
-	}
-	if fx.Released || fx.WorkAvailable {
-		s.feed.WorkAvailable(j.LabID, 1)
-	}
-}
-
-// rules are the transition rules for jobs of a lab.
-func (s *Service) rules(lab Lab) Rules {
-	return Rules{HarvestConfirm: lab.Policy.HarvestConfirm, MaxFailures: s.opts.MaxAttempts, LeaseTTL: s.opts.LeaseTTL}
+// ordersStore is what Orders reads and writes.
+type ordersStore interface {
+	jobsStore
+	LabBySlug(ctx context.Context, slug string) (Lab, error)
+	LabByID(ctx context.Context, id string) (Lab, error)
+	Machines(ctx context.Context, labID string) ([]Machine, error)
+	CreateOrder(ctx context.Context, o Order, jobs []Job) error
+	Order(ctx context.Context, id string) (Order, error)
+	JobsOfOrder(ctx context.Context, orderID string) ([]Job, error)
+	DesignLabCounts(ctx context.Context, designID string) (map[string][2]int, error)
 }
 
 // operatorAct applies an operator's (or the requester's) event to a job: who may act
 // is checked against the job's lab before the transition.
-func (s *Service) operatorAct(ctx context.Context, actor Actor, id string, h Happening, allowRequester bool) (Job, error) {
-	j, err := s.store.Job(ctx, id)
+func (or *Orders) operatorAct(ctx context.Context, actor Actor, id string, h Happening, allowRequester bool) (Job, error) {
+	j, err := or.store.Job(ctx, id)
 	if err != nil {
 		return Job{}, fmt.Errorf("job %s: %w", id, err)
 	}
 	if !allowRequester || j.RequesterID != actor.ID {
-		if err := s.operatorOf(ctx, actor, j); err != nil {
+		if err := or.operatorOf(ctx, actor, j); err != nil {
 			if allowRequester {
 				return Job{}, fmt.Errorf("only the requester or an operator cancels a job: %w", storage.ErrForbidden)
 			}
@@ -78,8 +49,8 @@ func (s *Service) operatorAct(ctx context.Context, actor Actor, id string, h Hap
 		}
 	}
 	h.Actor = actor.Handle
-	j, _, err = s.change(ctx, id, func(j Job, now time.Time) (Job, Effects, error) {
-		return Transition(j, h, Rules{MaxFailures: s.opts.MaxAttempts, LeaseTTL: s.opts.LeaseTTL}, now)
+	j, _, err = or.change(ctx, id, func(j Job, now time.Time) (Job, Effects, error) {
+		return Transition(j, h, Rules{MaxFailures: or.opts.MaxAttempts, LeaseTTL: or.opts.LeaseTTL}, now)
 	})
 	return j, err
 }
@@ -100,15 +71,15 @@ type OrderRequest struct {
 }
 
 // PlaceOrder turns a request into an order and one job per physical copy.
-func (s *Service) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest) (Order, []Job, error) {
-	lab, err := s.Lab(ctx, req.Lab)
+func (or *Orders) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest) (Order, []Job, error) {
+	lab, err := labBySlug(ctx, or.store, req.Lab)
 	if errors.Is(err, storage.ErrNotFound) {
 		return Order{}, nil, storage.Invalid("lab", fmt.Sprintf("no lab %q", req.Lab))
 	}
 	if err != nil {
 		return Order{}, nil, err
 	}
-	role, err := s.role(ctx, actor, lab.ID)
+	role, err := or.role(ctx, actor, lab.ID)
 	if err != nil {
 		return Order{}, nil, err
 	}
@@ -138,7 +109,7 @@ func (s *Service) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 			return Order{}, nil, err
 		}
 	}
-	p, err := s.designs.Printable(ctx, req.Design, req.Version)
+	p, err := or.designs.Printable(ctx, req.Design, req.Version)
 	if errors.Is(err, storage.ErrNotFound) {
 		return Order{}, nil, storage.Invalid("design", fmt.Sprintf("no design %q with version %d", req.Design, req.Version))
 	}
@@ -193,10 +164,10 @@ func (s *Service) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 	for _, pt := range parts {
 		total += pt.copies
 	}
-	if total > s.opts.MaxOrderJobs {
-		return Order{}, nil, storage.Invalid("quantity", fmt.Sprintf("this order would make %d jobs; at most %d", total, s.opts.MaxOrderJobs))
+	if total > or.opts.MaxOrderJobs {
+		return Order{}, nil, storage.Invalid("quantity", fmt.Sprintf("this order would make %d jobs; at most %d", total, or.opts.MaxOrderJobs))
 	}
-	now := s.clock()
+	now := or.clock()
 	o := Order{ID: uuid.NewString(), RequesterID: actor.ID, Requester: actor.Handle, LabID: lab.ID, LabSlug: lab.Slug,
 		DesignID: p.DesignID, DesignSlug: p.Slug, DesignTitle: p.Title, Version: p.Version, Material: req.Material,
 		Colour: req.Colour, Process: req.Process, Quantity: req.Quantity, Priority: req.Priority,
@@ -217,20 +188,20 @@ func (s *Service) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 				DesignID: p.DesignID, DesignSlug: p.Slug, Version: p.Version, File: pt.file.Path, SHA256: pt.file.SHA256,
 				Size: pt.file.Size, BBox: pt.file.BBox, Process: req.Process, Material: material, Colour: req.Colour, Tags: tags,
 				Priority: req.Priority, Copy: c, State: state, EnqueuedAt: now, CreatedAt: now, UpdatedAt: now, Events: []Event{}}
-			logEvent(&j, Event{Kind: state, To: state, Actor: actor.Handle, Message: fmt.Sprintf("ordered: %s v%d, %s, copy %d", p.Slug, p.Version, pt.file.Path, c)}, s.clock())
+			logEvent(&j, Event{Kind: state, To: state, Actor: actor.Handle, Message: fmt.Sprintf("ordered: %s v%d, %s, copy %d", p.Slug, p.Version, pt.file.Path, c)}, or.clock())
 			jobs = append(jobs, j)
 		}
 	}
-	if err := s.store.CreateOrder(ctx, o, jobs); err != nil {
+	if err := or.store.CreateOrder(ctx, o, jobs); err != nil {
 		return Order{}, nil, fmt.Errorf("place order: %w", err)
 	}
 	for _, j := range jobs {
-		s.publishJob(j)
+		or.publishJob(j)
 	}
 	if state == JobQueued {
-		s.feed.WorkAvailable(lab.ID, len(jobs))
+		or.feed.WorkAvailable(lab.ID, len(jobs))
 	}
-	s.log.Info("order placed", "order", o.ID, "lab", lab.Slug, "design", p.Slug, "jobs", len(jobs))
+	or.log.Info("order placed", "order", o.ID, "lab", lab.Slug, "design", p.Slug, "jobs", len(jobs))
 	return o, jobs, nil
 }
 
@@ -254,38 +225,38 @@ type OrderView struct {
 }
 
 // Order shows an order and its jobs to anyone.
-func (s *Service) Order(ctx context.Context, id string) (OrderView, error) {
-	o, err := s.store.Order(ctx, id)
+func (or *Orders) Order(ctx context.Context, id string) (OrderView, error) {
+	o, err := or.store.Order(ctx, id)
 	if err != nil {
 		return OrderView{}, fmt.Errorf("order %s: %w", id, err)
 	}
-	jobs, err := s.store.JobsOfOrder(ctx, id)
+	jobs, err := or.store.JobsOfOrder(ctx, id)
 	if err != nil {
 		return OrderView{}, err
 	}
-	views, err := s.explain(ctx, o.LabID, jobs)
+	views, err := or.explain(ctx, o.LabID, jobs)
 	return OrderView{Order: o, Jobs: views}, err
 }
 
 // Job shows one job to anyone.
-func (s *Service) Job(ctx context.Context, id string) (JobView, error) {
-	j, err := s.store.Job(ctx, id)
+func (or *Orders) Job(ctx context.Context, id string) (JobView, error) {
+	j, err := or.store.Job(ctx, id)
 	if err != nil {
 		return JobView{}, fmt.Errorf("job %s: %w", id, err)
 	}
-	views, err := s.explain(ctx, j.LabID, []Job{j})
+	views, err := or.explain(ctx, j.LabID, []Job{j})
 	if err != nil {
 		return JobView{}, err
 	}
 	return views[0], nil
 }
 
-func (s *Service) explain(ctx context.Context, labID string, jobs []Job) ([]JobView, error) {
-	lab, err := s.store.LabByID(ctx, labID)
+func (or *Orders) explain(ctx context.Context, labID string, jobs []Job) ([]JobView, error) {
+	lab, err := or.store.LabByID(ctx, labID)
 	if err != nil {
 		return nil, err
 	}
-	machines, err := s.store.Machines(ctx, labID)
+	machines, err := or.store.Machines(ctx, labID)
 	if err != nil {
 		return nil, err
 	}
@@ -300,34 +271,34 @@ func (s *Service) explain(ctx context.Context, labID string, jobs []Job) ([]JobV
 }
 
 // operatorOf checks that actor runs the job's lab.
-func (s *Service) operatorOf(ctx context.Context, actor Actor, j Job) error {
-	lab, err := s.store.LabByID(ctx, j.LabID)
+func (or *Orders) operatorOf(ctx context.Context, actor Actor, j Job) error {
+	lab, err := or.store.LabByID(ctx, j.LabID)
 	if err != nil {
 		return err
 	}
-	return s.requireRole(ctx, actor, lab, RoleOwner, RoleOperator)
+	return or.requireRole(ctx, actor, lab, RoleOwner, RoleOperator)
 }
 
 // Approve lets a pending job into the queue.
-func (s *Service) Approve(ctx context.Context, actor Actor, id string) (Job, error) {
-	return s.operatorAct(ctx, actor, id, Happening{Kind: OnApprove}, false)
+func (or *Orders) Approve(ctx context.Context, actor Actor, id string) (Job, error) {
+	return or.operatorAct(ctx, actor, id, Happening{Kind: OnApprove}, false)
 }
 
 // Reject turns a pending or queued job down, with a reason.
-func (s *Service) Reject(ctx context.Context, actor Actor, id, reason string) (Job, error) {
+func (or *Orders) Reject(ctx context.Context, actor Actor, id, reason string) (Job, error) {
 	if strings.TrimSpace(reason) == "" {
 		return Job{}, storage.Invalid("reason", "say why, so the requester can do something about it")
 	}
 	if err := checkText("reason", reason, 500, true); err != nil {
 		return Job{}, err
 	}
-	return s.operatorAct(ctx, actor, id, Happening{Kind: OnReject, Message: reason}, false)
+	return or.operatorAct(ctx, actor, id, Happening{Kind: OnReject, Message: reason}, false)
 }
 
 // Cancel stops a job; its requester or a lab operator may. A job on a machine stays
 // on it until its agent hears cancel: true and lets go.
-func (s *Service) Cancel(ctx context.Context, actor Actor, id string) (Job, error) {
-	return s.operatorAct(ctx, actor, id, Happening{Kind: OnCancel}, true)
+func (or *Orders) Cancel(ctx context.Context, actor Actor, id string) (Job, error) {
+	return or.operatorAct(ctx, actor, id, Happening{Kind: OnCancel}, true)
 }
 
 // Resolutions an operator can give a job in the unknown state (or any stuck one).
@@ -339,13 +310,13 @@ const (
 
 // Resolve settles a job whose outcome the hub does not know: the operator has looked
 // at the machine and says what happened.
-func (s *Service) Resolve(ctx context.Context, actor Actor, id, outcome string) (Job, error) {
-	return s.operatorAct(ctx, actor, id, Happening{Kind: OnResolve, Outcome: outcome}, false)
+func (or *Orders) Resolve(ctx context.Context, actor Actor, id, outcome string) (Job, error) {
+	return or.operatorAct(ctx, actor, id, Happening{Kind: OnResolve, Outcome: outcome}, false)
 }
 
 // Harvest confirms that a finished part was taken off the bed; the machine is free.
-func (s *Service) Harvest(ctx context.Context, actor Actor, id string) (Job, error) {
-	return s.operatorAct(ctx, actor, id, Happening{Kind: OnHarvest}, false)
+func (or *Orders) Harvest(ctx context.Context, actor Actor, id string) (Job, error) {
+	return or.operatorAct(ctx, actor, id, Happening{Kind: OnHarvest}, false)
 }
 
 // LabRecord is how often a design was made at one lab, and how it went.
@@ -357,14 +328,14 @@ type LabRecord struct {
 
 // DesignRecord is a design's fabrication record: the labs that made it, most makes
 // first. Everyone may see it.
-func (s *Service) DesignRecord(ctx context.Context, designID string) ([]LabRecord, error) {
-	counts, err := s.store.DesignLabCounts(ctx, designID)
+func (or *Orders) DesignRecord(ctx context.Context, designID string) ([]LabRecord, error) {
+	counts, err := or.store.DesignLabCounts(ctx, designID)
 	if err != nil {
 		return nil, err
 	}
 	out := []LabRecord{}
 	for labID, c := range counts {
-		lab, err := s.store.LabByID(ctx, labID)
+		lab, err := or.store.LabByID(ctx, labID)
 		if err != nil {
 			return nil, err
 		}

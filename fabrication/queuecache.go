@@ -40,7 +40,7 @@ const queueHeadTTL = 250 * time.Millisecond
 // but one lose (with 1,000 agents, losing claims were most of the hub's claim work);
 // the random pick among ties keeps several hubs from racing for the same job. ok is
 // false when no job in the head fits m.
-func (s *Service) takeQueued(ctx context.Context, m Machine) (j Job, ok bool, err error) {
+func (s *jobBook) takeQueued(ctx context.Context, m Machine) (j Job, ok bool, err error) {
 	h, err := s.freshHead(ctx, m.LabID)
 	if err != nil {
 		return Job{}, false, err
@@ -78,7 +78,7 @@ func (s *Service) takeQueued(ctx context.Context, m Machine) (j Job, ok bool, er
 
 // freshHead returns the lab's cached head when it is fresh and still of use (it has
 // jobs, or it held the whole queue, which may be empty), and reads a new one otherwise.
-func (s *Service) freshHead(ctx context.Context, labID string) (*queueHead, error) {
+func (s *jobBook) freshHead(ctx context.Context, labID string) (*queueHead, error) {
 	q := &s.queues
 	q.mu.Lock()
 	h := q.labs[labID]
@@ -119,7 +119,7 @@ func (s *Service) freshHead(ctx context.Context, labID string) (*queueHead, erro
 // there: when the head holds the whole queue, or when the job sorts before the head's
 // last entry. A job that sorts after a partial head is left to the next read, so the
 // cache never serves a newer job before an older one it has not seen.
-func (s *Service) noteQueued(j Job) {
+func (s *jobBook) noteQueued(j Job) {
 	q := &s.queues
 	q.mu.Lock()
 	defer q.mu.Unlock()

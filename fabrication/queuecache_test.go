@@ -14,7 +14,7 @@ func TestQueueHeadCache(t *testing.T) {
 	job := func(id string, prio, minute int) Job {
 		return Job{ID: id, LabID: "lab", State: JobQueued, Priority: prio, EnqueuedAt: t0.Add(time.Duration(minute) * time.Minute)}
 	}
-	ids := func(s *Service) string {
+	ids := func(s *jobBook) string {
 		out := ""
 		for _, j := range s.queues.labs["lab"].jobs {
 			out += j.ID
@@ -36,14 +36,14 @@ func TestQueueHeadCache(t *testing.T) {
 		{"a requeued job past a partial head leaves it", []Job{job("a", 0, 1), job("b", 0, 2), job("c", 0, 3)}, false, job("a", 0, 9), "bc"},
 	}
 	for _, c := range cases {
-		s := &Service{}
+		s := &jobBook{}
 		s.queues.labs = map[string]*queueHead{"lab": {jobs: c.head, complete: c.complete, readAt: time.Now()}}
 		s.noteQueued(c.add)
 		if got := ids(s); got != c.want {
 			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
 		}
 	}
-	s := &Service{}
+	s := &jobBook{}
 	s.queues.labs = map[string]*queueHead{"lab": {jobs: []Job{job("a", 0, 1), job("b", 0, 2)}, readAt: time.Now()}}
 	s.noteQueued(Job{ID: "x", LabID: "other", State: JobQueued}) // no cached head: nothing to do
 	if len(s.queues.labs) != 1 {
@@ -59,13 +59,13 @@ func TestTakeQueued(t *testing.T) {
 	job := func(id string, prio int, requester string, size float64) Job {
 		return Job{ID: id, LabID: "lab", State: JobQueued, Process: "fdm", Priority: prio, RequesterID: requester, EnqueuedAt: now, BBox: Volume{X: size, Y: size, Z: size}}
 	}
-	service := func(jobs ...Job) *Service {
-		s := &Service{now: func() time.Time { return now }}
+	service := func(jobs ...Job) *jobBook {
+		s := &jobBook{core: core{now: func() time.Time { return now }}}
 		usage := map[string]Usage{"heavy": {Seconds: 3600, UpdatedAt: now}}
 		s.queues.labs = map[string]*queueHead{"lab": {jobs: jobs, usage: usage, complete: true, readAt: time.Now()}}
 		return s
 	}
-	take := func(s *Service, m Machine) string {
+	take := func(s *jobBook, m Machine) string {
 		j, ok, err := s.takeQueued(context.Background(), m)
 		if err != nil {
 			t.Fatal(err)
@@ -114,7 +114,7 @@ func TestTakeQueuedConcurrently(t *testing.T) {
 	for i := range 100 {
 		jobs = append(jobs, Job{ID: fmt.Sprint("j", i), LabID: "lab", State: JobQueued, Process: "fdm", BBox: Volume{X: 10, Y: 10, Z: 10}})
 	}
-	s := &Service{now: time.Now}
+	s := &jobBook{core: core{now: time.Now}}
 	s.queues.labs = map[string]*queueHead{"lab": {jobs: jobs, complete: true, readAt: time.Now().Add(time.Hour)}} // stays fresh
 	var mu sync.Mutex
 	got := map[string]int{}

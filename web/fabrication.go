@@ -32,7 +32,7 @@ func (s *Server) createLab(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
-	lab, err := s.fab.CreateLab(c.Request.Context(), fabActor(c), req)
+	lab, err := s.labs.CreateLab(c.Request.Context(), fabActor(c), req)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -41,7 +41,7 @@ func (s *Server) createLab(c *gin.Context) {
 }
 
 func (s *Server) listLabs(c *gin.Context) {
-	labs, err := s.fab.Labs(c.Request.Context())
+	labs, err := s.labs.All(c.Request.Context())
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -50,7 +50,7 @@ func (s *Server) listLabs(c *gin.Context) {
 }
 
 func (s *Server) getLab(c *gin.Context) {
-	v, err := s.fab.View(c.Request.Context(), fabActor(c), c.Param("slug"))
+	v, err := s.scheduler.View(c.Request.Context(), fabActor(c), c.Param("slug"))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -69,7 +69,7 @@ func (s *Server) setMember(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
-	m, err := s.fab.SetMember(c.Request.Context(), fabActor(c), c.Param("slug"), req.Handle, req.Role)
+	m, err := s.labs.SetMember(c.Request.Context(), fabActor(c), c.Param("slug"), req.Handle, req.Role)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -85,7 +85,7 @@ func (s *Server) addMachine(c *gin.Context) {
 	if !bindJSON(c, &spec) {
 		return
 	}
-	m, code, err := s.fab.AddMachine(c.Request.Context(), fabActor(c), c.Param("slug"), spec)
+	m, code, err := s.labs.AddMachine(c.Request.Context(), fabActor(c), c.Param("slug"), spec)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -101,7 +101,7 @@ func (s *Server) patchMachine(c *gin.Context) {
 	if !bindJSON(c, &p) {
 		return
 	}
-	m, err := s.fab.PatchMachine(c.Request.Context(), fabActor(c), c.Param("id"), p)
+	m, err := s.labs.PatchMachine(c.Request.Context(), fabActor(c), c.Param("id"), p)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -119,7 +119,7 @@ func (s *Server) createJoinToken(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
-	t, secret, err := s.fab.NewJoinToken(c.Request.Context(), fabActor(c), c.Param("slug"), req.Name)
+	t, secret, err := s.labs.NewJoinToken(c.Request.Context(), fabActor(c), c.Param("slug"), req.Name)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -131,7 +131,7 @@ func (s *Server) listJoinTokens(c *gin.Context) {
 	if _, ok := s.requireUser(c); !ok {
 		return
 	}
-	ts, err := s.fab.JoinTokens(c.Request.Context(), fabActor(c), c.Param("slug"))
+	ts, err := s.labs.JoinTokens(c.Request.Context(), fabActor(c), c.Param("slug"))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -143,7 +143,7 @@ func (s *Server) revokeJoinToken(c *gin.Context) {
 	if _, ok := s.requireUser(c); !ok {
 		return
 	}
-	if err := s.fab.RevokeJoinToken(c.Request.Context(), fabActor(c), c.Param("slug"), c.Param("id")); err != nil {
+	if err := s.labs.RevokeJoinToken(c.Request.Context(), fabActor(c), c.Param("slug"), c.Param("id")); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -158,7 +158,7 @@ func (s *Server) placeOrder(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
-	o, jobs, err := s.fab.PlaceOrder(c.Request.Context(), fabActor(c), req)
+	o, jobs, err := s.orders.PlaceOrder(c.Request.Context(), fabActor(c), req)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -167,7 +167,7 @@ func (s *Server) placeOrder(c *gin.Context) {
 }
 
 func (s *Server) getOrder(c *gin.Context) {
-	v, err := s.fab.Order(c.Request.Context(), c.Param("id"))
+	v, err := s.orders.Order(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -176,7 +176,7 @@ func (s *Server) getOrder(c *gin.Context) {
 }
 
 func (s *Server) getJob(c *gin.Context) {
-	v, err := s.fab.Job(c.Request.Context(), c.Param("id"))
+	v, err := s.orders.Job(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -202,15 +202,15 @@ func (s *Server) jobAction(action string) gin.HandlerFunc {
 		var err error
 		switch action {
 		case "approve":
-			j, err = s.fab.Approve(ctx, actor, id)
+			j, err = s.orders.Approve(ctx, actor, id)
 		case "reject":
-			j, err = s.fab.Reject(ctx, actor, id, req.Reason)
+			j, err = s.orders.Reject(ctx, actor, id, req.Reason)
 		case "cancel":
-			j, err = s.fab.Cancel(ctx, actor, id)
+			j, err = s.orders.Cancel(ctx, actor, id)
 		case "resolve":
-			j, err = s.fab.Resolve(ctx, actor, id, req.Outcome)
+			j, err = s.orders.Resolve(ctx, actor, id, req.Outcome)
 		case "harvest":
-			j, err = s.fab.Harvest(ctx, actor, id)
+			j, err = s.orders.Harvest(ctx, actor, id)
 		}
 		if err != nil {
 			s.fail(c, err)
@@ -231,7 +231,7 @@ func (s *Server) authenticateMachine(c *gin.Context) {
 		abort(c, http.StatusUnauthorized, "unauthenticated", "send the machine token as 'Authorization: Bearer <token>' (fabagent enroll gets one)")
 		return
 	}
-	m, err := s.fab.MachineByToken(c.Request.Context(), strings.TrimSpace(secret))
+	m, err := s.labs.MachineByToken(c.Request.Context(), strings.TrimSpace(secret))
 	if errors.Is(err, storage.ErrNotFound) {
 		abort(c, http.StatusUnauthorized, "unauthenticated", "the machine token is unknown or was replaced; enrol the agent again")
 		return
@@ -255,7 +255,7 @@ func (s *Server) agentEnroll(c *gin.Context) {
 		return
 	}
 	s.joinMachine(c, http.StatusOK, func(ctx context.Context) (fabrication.Machine, string, error) {
-		return s.fab.Enroll(ctx, req.Code)
+		return s.labs.Enroll(ctx, req.Code)
 	})
 }
 
@@ -268,7 +268,7 @@ func (s *Server) agentRegister(c *gin.Context) {
 	spec := fabrication.MachineSpec{Process: caps.Process, BuildVolume: fabrication.Volume{X: caps.BuildVolume[0], Y: caps.BuildVolume[1], Z: caps.BuildVolume[2]},
 		Nozzle: caps.Nozzle, Materials: caps.Materials, Tags: caps.Tags, Driver: caps.Driver}
 	s.joinMachine(c, http.StatusCreated, func(ctx context.Context) (fabrication.Machine, string, error) {
-		return s.fab.Register(ctx, req.JoinToken, req.Name, spec)
+		return s.labs.Register(ctx, req.JoinToken, req.Name, spec)
 	})
 }
 
@@ -288,7 +288,7 @@ func (s *Server) joinMachine(c *gin.Context, status int, join func(context.Conte
 		s.fail(c, err)
 		return
 	}
-	lab, _ := s.fab.LabByID(c.Request.Context(), m.LabID)
+	lab, _ := s.labs.LabByID(c.Request.Context(), m.LabID)
 	c.JSON(status, agentapi.Enrollment{MachineID: m.ID, Lab: lab.Slug, Token: token, Approved: m.Approved})
 }
 
@@ -311,7 +311,7 @@ func (s *Server) agentPoll(c *gin.Context) {
 	m := machineOf(c)
 	for first := true; ; first = false {
 		if !first {
-			fresh, err := s.fab.Machine(ctx, m.ID)
+			fresh, err := s.labs.Machine(ctx, m.ID)
 			if err != nil {
 				s.fail(c, err)
 				return
@@ -319,7 +319,7 @@ func (s *Server) agentPoll(c *gin.Context) {
 			m = fresh
 			req.Jobs = nil // reconciled on the first pass
 		}
-		resp, busy, err := s.fab.Poll(ctx, m, req)
+		resp, busy, err := s.scheduler.Poll(ctx, m, req)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -332,7 +332,7 @@ func (s *Server) agentPoll(c *gin.Context) {
 			c.Status(http.StatusNoContent)
 			return
 		}
-		woken, stop := s.fab.Feed().WaitForWork(m.LabID)
+		woken, stop := s.feed.WaitForWork(m.LabID)
 		recheck := time.NewTimer(s.cfg.PollRecheck + rand.N(s.cfg.PollRecheck/2+1))
 		select {
 		case <-woken:
@@ -357,7 +357,7 @@ func (s *Server) agentEvent(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
-	resp, err := s.fab.Event(c.Request.Context(), machineOf(c), c.Param("id"), req)
+	resp, err := s.scheduler.Event(c.Request.Context(), machineOf(c), c.Param("id"), req)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -367,7 +367,7 @@ func (s *Server) agentEvent(c *gin.Context) {
 
 // agentFile serves a job's file to the machine holding its live lease (agentapi.HeaderLease).
 func (s *Server) agentFile(c *gin.Context) {
-	j, err := s.fab.FileFor(c.Request.Context(), machineOf(c), c.Param("id"), c.GetHeader(agentapi.HeaderLease))
+	j, err := s.scheduler.FileFor(c.Request.Context(), machineOf(c), c.Param("id"), c.GetHeader(agentapi.HeaderLease))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -396,14 +396,14 @@ func (s *Server) events(c *gin.Context) {
 	defer sseClients.Add(-1)
 	labID, orderID := "", c.Query("order")
 	if slug := c.Query("lab"); slug != "" {
-		lab, err := s.fab.Lab(c.Request.Context(), slug)
+		lab, err := s.labs.Lab(c.Request.Context(), slug)
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
 		labID = lab.ID
 	}
-	changes, cancel := s.fab.Feed().Subscribe(func(ch fabrication.Change) bool {
+	changes, cancel := s.feed.Subscribe(func(ch fabrication.Change) bool {
 		return (labID == "" || ch.LabID == labID) && (orderID == "" || ch.OrderID == orderID)
 	})
 	defer cancel()

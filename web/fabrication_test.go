@@ -235,7 +235,7 @@ func TestLeaseExpiryNeverPrintsTwice(t *testing.T) {
 	// the old lease is stale from then on.
 	a, _ := f.poll(t, f.machine)
 	f.clock.Add(61 * time.Second)
-	if n, err := f.fab.ExpireLeases(ctx); err != nil || n != 1 {
+	if n, err := f.fab.Scheduler.ExpireLeases(ctx); err != nil || n != 1 {
 		t.Fatalf("ExpireLeases: got %d, %v", n, err)
 	}
 	if s := f.jobState(t, a.id)["state"]; s != "queued" {
@@ -247,14 +247,14 @@ func TestLeaseExpiryNeverPrintsTwice(t *testing.T) {
 	b, _ := f.poll(t, f.machine)
 	f.event(t, f.machine, b, "started", nil).want(t, 200, "")
 	f.clock.Add(61 * time.Second)
-	if n, _ := f.fab.ExpireLeases(ctx); n != 1 {
+	if n, _ := f.fab.Scheduler.ExpireLeases(ctx); n != 1 {
 		t.Fatalf("ExpireLeases while printing: got %d, want 1", n)
 	}
 	if s := f.jobState(t, b.id)["state"]; s != "unknown" {
 		t.Fatalf("printing job after expiry: got %v, want unknown", s)
 	}
 	f.clock.Add(time.Hour)
-	f.fab.ExpireLeases(ctx)
+	f.fab.Scheduler.ExpireLeases(ctx)
 	if s := f.jobState(t, b.id)["state"]; s != "unknown" {
 		t.Fatalf("an hour later: got %v, want still unknown", s)
 	}
@@ -272,7 +272,7 @@ func TestLeaseExpiryNeverPrintsTwice(t *testing.T) {
 	c, _ := f.poll(t, f.machine)
 	f.event(t, f.machine, c, "started", nil).want(t, 200, "")
 	f.clock.Add(2 * time.Minute)
-	f.fab.ExpireLeases(ctx)
+	f.fab.Scheduler.ExpireLeases(ctx)
 	f.do(t, call{method: "POST", path: "/api/v1/jobs/" + c.id + "/resolve", header: f.maker, body: map[string]string{"outcome": "requeue"}}).want(t, 403, "forbidden")
 	f.do(t, call{method: "POST", path: "/api/v1/jobs/" + c.id + "/resolve", header: f.owner, body: map[string]string{"outcome": "sideways"}}).want(t, 422, "invalid")
 	f.do(t, call{method: "POST", path: "/api/v1/jobs/" + c.id + "/resolve", header: f.owner, body: map[string]string{"outcome": "failed"}}).want(t, 200, "")

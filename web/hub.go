@@ -37,7 +37,7 @@ type HubConfig struct {
 type Hub struct {
 	Accounts *account.Service
 	Catalog  *catalog.Service
-	Fab      *fabrication.Service
+	Fab      fabrication.Fabrication
 	Handler  http.Handler
 }
 
@@ -59,7 +59,7 @@ func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
 	if cfg.Fabrication.Clock == nil {
 		cfg.Fabrication.Clock = cfg.Clock
 	}
-	fab := fabrication.NewService(st.Fabrication, printables{designs}, users{st.Accounts}, fabrication.NewFeed(), log, cfg.Fabrication)
+	fab := fabrication.New(st.Fabrication, printables{designs}, users{st.Accounts}, fabrication.NewFeed(), log, cfg.Fabrication)
 	srv := New(cfg.Web, Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab, Ready: st.Ready, Clock: cfg.Clock})
 	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Handler: srv.Handler()}, nil
 }

@@ -182,7 +182,7 @@ func (s *Server) routePages(r *gin.Engine) {
 	p.POST("/designs/:slug/flag", s.flagPost)
 	p.GET("/designs/:slug/fork", s.forkPage)
 	p.POST("/designs/:slug/fork", s.forkPost)
-	if s.fab != nil {
+	if s.orders != nil {
 		p.GET("/designs/:slug/make", s.makePage)
 		p.POST("/designs/:slug/make", s.makePost)
 		p.GET("/labs", s.labsPage)
@@ -424,8 +424,8 @@ func (s *Server) designPage(c *gin.Context) {
 		forkErr = err.Error()
 	}
 	var record []fabrication.LabRecord
-	if s.fab != nil {
-		if record, err = s.fab.DesignRecord(ctx, d.ID); err != nil {
+	if s.orders != nil {
+		if record, err = s.orders.DesignRecord(ctx, d.ID); err != nil {
 			s.fail(c, err)
 			return
 		}
@@ -434,7 +434,7 @@ func (s *Server) designPage(c *gin.Context) {
 	lic, _ := license.Lookup(d.License)
 	s.render(c, http.StatusOK, "design", d.Title, gin.H{
 		"D": d, "V": v, "Versions": versions, "Lineage": layoutLineage(lin), "License": lic, "Obligations": lic.Obligations(),
-		"Owner": u.ID != "" && u.ID == d.OwnerID, "ForkError": forkErr, "Making": s.fab != nil,
+		"Owner": u.ID != "" && u.ID == d.OwnerID, "ForkError": forkErr, "Making": s.orders != nil,
 		"ViewerLimit": viewerAutoLoadBytes, "Reported": c.Query("reported") != "", "Record": record,
 	})
 }

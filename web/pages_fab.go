@@ -40,7 +40,7 @@ func (s *Server) renderMake(c *gin.Context, status int, errMsg, errField string)
 		s.fail(c, err)
 		return
 	}
-	labs, err := s.fab.Labs(ctx)
+	labs, err := s.labs.All(ctx)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -58,12 +58,12 @@ func (s *Server) renderMake(c *gin.Context, status int, errMsg, errField string)
 	data := gin.H{"D": d, "V": v, "Labs": labs, "Lab": form("lab", ""), "Material": material, "Colour": form("colour", ""),
 		"Process": process, "Quantity": form("quantity", "1"), "Error": errMsg, "Field": errField}
 	if slug := form("lab", ""); slug != "" && v != nil {
-		lab, err := s.fab.Lab(ctx, slug)
+		lab, err := s.labs.Lab(ctx, slug)
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		machines, err := s.fab.Machines(ctx, lab.ID)
+		machines, err := s.labs.Machines(ctx, lab.ID)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -101,7 +101,7 @@ func (s *Server) makePost(c *gin.Context) {
 	if c.PostForm("kit") == "bom" {
 		req.Files = nil // the BOM's printed lines
 	}
-	o, _, err := s.fab.PlaceOrder(c.Request.Context(), fabActor(c), req)
+	o, _, err := s.orders.PlaceOrder(c.Request.Context(), fabActor(c), req)
 	if err != nil {
 		status, e := s.classify(c, err)
 		if status == 0 {
@@ -114,7 +114,7 @@ func (s *Server) makePost(c *gin.Context) {
 }
 
 func (s *Server) labsPage(c *gin.Context) {
-	labs, err := s.fab.Labs(c.Request.Context())
+	labs, err := s.labs.All(c.Request.Context())
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -123,7 +123,7 @@ func (s *Server) labsPage(c *gin.Context) {
 }
 
 func (s *Server) labPage(c *gin.Context) {
-	v, err := s.fab.View(c.Request.Context(), fabActor(c), c.Param("slug"))
+	v, err := s.scheduler.View(c.Request.Context(), fabActor(c), c.Param("slug"))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -131,7 +131,7 @@ func (s *Server) labPage(c *gin.Context) {
 	operator := v.Role == fabrication.RoleOwner || v.Role == fabrication.RoleOperator
 	data := gin.H{"L": v, "Operator": operator, "Owner": v.Role == fabrication.RoleOwner}
 	if v.Role == fabrication.RoleOwner {
-		tokens, err := s.fab.JoinTokens(c.Request.Context(), fabActor(c), v.Lab.Slug)
+		tokens, err := s.labs.JoinTokens(c.Request.Context(), fabActor(c), v.Lab.Slug)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -142,12 +142,12 @@ func (s *Server) labPage(c *gin.Context) {
 }
 
 func (s *Server) orderPage(c *gin.Context) {
-	v, err := s.fab.Order(c.Request.Context(), c.Param("id"))
+	v, err := s.orders.Order(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	lab, err := s.fab.LabByID(c.Request.Context(), v.Order.LabID)
+	lab, err := s.labs.LabByID(c.Request.Context(), v.Order.LabID)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -156,12 +156,12 @@ func (s *Server) orderPage(c *gin.Context) {
 }
 
 func (s *Server) jobPage(c *gin.Context) {
-	v, err := s.fab.Job(c.Request.Context(), c.Param("id"))
+	v, err := s.orders.Job(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	lab, err := s.fab.LabByID(c.Request.Context(), v.LabID)
+	lab, err := s.labs.LabByID(c.Request.Context(), v.LabID)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -172,7 +172,7 @@ func (s *Server) jobPage(c *gin.Context) {
 // machineNames maps a lab's machine ids to names, for its order and job pages.
 func (s *Server) machineNames(c *gin.Context, labID string) map[string]string {
 	names := map[string]string{}
-	machines, _ := s.fab.Machines(c.Request.Context(), labID) // without them the pages show no machine names
+	machines, _ := s.labs.Machines(c.Request.Context(), labID) // without them the pages show no machine names
 	for _, m := range machines {
 		names[m.ID] = m.Name
 	}

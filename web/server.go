@@ -43,21 +43,24 @@ type Deps struct {
 	Log      *slog.Logger
 	Accounts *account.Service
 	Catalog  *catalog.Service
-	Fab      *fabrication.Service
+	Fab      fabrication.Fabrication
 	Ready    map[string]Pinger // named dependencies /readyz checks
 	Clock    func() time.Time  // time.Now by default
 }
 
 // Server holds the handlers' dependencies.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	accounts *account.Service
-	catalog  *catalog.Service
-	fab      *fabrication.Service
-	ready    map[string]Pinger
-	now      func() time.Time
-	signups  *account.Throttle
+	cfg       Config
+	log       *slog.Logger
+	accounts  *account.Service
+	catalog   *catalog.Service
+	labs      *fabrication.Labs
+	orders    *fabrication.Orders
+	scheduler *fabrication.Scheduler
+	feed      *fabrication.Feed
+	ready     map[string]Pinger
+	now       func() time.Time
+	signups   *account.Throttle
 	// meshChecks limits the anonymous, CPU-heavy mesh check.
 	meshChecks *account.Throttle
 	// enrolls limits guessing enrolment codes and join tokens.
@@ -98,7 +101,7 @@ func New(cfg Config, d Deps) *Server {
 		d.Clock = time.Now
 	}
 	s := &Server{
-		cfg: cfg, log: d.Log, accounts: d.Accounts, catalog: d.Catalog, fab: d.Fab, ready: d.Ready, now: d.Clock,
+		cfg: cfg, log: d.Log, accounts: d.Accounts, catalog: d.Catalog, labs: d.Fab.Labs, orders: d.Fab.Orders, scheduler: d.Fab.Scheduler, feed: d.Fab.Feed, ready: d.Ready, now: d.Clock,
 		enrolls:    account.NewThrottle(20, 10*time.Minute, 100_000),
 		signups:    account.NewThrottle(cfg.SignupsPerHour, time.Hour, 100_000),
 		meshChecks: account.NewThrottle(cfg.MeshChecksPerMinute, time.Minute, 100_000),
@@ -173,7 +176,7 @@ func (s *Server) Handler() http.Handler {
 	api.GET("/flags", s.listFlags)
 	api.POST("/mesh/check", s.meshCheck)
 
-	if s.fab != nil {
+	if s.orders != nil {
 		api.POST("/labs", s.createLab)
 		api.GET("/labs", s.listLabs)
 		api.GET("/labs/:slug", s.getLab)

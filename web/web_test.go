@@ -31,7 +31,7 @@ type bundle struct {
 	h       http.Handler
 	logs    *syncBuffer
 	blobDir string
-	fab     *fabrication.Service
+	fab     fabrication.Fabrication
 }
 
 type syncBuffer struct {

@@ -158,10 +158,10 @@ func openStores(ctx context.Context, cfg Config) (*stores, error) {
 }
 
 // maintenanceTasks are the cron's jobs, each run by one replica at a time.
-func maintenanceTasks(st *stores, designs *catalog.Service, fab *fabrication.Service, accounts *account.Service) []fabrication.Task {
+func maintenanceTasks(st *stores, designs *catalog.Service, fab fabrication.Fabrication, accounts *account.Service) []fabrication.Task {
 	tasks := []fabrication.Task{
-		{Name: "expire-leases", Spec: "*/5 * * * * *", Run: fab.ExpireLeases},
-		{Name: "mark-offline", Spec: "*/30 * * * * *", Run: fab.MarkOffline},
+		{Name: "expire-leases", Spec: "*/5 * * * * *", Run: fab.Scheduler.ExpireLeases},
+		{Name: "mark-offline", Spec: "*/30 * * * * *", Run: fab.Labs.MarkOffline},
 		{Name: "collect-orphan-blobs", Spec: "0 17 * * * *", Run: func(ctx context.Context) (int, error) {
 			return designs.CollectOrphans(ctx, st.blobs, 24*time.Hour)
 		}},

@@ -11,14 +11,102 @@ import (
 	"github.com/fabcommons/fabcommons/storage"
 )
 
-func (s *Service) agentActor(m Machine) string { return "machine:" + m.Name }
+// Scheduler gives queued jobs to agents and follows them: polls, claims, reports,
+// leases and their expiry, and each lab's queue in order of service.
+type Scheduler struct {
+	*jobBook
+	roles
+	store schedulerStore
+}
+
+// schedulerStore is what the Scheduler reads and writes.
+type schedulerStore interface {
+	jobsStore
+	LabBySlug(ctx context.Context, slug string) (Lab, error)
+	LabByID(ctx context.Context, id string) (Lab, error)
+	Members(ctx context.Context, labID string) ([]Member, error)
+	Machine(ctx context.Context, id string) (Machine, error)
+	Machines(ctx context.Context, labID string) ([]Machine, error)
+	TouchMachine(ctx context.Context, id string, at time.Time) error
+	ClaimJob(ctx context.Context, j Job, prevRev int, e Event) error
+	HeldJobs(ctx context.Context, machineID string) ([]Job, error)
+	LabJobs(ctx context.Context, labID string, states []string, limit int) ([]Job, error)
+	ExpiredLeases(ctx context.Context, now time.Time, limit int) ([]Job, error)
+}
+
+// HeartbeatSeconds is how often agents should report: three times per lease.
+func (s *Scheduler) HeartbeatSeconds() int { return max(1, int(s.opts.LeaseTTL.Seconds()/3)) }
+
+// QueuedJob is a job in a lab's queue, with the reason when no machine can make it.
+type QueuedJob struct {
+	Job
+	Blocked string `json:"blocked,omitempty"`
+}
+
+// LabView is everything anyone may see of a lab.
+type LabView struct {
+	Lab      Lab         `json:"lab"`
+	Members  []Member    `json:"members"`
+	Machines []Machine   `json:"machines"`
+	Queue    []QueuedJob `json:"queue"`   // in order of service
+	Active   []Job       `json:"active"`  // on machines now
+	Pending  []Job       `json:"pending"` // waiting for approval
+	History  []Job       `json:"history"` // recently ended
+	Role     string      `json:"role"`    // the viewer's role
+}
+
+// View assembles a lab's public page.
+func (s *Scheduler) View(ctx context.Context, actor Actor, slug string) (LabView, error) {
+	lab, err := labBySlug(ctx, s.store, slug)
+	if err != nil {
+		return LabView{}, err
+	}
+	v := LabView{Lab: lab}
+	if v.Members, err = s.store.Members(ctx, lab.ID); err != nil {
+		return LabView{}, err
+	}
+	if v.Machines, err = s.store.Machines(ctx, lab.ID); err != nil {
+		return LabView{}, err
+	}
+	queued, err := s.store.Queued(ctx, lab.ID, 500)
+	if err != nil {
+		return LabView{}, err
+	}
+	usage, err := s.store.Usage(ctx, lab.ID)
+	if err != nil {
+		return LabView{}, err
+	}
+	ServiceOrder(queued, usage, s.now())
+	v.Queue = make([]QueuedJob, 0, len(queued))
+	for _, j := range queued {
+		v.Queue = append(v.Queue, QueuedJob{Job: j, Blocked: WhyUnfit(j, lab, usable(v.Machines))})
+	}
+	if v.Active, err = s.store.LabJobs(ctx, lab.ID, []string{JobAssigned, JobPrinting, JobAwaitingHarvest, JobUnknown}, 200); err != nil {
+		return LabView{}, err
+	}
+	if v.Pending, err = s.store.LabJobs(ctx, lab.ID, []string{JobPendingApproval}, 200); err != nil {
+		return LabView{}, err
+	}
+	if v.History, err = s.store.LabJobs(ctx, lab.ID, []string{JobDone, JobFailed, JobCanceled, JobRejected}, 50); err != nil {
+		return LabView{}, err
+	}
+	if v.Role, err = s.role(ctx, actor, lab.ID); err != nil {
+		return LabView{}, err
+	}
+	for i := range v.Members {
+		v.Members[i].UserID = ""
+	}
+	return v, nil
+}
+
+func (s *Scheduler) agentActor(m Machine) string { return "machine:" + m.Name }
 
 // Poll answers an agent's poll without waiting: it records that the machine is alive,
 // reconciles the jobs the agent says it holds, and claims the first queued job that
 // fits the machine in the lab's order of service. A nil Job means there is no work
 // now; busy says the machine cannot take any (it holds a job, or is in maintenance or
 // unapproved), so waiting for work is pointless.
-func (s *Service) Poll(ctx context.Context, m Machine, req agentapi.PollRequest) (resp agentapi.PollResponse, busy bool, err error) {
+func (s *Scheduler) Poll(ctx context.Context, m Machine, req agentapi.PollRequest) (resp agentapi.PollResponse, busy bool, err error) {
 	resp = agentapi.PollResponse{HeartbeatS: s.HeartbeatSeconds()}
 	if req.Protocol != agentapi.Protocol {
 		return resp, true, fmt.Errorf("%w: the hub speaks protocol %d, the agent %d; upgrade the agent", ErrUnsupported, agentapi.Protocol, req.Protocol)
@@ -56,21 +144,6 @@ func (s *Service) Poll(ctx context.Context, m Machine, req agentapi.PollRequest)
 	return resp, false, nil
 }
 
-// Machine finds a machine by id.
-func (s *Service) Machine(ctx context.Context, id string) (Machine, error) {
-	return s.store.Machine(ctx, id)
-}
-
-// Machines lists a lab's machines (everyone may see them).
-func (s *Service) Machines(ctx context.Context, labID string) ([]Machine, error) {
-	return s.store.Machines(ctx, labID)
-}
-
-// LabByID finds a lab by id.
-func (s *Service) LabByID(ctx context.Context, id string) (Lab, error) {
-	return s.store.LabByID(ctx, id)
-}
-
 // claimWindow is how many queued jobs, from the head of the queue, a claim considers.
 // Decoding more costs every poll; a job deeper in the queue that only this machine
 // fits waits until the head drains (the lab page says why it waits).
@@ -78,7 +151,7 @@ const claimWindow = 64
 
 // claim takes the first fitting job in order of service with a compare-and-set from
 // queued to assigned; losing a race to another hub just moves on to the next one.
-func (s *Service) claim(ctx context.Context, m Machine) (*Job, string, error) {
+func (s *Scheduler) claim(ctx context.Context, m Machine) (*Job, string, error) {
 	for range 2 * claimWindow {
 		j, ok, err := s.takeQueued(ctx, m)
 		if err != nil || !ok {
@@ -116,7 +189,7 @@ func (s *Service) claim(ctx context.Context, m Machine) (*Job, string, error) {
 // reconcile compares what the agent says it holds with what the hub thinks the machine
 // holds. It reports whether the machine is still occupied and which held jobs the
 // agent must drop (not its, or canceled).
-func (s *Service) reconcile(ctx context.Context, m Machine, held []agentapi.HeldJob) (busy bool, drop []string, err error) {
+func (s *Scheduler) reconcile(ctx context.Context, m Machine, held []agentapi.HeldJob) (busy bool, drop []string, err error) {
 	reported := map[string]bool{}
 	for _, h := range held {
 		reported[h.ID] = true
@@ -190,7 +263,7 @@ func (s *Service) reconcile(ctx context.Context, m Machine, held []agentapi.Held
 
 // checkLease finds a job for the machine's agent: 403 for a job of another lab, 409
 // (ErrStaleLease) for a job it does not hold with this lease.
-func (s *Service) checkLease(m Machine, j Job, lease string) error {
+func (s *Scheduler) checkLease(m Machine, j Job, lease string) error {
 	if j.LabID != m.LabID {
 		return fmt.Errorf("job %s belongs to another lab: %w", j.ID, storage.ErrForbidden)
 	}
@@ -202,7 +275,7 @@ func (s *Service) checkLease(m Machine, j Job, lease string) error {
 
 // Event records an agent's report on a job it holds and extends the lease. The reply
 // says cancel: true when the job was canceled (or over the lab's limits).
-func (s *Service) Event(ctx context.Context, m Machine, id string, req agentapi.EventRequest) (agentapi.EventResponse, error) {
+func (s *Scheduler) Event(ctx context.Context, m Machine, id string, req agentapi.EventRequest) (agentapi.EventResponse, error) {
 	var resp agentapi.EventResponse
 	if err := checkText("message", req.Message, 500, false); err != nil {
 		return resp, err
@@ -260,16 +333,9 @@ func (s *Service) Event(ctx context.Context, m Machine, id string, req agentapi.
 	return resp, nil
 }
 
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 // FileFor checks that the machine holds job id with a live lease and returns the job,
 // whose file the web layer then serves.
-func (s *Service) FileFor(ctx context.Context, m Machine, id, lease string) (Job, error) {
+func (s *Scheduler) FileFor(ctx context.Context, m Machine, id, lease string) (Job, error) {
 	j, err := s.store.Job(ctx, id)
 	if err != nil {
 		return Job{}, fmt.Errorf("job %s: %w", id, err)
@@ -287,7 +353,7 @@ func (s *Service) FileFor(ctx context.Context, m Machine, id, lease string) (Job
 // goes back to the queue (its old lease now stale), a job that was printing becomes
 // unknown — never queued again by itself, as that could print a second copy — and a
 // canceled job lets go of its machine.
-func (s *Service) ExpireLeases(ctx context.Context) (int, error) {
+func (s *Scheduler) ExpireLeases(ctx context.Context) (int, error) {
 	jobs, err := s.store.ExpiredLeases(ctx, s.now(), 500)
 	if err != nil {
 		return 0, err
@@ -313,14 +379,3 @@ func (s *Service) ExpireLeases(ctx context.Context) (int, error) {
 }
 
 var errNothingToDo = errors.New("nothing to do")
-
-// MarkOffline sets machines unheard of for three lease lengths offline.
-func (s *Service) MarkOffline(ctx context.Context) (int, error) {
-	ids, err := s.store.MarkOffline(ctx, s.now().Add(-3*s.opts.LeaseTTL))
-	for _, id := range ids {
-		if m, err := s.store.Machine(ctx, id); err == nil {
-			s.publishMachine(m)
-		}
-	}
-	return len(ids), err
-}

@@ -1,0 +1,83 @@
+package fabrication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// jobBook keeps jobs for Orders and Scheduler alike: every change to a job goes through
+// change, and this hub's cached heads of the labs' queues live here (queuecache.go).
+type jobBook struct {
+	core
+	store  jobsStore
+	queues queueHeads
+}
+
+// jobsStore is what the job book reads and writes.
+type jobsStore interface {
+	Job(ctx context.Context, id string) (Job, error)
+	SaveJob(ctx context.Context, j Job, prevRev int) error
+	AddUsage(ctx context.Context, labID, requesterID string, seconds float64, at time.Time) error
+	Queued(ctx context.Context, labID string, limit int) ([]Job, error)
+	Usage(ctx context.Context, labID string) (map[string]Usage, error)
+}
+
+func (b *jobBook) publishJob(j Job) {
+	if j.State == JobQueued {
+		b.noteQueued(j)
+	}
+	b.feed.Publish(Change{Kind: "job", LabID: j.LabID, OrderID: j.OrderID, Job: &j})
+}
+
+// change reads job id, computes its next state with next (pure: it may refuse, but
+// reads nothing) and saves it with a compare-and-set on its rev, from a fresh read
+// when another writer got there first. The saved job is published and the effects
+// carried out.
+func (b *jobBook) change(ctx context.Context, id string, next func(j Job, now time.Time) (Job, Effects, error)) (Job, Effects, error) {
+	for range 20 {
+		j, err := b.store.Job(ctx, id)
+		if err != nil {
+			return Job{}, Effects{}, fmt.Errorf("job %s: %w", id, err)
+		}
+		now := b.clock()
+		nj, fx, err := next(j, now)
+		if err != nil {
+			return j, Effects{}, err
+		}
+		nj.UpdatedAt = now
+		err = b.store.SaveJob(ctx, nj, j.Rev)
+		if errors.Is(err, storage.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return Job{}, Effects{}, fmt.Errorf("save job %s: %w", id, err)
+		}
+		nj.Rev = j.Rev + 1
+		b.publishJob(nj)
+		b.carryOut(ctx, nj, fx)
+		return nj, fx, nil
+	}
+	return Job{}, Effects{}, fmt.Errorf("job %s changed too often while we tried: %w", id, storage.ErrConflict)
+}
+
+// carryOut does what a transition asked beyond the job: machine time is counted for
+// fair share, and a freed machine or a queued job wakes the lab's waiting agents.
+func (b *jobBook) carryOut(ctx context.Context, j Job, fx Effects) {
+	if fx.UsedSeconds > 0 {
+		if err := b.store.AddUsage(ctx, j.LabID, j.RequesterID, fx.UsedSeconds, b.clock()); err != nil {
+			b.log.Warn("fair-share usage not recorded", "job", j.ID, "err", err)
+		}
+	}
+	if fx.Released || fx.WorkAvailable {
+		b.feed.WorkAvailable(j.LabID, 1)
+	}
+}
+
+// rules are the transition rules for jobs of a lab.
+func (b *jobBook) rules(lab Lab) Rules {
+	return Rules{HarvestConfirm: lab.Policy.HarvestConfirm, MaxFailures: b.opts.MaxAttempts, LeaseTTL: b.opts.LeaseTTL}
+}

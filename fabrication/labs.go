@@ -1,0 +1,440 @@
+package fabrication
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fabcommons/fabcommons/storage"
+	"github.com/google/uuid"
+)
+
+// Labs keeps labs, their members and join tokens, and their machines with enrolment.
+type Labs struct {
+	core
+	roles
+	store labsStore
+	users Users
+}
+
+// labsStore is what Labs reads and writes.
+type labsStore interface {
+	LabStore
+	MachineStore
+	HeldJobs(ctx context.Context, machineID string) ([]Job, error)
+}
+
+var slugRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$`)
+
+// ---- labs -----------------------------------------------------------------------
+
+// NewLab is what a person fills in to open a lab on the hub.
+type NewLab struct {
+	Slug     string `json:"slug"`
+	Name     string `json:"name"`
+	Location string `json:"location"`
+	Timezone string `json:"timezone"`
+	Policy   Policy `json:"policy"`
+}
+
+func checkPolicy(p *Policy) error {
+	if p.Submit == "" {
+		p.Submit = "public"
+	}
+	if p.Submit != "public" && p.Submit != "members" {
+		return storage.Invalid("policy.submit", "want public or members")
+	}
+	if p.MaxJobHours < 0 || p.MaxJobHours > 24*30 {
+		return storage.Invalid("policy.max_job_hours", "want 0 (no limit) to 720")
+	}
+	return nil
+}
+
+// CreateLab opens a lab; the actor becomes its owner.
+func (l *Labs) CreateLab(ctx context.Context, actor Actor, nl NewLab) (Lab, error) {
+	if !slugRE.MatchString(nl.Slug) {
+		return Lab{}, storage.Invalid("slug", "use 1 to 40 lowercase letters, digits and hyphens")
+	}
+	if err := checkText("name", nl.Name, 100, true); err != nil {
+		return Lab{}, err
+	}
+	if err := checkText("location", nl.Location, 200, false); err != nil {
+		return Lab{}, err
+	}
+	if nl.Timezone == "" {
+		nl.Timezone = "UTC"
+	}
+	if _, err := time.LoadLocation(nl.Timezone); err != nil {
+		return Lab{}, storage.Invalid("timezone", "want an IANA time zone such as Europe/Berlin")
+	}
+	if err := checkPolicy(&nl.Policy); err != nil {
+		return Lab{}, err
+	}
+	lab := Lab{ID: uuid.NewString(), Slug: nl.Slug, Name: nl.Name, Location: nl.Location, Timezone: nl.Timezone, Policy: nl.Policy, CreatedAt: l.clock()}
+	err := l.store.CreateLab(ctx, lab, Member{LabID: lab.ID, UserID: actor.ID, Handle: actor.Handle, Role: RoleOwner})
+	if errors.Is(err, storage.ErrConflict) {
+		return Lab{}, fmt.Errorf("lab %q exists: %w", nl.Slug, err)
+	}
+	return lab, err
+}
+
+// Lab finds a lab by slug.
+func (l *Labs) Lab(ctx context.Context, slug string) (Lab, error) { return labBySlug(ctx, l.store, slug) }
+
+func labBySlug(ctx context.Context, st interface {
+	LabBySlug(ctx context.Context, slug string) (Lab, error)
+}, slug string) (Lab, error) {
+	lab, err := st.LabBySlug(ctx, slug)
+	if err != nil {
+		return Lab{}, fmt.Errorf("lab %s: %w", slug, err)
+	}
+	return lab, nil
+}
+
+// All lists every lab.
+func (l *Labs) All(ctx context.Context) ([]Lab, error) { return l.store.Labs(ctx) }
+
+// SetMember adds a member or changes a role; only the lab's owner may.
+func (l *Labs) SetMember(ctx context.Context, actor Actor, slug, handle, role string) (Member, error) {
+	lab, err := l.Lab(ctx, slug)
+	if err != nil {
+		return Member{}, err
+	}
+	if err := l.requireRole(ctx, actor, lab, RoleOwner); err != nil {
+		return Member{}, err
+	}
+	if role != RoleOwner && role != RoleOperator && role != RoleMember {
+		return Member{}, storage.Invalid("role", "want owner, operator or member")
+	}
+	uid, err := l.users.UserIDByHandle(ctx, handle)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Member{}, storage.Invalid("handle", fmt.Sprintf("no account %q", handle))
+	}
+	if err != nil {
+		return Member{}, err
+	}
+	m := Member{LabID: lab.ID, UserID: uid, Handle: handle, Role: role}
+	return m, l.store.PutMember(ctx, m)
+}
+
+// ---- machines and enrolment ------------------------------------------------------
+
+// MachineSpec is what an operator says about a machine.
+type MachineSpec struct {
+	Name        string   `json:"name"`
+	Process     string   `json:"process"`
+	BuildVolume Volume   `json:"build_volume"`
+	Nozzle      float64  `json:"nozzle"`
+	Materials   []string `json:"materials"`
+	Tags        []string `json:"tags"`
+	Driver      string   `json:"driver"`
+}
+
+func checkMachine(m *MachineSpec) error {
+	if err := checkText("name", m.Name, 80, true); err != nil {
+		return err
+	}
+	switch m.Process {
+	case ProcessFDM, ProcessSLA, ProcessLaser, ProcessCNC:
+	default:
+		return storage.Invalid("process", "want fdm, sla, laser or cnc")
+	}
+	v := m.BuildVolume
+	if !(v.X > 0 && v.Y > 0 && v.Z >= 0 && v.X < 1e5 && v.Y < 1e5 && v.Z < 1e5) || (m.Process != ProcessLaser && v.Z <= 0) {
+		return storage.Invalid("build_volume", "want positive x, y and z in millimetres (z may be 0 for a laser)")
+	}
+	if m.Nozzle < 0 || m.Nozzle > 5 {
+		return storage.Invalid("nozzle", "want a nozzle diameter in mm, up to 5")
+	}
+	if len(m.Materials) > 50 || len(m.Tags) > 50 {
+		return storage.Invalid("materials", "at most 50 materials and 50 tags")
+	}
+	for _, x := range append(slices.Clone(m.Materials), m.Tags...) {
+		if err := checkText("materials", x, 40, true); err != nil {
+			return err
+		}
+	}
+	if m.Materials == nil {
+		m.Materials = []string{}
+	}
+	if m.Tags == nil {
+		m.Tags = []string{}
+	}
+	return nil
+}
+
+// AddMachine registers a machine in a lab and returns a one-time enrolment code for
+// its agent. Owners and operators may.
+func (l *Labs) AddMachine(ctx context.Context, actor Actor, slug string, spec MachineSpec) (Machine, string, error) {
+	lab, err := l.Lab(ctx, slug)
+	if err != nil {
+		return Machine{}, "", err
+	}
+	if err := l.requireRole(ctx, actor, lab, RoleOwner, RoleOperator); err != nil {
+		return Machine{}, "", err
+	}
+	if err := checkMachine(&spec); err != nil {
+		return Machine{}, "", err
+	}
+	now := l.clock()
+	m := Machine{ID: uuid.NewString(), LabID: lab.ID, Name: spec.Name, Process: spec.Process, BuildVolume: spec.BuildVolume,
+		Nozzle: spec.Nozzle, Materials: spec.Materials, Tags: spec.Tags, Driver: spec.Driver, State: MachineOffline,
+		Approved: true, CreatedAt: now}
+	if err := l.store.CreateMachine(ctx, m); err != nil {
+		return Machine{}, "", err
+	}
+	code, hash := enrollCode()
+	if err := l.store.CreateEnrollment(ctx, Enrollment{CodeHash: hash, MachineID: m.ID, ExpiresAt: now.Add(l.opts.EnrollCodeTTL)}); err != nil {
+		return Machine{}, "", err
+	}
+	l.publishMachine(m)
+	return m, code, nil
+}
+
+// enrollCode is short enough to type from a screen: 16 characters from a 32-letter
+// alphabet without look-alikes (80 bits), grouped in fours.
+func enrollCode() (string, string) {
+	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 16)
+	rand.Read(b)
+	var sb strings.Builder
+	for i, x := range b {
+		if i > 0 && i%4 == 0 {
+			sb.WriteByte('-')
+		}
+		sb.WriteByte(alphabet[int(x)%len(alphabet)])
+	}
+	code := sb.String()
+	return code, hashSecret(normalizeCode(code))
+}
+
+func normalizeCode(c string) string {
+	return strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(c), "-", ""))
+}
+
+// Machine token secrets carry their kind, like personal tokens.
+const machineTokenPrefix = "fab_m_"
+
+// Enroll exchanges a one-time code for a machine token.
+func (l *Labs) Enroll(ctx context.Context, code string) (Machine, string, error) {
+	if len(code) > 64 {
+		return Machine{}, "", storage.Invalid("code", "not an enrolment code")
+	}
+	id, err := l.store.ConsumeEnrollment(ctx, hashSecret(normalizeCode(code)), l.now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return Machine{}, "", fmt.Errorf("the code is unknown, used or expired; ask an operator for a new one: %w", storage.ErrForbidden)
+	}
+	if err != nil {
+		return Machine{}, "", err
+	}
+	return l.issueMachineToken(ctx, id)
+}
+
+func (l *Labs) issueMachineToken(ctx context.Context, id string) (Machine, string, error) {
+	for range 5 {
+		m, err := l.store.Machine(ctx, id)
+		if err != nil {
+			return Machine{}, "", err
+		}
+		token, hash := secret(machineTokenPrefix)
+		prev := m.Rev
+		m.TokenHash = hash
+		if err := l.store.SaveMachine(ctx, m, prev); errors.Is(err, storage.ErrConflict) {
+			continue
+		} else if err != nil {
+			return Machine{}, "", err
+		}
+		m.Rev = prev + 1
+		return m, token, nil
+	}
+	return Machine{}, "", fmt.Errorf("machine %s: too much contention: %w", id, storage.ErrConflict)
+}
+
+// NewJoinToken makes a reusable token with which agents register machines in a lab.
+func (l *Labs) NewJoinToken(ctx context.Context, actor Actor, slug, name string) (JoinToken, string, error) {
+	lab, err := l.Lab(ctx, slug)
+	if err != nil {
+		return JoinToken{}, "", err
+	}
+	if err := l.requireRole(ctx, actor, lab, RoleOwner); err != nil {
+		return JoinToken{}, "", err
+	}
+	if err := checkText("name", name, 80, true); err != nil {
+		return JoinToken{}, "", err
+	}
+	sec, hash := secret("fab_j_")
+	t := JoinToken{ID: uuid.NewString(), LabID: lab.ID, Name: name, Prefix: sec[:10], Hash: hash, CreatedAt: l.clock()}
+	return t, sec, l.store.CreateJoinToken(ctx, t)
+}
+
+// JoinTokens lists a lab's join tokens, for its owner.
+func (l *Labs) JoinTokens(ctx context.Context, actor Actor, slug string) ([]JoinToken, error) {
+	lab, err := l.Lab(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.requireRole(ctx, actor, lab, RoleOwner); err != nil {
+		return nil, err
+	}
+	return l.store.JoinTokens(ctx, lab.ID)
+}
+
+// RevokeJoinToken stops a join token from registering more machines.
+func (l *Labs) RevokeJoinToken(ctx context.Context, actor Actor, slug, id string) error {
+	lab, err := l.Lab(ctx, slug)
+	if err != nil {
+		return err
+	}
+	if err := l.requireRole(ctx, actor, lab, RoleOwner); err != nil {
+		return err
+	}
+	return l.store.RevokeJoinToken(ctx, lab.ID, id)
+}
+
+// Register creates a machine from an agent's report, with a lab's join token. The
+// machine waits for an operator's approval when the lab's policy says so.
+func (l *Labs) Register(ctx context.Context, joinToken, name string, caps MachineSpec) (Machine, string, error) {
+	t, err := l.store.JoinTokenByHash(ctx, hashSecret(joinToken))
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && t.Revoked) {
+		return Machine{}, "", fmt.Errorf("the join token is unknown or revoked: %w", storage.ErrForbidden)
+	}
+	if err != nil {
+		return Machine{}, "", err
+	}
+	lab, err := l.store.LabByID(ctx, t.LabID)
+	if err != nil {
+		return Machine{}, "", err
+	}
+	caps.Name = name
+	if err := checkMachine(&caps); err != nil {
+		return Machine{}, "", err
+	}
+	now := l.clock()
+	m := Machine{ID: uuid.NewString(), LabID: lab.ID, Name: caps.Name, Process: caps.Process, BuildVolume: caps.BuildVolume,
+		Nozzle: caps.Nozzle, Materials: caps.Materials, Tags: caps.Tags, Driver: caps.Driver, State: MachineIdle,
+		Approved: !lab.Policy.ApproveMachines, LastSeen: &now, CreatedAt: now}
+	token, hash := secret(machineTokenPrefix)
+	m.TokenHash = hash
+	if err := l.store.CreateMachine(ctx, m); err != nil {
+		return Machine{}, "", err
+	}
+	l.log.Info("machine registered", "lab", lab.Slug, "machine", m.ID, "name", m.Name, "approved", m.Approved)
+	l.publishMachine(m)
+	return m, token, nil
+}
+
+// MachineByToken authenticates an agent.
+func (l *Labs) MachineByToken(ctx context.Context, token string) (Machine, error) {
+	if !strings.HasPrefix(token, machineTokenPrefix) {
+		return Machine{}, storage.ErrNotFound
+	}
+	return l.store.MachineByTokenHash(ctx, hashSecret(token))
+}
+
+// MachinePatch is what an operator may change; nil fields stay.
+type MachinePatch struct {
+	Name        *string   `json:"name"`
+	Materials   *[]string `json:"materials"`
+	Tags        *[]string `json:"tags"`
+	BuildVolume *Volume   `json:"build_volume"`
+	Maintenance *bool     `json:"maintenance"`
+	Approved    *bool     `json:"approved"`
+}
+
+// PatchMachine applies an operator's changes.
+func (l *Labs) PatchMachine(ctx context.Context, actor Actor, id string, p MachinePatch) (Machine, error) {
+	for range 5 {
+		m, err := l.store.Machine(ctx, id)
+		if err != nil {
+			return Machine{}, fmt.Errorf("machine %s: %w", id, err)
+		}
+		lab, err := l.store.LabByID(ctx, m.LabID)
+		if err != nil {
+			return Machine{}, err
+		}
+		if err := l.requireRole(ctx, actor, lab, RoleOwner, RoleOperator); err != nil {
+			return Machine{}, err
+		}
+		spec := MachineSpec{Name: m.Name, Process: m.Process, BuildVolume: m.BuildVolume, Nozzle: m.Nozzle, Materials: m.Materials, Tags: m.Tags}
+		if p.Name != nil {
+			spec.Name = *p.Name
+		}
+		if p.Materials != nil {
+			spec.Materials = *p.Materials
+		}
+		if p.Tags != nil {
+			spec.Tags = *p.Tags
+		}
+		if p.BuildVolume != nil {
+			spec.BuildVolume = *p.BuildVolume
+		}
+		if err := checkMachine(&spec); err != nil {
+			return Machine{}, err
+		}
+		prev := m.Rev
+		m.Name, m.Materials, m.Tags, m.BuildVolume = spec.Name, spec.Materials, spec.Tags, spec.BuildVolume
+		if p.Maintenance != nil {
+			m.Maintenance = *p.Maintenance
+		}
+		if p.Approved != nil {
+			m.Approved = *p.Approved
+		}
+		m.State = l.machineState(ctx, m)
+		if err := l.store.SaveMachine(ctx, m, prev); errors.Is(err, storage.ErrConflict) {
+			continue
+		} else if err != nil {
+			return Machine{}, err
+		}
+		m.Rev = prev + 1
+		l.publishMachine(m)
+		l.feed.WorkAvailable(m.LabID, 1)
+		return m, nil
+	}
+	return Machine{}, fmt.Errorf("machine %s changed under us, try again: %w", id, storage.ErrConflict)
+}
+
+// machineState derives what a machine is doing now.
+func (l *Labs) machineState(ctx context.Context, m Machine) string {
+	switch {
+	case m.Maintenance:
+		return MachineMaintenance
+	case m.LastSeen == nil || l.now().Sub(*m.LastSeen) > 3*l.opts.LeaseTTL:
+		return MachineOffline
+	}
+	held, err := l.store.HeldJobs(ctx, m.ID)
+	if err == nil && len(held) > 0 {
+		return MachineBusy
+	}
+	return MachineIdle
+}
+
+// Machine finds a machine by id.
+func (l *Labs) Machine(ctx context.Context, id string) (Machine, error) {
+	return l.store.Machine(ctx, id)
+}
+
+// Machines lists a lab's machines (everyone may see them).
+func (l *Labs) Machines(ctx context.Context, labID string) ([]Machine, error) {
+	return l.store.Machines(ctx, labID)
+}
+
+// LabByID finds a lab by id.
+func (l *Labs) LabByID(ctx context.Context, id string) (Lab, error) {
+	return l.store.LabByID(ctx, id)
+}
+
+// MarkOffline sets machines unheard of for three lease lengths offline.
+func (l *Labs) MarkOffline(ctx context.Context) (int, error) {
+	ids, err := l.store.MarkOffline(ctx, l.now().Add(-3*l.opts.LeaseTTL))
+	for _, id := range ids {
+		if m, err := l.store.Machine(ctx, id); err == nil {
+			l.publishMachine(m)
+		}
+	}
+	return len(ids), err
+}
