@@ -84,7 +84,9 @@ func (l *Labs) CreateLab(ctx context.Context, actor Actor, nl NewLab) (Lab, erro
 }
 
 // Lab finds a lab by slug.
-func (l *Labs) Lab(ctx context.Context, slug string) (Lab, error) { return labBySlug(ctx, l.store, slug) }
+func (l *Labs) Lab(ctx context.Context, slug string) (Lab, error) {
+	return labBySlug(ctx, l.store, slug)
+}
 
 func labBySlug(ctx context.Context, st interface {
 	LabBySlug(ctx context.Context, slug string) (Lab, error)

@@ -72,10 +72,7 @@ func (s *Server) createToken(c *gin.Context) {
 
 // listTokens: GET /api/v1/tokens -> {tokens} of the caller, without secrets.
 func (s *Server) listTokens(c *gin.Context) {
-	u, ok := s.requireUser(c)
-	if !ok {
-		return
-	}
+	u := userOf(c)
 	tokens, err := s.accounts.Tokens(c.Request.Context(), u)
 	if err != nil {
 		s.fail(c, err)
@@ -86,10 +83,7 @@ func (s *Server) listTokens(c *gin.Context) {
 
 // revokeToken: DELETE /api/v1/tokens/{id} -> 204.
 func (s *Server) revokeToken(c *gin.Context) {
-	u, ok := s.requireUser(c)
-	if !ok {
-		return
-	}
+	u := userOf(c)
 	if err := s.accounts.RevokeToken(c.Request.Context(), u, c.Param("id")); err != nil {
 		s.fail(c, err)
 		return
@@ -150,10 +144,7 @@ func (s *Server) logOut(c *gin.Context) {
 
 // me: GET /api/v1/me -> {user}, with the CSRF token when the caller uses a session.
 func (s *Server) me(c *gin.Context) {
-	u, ok := s.requireUser(c)
-	if !ok {
-		return
-	}
+	u := userOf(c)
 	body := gin.H{"user": u}
 	if sess, ok := c.Get(ctxSession); ok {
 		body["csrf_token"] = sess.(account.Session).CSRF

@@ -89,13 +89,19 @@ func currentUser(c *gin.Context) (account.User, bool) {
 	return u.(account.User), true
 }
 
-// requireUser returns the caller or answers 401.
-func (s *Server) requireUser(c *gin.Context) (account.User, bool) {
-	u, ok := currentUser(c)
-	if !ok {
+// signedIn lets a call through only for a signed-in person; anyone else gets 401.
+func (s *Server) signedIn(c *gin.Context) {
+	if _, ok := currentUser(c); !ok {
 		s.fail(c, errLoginRequired)
+		return
 	}
-	return u, ok
+	c.Next()
+}
+
+// userOf is the caller of a route behind signedIn or signedInPage.
+func userOf(c *gin.Context) account.User {
+	u, _ := currentUser(c)
+	return u
 }
 
 func (s *Server) setSessionCookie(c *gin.Context, secret string, maxAge int) {

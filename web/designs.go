@@ -146,9 +146,6 @@ func (u *upload) bomBytes() []byte { return u.bom }
 
 // createDesign: POST /api/v1/designs (multipart meta + files + optional bom).
 func (s *Server) createDesign(c *gin.Context) {
-	if _, ok := s.requireUser(c); !ok {
-		return
-	}
 	var meta catalog.NewDesign
 	up, err := newUpload(c, &meta)
 	if err != nil {
@@ -166,9 +163,6 @@ func (s *Server) createDesign(c *gin.Context) {
 // addVersion: POST /api/v1/designs/{slug}/versions (multipart meta + changed files +
 // optional bom), owner only.
 func (s *Server) addVersion(c *gin.Context) {
-	if _, ok := s.requireUser(c); !ok {
-		return
-	}
 	var meta catalog.NewVersion
 	up, err := newUpload(c, &meta)
 	if err != nil {
@@ -256,9 +250,6 @@ func (s *Server) forkOptions(c *gin.Context) {
 
 // fork: POST /api/v1/designs/{slug}/forks {license,title?,slug?,version?} -> 201 {design}.
 func (s *Server) fork(c *gin.Context) {
-	if _, ok := s.requireUser(c); !ok {
-		return
-	}
 	var req catalog.ForkRequest
 	if !bindJSON(c, &req) {
 		return
@@ -376,9 +367,6 @@ func (s *Server) bomCSV(c *gin.Context) {
 // admins only.
 func (s *Server) curate(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if _, ok := s.requireUser(c); !ok {
-			return
-		}
 		if err := s.curation(c, c.Param("slug"), action); err != nil {
 			s.fail(c, err)
 			return
@@ -404,9 +392,6 @@ func (s *Server) curation(c *gin.Context, slug, action string) error {
 
 // flagDesign: POST /api/v1/designs/{slug}/flag {reason} -> 204; a repeat 409.
 func (s *Server) flagDesign(c *gin.Context) {
-	if _, ok := s.requireUser(c); !ok {
-		return
-	}
 	var req struct {
 		Reason string `json:"reason"`
 	}
@@ -422,9 +407,6 @@ func (s *Server) flagDesign(c *gin.Context) {
 
 // listFlags: GET /api/v1/flags -> {designs: [{design, flags}]}, for maintainers.
 func (s *Server) listFlags(c *gin.Context) {
-	if _, ok := s.requireUser(c); !ok {
-		return
-	}
 	flagged, err := s.catalog.Flagged(c.Request.Context(), actorOf(c))
 	if err != nil {
 		s.fail(c, err)

@@ -136,14 +136,15 @@ func (s *Server) refuse(c *gin.Context, status int, e apiError) {
 	c.AbortWithStatusJSON(status, gin.H{"error": e})
 }
 
-// pageUser returns the signed-in user, or sends the browser to log in and come back.
-func (s *Server) pageUser(c *gin.Context) (account.User, bool) {
-	u, ok := currentUser(c)
-	if !ok {
+// signedInPage lets a page through only for a signed-in person, and sends anyone else
+// to log in and come back.
+func (s *Server) signedInPage(c *gin.Context) {
+	if _, ok := currentUser(c); !ok {
 		c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request.URL.RequestURI()))
 		c.Abort()
+		return
 	}
-	return u, ok
+	c.Next()
 }
 
 // localNext keeps a post-login redirect on this site.
@@ -154,41 +155,14 @@ func localNext(next string) string {
 	return next
 }
 
-func (s *Server) routePages(r *gin.Engine) {
+// serveAssets serves the embedded CSS, JavaScript and vendored three.js.
+func serveAssets() gin.HandlerFunc {
 	sub, _ := fs.Sub(assetFS, "assets")
 	assets := http.StripPrefix("/assets/", http.FileServer(http.FS(sub)))
-	r.GET("/assets/*path", func(c *gin.Context) {
+	return func(c *gin.Context) {
 		c.Header("Cache-Control", "public, max-age=3600")
 		c.Header("X-Content-Type-Options", "nosniff")
 		assets.ServeHTTP(c.Writer, c.Request)
-	})
-	p := r.Group("", markPage, s.authenticate)
-	p.GET("/", s.homePage)
-	p.GET("/search", s.searchPage)
-	p.GET("/login", s.loginPage)
-	p.POST("/login", s.loginPost)
-	p.GET("/signup", s.signupPage)
-	p.POST("/signup", s.signupPost)
-	p.POST("/logout", s.logoutPost)
-	p.GET("/account", s.accountPage)
-	p.POST("/account/tokens", s.accountTokenPost)
-	p.POST("/account/tokens/:id/revoke", s.accountTokenRevoke)
-	p.GET("/admin", s.adminPage)
-	p.POST("/admin/designs/:slug/:action", s.adminPost)
-	p.GET("/designs/new", s.uploadPage)
-	p.GET("/designs/:slug", s.designPage)
-	p.GET("/designs/:slug/thumbnail.png", s.thumbnail)
-	p.GET("/designs/:slug/versions/new", s.uploadPage)
-	p.POST("/designs/:slug/flag", s.flagPost)
-	p.GET("/designs/:slug/fork", s.forkPage)
-	p.POST("/designs/:slug/fork", s.forkPost)
-	if s.orders != nil {
-		p.GET("/designs/:slug/make", s.makePage)
-		p.POST("/designs/:slug/make", s.makePost)
-		p.GET("/labs", s.labsPage)
-		p.GET("/labs/:slug", s.labPage)
-		p.GET("/orders/:id", s.orderPage)
-		p.GET("/jobs/:id", s.jobPage)
 	}
 }
 
@@ -284,10 +258,7 @@ func (s *Server) accountPage(c *gin.Context) {
 }
 
 func (s *Server) renderAccount(c *gin.Context, status int, secret, errMsg string) {
-	u, ok := s.pageUser(c)
-	if !ok {
-		return
-	}
+	u := userOf(c)
 	tokens, err := s.accounts.Tokens(c.Request.Context(), u)
 	if err != nil {
 		s.fail(c, err)
@@ -302,10 +273,7 @@ func (s *Server) renderAccount(c *gin.Context, status int, secret, errMsg string
 }
 
 func (s *Server) accountTokenPost(c *gin.Context) {
-	u, ok := s.pageUser(c)
-	if !ok {
-		return
-	}
+	u := userOf(c)
 	_, secret, err := s.accounts.IssueToken(c.Request.Context(), u, c.PostForm("name"))
 	if err != nil {
 		status, e := s.classify(c, err)
@@ -316,10 +284,7 @@ func (s *Server) accountTokenPost(c *gin.Context) {
 }
 
 func (s *Server) accountTokenRevoke(c *gin.Context) {
-	u, ok := s.pageUser(c)
-	if !ok {
-		return
-	}
+	u := userOf(c)
 	if err := s.accounts.RevokeToken(c.Request.Context(), u, c.Param("id")); err != nil {
 		s.fail(c, err)
 		return
@@ -328,10 +293,7 @@ func (s *Server) accountTokenRevoke(c *gin.Context) {
 }
 
 func (s *Server) adminPage(c *gin.Context) {
-	u, ok := s.pageUser(c)
-	if !ok {
-		return
-	}
+	u := userOf(c)
 	if !u.Admin {
 		s.fail(c, fmt.Errorf("the admin page is for site maintainers: %w", storage.ErrForbidden))
 		return
@@ -350,9 +312,6 @@ func (s *Server) adminPage(c *gin.Context) {
 }
 
 func (s *Server) adminPost(c *gin.Context) {
-	if _, ok := s.pageUser(c); !ok {
-		return
-	}
 	if err := s.curation(c, c.Param("slug"), c.Param("action")); err != nil {
 		s.fail(c, err)
 		return
@@ -362,9 +321,6 @@ func (s *Server) adminPost(c *gin.Context) {
 
 // flagPost: the design page's "Report" form.
 func (s *Server) flagPost(c *gin.Context) {
-	if _, ok := s.pageUser(c); !ok {
-		return
-	}
 	slug := c.Param("slug")
 	err := s.catalog.Flag(c.Request.Context(), actorOf(c), slug, c.PostForm("reason"))
 	if err != nil && !errors.Is(err, storage.ErrConflict) {
@@ -375,9 +331,6 @@ func (s *Server) flagPost(c *gin.Context) {
 }
 
 func (s *Server) uploadPage(c *gin.Context) {
-	if _, ok := s.pageUser(c); !ok {
-		return
-	}
 	data := gin.H{"Licenses": license.All(), "MaxFileBytes": s.catalog.Limits().FileBytes}
 	title := "Publish a design"
 	if slug := c.Param("slug"); slug != "" {
@@ -447,9 +400,6 @@ func (s *Server) forkPage(c *gin.Context) {
 }
 
 func (s *Server) renderFork(c *gin.Context, status int, errMsg string) {
-	if _, ok := s.pageUser(c); !ok {
-		return
-	}
 	ctx, slug := c.Request.Context(), c.Param("slug")
 	d, _, err := s.catalog.Design(ctx, actorOf(c), slug)
 	if err != nil {
@@ -470,9 +420,6 @@ func (s *Server) renderFork(c *gin.Context, status int, errMsg string) {
 }
 
 func (s *Server) forkPost(c *gin.Context) {
-	if _, ok := s.pageUser(c); !ok {
-		return
-	}
 	fork, err := s.catalog.Fork(c.Request.Context(), actorOf(c), c.Param("slug"), catalog.ForkRequest{License: c.PostForm("license"), Title: c.PostForm("title")})
 	if err != nil {
 		status, e := s.classify(c, err)

@@ -31,9 +31,6 @@ func (s *Server) makePage(c *gin.Context) {
 }
 
 func (s *Server) renderMake(c *gin.Context, status int, errMsg, errField string) {
-	if _, ok := s.pageUser(c); !ok {
-		return
-	}
 	ctx, slug := c.Request.Context(), c.Param("slug")
 	d, v, err := s.catalog.Design(ctx, actorOf(c), slug)
 	if err != nil {
@@ -88,9 +85,6 @@ func (s *Server) renderMake(c *gin.Context, status int, errMsg, errField string)
 }
 
 func (s *Server) makePost(c *gin.Context) {
-	if _, ok := s.pageUser(c); !ok {
-		return
-	}
 	qty, err := strconv.Atoi(c.PostForm("quantity"))
 	if err != nil {
 		s.renderMake(c, http.StatusUnprocessableEntity, "quantity: want a whole number", "quantity")

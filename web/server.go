@@ -139,68 +139,111 @@ func (s *Server) Handler() http.Handler {
 		abort(c, http.StatusMethodNotAllowed, "method_not_allowed", c.Request.Method+" is not allowed on "+c.Request.URL.Path)
 	})
 
-	if s.catalog != nil {
-		s.routePages(r)
-	}
+	s.routes(r)
+	return r
+}
+
+// routes is the route table: every route of the hub, grouped by who may call it.
+// Finer rules (an owner of this design, an operator of that lab, a site admin) are the
+// services' to check, as they depend on the thing acted on.
+func (s *Server) routes(r *gin.Engine) {
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", s.metricsHandler())
 
+	// The API: anyone, or a signed-in person (personal token or session).
 	api := r.Group("/api/v1", s.authenticate)
+	user := api.Group("", s.signedIn)
 	api.POST("/users", s.signUp)
 	api.POST("/tokens", s.createToken)
-	api.GET("/tokens", s.listTokens)
-	api.DELETE("/tokens/:id", s.revokeToken)
 	api.POST("/sessions", s.logIn)
 	api.DELETE("/sessions/current", s.logOut)
-	api.GET("/me", s.me)
+	user.GET("/tokens", s.listTokens)
+	user.DELETE("/tokens/:id", s.revokeToken)
+	user.GET("/me", s.me)
 
-	api.POST("/designs", s.createDesign)
 	api.GET("/designs", s.listDesigns)
 	api.GET("/designs/:slug", s.getDesign)
 	api.GET("/designs/:slug/versions", s.listVersions)
-	api.POST("/designs/:slug/versions", s.addVersion)
 	api.GET("/designs/:slug/versions/:n", s.getVersion)
 	api.GET("/designs/:slug/versions/:n/files/*path", s.downloadFile)
 	api.GET("/designs/:slug/versions/:n/archive.zip", s.archive)
 	api.GET("/designs/:slug/versions/:n/okh.toml", s.okh)
 	api.GET("/designs/:slug/versions/:n/bom.csv", s.bomCSV)
 	api.GET("/designs/:slug/fork-options", s.forkOptions)
-	api.POST("/designs/:slug/forks", s.fork)
 	api.GET("/designs/:slug/lineage", s.lineage)
-	for _, action := range []string{"hide", "unhide", "feature", "unfeature"} {
-		api.POST("/designs/:slug/"+action, s.curate(action))
-	}
-	api.POST("/designs/:slug/flag", s.flagDesign)
-	api.POST("/designs/:slug/dismiss-flags", s.curate("dismiss"))
-	api.GET("/flags", s.listFlags)
 	api.POST("/mesh/check", s.meshCheck)
+	user.POST("/designs", s.createDesign)
+	user.POST("/designs/:slug/versions", s.addVersion)
+	user.POST("/designs/:slug/forks", s.fork)
+	user.POST("/designs/:slug/flag", s.flagDesign)
+	for _, action := range []string{"hide", "unhide", "feature", "unfeature"} {
+		user.POST("/designs/:slug/"+action, s.curate(action))
+	}
+	user.POST("/designs/:slug/dismiss-flags", s.curate("dismiss"))
+	user.GET("/flags", s.listFlags)
 
 	if s.orders != nil {
-		api.POST("/labs", s.createLab)
 		api.GET("/labs", s.listLabs)
 		api.GET("/labs/:slug", s.getLab)
-		api.POST("/labs/:slug/members", s.setMember)
-		api.POST("/labs/:slug/machines", s.addMachine)
-		api.POST("/labs/:slug/join-tokens", s.createJoinToken)
-		api.GET("/labs/:slug/join-tokens", s.listJoinTokens)
-		api.DELETE("/labs/:slug/join-tokens/:id", s.revokeJoinToken)
-		api.PATCH("/machines/:id", s.patchMachine)
-		api.POST("/orders", s.placeOrder)
 		api.GET("/orders/:id", s.getOrder)
 		api.GET("/jobs/:id", s.getJob)
-		for _, action := range []string{"approve", "reject", "cancel", "resolve", "harvest"} {
-			api.POST("/jobs/:id/"+action, s.jobAction(action))
-		}
 		api.GET("/events", s.events)
+		user.POST("/labs", s.createLab)
+		user.POST("/labs/:slug/members", s.setMember)
+		user.POST("/labs/:slug/machines", s.addMachine)
+		user.POST("/labs/:slug/join-tokens", s.createJoinToken)
+		user.GET("/labs/:slug/join-tokens", s.listJoinTokens)
+		user.DELETE("/labs/:slug/join-tokens/:id", s.revokeJoinToken)
+		user.PATCH("/machines/:id", s.patchMachine)
+		user.POST("/orders", s.placeOrder)
+		for _, action := range []string{"approve", "reject", "cancel", "resolve", "harvest"} {
+			user.POST("/jobs/:id/"+action, s.jobAction(action))
+		}
 
-		// The agent protocol: paths from its contract (agentapi), {id} as gin's :id.
+		// The agent protocol, for agents with a machine token: paths from its contract
+		// (agentapi), {id} as gin's :id.
 		ginPath := func(p string) string { return strings.Replace(p, "{id}", ":id", 1) }
 		r.POST(agentapi.PathEnroll, s.agentEnroll)
 		r.POST(agentapi.PathRegister, s.agentRegister)
-		r.POST(agentapi.PathPoll, s.authenticateMachine, s.agentPoll)
-		r.POST(ginPath(agentapi.PathJobEvents), s.authenticateMachine, s.agentEvent)
-		r.GET(ginPath(agentapi.PathJobFile), s.authenticateMachine, s.agentFile)
+		machine := r.Group("", s.authenticateMachine)
+		machine.POST(agentapi.PathPoll, s.agentPoll)
+		machine.POST(ginPath(agentapi.PathJobEvents), s.agentEvent)
+		machine.GET(ginPath(agentapi.PathJobFile), s.agentFile)
 	}
-	return r
+
+	// The pages: anyone, or a signed-in person (others are sent to log in first).
+	if s.catalog == nil {
+		return
+	}
+	r.GET("/assets/*path", serveAssets())
+	page := r.Group("", markPage, s.authenticate)
+	member := page.Group("", s.signedInPage)
+	page.GET("/", s.homePage)
+	page.GET("/search", s.searchPage)
+	page.GET("/login", s.loginPage)
+	page.POST("/login", s.loginPost)
+	page.GET("/signup", s.signupPage)
+	page.POST("/signup", s.signupPost)
+	page.POST("/logout", s.logoutPost)
+	page.GET("/designs/:slug", s.designPage)
+	page.GET("/designs/:slug/thumbnail.png", s.thumbnail)
+	member.GET("/account", s.accountPage)
+	member.POST("/account/tokens", s.accountTokenPost)
+	member.POST("/account/tokens/:id/revoke", s.accountTokenRevoke)
+	member.GET("/admin", s.adminPage)
+	member.POST("/admin/designs/:slug/:action", s.adminPost)
+	member.GET("/designs/new", s.uploadPage)
+	member.GET("/designs/:slug/versions/new", s.uploadPage)
+	member.POST("/designs/:slug/flag", s.flagPost)
+	member.GET("/designs/:slug/fork", s.forkPage)
+	member.POST("/designs/:slug/fork", s.forkPost)
+	if s.orders != nil {
+		page.GET("/labs", s.labsPage)
+		page.GET("/labs/:slug", s.labPage)
+		page.GET("/orders/:id", s.orderPage)
+		page.GET("/jobs/:id", s.jobPage)
+		member.GET("/designs/:slug/make", s.makePage)
+		member.POST("/designs/:slug/make", s.makePost)
+	}
 }
