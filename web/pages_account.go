@@ -1,0 +1,134 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/fabcommons/fabcommons/account"
+	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+func (s *Server) loginPage(c *gin.Context) {
+	s.render(c, http.StatusOK, "login", "Log in", gin.H{"Next": localNext(c.Query("next"))})
+}
+
+// loginPost signs in from the HTML form. There is no session yet, so no CSRF token to
+// check; SameSite=Lax on the new cookie keeps other sites from using it.
+func (s *Server) loginPost(c *gin.Context) {
+	handle, next := c.PostForm("handle"), localNext(c.PostForm("next"))
+	u, err := s.accounts.Authenticate(c.Request.Context(), handle, c.PostForm("password"), c.ClientIP())
+	if err != nil {
+		status, e := s.classify(c, err)
+		if status == 0 {
+			return
+		}
+		s.render(c, status, "login", "Log in", gin.H{"Next": next, "Handle": handle, "Error": e.Message})
+		return
+	}
+	s.startSession(c, u, next)
+}
+
+func (s *Server) startSession(c *gin.Context, u account.User, next string) {
+	if _, err := s.beginSession(c, u); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, next)
+}
+
+func (s *Server) signupPage(c *gin.Context) {
+	s.render(c, http.StatusOK, "signup", "Sign up", gin.H{})
+}
+
+func (s *Server) signupPost(c *gin.Context) {
+	handle, email := c.PostForm("handle"), c.PostForm("email")
+	form := gin.H{"Handle": handle, "Email": email}
+	u, err := s.throttledSignUp(c, handle, email, c.PostForm("password"))
+	if err != nil {
+		status, e := s.classify(c, err)
+		if status == 0 {
+			return
+		}
+		form["Error"], form["Field"] = e.Message, e.Field
+		s.render(c, status, "signup", "Sign up", form)
+		return
+	}
+	s.startSession(c, u, "/account")
+}
+
+func (s *Server) logoutPost(c *gin.Context) {
+	if err := s.endSession(c); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/")
+}
+
+func (s *Server) accountPage(c *gin.Context) {
+	s.renderAccount(c, http.StatusOK, "", "")
+}
+
+func (s *Server) renderAccount(c *gin.Context, status int, secret, errMsg string) {
+	u := userOf(c)
+	tokens, err := s.accounts.Tokens(c.Request.Context(), u)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	mine, err := s.catalog.Search(c.Request.Context(), catalog.Query{Owner: u.Handle, Limit: 50})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.render(c, status, "account", "Your account", gin.H{"Tokens": tokens, "Secret": secret, "Error": errMsg, "Designs": mine.Designs})
+}
+
+func (s *Server) accountTokenPost(c *gin.Context) {
+	u := userOf(c)
+	_, secret, err := s.accounts.IssueToken(c.Request.Context(), u, c.PostForm("name"))
+	if err != nil {
+		status, e := s.classify(c, err)
+		s.renderAccount(c, status, "", e.Message)
+		return
+	}
+	s.renderAccount(c, http.StatusCreated, secret, "")
+}
+
+func (s *Server) accountTokenRevoke(c *gin.Context) {
+	u := userOf(c)
+	if err := s.accounts.RevokeToken(c.Request.Context(), u, c.Param("id")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/account")
+}
+
+func (s *Server) adminPage(c *gin.Context) {
+	u := userOf(c)
+	if !u.Admin {
+		s.fail(c, fmt.Errorf("the admin page is for site maintainers: %w", storage.ErrForbidden))
+		return
+	}
+	all, err := s.catalog.Search(c.Request.Context(), catalog.Query{Text: c.Query("q"), Limit: 100})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	flagged, err := s.catalog.Flagged(c.Request.Context(), actorOf(c))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.render(c, http.StatusOK, "admin", "Curation", gin.H{"Designs": all.Designs, "Q": c.Query("q"), "Flagged": flagged})
+}
+
+func (s *Server) adminPost(c *gin.Context) {
+	if err := s.curation(c, c.Param("slug"), c.Param("action")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, localNext(c.PostForm("back")))
+}
