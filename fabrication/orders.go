@@ -1,6 +1,7 @@
 package fabrication
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -86,28 +87,9 @@ func (or *Orders) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 	if lab.Policy.Submit == "members" && role == "" {
 		return Order{}, nil, fmt.Errorf("lab %s takes jobs from its members only: %w", lab.Slug, storage.ErrForbidden)
 	}
-	if req.Quantity == 0 {
-		req.Quantity = 1
-	}
-	if req.Quantity < 1 || req.Quantity > 100 {
-		return Order{}, nil, storage.Invalid("quantity", "want 1 to 100")
-	}
 	operator := role == RoleOwner || role == RoleOperator
-	if req.Priority < -10 || req.Priority > 100 || (req.Priority > 0 && !operator) {
-		return Order{}, nil, storage.Invalid("priority", "want -10 to 0 (operators may go up to 100)")
-	}
-	if req.Process == "" {
-		req.Process = ProcessFDM
-	}
-	switch req.Process {
-	case ProcessFDM, ProcessSLA, ProcessLaser, ProcessCNC:
-	default:
-		return Order{}, nil, storage.Invalid("process", "want fdm, sla, laser or cnc")
-	}
-	for f, v := range map[string]string{"material": req.Material, "colour": req.Colour} {
-		if err := checkText(f, v, 40, false); err != nil {
-			return Order{}, nil, err
-		}
+	if err := checkOrder(&req, operator); err != nil {
+		return Order{}, nil, err
 	}
 	p, err := or.designs.Printable(ctx, req.Design, req.Version)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -116,56 +98,9 @@ func (or *Orders) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 	if err != nil {
 		return Order{}, nil, err
 	}
-	type part struct {
-		file     PrintableFile
-		copies   int
-		material string
-	}
-	meshes := map[string]PrintableFile{}
-	for _, f := range p.Files {
-		meshes[f.Path] = f
-	}
-	var parts []part
-	switch {
-	case len(req.Files) > 0 && len(req.BOMRefs) > 0:
-		return Order{}, nil, storage.Invalid("files", "name files or bom_refs, not both")
-	case len(req.Files) > 0:
-		for _, path := range req.Files {
-			f, ok := meshes[path]
-			if !ok {
-				return Order{}, nil, storage.Invalid("files", fmt.Sprintf("version %d has no mesh %q", p.Version, path))
-			}
-			parts = append(parts, part{file: f, copies: req.Quantity})
-		}
-	case len(req.BOMRefs) > 0 || len(p.BOM) > 0:
-		refs := req.BOMRefs
-		if len(refs) == 0 {
-			for _, l := range p.BOM {
-				refs = append(refs, l.Ref)
-			}
-		}
-		for _, ref := range refs {
-			i := slices.IndexFunc(p.BOM, func(l PrintableLine) bool { return l.Ref == ref })
-			if i < 0 {
-				return Order{}, nil, storage.Invalid("bom_refs", fmt.Sprintf("version %d's BOM has no printed line %q", p.Version, ref))
-			}
-			l := p.BOM[i]
-			parts = append(parts, part{file: meshes[l.File], copies: l.Qty * req.Quantity, material: l.Material})
-		}
-	default:
-		for _, f := range p.Files {
-			parts = append(parts, part{file: f, copies: req.Quantity})
-		}
-	}
-	if len(parts) == 0 {
-		return Order{}, nil, storage.Invalid("design", "this version has no meshes to make")
-	}
-	total := 0
-	for _, pt := range parts {
-		total += pt.copies
-	}
-	if total > or.opts.MaxOrderJobs {
-		return Order{}, nil, storage.Invalid("quantity", fmt.Sprintf("this order would make %d jobs; at most %d", total, or.opts.MaxOrderJobs))
+	parts, err := orderParts(p, req, or.opts.MaxOrderJobs)
+	if err != nil {
+		return Order{}, nil, err
 	}
 	now := or.clock()
 	o := Order{ID: uuid.NewString(), RequesterID: actor.ID, Requester: actor.Handle, LabID: lab.ID, LabSlug: lab.Slug,
@@ -176,22 +111,7 @@ func (or *Orders) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 	if lab.Policy.ApprovalRequired && !operator {
 		state = JobPendingApproval
 	}
-	tags := nonNil(req.Tags)
-	var jobs []Job
-	for _, pt := range parts {
-		material := req.Material
-		if material == "" {
-			material = pt.material
-		}
-		for c := 1; c <= pt.copies; c++ {
-			j := Job{ID: uuid.NewString(), OrderID: o.ID, LabID: lab.ID, RequesterID: actor.ID, Requester: actor.Handle,
-				DesignID: p.DesignID, DesignSlug: p.Slug, Version: p.Version, File: pt.file.Path, SHA256: pt.file.SHA256,
-				Size: pt.file.Size, BBox: pt.file.BBox, Process: req.Process, Material: material, Colour: req.Colour, Tags: tags,
-				Priority: req.Priority, Copy: c, State: state, EnqueuedAt: now, CreatedAt: now, UpdatedAt: now, Events: []Event{}}
-			logEvent(&j, Event{Kind: state, To: state, Actor: actor.Handle, Message: fmt.Sprintf("ordered: %s v%d, %s, copy %d", p.Slug, p.Version, pt.file.Path, c)}, or.clock())
-			jobs = append(jobs, j)
-		}
-	}
+	jobs := orderJobs(o, p, req, parts, state, actor, now)
 	if err := or.store.CreateOrder(ctx, o, jobs); err != nil {
 		return Order{}, nil, fmt.Errorf("place order: %w", err)
 	}
@@ -203,6 +123,110 @@ func (or *Orders) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 	}
 	or.log.Info("order placed", "order", o.ID, "lab", lab.Slug, "design", p.Slug, "jobs", len(jobs))
 	return o, jobs, nil
+}
+
+// checkOrder checks an order's own fields and fills in their defaults.
+func checkOrder(req *OrderRequest, operator bool) error {
+	if req.Quantity == 0 {
+		req.Quantity = 1
+	}
+	if req.Quantity < 1 || req.Quantity > 100 {
+		return storage.Invalid("quantity", "want 1 to 100")
+	}
+	if req.Priority < -10 || req.Priority > 100 || (req.Priority > 0 && !operator) {
+		return storage.Invalid("priority", "want -10 to 0 (operators may go up to 100)")
+	}
+	if req.Process == "" {
+		req.Process = ProcessFDM
+	}
+	switch req.Process {
+	case ProcessFDM, ProcessSLA, ProcessLaser, ProcessCNC:
+	default:
+		return storage.Invalid("process", "want fdm, sla, laser or cnc")
+	}
+	for f, v := range map[string]string{"material": req.Material, "colour": req.Colour} {
+		if err := checkText(f, v, 40, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// orderPart is one file of an order and how many copies of it to make.
+type orderPart struct {
+	file     PrintableFile
+	copies   int
+	material string
+}
+
+// orderParts says what an order makes: the files it names, the BOM lines it names,
+// the whole BOM (a kit), or every mesh; at most maxJobs copies in all.
+func orderParts(p Printable, req OrderRequest, maxJobs int) ([]orderPart, error) {
+	meshes := map[string]PrintableFile{}
+	for _, f := range p.Files {
+		meshes[f.Path] = f
+	}
+	var parts []orderPart
+	switch {
+	case len(req.Files) > 0 && len(req.BOMRefs) > 0:
+		return nil, storage.Invalid("files", "name files or bom_refs, not both")
+	case len(req.Files) > 0:
+		for _, path := range req.Files {
+			f, ok := meshes[path]
+			if !ok {
+				return nil, storage.Invalid("files", fmt.Sprintf("version %d has no mesh %q", p.Version, path))
+			}
+			parts = append(parts, orderPart{file: f, copies: req.Quantity})
+		}
+	case len(req.BOMRefs) > 0 || len(p.BOM) > 0:
+		refs := req.BOMRefs
+		if len(refs) == 0 {
+			for _, l := range p.BOM {
+				refs = append(refs, l.Ref)
+			}
+		}
+		for _, ref := range refs {
+			i := slices.IndexFunc(p.BOM, func(l PrintableLine) bool { return l.Ref == ref })
+			if i < 0 {
+				return nil, storage.Invalid("bom_refs", fmt.Sprintf("version %d's BOM has no printed line %q", p.Version, ref))
+			}
+			l := p.BOM[i]
+			parts = append(parts, orderPart{file: meshes[l.File], copies: l.Qty * req.Quantity, material: l.Material})
+		}
+	default:
+		for _, f := range p.Files {
+			parts = append(parts, orderPart{file: f, copies: req.Quantity})
+		}
+	}
+	if len(parts) == 0 {
+		return nil, storage.Invalid("design", "this version has no meshes to make")
+	}
+	total := 0
+	for _, pt := range parts {
+		total += pt.copies
+	}
+	if total > maxJobs {
+		return nil, storage.Invalid("quantity", fmt.Sprintf("this order would make %d jobs; at most %d", total, maxJobs))
+	}
+	return parts, nil
+}
+
+// orderJobs makes the order's jobs: one per physical copy of each part.
+func orderJobs(o Order, p Printable, req OrderRequest, parts []orderPart, state string, actor Actor, now time.Time) []Job {
+	tags := nonNil(req.Tags)
+	var jobs []Job
+	for _, pt := range parts {
+		material := cmp.Or(req.Material, pt.material)
+		for c := 1; c <= pt.copies; c++ {
+			j := Job{ID: uuid.NewString(), OrderID: o.ID, LabID: o.LabID, RequesterID: actor.ID, Requester: actor.Handle,
+				DesignID: p.DesignID, DesignSlug: p.Slug, Version: p.Version, File: pt.file.Path, SHA256: pt.file.SHA256,
+				Size: pt.file.Size, BBox: pt.file.BBox, Process: req.Process, Material: material, Colour: req.Colour, Tags: tags,
+				Priority: req.Priority, Copy: c, State: state, EnqueuedAt: now, CreatedAt: now, UpdatedAt: now, Events: []Event{}}
+			logEvent(&j, Event{Kind: state, To: state, Actor: actor.Handle, Message: fmt.Sprintf("ordered: %s v%d, %s, copy %d", p.Slug, p.Version, pt.file.Path, c)}, now)
+			jobs = append(jobs, j)
+		}
+	}
+	return jobs
 }
 
 func nonNil(s []string) []string {
