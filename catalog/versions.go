@@ -1,0 +1,94 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fabcommons/fabcommons/catalog/license"
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// NewVersion is what an owner sends with a new version: a message, the files that
+// changed (an uploaded path replaces the old one), paths to drop, and optionally a new
+// license or BOM (without one, the BOM carries over).
+type NewVersion struct {
+	Message string   `json:"message"`
+	Remove  []string `json:"remove"`
+	License string   `json:"license"`
+}
+
+// AddVersion adds the next version of the design slug. Only its owner may.
+func (s *Service) AddVersion(ctx context.Context, actor Actor, slug string, nv NewVersion, files FileSource, bomSource BOMSource) (Version, error) {
+	d, err := s.store.DesignBySlug(ctx, slug)
+	if err != nil {
+		return Version{}, fmt.Errorf("design %s: %w", slug, err)
+	}
+	if d.OwnerID != actor.ID {
+		return Version{}, fmt.Errorf("only the owner of %s adds versions (fork it to make your own): %w", slug, storage.ErrForbidden)
+	}
+	if err := checkText("message", nv.Message, 2000, true); err != nil {
+		return Version{}, err
+	}
+	prev, err := s.store.Version(ctx, d.ID, d.LatestVersion)
+	if err != nil {
+		return Version{}, fmt.Errorf("design %s version %d: %w", slug, d.LatestVersion, err)
+	}
+	lic := prev.License
+	if nv.License != "" && nv.License != prev.License {
+		if _, err := license.Lookup(nv.License); err != nil {
+			return Version{}, storage.Invalid("license", err.Error())
+		}
+		if len(d.Parents) > 0 {
+			if err := s.checkForkLicense(d.Parents, nv.License); err != nil {
+				return Version{}, err
+			}
+		}
+		lic = nv.License
+	}
+	base := prev.Files
+	for _, raw := range nv.Remove {
+		p, err := CleanPath(raw)
+		if err != nil {
+			return Version{}, err
+		}
+		if _, ok := prev.File(p); !ok {
+			return Version{}, storage.Invalid("remove", fmt.Sprintf("version %d has no file %q", prev.Number, p))
+		}
+		base = removeFile(base, p)
+	}
+	stored, err := s.storeFiles(ctx, base, files)
+	if err != nil {
+		return Version{}, err
+	}
+	if len(stored) == 0 {
+		return Version{}, storage.Invalid("files", "a version needs at least one file")
+	}
+	now := s.now().UTC()
+	v := Version{DesignID: d.ID, Number: d.LatestVersion + 1, Message: nv.Message, License: lic, Files: stored, BOM: prev.BOM, CreatedBy: actor.Handle, CreatedAt: now}
+	if bom := bomSource(); len(bom) > 0 {
+		if v.BOM, err = ParseBOM(bom, v.MeshFiles()); err != nil {
+			return Version{}, err
+		}
+	} else if err := ValidateBOM(v.BOM, v.MeshFiles()); err != nil {
+		return Version{}, storage.Invalid("bom", "the BOM carried over from the last version no longer fits: "+err.Error())
+	}
+	d.LatestVersion, d.License, d.UpdatedAt = v.Number, lic, now
+	if err := s.store.AddVersion(ctx, v, d); err != nil {
+		if errors.Is(err, storage.ErrConflict) {
+			return Version{}, fmt.Errorf("another version of %s was added at the same time; try again: %w", slug, err)
+		}
+		return Version{}, fmt.Errorf("add version to %s: %w", slug, err)
+	}
+	return v, nil
+}
+
+func removeFile(files []File, p string) []File {
+	out := make([]File, 0, len(files))
+	for _, f := range files {
+		if f.Path != p {
+			out = append(out, f)
+		}
+	}
+	return out
+}
