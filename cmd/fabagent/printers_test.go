@@ -30,25 +30,8 @@ import (
 // against the test server's log of physical prints: every job the hub calls done was
 // printed successfully exactly once, and no job the hub does not call done was.
 
-// printer is what the tests do to either protocol test server.
-type printer interface {
-	Complete()
-	Fail(string)
-	Shutdown(string)
-	Recover()
-	CancelAtPrinter()
-	Pause()
-	Restart()
-	StartOther(string)
-	SetBeforeUpload(func())
-	State() (state, file string)
-	Prints() []protocoltest.PrintRecord
-	Cancels() int
-	Close()
-}
-
 type printerKind struct {
-	open      func() (printer, string) // the server and its URL
+	open      func() (protocoltest.Printer, string) // the server and its URL
 	driver    func(url, key string) (agent.Driver, error)
 	printing  map[string]bool // the server's states of a print in progress
 	errorName string          // what a failure is called there
@@ -56,14 +39,14 @@ type printerKind struct {
 
 var printerKinds = map[string]printerKind{
 	"octoprint": {
-		open: func() (printer, string) { s := protocoltest.NewOctoPrint("printer-key"); return s, s.URL },
+		open: func() (protocoltest.Printer, string) { s := protocoltest.NewOctoPrint("printer-key"); return s, s.URL },
 		driver: func(url, key string) (agent.Driver, error) {
 			return agent.NewOctoPrint(url, key)
 		},
 		printing: map[string]bool{"Starting": true, "Printing": true},
 	},
 	"moonraker": {
-		open: func() (printer, string) {
+		open: func() (protocoltest.Printer, string) {
 			s := protocoltest.NewMoonraker("printer-key")
 			s.SetQueueUploads(true) // so a busy upload would wait in the printer's queue
 			return s, s.URL
@@ -88,7 +71,7 @@ type rig struct {
 	t       *testing.T
 	api     hubAPI
 	kind    printerKind
-	printer printer
+	printer protocoltest.Printer
 	url     string
 	state   string
 	token   string
@@ -243,6 +226,16 @@ func (r *rig) checkInvariant(id string) {
 	}
 }
 
+// printingRig is a rig whose agent runs and prints the one job of an order.
+func printingRig(t *testing.T, api hubAPI, kind printerKind) (*rig, string) {
+	t.Helper()
+	r := newRig(t, api, kind)
+	r.start("printer-key", nil)
+	id := r.order()
+	waitFor(t, 20*time.Second, "the print", func() bool { return r.printing(id) })
+	return r, id
+}
+
 func TestAgentOnRealPrinterProtocols(t *testing.T) {
 	api, _ := newHub(t)
 	for kindName, kind := range printerKinds {
@@ -259,10 +252,7 @@ func TestAgentOnRealPrinterProtocols(t *testing.T) {
 
 			t.Run("a failure and its retry on the same printer", func(t *testing.T) {
 				t.Parallel()
-				r := newRig(t, api, kind)
-				r.start("printer-key", nil)
-				id := r.order()
-				waitFor(t, 20*time.Second, "the print", func() bool { return r.printing(id) })
+				r, id := printingRig(t, api, kind)
 				// Printers say what they like; a long, many-line reason must reach the hub.
 				r.printer.Fail("Heater extruder not heating at expected rate\nSee the wiki for tuning.\n" + strings.Repeat("Once the underlying issue is corrected, restart. ", 40))
 				// Klipper takes the next print at once; OctoPrint stays "Offline after
@@ -328,10 +318,7 @@ func TestAgentOnRealPrinterProtocols(t *testing.T) {
 
 			t.Run("firmware shutdown mid-print", func(t *testing.T) {
 				t.Parallel()
-				r := newRig(t, api, kind)
-				r.start("printer-key", nil)
-				id := r.order()
-				waitFor(t, 20*time.Second, "the print", func() bool { return r.printing(id) })
+				r, id := printingRig(t, api, kind)
 				r.printer.Shutdown("MCU 'mcu' shutdown: Timer too close")
 				waitFor(t, 20*time.Second, "the job queued again", func() bool { return r.job(id).State == "queued" })
 				r.printer.Recover()
@@ -341,10 +328,7 @@ func TestAgentOnRealPrinterProtocols(t *testing.T) {
 
 			t.Run("cancel at the printer", func(t *testing.T) {
 				t.Parallel()
-				r := newRig(t, api, kind)
-				r.start("printer-key", nil)
-				id := r.order()
-				waitFor(t, 20*time.Second, "the print", func() bool { return r.printing(id) })
+				r, id := printingRig(t, api, kind)
 				r.printer.CancelAtPrinter()
 				v := r.waitJob(id, "failed", false)
 				if v.Attempts != 1 {
@@ -355,10 +339,7 @@ func TestAgentOnRealPrinterProtocols(t *testing.T) {
 
 			t.Run("cancel through the hub", func(t *testing.T) {
 				t.Parallel()
-				r := newRig(t, api, kind)
-				r.start("printer-key", nil)
-				id := r.order()
-				waitFor(t, 20*time.Second, "the print", func() bool { return r.printing(id) })
+				r, id := printingRig(t, api, kind)
 				if code := r.api.call("POST", "/api/v1/jobs/"+id+"/cancel", nil, nil); code != 200 {
 					t.Fatalf("cancel: %d", code)
 				}
@@ -371,10 +352,7 @@ func TestAgentOnRealPrinterProtocols(t *testing.T) {
 
 			t.Run("a print the printer lost", func(t *testing.T) {
 				t.Parallel()
-				r := newRig(t, api, kind)
-				r.start("printer-key", nil)
-				id := r.order()
-				waitFor(t, 20*time.Second, "the print", func() bool { return r.printing(id) })
+				r, id := printingRig(t, api, kind)
 				// OctoPrint keeps no record of a print lost while paused; a Moonraker
 				// without [history] none of any print once Klipper restarted.
 				if m, ok := r.printer.(*protocoltest.Moonraker); ok {

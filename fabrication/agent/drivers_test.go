@@ -14,24 +14,6 @@ import (
 	"github.com/fabcommons/fabcommons/fabrication/agent/protocoltest"
 )
 
-// standIn is what a driver test does to either protocol test server.
-type standIn interface {
-	Advance(float64)
-	Complete()
-	Fail(string)
-	Shutdown(string)
-	Recover()
-	CancelAtPrinter()
-	Pause()
-	Restart()
-	StartOther(string)
-	State() (state, file string)
-	Uploaded(string) ([]byte, bool)
-	Prints() []protocoltest.PrintRecord
-	Cancels() int
-	Close()
-}
-
 func writeGcode(t *testing.T) (string, []byte) {
 	t.Helper()
 	data := bytes.Repeat([]byte("G1 X10 Y10 E1\n"), 2000)
@@ -42,10 +24,10 @@ func writeGcode(t *testing.T) (string, []byte) {
 	return p, data
 }
 
-type openDriver func(t *testing.T, key string) (Driver, standIn)
+type openDriver func(t *testing.T, key string) (Driver, protocoltest.Printer)
 
 var printerDrivers = map[string]openDriver{
-	"octoprint": func(t *testing.T, key string) (Driver, standIn) {
+	"octoprint": func(t *testing.T, key string) (Driver, protocoltest.Printer) {
 		srv := protocoltest.NewOctoPrint("secret-key")
 		t.Cleanup(srv.Close)
 		d, err := NewOctoPrint(srv.URL, key)
@@ -54,7 +36,7 @@ var printerDrivers = map[string]openDriver{
 		}
 		return d, srv
 	},
-	"moonraker": func(t *testing.T, key string) (Driver, standIn) {
+	"moonraker": func(t *testing.T, key string) (Driver, protocoltest.Printer) {
 		srv := protocoltest.NewMoonraker("secret-key")
 		t.Cleanup(srv.Close)
 		d, err := NewMoonraker(srv.URL, key)
@@ -75,7 +57,7 @@ func wantStatus(t *testing.T, d Driver, p Print, state string, canceled bool) St
 }
 
 // ours lists the physical prints of printer files named after p.
-func ours(s standIn, p Print) []protocoltest.PrintRecord {
+func ours(s protocoltest.Printer, p Print) []protocoltest.PrintRecord {
 	var out []protocoltest.PrintRecord
 	for _, r := range s.Prints() {
 		if r.File == printerFileName(p) {

@@ -15,6 +15,31 @@ import (
 	"strings"
 )
 
+// Printer is what a test does to either test server: what happens at the printer, and
+// what it made.
+type Printer interface {
+	Advance(fraction float64)    // the current print reaches fraction (0..1)
+	Complete()                   // the current print ends well
+	Fail(msg string)             // a fault ends the current print
+	Shutdown(msg string)         // the firmware halts mid-print
+	Recover()                    // the printer is reconnected or its firmware restarted
+	CancelAtPrinter()            // someone cancels the current print at the printer
+	Pause()                      // someone pauses the current print
+	Restart()                    // the server (or Klipper's host) restarts
+	StartOther(name string)      // someone prints a file of their own
+	SetBeforeUpload(f func())    // f runs as each upload arrives
+	State() (state, file string) // the server's state and current file
+	Uploaded(name string) ([]byte, bool)
+	Prints() []PrintRecord
+	Cancels() int
+	Close()
+}
+
+var (
+	_ Printer = (*OctoPrint)(nil)
+	_ Printer = (*Moonraker)(nil)
+)
+
 // Outcomes of a physical print, in PrintRecord.
 const (
 	OutcomePrinting  = ""          // still on the printer (printing or paused)
