@@ -405,7 +405,7 @@ func (l *Labs) machineState(ctx context.Context, m Machine) string {
 	switch {
 	case m.Maintenance:
 		return MachineMaintenance
-	case m.LastSeen == nil || l.now().Sub(*m.LastSeen) > 3*l.opts.LeaseTTL:
+	case m.LastSeen == nil || m.LastSeen.Before(l.offlineBefore()):
 		return MachineOffline
 	}
 	held, err := l.store.HeldJobs(ctx, m.ID)
@@ -430,9 +430,13 @@ func (l *Labs) LabByID(ctx context.Context, id string) (Lab, error) {
 	return l.store.LabByID(ctx, id)
 }
 
+// offlineBefore: a machine whose agent was last heard from before this is offline
+// (three lease lengths ago).
+func (l *Labs) offlineBefore() time.Time { return l.now().Add(-3 * l.opts.LeaseTTL) }
+
 // MarkOffline sets machines unheard of for three lease lengths offline.
 func (l *Labs) MarkOffline(ctx context.Context) (int, error) {
-	ids, err := l.store.MarkOffline(ctx, l.now().Add(-3*l.opts.LeaseTTL))
+	ids, err := l.store.MarkUnheard(ctx, l.offlineBefore(), []string{MachineIdle, MachineBusy}, MachineOffline)
 	for _, id := range ids {
 		if m, err := l.store.Machine(ctx, id); err == nil {
 			l.publishMachine(m)

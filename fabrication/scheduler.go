@@ -27,7 +27,7 @@ type schedulerStore interface {
 	Members(ctx context.Context, labID string) ([]Member, error)
 	Machine(ctx context.Context, id string) (Machine, error)
 	Machines(ctx context.Context, labID string) ([]Machine, error)
-	TouchMachine(ctx context.Context, id string, at time.Time) error
+	TouchMachine(ctx context.Context, id string, at time.Time, from, to string) error
 	ClaimJob(ctx context.Context, j Job, prevRev int, e Event) error
 	HeldJobs(ctx context.Context, machineID string) ([]Job, error)
 	LabJobs(ctx context.Context, labID string, states []string, limit int) ([]Job, error)
@@ -113,7 +113,7 @@ func (s *Scheduler) Poll(ctx context.Context, m Machine, req agentapi.PollReques
 	}
 	now := s.clock()
 	if m.LastSeen == nil || now.Sub(*m.LastSeen) > time.Duration(s.HeartbeatSeconds())*time.Second/2 || m.State == MachineOffline {
-		if err := s.store.TouchMachine(ctx, m.ID, now); err != nil {
+		if err := s.store.TouchMachine(ctx, m.ID, now, MachineOffline, MachineIdle); err != nil { // heard from: back online
 			return resp, true, err
 		}
 		if m.State == MachineOffline {

@@ -30,12 +30,12 @@ type MachineStore interface {
 	// SaveMachine writes m if its stored rev is still prevRev (then rev becomes
 	// prevRev+1), or returns storage.ErrConflict.
 	SaveMachine(ctx context.Context, m Machine, prevRev int) error
-	// TouchMachine records that the machine's agent was heard from at `at`, bringing
-	// an offline machine back to idle.
-	TouchMachine(ctx context.Context, id string, at time.Time) error
-	// MarkOffline sets every idle or busy machine not heard from since `before` offline
-	// and returns their ids.
-	MarkOffline(ctx context.Context, before time.Time) ([]string, error)
+	// TouchMachine records that the machine's agent was heard from at `at`; a machine
+	// in state from moves to state to in the same write.
+	TouchMachine(ctx context.Context, id string, at time.Time, from, to string) error
+	// MarkUnheard moves every machine in one of the states from, not heard from since
+	// `before`, to state to, and returns their ids.
+	MarkUnheard(ctx context.Context, before time.Time, from []string, to string) ([]string, error)
 	CreateEnrollment(ctx context.Context, e Enrollment) error
 	// ConsumeEnrollment uses up a code that exists, is unused and has not expired at
 	// now, in one atomic step, and returns its machine; otherwise storage.ErrNotFound.

@@ -268,9 +268,9 @@ func (f Fabrication) SaveMachine(ctx context.Context, m fabrication.Machine, pre
 	return f.db.casReplace(ctx, "machines", m.ID, prevRev, machineDoc{ID: m.ID, TokenHash: m.TokenHash, Rev: prevRev + 1, Machine: m})
 }
 
-func (f Fabrication) TouchMachine(ctx context.Context, id string, at time.Time) error {
-	if _, err := f.c("machines").UpdateOne(ctx, bson.M{"_id": id, "state": fabrication.MachineOffline},
-		bson.M{"$set": bson.M{"state": fabrication.MachineIdle}}); err != nil {
+func (f Fabrication) TouchMachine(ctx context.Context, id string, at time.Time, from, to string) error {
+	if _, err := f.c("machines").UpdateOne(ctx, bson.M{"_id": id, "state": from},
+		bson.M{"$set": bson.M{"state": to}}); err != nil {
 		return err
 	}
 	res, err := f.c("machines").UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"last_seen": at}})
@@ -283,8 +283,8 @@ func (f Fabrication) TouchMachine(ctx context.Context, id string, at time.Time) 
 	return nil
 }
 
-func (f Fabrication) MarkOffline(ctx context.Context, before time.Time) ([]string, error) {
-	filter := bson.M{"state": bson.M{"$in": bson.A{fabrication.MachineIdle, fabrication.MachineBusy}},
+func (f Fabrication) MarkUnheard(ctx context.Context, before time.Time, from []string, to string) ([]string, error) {
+	filter := bson.M{"state": bson.M{"$in": from},
 		"$or": bson.A{bson.M{"last_seen": nil}, bson.M{"last_seen": bson.M{"$lt": before}}}}
 	docs, err := findAll[machineDoc](ctx, f.c("machines"), filter, options.Find().SetProjection(bson.M{"_id": 1}))
 	if err != nil || len(docs) == 0 {
@@ -295,7 +295,7 @@ func (f Fabrication) MarkOffline(ctx context.Context, before time.Time) ([]strin
 		ids[i] = d.ID
 	}
 	filter["_id"] = bson.M{"$in": ids}
-	if _, err := f.c("machines").UpdateMany(ctx, filter, bson.M{"$set": bson.M{"state": fabrication.MachineOffline}}); err != nil {
+	if _, err := f.c("machines").UpdateMany(ctx, filter, bson.M{"$set": bson.M{"state": to}}); err != nil {
 		return nil, err
 	}
 	return ids, nil

@@ -230,13 +230,22 @@ func (f Fabrication) SaveMachine(ctx context.Context, m fabrication.Machine, pre
 	return err
 }
 
-func (f Fabrication) TouchMachine(ctx context.Context, id string, at time.Time) error {
-	return expectOne(f.db.exec(ctx, `UPDATE machines SET last_seen = ?, state = CASE WHEN state = 'offline' THEN 'idle' ELSE state END WHERE id = ?`, unixNano(at), id))
+func (f Fabrication) TouchMachine(ctx context.Context, id string, at time.Time, from, to string) error {
+	return expectOne(f.db.exec(ctx, `UPDATE machines SET last_seen = ?, state = CASE WHEN state = ? THEN ? ELSE state END WHERE id = ?`,
+		unixNano(at), from, to, id))
 }
 
-func (f Fabrication) MarkOffline(ctx context.Context, before time.Time) ([]string, error) {
-	rows, err := f.db.write.QueryContext(ctx, `UPDATE machines SET state = 'offline'
-		WHERE state IN ('idle', 'busy') AND (last_seen IS NULL OR last_seen < ?) RETURNING id`, unixNano(before))
+func (f Fabrication) MarkUnheard(ctx context.Context, before time.Time, from []string, to string) ([]string, error) {
+	if len(from) == 0 {
+		return nil, nil
+	}
+	args := []any{to}
+	for _, st := range from {
+		args = append(args, st)
+	}
+	args = append(args, unixNano(before))
+	rows, err := f.db.write.QueryContext(ctx, `UPDATE machines SET state = ?
+		WHERE state IN (?`+strings.Repeat(", ?", len(from)-1)+`) AND (last_seen IS NULL OR last_seen < ?) RETURNING id`, args...)
 	if err != nil {
 		return nil, err
 	}

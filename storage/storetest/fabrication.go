@@ -125,17 +125,17 @@ func ExerciseFabrication(t *testing.T, newStore func(t *testing.T) fabrication.S
 		if byToken, err := s.MachineByTokenHash(ctx, "thash2"); err != nil || byToken.ID != "m1" || byToken.Rev != 2 {
 			t.Fatalf("MachineByTokenHash with the new token: got %+v, %v", byToken, err)
 		}
-		if err := s.TouchMachine(ctx, "m1", t0.Add(time.Minute)); err != nil {
+		if err := s.TouchMachine(ctx, "m1", t0.Add(time.Minute), fabrication.MachineOffline, fabrication.MachineIdle); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := s.Machine(ctx, "m1"); got.State != fabrication.MachineIdle || got.LastSeen == nil || !got.LastSeen.Equal(t0.Add(time.Minute)) {
 			t.Fatalf("after Touch: got %+v", got)
 		}
-		if ids, err := s.MarkOffline(ctx, t0.Add(30*time.Second)); err != nil || len(ids) != 0 {
-			t.Fatalf("MarkOffline of a fresh machine: got %v, %v", ids, err)
+		if ids, err := s.MarkUnheard(ctx, t0.Add(30*time.Second), []string{fabrication.MachineIdle, fabrication.MachineBusy}, fabrication.MachineOffline); err != nil || len(ids) != 0 {
+			t.Fatalf("MarkUnheard of a fresh machine: got %v, %v", ids, err)
 		}
-		if ids, err := s.MarkOffline(ctx, t0.Add(5*time.Minute)); err != nil || !slices.Equal(ids, []string{"m1"}) {
-			t.Fatalf("MarkOffline: got %v, %v", ids, err)
+		if ids, err := s.MarkUnheard(ctx, t0.Add(5*time.Minute), []string{fabrication.MachineIdle, fabrication.MachineBusy}, fabrication.MachineOffline); err != nil || !slices.Equal(ids, []string{"m1"}) {
+			t.Fatalf("MarkUnheard: got %v, %v", ids, err)
 		}
 		if ms, _ := s.Machines(ctx, "lab-a"); len(ms) != 1 || ms[0].State != fabrication.MachineOffline {
 			t.Fatalf("Machines: got %+v", ms)
