@@ -130,7 +130,7 @@ func applyFile(fs *flag.FlagSet, path string) error {
 			return fmt.Errorf("config %s: %q: want a string, a number or a list", filepath.Base(path), key)
 		}
 		if err := fs.Set(key, s); err != nil {
-			return fmt.Errorf("config %s: %q: %v", filepath.Base(path), key, err)
+			return fmt.Errorf("config %s: %q: %w", filepath.Base(path), key, err)
 		}
 	}
 	return nil

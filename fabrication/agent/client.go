@@ -140,7 +140,7 @@ func (c *Client) retry(ctx context.Context, call func() error) error {
 		sleep := wait/2 + rand.N(wait/2+1) // jitter: agents that lost the hub together do not return together
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
 		case <-time.After(sleep):
 		}
 		wait = min(wait*2, c.MaxBackoff)

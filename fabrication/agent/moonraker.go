@@ -88,7 +88,7 @@ func (m *Moonraker) query(ctx context.Context) (moonStatus, error) {
 func (m *Moonraker) Ready(ctx context.Context) error {
 	q, err := m.query(ctx)
 	if s := statusOf(err); s == http.StatusServiceUnavailable || s == http.StatusNotFound {
-		return fmt.Errorf("%w: klipper is not connected to moonraker (%v)", ErrPrinterBusy, err)
+		return fmt.Errorf("%w: klipper is not connected to moonraker (%w)", ErrPrinterBusy, err)
 	}
 	if err != nil {
 		return err

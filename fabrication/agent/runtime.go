@@ -270,7 +270,7 @@ func (a *Agent) start(ctx context.Context, h *Held) (started bool, err error) {
 		return false, err
 	}
 	if st, serr := a.Driver.Status(context.WithoutCancel(ctx), h.Print()); serr != nil || st.State != PrinterGone {
-		return false, fmt.Errorf("the printer's answer to the start was lost (%v); its status decides next", err)
+		return false, fmt.Errorf("the printer's answer to the start was lost (%w); its status decides next", err)
 	}
 	a.Log.Warn("the printer refused the job", "job", h.Job.ID, "err", err)
 	a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "the printer refused the job: " + err.Error(), Retryable: true})
