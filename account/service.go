@@ -25,7 +25,7 @@ import (
 type Options struct {
 	Argon2         Argon2Params     // password hashing cost
 	SessionTTL     time.Duration    // browser session lifetime (30 days)
-	FailuresPerKey int              // failed logins allowed per client and per handle per window (10)
+	FailuresPerKey int              // failed logins allowed per handle from one client per window (10); a client gets ten times that
 	FailureWindow  time.Duration    // the throttling window (15 minutes)
 	Clock          func() time.Time // time.Now
 }
@@ -38,8 +38,8 @@ type Service struct {
 	sessionTTL time.Duration
 	now        func() time.Time
 	byClient   *Throttle
-	byHandle   *Throttle
-	dummyHash  string // checked for unknown handles so they cost what a wrong password costs
+	byPair     *Throttle // failures of one handle from one client
+	dummyHash  string    // checked for unknown handles so they cost what a wrong password costs
 }
 
 // NewService builds the account service.
@@ -65,8 +65,11 @@ func NewService(store Store, log *slog.Logger, o Options) (*Service, error) {
 	}
 	return &Service{
 		store: store, log: log, argon: o.Argon2, sessionTTL: o.SessionTTL, now: o.Clock,
-		byClient:  NewThrottle(o.FailuresPerKey, o.FailureWindow, 100_000),
-		byHandle:  NewThrottle(o.FailuresPerKey, o.FailureWindow, 100_000),
+		// A client (an address, which a whole lab may share behind its router) gets ten
+		// times the failures one handle gets from it, bounding guessing from one place
+		// without one person's mistakes locking out the rest of the room.
+		byClient:  NewThrottle(10*o.FailuresPerKey, o.FailureWindow, 100_000),
+		byPair:    NewThrottle(o.FailuresPerKey, o.FailureWindow, 100_000),
 		dummyHash: dummy,
 	}, nil
 }
@@ -128,11 +131,14 @@ func checkPassword(p string) error {
 
 // Authenticate checks a handle and password from client (an IP address). A wrong
 // password and an unknown handle give the same ErrBadCredentials after the same work;
-// too many failures per client or per handle give a *ThrottledError.
+// too many failures from a client, or from a client for one handle, give a
+// *ThrottledError. Failures count per client, never per handle alone: someone else's
+// failures cannot lock the owner of a handle out of signing in from their own client.
 func (s *Service) Authenticate(ctx context.Context, handle, password, client string) (User, error) {
 	handle = NormalizeHandle(handle)
 	now := s.now()
-	if wait := max(s.byClient.Wait(client, now), s.byHandle.Wait(handle, now)); wait > 0 {
+	pair := handle + "\x00" + client
+	if wait := max(s.byClient.Wait(client, now), s.byPair.Wait(pair, now)); wait > 0 {
 		return User{}, &ThrottledError{Wait: wait}
 	}
 	u, err := s.store.UserByHandle(ctx, handle)
@@ -149,10 +155,10 @@ func (s *Service) Authenticate(ctx context.Context, handle, password, client str
 	}
 	if err != nil || !ok || len(password) > 1024 {
 		s.byClient.Fail(client, now)
-		s.byHandle.Fail(handle, now)
+		s.byPair.Fail(pair, now)
 		return User{}, ErrBadCredentials
 	}
-	s.byHandle.Reset(handle)
+	s.byPair.Reset(pair)
 	return u, nil
 }
 

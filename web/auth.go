@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -52,6 +53,11 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	if !safeMethod(c.Request.Method) && s.crossSite(c) {
+		// A second line of defence behind the CSRF token.
+		s.refuse(c, http.StatusForbidden, apiError{Code: "cross_site", Message: "a request that changes something came from another site with this hub's session cookie"})
 		return
 	}
 	if !safeMethod(c.Request.Method) && !account.CSRFMatches(sess, csrfTokenOf(c)) {
@@ -112,3 +118,39 @@ func (s *Server) setSessionCookie(c *gin.Context, secret string, maxAge int) {
 }
 
 func (s *Server) clearSessionCookie(c *gin.Context) { s.setSessionCookie(c, "", -1) }
+
+// crossSite says whether a browser sent the request from another site: by
+// Sec-Fetch-Site where the browser sends it, else by Origin. A request with neither
+// (a script, an agent, an old browser) is not judged here.
+func (s *Server) crossSite(c *gin.Context) bool {
+	switch c.GetHeader("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return false
+	case "cross-site", "same-site":
+		return true
+	}
+	origin := c.GetHeader("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return true // "null" and other opaque origins
+	}
+	if s.cfg.PublicURL != "" {
+		if pub, err := url.Parse(s.cfg.PublicURL); err == nil && strings.EqualFold(pub.Host, u.Host) {
+			return false
+		}
+	}
+	return !strings.EqualFold(u.Host, c.Request.Host)
+}
+
+// sameSiteForms refuses a form post from another site (the login and sign-up forms
+// have no session, so no CSRF token, to check).
+func (s *Server) sameSiteForms(c *gin.Context) {
+	if !safeMethod(c.Request.Method) && s.crossSite(c) {
+		s.refuse(c, http.StatusForbidden, apiError{Code: "cross_site", Message: "this form was posted from another site"})
+		return
+	}
+	c.Next()
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -13,6 +14,13 @@ import (
 // bindJSON decodes the request body into v. On a bad body it answers (400 malformed
 // JSON or an unknown field, 413 over the body limit) and returns false.
 func bindJSON(c *gin.Context, v any) bool {
+	// Only a JSON content type: a browser sends that cross-site only after a CORS
+	// preflight this hub never grants, so no other site can post these bodies (a
+	// text/plain form can be made to look like JSON).
+	if mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type")); mt != "application/json" {
+		abort(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as JSON, with Content-Type: application/json")
+		return false
+	}
 	dec := json.NewDecoder(c.Request.Body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)

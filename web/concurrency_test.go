@@ -57,6 +57,9 @@ func (h httpClient) call(method, path, token string, body any, out any) (int, er
 		r = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, h.base+path, r)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -36,7 +36,7 @@ func (s *Server) startSession(c *gin.Context, u account.User, next string) {
 		s.fail(c, err)
 		return
 	}
-	c.Redirect(http.StatusSeeOther, next)
+	c.Redirect(http.StatusSeeOther, localNext(next))
 }
 
 func (s *Server) signupPage(c *gin.Context) {

@@ -217,7 +217,7 @@ func (s *Server) routes(r *gin.Engine) {
 		return
 	}
 	r.GET("/assets/*path", serveAssets())
-	page := r.Group("", markPage, s.authenticate)
+	page := r.Group("", markPage, s.sameSiteForms, s.authenticate)
 	member := page.Group("", s.signedInPage)
 	page.GET("/", s.homePage)
 	page.GET("/search", s.searchPage)

@@ -108,6 +108,7 @@ type call struct {
 	body         any
 	header       map[string]string
 	cookies      []*http.Cookie
+	remote       string // the client's address (default 192.0.2.1)
 }
 
 type reply struct {
@@ -131,11 +132,16 @@ func (b bundle) do(t *testing.T, c call) reply {
 		body = bytes.NewReader(j)
 	}
 	req := httptest.NewRequest(c.method, c.path, body)
-	req.RemoteAddr = "192.0.2.1:1234"
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if mp, ok := c.body.(*multipartBody); ok {
 		req = httptest.NewRequest(c.method, c.path, bytes.NewReader(mp.buf.Bytes()))
-		req.RemoteAddr = "192.0.2.1:1234"
 		req.Header.Set("Content-Type", mp.contentType)
+	}
+	req.RemoteAddr = "192.0.2.1:1234"
+	if c.remote != "" {
+		req.RemoteAddr = c.remote + ":1234"
 	}
 	for k, v := range c.header {
 		req.Header.Set(k, v)
@@ -269,8 +275,10 @@ func TestLoginFailuresLookAlikeAndAreThrottled(t *testing.T) {
 	if last.header.Get("Retry-After") == "" {
 		t.Errorf("429 without Retry-After")
 	}
-	// Even the right password waits out the window.
+	// Even the right password waits out the window, from that client.
 	b.do(t, call{method: "POST", path: "/api/v1/sessions", body: map[string]string{"handle": "ada", "password": "correct horse battery"}}).want(t, 429, "rate_limited")
+	// But someone else's failures do not lock ada out of her own client.
+	b.do(t, call{method: "POST", path: "/api/v1/sessions", body: map[string]string{"handle": "ada", "password": "correct horse battery"}, remote: "198.51.100.7"}).want(t, 200, "")
 }
 
 func TestTokens(t *testing.T) {

@@ -60,6 +60,9 @@ func (c client) call(ctx context.Context, method, path, token string, body, out 
 	if err != nil {
 		return 0, err
 	}
+	if r != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
