@@ -43,6 +43,9 @@ func TestCLIErrors(t *testing.T) {
 	}
 	enrolled := t.TempDir()
 	os.WriteFile(filepath.Join(enrolled, "token"), []byte("fab_m_revoked\n"), 0o600)
+	loose := t.TempDir()
+	os.WriteFile(filepath.Join(loose, "token"), []byte("fab_m_x\n"), 0o644)
+	os.Chmod(filepath.Join(loose, "token"), 0o644) // past the umask
 	cases := []struct {
 		args []string
 		want string
@@ -66,6 +69,10 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"run", "--state", enrolled, "--hub", "http://127.0.0.1:1"}, "does not answer"},
 		{[]string{"run", "--log-level", "loud"}, `log level "loud"`},
 		{[]string{"run", "extra"}, `unexpected argument "extra"`},
+		{[]string{"enroll", "--hub", "ftp://hub.example", "--code", "X"}, "not an http(s) URL"},
+		{[]string{"enroll", "--hub", "http://hub.example", "--code", "X", "--require-https"}, "plain http and --require-https"},
+		{[]string{"run", "--state", loose}, "can be read by other users (mode 0644): chmod 600"},
+		{[]string{"run", "--state", enrolled, "--hub", "http://192.0.2.9:8080", "--require-https"}, "plain http and --require-https"},
 	}
 	for _, c := range cases {
 		err := runCLI(t, c.args...)

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,6 +22,7 @@ import (
 // config is every setting of every command; a command reads the ones it needs.
 type config struct {
 	Config, Hub, State, LogLevel string
+	RequireHTTPS                 bool
 	Code, JoinToken, Name        string
 
 	Process, BuildVolume, Materials, Tags string
@@ -48,6 +51,7 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Config, "config", env("FAB_AGENT_CONFIG", ""), "a TOML file with any of these flags as keys (FAB_AGENT_CONFIG)")
 	fs.StringVar(&c.Hub, "hub", env("FAB_HUB", ""), "the hub's URL, e.g. http://hub.local:8080 (FAB_HUB)")
+	fs.BoolVar(&c.RequireHTTPS, "require-https", env("FAB_REQUIRE_HTTPS", "") == "true", "refuse a hub that is not reached over https (FAB_REQUIRE_HTTPS=true)")
 	fs.StringVar(&c.State, "state", env("FAB_AGENT_STATE", "./fabagent-state"), "state directory: token, journal, downloaded files (FAB_AGENT_STATE)")
 	fs.StringVar(&c.LogLevel, "log-level", env("FAB_LOG_LEVEL", "info"), "debug, info, warn or error")
 	fs.StringVar(&c.Code, "code", env("FAB_ENROLL_CODE", ""), "enroll: the one-time code an operator got when adding the machine")
@@ -116,6 +120,8 @@ func applyFile(fs *flag.FlagSet, path string) error {
 		switch v := v.(type) {
 		case string:
 			s = v
+		case bool:
+			s = strconv.FormatBool(v)
 		case int64:
 			s = strconv.FormatInt(v, 10)
 		case float64:
@@ -127,7 +133,7 @@ func applyFile(fs *flag.FlagSet, path string) error {
 			}
 			s = strings.Join(parts, ",")
 		default:
-			return fmt.Errorf("config %s: %q: want a string, a number or a list", filepath.Base(path), key)
+			return fmt.Errorf("config %s: %q: want a string, a number, true or false, or a list", filepath.Base(path), key)
 		}
 		if err := fs.Set(key, s); err != nil {
 			return fmt.Errorf("config %s: %q: %w", filepath.Base(path), key, err)
@@ -195,4 +201,43 @@ func (c config) slicer() (agent.Slicer, error) {
 		return &agent.Cura{Engine: c.CuraEngine, Definition: c.CuraDefinition, SearchPath: filepath.SplitList(c.CuraSearchPath), Settings: splitList(c.CuraSettings)}, nil
 	}
 	return nil, fmt.Errorf("slicer %q: want cura (or none)", c.Slicer)
+}
+
+// checkHub refuses a hub URL that is not http(s), and one on plain http beyond this
+// machine when https is required; otherwise it warns of plain http beyond loopback,
+// where the machine token would cross the network unencrypted.
+func (c config) checkHub(hub string, warn func(msg string, args ...any)) error {
+	u, err := url.Parse(hub)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("the hub %q is not an http(s) URL", hub)
+	}
+	if u.Scheme == "https" || isLoopback(u.Hostname()) {
+		return nil
+	}
+	if c.RequireHTTPS {
+		return fmt.Errorf("the hub %s is plain http and --require-https is set: the machine token would cross the network unencrypted", hub)
+	}
+	warn("the hub is plain http: the machine token crosses the network unencrypted (use https, or --require-https to refuse this)", "hub", hub)
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// readToken reads the machine token, refusing a file other users may read.
+func readToken(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("the machine token %s can be read by other users (mode %04o): chmod 600 %s", path, perm, path)
+	}
+	b, err := os.ReadFile(path)
+	return strings.TrimSpace(string(b)), err
 }

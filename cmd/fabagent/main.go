@@ -91,6 +91,10 @@ type identity struct {
 
 // join enrols (one-time code) or registers (join token) and writes the state dir.
 func join(ctx context.Context, c config, stdout io.Writer, call func(context.Context, *agent.Client) (agentapi.Enrollment, error)) error {
+	warn := func(msg string, args ...any) { fmt.Fprintln(stdout, "warning:", msg) }
+	if err := c.checkHub(c.Hub, warn); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(c.State, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
@@ -135,9 +139,12 @@ func runAgent(ctx context.Context, c config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	tok, err := os.ReadFile(tokenPath)
-	if err != nil {
+	tok, err := readToken(tokenPath)
+	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("no machine token in %s: run fabagent enroll (or register) first", c.State)
+	}
+	if err != nil {
+		return err
 	}
 	var id identity
 	if b, err := os.ReadFile(filepath.Join(c.State, "agent.json")); err == nil {
@@ -150,7 +157,10 @@ func runAgent(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if hub == "" {
 		return errors.New("no hub: pass --hub or enrol first")
 	}
-	client := agent.NewClient(hub, strings.TrimSpace(string(tok)))
+	if err := c.checkHub(hub, log.Warn); err != nil {
+		return err
+	}
+	client := agent.NewClient(hub, tok)
 	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	err = client.Ping(pingCtx)
 	cancel()
