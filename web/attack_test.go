@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -85,5 +86,28 @@ func TestRedirectsStayOnTheHub(t *testing.T) {
 		if r.status != http.StatusSeeOther || !strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, "//") || strings.HasPrefix(loc, "/\\") || strings.ContainsAny(loc, "\t\r\n") {
 			t.Fatalf("next=%q: got %d to %q, want a path on the hub", next, r.status, loc)
 		}
+	}
+}
+
+// TestMetricLabelsAreBounded: made-up methods and paths do not grow the metrics.
+func TestMetricLabelsAreBounded(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	for i := range 200 {
+		b.do(t, call{method: fmt.Sprintf("X%d", i), path: fmt.Sprintf("/api/v1/nothing/%d", i)})
+		b.do(t, call{method: "GET", path: fmt.Sprintf("/no/such/page/%d", i)})
+	}
+	r := b.do(t, call{method: "GET", path: "/metrics"})
+	series := 0
+	for _, line := range strings.Split(string(r.body), "\n") {
+		if strings.HasPrefix(line, "fabhub_http_requests_total{") {
+			series++
+		}
+		if strings.Contains(line, "X17") || strings.Contains(line, "/no/such/page/17") {
+			t.Fatalf("a label from the request: %s", line)
+		}
+	}
+	if series == 0 || series > 10 {
+		t.Fatalf("got %d request-count series after 400 made-up requests, want a handful", series)
 	}
 }
