@@ -302,10 +302,13 @@ func (s *Service) Version(ctx context.Context, actor Actor, slug string, n int) 
 }
 
 // Versions lists a design's versions, newest first.
-func (s *Service) Versions(ctx context.Context, slug string) ([]Version, error) {
+func (s *Service) Versions(ctx context.Context, actor Actor, slug string) ([]Version, error) {
 	d, err := s.store.DesignBySlug(ctx, slug)
 	if err != nil {
 		return nil, fmt.Errorf("design %s: %w", slug, err)
+	}
+	if d.Hidden && !actor.Admin {
+		return []Version{}, nil // a tombstone has no versions to show
 	}
 	return s.store.Versions(ctx, d.ID)
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -109,5 +110,57 @@ func TestMetricLabelsAreBounded(t *testing.T) {
 	}
 	if series == 0 || series > 10 {
 		t.Fatalf("got %d request-count series after 400 made-up requests, want a handful", series)
+	}
+}
+
+// TestHiddenMeansHidden: once a maintainer hides a design, every route that can reach it
+// shows only its tombstone (title, author, license, place in the lineage), to anyone.
+func TestHiddenMeansHidden(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	admin := login(t, b, "ada") // the first account is the site admin
+	owner := login(t, b, "grace")
+	publish(t, b, owner, map[string]any{"title": "Secret bracket", "license": "CC-BY-4.0", "tags": []string{"sekrit"}}).want(t, 201, "")
+	b.do(t, call{method: "POST", path: "/api/v1/designs/secret-bracket/hide", header: admin}).want(t, 204, "")
+	for _, who := range []map[string]string{nil, owner} {
+		for _, path := range []string{
+			"/api/v1/designs/secret-bracket/versions/1",
+			"/api/v1/designs/secret-bracket/versions/1/files/parts/base.stl",
+			"/api/v1/designs/secret-bracket/versions/1/archive.zip",
+			"/api/v1/designs/secret-bracket/versions/1/okh.toml",
+			"/api/v1/designs/secret-bracket/versions/1/bom.csv",
+		} {
+			r := b.do(t, call{method: "GET", path: path, header: who})
+			if r.status < 400 || strings.Contains(string(r.body), "base.stl") || strings.Contains(string(r.body), "608 bearing") {
+				t.Errorf("GET %s (as %v) of a hidden design: got %d, %d bytes; want a refusal without its content", path, who != nil, r.status, len(r.body))
+			}
+		}
+		if r := b.do(t, call{method: "GET", path: "/api/v1/designs/secret-bracket/versions", header: who}); len(r.json["versions"].([]any)) != 0 {
+			t.Errorf("the versions of a hidden design (as %v): got %s, want none", who != nil, r.body)
+		}
+		if r := b.do(t, call{method: "GET", path: "/designs/secret-bracket/thumbnail.png", header: who}); !bytes.Equal(r.body, emptyThumb) || strings.Contains(r.header.Get("Cache-Control"), "public") {
+			t.Errorf("the thumbnail of a hidden design (as %v): got %d bytes with Cache-Control %q, want the empty picture, kept from shared caches", who != nil, len(r.body), r.header.Get("Cache-Control"))
+		}
+		for _, path := range []string{"/api/v1/designs/secret-bracket", "/api/v1/designs/secret-bracket/versions", "/designs/secret-bracket", "/api/v1/designs/secret-bracket/lineage"} {
+			r := b.do(t, call{method: "GET", path: path, header: who})
+			if strings.Contains(string(r.body), "base.stl") || strings.Contains(string(r.body), "608 bearing") || strings.Contains(string(r.body), "Print the base flat") {
+				t.Errorf("GET %s (as %v) shows a hidden design's content", path, who != nil)
+			}
+		}
+		for _, q := range []string{"?q=secret", "?tag=sekrit", "?owner=grace"} {
+			r := b.do(t, call{method: "GET", path: "/api/v1/designs" + q, header: who})
+			if strings.Contains(string(r.body), "secret-bracket") {
+				t.Errorf("search %s (as %v) lists a hidden design", q, who != nil)
+			}
+		}
+	}
+	// Before a design is hidden, what can be hidden later is kept from shared caches.
+	publish(t, b, owner, map[string]any{"title": "Open bracket", "license": "CC-BY-4.0"}).want(t, 201, "")
+	for _, path := range []string{"/api/v1/designs/open-bracket/versions/1/archive.zip", "/api/v1/designs/open-bracket/versions/1/files/parts/base.stl",
+		"/api/v1/designs/open-bracket/versions/1/okh.toml", "/api/v1/designs/open-bracket/versions/1/bom.csv", "/designs/open-bracket/thumbnail.png"} {
+		r := b.do(t, call{method: "GET", path: path})
+		if cc := r.header.Get("Cache-Control"); r.status != 200 || strings.Contains(cc, "public") || (!strings.Contains(cc, "private") && !strings.Contains(cc, "no-store")) {
+			t.Errorf("GET %s: got %d with Cache-Control %q, want it kept from shared caches", path, r.status, cc)
+		}
 	}
 }

@@ -203,7 +203,7 @@ func (s *Server) getDesign(c *gin.Context) {
 }
 
 func (s *Server) listVersions(c *gin.Context) {
-	versions, err := s.catalog.Versions(c.Request.Context(), c.Param("slug"))
+	versions, err := s.catalog.Versions(c.Request.Context(), actorOf(c), c.Param("slug"))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -223,6 +223,9 @@ func (s *Server) version(c *gin.Context) (catalog.Design, catalog.Version, bool)
 		s.fail(c, err)
 		return catalog.Design{}, catalog.Version{}, false
 	}
+	// A version never changes, but its design can be hidden later: browsers may keep
+	// it, shared caches may not (they would go on serving it).
+	c.Header("Cache-Control", "private, max-age=86400")
 	return d, v, true
 }
 
@@ -291,7 +294,7 @@ func (s *Server) downloadFile(c *gin.Context) {
 	ext := strings.ToLower(path.Ext(f.Path))
 	h := c.Writer.Header()
 	h.Set("ETag", `"`+f.SHA256+`"`)
-	h.Set("Cache-Control", "public, max-age=31536000, immutable") // versions never change
+	h.Set("Cache-Control", "private, max-age=31536000, immutable") // versions never change; designs can be hidden
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
 	if t, ok := inlineTypes[ext]; ok {

@@ -88,7 +88,7 @@ func (s *Server) designPage(c *gin.Context) {
 		}
 		v = &ver
 	}
-	versions, err := s.catalog.Versions(ctx, slug)
+	versions, err := s.catalog.Versions(ctx, actorOf(c), slug)
 	if err != nil {
 		s.fail(c, err)
 		return

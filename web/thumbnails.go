@@ -46,7 +46,7 @@ func (s *Server) thumbnail(c *gin.Context) {
 			}
 		}
 	}
-	c.Header("Cache-Control", "public, max-age=300")
+	c.Header("Cache-Control", "private, no-cache") // revalidated by ETag: a design can be hidden
 	if f == nil {
 		c.Data(http.StatusOK, "image/png", emptyThumb)
 		return
