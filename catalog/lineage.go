@@ -143,7 +143,15 @@ func (s *Service) WriteArchive(ctx context.Context, w io.Writer, baseURL string,
 	}
 	zw := zip.NewWriter(w)
 	prefix := fmt.Sprintf("%s-v%d/", d.Slug, v.Number)
+	written := map[string]bool{}
 	add := func(name string, method uint16, r io.Reader) error {
+		// No two entries with one name (nor one differing only in case, which unzips
+		// onto the same file on many systems): a file stored before its name was
+		// reserved for a generated one goes under uploaded/.
+		for written[strings.ToLower(name)] {
+			name = "uploaded/" + name
+		}
+		written[strings.ToLower(name)] = true
 		fw, err := zw.CreateHeader(&zip.FileHeader{Name: prefix + name, Method: method, Modified: v.CreatedAt})
 		if err != nil {
 			return err

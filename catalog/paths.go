@@ -38,7 +38,22 @@ func CleanPath(p string) (string, error) {
 			return "", storage.Invalid("files", fmt.Sprintf("file name %q has a hidden part", raw))
 		}
 	}
+	if generatedName(p) {
+		return "", storage.Invalid("files", fmt.Sprintf("%q is the name of a file the hub writes into every download; name yours otherwise", raw))
+	}
 	return path.Clean(p), nil
+}
+
+// generated are the files the hub writes at the root of a download.
+var generated = []string{"ATTRIBUTION.md", "bom.csv", "okh.toml"}
+
+func generatedName(p string) bool {
+	for _, g := range generated {
+		if strings.EqualFold(p, g) {
+			return true
+		}
+	}
+	return false
 }
 
 // KindOf says how a file is treated: STL files are analysed as meshes.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"archive/zip"
 	"bytes"
 	"fmt"
 	"net/http"
@@ -162,5 +163,42 @@ func TestHiddenMeansHidden(t *testing.T) {
 		if cc := r.header.Get("Cache-Control"); r.status != 200 || strings.Contains(cc, "public") || (!strings.Contains(cc, "private") && !strings.Contains(cc, "no-store")) {
 			t.Errorf("GET %s: got %d with Cache-Control %q, want it kept from shared caches", path, r.status, cc)
 		}
+	}
+}
+
+// TestGeneratedFilesCannotBeForged: an upload cannot bring its own ATTRIBUTION.md, BOM
+// or manifest into the root of a download, where the hub writes the real ones.
+func TestGeneratedFilesCannotBeForged(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	auth := login(t, b, "mallory")
+	for _, name := range []string{"ATTRIBUTION.md", "attribution.MD", "bom.csv", "okh.toml"} {
+		body := newMultipart().field("meta", map[string]any{"title": "Forged " + name, "license": "CC0-1.0"}).
+			file("files", "part.stl", cubeSTL).file("files", name, []byte("Made by mallory alone.")).done()
+		r := b.do(t, call{method: "POST", path: "/api/v1/designs", body: body, header: auth})
+		r.want(t, 422, "invalid")
+		if !strings.Contains(string(r.body), "writes into every download") {
+			t.Fatalf("%s: got %s", name, r.body)
+		}
+	}
+	// Deeper in the tree the name is the uploader's to use, and the archive holds each
+	// name once.
+	body := newMultipart().field("meta", map[string]any{"title": "Docs", "license": "CC0-1.0"}).
+		file("files", "part.stl", cubeSTL).file("files", "docs/ATTRIBUTION.md", []byte("notes")).done()
+	b.do(t, call{method: "POST", path: "/api/v1/designs", body: body, header: auth}).want(t, 201, "")
+	r := b.do(t, call{method: "GET", path: "/api/v1/designs/docs/versions/1/archive.zip"})
+	zr, err := zip.NewReader(bytes.NewReader(r.body), int64(len(r.body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, f := range zr.File {
+		if seen[strings.ToLower(f.Name)] {
+			t.Fatalf("the archive holds %s twice", f.Name)
+		}
+		seen[strings.ToLower(f.Name)] = true
+	}
+	if !seen["docs-v1/attribution.md"] || !seen["docs-v1/docs/attribution.md"] {
+		t.Fatalf("archive entries: %v", seen)
 	}
 }
