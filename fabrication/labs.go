@@ -153,7 +153,7 @@ func checkMachine(m *MachineSpec) error {
 	if m.Nozzle < 0 || m.Nozzle > 5 {
 		return storage.Invalid("nozzle", "want a nozzle diameter in mm, up to 5")
 	}
-	if len(m.Materials) > 50 || len(m.Tags) > 50 {
+	if len(m.Materials) > maxMachineTags || len(m.Tags) > maxMachineTags {
 		return storage.Invalid("materials", "at most 50 materials and 50 tags")
 	}
 	for _, x := range append(slices.Clone(m.Materials), m.Tags...) {
@@ -429,6 +429,9 @@ func (l *Labs) Machines(ctx context.Context, labID string) ([]Machine, error) {
 func (l *Labs) LabByID(ctx context.Context, id string) (Lab, error) {
 	return l.store.LabByID(ctx, id)
 }
+
+// maxMachineTags bounds a machine's materials and tags, and an order's required tags.
+const maxMachineTags = 50
 
 // offlineBefore: a machine whose agent was last heard from before this is offline
 // (three lease lengths ago).

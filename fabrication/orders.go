@@ -149,6 +149,22 @@ func checkOrder(req *OrderRequest, operator bool) error {
 			return err
 		}
 	}
+	// Every list has a bound: each job carries the tags, so an unbounded list would be
+	// multiplied by the jobs an order makes.
+	for _, l := range []struct {
+		field string
+		list  []string
+		max   int
+	}{{"tags", req.Tags, maxMachineTags}, {"files", req.Files, 200}, {"bom_refs", req.BOMRefs, 500}} {
+		if len(l.list) > l.max {
+			return storage.Invalid(l.field, fmt.Sprintf("at most %d", l.max))
+		}
+		for _, v := range l.list {
+			if err := checkText(l.field, v, 255, true); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

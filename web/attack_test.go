@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/fabcommons/fabcommons/fabrication"
 )
 
 // Attacks on sessions and forms, one class each; every case failed before its fix.
@@ -200,5 +202,31 @@ func TestGeneratedFilesCannotBeForged(t *testing.T) {
 	}
 	if !seen["docs-v1/attribution.md"] || !seen["docs-v1/docs/attribution.md"] {
 		t.Fatalf("archive entries: %v", seen)
+	}
+}
+
+// TestOrderListsAreBounded: every list in an order has a limit, named in the refusal
+// (each job carries the order's tags: an unbounded list was multiplied by the jobs).
+func TestOrderListsAreBounded(t *testing.T) {
+	t.Parallel()
+	f := newLab(t, fabrication.Policy{})
+	many := func(n int, s string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprint(s, i)
+		}
+		return out
+	}
+	for field, body := range map[string]map[string]any{
+		"tags":     {"tags": many(51, "t")},
+		"files":    {"files": many(201, "f.stl")},
+		"bom_refs": {"bom_refs": many(501, "R")},
+	} {
+		body["lab"], body["design"] = "makerspace", "spool-holder"
+		r := f.do(t, call{method: "POST", path: "/api/v1/orders", header: f.maker, body: body})
+		r.want(t, 422, "invalid")
+		if r.json["error"].(map[string]any)["field"] != field || !strings.Contains(string(r.body), "at most") {
+			t.Fatalf("%s: got %s, want the field and its limit", field, r.body)
+		}
 	}
 }
