@@ -9,6 +9,19 @@ import (
 	"github.com/fabcommons/fabcommons/storage"
 )
 
+// VersionAuthor returns the design if actor may add versions to it (its owner only),
+// so a caller can ask before reading an upload.
+func (s *Service) VersionAuthor(ctx context.Context, actor Actor, slug string) (Design, error) {
+	d, err := s.store.DesignBySlug(ctx, slug)
+	if err != nil {
+		return Design{}, fmt.Errorf("design %s: %w", slug, err)
+	}
+	if d.OwnerID != actor.ID {
+		return Design{}, fmt.Errorf("only the owner of %s adds versions (fork it to make your own): %w", slug, storage.ErrForbidden)
+	}
+	return d, nil
+}
+
 // NewVersion is what an owner sends with a new version: a message, the files that
 // changed (an uploaded path replaces the old one), paths to drop, and optionally a new
 // license or BOM (without one, the BOM carries over).
@@ -20,12 +33,9 @@ type NewVersion struct {
 
 // AddVersion adds the next version of the design slug. Only its owner may.
 func (s *Service) AddVersion(ctx context.Context, actor Actor, slug string, nv NewVersion, files FileSource, bomSource BOMSource) (Version, error) {
-	d, err := s.store.DesignBySlug(ctx, slug)
+	d, err := s.VersionAuthor(ctx, actor, slug)
 	if err != nil {
-		return Version{}, fmt.Errorf("design %s: %w", slug, err)
-	}
-	if d.OwnerID != actor.ID {
-		return Version{}, fmt.Errorf("only the owner of %s adds versions (fork it to make your own): %w", slug, storage.ErrForbidden)
+		return Version{}, err
 	}
 	if err := checkText("message", nv.Message, 2000, true); err != nil {
 		return Version{}, err

@@ -35,8 +35,9 @@ type ordersStore interface {
 }
 
 // operatorAct applies an operator's (or the requester's) event to a job: who may act
-// is checked against the job's lab before the transition.
-func (or *Orders) operatorAct(ctx context.Context, actor Actor, id string, h Happening, allowRequester bool) (Job, error) {
+// is checked against the job's lab first, then check (when not nil) looks at the
+// request, then the transition.
+func (or *Orders) operatorAct(ctx context.Context, actor Actor, id string, h Happening, allowRequester bool, check func() error) (Job, error) {
 	j, err := or.store.Job(ctx, id)
 	if err != nil {
 		return Job{}, fmt.Errorf("job %s: %w", id, err)
@@ -46,6 +47,11 @@ func (or *Orders) operatorAct(ctx context.Context, actor Actor, id string, h Hap
 			if allowRequester {
 				return Job{}, fmt.Errorf("only the requester or an operator cancels a job: %w", storage.ErrForbidden)
 			}
+			return Job{}, err
+		}
+	}
+	if check != nil {
+		if err := check(); err != nil {
 			return Job{}, err
 		}
 	}
@@ -321,24 +327,23 @@ func (or *Orders) operatorOf(ctx context.Context, actor Actor, j Job) error {
 
 // Approve lets a pending job into the queue.
 func (or *Orders) Approve(ctx context.Context, actor Actor, id string) (Job, error) {
-	return or.operatorAct(ctx, actor, id, Happening{Kind: OnApprove}, false)
+	return or.operatorAct(ctx, actor, id, Happening{Kind: OnApprove}, false, nil)
 }
 
 // Reject turns a pending or queued job down, with a reason.
 func (or *Orders) Reject(ctx context.Context, actor Actor, id, reason string) (Job, error) {
-	if strings.TrimSpace(reason) == "" {
-		return Job{}, storage.Invalid("reason", "say why, so the requester can do something about it")
-	}
-	if err := checkText("reason", reason, 500, true); err != nil {
-		return Job{}, err
-	}
-	return or.operatorAct(ctx, actor, id, Happening{Kind: OnReject, Message: reason}, false)
+	return or.operatorAct(ctx, actor, id, Happening{Kind: OnReject, Message: reason}, false, func() error {
+		if strings.TrimSpace(reason) == "" {
+			return storage.Invalid("reason", "say why, so the requester can do something about it")
+		}
+		return checkText("reason", reason, 500, true)
+	})
 }
 
 // Cancel stops a job; its requester or a lab operator may. A job on a machine stays
 // on it until its agent hears cancel: true and lets go.
 func (or *Orders) Cancel(ctx context.Context, actor Actor, id string) (Job, error) {
-	return or.operatorAct(ctx, actor, id, Happening{Kind: OnCancel}, true)
+	return or.operatorAct(ctx, actor, id, Happening{Kind: OnCancel}, true, nil)
 }
 
 // Resolutions an operator can give a job in the unknown state (or any stuck one).
@@ -351,12 +356,12 @@ const (
 // Resolve settles a job whose outcome the hub does not know: the operator has looked
 // at the machine and says what happened.
 func (or *Orders) Resolve(ctx context.Context, actor Actor, id, outcome string) (Job, error) {
-	return or.operatorAct(ctx, actor, id, Happening{Kind: OnResolve, Outcome: outcome}, false)
+	return or.operatorAct(ctx, actor, id, Happening{Kind: OnResolve, Outcome: outcome}, false, nil)
 }
 
 // Harvest confirms that a finished part was taken off the bed; the machine is free.
 func (or *Orders) Harvest(ctx context.Context, actor Actor, id string) (Job, error) {
-	return or.operatorAct(ctx, actor, id, Happening{Kind: OnHarvest}, false)
+	return or.operatorAct(ctx, actor, id, Happening{Kind: OnHarvest}, false, nil)
 }
 
 // LabRecord is how often a design was made at one lab, and how it went.

@@ -163,6 +163,10 @@ func (s *Server) createDesign(c *gin.Context) {
 // addVersion: POST /api/v1/designs/{slug}/versions (multipart meta + changed files +
 // optional bom), owner only.
 func (s *Server) addVersion(c *gin.Context) {
+	if _, err := s.catalog.VersionAuthor(c.Request.Context(), actorOf(c), c.Param("slug")); err != nil {
+		s.fail(c, err) // before a byte of the upload is read
+		return
+	}
 	var meta catalog.NewVersion
 	up, err := newUpload(c, &meta)
 	if err != nil {

@@ -60,6 +60,10 @@ func (s *Server) uploadPage(c *gin.Context) {
 	data := gin.H{"Licenses": license.All(), "MaxFileBytes": s.catalog.Limits().FileBytes}
 	title := "Publish a design"
 	if slug := c.Param("slug"); slug != "" {
+		if _, err := s.catalog.VersionAuthor(c.Request.Context(), actorOf(c), slug); err != nil {
+			s.fail(c, err)
+			return
+		}
 		d, v, err := s.catalog.Design(c.Request.Context(), actorOf(c), slug)
 		if err != nil {
 			s.fail(c, err)
