@@ -10,8 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fabcommons/fabcommons/storage"
 	"github.com/google/uuid"
+
+	"github.com/fabcommons/fabcommons/storage"
 )
 
 // Labs keeps labs, their members and join tokens, and their machines with enrolment.

@@ -9,8 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fabcommons/fabcommons/storage"
 	"github.com/google/uuid"
+
+	"github.com/fabcommons/fabcommons/storage"
 )
 
 // Orders places orders and carries out what people do to their jobs: approve, reject,
