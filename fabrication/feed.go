@@ -40,7 +40,8 @@ func (f *Feed) Subscribe(match func(Change) bool) (<-chan Change, func()) {
 	}
 }
 
-// Publish sends c to every subscriber that wants it, dropping it for full ones.
+// Publish sends c to every subscriber that wants it, dropping it for full ones. Every
+// subscriber gets the same c: none may change what it points to.
 func (f *Feed) Publish(c Change) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

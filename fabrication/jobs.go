@@ -30,6 +30,7 @@ func (b *jobBook) publishJob(j Job) {
 	if j.State == JobQueued {
 		b.noteQueued(j)
 	}
+	j.Events = nil // the log is fetched with the job; changes stay small
 	b.feed.Publish(Change{Kind: "job", LabID: j.LabID, OrderID: j.OrderID, Job: &j})
 }
 

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"path"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -356,17 +355,16 @@ func (s *Server) agentFile(c *gin.Context) {
 
 // ---- live changes -------------------------------------------------------------------
 
-var sseClients atomic.Int64
-
 // events: GET /api/v1/events?lab=&order= streams job and machine changes as
 // server-sent events. Without filters it streams everything (anyone may watch the whole).
 func (s *Server) events(c *gin.Context) {
-	if n := sseClients.Add(1); n > int64(s.cfg.MaxEventStreams) {
-		sseClients.Add(-1)
+	release, ok := s.streams.open(c.ClientIP())
+	if !ok {
+		c.Header("Retry-After", "10")
 		abort(c, http.StatusServiceUnavailable, "busy", "too many live views open; try again shortly")
 		return
 	}
-	defer sseClients.Add(-1)
+	defer release()
 	labID, orderID := "", c.Query("order")
 	if slug := c.Query("lab"); slug != "" {
 		lab, err := s.labs.Lab(c.Request.Context(), slug)
@@ -395,10 +393,7 @@ func (s *Server) events(c *gin.Context) {
 			return
 		case <-keepalive.C:
 			fmt.Fprint(c.Writer, ": keep-alive\n\n")
-		case ch := <-changes:
-			if ch.Job != nil {
-				ch.Job.Events = nil // the page fetches the log; changes stay small
-			}
+		case ch := <-changes: // shared with every other stream: read, never write
 			b, _ := json.Marshal(ch)
 			fmt.Fprintf(c.Writer, "event: %s\ndata: %s\n\n", ch.Kind, b)
 		}

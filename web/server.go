@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -31,6 +32,7 @@ type Config struct {
 	PollWait            time.Duration // longest an agent's poll is held (30 s)
 	PollRecheck         time.Duration // how often a held poll re-checks the database (2 s, plus jitter)
 	MaxEventStreams     int           // live-view connections at once (1000)
+	MaxStreamsPerClient int           // live-view connections at once from one client (20)
 }
 
 // Pinger is a dependency /readyz checks.
@@ -69,6 +71,7 @@ type Server struct {
 	bodyLimits map[string]int64
 	pages      pages
 	thumbs     thumbnails
+	streams    *streamLimit
 	metrics    *prometheus.Registry
 	requests   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
@@ -94,6 +97,9 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.MaxEventStreams == 0 {
 		cfg.MaxEventStreams = 1000
 	}
+	if cfg.MaxStreamsPerClient == 0 {
+		cfg.MaxStreamsPerClient = 20
+	}
 	if cfg.MaxMeshBytes == 0 {
 		cfg.MaxMeshBytes = catalog.DefaultLimits.FileBytes
 	}
@@ -115,6 +121,7 @@ func New(cfg Config, d Deps) *Server {
 		"/api/v1/designs/:slug/versions": uploads,
 		"/api/v1/mesh/check":             cfg.MaxMeshBytes + 1<<20,
 	}
+	s.streams = &streamLimit{total: cfg.MaxEventStreams, perClient: cfg.MaxStreamsPerClient, byClient: map[string]int{}}
 	s.pages = parsePages()
 	s.thumbs.draw = make(chan struct{}, 2)
 	s.initMetrics()
@@ -246,4 +253,33 @@ func (s *Server) routes(r *gin.Engine) {
 		member.GET("/designs/:slug/make", s.makePage)
 		member.POST("/designs/:slug/make", s.makePost)
 	}
+}
+
+// streamLimit bounds the live streams open at once, in all and per client, so no one
+// client can hold the hub's connections.
+type streamLimit struct {
+	mu               sync.Mutex
+	total, perClient int
+	n                int
+	byClient         map[string]int
+}
+
+// open takes a place for client's stream; release gives it back. ok is false when
+// the hub or the client is at its limit.
+func (l *streamLimit) open(client string) (release func(), ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n >= l.total || l.byClient[client] >= l.perClient {
+		return nil, false
+	}
+	l.n++
+	l.byClient[client]++
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.n--
+		if l.byClient[client]--; l.byClient[client] == 0 {
+			delete(l.byClient, client)
+		}
+	}, true
 }
