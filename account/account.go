@@ -18,6 +18,7 @@ type User struct {
 	PasswordHash string    `json:"-"`
 	Admin        bool      `json:"admin"`
 	CreatedAt    time.Time `json:"created_at"`
+	Disabled     bool      `json:"disabled,omitempty"` // by a site admin: no sign-in, no token, no session
 }
 
 // Token is a personal API token. Only the SHA-256 of its secret is stored.
@@ -62,6 +63,10 @@ type Store interface {
 	SessionByHash(ctx context.Context, hash string, now time.Time) (Session, error)
 	DeleteSession(ctx context.Context, hash string) error
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+	// DeleteUserSessions ends every session of a user and says how many there were.
+	DeleteUserSessions(ctx context.Context, userID string) (int, error)
+	// SetDisabled disables or re-enables a user, or returns storage.ErrNotFound.
+	SetDisabled(ctx context.Context, userID string, disabled bool) error
 }
 
 // ErrBadCredentials is the one answer to a wrong password and to an unknown handle.
@@ -70,6 +75,9 @@ var ErrBadCredentials = errors.New("handle or password is wrong")
 // ErrUnauthenticated is the answer to a token or session that does not exist, was
 // revoked, or has expired.
 var ErrUnauthenticated = errors.New("not logged in: the token or session is missing, revoked or expired")
+
+// ErrDisabled is the answer to every credential of a disabled account.
+var ErrDisabled = fmt.Errorf("this account was disabled by the site's maintainers: %w", ErrUnauthenticated)
 
 // ThrottledError refuses an attempt made too soon after too many failures.
 type ThrottledError struct{ Wait time.Duration }

@@ -158,6 +158,9 @@ func (s *Service) Authenticate(ctx context.Context, handle, password, client str
 		s.byPair.Fail(pair, now)
 		return User{}, ErrBadCredentials
 	}
+	if u.Disabled {
+		return User{}, ErrDisabled
+	}
 	s.byPair.Reset(pair)
 	return u, nil
 }
@@ -221,7 +224,41 @@ func (s *Service) userOf(ctx context.Context, id string) (User, error) {
 	if errors.Is(err, storage.ErrNotFound) {
 		return User{}, ErrUnauthenticated
 	}
+	if err == nil && u.Disabled {
+		return User{}, ErrDisabled
+	}
 	return u, err
+}
+
+// SetDisabled lets a site admin disable an account (its sign-ins, tokens and sessions
+// stop at once; what it published stays) or enable it again.
+func (s *Service) SetDisabled(ctx context.Context, actor User, handle string, disabled bool) (User, error) {
+	if !actor.Admin {
+		return User{}, fmt.Errorf("only site admins disable accounts: %w", storage.ErrForbidden)
+	}
+	u, err := s.store.UserByHandle(ctx, NormalizeHandle(handle))
+	if err != nil {
+		return User{}, fmt.Errorf("user %s: %w", handle, err)
+	}
+	if u.ID == actor.ID {
+		return User{}, storage.Invalid("handle", "you cannot disable your own account")
+	}
+	if err := s.store.SetDisabled(ctx, u.ID, disabled); err != nil {
+		return User{}, fmt.Errorf("disable %s: %w", u.Handle, err)
+	}
+	if disabled {
+		if _, err := s.store.DeleteUserSessions(ctx, u.ID); err != nil {
+			return User{}, fmt.Errorf("end the sessions of %s: %w", u.Handle, err)
+		}
+	}
+	u.Disabled = disabled
+	s.log.Info("account disabled or enabled", "handle", u.Handle, "disabled", disabled, "by", actor.Handle)
+	return u, nil
+}
+
+// EndAllSessions signs u out everywhere: every browser session ends (tokens stay).
+func (s *Service) EndAllSessions(ctx context.Context, u User) (int, error) {
+	return s.store.DeleteUserSessions(ctx, u.ID)
 }
 
 // Tokens lists u's tokens, without secrets.

@@ -151,3 +151,26 @@ func (s *Server) me(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, body)
 }
+
+// logOutEverywhere: DELETE /api/v1/sessions ends every session of the caller.
+func (s *Server) logOutEverywhere(c *gin.Context) {
+	n, err := s.accounts.EndAllSessions(c.Request.Context(), userOf(c))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.clearSessionCookie(c)
+	c.JSON(http.StatusOK, gin.H{"ended": n})
+}
+
+// setDisabled: POST /api/v1/users/{handle}/disable or /enable, for site admins.
+func (s *Server) setDisabled(disabled bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		u, err := s.accounts.SetDisabled(c.Request.Context(), userOf(c), c.Param("handle"), disabled)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"user": gin.H{"handle": u.Handle, "disabled": u.Disabled}})
+	}
+}

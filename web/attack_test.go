@@ -230,3 +230,47 @@ func TestOrderListsAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestRevocation: a site admin disables an account (its token, its sessions and its
+// password stop at once; its designs stay) and enables it again; a person signs out
+// everywhere.
+func TestRevocation(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	root := login(t, b, "ada") // site admin
+	grace := login(t, b, "grace")
+	publish(t, b, grace, map[string]any{"title": "Grace's hook", "license": "CC0-1.0"}).want(t, 201, "")
+	session := func(handle string) []*http.Cookie {
+		r := b.do(t, call{method: "POST", path: "/api/v1/sessions", body: map[string]string{"handle": handle, "password": "correct horse battery"}})
+		r.want(t, 200, "")
+		ck := (&http.Response{Header: r.header}).Cookies()[0]
+		return []*http.Cookie{{Name: ck.Name, Value: ck.Value}}
+	}
+	graceSession := session("grace")
+
+	b.do(t, call{method: "POST", path: "/api/v1/users/grace/disable", header: grace}).want(t, 403, "forbidden")
+	b.do(t, call{method: "POST", path: "/api/v1/users/ada/disable", header: root}).want(t, 422, "invalid")
+	b.do(t, call{method: "POST", path: "/api/v1/users/grace/disable", header: root}).want(t, 200, "")
+	b.do(t, call{method: "GET", path: "/api/v1/me", header: grace}).want(t, 401, "unauthenticated")
+	b.do(t, call{method: "GET", path: "/api/v1/me", cookies: graceSession}).want(t, 401, "unauthenticated")
+	r := b.do(t, call{method: "POST", path: "/api/v1/sessions", body: map[string]string{"handle": "grace", "password": "correct horse battery"}})
+	r.want(t, 401, "unauthenticated")
+	if !strings.Contains(string(r.body), "disabled") {
+		t.Fatalf("signing in to a disabled account: got %s, want it said", r.body)
+	}
+	b.do(t, call{method: "GET", path: "/api/v1/designs/grace-s-hook"}).want(t, 200, "")
+	b.do(t, call{method: "POST", path: "/api/v1/users/grace/enable", header: root}).want(t, 200, "")
+	b.do(t, call{method: "GET", path: "/api/v1/me", header: grace}).want(t, 200, "")
+	b.do(t, call{method: "GET", path: "/api/v1/me", cookies: graceSession}).want(t, 401, "unauthenticated") // sessions ended for good
+
+	// Signing out everywhere ends every session, and only that person's.
+	one, two, other := session("grace"), session("grace"), session("ada")
+	r = b.do(t, call{method: "DELETE", path: "/api/v1/sessions", header: grace})
+	r.want(t, 200, "")
+	if r.json["ended"] != 2.0 {
+		t.Fatalf("ended: got %s, want 2", r.body)
+	}
+	b.do(t, call{method: "GET", path: "/api/v1/me", cookies: one}).want(t, 401, "unauthenticated")
+	b.do(t, call{method: "GET", path: "/api/v1/me", cookies: two}).want(t, 401, "unauthenticated")
+	b.do(t, call{method: "GET", path: "/api/v1/me", cookies: other}).want(t, 200, "")
+}

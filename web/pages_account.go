@@ -3,6 +3,7 @@ package web
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/gin-gonic/gin"
 
@@ -122,7 +123,7 @@ func (s *Server) adminPage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.render(c, http.StatusOK, "admin", "Curation", gin.H{"Designs": all.Designs, "Q": c.Query("q"), "Flagged": flagged})
+	s.render(c, http.StatusOK, "admin", "Curation", gin.H{"Designs": all.Designs, "Q": c.Query("q"), "Flagged": flagged, "Notice": c.Query("notice")})
 }
 
 func (s *Server) adminPost(c *gin.Context) {
@@ -131,4 +132,29 @@ func (s *Server) adminPost(c *gin.Context) {
 		return
 	}
 	c.Redirect(http.StatusSeeOther, localNext(c.PostForm("back")))
+}
+
+// accountEndAll signs the person out of every browser, this one too.
+func (s *Server) accountEndAll(c *gin.Context) {
+	if _, err := s.accounts.EndAllSessions(c.Request.Context(), userOf(c)); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.clearSessionCookie(c)
+	c.Redirect(http.StatusSeeOther, "/")
+}
+
+// adminUserPost disables or enables an account from the admin page.
+func (s *Server) adminUserPost(c *gin.Context) {
+	disable := c.PostForm("action") == "disable"
+	u, err := s.accounts.SetDisabled(c.Request.Context(), userOf(c), c.PostForm("handle"), disable)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	word := "enabled"
+	if u.Disabled {
+		word = "disabled"
+	}
+	c.Redirect(http.StatusSeeOther, "/admin?notice="+url.QueryEscape(u.Handle+" is "+word))
 }

@@ -168,6 +168,9 @@ func (s *Server) routes(r *gin.Engine) {
 	user.GET("/tokens", s.listTokens)
 	user.DELETE("/tokens/:id", s.revokeToken)
 	user.GET("/me", s.me)
+	user.DELETE("/sessions", s.logOutEverywhere)
+	user.POST("/users/:handle/disable", s.setDisabled(true))
+	user.POST("/users/:handle/enable", s.setDisabled(false))
 
 	api.GET("/designs", s.listDesigns)
 	api.GET("/designs/:slug", s.getDesign)
@@ -238,6 +241,8 @@ func (s *Server) routes(r *gin.Engine) {
 	member.GET("/account", s.accountPage)
 	member.POST("/account/tokens", s.accountTokenPost)
 	member.POST("/account/tokens/:id/revoke", s.accountTokenRevoke)
+	member.POST("/account/sessions/end-all", s.accountEndAll)
+	member.POST("/admin/users", s.adminUserPost)
 	member.GET("/admin", s.adminPage)
 	member.POST("/admin/designs/:slug/:action", s.adminPost)
 	member.GET("/designs/new", s.uploadPage)

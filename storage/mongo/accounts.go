@@ -34,6 +34,7 @@ type userDoc struct {
 	PasswordHash string    `bson:"password_hash"`
 	Admin        bool      `bson:"admin"`
 	CreatedAt    time.Time `bson:"created_at"`
+	Disabled     bool      `bson:"disabled"`
 }
 
 func (d userDoc) user() account.User { return account.User(d) }
@@ -196,4 +197,23 @@ func (a Accounts) DeleteExpiredSessions(ctx context.Context, now time.Time) (int
 		return 0, err
 	}
 	return int(res.DeletedCount), nil
+}
+
+func (a Accounts) DeleteUserSessions(ctx context.Context, userID string) (int, error) {
+	res, err := a.sessions().DeleteMany(ctx, bson.M{"user_id": userID})
+	if err != nil {
+		return 0, err
+	}
+	return int(res.DeletedCount), nil
+}
+
+func (a Accounts) SetDisabled(ctx context.Context, userID string, disabled bool) error {
+	res, err := a.users().UpdateOne(ctx, bson.M{"_id": userID}, bson.M{"$set": bson.M{"disabled": disabled}})
+	if err != nil {
+		return err
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("user %s: %w", userID, storage.ErrNotFound)
+	}
+	return nil
 }

@@ -88,6 +88,7 @@ var indexes = []index{
 	{"tokens", bson.D{{Key: "hash", Value: 1}}, true},
 	{"tokens", bson.D{{Key: "user_id", Value: 1}}, false},
 	{"sessions", bson.D{{Key: "expires_at", Value: 1}}, false},
+	{"sessions", bson.D{{Key: "user_id", Value: 1}}, false},
 	{"designs", bson.D{{Key: "slug", Value: 1}}, true},
 	{"designs", bson.D{{Key: "hidden", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}, false},
 	{"designs", bson.D{{Key: "parent_ids", Value: 1}}, false},

@@ -32,12 +32,12 @@ func (a Accounts) CreateUser(ctx context.Context, u account.User) (account.User,
 	return u, nil
 }
 
-const userColumns = `id, handle, email, password_hash, admin, created_at`
+const userColumns = `id, handle, email, password_hash, admin, created_at, disabled`
 
 func scanUser(row *sql.Row) (account.User, error) {
 	var u account.User
 	var created int64
-	if err := row.Scan(&u.ID, &u.Handle, &u.Email, &u.PasswordHash, &u.Admin, &created); err != nil {
+	if err := row.Scan(&u.ID, &u.Handle, &u.Email, &u.PasswordHash, &u.Admin, &created, &u.Disabled); err != nil {
 		return account.User{}, mapErr(err)
 	}
 	u.CreatedAt = fromNano(created)
@@ -167,4 +167,17 @@ func (a Accounts) DeleteExpiredSessions(ctx context.Context, now time.Time) (int
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+func (a Accounts) DeleteUserSessions(ctx context.Context, userID string) (int, error) {
+	res, err := a.db.exec(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+func (a Accounts) SetDisabled(ctx context.Context, userID string, disabled bool) error {
+	return expectOne(a.db.exec(ctx, `UPDATE users SET disabled = ? WHERE id = ?`, disabled, userID))
 }

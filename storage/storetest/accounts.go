@@ -202,6 +202,48 @@ func ExerciseAccounts(t *testing.T, newStore func(t *testing.T) account.Store) {
 			t.Errorf("deleted session: got %v, want ErrNotFound", err)
 		}
 	})
+
+	t.Run("SignOutEverywhereAndDisable", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ada, err := s.CreateUser(ctx, newUser("ada"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bob, err := s.CreateUser(ctx, newUser("bob"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, uid := range []string{ada.ID, ada.ID, bob.ID} {
+			if err := s.CreateSession(ctx, account.Session{Hash: fmt.Sprint("s", i), UserID: uid, CSRF: "c", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := s.DeleteUserSessions(ctx, ada.ID); err != nil || n != 2 {
+			t.Fatalf("DeleteUserSessions: got %d, %v; want 2", n, err)
+		}
+		if _, err := s.SessionByHash(ctx, "s2", t0); err != nil {
+			t.Fatalf("bob's session: got %v, want it kept", err)
+		}
+		if err := s.SetDisabled(ctx, bob.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		if u, err := s.UserByHandle(ctx, "bob"); err != nil || !u.Disabled {
+			t.Fatalf("after SetDisabled: got %+v, %v", u, err)
+		}
+		if u, _ := s.UserByID(ctx, ada.ID); u.Disabled {
+			t.Fatal("disabling bob disabled ada")
+		}
+		if err := s.SetDisabled(ctx, bob.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		if u, _ := s.UserByID(ctx, bob.ID); u.Disabled {
+			t.Fatal("bob is still disabled after SetDisabled(false)")
+		}
+		if err := s.SetDisabled(ctx, "nobody", true); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("SetDisabled of nobody: got %v, want ErrNotFound", err)
+		}
+	})
 }
 
 // ExerciseLeases runs the storage.Leases suite.
