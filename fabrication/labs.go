@@ -235,7 +235,85 @@ func (l *Labs) Enroll(ctx context.Context, code string) (Machine, string, error)
 	if err != nil {
 		return Machine{}, "", err
 	}
+	if m, err := l.store.Machine(ctx, id); err == nil && m.Retired {
+		return Machine{}, "", fmt.Errorf("the machine was retired: %w", storage.ErrForbidden)
+	}
 	return l.issueMachineToken(ctx, id)
+}
+
+// operatorMachine reads machine id for one of its lab's owners or operators.
+func (l *Labs) operatorMachine(ctx context.Context, actor Actor, id string) (Machine, error) {
+	m, err := l.store.Machine(ctx, id)
+	if err != nil {
+		return Machine{}, fmt.Errorf("machine %s: %w", id, err)
+	}
+	lab, err := l.store.LabByID(ctx, m.LabID)
+	if err != nil {
+		return Machine{}, err
+	}
+	return m, l.requireRole(ctx, actor, lab, RoleOwner, RoleOperator)
+}
+
+// saveMachine applies change to machine id with a compare-and-set, from a fresh read
+// when another writer got there first, and publishes the result.
+func (l *Labs) saveMachine(ctx context.Context, id string, change func(m *Machine) error) (Machine, error) {
+	for range 5 {
+		m, err := l.store.Machine(ctx, id)
+		if err != nil {
+			return Machine{}, fmt.Errorf("machine %s: %w", id, err)
+		}
+		prev := m.Rev
+		if err := change(&m); err != nil {
+			return Machine{}, err
+		}
+		if err := l.store.SaveMachine(ctx, m, prev); errors.Is(err, storage.ErrConflict) {
+			continue
+		} else if err != nil {
+			return Machine{}, err
+		}
+		m.Rev = prev + 1
+		l.publishMachine(m)
+		return m, nil
+	}
+	return Machine{}, fmt.Errorf("machine %s changed under us, try again: %w", id, storage.ErrConflict)
+}
+
+// RotateToken stops the machine's token at once (every hub looks tokens up in the
+// store; none keeps them) and answers with a new one-time enrolment code, for
+// fabagent enroll on the machine.
+func (l *Labs) RotateToken(ctx context.Context, actor Actor, id string) (Machine, string, error) {
+	if _, err := l.operatorMachine(ctx, actor, id); err != nil {
+		return Machine{}, "", err
+	}
+	m, err := l.saveMachine(ctx, id, func(m *Machine) error {
+		if m.Retired {
+			return fmt.Errorf("machine %s is retired: %w", m.Name, storage.ErrConflict)
+		}
+		_, m.TokenHash = secret(machineTokenPrefix) // a token nobody holds
+		return nil
+	})
+	if err != nil {
+		return Machine{}, "", err
+	}
+	code, hash := enrollCode()
+	if err := l.store.CreateEnrollment(ctx, Enrollment{CodeHash: hash, MachineID: m.ID, ExpiresAt: l.clock().Add(l.opts.EnrollCodeTTL)}); err != nil {
+		return Machine{}, "", err
+	}
+	return m, code, nil
+}
+
+// Retire takes a machine out of service for good: it gets no more work and its token
+// stops at once. A job it held goes back to the queue, or becomes unknown if it was
+// printing, as its lease runs out.
+func (l *Labs) Retire(ctx context.Context, actor Actor, id string) (Machine, error) {
+	if _, err := l.operatorMachine(ctx, actor, id); err != nil {
+		return Machine{}, err
+	}
+	return l.saveMachine(ctx, id, func(m *Machine) error {
+		_, m.TokenHash = secret(machineTokenPrefix)
+		m.Retired, m.Approved, m.Maintenance, m.State = true, false, true, MachineMaintenance
+		return nil
+	})
 }
 
 func (l *Labs) issueMachineToken(ctx context.Context, id string) (Machine, string, error) {
@@ -362,6 +440,9 @@ func (l *Labs) PatchMachine(ctx context.Context, actor Actor, id string, p Machi
 		}
 		if err := l.requireRole(ctx, actor, lab, RoleOwner, RoleOperator); err != nil {
 			return Machine{}, err
+		}
+		if m.Retired {
+			return Machine{}, fmt.Errorf("machine %s is retired: %w", m.Name, storage.ErrConflict)
 		}
 		spec := MachineSpec{Name: m.Name, Process: m.Process, BuildVolume: m.BuildVolume, Nozzle: m.Nozzle, Materials: m.Materials, Tags: m.Tags}
 		if p.Name != nil {

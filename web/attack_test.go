@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 )
 
 // Attacks on sessions and forms, one class each; every case failed before its fix.
@@ -273,4 +274,31 @@ func TestRevocation(t *testing.T) {
 	b.do(t, call{method: "GET", path: "/api/v1/me", cookies: one}).want(t, 401, "unauthenticated")
 	b.do(t, call{method: "GET", path: "/api/v1/me", cookies: two}).want(t, 401, "unauthenticated")
 	b.do(t, call{method: "GET", path: "/api/v1/me", cookies: other}).want(t, 200, "")
+}
+
+// TestMachineRevocation: an operator gives a machine a new token (the old one stops at
+// once; a new enrolment code brings the agent back) or retires it for good.
+func TestMachineRevocation(t *testing.T) {
+	t.Parallel()
+	f := newLab(t, fabrication.Policy{})
+	f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: f.machine, body: map[string]any{"protocol": agentapi.Protocol, "state": "busy", "jobs": []any{}}}).want(t, 204, "")
+	f.do(t, call{method: "POST", path: "/api/v1/machines/" + f.machineID + "/token", header: f.maker}).want(t, 403, "forbidden")
+	r := f.do(t, call{method: "POST", path: "/api/v1/machines/" + f.machineID + "/token", header: f.owner})
+	r.want(t, 200, "")
+	code := r.json["enrollment_code"].(string)
+	f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: f.machine, body: map[string]any{"protocol": agentapi.Protocol, "state": "busy", "jobs": []any{}}}).want(t, 401, "unauthenticated")
+	r = f.do(t, call{method: "POST", path: "/api/v1/agent/enroll", body: map[string]string{"code": code}})
+	r.want(t, 200, "")
+	fresh := bearer(r.json["token"].(string))
+	f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: fresh, body: map[string]any{"protocol": agentapi.Protocol, "state": "busy", "jobs": []any{}}}).want(t, 204, "")
+
+	// Retired: the token stops, no work comes, and it cannot be brought back.
+	r = f.do(t, call{method: "POST", path: "/api/v1/machines/" + f.machineID + "/token", header: f.owner})
+	r.want(t, 200, "")
+	spare := r.json["enrollment_code"].(string)
+	f.do(t, call{method: "POST", path: "/api/v1/machines/" + f.machineID + "/retire", header: f.owner}).want(t, 200, "")
+	f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: fresh, body: map[string]any{"protocol": agentapi.Protocol, "state": "idle", "jobs": []any{}}}).want(t, 401, "unauthenticated")
+	f.do(t, call{method: "POST", path: "/api/v1/agent/enroll", body: map[string]string{"code": spare}}).want(t, 403, "forbidden")
+	f.do(t, call{method: "PATCH", path: "/api/v1/machines/" + f.machineID, header: f.owner, body: map[string]any{"approved": true}}).want(t, 409, "conflict")
+	f.do(t, call{method: "POST", path: "/api/v1/machines/" + f.machineID + "/token", header: f.owner}).want(t, 409, "conflict")
 }

@@ -104,6 +104,8 @@ func authzMatrix(fx authzFixture) map[string]route {
 		"POST /api/v1/labs/:slug/join-tokens":       {"/api/v1/labs/lab1/join-tokens", map[string]string{}, []string{labOwner, admin}},
 		"GET /api/v1/labs/:slug/join-tokens":        {"/api/v1/labs/lab1/join-tokens", nil, []string{labOwner, admin}},
 		"DELETE /api/v1/labs/:slug/join-tokens/:id": {"/api/v1/labs/lab1/join-tokens/nope", nil, []string{labOwner, admin}},
+		"POST /api/v1/machines/:id/token":           {"/api/v1/machines/" + m + "/token", nil, operators},
+		"POST /api/v1/machines/:id/retire":          {"/api/v1/machines/" + m + "/retire", nil, operators},
 		"PATCH /api/v1/machines/:id":                {"/api/v1/machines/" + m, map[string]any{"tags": []string{}}, operators},
 		"POST /api/v1/orders":                       {"/api/v1/orders", map[string]string{}, signedIn},
 		"GET /api/v1/orders/:id":                    {"/api/v1/orders/" + o, nil, people},

@@ -400,3 +400,24 @@ func (s *Server) events(c *gin.Context) {
 		c.Writer.Flush()
 	}
 }
+
+// rotateToken: POST /api/v1/machines/{id}/token -> {machine, enrollment_code}; the old
+// token stops at once.
+func (s *Server) rotateToken(c *gin.Context) {
+	m, code, err := s.labs.RotateToken(c.Request.Context(), fabActor(c), c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"machine": m, "enrollment_code": code})
+}
+
+// retireMachine: POST /api/v1/machines/{id}/retire -> {machine}.
+func (s *Server) retireMachine(c *gin.Context) {
+	m, err := s.labs.Retire(c.Request.Context(), fabActor(c), c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"machine": m})
+}

@@ -206,6 +206,8 @@ func (s *Server) routes(r *gin.Engine) {
 		user.GET("/labs/:slug/join-tokens", s.listJoinTokens)
 		user.DELETE("/labs/:slug/join-tokens/:id", s.revokeJoinToken)
 		user.PATCH("/machines/:id", s.patchMachine)
+		user.POST("/machines/:id/token", s.rotateToken)
+		user.POST("/machines/:id/retire", s.retireMachine)
 		user.POST("/orders", s.placeOrder)
 		for _, action := range []string{"approve", "reject", "cancel", "resolve", "harvest"} {
 			user.POST("/jobs/:id/"+action, s.jobAction(action))
