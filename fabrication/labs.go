@@ -121,8 +121,54 @@ func (l *Labs) SetMember(ctx context.Context, actor Actor, slug, handle, role st
 	if err != nil {
 		return Member{}, err
 	}
+	if role != RoleOwner {
+		if err := l.keepAnOwner(ctx, lab, uid); err != nil {
+			return Member{}, err
+		}
+	}
 	m := Member{LabID: lab.ID, UserID: uid, Handle: handle, Role: role}
 	return m, l.store.PutMember(ctx, m)
+}
+
+// RemoveMember takes a person out of a lab: their role there ends at once.
+func (l *Labs) RemoveMember(ctx context.Context, actor Actor, slug, handle string) error {
+	lab, err := l.Lab(ctx, slug)
+	if err != nil {
+		return err
+	}
+	if err := l.requireRole(ctx, actor, lab, RoleOwner); err != nil {
+		return err
+	}
+	uid, err := l.users.UserIDByHandle(ctx, handle)
+	if err != nil {
+		return fmt.Errorf("member %s: %w", handle, err)
+	}
+	if err := l.keepAnOwner(ctx, lab, uid); err != nil {
+		return err
+	}
+	if err := l.store.DeleteMember(ctx, lab.ID, uid); err != nil {
+		return fmt.Errorf("member %s of %s: %w", handle, lab.Slug, err)
+	}
+	return nil
+}
+
+// keepAnOwner refuses to take the owner role from a lab's last owner.
+func (l *Labs) keepAnOwner(ctx context.Context, lab Lab, uid string) error {
+	members, err := l.store.Members(ctx, lab.ID)
+	if err != nil {
+		return err
+	}
+	owners, isOwner := 0, false
+	for _, m := range members {
+		if m.Role == RoleOwner {
+			owners++
+			isOwner = isOwner || m.UserID == uid
+		}
+	}
+	if isOwner && owners == 1 {
+		return fmt.Errorf("%s would have no owner left; make someone else owner first: %w", lab.Slug, storage.ErrConflict)
+	}
+	return nil
 }
 
 // ---- machines and enrolment ------------------------------------------------------

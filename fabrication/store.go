@@ -15,6 +15,8 @@ type LabStore interface {
 	PutMember(ctx context.Context, m Member) error
 	Member(ctx context.Context, labID, userID string) (Member, error)
 	Members(ctx context.Context, labID string) ([]Member, error)
+	// DeleteMember removes a member, or returns storage.ErrNotFound.
+	DeleteMember(ctx context.Context, labID, userID string) error
 	CreateJoinToken(ctx context.Context, t JoinToken) error
 	JoinTokenByHash(ctx context.Context, hash string) (JoinToken, error)
 	JoinTokens(ctx context.Context, labID string) ([]JoinToken, error)

@@ -302,3 +302,19 @@ func TestMachineRevocation(t *testing.T) {
 	f.do(t, call{method: "PATCH", path: "/api/v1/machines/" + f.machineID, header: f.owner, body: map[string]any{"approved": true}}).want(t, 409, "conflict")
 	f.do(t, call{method: "POST", path: "/api/v1/machines/" + f.machineID + "/token", header: f.owner}).want(t, 409, "conflict")
 }
+
+// TestMemberRemoval: an owner takes someone out of the lab and their role there ends
+// at once; the last owner cannot be removed or demoted.
+func TestMemberRemoval(t *testing.T) {
+	t.Parallel()
+	f := newLab(t, fabrication.Policy{ApprovalRequired: true})
+	jobs := f.order(t, map[string]any{"files": []string{"parts/base.stl"}})
+	id := jobs[0].(map[string]any)["id"].(string)
+	f.do(t, call{method: "POST", path: "/api/v1/labs/makerspace/members", header: f.owner, body: map[string]string{"handle": "grace", "role": "operator"}}).want(t, 200, "")
+	f.do(t, call{method: "DELETE", path: "/api/v1/labs/makerspace/members/ada", header: f.maker}).want(t, 403, "forbidden")
+	f.do(t, call{method: "DELETE", path: "/api/v1/labs/makerspace/members/grace", header: f.owner}).want(t, 204, "")
+	f.do(t, call{method: "POST", path: "/api/v1/jobs/" + id + "/approve", header: f.maker}).want(t, 403, "forbidden")
+	f.do(t, call{method: "DELETE", path: "/api/v1/labs/makerspace/members/grace", header: f.owner}).want(t, 404, "not_found")
+	f.do(t, call{method: "DELETE", path: "/api/v1/labs/makerspace/members/ada", header: f.owner}).want(t, 409, "conflict")
+	f.do(t, call{method: "POST", path: "/api/v1/labs/makerspace/members", header: f.owner, body: map[string]string{"handle": "ada", "role": "member"}}).want(t, 409, "conflict")
+}

@@ -421,3 +421,12 @@ func (s *Server) retireMachine(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"machine": m})
 }
+
+// removeMember: DELETE /api/v1/labs/{slug}/members/{handle} -> 204.
+func (s *Server) removeMember(c *gin.Context) {
+	if err := s.labs.RemoveMember(c.Request.Context(), fabActor(c), c.Param("slug"), c.Param("handle")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

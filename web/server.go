@@ -201,6 +201,7 @@ func (s *Server) routes(r *gin.Engine) {
 		api.GET("/events", s.events)
 		user.POST("/labs", s.createLab)
 		user.POST("/labs/:slug/members", s.setMember)
+		user.DELETE("/labs/:slug/members/:handle", s.removeMember)
 		user.POST("/labs/:slug/machines", s.addMachine)
 		user.POST("/labs/:slug/join-tokens", s.createJoinToken)
 		user.GET("/labs/:slug/join-tokens", s.listJoinTokens)

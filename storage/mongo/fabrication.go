@@ -105,6 +105,17 @@ func (f Fabrication) PutMember(ctx context.Context, m fabrication.Member) error 
 	return err
 }
 
+func (f Fabrication) DeleteMember(ctx context.Context, labID, userID string) error {
+	res, err := f.c("lab_members").DeleteOne(ctx, bson.M{"_id": labID + ":" + userID})
+	if err != nil {
+		return err
+	}
+	if res.DeletedCount == 0 {
+		return fmt.Errorf("member %s of lab %s: %w", userID, labID, storage.ErrNotFound)
+	}
+	return nil
+}
+
 func (f Fabrication) Member(ctx context.Context, labID, userID string) (fabrication.Member, error) {
 	var d memberDoc
 	if err := f.c("lab_members").FindOne(ctx, bson.M{"_id": labID + ":" + userID}).Decode(&d); err != nil {

@@ -96,6 +96,10 @@ func (f Fabrication) PutMember(ctx context.Context, m fabrication.Member) error 
 	return mapErr(err)
 }
 
+func (f Fabrication) DeleteMember(ctx context.Context, labID, userID string) error {
+	return expectOne(f.db.exec(ctx, `DELETE FROM lab_members WHERE lab_id = ? AND user_id = ?`, labID, userID))
+}
+
 func (f Fabrication) Member(ctx context.Context, labID, userID string) (fabrication.Member, error) {
 	m := fabrication.Member{LabID: labID, UserID: userID}
 	err := f.db.queryRow(ctx, `SELECT handle, role FROM lab_members WHERE lab_id = ? AND user_id = ?`, labID, userID).Scan(&m.Handle, &m.Role)

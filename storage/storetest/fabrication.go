@@ -67,6 +67,18 @@ func ExerciseFabrication(t *testing.T, newStore func(t *testing.T) fabrication.S
 		if ms, _ := s.Members(ctx, lab.ID); len(ms) != 2 || ms[0].Handle != "ada" || ms[1].Role != fabrication.RoleOperator {
 			t.Fatalf("Members: got %+v", ms)
 		}
+		if err := s.DeleteMember(ctx, lab.ID, "u-grace"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Member(ctx, lab.ID, "u-grace"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("a removed member: got %v, want ErrNotFound", err)
+		}
+		if err := s.DeleteMember(ctx, lab.ID, "u-grace"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("removing a non-member: got %v, want ErrNotFound", err)
+		}
+		if err := s.PutMember(ctx, fabrication.Member{LabID: lab.ID, UserID: "u-grace", Handle: "grace", Role: fabrication.RoleOperator}); err != nil {
+			t.Fatal(err)
+		}
 		tok := fabrication.JoinToken{ID: "jt1", LabID: lab.ID, Name: "rack", Prefix: "fab_j_abcd", Hash: "jhash", CreatedAt: t0}
 		if err := s.CreateJoinToken(ctx, tok); err != nil {
 			t.Fatal(err)
