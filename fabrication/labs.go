@@ -412,15 +412,38 @@ func (l *Labs) JoinTokens(ctx context.Context, actor Actor, slug string) ([]Join
 }
 
 // RevokeJoinToken stops a join token from registering more machines.
-func (l *Labs) RevokeJoinToken(ctx context.Context, actor Actor, slug, id string) error {
+// RevokeJoinToken stops a join token registering machines; with retireMachines, the
+// machines it registered are retired too (their tokens stop at once). It returns how
+// many were retired.
+func (l *Labs) RevokeJoinToken(ctx context.Context, actor Actor, slug, id string, retireMachines bool) (int, error) {
 	lab, err := l.Lab(ctx, slug)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := l.requireRole(ctx, actor, lab, RoleOwner); err != nil {
-		return err
+		return 0, err
 	}
-	return l.store.RevokeJoinToken(ctx, lab.ID, id)
+	if err := l.store.RevokeJoinToken(ctx, lab.ID, id); err != nil {
+		return 0, err
+	}
+	if !retireMachines {
+		return 0, nil
+	}
+	machines, err := l.store.Machines(ctx, lab.ID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, m := range machines {
+		if m.JoinTokenID != id || m.Retired {
+			continue
+		}
+		if _, err := l.Retire(ctx, actor, m.ID); err != nil {
+			return n, fmt.Errorf("retire %s: %w", m.Name, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // Register creates a machine from an agent's report, with a lab's join token. The
@@ -444,7 +467,7 @@ func (l *Labs) Register(ctx context.Context, joinToken, name string, caps Machin
 	now := l.clock()
 	m := Machine{ID: uuid.NewString(), LabID: lab.ID, Name: caps.Name, Process: caps.Process, BuildVolume: caps.BuildVolume,
 		Nozzle: caps.Nozzle, Materials: caps.Materials, Tags: caps.Tags, Driver: caps.Driver, State: MachineIdle,
-		Approved: !lab.Policy.ApproveMachines, LastSeen: &now, CreatedAt: now}
+		Approved: !lab.Policy.ApproveMachines, LastSeen: &now, CreatedAt: now, JoinTokenID: t.ID}
 	token, hash := secret(machineTokenPrefix)
 	m.TokenHash = hash
 	if err := l.store.CreateMachine(ctx, m); err != nil {

@@ -77,7 +77,8 @@ type Machine struct {
 	State       string     `json:"state"` // idle, busy, offline or maintenance
 	Maintenance bool       `json:"maintenance"`
 	Approved    bool       `json:"approved"`
-	Retired     bool       `json:"retired,omitempty"` // out of service for good: no work, no token
+	Retired     bool       `json:"retired,omitempty"`       // out of service for good: no work, no token
+	JoinTokenID string     `json:"join_token_id,omitempty"` // the join token it registered with, if any
 	LastSeen    *time.Time `json:"last_seen"`
 	TokenHash   string     `json:"-"`
 	CreatedAt   time.Time  `json:"created_at"`

@@ -318,3 +318,31 @@ func TestMemberRemoval(t *testing.T) {
 	f.do(t, call{method: "DELETE", path: "/api/v1/labs/makerspace/members/ada", header: f.owner}).want(t, 409, "conflict")
 	f.do(t, call{method: "POST", path: "/api/v1/labs/makerspace/members", header: f.owner, body: map[string]string{"handle": "ada", "role": "member"}}).want(t, 409, "conflict")
 }
+
+// TestJoinTokenRevocation: revoking a join token can retire the machines it registered.
+func TestJoinTokenRevocation(t *testing.T) {
+	t.Parallel()
+	f := newLab(t, fabrication.Policy{})
+	r := f.do(t, call{method: "POST", path: "/api/v1/labs/makerspace/join-tokens", header: f.owner, body: map[string]string{"name": "rack"}})
+	r.want(t, 201, "")
+	jt := r.json["join_token"].(map[string]any)
+	caps := map[string]any{"process": "fdm", "build_volume": []float64{220, 220, 250}, "driver": "sim"}
+	var tokens []map[string]string
+	for _, name := range []string{"r1", "r2"} {
+		r := f.do(t, call{method: "POST", path: "/api/v1/agent/register", body: map[string]any{"join_token": jt["secret"], "name": name, "capabilities": caps}})
+		r.want(t, 201, "")
+		tokens = append(tokens, bearer(r.json["token"].(string)))
+	}
+	poll := map[string]any{"protocol": agentapi.Protocol, "state": "busy", "jobs": []any{}}
+	f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: tokens[0], body: poll}).want(t, 204, "")
+	r = f.do(t, call{method: "DELETE", path: "/api/v1/labs/makerspace/join-tokens/" + jt["id"].(string) + "?retire_machines=true", header: f.owner})
+	r.want(t, 200, "")
+	if r.json["retired"] != 2.0 {
+		t.Fatalf("retired: got %s, want 2", r.body)
+	}
+	for _, tok := range tokens {
+		f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: tok, body: poll}).want(t, 401, "unauthenticated")
+	}
+	// The machine enrolled by code, not by the token, works on.
+	f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: f.machine, body: poll}).want(t, 204, "")
+}

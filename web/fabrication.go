@@ -120,9 +120,17 @@ func (s *Server) listJoinTokens(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"join_tokens": ts})
 }
 
+// revokeJoinToken: DELETE /api/v1/labs/{slug}/join-tokens/{id}[?retire_machines=true]
+// -> 204, or 200 {retired} when the machines it registered were retired too.
 func (s *Server) revokeJoinToken(c *gin.Context) {
-	if err := s.labs.RevokeJoinToken(c.Request.Context(), fabActor(c), c.Param("slug"), c.Param("id")); err != nil {
+	retire := c.Query("retire_machines") == "true"
+	n, err := s.labs.RevokeJoinToken(c.Request.Context(), fabActor(c), c.Param("slug"), c.Param("id"), retire)
+	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	if retire {
+		c.JSON(http.StatusOK, gin.H{"retired": n})
 		return
 	}
 	c.Status(http.StatusNoContent)
