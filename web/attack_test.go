@@ -4,10 +4,13 @@ import (
 	"archive/zip"
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
@@ -345,4 +348,79 @@ func TestJoinTokenRevocation(t *testing.T) {
 	}
 	// The machine enrolled by code, not by the token, works on.
 	f.do(t, call{method: "POST", path: "/api/v1/agent/poll", header: f.machine, body: poll}).want(t, 204, "")
+}
+
+// trickle is a request body that sends one byte every interval, as a slow-loris does.
+type trickle struct {
+	left     int
+	interval time.Duration
+}
+
+func (r *trickle) Read(p []byte) (int, error) {
+	if r.left == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(r.interval)
+	r.left--
+	p[0] = ' '
+	return 1, nil
+}
+
+// TestSlowBodiesAreCut: a body that arrives slower than the minimum rate is cut off
+// with 408, for JSON and uploads alike, instead of holding its connection.
+func TestSlowBodiesAreCut(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{MinBodyRate: 1000, BodyRateGrace: 200 * time.Millisecond})
+	auth := login(t, b, "ada")
+	srv := httptest.NewServer(b.h)
+	defer srv.Close()
+	for _, c := range []struct{ path, ctype string }{
+		{"/api/v1/users", "application/json"},
+		{"/api/v1/designs", "multipart/form-data; boundary=x"},
+	} {
+		req, _ := http.NewRequest("POST", srv.URL+c.path, &trickle{left: 100, interval: 20 * time.Millisecond})
+		req.Header.Set("Content-Type", c.ctype)
+		req.Header.Set("Authorization", auth["Authorization"])
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", c.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "too_slow") {
+			t.Fatalf("%s: got %d %s after %s, want 408 too_slow", c.path, resp.StatusCode, body, time.Since(start).Round(time.Millisecond))
+		}
+	}
+}
+
+// TestExpensiveCallsAreBounded: when every place for an expensive call is taken, the
+// next gets 503 with Retry-After at once, and the rest of the hub answers as before.
+func TestExpensiveCallsAreBounded(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	s := b.server
+	for _, g := range s.gates {
+		for range cap(g) {
+			g <- struct{}{} // every place taken
+		}
+	}
+	defer func() {
+		for _, g := range s.gates {
+			for len(g) > 0 {
+				<-g
+			}
+		}
+	}()
+	for _, c := range []call{
+		{method: "POST", path: "/api/v1/mesh/check", body: newMultipart().file("file", "cube.stl", cubeSTL).done()},
+		{method: "GET", path: "/api/v1/designs?q=x"},
+		{method: "GET", path: "/designs/x/thumbnail.png"},
+	} {
+		r := b.do(t, c)
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || r.errorCode() != "busy" {
+			t.Fatalf("%s %s with every place taken: got %d %s, want 503 busy with Retry-After", c.method, c.path, r.status, r.body)
+		}
+	}
+	b.do(t, call{method: "GET", path: "/healthz"}).want(t, 200, "")
 }

@@ -34,6 +34,8 @@ func bindJSON(c *gin.Context, v any) bool {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
+	case errors.Is(err, errTooSlow):
+		abort(c, http.StatusRequestTimeout, "too_slow", err.Error())
 	case errors.As(err, &tooBig):
 		abort(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the request body is over %d bytes", tooBig.Limit))
 	case errors.Is(err, io.EOF):

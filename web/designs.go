@@ -136,7 +136,7 @@ func (e *badRequest) Error() string { return e.msg }
 
 func bodyError(err error) error {
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
+	if errors.As(err, &tooBig) || errors.Is(err, errTooSlow) {
 		return err
 	}
 	return &badRequest{"the upload could not be read: " + err.Error()}

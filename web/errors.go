@@ -58,6 +58,8 @@ func (s *Server) classify(c *gin.Context, err error) (int, apiError) {
 		return 0, apiError{}
 	case errors.As(err, &bad):
 		return http.StatusBadRequest, apiError{Code: "bad_request", Message: bad.msg}
+	case errors.Is(err, errTooSlow):
+		return http.StatusRequestTimeout, apiError{Code: "too_slow", Message: err.Error()}
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, apiError{Code: "too_large", Message: fmt.Sprintf("the request body is over %d bytes", tooBig.Limit)}
 	case errors.Is(err, storage.ErrInvalid):

@@ -39,6 +39,7 @@ type Hub struct {
 	Catalog  *catalog.Service
 	Fab      fabrication.Fabrication
 	Handler  http.Handler
+	server   *Server
 }
 
 // NewHub assembles a hub: the services over the stores, the glue between catalog and
@@ -61,7 +62,7 @@ func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
 	}
 	fab := fabrication.New(st.Fabrication, printables{designs}, users{st.Accounts}, fabrication.NewFeed(), log, cfg.Fabrication)
 	srv := New(cfg.Web, Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab, Ready: st.Ready, Clock: cfg.Clock})
-	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Handler: srv.Handler()}, nil
+	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Handler: srv.Handler(), server: srv}, nil
 }
 
 // printables shows catalog versions to fabrication as things to make.

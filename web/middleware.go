@@ -3,7 +3,9 @@ package web
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"runtime/debug"
@@ -74,6 +76,51 @@ func (s *Server) limitBody(c *gin.Context) {
 		abort(c, http.StatusRequestEntityTooLarge, "too_large", "the request body is over "+strconv.FormatInt(limit, 10)+" bytes")
 		return
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+	c.Request.Body = &minRateReader{ReadCloser: http.MaxBytesReader(c.Writer, c.Request.Body, limit),
+		rate: s.cfg.MinBodyRate, grace: s.cfg.BodyRateGrace, start: time.Now()}
 	c.Next()
+}
+
+// errTooSlow ends a body that arrives slower than the hub's minimum rate: a client
+// that trickles bytes would otherwise hold a connection (and an upload's temporary
+// file) as long as it liked.
+var errTooSlow = errors.New("the request body arrives too slowly")
+
+// minRateReader fails once, past a grace period, fewer than rate bytes a second have
+// arrived on average.
+type minRateReader struct {
+	io.ReadCloser
+	rate  int64 // bytes per second; 0 turns the check off
+	grace time.Duration
+	start time.Time
+	n     int64
+}
+
+func (r *minRateReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	r.n += int64(n)
+	if r.rate > 0 && err == nil {
+		if el := time.Since(r.start); el > r.grace && float64(r.n) < float64(r.rate)*el.Seconds() {
+			return n, fmt.Errorf("%w: %d bytes in %s, want at least %d bytes a second", errTooSlow, r.n, el.Round(time.Millisecond), r.rate)
+		}
+	}
+	return n, err
+}
+
+// gate bounds how many requests of one kind run at once. A request that finds every
+// place taken is answered 503 with Retry-After at once: expensive work never queues
+// without limit, and the rest of the hub keeps answering.
+type gate chan struct{}
+
+func (g gate) handler(what string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		select {
+		case g <- struct{}{}:
+			defer func() { <-g }()
+			c.Next()
+		default:
+			c.Header("Retry-After", "5")
+			abort(c, http.StatusServiceUnavailable, "busy", "the hub is busy with other "+what+"; try again in a few seconds")
+		}
+	}
 }

@@ -32,6 +32,8 @@ type Config struct {
 	PollWait            time.Duration // longest an agent's poll is held (30 s)
 	PollRecheck         time.Duration // how often a held poll re-checks the database (2 s, plus jitter)
 	MaxEventStreams     int           // live-view connections at once (1000)
+	MinBodyRate         int64         // slowest a request body may arrive, in bytes a second on average (1024; -1: off)
+	BodyRateGrace       time.Duration // how long a body may arrive at any rate before MinBodyRate applies (10 s)
 	MaxStreamsPerClient int           // live-view connections at once from one client (20)
 }
 
@@ -72,6 +74,9 @@ type Server struct {
 	pages      pages
 	thumbs     thumbnails
 	streams    *streamLimit
+	// gates bound the expensive calls: mesh analysis, uploads, archives, lineage walks
+	// and thumbnails, each to a few at once.
+	gates map[string]gate
 	metrics    *prometheus.Registry
 	requests   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
@@ -97,6 +102,15 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.MaxEventStreams == 0 {
 		cfg.MaxEventStreams = 1000
 	}
+	if cfg.MinBodyRate == 0 {
+		cfg.MinBodyRate = 1024
+	}
+	if cfg.MinBodyRate < 0 {
+		cfg.MinBodyRate = 0
+	}
+	if cfg.BodyRateGrace == 0 {
+		cfg.BodyRateGrace = 10 * time.Second
+	}
 	if cfg.MaxStreamsPerClient == 0 {
 		cfg.MaxStreamsPerClient = 20
 	}
@@ -121,6 +135,8 @@ func New(cfg Config, d Deps) *Server {
 		"/api/v1/designs/:slug/versions": uploads,
 		"/api/v1/mesh/check":             cfg.MaxMeshBytes + 1<<20,
 	}
+	s.gates = map[string]gate{"mesh checks": make(gate, 2), "uploads": make(gate, 4), "downloads": make(gate, 8),
+		"lineage walks": make(gate, 8), "searches": make(gate, 16), "thumbnails": make(gate, 16)}
 	s.streams = &streamLimit{total: cfg.MaxEventStreams, perClient: cfg.MaxStreamsPerClient, byClient: map[string]int{}}
 	s.pages = parsePages()
 	s.thumbs.draw = make(chan struct{}, 2)
@@ -172,19 +188,20 @@ func (s *Server) routes(r *gin.Engine) {
 	user.POST("/users/:handle/disable", s.setDisabled(true))
 	user.POST("/users/:handle/enable", s.setDisabled(false))
 
-	api.GET("/designs", s.listDesigns)
+	g := func(what string) gin.HandlerFunc { return s.gates[what].handler(what) }
+	api.GET("/designs", g("searches"), s.listDesigns)
 	api.GET("/designs/:slug", s.getDesign)
 	api.GET("/designs/:slug/versions", s.listVersions)
 	api.GET("/designs/:slug/versions/:n", s.getVersion)
 	api.GET("/designs/:slug/versions/:n/files/*path", s.downloadFile)
-	api.GET("/designs/:slug/versions/:n/archive.zip", s.archive)
+	api.GET("/designs/:slug/versions/:n/archive.zip", g("downloads"), s.archive)
 	api.GET("/designs/:slug/versions/:n/okh.toml", s.okh)
 	api.GET("/designs/:slug/versions/:n/bom.csv", s.bomCSV)
 	api.GET("/designs/:slug/fork-options", s.forkOptions)
-	api.GET("/designs/:slug/lineage", s.lineage)
-	api.POST("/mesh/check", s.meshCheck)
-	user.POST("/designs", s.createDesign)
-	user.POST("/designs/:slug/versions", s.addVersion)
+	api.GET("/designs/:slug/lineage", g("lineage walks"), s.lineage)
+	api.POST("/mesh/check", g("mesh checks"), s.meshCheck)
+	user.POST("/designs", g("uploads"), s.createDesign)
+	user.POST("/designs/:slug/versions", g("uploads"), s.addVersion)
 	user.POST("/designs/:slug/forks", s.fork)
 	user.POST("/designs/:slug/flag", s.flagDesign)
 	for _, action := range []string{"hide", "unhide", "feature", "unfeature"} {
@@ -233,14 +250,14 @@ func (s *Server) routes(r *gin.Engine) {
 	page := r.Group("", markPage, s.sameSiteForms, s.authenticate)
 	member := page.Group("", s.signedInPage)
 	page.GET("/", s.homePage)
-	page.GET("/search", s.searchPage)
+	page.GET("/search", g("searches"), s.searchPage)
 	page.GET("/login", s.loginPage)
 	page.POST("/login", s.loginPost)
 	page.GET("/signup", s.signupPage)
 	page.POST("/signup", s.signupPost)
 	page.POST("/logout", s.logoutPost)
 	page.GET("/designs/:slug", s.designPage)
-	page.GET("/designs/:slug/thumbnail.png", s.thumbnail)
+	page.GET("/designs/:slug/thumbnail.png", g("thumbnails"), s.thumbnail)
 	member.GET("/account", s.accountPage)
 	member.POST("/account/tokens", s.accountTokenPost)
 	member.POST("/account/tokens/:id/revoke", s.accountTokenRevoke)

@@ -32,6 +32,7 @@ type bundle struct {
 	logs    *syncBuffer
 	blobDir string
 	fab     fabrication.Fabrication
+	server  *Server
 }
 
 type syncBuffer struct {
@@ -100,7 +101,7 @@ func setupHub(t *testing.T, hc HubConfig, ready map[string]Pinger, extra ...func
 	for _, f := range extra {
 		f(hub.Handler.(*gin.Engine))
 	}
-	return bundle{h: hub.Handler, logs: logs, blobDir: filepath.Join(dir, "blobs"), fab: hub.Fab}
+	return bundle{h: hub.Handler, logs: logs, blobDir: filepath.Join(dir, "blobs"), fab: hub.Fab, server: hub.server}
 }
 
 type call struct {
