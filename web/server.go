@@ -76,10 +76,10 @@ type Server struct {
 	streams    *streamLimit
 	// gates bound the expensive calls: mesh analysis, uploads, archives, lineage walks
 	// and thumbnails, each to a few at once.
-	gates map[string]gate
-	metrics    *prometheus.Registry
-	requests   *prometheus.CounterVec
-	latency    *prometheus.HistogramVec
+	gates    map[string]gate
+	metrics  *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
 }
 
 // New builds the server. Its Handler serves the whole HTTP surface.
