@@ -138,7 +138,12 @@ func (s *Service) Authenticate(ctx context.Context, handle, password, client str
 	handle = NormalizeHandle(handle)
 	now := s.now()
 	pair := handle + "\x00" + client
-	if wait := max(s.byClient.Wait(client, now), s.byPair.Wait(pair, now)); wait > 0 {
+	// The attempt is counted before the password is hashed: attempts sent at once are
+	// counted as they come, not after all of them were checked.
+	if wait := s.byClient.Take(client, now); wait > 0 {
+		return User{}, &ThrottledError{Wait: wait}
+	}
+	if wait := s.byPair.Take(pair, now); wait > 0 {
 		return User{}, &ThrottledError{Wait: wait}
 	}
 	u, err := s.store.UserByHandle(ctx, handle)
@@ -154,8 +159,6 @@ func (s *Service) Authenticate(ctx context.Context, handle, password, client str
 		return User{}, fmt.Errorf("log in %s: %w", handle, herr)
 	}
 	if err != nil || !ok || len(password) > 1024 {
-		s.byClient.Fail(client, now)
-		s.byPair.Fail(pair, now)
 		return User{}, ErrBadCredentials
 	}
 	if u.Disabled {

@@ -1,6 +1,7 @@
 package account
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -54,6 +55,27 @@ func (t *Throttle) Fail(key string, now time.Time) {
 	e.failures++
 }
 
+// Take counts an attempt for key before it is made, in one step with the check: an
+// attempt over the limit waits (the wait is returned, nothing is counted), so attempts
+// sent at once cannot all pass a check made before any of them was counted.
+func (t *Throttle) Take(key string, now time.Time) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.entries[key]
+	if ok && now.Before(e.resetAt) && e.failures >= t.limit {
+		return e.resetAt.Sub(now)
+	}
+	if !ok || !now.Before(e.resetAt) {
+		if len(t.entries) >= t.maxKeys {
+			t.prune(now)
+		}
+		e = &throttleEntry{resetAt: now.Add(t.window)}
+		t.entries[key] = e
+	}
+	e.failures++
+	return 0
+}
+
 // Reset forgets key's failures, after a success.
 func (t *Throttle) Reset(key string) {
 	t.mu.Lock()
@@ -61,15 +83,24 @@ func (t *Throttle) Reset(key string) {
 	delete(t.entries, key)
 }
 
-// prune drops ended windows; if every window is live it drops all, so memory stays
-// bounded under a flood of distinct keys (an attacker then gains one fresh window).
+// prune drops ended windows; if every window is live it drops the tenth that ends
+// soonest, so memory stays bounded under a flood of distinct keys without forgetting
+// every count at once.
 func (t *Throttle) prune(now time.Time) {
 	for k, e := range t.entries {
 		if !now.Before(e.resetAt) {
 			delete(t.entries, k)
 		}
 	}
-	if len(t.entries) >= t.maxKeys {
-		clear(t.entries)
+	if len(t.entries) < t.maxKeys {
+		return
+	}
+	keys := make([]string, 0, len(t.entries))
+	for k := range t.entries {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return t.entries[a].resetAt.Compare(t.entries[b].resetAt) })
+	for _, k := range keys[:max(1, len(keys)/10)] {
+		delete(t.entries, k)
 	}
 }

@@ -105,3 +105,12 @@ func (s *Service) DismissFlags(ctx context.Context, actor Actor, slug string) er
 	}
 	return s.store.ClearFlags(ctx, d.ID)
 }
+
+// Hidden says whether the design with id is hidden.
+func (s *Service) Hidden(ctx context.Context, id string) (bool, error) {
+	d, err := s.store.DesignByID(ctx, id)
+	if err != nil {
+		return false, fmt.Errorf("design %s: %w", id, err)
+	}
+	return d.Hidden, nil
+}

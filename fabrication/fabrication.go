@@ -38,6 +38,9 @@ type Users interface {
 // Designs is what fabrication needs of the catalog: a version's printable files.
 type Designs interface {
 	Printable(ctx context.Context, slug string, version int) (Printable, error)
+	// Hidden says whether maintainers hid the design since: its files are then not
+	// handed out, not even to make a job queued before.
+	Hidden(ctx context.Context, designID string) (bool, error)
 }
 
 // Printable is a design version as a lab sees it.
@@ -106,7 +109,7 @@ func New(store Store, designs Designs, users Users, feed *Feed, log *slog.Logger
 	return Fabrication{
 		Labs:      &Labs{core: c, roles: roles{store}, store: store, users: users},
 		Orders:    &Orders{jobBook: jobs, roles: roles{store}, store: store, designs: designs},
-		Scheduler: &Scheduler{jobBook: jobs, roles: roles{store}, store: store},
+		Scheduler: &Scheduler{jobBook: jobs, roles: roles{store}, store: store, designs: designs},
 		Feed:      feed,
 	}
 }

@@ -149,7 +149,18 @@ func (l *Labs) RemoveMember(ctx context.Context, actor Actor, slug, handle strin
 	if err := l.store.DeleteMember(ctx, lab.ID, uid); err != nil {
 		return fmt.Errorf("member %s of %s: %w", handle, lab.Slug, err)
 	}
-	return nil
+	// A code the person may have been handed as operator would still let them take
+	// over a machine: every outstanding code of the lab is void (operators hand out
+	// new ones).
+	machines, err := l.store.Machines(ctx, lab.ID)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(machines))
+	for i, m := range machines {
+		ids[i] = m.ID
+	}
+	return l.store.DeleteEnrollments(ctx, ids)
 }
 
 // keepAnOwner refuses to take the owner role from a lab's last owner.
@@ -341,6 +352,10 @@ func (l *Labs) RotateToken(ctx context.Context, actor Actor, id string) (Machine
 	if err != nil {
 		return Machine{}, "", err
 	}
+	// Only the newest code brings the agent back: codes handed out before are void.
+	if err := l.store.DeleteEnrollments(ctx, []string{m.ID}); err != nil {
+		return Machine{}, "", err
+	}
 	code, hash := enrollCode()
 	if err := l.store.CreateEnrollment(ctx, Enrollment{CodeHash: hash, MachineID: m.ID, ExpiresAt: l.clock().Add(l.opts.EnrollCodeTTL)}); err != nil {
 		return Machine{}, "", err
@@ -355,11 +370,15 @@ func (l *Labs) Retire(ctx context.Context, actor Actor, id string) (Machine, err
 	if _, err := l.operatorMachine(ctx, actor, id); err != nil {
 		return Machine{}, err
 	}
-	return l.saveMachine(ctx, id, func(m *Machine) error {
+	m, err := l.saveMachine(ctx, id, func(m *Machine) error {
 		_, m.TokenHash = secret(machineTokenPrefix)
 		m.Retired, m.Approved, m.Maintenance, m.State = true, false, true, MachineMaintenance
 		return nil
 	})
+	if err != nil {
+		return Machine{}, err
+	}
+	return m, l.store.DeleteEnrollments(ctx, []string{m.ID})
 }
 
 func (l *Labs) issueMachineToken(ctx context.Context, id string) (Machine, string, error) {

@@ -16,7 +16,8 @@ import (
 type Scheduler struct {
 	*jobBook
 	roles
-	store schedulerStore
+	store   schedulerStore
+	designs Designs
 }
 
 // schedulerStore is what the Scheduler reads and writes.
@@ -345,6 +346,11 @@ func (s *Scheduler) FileFor(ctx context.Context, m Machine, id, lease string) (J
 	}
 	if j.State != JobAssigned && j.State != JobPrinting {
 		return Job{}, fmt.Errorf("job %s is %s: %w", id, j.State, ErrStaleLease)
+	}
+	if hidden, err := s.designs.Hidden(ctx, j.DesignID); err != nil {
+		return Job{}, err
+	} else if hidden {
+		return Job{}, fmt.Errorf("the design of job %s was hidden by the maintainers; it is not made: %w", id, storage.ErrForbidden)
 	}
 	return j, nil
 }

@@ -39,6 +39,8 @@ type MachineStore interface {
 	// `before`, to state to, and returns their ids.
 	MarkUnheard(ctx context.Context, before time.Time, from []string, to string) ([]string, error)
 	CreateEnrollment(ctx context.Context, e Enrollment) error
+	// DeleteEnrollments voids every outstanding one-time code of the machines.
+	DeleteEnrollments(ctx context.Context, machineIDs []string) error
 	// ConsumeEnrollment uses up a code that exists, is unused and has not expired at
 	// now, in one atomic step, and returns its machine; otherwise storage.ErrNotFound.
 	ConsumeEnrollment(ctx context.Context, codeHash string, now time.Time) (string, error)

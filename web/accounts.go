@@ -34,7 +34,7 @@ func (s *Server) signUp(c *gin.Context) {
 // throttledSignUp creates an account within the per-client hourly allowance (the API
 // and the sign-up page both come through here).
 func (s *Server) throttledSignUp(c *gin.Context, handle, email, password string) (account.User, error) {
-	client, now := c.ClientIP(), s.now()
+	client, now := clientOf(c), s.now()
 	if wait := s.signups.Wait(client, now); wait > 0 {
 		return account.User{}, &account.ThrottledError{Wait: wait}
 	}
@@ -57,7 +57,7 @@ func (s *Server) createToken(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
-	u, err := s.accounts.Authenticate(c.Request.Context(), req.Handle, req.Password, c.ClientIP())
+	u, err := s.accounts.Authenticate(c.Request.Context(), req.Handle, req.Password, clientOf(c))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -99,7 +99,7 @@ func (s *Server) logIn(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
-	u, err := s.accounts.Authenticate(c.Request.Context(), req.Handle, req.Password, c.ClientIP())
+	u, err := s.accounts.Authenticate(c.Request.Context(), req.Handle, req.Password, clientOf(c))
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -423,4 +424,79 @@ func TestExpensiveCallsAreBounded(t *testing.T) {
 		}
 	}
 	b.do(t, call{method: "GET", path: "/healthz"}).want(t, 200, "")
+}
+
+// TestStalledBodiesFreeTheirPlace: a body that stops arriving is cut once the grace
+// period passes, so stalled uploads cannot hold every place of an expensive call.
+func TestStalledBodiesFreeTheirPlace(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{BodyRateGrace: 300 * time.Millisecond})
+	srv := httptest.NewServer(b.h)
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	for range 2 { // every place of the mesh check
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /api/v1/mesh/check HTTP/1.1\r\nHost: %s\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.stl\"\r\n\r\nsolid", addr)
+	}
+	waitUntil(t, 10*time.Second, "a mesh check to get a place again", func() bool {
+		r := b.do(t, call{method: "POST", path: "/api/v1/mesh/check", body: newMultipart().file("file", "cube.stl", cubeSTL).done()})
+		return r.status == 200
+	})
+}
+
+// TestOldEnrolmentCodesAreVoid: a code handed out before a new one, or by a member
+// since removed, cannot take the machine over.
+func TestOldEnrolmentCodesAreVoid(t *testing.T) {
+	t.Parallel()
+	f := newLab(t, fabrication.Policy{})
+	f.do(t, call{method: "POST", path: "/api/v1/labs/makerspace/members", header: f.owner, body: map[string]string{"handle": "grace", "role": "operator"}}).want(t, 200, "")
+	rotate := func(who map[string]string) string {
+		r := f.do(t, call{method: "POST", path: "/api/v1/machines/" + f.machineID + "/token", header: who})
+		r.want(t, 200, "")
+		return r.json["enrollment_code"].(string)
+	}
+	kept := rotate(f.maker) // grace keeps this one
+	newer := rotate(f.owner)
+	f.do(t, call{method: "POST", path: "/api/v1/agent/enroll", body: map[string]string{"code": kept}}).want(t, 403, "forbidden")
+	stolen := rotate(f.maker)
+	f.do(t, call{method: "DELETE", path: "/api/v1/labs/makerspace/members/grace", header: f.owner}).want(t, 204, "")
+	f.do(t, call{method: "POST", path: "/api/v1/agent/enroll", body: map[string]string{"code": stolen}}).want(t, 403, "forbidden")
+	f.do(t, call{method: "POST", path: "/api/v1/agent/enroll", body: map[string]string{"code": newer}}).want(t, 403, "forbidden")
+}
+
+// TestHiddenDesignsAreNotMade: a job queued before its design was hidden cannot fetch
+// the design's file.
+func TestHiddenDesignsAreNotMade(t *testing.T) {
+	t.Parallel()
+	f := newLab(t, fabrication.Policy{})
+	f.order(t, map[string]any{"files": []string{"parts/base.stl"}})
+	f.do(t, call{method: "POST", path: "/api/v1/designs/spool-holder/hide", header: f.owner}).want(t, 204, "")
+	c, _ := f.poll(t, f.machine)
+	if c.id == "" {
+		t.Fatal("no job claimed")
+	}
+	r := f.do(t, call{method: "GET", path: c.file, header: merge(f.machine, map[string]string{"X-Fab-Lease": c.lease})})
+	r.want(t, 403, "forbidden")
+	if bytes.Contains(r.body, cubeSTL[:80]) {
+		t.Fatal("the hidden design's file was served")
+	}
+}
+
+// TestIPv6ClientsCountByPrefix: addresses of one /64 share their limits.
+func TestIPv6ClientsCountByPrefix(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{SignupsPerHour: 2})
+	for i := range 3 {
+		r := b.do(t, call{method: "POST", path: "/api/v1/users", remote: fmt.Sprintf("[2001:db8:1:2::%x]", i+1),
+			body: map[string]string{"handle": fmt.Sprint("v6user", i), "email": fmt.Sprintf("v6-%d@example.org", i), "password": "correct horse battery"}})
+		if want := map[bool]int{true: 201, false: 429}[i < 2]; r.status != want {
+			t.Fatalf("sign-up %d from the same /64: got %d %s, want %d", i, r.status, r.body, want)
+		}
+	}
+	b.do(t, call{method: "POST", path: "/api/v1/users", remote: "[2001:db8:1:3::1]",
+		body: map[string]string{"handle": "v6other", "email": "v6o@example.org", "password": "correct horse battery"}}).want(t, 201, "")
 }

@@ -135,7 +135,7 @@ func authzMatrix(fx authzFixture) map[string]route {
 		"GET /designs/:slug":                 {"/designs/alpha", nil, people},
 		"GET /designs/:slug/thumbnail.png":   {"/designs/alpha/thumbnail.png", nil, people},
 		"GET /account":                       {"/account", nil, signedIn},
-		"POST /account/tokens":               {"/account/tokens", "", signedIn},
+		"POST /account/tokens":               {"/account/tokens", "name=x&password=wrong", signedIn},
 		"POST /account/tokens/:id/revoke":    {"/account/tokens/nope/revoke", "", signedIn},
 		"GET /admin":                         {"/admin", nil, []string{admin}},
 		"POST /admin/designs/:slug/:action":  {"/admin/designs/nope/hide", "", []string{admin}},

@@ -255,7 +255,7 @@ func (s *Server) agentRegister(c *gin.Context) {
 // joinMachine runs an enrolment (one-time code or join token) under the throttle that
 // limits guessing, and answers with the machine's token.
 func (s *Server) joinMachine(c *gin.Context, status int, join func(context.Context) (fabrication.Machine, string, error)) {
-	client, now := c.ClientIP(), s.now()
+	client, now := clientOf(c), s.now()
 	if wait := s.enrolls.Wait(client, now); wait > 0 {
 		s.fail(c, &rateLimited{wait})
 		return
@@ -366,7 +366,7 @@ func (s *Server) agentFile(c *gin.Context) {
 // events: GET /api/v1/events?lab=&order= streams job and machine changes as
 // server-sent events. Without filters it streams everything (anyone may watch the whole).
 func (s *Server) events(c *gin.Context) {
-	release, ok := s.streams.open(c.ClientIP())
+	release, ok := s.streams.open(clientOf(c))
 	if !ok {
 		c.Header("Retry-After", "10")
 		abort(c, http.StatusServiceUnavailable, "busy", "too many live views open; try again shortly")

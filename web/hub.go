@@ -103,6 +103,10 @@ func (p printables) Printable(ctx context.Context, slug string, version int) (fa
 	return out, nil
 }
 
+func (p printables) Hidden(ctx context.Context, designID string) (bool, error) {
+	return p.catalog.Hidden(ctx, designID)
+}
+
 // users resolves handles for lab membership.
 type users struct{ store account.Store }
 

@@ -16,7 +16,7 @@ import (
 // Nothing is stored: the upload is spooled to a temporary file, analysed and removed.
 // Anyone may call it, a limited number of times a minute per client.
 func (s *Server) meshCheck(c *gin.Context) {
-	client, now := c.ClientIP(), s.now()
+	client, now := clientOf(c), s.now()
 	if wait := s.meshChecks.Wait(client, now); wait > 0 {
 		s.fail(c, &rateLimited{wait})
 		return

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -77,7 +79,7 @@ func (s *Server) limitBody(c *gin.Context) {
 		return
 	}
 	c.Request.Body = &minRateReader{ReadCloser: http.MaxBytesReader(c.Writer, c.Request.Body, limit),
-		rate: s.cfg.MinBodyRate, grace: s.cfg.BodyRateGrace, start: time.Now()}
+		rate: s.cfg.MinBodyRate, grace: s.cfg.BodyRateGrace, start: time.Now(), rc: http.NewResponseController(c.Writer)}
 	c.Next()
 }
 
@@ -94,10 +96,21 @@ type minRateReader struct {
 	grace time.Duration
 	start time.Time
 	n     int64
+	rc    *http.ResponseController
 }
 
 func (r *minRateReader) Read(p []byte) (int, error) {
+	if r.rate > 0 {
+		// A body that stops arriving would block a read forever: no read waits longer
+		// than the grace period. The deadline is lifted after the read, so a handler
+		// that waits after reading (a long poll) is not cut off.
+		r.rc.SetReadDeadline(time.Now().Add(r.grace))
+		defer r.rc.SetReadDeadline(time.Time{})
+	}
 	n, err := r.ReadCloser.Read(p)
+	if r.rate > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, fmt.Errorf("%w: nothing arrived for %s", errTooSlow, r.grace)
+	}
 	r.n += int64(n)
 	if r.rate > 0 && err == nil {
 		if el := time.Since(r.start); el > r.grace && float64(r.n) < float64(r.rate)*el.Seconds() {
@@ -123,4 +136,40 @@ func (g gate) handler(what string) gin.HandlerFunc {
 			abort(c, http.StatusServiceUnavailable, "busy", "the hub is busy with other "+what+"; try again in a few seconds")
 		}
 	}
+}
+
+// writeDeadline keeps a download from being held by a client that does not read it:
+// every write must go out within d.
+func writeDeadline(d time.Duration) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Writer = &deadlineWriter{ResponseWriter: c.Writer, rc: http.NewResponseController(c.Writer), d: d}
+		c.Next()
+	}
+}
+
+type deadlineWriter struct {
+	gin.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.rc.SetWriteDeadline(time.Now().Add(w.d))
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// clientOf is the key per-client limits count under: the client's address, and for
+// IPv6 its /64, since one household or host holds a whole /64 and could otherwise
+// take a new address for every request.
+func clientOf(c *gin.Context) string {
+	ip := net.ParseIP(c.ClientIP())
+	if ip == nil {
+		return c.ClientIP()
+	}
+	if v4 := ip.To4(); v4 != nil {
+		return v4.String()
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }

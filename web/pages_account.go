@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -20,7 +21,7 @@ func (s *Server) loginPage(c *gin.Context) {
 // check; SameSite=Lax on the new cookie keeps other sites from using it.
 func (s *Server) loginPost(c *gin.Context) {
 	handle, next := c.PostForm("handle"), localNext(c.PostForm("next"))
-	u, err := s.accounts.Authenticate(c.Request.Context(), handle, c.PostForm("password"), c.ClientIP())
+	u, err := s.accounts.Authenticate(c.Request.Context(), handle, c.PostForm("password"), clientOf(c))
 	if err != nil {
 		status, e := s.classify(c, err)
 		if status == 0 {
@@ -87,8 +88,18 @@ func (s *Server) renderAccount(c *gin.Context, status int, secret, errMsg string
 	s.render(c, status, "account", "Your account", gin.H{"Tokens": tokens, "Secret": secret, "Error": errMsg, "Designs": mine.Designs})
 }
 
+// accountTokenPost mints a token from the account page. It asks for the password again:
+// a stolen session cookie must not turn into a token that outlives the session.
 func (s *Server) accountTokenPost(c *gin.Context) {
 	u := userOf(c)
+	if _, err := s.accounts.Authenticate(c.Request.Context(), u.Handle, c.PostForm("password"), clientOf(c)); err != nil {
+		if errors.Is(err, account.ErrBadCredentials) {
+			err = storage.Invalid("password", "the password is wrong")
+		}
+		status, e := s.classify(c, err)
+		s.renderAccount(c, status, "", e.Message)
+		return
+	}
 	_, secret, err := s.accounts.IssueToken(c.Request.Context(), u, c.PostForm("name"))
 	if err != nil {
 		status, e := s.classify(c, err)

@@ -95,7 +95,11 @@ func TestFormPostsNeedTheirCSRFToken(t *testing.T) {
 	if r := b.do(t, form(url.Values{"name": {"laptop"}, "csrf_token": {"wrong"}})); r.status != http.StatusForbidden {
 		t.Fatalf("a wrong token: got %d, want 403", r.status)
 	}
-	r = b.do(t, form(url.Values{"name": {"laptop"}, "csrf_token": {token}}))
+	// A session alone does not mint a token: the password is asked again.
+	if r := b.do(t, form(url.Values{"name": {"laptop"}, "csrf_token": {token}, "password": {"not the password"}})); r.status != http.StatusUnprocessableEntity || strings.Contains(string(r.body), "fab_p_") {
+		t.Fatalf("a wrong password: got %d, want 422 and no token", r.status)
+	}
+	r = b.do(t, form(url.Values{"name": {"laptop"}, "csrf_token": {token}, "password": {"correct horse battery"}}))
 	if r.status != http.StatusCreated || !strings.Contains(string(r.body), "fab_p_") {
 		t.Fatalf("with its token: got %d, want 201 and the new token shown once; %s", r.status, r.body)
 	}

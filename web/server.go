@@ -74,8 +74,8 @@ type Server struct {
 	pages      pages
 	thumbs     thumbnails
 	streams    *streamLimit
-	// gates bound the expensive calls: mesh analysis, uploads, archives, lineage walks
-	// and thumbnails, each to a few at once.
+	// gates bound the expensive calls: password checks, mesh analysis, uploads,
+	// archives, lineage walks, searches and thumbnails, each to a few at once.
 	gates    map[string]gate
 	metrics  *prometheus.Registry
 	requests *prometheus.CounterVec
@@ -136,7 +136,8 @@ func New(cfg Config, d Deps) *Server {
 		"/api/v1/mesh/check":             cfg.MaxMeshBytes + 1<<20,
 	}
 	s.gates = map[string]gate{"mesh checks": make(gate, 2), "uploads": make(gate, 4), "downloads": make(gate, 8),
-		"lineage walks": make(gate, 8), "searches": make(gate, 16), "thumbnails": make(gate, 16)}
+		"lineage walks": make(gate, 8), "searches": make(gate, 16), "thumbnails": make(gate, 16),
+		"password checks": make(gate, 4)} // Argon2id takes 19 MiB and a core's moment each
 	s.streams = &streamLimit{total: cfg.MaxEventStreams, perClient: cfg.MaxStreamsPerClient, byClient: map[string]int{}}
 	s.pages = parsePages()
 	s.thumbs.draw = make(chan struct{}, 2)
@@ -150,7 +151,11 @@ func (s *Server) Handler() http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.SetTrustedProxies(s.cfg.TrustedProxies)
+	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		// A bad entry would leave only part of the list in effect, silently.
+		s.log.Error("trusted proxies: none are trusted", "err", err)
+		r.SetTrustedProxies(nil)
+	}
 	r.Use(s.requestID, s.accessLog, s.recoverPanic, s.observe, s.limitBody)
 	r.NoRoute(func(c *gin.Context) {
 		if s.catalog != nil && !strings.HasPrefix(c.Request.URL.Path, "/api/") {
@@ -177,9 +182,10 @@ func (s *Server) routes(r *gin.Engine) {
 	// The API: anyone, or a signed-in person (personal token or session).
 	api := r.Group("/api/v1", s.authenticate)
 	user := api.Group("", s.signedIn)
-	api.POST("/users", s.signUp)
-	api.POST("/tokens", s.createToken)
-	api.POST("/sessions", s.logIn)
+	g := func(what string) gin.HandlerFunc { return s.gates[what].handler(what) }
+	api.POST("/users", g("password checks"), s.signUp)
+	api.POST("/tokens", g("password checks"), s.createToken)
+	api.POST("/sessions", g("password checks"), s.logIn)
 	api.DELETE("/sessions/current", s.logOut)
 	user.GET("/tokens", s.listTokens)
 	user.DELETE("/tokens/:id", s.revokeToken)
@@ -188,13 +194,12 @@ func (s *Server) routes(r *gin.Engine) {
 	user.POST("/users/:handle/disable", s.setDisabled(true))
 	user.POST("/users/:handle/enable", s.setDisabled(false))
 
-	g := func(what string) gin.HandlerFunc { return s.gates[what].handler(what) }
 	api.GET("/designs", g("searches"), s.listDesigns)
 	api.GET("/designs/:slug", s.getDesign)
 	api.GET("/designs/:slug/versions", s.listVersions)
 	api.GET("/designs/:slug/versions/:n", s.getVersion)
-	api.GET("/designs/:slug/versions/:n/files/*path", s.downloadFile)
-	api.GET("/designs/:slug/versions/:n/archive.zip", g("downloads"), s.archive)
+	api.GET("/designs/:slug/versions/:n/files/*path", writeDeadline(time.Minute), s.downloadFile)
+	api.GET("/designs/:slug/versions/:n/archive.zip", g("downloads"), writeDeadline(time.Minute), s.archive)
 	api.GET("/designs/:slug/versions/:n/okh.toml", s.okh)
 	api.GET("/designs/:slug/versions/:n/bom.csv", s.bomCSV)
 	api.GET("/designs/:slug/fork-options", s.forkOptions)
@@ -239,7 +244,7 @@ func (s *Server) routes(r *gin.Engine) {
 		machine := r.Group("", s.authenticateMachine)
 		machine.POST(agentapi.PathPoll, s.agentPoll)
 		machine.POST(ginPath(agentapi.PathJobEvents), s.agentEvent)
-		machine.GET(ginPath(agentapi.PathJobFile), s.agentFile)
+		machine.GET(ginPath(agentapi.PathJobFile), writeDeadline(time.Minute), s.agentFile)
 	}
 
 	// The pages: anyone, or a signed-in person (others are sent to log in first).
@@ -252,11 +257,11 @@ func (s *Server) routes(r *gin.Engine) {
 	page.GET("/", s.homePage)
 	page.GET("/search", g("searches"), s.searchPage)
 	page.GET("/login", s.loginPage)
-	page.POST("/login", s.loginPost)
+	page.POST("/login", g("password checks"), s.loginPost)
 	page.GET("/signup", s.signupPage)
-	page.POST("/signup", s.signupPost)
+	page.POST("/signup", g("password checks"), s.signupPost)
 	page.POST("/logout", s.logoutPost)
-	page.GET("/designs/:slug", s.designPage)
+	page.GET("/designs/:slug", g("lineage walks"), s.designPage) // it walks the lineage
 	page.GET("/designs/:slug/thumbnail.png", g("thumbnails"), s.thumbnail)
 	member.GET("/account", s.accountPage)
 	member.POST("/account/tokens", s.accountTokenPost)

@@ -27,7 +27,8 @@ func (a *Agent) fetchAndStart(ctx context.Context, h *Held, fileURL string) erro
 		}
 		if err := a.Client.Download(ctx, fileURL, h.Lease, h.Job.SHA256, h.File, a.Progress); err != nil {
 			if errors.Is(err, ErrStale) || errors.Is(err, ErrRefused) {
-				a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "the file could not be fetched: " + err.Error(), Retryable: true})
+				// A refused file (its hash wrong, its design hidden) will be refused again.
+				a.report(ctx, h, agentapi.EventRequest{Kind: agentapi.EventFailed, Message: "the file could not be fetched: " + err.Error(), Retryable: !errors.Is(err, ErrRefused)})
 				return a.drop(h)
 			}
 			return err

@@ -316,6 +316,14 @@ func (f Fabrication) CreateEnrollment(ctx context.Context, e fabrication.Enrollm
 
 // ConsumeEnrollment finds a live code, then spends it with a one-time marker: of two
 // agents racing with one code, one inserts the marker.
+func (f Fabrication) DeleteEnrollments(ctx context.Context, machineIDs []string) error {
+	if len(machineIDs) == 0 {
+		return nil
+	}
+	_, err := f.c("enrollments").DeleteMany(ctx, bson.M{"machine_id": bson.M{"$in": machineIDs}})
+	return err
+}
+
 func (f Fabrication) ConsumeEnrollment(ctx context.Context, codeHash string, now time.Time) (string, error) {
 	var d struct {
 		MachineID string `bson:"machine_id"`

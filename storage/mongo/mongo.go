@@ -100,6 +100,7 @@ var indexes = []index{
 	{"lab_members", bson.D{{Key: "lab_id", Value: 1}}, false},
 	{"join_tokens", bson.D{{Key: "hash", Value: 1}}, true},
 	{"machines", bson.D{{Key: "lab_id", Value: 1}}, false},
+	{"enrollments", bson.D{{Key: "machine_id", Value: 1}}, false},
 	{"machines", bson.D{{Key: "token_hash", Value: 1}}, false},
 	{"jobs", bson.D{{Key: "lab_id", Value: 1}, {Key: "state", Value: 1}, {Key: "priority", Value: -1}, {Key: "enqueued_at", Value: 1}}, false},
 	{"jobs", bson.D{{Key: "order_id", Value: 1}}, false},

@@ -270,6 +270,15 @@ func (f Fabrication) CreateEnrollment(ctx context.Context, e fabrication.Enrollm
 	return mapErr(err)
 }
 
+func (f Fabrication) DeleteEnrollments(ctx context.Context, machineIDs []string) error {
+	for _, id := range machineIDs {
+		if _, err := f.db.exec(ctx, `DELETE FROM enrollments WHERE machine_id = ?`, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (f Fabrication) ConsumeEnrollment(ctx context.Context, codeHash string, now time.Time) (string, error) {
 	var id string
 	err := f.db.write.QueryRowContext(ctx, `UPDATE enrollments SET used = 1 WHERE code_hash = ? AND used = 0 AND expires_at > ? RETURNING machine_id`,

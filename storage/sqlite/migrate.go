@@ -172,9 +172,10 @@ var migrations = []string{
 	CREATE INDEX design_flags_created ON design_flags(created_at DESC);`,
 	// 5: a design's fabrication record.
 	`CREATE INDEX jobs_design ON jobs(design_id, state);`,
-	// 6: accounts a site admin disabled; ending a user's sessions.
+	// 6: accounts a site admin disabled; ending a user's sessions; voiding a machine's codes.
 	`ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
-	CREATE INDEX sessions_user ON sessions(user_id);`,
+	CREATE INDEX sessions_user ON sessions(user_id);
+	CREATE INDEX enrollments_machine ON enrollments(machine_id);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

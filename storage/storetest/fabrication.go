@@ -177,6 +177,21 @@ func ExerciseFabrication(t *testing.T, newStore func(t *testing.T) fabrication.S
 		if len(won) != 1 || <-won != "m1" {
 			t.Fatal("a one-time code was used other than once")
 		}
+		// Voided codes cannot be used; other machines' codes stay.
+		for _, e := range []fabrication.Enrollment{{CodeHash: "code3", MachineID: "m1", ExpiresAt: t0.Add(time.Hour)}, {CodeHash: "code4", MachineID: "m9", ExpiresAt: t0.Add(time.Hour)}} {
+			if err := s.CreateEnrollment(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.DeleteEnrollments(ctx, []string{"m1"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ConsumeEnrollment(ctx, "code3", t0); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("a voided code: got %v, want ErrNotFound", err)
+		}
+		if id, err := s.ConsumeEnrollment(ctx, "code4", t0); err != nil || id != "m9" {
+			t.Errorf("another machine's code: got %q, %v", id, err)
+		}
 	})
 
 	t.Run("OrdersAndJobs", func(t *testing.T) {
