@@ -4,7 +4,8 @@
 // maintenance that keeps it all honest. It imports no web framework and no database
 // driver: it declares the Store it needs and storage/ implements it.
 //
-// By aggregate: Labs (labs.go: labs, members, join tokens, machines, enrolment),
+// By aggregate: Labs (labs.go: labs, members, join tokens; machines.go: machines,
+// their enrolment, tokens and retirement),
 // Orders (orders.go: placing orders; approve, reject, cancel, resolve, harvest) and
 // Scheduler (scheduler.go: polls, claims, reports, leases, each lab's queue), each
 // holding only the part of the store it uses. A job changes only through Transition
