@@ -44,6 +44,11 @@ func (t *Throttle) Wait(key string, now time.Time) time.Duration {
 func (t *Throttle) Fail(key string, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.entry(key, now).failures++
+}
+
+// entry is key's live window, a new one when it has none; t.mu is held.
+func (t *Throttle) entry(key string, now time.Time) *throttleEntry {
 	e, ok := t.entries[key]
 	if !ok || !now.Before(e.resetAt) {
 		if len(t.entries) >= t.maxKeys {
@@ -52,7 +57,7 @@ func (t *Throttle) Fail(key string, now time.Time) {
 		e = &throttleEntry{resetAt: now.Add(t.window)}
 		t.entries[key] = e
 	}
-	e.failures++
+	return e
 }
 
 // Take counts an attempt for key before it is made, in one step with the check: an
@@ -61,16 +66,9 @@ func (t *Throttle) Fail(key string, now time.Time) {
 func (t *Throttle) Take(key string, now time.Time) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e, ok := t.entries[key]
-	if ok && now.Before(e.resetAt) && e.failures >= t.limit {
+	e := t.entry(key, now)
+	if e.failures >= t.limit {
 		return e.resetAt.Sub(now)
-	}
-	if !ok || !now.Before(e.resetAt) {
-		if len(t.entries) >= t.maxKeys {
-			t.prune(now)
-		}
-		e = &throttleEntry{resetAt: now.Add(t.window)}
-		t.entries[key] = e
 	}
 	e.failures++
 	return 0

@@ -283,20 +283,12 @@ type MachinePatch struct {
 
 // PatchMachine applies an operator's changes.
 func (l *Labs) PatchMachine(ctx context.Context, actor Actor, id string, p MachinePatch) (Machine, error) {
-	for range 5 {
-		m, err := l.store.Machine(ctx, id)
-		if err != nil {
-			return Machine{}, fmt.Errorf("machine %s: %w", id, err)
-		}
-		lab, err := l.store.LabByID(ctx, m.LabID)
-		if err != nil {
-			return Machine{}, err
-		}
-		if err := l.requireRole(ctx, actor, lab, RoleOwner, RoleOperator); err != nil {
-			return Machine{}, err
-		}
+	if _, err := l.operatorMachine(ctx, actor, id); err != nil {
+		return Machine{}, err
+	}
+	m, err := l.saveMachine(ctx, id, func(m *Machine) error {
 		if m.Retired {
-			return Machine{}, fmt.Errorf("machine %s is retired: %w", m.Name, storage.ErrConflict)
+			return fmt.Errorf("machine %s is retired: %w", m.Name, storage.ErrConflict)
 		}
 		spec := MachineSpec{Name: m.Name, Process: m.Process, BuildVolume: m.BuildVolume, Nozzle: m.Nozzle, Materials: m.Materials, Tags: m.Tags}
 		if p.Name != nil {
@@ -312,9 +304,8 @@ func (l *Labs) PatchMachine(ctx context.Context, actor Actor, id string, p Machi
 			spec.BuildVolume = *p.BuildVolume
 		}
 		if err := checkMachine(&spec); err != nil {
-			return Machine{}, err
+			return err
 		}
-		prev := m.Rev
 		m.Name, m.Materials, m.Tags, m.BuildVolume = spec.Name, spec.Materials, spec.Tags, spec.BuildVolume
 		if p.Maintenance != nil {
 			m.Maintenance = *p.Maintenance
@@ -322,18 +313,13 @@ func (l *Labs) PatchMachine(ctx context.Context, actor Actor, id string, p Machi
 		if p.Approved != nil {
 			m.Approved = *p.Approved
 		}
-		m.State = l.machineState(ctx, m)
-		if err := l.store.SaveMachine(ctx, m, prev); errors.Is(err, storage.ErrConflict) {
-			continue
-		} else if err != nil {
-			return Machine{}, err
-		}
-		m.Rev = prev + 1
-		l.publishMachine(m)
+		m.State = l.machineState(ctx, *m)
+		return nil
+	})
+	if err == nil {
 		l.feed.WorkAvailable(m.LabID, 1)
-		return m, nil
 	}
-	return Machine{}, fmt.Errorf("machine %s changed under us, try again: %w", id, storage.ErrConflict)
+	return m, err
 }
 
 // machineState derives what a machine is doing now.
