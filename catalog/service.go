@@ -24,20 +24,23 @@ type Actor struct {
 	Admin  bool
 }
 
-// Limits bound what one upload may hold.
+// Limits bound what one upload may hold, and what one person may publish a day.
 type Limits struct {
-	FileBytes    int64 // one file (256 MiB)
-	Files        int   // files in one version (200)
-	VersionBytes int64 // all the files of one upload together (2 GiB)
+	FileBytes         int64 // one file (256 MiB)
+	Files             int   // files in one version (200)
+	VersionBytes      int64 // all the files of one upload together (2 GiB)
+	DesignsPerDay     int   // new designs and forks a person may publish a day (100)
+	UploadBytesPerDay int64 // bytes a person may upload a day (10 GiB)
 }
 
 // DefaultLimits are the limits when none are configured.
-var DefaultLimits = Limits{FileBytes: 256 << 20, Files: 200, VersionBytes: 2 << 30}
+var DefaultLimits = Limits{FileBytes: 256 << 20, Files: 200, VersionBytes: 2 << 30, DesignsPerDay: 100, UploadBytesPerDay: 10 << 30}
 
 // Service is the catalog's use cases.
 type Service struct {
 	store  Store
 	blobs  Blobs
+	quotas storage.Quotas // nil: no daily quotas
 	log    *slog.Logger
 	limits Limits
 	now    func() time.Time
@@ -45,7 +48,7 @@ type Service struct {
 
 // NewService builds the catalog service. A zero limit takes its default; clock may be
 // nil for time.Now.
-func NewService(store Store, blobs Blobs, log *slog.Logger, limits Limits, clock func() time.Time) *Service {
+func NewService(store Store, blobs Blobs, quotas storage.Quotas, log *slog.Logger, limits Limits, clock func() time.Time) *Service {
 	if limits.FileBytes == 0 {
 		limits.FileBytes = DefaultLimits.FileBytes
 	}
@@ -55,10 +58,16 @@ func NewService(store Store, blobs Blobs, log *slog.Logger, limits Limits, clock
 	if limits.VersionBytes == 0 {
 		limits.VersionBytes = DefaultLimits.VersionBytes
 	}
+	if limits.DesignsPerDay == 0 {
+		limits.DesignsPerDay = DefaultLimits.DesignsPerDay
+	}
+	if limits.UploadBytesPerDay == 0 {
+		limits.UploadBytesPerDay = DefaultLimits.UploadBytesPerDay
+	}
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Service{store: store, blobs: blobs, log: log, limits: limits, now: clock}
+	return &Service{store: store, blobs: blobs, quotas: quotas, log: log, limits: limits, now: clock}
 }
 
 // Limits returns the upload limits in force.
@@ -105,7 +114,7 @@ func checkText(field, v string, max int, required bool) error {
 // blob storage as they arrive; nothing about the design is recorded until every file
 // is stored and checked, so a failure leaves at most unreferenced blobs, which the
 // maintenance cron collects.
-func (s *Service) Create(ctx context.Context, actor Actor, nd NewDesign, files FileSource, bomSource BOMSource) (Design, Version, error) {
+func (s *Service) Create(ctx context.Context, actor Actor, nd NewDesign, files FileSource, bomSource BOMSource) (_ Design, _ Version, err error) {
 	if err := checkText("title", nd.Title, 200, true); err != nil {
 		return Design{}, Version{}, err
 	}
@@ -131,12 +140,23 @@ func (s *Service) Create(ctx context.Context, actor Actor, nd NewDesign, files F
 			return Design{}, Version{}, err
 		}
 	}
+	if err := s.useQuota(ctx, actor, "designs", 1, int64(s.limits.DesignsPerDay), "new designs"); err != nil {
+		return Design{}, Version{}, err
+	}
+	defer func() {
+		if err != nil { // not published after all
+			s.useQuota(ctx, actor, "designs", -1, int64(s.limits.DesignsPerDay), "new designs")
+		}
+	}()
 	stored, err := s.storeFiles(ctx, nil, files)
 	if err != nil {
 		return Design{}, Version{}, err
 	}
 	if len(stored) == 0 {
 		return Design{}, Version{}, storage.Invalid("files", "upload at least one file")
+	}
+	if err := s.useUploadQuota(ctx, actor, nil, stored); err != nil {
+		return Design{}, Version{}, err
 	}
 	now := s.now().UTC()
 	v := Version{Number: 1, Message: nd.Message, License: nd.License, Files: stored, BOM: []BOMLine{}, CreatedBy: actor.Handle, CreatedAt: now}
@@ -327,4 +347,51 @@ func (s *Service) Search(ctx context.Context, q Query) (Page, error) {
 // OpenBlob opens length bytes of a stored file at offset (length < 0: to the end).
 func (s *Service) OpenBlob(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
 	return s.blobs.Get(ctx, key, offset, length)
+}
+
+// QuotaError refuses what would take a person over a daily quota, until the day ends.
+type QuotaError struct {
+	What  string
+	Limit int64
+	Wait  time.Duration
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("the day's quota of %d %s is used up; more in %s", e.Limit, e.What, e.Wait.Round(time.Minute))
+}
+func (e *QuotaError) RetryAfter() time.Duration { return e.Wait }
+
+const day = 24 * time.Hour
+
+// useQuota counts amount against actor's daily quota of kind.
+func (s *Service) useQuota(ctx context.Context, actor Actor, kind string, amount, limit int64, what string) error {
+	if s.quotas == nil || actor.Admin {
+		return nil
+	}
+	now := s.now()
+	ok, _, err := s.quotas.Use(ctx, kind+"/"+actor.ID, amount, limit, now, day)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &QuotaError{What: what, Limit: limit, Wait: now.Truncate(day).Add(day).Sub(now)}
+	}
+	return nil
+}
+
+// useUploadQuota counts the bytes of the files an upload brought (not those carried
+// over from the version before). Refused, the blobs just stored are orphans the
+// maintenance cron collects.
+func (s *Service) useUploadQuota(ctx context.Context, actor Actor, base, stored []File) error {
+	kept := map[string]bool{}
+	for _, f := range base {
+		kept[f.Path+"\x00"+f.SHA256] = true
+	}
+	var n int64
+	for _, f := range stored {
+		if !kept[f.Path+"\x00"+f.SHA256] {
+			n += f.Size
+		}
+	}
+	return s.useQuota(ctx, actor, "upload-bytes", n, s.limits.UploadBytesPerDay, "bytes of uploads")
 }

@@ -71,6 +71,9 @@ func (s *Service) AddVersion(ctx context.Context, actor Actor, slug string, nv N
 	if err != nil {
 		return Version{}, err
 	}
+	if err := s.useUploadQuota(ctx, actor, base, stored); err != nil {
+		return Version{}, err
+	}
 	if len(stored) == 0 {
 		return Version{}, storage.Invalid("files", "a version needs at least one file")
 	}

@@ -75,6 +75,8 @@ type Options struct {
 	MaxAttempts   int           // a retryable failure is requeued until a job has failed this many times (3)
 	EnrollCodeTTL time.Duration // a one-time enrolment code's life (24 h)
 	MaxOrderJobs  int           // jobs one order may create (500)
+	LabsPerUser   int           // labs one person may open (10)
+	JobsPerDay    int           // jobs one person may order a day (1,000)
 	Clock         func() time.Time
 }
 
@@ -88,7 +90,7 @@ type Fabrication struct {
 }
 
 // New builds the three over one store (each keeps only the part of it it uses).
-func New(store Store, designs Designs, users Users, feed *Feed, log *slog.Logger, o Options) Fabrication {
+func New(store Store, designs Designs, users Users, feed *Feed, quotas storage.Quotas, log *slog.Logger, o Options) Fabrication {
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = 60 * time.Second
 	}
@@ -101,10 +103,16 @@ func New(store Store, designs Designs, users Users, feed *Feed, log *slog.Logger
 	if o.MaxOrderJobs == 0 {
 		o.MaxOrderJobs = 500
 	}
+	if o.LabsPerUser == 0 {
+		o.LabsPerUser = 10
+	}
+	if o.JobsPerDay == 0 {
+		o.JobsPerDay = 1000
+	}
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	c := core{feed: feed, log: log, opts: o, now: o.Clock}
+	c := core{feed: feed, log: log, opts: o, now: o.Clock, quotas: quotas}
 	jobs := &jobBook{core: c, store: store}
 	return Fabrication{
 		Labs:      &Labs{core: c, roles: roles{store}, store: store, users: users},
@@ -117,10 +125,39 @@ func New(store Store, designs Designs, users Users, feed *Feed, log *slog.Logger
 // core is what every aggregate shares: where changes are published, the log, the
 // options and the clock.
 type core struct {
-	feed *Feed
-	log  *slog.Logger
-	opts Options
-	now  func() time.Time
+	feed   *Feed
+	log    *slog.Logger
+	opts   Options
+	now    func() time.Time
+	quotas storage.Quotas // nil: no quotas
+}
+
+// QuotaError refuses what would take a person over a quota, until the window ends.
+type QuotaError struct {
+	What  string
+	Limit int
+	Wait  time.Duration
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("the quota of %d %s is used up; more in %s", e.Limit, e.What, e.Wait.Round(time.Minute))
+}
+func (e *QuotaError) RetryAfter() time.Duration { return e.Wait }
+
+// useQuota counts amount against actor's quota of kind over window.
+func (c core) useQuota(ctx context.Context, actor Actor, kind string, amount, limit int, window time.Duration, what string) error {
+	if c.quotas == nil || actor.Admin {
+		return nil
+	}
+	now := c.now()
+	ok, _, err := c.quotas.Use(ctx, kind+"/"+actor.ID, int64(amount), int64(limit), now, window)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &QuotaError{What: what, Limit: limit, Wait: now.Truncate(window).Add(window).Sub(now)}
+	}
+	return nil
 }
 
 // roles answers who may act in a lab.

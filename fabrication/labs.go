@@ -73,8 +73,15 @@ func (l *Labs) CreateLab(ctx context.Context, actor Actor, nl NewLab) (Lab, erro
 	if err := checkPolicy(&nl.Policy); err != nil {
 		return Lab{}, err
 	}
+	// Labs are counted for good (a window of a century): opening one is not undone.
+	if err := l.useQuota(ctx, actor, "labs", 1, l.opts.LabsPerUser, 100*365*24*time.Hour, "labs"); err != nil {
+		return Lab{}, err
+	}
 	lab := Lab{ID: uuid.NewString(), Slug: nl.Slug, Name: nl.Name, Location: nl.Location, Timezone: nl.Timezone, Policy: nl.Policy, CreatedAt: l.clock()}
 	err := l.store.CreateLab(ctx, lab, Member{LabID: lab.ID, UserID: actor.ID, Handle: actor.Handle, Role: RoleOwner})
+	if err != nil {
+		l.useQuota(ctx, actor, "labs", -1, l.opts.LabsPerUser, 100*365*24*time.Hour, "labs") // not opened after all
+	}
 	if errors.Is(err, storage.ErrConflict) {
 		return Lab{}, fmt.Errorf("lab %q exists: %w", nl.Slug, err)
 	}

@@ -109,6 +109,13 @@ func (or *Orders) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 	if err != nil {
 		return Order{}, nil, err
 	}
+	copies := 0
+	for _, pt := range parts {
+		copies += pt.copies
+	}
+	if err := or.useQuota(ctx, actor, "jobs", copies, or.opts.JobsPerDay, 24*time.Hour, "jobs a day"); err != nil {
+		return Order{}, nil, err
+	}
 	now := or.clock()
 	o := Order{ID: uuid.NewString(), RequesterID: actor.ID, Requester: actor.Handle, LabID: lab.ID, LabSlug: lab.Slug,
 		DesignID: p.DesignID, DesignSlug: p.Slug, DesignTitle: p.Title, Version: p.Version, Material: req.Material,

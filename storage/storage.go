@@ -100,6 +100,15 @@ func isLowerHex(s string) bool {
 	return true
 }
 
+// Quotas count what people use in a window (designs a day, bytes a day) and refuse
+// what would go over its limit, atomically, whichever hub replica asks.
+type Quotas interface {
+	// Use adds amount to the counter key for the window that holds now (windows are
+	// window long, counted from the Unix epoch) if the counter stays at or under
+	// limit. It reports whether it did, and what the counter holds.
+	Use(ctx context.Context, key string, amount, limit int64, now time.Time, window time.Duration) (ok bool, used int64, err error)
+}
+
 // Leases are named, expiring locks in the document store: a maintenance task runs only
 // on the hub replica that holds its lease.
 type Leases interface {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 )
@@ -499,4 +500,35 @@ func TestIPv6ClientsCountByPrefix(t *testing.T) {
 	}
 	b.do(t, call{method: "POST", path: "/api/v1/users", remote: "[2001:db8:1:3::1]",
 		body: map[string]string{"handle": "v6other", "email": "v6o@example.org", "password": "correct horse battery"}}).want(t, 201, "")
+}
+
+// TestQuotas: each person's designs a day, labs and jobs a day are bounded by
+// configuration; an attempt that fails uses none; site admins have no quotas.
+func TestQuotas(t *testing.T) {
+	t.Parallel()
+	b := setupHub(t, HubConfig{Limits: catalog.Limits{DesignsPerDay: 2}, Fabrication: fabrication.Options{LabsPerUser: 1, JobsPerDay: 3}}, nil)
+	admin := login(t, b, "ada")
+	grace := login(t, b, "grace")
+	bad := newMultipart().field("meta", map[string]any{"title": "No files", "license": "CC0-1.0"}).done()
+	b.do(t, call{method: "POST", path: "/api/v1/designs", body: bad, header: grace}).want(t, 422, "invalid") // uses no quota
+	for i := range 2 {
+		publish(t, b, grace, map[string]any{"title": fmt.Sprint("Part ", i), "license": "CC0-1.0"}).want(t, 201, "")
+	}
+	r := publish(t, b, grace, map[string]any{"title": "Part 3", "license": "CC0-1.0"})
+	r.want(t, 429, "rate_limited")
+	if r.header.Get("Retry-After") == "" || !strings.Contains(string(r.body), "quota of 2 new designs") {
+		t.Fatalf("over the design quota: got %s", r.body)
+	}
+	b.do(t, call{method: "POST", path: "/api/v1/designs/part-0/forks", header: grace, body: map[string]any{"license": "CC0-1.0"}}).want(t, 429, "rate_limited")
+	publish(t, b, admin, map[string]any{"title": "Admin part", "license": "CC0-1.0"}).want(t, 201, "")
+
+	b.do(t, call{method: "POST", path: "/api/v1/labs", header: grace, body: map[string]string{"slug": "graces", "name": "Grace's"}}).want(t, 201, "")
+	b.do(t, call{method: "POST", path: "/api/v1/labs", header: grace, body: map[string]string{"slug": "graces2", "name": "Another"}}).want(t, 429, "rate_limited")
+
+	order := func(n int) reply {
+		return b.do(t, call{method: "POST", path: "/api/v1/orders", header: grace, body: map[string]any{"lab": "graces", "design": "part-0", "files": []string{"parts/base.stl"}, "quantity": n}})
+	}
+	order(2).want(t, 201, "")
+	order(2).want(t, 429, "rate_limited")
+	order(1).want(t, 201, "")
 }

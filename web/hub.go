@@ -20,6 +20,7 @@ type Stores struct {
 	Catalog     catalog.Store
 	Fabrication fabrication.Store
 	Blobs       storage.Blobs
+	Quotas      storage.Quotas    // daily quotas per person; nil: none
 	Ready       map[string]Pinger // what /readyz checks, by name
 }
 
@@ -56,11 +57,11 @@ func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start accounts: %w", err)
 	}
-	designs := catalog.NewService(st.Catalog, st.Blobs, log, cfg.Limits, cfg.Clock)
+	designs := catalog.NewService(st.Catalog, st.Blobs, st.Quotas, log, cfg.Limits, cfg.Clock)
 	if cfg.Fabrication.Clock == nil {
 		cfg.Fabrication.Clock = cfg.Clock
 	}
-	fab := fabrication.New(st.Fabrication, printables{designs}, users{st.Accounts}, fabrication.NewFeed(), log, cfg.Fabrication)
+	fab := fabrication.New(st.Fabrication, printables{designs}, users{st.Accounts}, fabrication.NewFeed(), st.Quotas, log, cfg.Fabrication)
 	srv := New(cfg.Web, Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab, Ready: st.Ready, Clock: cfg.Clock})
 	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Handler: srv.Handler(), server: srv}, nil
 }

@@ -94,7 +94,7 @@ func setupHub(t *testing.T, hc HubConfig, ready map[string]Pinger, extra ...func
 	if ready == nil {
 		ready = map[string]Pinger{"db": db}
 	}
-	hub, err := NewHub(hc, Stores{Accounts: db.Accounts(), Catalog: db.Catalog(), Fabrication: db.Fabrication(), Blobs: blobs, Ready: ready})
+	hub, err := NewHub(hc, Stores{Accounts: db.Accounts(), Catalog: db.Catalog(), Fabrication: db.Fabrication(), Blobs: blobs, Quotas: db.Quotas(), Ready: ready})
 	if err != nil {
 		t.Fatal(err)
 	}

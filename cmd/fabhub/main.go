@@ -77,10 +77,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			MaxMeshBytes:   cfg.MaxFileBytes,
 			TempDir:        tmp,
 		},
-		Limits:      catalog.Limits{FileBytes: cfg.MaxFileBytes, Files: cfg.MaxFiles},
-		Fabrication: fabrication.Options{LeaseTTL: cfg.LeaseTTL},
+		Limits: catalog.Limits{FileBytes: cfg.MaxFileBytes, Files: cfg.MaxFiles,
+			DesignsPerDay: cfg.DesignsPerDay, UploadBytesPerDay: cfg.UploadBytesPerDay},
+		Fabrication: fabrication.Options{LeaseTTL: cfg.LeaseTTL, LabsPerUser: cfg.LabsPerUser, JobsPerDay: cfg.JobsPerDay},
 		Log:         log,
-	}, web.Stores{Accounts: stores.accounts, Catalog: stores.catalog, Fabrication: stores.fab, Blobs: stores.blobs,
+	}, web.Stores{Accounts: stores.accounts, Catalog: stores.catalog, Fabrication: stores.fab, Blobs: stores.blobs, Quotas: stores.quotas,
 		Ready: map[string]web.Pinger{"db": stores.db, "blobs": stores.blobs}})
 	if err != nil {
 		return err
@@ -102,6 +103,7 @@ type stores struct {
 	catalog  catalog.Store
 	fab      fabrication.Store
 	leases   storage.Leases
+	quotas   storage.Quotas
 	prune    func(ctx context.Context) (int, error) // backend housekeeping, if any
 	close    func()
 }
@@ -122,14 +124,14 @@ func openStores(ctx context.Context, cfg Config) (*stores, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open SQLite store: %w", err)
 		}
-		s.db, s.accounts, s.catalog, s.fab, s.leases = db, db.Accounts(), db.Catalog(), db.Fabrication(), db.Leases()
+		s.db, s.accounts, s.catalog, s.fab, s.leases, s.quotas = db, db.Accounts(), db.Catalog(), db.Fabrication(), db.Leases(), db.Quotas()
 		closers = append(closers, db.Close)
 	default:
 		db, err := mongo.Open(ctx, cfg.DB)
 		if err != nil {
 			return nil, fmt.Errorf("open MongoDB store %s: %w", redact(cfg.DB), err)
 		}
-		s.db, s.accounts, s.catalog, s.fab, s.leases = db, db.Accounts(), db.Catalog(), db.Fabrication(), db.Leases()
+		s.db, s.accounts, s.catalog, s.fab, s.leases, s.quotas = db, db.Accounts(), db.Catalog(), db.Fabrication(), db.Leases(), db.Quotas()
 		s.prune = func(ctx context.Context) (int, error) { return db.PruneRevisions(ctx, time.Hour) }
 		closers = append(closers, db.Close)
 	}

@@ -176,6 +176,13 @@ var migrations = []string{
 	`ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
 	CREATE INDEX sessions_user ON sessions(user_id);
 	CREATE INDEX enrollments_machine ON enrollments(machine_id);`,
+	// 7: quota counters, one row per key and window.
+	`CREATE TABLE quotas (
+		key TEXT NOT NULL,
+		window_start INTEGER NOT NULL,
+		used INTEGER NOT NULL,
+		PRIMARY KEY (key, window_start)
+	);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -331,3 +331,64 @@ func ExerciseLeases(t *testing.T, newStore func(t *testing.T) storage.Leases) {
 		race(t0.Add(2 * time.Minute)) // taking over an expired one
 	})
 }
+
+// ExerciseQuotas runs the quota conformance cases against a backend.
+func ExerciseQuotas(t *testing.T, newStore func(t *testing.T) storage.Quotas) {
+	ctx := context.Background()
+	day := 24 * time.Hour
+
+	t.Run("LimitAndWindow", func(t *testing.T) {
+		t.Parallel()
+		q := newStore(t)
+		steps := []struct {
+			amount int64
+			at     time.Duration
+			ok     bool
+			used   int64
+		}{
+			{3, 0, true, 3},
+			{6, time.Hour, true, 9},
+			{2, 2 * time.Hour, false, 9}, // 11 > 10
+			{1, 3 * time.Hour, true, 10},
+			{1, 4 * time.Hour, false, 10},
+			{11, 4 * time.Hour, false, 10}, // more than the whole limit
+			{5, day, true, 5},              // the next window starts from zero
+		}
+		for i, s := range steps {
+			ok, used, err := q.Use(ctx, "designs/u1", s.amount, 10, t0.Truncate(day).Add(s.at), day)
+			if err != nil || ok != s.ok || (s.used != 0 && used != s.used) {
+				t.Fatalf("step %d: got %v, %d, %v; want %v, %d", i, ok, used, err, s.ok, s.used)
+			}
+		}
+		if ok, _, err := q.Use(ctx, "designs/u2", 10, 10, t0, day); err != nil || !ok {
+			t.Fatalf("another key: got %v, %v; want its own counter", ok, err)
+		}
+	})
+
+	t.Run("ConcurrentUseNeverOvershoots", func(t *testing.T) {
+		t.Parallel()
+		q := newStore(t)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		granted := 0
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ok, _, err := q.Use(ctx, "orders/u1", 1, 10, t0, day)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					mu.Lock()
+					granted++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if granted != 10 {
+			t.Fatalf("granted %d of 20 against a limit of 10, want exactly 10", granted)
+		}
+	})
+}
