@@ -532,3 +532,19 @@ func TestQuotas(t *testing.T) {
 	order(2).want(t, 429, "rate_limited")
 	order(1).want(t, 201, "")
 }
+
+// TestAnalysisBudget: meshes being analysed share a budget of bytes; a request that
+// does not fit is answered 503 at once.
+func TestAnalysisBudget(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{AnalysisBudget: 8 << 20})
+	if !b.server.analysis.sem.TryAcquire(8 << 20) { // a large analysis is under way
+		t.Fatal("the budget was not free")
+	}
+	r := b.do(t, call{method: "POST", path: "/api/v1/mesh/check", body: newMultipart().file("file", "cube.stl", cubeSTL).done()})
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(string(r.body), "analysing other meshes") {
+		t.Fatalf("with the budget taken: got %d %s, want 503", r.status, r.body)
+	}
+	b.server.analysis.sem.Release(8 << 20)
+	b.do(t, call{method: "POST", path: "/api/v1/mesh/check", body: newMultipart().file("file", "cube.stl", cubeSTL).done()}).want(t, 200, "")
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/semaphore"
 )
 
 const ctxRequestID = "request_id"
@@ -172,4 +173,28 @@ func clientOf(c *gin.Context) string {
 		return v4.String()
 	}
 	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
+
+// analysisBudget bounds the bytes of meshes being analysed at once (uploads and mesh
+// checks together): analysing a mesh takes a few times its size in memory, so a
+// request takes its Content-Length from the budget (all of it when the length is
+// unknown or larger) and is answered 503 with Retry-After when the rest is taken.
+type analysisBudget struct {
+	sem   *semaphore.Weighted
+	total int64
+}
+
+func (b analysisBudget) handler(c *gin.Context) {
+	w := c.Request.ContentLength
+	if w <= 0 || w > b.total {
+		w = b.total
+	}
+	w = max(w, min(1<<20, b.total))
+	if !b.sem.TryAcquire(w) {
+		c.Header("Retry-After", "10")
+		abort(c, http.StatusServiceUnavailable, "busy", "the hub is analysing other meshes; try again in a few seconds")
+		return
+	}
+	defer b.sem.Release(w)
+	c.Next()
 }

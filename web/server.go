@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
@@ -34,6 +35,7 @@ type Config struct {
 	MaxEventStreams     int           // live-view connections at once (1000)
 	MinBodyRate         int64         // slowest a request body may arrive, in bytes a second on average (1024; -1: off)
 	BodyRateGrace       time.Duration // how long a body may arrive at any rate before MinBodyRate applies (10 s)
+	AnalysisBudget      int64         // bytes of meshes analysed at once, uploads and checks together (384 MiB)
 	MaxStreamsPerClient int           // live-view connections at once from one client (20)
 }
 
@@ -74,6 +76,7 @@ type Server struct {
 	pages      pages
 	thumbs     thumbnails
 	streams    *streamLimit
+	analysis   analysisBudget
 	// gates bound the expensive calls: password checks, mesh analysis, uploads,
 	// archives, lineage walks, searches and thumbnails, each to a few at once.
 	gates    map[string]gate
@@ -108,6 +111,9 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.MinBodyRate < 0 {
 		cfg.MinBodyRate = 0
 	}
+	if cfg.AnalysisBudget == 0 {
+		cfg.AnalysisBudget = 384 << 20
+	}
 	if cfg.BodyRateGrace == 0 {
 		cfg.BodyRateGrace = 10 * time.Second
 	}
@@ -138,6 +144,7 @@ func New(cfg Config, d Deps) *Server {
 	s.gates = map[string]gate{"mesh checks": make(gate, 2), "uploads": make(gate, 4), "downloads": make(gate, 8),
 		"lineage walks": make(gate, 8), "searches": make(gate, 16), "thumbnails": make(gate, 16),
 		"password checks": make(gate, 4)} // Argon2id takes 19 MiB and a core's moment each
+	s.analysis = analysisBudget{sem: semaphore.NewWeighted(cfg.AnalysisBudget), total: cfg.AnalysisBudget}
 	s.streams = &streamLimit{total: cfg.MaxEventStreams, perClient: cfg.MaxStreamsPerClient, byClient: map[string]int{}}
 	s.pages = parsePages()
 	s.thumbs.draw = make(chan struct{}, 2)
@@ -204,9 +211,9 @@ func (s *Server) routes(r *gin.Engine) {
 	api.GET("/designs/:slug/versions/:n/bom.csv", s.bomCSV)
 	api.GET("/designs/:slug/fork-options", s.forkOptions)
 	api.GET("/designs/:slug/lineage", g("lineage walks"), s.lineage)
-	api.POST("/mesh/check", g("mesh checks"), s.meshCheck)
-	user.POST("/designs", g("uploads"), s.createDesign)
-	user.POST("/designs/:slug/versions", g("uploads"), s.addVersion)
+	api.POST("/mesh/check", g("mesh checks"), s.analysis.handler, s.meshCheck)
+	user.POST("/designs", g("uploads"), s.analysis.handler, s.createDesign)
+	user.POST("/designs/:slug/versions", g("uploads"), s.analysis.handler, s.addVersion)
 	user.POST("/designs/:slug/forks", s.fork)
 	user.POST("/designs/:slug/flag", s.flagDesign)
 	for _, action := range []string{"hide", "unhide", "feature", "unfeature"} {
