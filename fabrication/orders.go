@@ -33,6 +33,7 @@ type ordersStore interface {
 	Order(ctx context.Context, id string) (Order, error)
 	JobsOfOrder(ctx context.Context, orderID string) ([]Job, error)
 	DesignLabCounts(ctx context.Context, designID string) (map[string][2]int, error)
+	DesignJobs(ctx context.Context, designID string, states []string, limit int) ([]Job, error)
 }
 
 // operatorAct applies an operator's (or the requester's) event to a job: who may act
@@ -352,6 +353,34 @@ func (or *Orders) Reject(ctx context.Context, actor Actor, id, reason string) (J
 // on it until its agent hears cancel: true and lets go.
 func (or *Orders) Cancel(ctx context.Context, actor Actor, id string) (Job, error) {
 	return or.operatorAct(ctx, actor, id, Happening{Kind: OnCancel}, true, nil)
+}
+
+// RejectDesign turns down every job of a design that has not reached a machine (a site
+// admin hid the design: it is not to be made). It returns how many it rejected.
+func (or *Orders) RejectDesign(ctx context.Context, actor Actor, designID, reason string) (int, error) {
+	if !actor.Admin {
+		return 0, fmt.Errorf("only site admins act on every job of a design: %w", storage.ErrForbidden)
+	}
+	n := 0
+	for {
+		jobs, err := or.store.DesignJobs(ctx, designID, []string{JobPendingApproval, JobQueued}, 100)
+		if err != nil || len(jobs) == 0 {
+			return n, err
+		}
+		for _, j := range jobs {
+			_, _, err := or.change(ctx, j.ID, func(j Job, now time.Time) (Job, Effects, error) {
+				return Transition(j, Happening{Kind: OnReject, Actor: actor.Handle, Message: reason}, or.rules(Lab{}), now)
+			})
+			var illegal *IllegalError
+			if errors.As(err, &illegal) {
+				continue // claimed meanwhile: its file is refused at download
+			}
+			if err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
 }
 
 // Resolutions an operator can give a job in the unknown state (or any stuck one).

@@ -63,6 +63,8 @@ type JobStore interface {
 	Queued(ctx context.Context, labID string, limit int) ([]Job, error)
 	// LabJobs lists a lab's jobs in the given states, most recently updated first.
 	LabJobs(ctx context.Context, labID string, states []string, limit int) ([]Job, error)
+	// DesignJobs lists a design's jobs in the given states, longest queued first, without logs.
+	DesignJobs(ctx context.Context, designID string, states []string, limit int) ([]Job, error)
 	// HeldJobs lists the jobs that occupy a machine (Holding).
 	HeldJobs(ctx context.Context, machineID string) ([]Job, error)
 	// ExpiredLeases lists assigned or printing jobs whose lease ended before now.

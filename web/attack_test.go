@@ -469,16 +469,25 @@ func TestOldEnrolmentCodesAreVoid(t *testing.T) {
 	f.do(t, call{method: "POST", path: "/api/v1/agent/enroll", body: map[string]string{"code": newer}}).want(t, 403, "forbidden")
 }
 
-// TestHiddenDesignsAreNotMade: a job queued before its design was hidden cannot fetch
-// the design's file.
+// TestHiddenDesignsAreNotMade: hiding a design turns down its jobs not yet on a
+// machine, and a job already claimed cannot fetch the hidden file.
 func TestHiddenDesignsAreNotMade(t *testing.T) {
 	t.Parallel()
 	f := newLab(t, fabrication.Policy{})
-	f.order(t, map[string]any{"files": []string{"parts/base.stl"}})
-	f.do(t, call{method: "POST", path: "/api/v1/designs/spool-holder/hide", header: f.owner}).want(t, 204, "")
+	jobs := f.order(t, map[string]any{"files": []string{"parts/base.stl"}, "quantity": 2})
 	c, _ := f.poll(t, f.machine)
 	if c.id == "" {
 		t.Fatal("no job claimed")
+	}
+	f.do(t, call{method: "POST", path: "/api/v1/designs/spool-holder/hide", header: f.owner}).want(t, 204, "")
+	for _, j := range jobs {
+		id := j.(map[string]any)["id"].(string)
+		if id == c.id {
+			continue
+		}
+		if st := f.jobState(t, id); st["state"] != "rejected" {
+			t.Fatalf("a queued job of the hidden design: got %v, want rejected", st["state"])
+		}
 	}
 	r := f.do(t, call{method: "GET", path: c.file, header: merge(f.machine, map[string]string{"X-Fab-Lease": c.lease})})
 	r.want(t, 403, "forbidden")

@@ -104,6 +104,7 @@ var indexes = []index{
 	{"machines", bson.D{{Key: "token_hash", Value: 1}}, false},
 	{"jobs", bson.D{{Key: "lab_id", Value: 1}, {Key: "state", Value: 1}, {Key: "priority", Value: -1}, {Key: "enqueued_at", Value: 1}}, false},
 	{"jobs", bson.D{{Key: "order_id", Value: 1}}, false},
+	{"jobs", bson.D{{Key: "design_id", Value: 1}, {Key: "state", Value: 1}}, false},
 	{"jobs", bson.D{{Key: "machine_id", Value: 1}, {Key: "holding", Value: 1}}, false},
 	{"jobs", bson.D{{Key: "lease_expires_at", Value: 1}}, false},
 }

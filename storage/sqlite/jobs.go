@@ -151,6 +151,15 @@ func (f Fabrication) Queued(ctx context.Context, labID string, limit int) ([]fab
 	return f.jobs(ctx, false, `WHERE lab_id = ? AND state = 'queued' ORDER BY priority DESC, enqueued_at, id LIMIT ?`, labID, limit)
 }
 
+func (f Fabrication) DesignJobs(ctx context.Context, designID string, states []string, limit int) ([]fabrication.Job, error) {
+	args := []any{designID}
+	for _, s := range states {
+		args = append(args, s)
+	}
+	args = append(args, limit)
+	return f.jobs(ctx, false, `WHERE design_id = ? AND state IN (?`+strings.Repeat(", ?", len(states)-1)+`) ORDER BY enqueued_at, id LIMIT ?`, args...)
+}
+
 func (f Fabrication) LabJobs(ctx context.Context, labID string, states []string, limit int) ([]fabrication.Job, error) {
 	args := []any{labID}
 	for _, s := range states {

@@ -214,6 +214,12 @@ func ExerciseFabrication(t *testing.T, newStore func(t *testing.T) fabrication.S
 		if list, _ := s.JobsOfOrder(ctx, "o1"); len(list) != 4 {
 			t.Fatalf("JobsOfOrder: got %d", len(list))
 		}
+		if list, err := s.DesignJobs(ctx, "d1", []string{fabrication.JobQueued}, 3); err != nil || len(list) != 3 || list[0].ID != "j3" || len(list[0].Events) != 0 {
+			t.Fatalf("DesignJobs: got %v, %v; want three, oldest (j3) first, without logs", ids(list), err)
+		}
+		if list, _ := s.DesignJobs(ctx, "d1", []string{fabrication.JobDone}, 10); len(list) != 0 {
+			t.Fatalf("DesignJobs in another state: got %v", ids(list))
+		}
 		q, err := s.Queued(ctx, "lab-a", 10)
 		if err != nil || len(q) != 3 || q[0].ID != "j2" || q[1].ID != "j3" || q[2].ID != "j1" {
 			t.Fatalf("Queued: got %v, %v; want j2 (priority), j3 (older), j1", ids(q), err)
