@@ -349,34 +349,12 @@ func (s *Service) OpenBlob(ctx context.Context, key string, offset, length int64
 	return s.blobs.Get(ctx, key, offset, length)
 }
 
-// QuotaError refuses what would take a person over a daily quota, until the day ends.
-type QuotaError struct {
-	What  string
-	Limit int64
-	Wait  time.Duration
-}
-
-func (e *QuotaError) Error() string {
-	return fmt.Sprintf("the day's quota of %d %s is used up; more in %s", e.Limit, e.What, e.Wait.Round(time.Minute))
-}
-func (e *QuotaError) RetryAfter() time.Duration { return e.Wait }
-
-const day = 24 * time.Hour
-
 // useQuota counts amount against actor's daily quota of kind.
 func (s *Service) useQuota(ctx context.Context, actor Actor, kind string, amount, limit int64, what string) error {
-	if s.quotas == nil || actor.Admin {
+	if actor.Admin {
 		return nil
 	}
-	now := s.now()
-	ok, _, err := s.quotas.Use(ctx, kind+"/"+actor.ID, amount, limit, now, day)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return &QuotaError{What: what, Limit: limit, Wait: now.Truncate(day).Add(day).Sub(now)}
-	}
-	return nil
+	return storage.UseQuota(ctx, s.quotas, kind+"/"+actor.ID, amount, limit, s.now(), 24*time.Hour, what+" a day")
 }
 
 // useUploadQuota counts the bytes of the files an upload brought (not those carried

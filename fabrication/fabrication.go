@@ -132,32 +132,12 @@ type core struct {
 	quotas storage.Quotas // nil: no quotas
 }
 
-// QuotaError refuses what would take a person over a quota, until the window ends.
-type QuotaError struct {
-	What  string
-	Limit int
-	Wait  time.Duration
-}
-
-func (e *QuotaError) Error() string {
-	return fmt.Sprintf("the quota of %d %s is used up; more in %s", e.Limit, e.What, e.Wait.Round(time.Minute))
-}
-func (e *QuotaError) RetryAfter() time.Duration { return e.Wait }
-
 // useQuota counts amount against actor's quota of kind over window.
 func (c core) useQuota(ctx context.Context, actor Actor, kind string, amount, limit int, window time.Duration, what string) error {
-	if c.quotas == nil || actor.Admin {
+	if actor.Admin {
 		return nil
 	}
-	now := c.now()
-	ok, _, err := c.quotas.Use(ctx, kind+"/"+actor.ID, int64(amount), int64(limit), now, window)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return &QuotaError{What: what, Limit: limit, Wait: now.Truncate(window).Add(window).Sub(now)}
-	}
-	return nil
+	return storage.UseQuota(ctx, c.quotas, kind+"/"+actor.ID, int64(amount), int64(limit), c.now(), window, what)
 }
 
 // roles answers who may act in a lab.

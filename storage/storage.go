@@ -109,6 +109,34 @@ type Quotas interface {
 	Use(ctx context.Context, key string, amount, limit int64, now time.Time, window time.Duration) (ok bool, used int64, err error)
 }
 
+// QuotaError refuses what would take a person over a quota, until the window ends.
+type QuotaError struct {
+	What  string
+	Limit int64
+	Wait  time.Duration
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("the quota of %d %s is used up; more in %s", e.Limit, e.What, e.Wait.Round(time.Minute))
+}
+func (e *QuotaError) RetryAfter() time.Duration { return e.Wait }
+
+// UseQuota counts amount against the counter key of q, refusing with a *QuotaError
+// (what names the thing counted) what would take it over limit. A nil q counts nothing.
+func UseQuota(ctx context.Context, q Quotas, key string, amount, limit int64, now time.Time, window time.Duration, what string) error {
+	if q == nil {
+		return nil
+	}
+	ok, _, err := q.Use(ctx, key, amount, limit, now, window)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &QuotaError{What: what, Limit: limit, Wait: now.Truncate(window).Add(window).Sub(now)}
+	}
+	return nil
+}
+
 // Leases are named, expiring locks in the document store: a maintenance task runs only
 // on the hub replica that holds its lease.
 type Leases interface {
