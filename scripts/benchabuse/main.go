@@ -15,15 +15,15 @@ import (
 	"io"
 	"math"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fabcommons/fabcommons/scripts/internal/hubrun"
 )
 
 func main() {
@@ -43,34 +43,17 @@ func run(hubBin string, mib, n int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	hub, err := hubrun.Start(hubBin, dir)
 	if err != nil {
 		return err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	hub := exec.Command(hubBin, "-addr", addr, "-data", dir, "-log-level", "error")
-	hub.Stderr = os.Stderr
-	if err := hub.Start(); err != nil {
-		return err
-	}
-	defer hub.Process.Kill()
-	base := "http://" + addr
-	for i := 0; ; i++ {
-		if resp, err := http.Get(base + "/readyz"); err == nil && resp.StatusCode == 200 {
-			break
-		}
-		if i > 100 {
-			return fmt.Errorf("the hub did not start")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	token, err := signUp(base)
+	defer hub.Stop()
+	token, err := hub.SignUp("bench", "benchmark password 1")
 	if err != nil {
 		return err
 	}
 	facets := (mib<<20 - 84) / 50
-	fmt.Printf("hub %s (pid %d); %d + %d soups of %d facets (%d MiB) at once\n", addr, hub.Process.Pid, n, n, facets, mib)
+	fmt.Printf("hub %s (pid %d); %d + %d soups of %d facets (%d MiB) at once\n", hub.Base, hub.Cmd.Process.Pid, n, n, facets, mib)
 
 	stop := make(chan struct{})
 	var lat []time.Duration
@@ -83,7 +66,7 @@ func run(hubBin string, mib, n int) error {
 			case <-time.After(50 * time.Millisecond):
 			}
 			t := time.Now()
-			resp, err := http.Get(base + "/healthz")
+			resp, err := http.Get(hub.Base + "/healthz")
 			d := time.Since(t)
 			if err == nil {
 				resp.Body.Close()
@@ -103,7 +86,7 @@ func run(hubBin string, mib, n int) error {
 		go func() {
 			defer wg.Done()
 			check := i < n
-			status, msg := send(base, token, check, facets, i)
+			status, msg := send(hub.Base, token, check, facets, i)
 			kind := "upload"
 			if check {
 				kind = "mesh check"
@@ -124,42 +107,23 @@ func run(hubBin string, mib, n int) error {
 	for k := range counts {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		fmt.Printf("  %-30s x%d\n", k, counts[k])
 	}
-	peak, _ := vmHWM(hub.Process.Pid)
+	_, peak, err := hub.Memory()
+	if err != nil {
+		return err
+	}
 	latMu.Lock()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	p := func(q float64) time.Duration { return lat[int(math.Min(float64(len(lat)-1), q*float64(len(lat))))] }
+	slices.Sort(lat)
+	p := func(q float64) time.Duration { return hubrun.Percentile(lat, q) }
 	fmt.Printf("all answered in %s\n", elapsed.Round(time.Millisecond))
 	fmt.Printf("hub peak RSS: %d MiB (goal: under 1024)\n", peak>>10)
 	fmt.Printf("/healthz over %d asks: p50 %s, p99 %s, max %s (goal: under 100 ms)\n", len(lat),
 		p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
 	latMu.Unlock()
 	return nil
-}
-
-func signUp(base string) (string, error) {
-	post := func(path string, body any, out any) error {
-		b, _ := json.Marshal(body)
-		resp, err := http.Post(base+path, "application/json", bytes.NewReader(b))
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			return fmt.Errorf("%s: %d", path, resp.StatusCode)
-		}
-		return json.NewDecoder(resp.Body).Decode(out)
-	}
-	pw := "benchmark password 1"
-	if err := post("/api/v1/users", map[string]string{"handle": "bench", "email": "bench@example.org", "password": pw}, &map[string]any{}); err != nil {
-		return "", err
-	}
-	var tok struct{ Token struct{ Secret string } }
-	err := post("/api/v1/tokens", map[string]string{"handle": "bench", "password": pw, "name": "bench"}, &tok)
-	return tok.Token.Secret, err
 }
 
 // send streams one generated soup, as a mesh check or a design upload, with its
@@ -225,18 +189,4 @@ func soup(facets, seed int) io.Reader {
 		pw.Close()
 	}()
 	return pr
-}
-
-// vmHWM is a process's peak resident set, in KiB, from /proc.
-func vmHWM(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			return strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM for %d", pid)
 }

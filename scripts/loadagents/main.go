@@ -15,18 +15,17 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
+	"github.com/fabcommons/fabcommons/scripts/internal/hubrun"
 )
 
 func main() {
@@ -78,15 +77,6 @@ func (c client) call(ctx context.Context, method, path, token string, body, out 
 	return resp.StatusCode, nil
 }
 
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // cube is a 20 mm cube as binary STL.
 func cube() []byte {
 	v := func(x, y, z float32) [3]float32 { return [3]float32{x * 20, y * 20, z * 20} }
@@ -125,34 +115,18 @@ func run(nAgents int, duration time.Duration, backlog, rate int, hubBin, pprofAd
 			return fmt.Errorf("build fabhub (run from the repository root): %v\n%s", err, out)
 		}
 	}
-	addr, err := freePort()
+	hub, err := hubrun.Start(hubBin, filepath.Join(work, "data"), "-pprof-addr", pprofAddr)
 	if err != nil {
 		return err
 	}
-	hub := exec.Command(hubBin, "-addr", addr, "-data", filepath.Join(work, "data"), "-log-level", "error", "-pprof-addr", pprofAddr)
-	hub.Stderr = os.Stderr
-	if err := hub.Start(); err != nil {
-		return err
-	}
-	defer func() { hub.Process.Signal(os.Interrupt); hub.Wait() }()
+	defer hub.Stop()
 
-	c := client{base: "http://" + addr, http: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: nAgents + 10, MaxConnsPerHost: 0}}}
+	c := client{base: hub.Base, http: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: nAgents + 10, MaxConnsPerHost: 0}}}
 	ctx := context.Background()
-	for i := 0; ; i++ {
-		if code, _ := c.call(ctx, "GET", "/readyz", "", nil, nil); code == 200 {
-			break
-		}
-		if i > 200 {
-			return errors.New("the hub did not become ready within 20 s")
-		}
-		time.Sleep(100 * time.Millisecond)
+	owner, err := hub.SignUp("load", "load test password")
+	if err != nil {
+		return fmt.Errorf("sign up: %w", err)
 	}
-	if code, err := c.call(ctx, "POST", "/api/v1/users", "", map[string]string{"handle": "load", "email": "load@example.org", "password": "load test password"}, nil); code != 201 {
-		return fmt.Errorf("sign up: %d %v", code, err)
-	}
-	var tok struct{ Token struct{ Secret string } }
-	c.call(ctx, "POST", "/api/v1/tokens", "", map[string]string{"handle": "load", "password": "load test password", "name": "load"}, &tok)
-	owner := tok.Token.Secret
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	mw.WriteField("meta", `{"title":"Load cube","license":"CC0-1.0"}`)
@@ -319,13 +293,13 @@ func run(nAgents int, duration time.Duration, backlog, rate int, hubBin, pprofAd
 	slices.Sort(latencies)
 	slices.Sort(orderTimes)
 	pct := func(d []time.Duration, q float64) time.Duration {
-		if len(d) == 0 {
-			return 0
-		}
-		return d[min(len(d)-1, int(q*float64(len(d))))].Round(time.Millisecond)
+		return hubrun.Percentile(d, q).Round(time.Millisecond)
 	}
 	mu.Unlock()
-	rss, hwm := memory(hub.Process.Pid)
+	rss, peak, err := hub.Memory()
+	if err != nil {
+		return err
+	}
 	fmt.Printf("agents:                  %d\n", nAgents)
 	fmt.Printf("claim-and-finish cycles: %d in %.1f s = %.0f per second\n", cycles.Load(), elapsed.Seconds(), float64(cycles.Load())/elapsed.Seconds())
 	if rate > 0 {
@@ -337,25 +311,9 @@ func run(nAgents int, duration time.Duration, backlog, rate int, hubBin, pprofAd
 	fmt.Printf("order answered in:       p50 %v, p99 %v (%d orders)\n", pct(orderTimes, 0.50), pct(orderTimes, 0.99), len(orderTimes))
 	fmt.Printf("double assignments:      %d\n", doubles.Load())
 	fmt.Printf("request errors:          %d\n", errs.Load())
-	fmt.Printf("hub memory:              %s RSS now, %s peak\n", rss, hwm)
+	fmt.Printf("hub memory:              %d kB RSS now, %d kB peak\n", rss, peak)
 	if doubles.Load() > 0 {
 		return errors.New("a job was assigned to two machines at once")
 	}
 	return nil
-}
-
-func memory(pid int) (rss, hwm string) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return "?", "?"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			rss = strings.TrimSpace(v)
-		}
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			hwm = strings.TrimSpace(v)
-		}
-	}
-	return rss, hwm
 }
