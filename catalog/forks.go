@@ -131,10 +131,11 @@ func (s *Service) Fork(ctx context.Context, actor Actor, slug string, fr ForkReq
 		DesignID: d.ID, Number: 1, License: fr.License, Files: pv.Files, BOM: pv.BOM, CreatedBy: actor.Handle, CreatedAt: now,
 		Message: fmt.Sprintf("Forked from %s v%d by %s (%s)", parent.Slug, pv.Number, parent.Owner, pv.License),
 	}
-	if err := s.useQuota(ctx, actor, "designs", 1, int64(s.limits.DesignsPerDay), "new designs"); err != nil {
+	if err := s.useDesignQuota(ctx, actor, 1); err != nil {
 		return Design{}, err
 	}
 	if err := s.insertWithSlug(ctx, &d, v, fr.Slug); err != nil {
+		s.useDesignQuota(ctx, actor, -1) // not forked after all
 		return Design{}, err
 	}
 	s.log.Info("design forked", "design", d.Slug, "parent", parent.Slug, "owner", actor.Handle)

@@ -140,12 +140,12 @@ func (s *Service) Create(ctx context.Context, actor Actor, nd NewDesign, files F
 			return Design{}, Version{}, err
 		}
 	}
-	if err := s.useQuota(ctx, actor, "designs", 1, int64(s.limits.DesignsPerDay), "new designs"); err != nil {
+	if err := s.useDesignQuota(ctx, actor, 1); err != nil {
 		return Design{}, Version{}, err
 	}
 	defer func() {
 		if err != nil { // not published after all
-			s.useQuota(ctx, actor, "designs", -1, int64(s.limits.DesignsPerDay), "new designs")
+			s.useDesignQuota(ctx, actor, -1)
 		}
 	}()
 	stored, err := s.storeFiles(ctx, nil, files)
@@ -355,6 +355,12 @@ func (s *Service) useQuota(ctx context.Context, actor Actor, kind string, amount
 		return nil
 	}
 	return storage.UseQuota(ctx, s.quotas, kind+"/"+actor.ID, amount, limit, s.now(), 24*time.Hour, what+" a day")
+}
+
+// useDesignQuota counts n new designs (or forks) against actor's daily quota; -1
+// gives one back that was not published after all.
+func (s *Service) useDesignQuota(ctx context.Context, actor Actor, n int64) error {
+	return s.useQuota(ctx, actor, "designs", n, int64(s.limits.DesignsPerDay), "new designs")
 }
 
 // useUploadQuota counts the bytes of the files an upload brought (not those carried

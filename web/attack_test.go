@@ -522,6 +522,9 @@ func TestQuotas(t *testing.T) {
 	b.do(t, call{method: "POST", path: "/api/v1/designs", body: bad, header: grace}).want(t, 422, "invalid") // uses no quota
 	for i := range 2 {
 		publish(t, b, grace, map[string]any{"title": fmt.Sprint("Part ", i), "license": "CC0-1.0"}).want(t, 201, "")
+		if i == 0 { // a fork refused for its taken name uses no quota either
+			b.do(t, call{method: "POST", path: "/api/v1/designs/part-0/forks", header: grace, body: map[string]any{"license": "CC0-1.0", "slug": "part-0"}}).want(t, 409, "conflict")
+		}
 	}
 	r := publish(t, b, grace, map[string]any{"title": "Part 3", "license": "CC0-1.0"})
 	r.want(t, 429, "rate_limited")
