@@ -35,10 +35,9 @@ func (s *Server) signUp(c *gin.Context) {
 // and the sign-up page both come through here).
 func (s *Server) throttledSignUp(c *gin.Context, handle, email, password string) (account.User, error) {
 	client, now := clientOf(c), s.now()
-	if wait := s.signups.Wait(client, now); wait > 0 {
+	if wait := s.signups.Take(client, now); wait > 0 { // every attempt counts against the hourly allowance
 		return account.User{}, &account.ThrottledError{Wait: wait}
 	}
-	s.signups.Fail(client, now) // every attempt counts against the hourly allowance
 	return s.accounts.SignUp(c.Request.Context(), handle, email, password)
 }
 

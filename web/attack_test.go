@@ -402,6 +402,7 @@ func TestExpensiveCallsAreBounded(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{})
 	s := b.server
+	cookies, csrf := browserSession(t, b, "ada") // before every place is taken
 	for _, g := range s.gates {
 		for range cap(g) {
 			g <- struct{}{} // every place taken
@@ -418,10 +419,29 @@ func TestExpensiveCallsAreBounded(t *testing.T) {
 		{method: "POST", path: "/api/v1/mesh/check", body: newMultipart().file("file", "cube.stl", cubeSTL).done()},
 		{method: "GET", path: "/api/v1/designs?q=x"},
 		{method: "GET", path: "/designs/x/thumbnail.png"},
+		// every call that checks or sets a password (Argon2id)
+		{method: "POST", path: "/api/v1/users", body: map[string]string{"handle": "eve", "email": "eve@example.org", "password": "a long password"}},
+		{method: "POST", path: "/api/v1/tokens", body: map[string]string{"handle": "ada", "password": "a guess", "name": "x"}},
+		{method: "POST", path: "/api/v1/sessions", body: map[string]string{"handle": "ada", "password": "a guess"}},
 	} {
 		r := b.do(t, c)
 		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || r.errorCode() != "busy" {
 			t.Fatalf("%s %s with every place taken: got %d %s, want 503 busy with Retry-After", c.method, c.path, r.status, r.body)
+		}
+	}
+	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	for path, v := range map[string]url.Values{
+		"/login":          {"handle": {"ada"}, "password": {"a guess"}},
+		"/signup":         {"handle": {"eve"}, "email": {"eve@example.org"}, "password": {"a long password"}},
+		"/account/tokens": {"name": {"x"}, "password": {"a guess"}, "csrf_token": {csrf}},
+	} {
+		c := call{method: "POST", path: path, body: v.Encode(), header: form}
+		if v.Has("csrf_token") {
+			c.cookies = cookies
+		}
+		r := b.do(t, c)
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+			t.Fatalf("POST %s with every place taken: got %d, want 503 with Retry-After", path, r.status)
 		}
 	}
 	b.do(t, call{method: "GET", path: "/healthz"}).want(t, 200, "")

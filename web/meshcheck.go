@@ -17,11 +17,10 @@ import (
 // Anyone may call it, a limited number of times a minute per client.
 func (s *Server) meshCheck(c *gin.Context) {
 	client, now := clientOf(c), s.now()
-	if wait := s.meshChecks.Wait(client, now); wait > 0 {
+	if wait := s.meshChecks.Take(client, now); wait > 0 {
 		s.fail(c, &rateLimited{wait})
 		return
 	}
-	s.meshChecks.Fail(client, now)
 	mr, err := c.Request.MultipartReader()
 	if err != nil {
 		s.fail(c, &badRequest{"send multipart/form-data with the STL in a field named file"})

@@ -271,7 +271,7 @@ func (s *Server) routes(r *gin.Engine) {
 	page.GET("/designs/:slug", g("lineage walks"), s.designPage) // it walks the lineage
 	page.GET("/designs/:slug/thumbnail.png", g("thumbnails"), s.thumbnail)
 	member.GET("/account", s.accountPage)
-	member.POST("/account/tokens", s.accountTokenPost)
+	member.POST("/account/tokens", g("password checks"), s.accountTokenPost)
 	member.POST("/account/tokens/:id/revoke", s.accountTokenRevoke)
 	member.POST("/account/sessions/end-all", s.accountEndAll)
 	member.POST("/admin/users", s.adminUserPost)
