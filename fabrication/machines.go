@@ -122,10 +122,18 @@ func (l *Labs) Enroll(ctx context.Context, code string) (Machine, string, error)
 	if err != nil {
 		return Machine{}, "", err
 	}
-	if m, err := l.store.Machine(ctx, id); err == nil && m.Retired {
-		return Machine{}, "", fmt.Errorf("the machine was retired: %w", storage.ErrForbidden)
+	var token string
+	m, err := l.casMachine(ctx, id, func(m *Machine) error {
+		if m.Retired { // checked in the compare-and-set: a retirement cannot slip between
+			return fmt.Errorf("the machine was retired: %w", storage.ErrForbidden)
+		}
+		token, m.TokenHash = secret(machineTokenPrefix)
+		return nil
+	})
+	if err != nil {
+		return Machine{}, "", err
 	}
-	return l.issueMachineToken(ctx, id)
+	return m, token, nil
 }
 
 // operatorMachine reads machine id for one of its lab's owners or operators.
@@ -141,9 +149,19 @@ func (l *Labs) operatorMachine(ctx context.Context, actor Actor, id string) (Mac
 	return m, l.requireRole(ctx, actor, lab, RoleOwner, RoleOperator)
 }
 
-// saveMachine applies change to machine id with a compare-and-set, from a fresh read
-// when another writer got there first, and publishes the result.
+// saveMachine applies change to machine id with a compare-and-set (casMachine) and
+// publishes the result.
 func (l *Labs) saveMachine(ctx context.Context, id string, change func(m *Machine) error) (Machine, error) {
+	m, err := l.casMachine(ctx, id, change)
+	if err == nil {
+		l.publishMachine(m)
+	}
+	return m, err
+}
+
+// casMachine applies change to machine id with a compare-and-set, from a fresh read
+// when another writer got there first.
+func (l *Labs) casMachine(ctx context.Context, id string, change func(m *Machine) error) (Machine, error) {
 	for range 5 {
 		m, err := l.store.Machine(ctx, id)
 		if err != nil {
@@ -159,7 +177,6 @@ func (l *Labs) saveMachine(ctx context.Context, id string, change func(m *Machin
 			return Machine{}, err
 		}
 		m.Rev = prev + 1
-		l.publishMachine(m)
 		return m, nil
 	}
 	return Machine{}, fmt.Errorf("machine %s changed under us, try again: %w", id, storage.ErrConflict)
@@ -209,26 +226,6 @@ func (l *Labs) Retire(ctx context.Context, actor Actor, id string) (Machine, err
 		return Machine{}, err
 	}
 	return m, l.store.DeleteEnrollments(ctx, []string{m.ID})
-}
-
-func (l *Labs) issueMachineToken(ctx context.Context, id string) (Machine, string, error) {
-	for range 5 {
-		m, err := l.store.Machine(ctx, id)
-		if err != nil {
-			return Machine{}, "", err
-		}
-		token, hash := secret(machineTokenPrefix)
-		prev := m.Rev
-		m.TokenHash = hash
-		if err := l.store.SaveMachine(ctx, m, prev); errors.Is(err, storage.ErrConflict) {
-			continue
-		} else if err != nil {
-			return Machine{}, "", err
-		}
-		m.Rev = prev + 1
-		return m, token, nil
-	}
-	return Machine{}, "", fmt.Errorf("machine %s: too much contention: %w", id, storage.ErrConflict)
 }
 
 // Register creates a machine from an agent's report, with a lab's join token. The
