@@ -217,6 +217,11 @@ func (l *Labs) Retire(ctx context.Context, actor Actor, id string) (Machine, err
 	if _, err := l.operatorMachine(ctx, actor, id); err != nil {
 		return Machine{}, err
 	}
+	return l.retire(ctx, id)
+}
+
+// retire is Retire once the actor's role is checked.
+func (l *Labs) retire(ctx context.Context, id string) (Machine, error) {
 	m, err := l.saveMachine(ctx, id, func(m *Machine) error {
 		_, m.TokenHash = secret(machineTokenPrefix)
 		m.Retired, m.Approved, m.Maintenance, m.State = true, false, true, MachineMaintenance
