@@ -292,7 +292,7 @@ func (f Fabrication) TouchMachine(ctx context.Context, id string, at time.Time, 
 }
 
 func (f Fabrication) MarkUnheard(ctx context.Context, before time.Time, from []string, to string) ([]string, error) {
-	filter := bson.M{"state": bson.M{"$in": from},
+	filter := bson.M{"state": in(from),
 		"$or": bson.A{bson.M{"last_seen": nil}, bson.M{"last_seen": bson.M{"$lt": before}}}}
 	docs, err := findAll[machineDoc](ctx, f.c("machines"), filter, options.Find().SetProjection(bson.M{"_id": 1}))
 	if err != nil || len(docs) == 0 {
@@ -302,7 +302,7 @@ func (f Fabrication) MarkUnheard(ctx context.Context, before time.Time, from []s
 	for i, d := range docs {
 		ids[i] = d.ID
 	}
-	filter["_id"] = bson.M{"$in": ids}
+	filter["_id"] = in(ids)
 	if _, err := f.c("machines").UpdateMany(ctx, filter, bson.M{"$set": bson.M{"state": to}}); err != nil {
 		return nil, err
 	}
@@ -314,15 +314,16 @@ func (f Fabrication) CreateEnrollment(ctx context.Context, e fabrication.Enrollm
 	return mapErr(err)
 }
 
-// ConsumeEnrollment finds a live code, then spends it with a one-time marker: of two
-// agents racing with one code, one inserts the marker.
 func (f Fabrication) DeleteEnrollments(ctx context.Context, machineIDs []string) error {
 	if len(machineIDs) == 0 {
 		return nil
 	}
-	_, err := f.c("enrollments").DeleteMany(ctx, bson.M{"machine_id": bson.M{"$in": machineIDs}})
-	return err
+	_, err := f.c("enrollments").DeleteMany(ctx, bson.M{"machine_id": in(machineIDs)})
+	return mapErr(err)
 }
+
+// ConsumeEnrollment finds a live code, then spends it with a one-time marker: of two
+// agents racing with one code, one inserts the marker.
 
 func (f Fabrication) ConsumeEnrollment(ctx context.Context, codeHash string, now time.Time) (string, error) {
 	var d struct {

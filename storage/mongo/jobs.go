@@ -159,12 +159,12 @@ func (f Fabrication) Queued(ctx context.Context, labID string, limit int) ([]fab
 }
 
 func (f Fabrication) DesignJobs(ctx context.Context, designID string, states []string, limit int) ([]fabrication.Job, error) {
-	return f.jobs(ctx, bson.M{"design_id": designID, "state": bson.M{"$in": states}}, options.Find().SetProjection(noEvents).
+	return f.jobs(ctx, bson.M{"design_id": designID, "state": in(states)}, options.Find().SetProjection(noEvents).
 		SetSort(bson.D{{Key: "enqueued_at", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
 }
 
 func (f Fabrication) LabJobs(ctx context.Context, labID string, states []string, limit int) ([]fabrication.Job, error) {
-	return f.jobs(ctx, bson.M{"lab_id": labID, "state": bson.M{"$in": states}}, options.Find().SetProjection(noEvents).
+	return f.jobs(ctx, bson.M{"lab_id": labID, "state": in(states)}, options.Find().SetProjection(noEvents).
 		SetSort(bson.D{{Key: "updated_at", Value: -1}}).SetLimit(int64(limit)))
 }
 

@@ -119,6 +119,15 @@ func (db *DB) ensureIndexes(ctx context.Context) error {
 	return nil
 }
 
+// in matches a field against any of vals; no values match nothing (a nil slice would
+// be sent as null, which MongoDB refuses in $in).
+func in(vals []string) bson.M {
+	if vals == nil {
+		vals = []string{}
+	}
+	return bson.M{"$in": vals}
+}
+
 // mapErr turns driver errors into storage sentinels.
 func mapErr(err error) error {
 	switch {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/fabcommons/fabcommons/fabrication"
@@ -243,13 +242,9 @@ func (f Fabrication) MarkUnheard(ctx context.Context, before time.Time, from []s
 	if len(from) == 0 {
 		return nil, nil
 	}
-	args := []any{to}
-	for _, st := range from {
-		args = append(args, st)
-	}
-	args = append(args, unixNano(before))
+	in, args := inList(from)
 	rows, err := f.db.write.QueryContext(ctx, `UPDATE machines SET state = ?
-		WHERE state IN (?`+strings.Repeat(", ?", len(from)-1)+`) AND (last_seen IS NULL OR last_seen < ?) RETURNING id`, args...)
+		WHERE state IN `+in+` AND (last_seen IS NULL OR last_seen < ?) RETURNING id`, append(append([]any{to}, args...), unixNano(before))...)
 	if err != nil {
 		return nil, err
 	}
@@ -271,12 +266,12 @@ func (f Fabrication) CreateEnrollment(ctx context.Context, e fabrication.Enrollm
 }
 
 func (f Fabrication) DeleteEnrollments(ctx context.Context, machineIDs []string) error {
-	for _, id := range machineIDs {
-		if _, err := f.db.exec(ctx, `DELETE FROM enrollments WHERE machine_id = ?`, id); err != nil {
-			return err
-		}
+	if len(machineIDs) == 0 {
+		return nil
 	}
-	return nil
+	in, args := inList(machineIDs)
+	_, err := f.db.exec(ctx, `DELETE FROM enrollments WHERE machine_id IN `+in, args...)
+	return mapErr(err)
 }
 
 func (f Fabrication) ConsumeEnrollment(ctx context.Context, codeHash string, now time.Time) (string, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/fabcommons/fabcommons/fabrication"
@@ -152,21 +151,13 @@ func (f Fabrication) Queued(ctx context.Context, labID string, limit int) ([]fab
 }
 
 func (f Fabrication) DesignJobs(ctx context.Context, designID string, states []string, limit int) ([]fabrication.Job, error) {
-	args := []any{designID}
-	for _, s := range states {
-		args = append(args, s)
-	}
-	args = append(args, limit)
-	return f.jobs(ctx, false, `WHERE design_id = ? AND state IN (?`+strings.Repeat(", ?", len(states)-1)+`) ORDER BY enqueued_at, id LIMIT ?`, args...)
+	in, args := inList(states)
+	return f.jobs(ctx, false, `WHERE design_id = ? AND state IN `+in+` ORDER BY enqueued_at, id LIMIT ?`, append(append([]any{designID}, args...), limit)...)
 }
 
 func (f Fabrication) LabJobs(ctx context.Context, labID string, states []string, limit int) ([]fabrication.Job, error) {
-	args := []any{labID}
-	for _, s := range states {
-		args = append(args, s)
-	}
-	args = append(args, limit)
-	return f.jobs(ctx, false, `WHERE lab_id = ? AND state IN (?`+strings.Repeat(", ?", len(states)-1)+`) ORDER BY updated_at DESC LIMIT ?`, args...)
+	in, args := inList(states)
+	return f.jobs(ctx, false, `WHERE lab_id = ? AND state IN `+in+` ORDER BY updated_at DESC LIMIT ?`, append(append([]any{labID}, args...), limit)...)
 }
 
 func (f Fabrication) HeldJobs(ctx context.Context, machineID string) ([]fabrication.Job, error) {

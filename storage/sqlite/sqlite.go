@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
+	"strings"
 	"time"
 
 	"modernc.org/sqlite"
@@ -96,6 +97,19 @@ func mapErr(err error) error {
 
 // Times are stored as Unix nanoseconds: exact, ordered and cheap to compare.
 func unixNano(t time.Time) int64 { return t.UnixNano() }
+
+// inList is the parenthesised placeholder list for an IN over vals, and vals as
+// arguments; for no values it is (NULL), which matches nothing.
+func inList(vals []string) (string, []any) {
+	if len(vals) == 0 {
+		return "(NULL)", nil
+	}
+	args := make([]any, len(vals))
+	for i, v := range vals {
+		args[i] = v
+	}
+	return "(?" + strings.Repeat(", ?", len(vals)-1) + ")", args
+}
 
 func fromNano(n int64) time.Time { return time.Unix(0, n).UTC() }
 

@@ -220,6 +220,12 @@ func ExerciseFabrication(t *testing.T, newStore func(t *testing.T) fabrication.S
 		if list, _ := s.DesignJobs(ctx, "d1", []string{fabrication.JobDone}, 10); len(list) != 0 {
 			t.Fatalf("DesignJobs in another state: got %v", ids(list))
 		}
+		if list, err := s.DesignJobs(ctx, "d1", nil, 10); err != nil || len(list) != 0 {
+			t.Fatalf("DesignJobs in no state: got %v, %v; want none", ids(list), err)
+		}
+		if list, err := s.LabJobs(ctx, "lab-a", nil, 10); err != nil || len(list) != 0 {
+			t.Fatalf("LabJobs in no state: got %v, %v; want none", ids(list), err)
+		}
 		q, err := s.Queued(ctx, "lab-a", 10)
 		if err != nil || len(q) != 3 || q[0].ID != "j2" || q[1].ID != "j3" || q[2].ID != "j1" {
 			t.Fatalf("Queued: got %v, %v; want j2 (priority), j3 (older), j1", ids(q), err)
