@@ -106,13 +106,9 @@ func (or *Orders) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 	if err != nil {
 		return Order{}, nil, err
 	}
-	parts, err := orderParts(p, req, or.opts.MaxOrderJobs)
+	parts, copies, err := orderParts(p, req, or.opts.MaxOrderJobs)
 	if err != nil {
 		return Order{}, nil, err
-	}
-	copies := 0
-	for _, pt := range parts {
-		copies += pt.copies
 	}
 	if err := or.useQuota(ctx, actor, "jobs", copies, or.opts.JobsPerDay, 24*time.Hour, "jobs a day"); err != nil {
 		return Order{}, nil, err
@@ -191,21 +187,21 @@ type orderPart struct {
 }
 
 // orderParts says what an order makes: the files it names, the BOM lines it names,
-// the whole BOM (a kit), or every mesh; at most maxJobs copies in all.
-func orderParts(p Printable, req OrderRequest, maxJobs int) ([]orderPart, error) {
+// the whole BOM (a kit), or every mesh; at most maxJobs copies in all,
+// and how many copies that is.
+func orderParts(p Printable, req OrderRequest, maxJobs int) (parts []orderPart, copies int, err error) {
 	meshes := map[string]PrintableFile{}
 	for _, f := range p.Files {
 		meshes[f.Path] = f
 	}
-	var parts []orderPart
 	switch {
 	case len(req.Files) > 0 && len(req.BOMRefs) > 0:
-		return nil, storage.Invalid("files", "name files or bom_refs, not both")
+		return nil, 0, storage.Invalid("files", "name files or bom_refs, not both")
 	case len(req.Files) > 0:
 		for _, path := range req.Files {
 			f, ok := meshes[path]
 			if !ok {
-				return nil, storage.Invalid("files", fmt.Sprintf("version %d has no mesh %q", p.Version, path))
+				return nil, 0, storage.Invalid("files", fmt.Sprintf("version %d has no mesh %q", p.Version, path))
 			}
 			parts = append(parts, orderPart{file: f, copies: req.Quantity})
 		}
@@ -219,7 +215,7 @@ func orderParts(p Printable, req OrderRequest, maxJobs int) ([]orderPart, error)
 		for _, ref := range refs {
 			i := slices.IndexFunc(p.BOM, func(l PrintableLine) bool { return l.Ref == ref })
 			if i < 0 {
-				return nil, storage.Invalid("bom_refs", fmt.Sprintf("version %d's BOM has no printed line %q", p.Version, ref))
+				return nil, 0, storage.Invalid("bom_refs", fmt.Sprintf("version %d's BOM has no printed line %q", p.Version, ref))
 			}
 			l := p.BOM[i]
 			parts = append(parts, orderPart{file: meshes[l.File], copies: l.Qty * req.Quantity, material: l.Material})
@@ -230,16 +226,15 @@ func orderParts(p Printable, req OrderRequest, maxJobs int) ([]orderPart, error)
 		}
 	}
 	if len(parts) == 0 {
-		return nil, storage.Invalid("design", "this version has no meshes to make")
+		return nil, 0, storage.Invalid("design", "this version has no meshes to make")
 	}
-	total := 0
 	for _, pt := range parts {
-		total += pt.copies
+		copies += pt.copies
 	}
-	if total > maxJobs {
-		return nil, storage.Invalid("quantity", fmt.Sprintf("this order would make %d jobs; at most %d", total, maxJobs))
+	if copies > maxJobs {
+		return nil, 0, storage.Invalid("quantity", fmt.Sprintf("this order would make %d jobs; at most %d", copies, maxJobs))
 	}
-	return parts, nil
+	return parts, copies, nil
 }
 
 // orderJobs makes the order's jobs: one per physical copy of each part.
