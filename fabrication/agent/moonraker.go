@@ -30,7 +30,7 @@ type Moonraker struct {
 
 // NewMoonraker returns a driver for the Moonraker at baseURL.
 func NewMoonraker(baseURL, apiKey string) (*Moonraker, error) {
-	api, err := newPrinterAPI("moonraker", baseURL, apiKey, func(method string, status int, msg string) bool {
+	api, err := newPrinterAPI("moonraker", baseURL, apiKey, func(status int, msg string) bool {
 		return status == http.StatusUnauthorized // components/authorization.py, authenticate_request
 	})
 	if err != nil {
@@ -168,8 +168,16 @@ func (m *Moonraker) Start(ctx context.Context, p Print, file string) error {
 // (components/job_queue.py: GET /server/job_queue/status, DELETE /server/job_queue/job).
 func (m *Moonraker) unqueue(ctx context.Context, name string) error {
 	ids, err := m.queued(ctx, name)
-	if err != nil || len(ids) == 0 {
+	if err != nil {
 		return err
+	}
+	return m.dequeue(ctx, ids)
+}
+
+// dequeue takes the job-queue entries ids out of Moonraker's job queue.
+func (m *Moonraker) dequeue(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
 	}
 	return m.api.call(ctx, "DELETE", "/server/job_queue/job?job_ids="+url.QueryEscape(strings.Join(ids, ",")), nil, nil)
 }
@@ -235,7 +243,7 @@ func (m *Moonraker) Status(ctx context.Context, p Print) (Status, error) {
 	if ids, err := m.queued(ctx, name); err != nil {
 		return Status{}, err
 	} else if len(ids) > 0 {
-		if err := m.unqueue(ctx, name); err != nil {
+		if err := m.dequeue(ctx, ids); err != nil {
 			return Status{}, fmt.Errorf("the print waits in moonraker's job queue and could not be taken out: %w", err)
 		}
 		return Status{State: PrinterGone}, nil

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,7 +38,7 @@ func NewOctoPrint(baseURL, apiKey string) (*OctoPrint, error) {
 	return &OctoPrint{api: api}, nil
 }
 
-func octoRefusedKey(method string, status int, msg string) bool {
+func octoRefusedKey(status int, msg string) bool {
 	return status == http.StatusUnauthorized || status == http.StatusForbidden ||
 		(status == http.StatusBadRequest && strings.Contains(msg, "CSRF"))
 }
@@ -213,19 +214,12 @@ func (o *OctoPrint) Status(ctx context.Context, p Print) (Status, error) {
 func octoFailure(cur octoJob, ours bool) Status {
 	switch {
 	case cur.State == "Error" || cur.State == "Offline after error" || (cur.Error != "" && !ours):
-		return Status{State: PrinterFailed, Message: "octoprint: the print failed: " + orText(cur.Error, cur.State)}
+		return Status{State: PrinterFailed, Message: "octoprint: the print failed: " + cmp.Or(cur.Error, cur.State)}
 	case ours && cur.State == "Operational":
 		return Status{State: PrinterFailed, Canceled: true, Message: "canceled at the printer"}
 	}
 	return Status{State: PrinterFailed, Canceled: true,
 		Message: "octoprint records the print as failed and no longer says why (a cancel at the printer, or an error since cleared); not tried again"}
-}
-
-func orText(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // Cancel stops the current print when it is this one. OctoPrint answers 409 when

@@ -28,10 +28,10 @@ type printerAPI struct {
 	http   *http.Client
 	// refusedKey tells, from a non-2xx answer, whether the printer refused the key:
 	// each server says so its own way.
-	refusedKey func(method string, status int, msg string) bool
+	refusedKey func(status int, msg string) bool
 }
 
-func newPrinterAPI(name, base, apiKey string, refusedKey func(method string, status int, msg string) bool) (printerAPI, error) {
+func newPrinterAPI(name, base, apiKey string, refusedKey func(status int, msg string) bool) (printerAPI, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return printerAPI{}, fmt.Errorf("%s: %q is not an http(s) URL", name, base)
@@ -103,7 +103,7 @@ func (p printerAPI) send(req *http.Request, out any) error {
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		msg := errorMessage(b)
-		return &printerError{printer: p.name, status: resp.StatusCode, msg: msg, refusedKey: p.refusedKey(req.Method, resp.StatusCode, msg)}
+		return &printerError{printer: p.name, status: resp.StatusCode, msg: msg, refusedKey: p.refusedKey(resp.StatusCode, msg)}
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil

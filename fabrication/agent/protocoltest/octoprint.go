@@ -37,10 +37,9 @@ type OctoPrint struct {
 
 // octoPrint is one entry of a file's print history (filemanager/storage.py, add_history).
 type octoPrint struct {
-	date     float64
-	success  bool
-	seconds  float64
-	finished bool
+	date    float64
+	success bool
+	seconds float64
 }
 
 // NewOctoPrint starts a server whose printer is connected and operational; close it
@@ -247,7 +246,7 @@ func (o *OctoPrint) cancel() {
 // change, which delayRecords makes visible.
 func (o *OctoPrint) record(name string, success bool) {
 	write := func() {
-		o.history[name] = append(o.history[name], octoPrint{date: float64(time.Now().Unix()), success: success, seconds: 60, finished: true})
+		o.history[name] = append(o.history[name], octoPrint{date: float64(time.Now().Unix()), success: success, seconds: 60})
 	}
 	if o.delayRecords {
 		o.pending = append(o.pending, write)
