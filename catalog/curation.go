@@ -9,22 +9,23 @@ import (
 	"github.com/fabcommons/fabcommons/storage"
 )
 
-// SetHidden hides or shows a design; only admins may.
-func (s *Service) SetHidden(ctx context.Context, actor Actor, slug string, hidden bool) error {
+// SetHidden hides or shows a design; only admins may. It returns the design.
+func (s *Service) SetHidden(ctx context.Context, actor Actor, slug string, hidden bool) (Design, error) {
 	if !actor.Admin {
-		return fmt.Errorf("only maintainers hide designs: %w", storage.ErrForbidden)
+		return Design{}, fmt.Errorf("only maintainers hide designs: %w", storage.ErrForbidden)
 	}
 	d, err := s.store.DesignBySlug(ctx, slug)
 	if err != nil {
-		return fmt.Errorf("design %s: %w", slug, err)
+		return Design{}, fmt.Errorf("design %s: %w", slug, err)
 	}
 	if err := s.store.SetHidden(ctx, d.ID, hidden, s.now().UTC()); err != nil {
-		return err
+		return Design{}, err
 	}
+	d.Hidden = hidden
 	if hidden { // hiding settles its reports
-		return s.store.ClearFlags(ctx, d.ID)
+		return d, s.store.ClearFlags(ctx, d.ID)
 	}
-	return nil
+	return d, nil
 }
 
 // SetFeatured features a design on the home page; only admins may.

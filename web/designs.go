@@ -388,14 +388,11 @@ func (s *Server) curation(c *gin.Context, slug, action string) error {
 	ctx, actor := c.Request.Context(), actorOf(c)
 	switch action {
 	case "hide", "unhide":
-		if err := s.catalog.SetHidden(ctx, actor, slug, action == "hide"); err != nil || action == "unhide" || s.orders == nil {
+		d, err := s.catalog.SetHidden(ctx, actor, slug, action == "hide")
+		if err != nil || action == "unhide" || s.orders == nil {
 			return err
 		}
 		// A hidden design is not made: the jobs not yet on a machine are turned down.
-		d, _, err := s.catalog.Design(ctx, actor, slug)
-		if err != nil {
-			return err
-		}
 		_, err = s.orders.RejectDesign(ctx, fabActor(c), d.ID, "the design was hidden by the site's maintainers")
 		return err
 	case "feature", "unfeature":
