@@ -20,7 +20,7 @@ func (s *Server) signUp(c *gin.Context) {
 		Email    string `json:"email"`
 		Password string `json:"password"`
 	}
-	if !bindJSON(c, &req) {
+	if !s.bindJSON(c, &req) {
 		return
 	}
 	u, err := s.throttledSignUp(c, req.Handle, req.Email, req.Password)
@@ -53,7 +53,7 @@ func (s *Server) createToken(c *gin.Context) {
 		credentials
 		Name string `json:"name"`
 	}
-	if !bindJSON(c, &req) {
+	if !s.bindJSON(c, &req) {
 		return
 	}
 	u, err := s.accounts.Authenticate(c.Request.Context(), req.Handle, req.Password, clientOf(c))
@@ -95,7 +95,7 @@ func (s *Server) revokeToken(c *gin.Context) {
 // consent; that keeps a forged login from planting someone else's session.
 func (s *Server) logIn(c *gin.Context) {
 	var req credentials
-	if !bindJSON(c, &req) {
+	if !s.bindJSON(c, &req) {
 		return
 	}
 	u, err := s.accounts.Authenticate(c.Request.Context(), req.Handle, req.Password, clientOf(c))

@@ -12,8 +12,9 @@ import (
 )
 
 // bindJSON decodes the request body into v. On a bad body it answers (400 malformed
-// JSON or an unknown field, 413 over the body limit) and returns false.
-func bindJSON(c *gin.Context, v any) bool {
+// JSON or an unknown field; a body over the limit or too slow as every body is, by
+// classify) and returns false.
+func (s *Server) bindJSON(c *gin.Context, v any) bool {
 	// Only a JSON content type: a browser sends that cross-site only after a CORS
 	// preflight this hub never grants, so no other site can post these bodies (a
 	// text/plain form can be made to look like JSON).
@@ -34,10 +35,8 @@ func bindJSON(c *gin.Context, v any) bool {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
-	case errors.Is(err, errTooSlow):
-		abort(c, http.StatusRequestTimeout, "too_slow", err.Error())
-	case errors.As(err, &tooBig):
-		abort(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the request body is over %d bytes", tooBig.Limit))
+	case errors.Is(err, errTooSlow), errors.As(err, &tooBig):
+		s.fail(c, err)
 	case errors.Is(err, io.EOF):
 		abort(c, http.StatusBadRequest, "malformed_json", "the request body is empty; send a JSON object")
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):

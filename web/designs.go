@@ -258,7 +258,7 @@ func (s *Server) forkOptions(c *gin.Context) {
 // fork: POST /api/v1/designs/{slug}/forks {license,title?,slug?,version?} -> 201 {design}.
 func (s *Server) fork(c *gin.Context) {
 	var req catalog.ForkRequest
-	if !bindJSON(c, &req) {
+	if !s.bindJSON(c, &req) {
 		return
 	}
 	d, err := s.catalog.Fork(c.Request.Context(), actorOf(c), c.Param("slug"), req)
@@ -408,7 +408,7 @@ func (s *Server) flagDesign(c *gin.Context) {
 	var req struct {
 		Reason string `json:"reason"`
 	}
-	if !bindJSON(c, &req) {
+	if !s.bindJSON(c, &req) {
 		return
 	}
 	if err := s.catalog.Flag(c.Request.Context(), actorOf(c), c.Param("slug"), req.Reason); err != nil {

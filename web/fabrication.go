@@ -25,7 +25,7 @@ func fabActor(c *gin.Context) fabrication.Actor {
 
 func (s *Server) createLab(c *gin.Context) {
 	var req fabrication.NewLab
-	if !bindJSON(c, &req) {
+	if !s.bindJSON(c, &req) {
 		return
 	}
 	lab, err := s.labs.CreateLab(c.Request.Context(), fabActor(c), req)
@@ -59,7 +59,7 @@ func (s *Server) setMember(c *gin.Context) {
 		Handle string `json:"handle"`
 		Role   string `json:"role"`
 	}
-	if !bindJSON(c, &req) {
+	if !s.bindJSON(c, &req) {
 		return
 	}
 	m, err := s.labs.SetMember(c.Request.Context(), fabActor(c), c.Param("slug"), req.Handle, req.Role)
@@ -72,7 +72,7 @@ func (s *Server) setMember(c *gin.Context) {
 
 func (s *Server) addMachine(c *gin.Context) {
 	var spec fabrication.MachineSpec
-	if !bindJSON(c, &spec) {
+	if !s.bindJSON(c, &spec) {
 		return
 	}
 	m, code, err := s.labs.AddMachine(c.Request.Context(), fabActor(c), c.Param("slug"), spec)
@@ -85,7 +85,7 @@ func (s *Server) addMachine(c *gin.Context) {
 
 func (s *Server) patchMachine(c *gin.Context) {
 	var p fabrication.MachinePatch
-	if !bindJSON(c, &p) {
+	if !s.bindJSON(c, &p) {
 		return
 	}
 	m, err := s.labs.PatchMachine(c.Request.Context(), fabActor(c), c.Param("id"), p)
@@ -100,7 +100,7 @@ func (s *Server) createJoinToken(c *gin.Context) {
 	var req struct {
 		Name string `json:"name"`
 	}
-	if !bindJSON(c, &req) {
+	if !s.bindJSON(c, &req) {
 		return
 	}
 	t, secret, err := s.labs.NewJoinToken(c.Request.Context(), fabActor(c), c.Param("slug"), req.Name)
@@ -138,7 +138,7 @@ func (s *Server) revokeJoinToken(c *gin.Context) {
 
 func (s *Server) placeOrder(c *gin.Context) {
 	var req fabrication.OrderRequest
-	if !bindJSON(c, &req) {
+	if !s.bindJSON(c, &req) {
 		return
 	}
 	o, jobs, err := s.orders.PlaceOrder(c.Request.Context(), fabActor(c), req)
@@ -174,7 +174,7 @@ func (s *Server) jobAction(action string) gin.HandlerFunc {
 			Reason  string `json:"reason"`
 			Outcome string `json:"outcome"`
 		}
-		if c.Request.ContentLength != 0 && !bindJSON(c, &req) {
+		if c.Request.ContentLength != 0 && !s.bindJSON(c, &req) {
 			return
 		}
 		ctx, actor, id := c.Request.Context(), fabActor(c), c.Param("id")
@@ -231,7 +231,7 @@ func machineOf(c *gin.Context) fabrication.Machine {
 
 func (s *Server) agentEnroll(c *gin.Context) {
 	var req agentapi.EnrollRequest
-	if !bindJSON(c, &req) {
+	if !s.bindJSON(c, &req) {
 		return
 	}
 	s.joinMachine(c, http.StatusOK, func(ctx context.Context) (fabrication.Machine, string, error) {
@@ -241,7 +241,7 @@ func (s *Server) agentEnroll(c *gin.Context) {
 
 func (s *Server) agentRegister(c *gin.Context) {
 	var req agentapi.RegisterRequest
-	if !bindJSON(c, &req) {
+	if !s.bindJSON(c, &req) {
 		return
 	}
 	caps := req.Capabilities
@@ -278,7 +278,7 @@ func (s *Server) joinMachine(c *gin.Context, status int, join func(context.Conte
 // reaches this one that way), until the wait ends with 204.
 func (s *Server) agentPoll(c *gin.Context) {
 	var req agentapi.PollRequest
-	if !bindJSON(c, &req) {
+	if !s.bindJSON(c, &req) {
 		return
 	}
 	wait := s.cfg.PollWait
@@ -334,7 +334,7 @@ func (s *Server) agentPoll(c *gin.Context) {
 
 func (s *Server) agentEvent(c *gin.Context) {
 	var req agentapi.EventRequest
-	if !bindJSON(c, &req) {
+	if !s.bindJSON(c, &req) {
 		return
 	}
 	resp, err := s.scheduler.Event(c.Request.Context(), machineOf(c), c.Param("id"), req)
