@@ -133,10 +133,7 @@ func errorMessage(b []byte) string {
 			return m.Message
 		}
 	}
-	s := strings.Join(strings.Fields(string(b)), " ")
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
+	s := oneLine(string(b), 200)
 	if s == "" {
 		return "(no message)"
 	}

@@ -199,14 +199,17 @@ func (a *Agent) report(ctx context.Context, h *Held, req agentapi.EventRequest) 
 // maxMessage is the longest message the hub takes in a report (500 characters), with room.
 const maxMessage = 400
 
-// reportable makes a printer's text fit a report: one line, no control characters,
-// at most maxMessage characters. Printers say what they like (Klipper's shutdown
-// message runs to several lines), and the hub refuses what is too long.
-func reportable(s string) string {
-	s = strings.Join(strings.FieldsFunc(s, unicode.IsControl), " ")
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > maxMessage {
-		s = string(r[:maxMessage-1]) + "…"
+// reportable makes a printer's text fit a report (oneLine, at most maxMessage
+// characters). Printers say what they like (Klipper's shutdown message runs to
+// several lines), and the hub refuses what is too long.
+func reportable(s string) string { return oneLine(s, maxMessage) }
+
+// oneLine is s on one line, without control characters, cut to at most max characters
+// (never inside one).
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
+	if r := []rune(s); len(r) > max {
+		s = string(r[:max-1]) + "…"
 	}
 	return s
 }
