@@ -42,7 +42,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	var c Config
 	var err error
-	var level, proxies, maxBody, wait, maxFile, maxFiles, leaseTTL, uploadPerDay string
+	var level, proxies, maxBody, wait, maxFile, maxFiles, leaseTTL, uploadPerDay, designsPerDay, labs, jobsPerDay string
 	fs.StringVar(&c.Addr, "addr", env("FAB_ADDR", ":8080"), "listen address (FAB_ADDR)")
 	fs.StringVar(&c.DataDir, "data", env("FAB_DATA", "./data"), "data directory for the embedded stores (FAB_DATA)")
 	fs.StringVar(&c.DB, "db", env("FAB_DB", ""), "document store: empty for SQLite in the data dir, or mongodb://... (FAB_DB)")
@@ -56,18 +56,23 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&leaseTTL, "lease-ttl", env("FAB_LEASE_TTL", "60s"), "how long a job's lease lasts without a report from its agent (FAB_LEASE_TTL)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", env("FAB_PPROF_ADDR", ""), "serve Go profiling on this address, e.g. 127.0.0.1:6060 (FAB_PPROF_ADDR; off by default)")
 	fs.StringVar(&wait, "shutdown-wait", env("FAB_SHUTDOWN_WAIT", "20s"), "how long in-flight requests may take to finish on shutdown (FAB_SHUTDOWN_WAIT)")
-	fs.IntVar(&c.DesignsPerDay, "quota-designs-per-day", envInt(env, "FAB_QUOTA_DESIGNS_PER_DAY", 100), "new designs and forks one person may publish a day (FAB_QUOTA_DESIGNS_PER_DAY)")
+	fs.StringVar(&designsPerDay, "quota-designs-per-day", env("FAB_QUOTA_DESIGNS_PER_DAY", "100"), "new designs and forks one person may publish a day (FAB_QUOTA_DESIGNS_PER_DAY)")
 	fs.StringVar(&uploadPerDay, "quota-upload-bytes-per-day", env("FAB_QUOTA_UPLOAD_BYTES_PER_DAY", "10737418240"), "bytes one person may upload a day (FAB_QUOTA_UPLOAD_BYTES_PER_DAY)")
-	fs.IntVar(&c.LabsPerUser, "quota-labs", envInt(env, "FAB_QUOTA_LABS", 10), "labs one person may open (FAB_QUOTA_LABS)")
-	fs.IntVar(&c.JobsPerDay, "quota-jobs-per-day", envInt(env, "FAB_QUOTA_JOBS_PER_DAY", 1000), "jobs one person may order a day (FAB_QUOTA_JOBS_PER_DAY)")
+	fs.StringVar(&labs, "quota-labs", env("FAB_QUOTA_LABS", "10"), "labs one person may open (FAB_QUOTA_LABS)")
+	fs.StringVar(&jobsPerDay, "quota-jobs-per-day", env("FAB_QUOTA_JOBS_PER_DAY", "1000"), "jobs one person may order a day (FAB_QUOTA_JOBS_PER_DAY)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
 	if c.UploadBytesPerDay, err = strconv.ParseInt(uploadPerDay, 10, 64); err != nil || c.UploadBytesPerDay < 1 {
 		return Config{}, fmt.Errorf("quota upload bytes per day %q: want a number of bytes", uploadPerDay)
 	}
-	if c.DesignsPerDay < 1 || c.LabsPerUser < 1 || c.JobsPerDay < 1 {
-		return Config{}, fmt.Errorf("quotas: want numbers of at least 1")
+	for _, q := range []struct {
+		name, value string
+		n           *int
+	}{{"quota designs per day", designsPerDay, &c.DesignsPerDay}, {"quota labs", labs, &c.LabsPerUser}, {"quota jobs per day", jobsPerDay, &c.JobsPerDay}} {
+		if *q.n, err = strconv.Atoi(q.value); err != nil || *q.n < 1 {
+			return Config{}, fmt.Errorf("%s %q: want a number, at least 1", q.name, q.value)
+		}
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -138,13 +143,4 @@ func orDefault(s, def string) string {
 
 func newLogger(level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-}
-
-// envInt is a number from the environment, or def when it is unset or not a number
-// (the flag's own check then reports a bad one given on the command line).
-func envInt(env func(name, def string) string, name string, def int) int {
-	if n, err := strconv.Atoi(env(name, "")); err == nil {
-		return n
-	}
-	return def
 }

@@ -33,6 +33,8 @@ func TestParseConfig(t *testing.T) {
 		{nil, map[string]string{"FAB_BLOBS": "ftp://x"}, "want empty (local) or an s3:// URL"},
 		{nil, map[string]string{"FAB_LOG_LEVEL": "loud"}, "log level"},
 		{nil, map[string]string{"FAB_MAX_BODY": "ten"}, "max body"},
+		{nil, map[string]string{"FAB_QUOTA_LABS": "ten"}, "quota labs"},
+		{[]string{"-quota-jobs-per-day", "0"}, nil, "quota jobs per day"},
 		{[]string{"serve", "extra"}, nil, "unexpected argument"},
 		{nil, map[string]string{"FAB_DB": "mysql://root:hunter2@db/x"}, "xxxxx"},
 	} {
