@@ -176,7 +176,8 @@ func clientOf(c *gin.Context) string {
 }
 
 // analysisBudget bounds the bytes of meshes being analysed at once (uploads and mesh
-// checks together): analysing a mesh takes a few times its size in memory, so a
+// checks together): analysing a mesh takes up to about 2.4 times its size in memory
+// (a binary triangle soup; see catalog/mesh), so a
 // request takes its Content-Length from the budget (all of it when the length is
 // unknown or larger) and is answered 503 with Retry-After when the rest is taken.
 type analysisBudget struct {
@@ -197,4 +198,15 @@ func (b analysisBudget) handler(c *gin.Context) {
 	}
 	defer b.sem.Release(w)
 	c.Next()
+	if w >= releaseAfter {
+		// The tables of a large analysis are garbage now. Collect them and give their
+		// pages back to the OS before the budget lets the next analysis in: else the
+		// next one's tables are laid out beside them and the hub's footprint grows by
+		// a whole analysis.
+		debug.FreeOSMemory()
+	}
 }
+
+// releaseAfter is the budget share above which an analysis's memory is given back at
+// once.
+const releaseAfter = 32 << 20

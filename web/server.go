@@ -35,7 +35,7 @@ type Config struct {
 	MaxEventStreams     int           // live-view connections at once (1000)
 	MinBodyRate         int64         // slowest a request body may arrive, in bytes a second on average (1024; -1: off)
 	BodyRateGrace       time.Duration // how long a body may arrive at any rate before MinBodyRate applies (10 s)
-	AnalysisBudget      int64         // bytes of meshes analysed at once, uploads and checks together (384 MiB)
+	AnalysisBudget      int64         // bytes of meshes analysed at once, uploads and checks together (320 MiB)
 	MaxStreamsPerClient int           // live-view connections at once from one client (20)
 }
 
@@ -112,7 +112,7 @@ func New(cfg Config, d Deps) *Server {
 		cfg.MinBodyRate = 0
 	}
 	if cfg.AnalysisBudget == 0 {
-		cfg.AnalysisBudget = 384 << 20
+		cfg.AnalysisBudget = 320 << 20
 	}
 	if cfg.BodyRateGrace == 0 {
 		cfg.BodyRateGrace = 10 * time.Second

@@ -1,6 +1,9 @@
 package mesh
 
 import (
+	"cmp"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -14,20 +17,30 @@ import (
 // reported as lint codes. Memory grows with the number of distinct vertices and
 // edges, never with the facet count a header claims.
 func Analyze(r io.ReaderAt, size int64) (Report, error) {
+	return analyze(r, size, estimate)
+}
+
+// analyze is Analyze with the way binary tables are sized (see estimate) as a choice,
+// for tests.
+func analyze(r io.ReaderAt, size int64, sizeTables func(io.ReaderAt, layout) (vertices, edges, facets int)) (Report, error) {
 	rep := Report{Codes: []string{}}
 	l, err := detect(r, size, &rep)
 	if err != nil {
 		return rep, err
 	}
-	a := newAnalyzer()
+	if l.facets > maxFaces {
+		return rep, fmt.Errorf("%w: %d facets", errTooManyFacets, l.facets)
+	}
+	var a *analyzer
+	if l.binary {
+		a = newAnalyzer(sizeTables(r, l))
+	} else {
+		a = newAnalyzer(0, 0, 0) // the tables grow as the text is read
+	}
 	defer a.close() // ends the topology goroutine on every path
 	if l.binary {
 		rep.Format = "binary"
-		view, err := newBinaryView(r, l)
-		if err != nil {
-			return rep, fmt.Errorf("read STL: %w", err)
-		}
-		if err := stl.CopyAll(view, a); err != nil {
+		if err := readBinary(r, l, a); err != nil {
 			return rep, fmt.Errorf("read binary STL: %w", err)
 		}
 	} else {
@@ -48,8 +61,41 @@ func Analyze(r io.ReaderAt, size int64) (Report, error) {
 			}
 		}
 	}
+	if a.close(); a.topo.overflow {
+		return rep, fmt.Errorf("%w: over %d facets", errTooManyFacets, maxFaces)
+	}
 	a.finish(&rep)
 	return rep, nil
+}
+
+// errTooManyFacets: the topology numbers facets in 28 bits (see maxFaces).
+var errTooManyFacets = errors.New("too many facets to analyse")
+
+// readBinary sends the facets the file holds (l.facets, whatever its header says) to
+// a, decoding them in place from a buffer of batchSize facets: no allocation per facet.
+// The normal is not read: the analysis works from the vertices alone.
+func readBinary(r io.ReaderAt, l layout, a *analyzer) error {
+	buf := make([]byte, batchSize*facetSize)
+	for done := int64(0); done < l.facets; {
+		chunk := buf[:min(int64(batchSize), l.facets-done)*facetSize]
+		if n, err := r.ReadAt(chunk, headerSize+done*facetSize); n < len(chunk) {
+			return fmt.Errorf("facet %d: %w", done+int64(n/facetSize), cmp.Or(err, io.ErrUnexpectedEOF))
+		}
+		for f := 0; f < len(chunk); f += facetSize {
+			var t stl.Triangle
+			for k := range 3 {
+				p := chunk[f+12+12*k:]
+				t.Vertices[k] = stl.Vec3{
+					math.Float32frombits(binary.LittleEndian.Uint32(p)),
+					math.Float32frombits(binary.LittleEndian.Uint32(p[4:])),
+					math.Float32frombits(binary.LittleEndian.Uint32(p[8:])),
+				}
+			}
+			a.AppendTriangle(t)
+		}
+		done += int64(len(chunk) / facetSize)
+	}
+	return nil
 }
 
 func firstLine(s string) string {
@@ -132,9 +178,12 @@ type topology struct {
 	edges      edgeTable
 	parts      unionFind
 	faces      uint32 // non-degenerate facets, numbered for union-find
+	overflow   bool   // more than maxFaces facets: the rest were not matched
 }
 
-func newAnalyzer() *analyzer {
+// newAnalyzer sizes its tables for the distinct vertices and edges of facets facets
+// (zeros when unknown: the tables then grow as they fill).
+func newAnalyzer(vertices, edges, facets int) *analyzer {
 	a := &analyzer{
 		batches: make(chan []stl.Triangle, 4),
 		free:    make(chan []stl.Triangle, 6),
@@ -147,8 +196,9 @@ func newAnalyzer() *analyzer {
 		a.free <- make([]stl.Triangle, 0, batchSize)
 	}
 	a.batch = <-a.free
-	a.topo.vertices.init(1 << 10)
-	a.topo.edges.init(1 << 10)
+	a.topo.vertices.init(vertices)
+	a.topo.edges.init(edges)
+	a.topo.parts.grow(facets)
 	go a.matchTopology()
 	return a
 }
@@ -157,13 +207,7 @@ func (a *analyzer) SetName(string)         {}
 func (a *analyzer) SetBinaryHeader([]byte) {}
 func (a *analyzer) SetASCII(bool)          {}
 
-// SetTriangleCount sizes the tables once for a binary file, whose count detect has
-// already checked against the file size. It runs before the first facet is sent.
-func (a *analyzer) SetTriangleCount(n uint32) {
-	a.topo.vertices.init(int(n))
-	a.topo.edges.init(int(n) * 2)
-	a.topo.parts.grow(int(n))
-}
+func (a *analyzer) SetTriangleCount(uint32) {} // Analyze has sized the tables
 
 func (a *analyzer) AppendTriangle(t stl.Triangle) {
 	a.triangles++
@@ -228,6 +272,10 @@ func (a *analyzer) matchTopology() {
 		for _, id := range ids[:len(batch)] {
 			if id[0] == id[1] || id[1] == id[2] || id[0] == id[2] {
 				t.degenerate++ // as admesh: two identical vertices; the facet is left out
+				continue
+			}
+			if t.faces == maxFaces {
+				t.overflow = true
 				continue
 			}
 			face := t.faces

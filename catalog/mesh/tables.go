@@ -7,6 +7,22 @@ import (
 	"github.com/hschendel/stl"
 )
 
+// Sizes. Tables are sized once from an estimate (see estimate.go) to hold it at
+// three-quarters load, and grow by half when the estimate was short. Their lengths are
+// not powers of two: a slot's home is taken from a hash by multiplication
+// (bits.Mul64), so a table is as large as its estimate asks and no larger.
+const (
+	minSlots = 1 << 10
+	// maxFaces is the most facets the topology can number: an edge slot keeps its
+	// first facet in 28 bits. It is 13 GB of binary STL, far over any upload limit.
+	maxFaces = 1<<28 - 1
+)
+
+// slotsFor is the table length that holds n entries at three-quarters load.
+func slotsFor(n int) int { return max(minSlots, n+n/3+1) }
+
+func full(used, slots int) bool { return (used+1)*4 > slots*3 }
+
 // vertexTable gives each distinct vertex (matched exactly, bit for bit, as admesh's
 // exact pass does) a small integer id. It is an open-addressing hash table over the
 // packed 96-bit key: no map of float structs, no per-vertex allocation.
@@ -30,17 +46,23 @@ type vertexSlot struct {
 	id  uint32 // 0 = empty
 }
 
+// init sizes the table for expect distinct vertices.
 func (t *vertexTable) init(expect int) {
 	if t.used > 0 {
 		return // already holds data: growing happens on demand
 	}
-	n := 1 << max(10, bits.Len(uint(expect))) // about 2 slots per distinct vertex of a closed mesh
-	t.slots = make([]vertexSlot, n)
+	t.slots = make([]vertexSlot, slotsFor(expect))
 }
 
 func hash3(k [3]uint32) uint64 {
 	h := uint64(k[0])*0x9E3779B97F4A7C15 ^ uint64(k[1])*0xC2B2AE3D27D4EB4F ^ uint64(k[2])*0x165667B19E3779F9
 	return h ^ h>>29
+}
+
+// home maps a hash onto [0, n).
+func home(h uint64, n int) int {
+	i, _ := bits.Mul64(h, uint64(n))
+	return int(i)
 }
 
 func (t *vertexTable) id(v stl.Vec3) uint32 {
@@ -50,11 +72,10 @@ func (t *vertexTable) id(v stl.Vec3) uint32 {
 	if r.id != 0 && r.key == k {
 		return r.id
 	}
-	if (t.used+1)*4 > len(t.slots)*3 {
+	if full(t.used, len(t.slots)) {
 		t.grow()
 	}
-	mask := uint64(len(t.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
+	for i := home(h, len(t.slots)); ; {
 		s := &t.slots[i]
 		if s.id == 0 {
 			t.next++
@@ -67,20 +88,24 @@ func (t *vertexTable) id(v stl.Vec3) uint32 {
 			*r = *s
 			return s.id
 		}
+		if i++; i == len(t.slots) {
+			i = 0
+		}
 	}
 }
 
 func (t *vertexTable) grow() {
 	old := t.slots
-	t.slots = make([]vertexSlot, len(old)*2)
-	mask := uint64(len(t.slots) - 1)
+	t.slots = make([]vertexSlot, len(old)+len(old)/2)
 	for _, s := range old {
 		if s.id == 0 {
 			continue
 		}
-		i := hash3(s.key) & mask
+		i := home(hash3(s.key), len(t.slots))
 		for t.slots[i].id != 0 {
-			i = (i + 1) & mask
+			if i++; i == len(t.slots) {
+				i = 0
+			}
 		}
 		t.slots[i] = s
 	}
@@ -93,82 +118,103 @@ type edgeTable struct {
 	used  int
 }
 
+// edgeSlot is 12 bytes: the edge's two vertex ids and what is known of it.
 type edgeSlot struct {
-	key   uint64 // low id << 32 | high id; 0 = empty (ids start at 1)
-	face  uint32 // the first facet seen on this edge
-	count uint16
-	fwd   uint8 // how the first facet walked it: 1 from low to high
-	back  uint8 // 1 if a second facet walked it the same way (a backwards edge)
+	low, high uint32 // low < high; low 0 = empty (ids start at 1)
+	info      uint32 // first facet (28 bits), then count (2 bits: 1, 2, 3 = more), fwd, back
 }
 
+const (
+	faceMask   = 1<<28 - 1
+	countShift = 28
+	countMask  = 3 << countShift
+	fwdBit     = 1 << 30 // the first facet walked the edge from low to high
+	backBit    = 1 << 31 // a second facet walked it the same way (a backwards edge)
+)
+
+// init sizes the table for expect edges.
 func (t *edgeTable) init(expect int) {
 	if t.used > 0 {
 		return
 	}
-	t.slots = make([]edgeSlot, 1<<max(10, bits.Len(uint(expect))))
+	t.slots = make([]edgeSlot, slotsFor(expect))
 }
 
 func (t *edgeTable) add(a, b, face uint32, parts *unionFind) {
-	var fwd uint8 = 1
+	var fwd uint32 = fwdBit
 	if a > b {
 		a, b, fwd = b, a, 0
 	}
-	key := uint64(a)<<32 | uint64(b)
-	if (t.used+1)*4 > len(t.slots)*3 {
+	if full(t.used, len(t.slots)) {
 		t.grow()
 	}
-	s := t.find(key)
-	if s.key == 0 {
-		*s = edgeSlot{key: key, face: face, count: 1, fwd: fwd}
+	s := t.find(a, b)
+	if s.low == 0 {
+		*s = edgeSlot{low: a, high: b, info: face | 1<<countShift | fwd}
 		t.used++
 		return
 	}
-	if s.count < math.MaxUint16 {
-		s.count++
+	switch s.info & countMask {
+	case 1 << countShift:
+		s.info += 1 << countShift
+		if s.info&fwdBit == fwd {
+			s.info |= backBit
+		}
+	case 2 << countShift:
+		s.info += 1 << countShift
 	}
-	if s.count == 2 && s.fwd == fwd {
-		s.back = 1
-	}
-	parts.union(s.face, face)
+	parts.union(s.info&faceMask, face)
 }
 
 // localProbe bounds the search near an edge's home slot; see find.
 const localProbe = 32
 
-// find returns the slot holding key, or the empty slot where it belongs. An edge's
-// home is near its lower vertex id, four slots per vertex: ids are handed out in the
-// order vertices first appear, so edges a file mentions close together sit close
-// together in the table and stay in cache, where a hash would miss the cache on
-// nearly every edge. Many edges of one vertex (a fan of thousands of facets) would
-// make one long cluster, so past localProbe slots the search continues from a hashed
-// place instead. Nothing is ever deleted, so an empty slot within the local window
-// proves the key was never sent on to the hashed place.
-func (t *edgeTable) find(key uint64) *edgeSlot {
-	mask := uint64(len(t.slots) - 1)
-	low, high := key>>32, key&0xffffffff
-	i := (low<<2 | uint64(uint32(high)*0x9E3779B9)>>30) & mask
+// find returns the slot holding the edge, or the empty slot where it belongs. Edges
+// of nearby lower vertex ids sit together: ids are handed out in the order vertices
+// first appear, so edges a file mentions close together stay in cache, where a hash
+// would miss the cache on nearly every edge. So ids are taken in blocks of
+// blockVertices; a block's home is hashed, and each vertex has a few slots in it. Many
+// edges of one vertex (a fan of thousands of facets) would make one long cluster, so
+// past localProbe slots the search continues from a hashed place instead. Nothing is
+// ever deleted, so an empty slot within the local window proves the edge was never
+// sent on to the hashed place.
+func (t *edgeTable) find(low, high uint32) *edgeSlot {
+	n := len(t.slots)
+	block := uint64(low/blockVertices+1) * 0x9E3779B97F4A7C15
+	i := home(block^block>>29, n) + int(low%blockVertices)<<2 + int(high*0x9E3779B9>>30)
+	for i >= n {
+		i -= n
+	}
 	for range localProbe {
 		s := &t.slots[i]
-		if s.key == 0 || s.key == key {
+		if s.low == 0 || s.low == low && s.high == high {
 			return s
 		}
-		i = (i + 1) & mask
+		if i++; i == n {
+			i = 0
+		}
 	}
-	h := key * 0x9E3779B97F4A7C15
-	for i = (h ^ h>>31) & mask; ; i = (i + 1) & mask {
+	h := (uint64(low)<<32 | uint64(high)) * 0x9E3779B97F4A7C15
+	for i = home(h^h>>31, n); ; {
 		s := &t.slots[i]
-		if s.key == 0 || s.key == key {
+		if s.low == 0 || s.low == low && s.high == high {
 			return s
+		}
+		if i++; i == n {
+			i = 0
 		}
 	}
 }
 
+// blockVertices vertex ids share one hashed place in the edge table; see find.
+const blockVertices = 64
+
 func (t *edgeTable) grow() {
 	old := t.slots
-	t.slots = make([]edgeSlot, len(old)*2)
+	t.slots = make([]edgeSlot, len(old)+len(old)/2)
 	for _, s := range old {
-		if s.key != 0 {
-			*t.find(s.key) = s
+		if s.low != 0 {
+			*t.find(s.low, s.high) = s
 		}
 	}
 }
@@ -176,13 +222,13 @@ func (t *edgeTable) grow() {
 func (t *edgeTable) summary() (open, nonmanifold, backwards int) {
 	for _, s := range t.slots {
 		switch {
-		case s.key == 0:
-		case s.count == 1:
+		case s.low == 0:
+		case s.info&countMask == 1<<countShift:
 			open++
-		case s.count > 2:
+		case s.info&countMask == 3<<countShift:
 			nonmanifold++
 		default:
-			backwards += int(s.back)
+			backwards += int(s.info >> 31)
 		}
 	}
 	return open, nonmanifold, backwards

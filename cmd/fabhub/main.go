@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -28,6 +29,11 @@ import (
 	"github.com/fabcommons/fabcommons/storage/sqlite"
 	"github.com/fabcommons/fabcommons/web"
 )
+
+// defaultMemoryLimit is the heap size the collector works to stay under: the analysis
+// budget's worst case (a triangle soup takes about 2.4 times its size; see
+// catalog/mesh) plus the rest of the hub, with room to spare.
+const defaultMemoryLimit = 900 << 20
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -48,6 +54,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := newLogger(cfg.LogLevel)
 	log.Info("starting fabhub", "config", cfg)
+	if getenv("GOMEMLIMIT") == "" {
+		// Garbage from a finished mesh analysis (hundreds of MiB of tables) would
+		// otherwise stay until the heap doubles; a soft limit has the collector return
+		// it first. GOMEMLIMIT, Go's own setting, overrides it.
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 
 	if cfg.PprofAddr != "" {
 		go func() {
