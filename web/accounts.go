@@ -123,7 +123,7 @@ func (s *Server) beginSession(c *gin.Context, u account.User) (account.Session, 
 
 // endSession ends the caller's session, if any, and clears its cookie.
 func (s *Server) endSession(c *gin.Context) error {
-	if cookie, err := c.Cookie(sessionCookie); err == nil && cookie != "" {
+	if cookie, err := c.Cookie(s.cookieName(c)); err == nil && cookie != "" {
 		if err := s.accounts.EndSession(c.Request.Context(), cookie); err != nil {
 			return err
 		}

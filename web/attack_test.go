@@ -45,6 +45,7 @@ func TestLoginCannotBeForgedFromAnotherSite(t *testing.T) {
 		{"Sec-Fetch-Site": "cross-site"},
 		{"Origin": "https://evil.example"},
 		{"Origin": "null"},
+		{"Referer": "https://evil.example/login"}, // a browser that sends neither of the others
 	} {
 		h["Content-Type"] = "application/x-www-form-urlencoded"
 		for _, path := range []string{"/login", "/signup"} {
@@ -54,9 +55,14 @@ func TestLoginCannotBeForgedFromAnotherSite(t *testing.T) {
 			}
 		}
 	}
-	same := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Sec-Fetch-Site": "same-origin", "Origin": "http://example.com"}
-	if r := b.do(t, call{method: "POST", path: "/login", body: form, header: same}); r.status != http.StatusSeeOther {
-		t.Fatalf("a same-origin login form: got %d, want 303", r.status)
+	for _, same := range []map[string]string{
+		{"Sec-Fetch-Site": "same-origin", "Origin": "http://example.com"},
+		{"Referer": "http://example.com/login"},
+	} {
+		same["Content-Type"] = "application/x-www-form-urlencoded"
+		if r := b.do(t, call{method: "POST", path: "/login", body: form, header: same}); r.status != http.StatusSeeOther {
+			t.Fatalf("a same-origin login form with %v: got %d, want 303", same, r.status)
+		}
 	}
 }
 
@@ -75,6 +81,7 @@ func TestSessionCookieCrossSite(t *testing.T) {
 		{csrfHeader: csrf, "Origin": "https://evil.example"},
 		{csrfHeader: csrf, "Sec-Fetch-Site": "cross-site"},
 		{csrfHeader: csrf, "Sec-Fetch-Site": "same-site"},
+		{csrfHeader: csrf, "Referer": "https://evil.example/page"},
 	} {
 		b.do(t, call{method: "POST", path: "/api/v1/labs", cookies: jar, header: h, body: map[string]string{"slug": "x1", "name": "X"}}).want(t, 403, "cross_site")
 	}

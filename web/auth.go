@@ -13,6 +13,10 @@ import (
 
 const (
 	sessionCookie = "fab_session"
+	// secureCookie is its name over https: the __Host- prefix makes browsers refuse it
+	// from a sibling subdomain or without Secure and Path=/, so nobody on another
+	// host of the domain can plant a session.
+	secureCookie = "__Host-fab_session"
 	csrfHeader    = "X-CSRF-Token"
 	ctxUser       = "user"
 	ctxSession    = "session"
@@ -40,7 +44,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		c.Next()
 		return
 	}
-	cookie, err := c.Cookie(sessionCookie)
+	cookie, err := c.Cookie(s.cookieName(c))
 	if err != nil || cookie == "" {
 		c.Next()
 		return
@@ -112,16 +116,27 @@ func userOf(c *gin.Context) account.User {
 
 func (s *Server) setSessionCookie(c *gin.Context, secret string, maxAge int) {
 	http.SetCookie(c.Writer, &http.Cookie{
-		Name: sessionCookie, Value: secret, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.cfg.SecureCookies || c.Request.TLS != nil,
+		Name: s.cookieName(c), Value: secret, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secure(c),
 	})
+}
+
+func (s *Server) secure(c *gin.Context) bool { return s.cfg.SecureCookies || c.Request.TLS != nil }
+
+// cookieName is the session cookie's name: with the __Host- prefix over https.
+func (s *Server) cookieName(c *gin.Context) string {
+	if s.secure(c) {
+		return secureCookie
+	}
+	return sessionCookie
 }
 
 func (s *Server) clearSessionCookie(c *gin.Context) { s.setSessionCookie(c, "", -1) }
 
 // crossSite says whether a browser sent the request from another site: by
-// Sec-Fetch-Site where the browser sends it, else by Origin. A request with neither
-// (a script, an agent, an old browser) is not judged here.
+// Sec-Fetch-Site where the browser sends it, else by Origin, else by Referer (browsers
+// from before Sec-Fetch-Site leave Origin off some same-origin posts). A request with
+// none of them (a script, an agent) is not judged here.
 func (s *Server) crossSite(c *gin.Context) bool {
 	switch c.GetHeader("Sec-Fetch-Site") {
 	case "same-origin", "none":
@@ -129,11 +144,18 @@ func (s *Server) crossSite(c *gin.Context) bool {
 	case "cross-site", "same-site":
 		return true
 	}
-	origin := c.GetHeader("Origin")
-	if origin == "" {
-		return false
+	if origin := c.GetHeader("Origin"); origin != "" {
+		return s.foreign(c, origin)
 	}
-	u, err := url.Parse(origin)
+	if referer := c.GetHeader("Referer"); referer != "" {
+		return s.foreign(c, referer)
+	}
+	return false
+}
+
+// foreign says whether a URL from Origin or Referer names another host than this hub.
+func (s *Server) foreign(c *gin.Context, raw string) bool {
+	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
 		return true // "null" and other opaque origins
 	}

@@ -327,10 +327,13 @@ func TestSessionCookieAndCSRF(t *testing.T) {
 		t.Fatalf("got cookies %v and csrf %q", cookies, csrf)
 	}
 	ck := cookies[0]
-	if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || !ck.Secure || ck.Name != sessionCookie {
-		t.Fatalf("got cookie %+v, want HttpOnly, SameSite=Lax, Secure", ck)
+	if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || !ck.Secure || ck.Name != "__Host-fab_session" || ck.Path != "/" || ck.Domain != "" {
+		t.Fatalf("got cookie %+v, want __Host-fab_session, HttpOnly, SameSite=Lax, Secure, Path=/", ck)
 	}
 	jar := []*http.Cookie{{Name: ck.Name, Value: ck.Value}}
+	// Over https only the __Host- cookie counts: one planted without the prefix (from a
+	// sibling subdomain) is not a session.
+	b.do(t, call{method: "GET", path: "/api/v1/me", cookies: []*http.Cookie{{Name: "fab_session", Value: ck.Value}}}).want(t, 401, "unauthenticated")
 	r = b.do(t, call{method: "GET", path: "/api/v1/me", cookies: jar})
 	r.want(t, 200, "")
 	if r.json["csrf_token"] != csrf {
