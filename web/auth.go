@@ -17,9 +17,9 @@ const (
 	// from a sibling subdomain or without Secure and Path=/, so nobody on another
 	// host of the domain can plant a session.
 	secureCookie = "__Host-fab_session"
-	csrfHeader    = "X-CSRF-Token"
-	ctxUser       = "user"
-	ctxSession    = "session"
+	csrfHeader   = "X-CSRF-Token"
+	ctxUser      = "user"
+	ctxSession   = "session"
 )
 
 // authenticate resolves who is calling: a personal token in the Authorization header,
