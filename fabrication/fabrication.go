@@ -59,6 +59,7 @@ type PrintableFile struct {
 	SHA256 string
 	Size   int64
 	BBox   Volume
+	Volume float64 // mm³, from the mesh check (0 when the mesh is not closed)
 }
 
 // PrintableLine is one printed line of a BOM.
@@ -77,6 +78,7 @@ type Options struct {
 	MaxOrderJobs  int           // jobs one order may create (500)
 	LabsPerUser   int           // labs one person may open (10)
 	JobsPerDay    int           // jobs one person may order a day (1,000)
+	CreditFloor   *int64        // FAB_CREDIT_FLOOR: how far an account may go below zero (-600)
 	Clock         func() time.Time
 }
 
@@ -86,6 +88,7 @@ type Fabrication struct {
 	Labs      *Labs
 	Orders    *Orders
 	Scheduler *Scheduler
+	Ledger    *Ledger
 	Feed      *Feed
 }
 
@@ -112,12 +115,18 @@ func New(store Store, designs Designs, users Users, feed *Feed, quotas storage.Q
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
+	floor := int64(-600)
+	if o.CreditFloor != nil {
+		floor = *o.CreditFloor
+	}
 	c := core{feed: feed, log: log, opts: o, now: o.Clock, quotas: quotas}
-	jobs := &jobBook{core: c, store: store}
+	ledger := &Ledger{core: c, roles: roles{store}, store: store, users: users, floor: floor}
+	jobs := &jobBook{core: c, store: store, ledger: ledger}
 	return Fabrication{
 		Labs:      &Labs{core: c, roles: roles{store}, store: store, users: users},
 		Orders:    &Orders{jobBook: jobs, roles: roles{store}, store: store, designs: designs},
 		Scheduler: &Scheduler{jobBook: jobs, roles: roles{store}, store: store, designs: designs},
+		Ledger:    ledger,
 		Feed:      feed,
 	}
 }

@@ -15,6 +15,7 @@ type jobBook struct {
 	core
 	store  jobsStore
 	queues queueHeads
+	ledger *Ledger
 }
 
 // jobsStore is what the job book reads and writes.
@@ -24,6 +25,7 @@ type jobsStore interface {
 	AddUsage(ctx context.Context, labID, requesterID string, seconds float64, at time.Time) error
 	Queued(ctx context.Context, labID string, limit int) ([]Job, error)
 	Usage(ctx context.Context, labID string) (map[string]Usage, error)
+	LabByID(ctx context.Context, id string) (Lab, error)
 }
 
 func (b *jobBook) publishJob(j Job) {
@@ -73,9 +75,27 @@ func (b *jobBook) carryOut(ctx context.Context, j Job, fx Effects) {
 			b.log.Warn("fair-share usage not recorded", "job", j.ID, "err", err)
 		}
 	}
+	if fx.Ends {
+		if err := b.settle(ctx, j, fx.Made); err != nil {
+			// The hold stays open; SettleEnded closes it on its next round.
+			b.log.Warn("ledger: job not settled", "job", j.ID, "err", err)
+		}
+	}
 	if fx.Released || fx.WorkAvailable {
 		b.feed.WorkAvailable(j.LabID, 1)
 	}
+}
+
+// settle ends a job's machine time in the ledger: paid, recorded as given, or its hold
+// released (made 0).
+func (b *jobBook) settle(ctx context.Context, j Job, made time.Duration) error {
+	lab, err := b.store.LabByID(ctx, j.LabID)
+	if err != nil {
+		return err
+	}
+	_, err = b.ledger.Close(ctx, Settlement{Job: j.ID, Requester: UserAccount(j.Requester), Lab: LabAccount(lab.Slug),
+		Made: minutesOf(made), Charge: lab.Policy.Credits == CreditsRequired})
+	return err
 }
 
 // rules are the transition rules for jobs of a lab.

@@ -50,6 +50,15 @@ func checkPolicy(p *Policy) error {
 	if p.MaxJobHours < 0 || p.MaxJobHours > 24*30 {
 		return storage.Invalid("policy.max_job_hours", "want 0 (no limit) to 720")
 	}
+	if p.Credits == "" {
+		p.Credits = CreditsOff
+	}
+	if p.Credits != CreditsOff && p.Credits != CreditsRequired {
+		return storage.Invalid("policy.credits", "want off or required")
+	}
+	if p.MinutesPerCm3 < 0 || p.MinutesPerCm3 > 1000 || p.MinutesPerCm3 != p.MinutesPerCm3 {
+		return storage.Invalid("policy.minutes_per_cm3", "want 0 (the hub's default) to 1000")
+	}
 	return nil
 }
 

@@ -54,6 +54,10 @@ type Effects struct {
 	WorkAvailable bool    // the job entered the queue
 	Cancel        bool    // the agent must stop the print
 	UsedSeconds   float64 // machine time the job used, counted as it ends
+	// Ends: the job's machine time ends in the ledger, once: Made is what the machine
+	// made (zero: nothing was made, the hold is released without cost).
+	Ends bool
+	Made time.Duration
 }
 
 // IllegalError refuses an event the job's state does not allow. It is of kind
@@ -88,6 +92,19 @@ func Transition(j Job, h Happening, r Rules, now time.Time) (Job, Effects, error
 			fx.UsedSeconds = now.Sub(*j.StartedAt).Seconds()
 		}
 	}
+	// ends marks the job's time as over; made says whether the machine made it, and
+	// then the time is the hub's own record: from the start to now, or, for a job the
+	// hub lost track of (unknown), to when it did.
+	ends := func(made bool) {
+		fx.Ends = true
+		if made && j.StartedAt != nil {
+			end := now
+			if j.State == JobUnknown {
+				end = j.UpdatedAt
+			}
+			fx.Made = max(end.Sub(*j.StartedAt), 0)
+		}
+	}
 	switch h.Kind {
 	case OnApprove:
 		if j.State != JobPendingApproval {
@@ -100,12 +117,14 @@ func Transition(j Job, h Happening, r Rules, now time.Time) (Job, Effects, error
 			return illegal()
 		}
 		j.FinishedAt = &now
+		ends(false)
 		moveTo(&j, JobRejected, h.Actor, h.Message, now)
 	case OnCancel:
 		if j.Terminal() || j.State == JobAwaitingHarvest {
 			return illegal()
 		}
 		j.FinishedAt = &now
+		ends(true) // what was printed before the cancel is paid for
 		moveTo(&j, JobCanceled, h.Actor, "canceled", now)
 		if j.LeaseHash == "" { // not on a machine: nothing to wait for
 			release(&j, &fx)
@@ -119,8 +138,14 @@ func Transition(j Job, h Happening, r Rules, now time.Time) (Job, Effects, error
 			j.FinishedAt = nil
 			requeue("requeued by an operator")
 		case ResolveDone:
+			if j.State == JobUnknown { // a failed or finished job's time has ended already
+				ends(true)
+			}
 			finish(JobDone, "marked done by an operator")
 		case ResolveFailed:
+			if j.State == JobUnknown {
+				ends(false)
+			}
 			finish(JobFailed, "marked failed by an operator")
 		default:
 			return j, Effects{}, storage.Invalid("outcome", "want requeue, done or failed")
@@ -170,6 +195,12 @@ func Transition(j Job, h Happening, r Rules, now time.Time) (Job, Effects, error
 			return illegal()
 		}
 		machineTime()
+		switch {
+		case h.Kind == OnFinished:
+			ends(true)
+		case h.Kind == OnOverLimit, !h.Retryable || j.Failures+1 >= r.MaxFailures:
+			ends(false)
+		}
 		switch {
 		case h.Kind == OnFinished && r.HarvestConfirm:
 			j.Progress, j.FinishedAt, j.Message = 100, &now, h.Message

@@ -207,3 +207,44 @@ func TestLogKeepsFirstAndNewest(t *testing.T) {
 		t.Fatalf("got %d entries: first %s, second %s, last %s", len(log), log[0].Message, log[1].Message, log[len(log)-1].Message)
 	}
 }
+
+// TestTransitionEndsTimeOnce: a job's machine time ends (for the ledger) exactly when
+// it leaves the states that can still print for a terminal state or awaiting harvest,
+// and what was made is the hub's own record of the print: from its start to the event,
+// or to when the hub lost track of it.
+func TestTransitionEndsTimeOnce(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	lost := time.Date(2026, 6, 1, 8, 20, 0, 0, time.UTC)
+	ended := func(state string) bool { return jobIn(state).Terminal() || state == JobAwaitingHarvest }
+	events := []Happening{{Kind: OnApprove}, {Kind: OnReject}, {Kind: OnCancel}, {Kind: OnResolve, Outcome: ResolveRequeue},
+		{Kind: OnResolve, Outcome: ResolveDone}, {Kind: OnResolve, Outcome: ResolveFailed}, {Kind: OnHarvest},
+		{Kind: OnStarted}, {Kind: OnFinished}, {Kind: OnFailed, Retryable: true}, {Kind: OnFailed}, {Kind: OnOverLimit},
+		{Kind: OnGone}, {Kind: OnLeaseExpiry}, {Kind: OnForgotten}}
+	for _, harvest := range []bool{false, true} {
+		for _, h := range events {
+			for _, state := range allStates {
+				j := jobIn(state)
+				j.UpdatedAt = lost
+				nj, fx, err := Transition(j, h, Rules{MaxFailures: 3, LeaseTTL: time.Minute, HarvestConfirm: harvest}, now)
+				if err != nil {
+					continue
+				}
+				want := !ended(state) && ended(nj.State)
+				if fx.Ends != want {
+					t.Errorf("%s in %s -> %s: Ends %v, want %v", h.Kind, state, nj.State, fx.Ends, want)
+				}
+				var made time.Duration
+				if want && j.StartedAt != nil && (nj.State == JobDone || nj.State == JobAwaitingHarvest || nj.State == JobCanceled) {
+					made = now.Sub(*j.StartedAt)
+					if state == JobUnknown {
+						made = lost.Sub(*j.StartedAt)
+					}
+				}
+				if fx.Made != made {
+					t.Errorf("%s in %s -> %s: Made %s, want %s", h.Kind, state, nj.State, fx.Made, made)
+				}
+			}
+		}
+	}
+}

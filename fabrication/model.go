@@ -30,6 +30,8 @@ type Policy struct {
 	MaxJobHours      float64 `json:"max_job_hours"`     // 0: no limit; agents refuse longer prints
 	ApproveMachines  bool    `json:"approve_machines"`  // machines registering with a join token wait for approval
 	HarvestConfirm   bool    `json:"harvest_confirm"`   // a finished print waits for someone to take it off the bed
+	Credits          string  `json:"credits"`           // "off" (time given freely) or "required" (jobs are paid in machine-minutes)
+	MinutesPerCm3    float64 `json:"minutes_per_cm3"`   // machine-minutes a cm³ of part takes, for holds (0: DefaultMinutesPerCm3)
 }
 
 // Member is a person's role in a lab.
@@ -150,6 +152,7 @@ type Job struct {
 	Progress     float64    `json:"progress"`
 	Message      string     `json:"message"`
 	Estimate     *Estimate  `json:"estimate"`
+	HoldMinutes  int64      `json:"hold_minutes"` // machine-minutes held on the requester's account (labs that require credits)
 	EnqueuedAt   time.Time  `json:"enqueued_at"`
 	StartedAt    *time.Time `json:"started_at"`
 	FinishedAt   *time.Time `json:"finished_at"`

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -79,38 +80,99 @@ type OrderRequest struct {
 	Tags     []string `json:"tags"` // machine tags the jobs require
 }
 
-// PlaceOrder turns a request into an order and one job per physical copy.
-func (or *Orders) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest) (Order, []Job, error) {
+// prepared is an order request checked against its lab and design: what it would make.
+type prepared struct {
+	lab      Lab
+	p        Printable
+	parts    []orderPart
+	copies   int
+	operator bool
+}
+
+// prepare checks an order request: the lab takes it from the actor, its fields are
+// good, and the design version has what it names.
+func (or *Orders) prepare(ctx context.Context, actor Actor, req *OrderRequest) (prepared, error) {
+	var pr prepared
 	lab, err := labBySlug(ctx, or.store, req.Lab)
 	if errors.Is(err, storage.ErrNotFound) {
-		return Order{}, nil, storage.Invalid("lab", fmt.Sprintf("no lab %q", req.Lab))
+		return pr, storage.Invalid("lab", fmt.Sprintf("no lab %q", req.Lab))
 	}
 	if err != nil {
-		return Order{}, nil, err
+		return pr, err
 	}
 	role, err := or.role(ctx, actor, lab.ID)
 	if err != nil {
-		return Order{}, nil, err
+		return pr, err
 	}
 	if lab.Policy.Submit == "members" && role == "" {
-		return Order{}, nil, fmt.Errorf("lab %s takes jobs from its members only: %w", lab.Slug, storage.ErrForbidden)
+		return pr, fmt.Errorf("lab %s takes jobs from its members only: %w", lab.Slug, storage.ErrForbidden)
 	}
 	operator := role == RoleOwner || role == RoleOperator
-	if err := checkOrder(&req, operator); err != nil {
-		return Order{}, nil, err
+	if err := checkOrder(req, operator); err != nil {
+		return pr, err
 	}
 	p, err := or.designs.Printable(ctx, req.Design, req.Version)
 	if errors.Is(err, storage.ErrNotFound) {
-		return Order{}, nil, storage.Invalid("design", fmt.Sprintf("no design %q with version %d", req.Design, req.Version))
+		return pr, storage.Invalid("design", fmt.Sprintf("no design %q with version %d", req.Design, req.Version))
 	}
+	if err != nil {
+		return pr, err
+	}
+	parts, copies, err := orderParts(p, *req, or.opts.MaxOrderJobs)
+	if err != nil {
+		return pr, err
+	}
+	return prepared{lab: lab, p: p, parts: parts, copies: copies, operator: operator}, nil
+}
+
+// holdMinutes is the machine time the lab would hold for one copy of a part.
+func holdMinutes(f PrintableFile, p Policy) int64 {
+	v := math.Abs(f.Volume)
+	if v == 0 { // not a closed mesh: a fifth of its box, a guess at a part with infill
+		v = f.BBox.X * f.BBox.Y * f.BBox.Z / 5
+	}
+	return HoldMinutes(v, p)
+}
+
+// Quote is what an order would cost in machine time, before it is placed.
+type Quote struct {
+	Lab       string `json:"lab"`
+	Credits   string `json:"credits"` // the lab's policy: "off" costs nothing
+	Jobs      int    `json:"jobs"`
+	Minutes   int64  `json:"minutes"`   // the machine time it is likely to take (held when credits are required)
+	Available int64  `json:"available"` // what the person may still spend: available above their floor
+	Fits      bool   `json:"fits"`
+}
+
+// Quote says what an order would likely cost and what the person has, without placing it.
+func (or *Orders) Quote(ctx context.Context, actor Actor, req OrderRequest) (Quote, error) {
+	pr, err := or.prepare(ctx, actor, &req)
+	if err != nil {
+		return Quote{}, err
+	}
+	q := Quote{Lab: pr.lab.Slug, Credits: pr.lab.Policy.Credits, Jobs: pr.copies}
+	for _, pt := range pr.parts {
+		q.Minutes += holdMinutes(pt.file, pr.lab.Policy) * int64(pt.copies)
+	}
+	a, err := or.ledger.state(ctx, UserAccount(actor.Handle), 0)
+	if err != nil {
+		return Quote{}, err
+	}
+	q.Available = a.room()
+	q.Fits = q.Credits != CreditsRequired || q.Minutes <= q.Available
+	return q, nil
+}
+
+// PlaceOrder turns a request into an order and one job per physical copy. At a lab
+// that requires credits, each job's likely machine time is held on the requester's
+// account first, and an order that does not fit above their floor is refused.
+func (or *Orders) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest) (Order, []Job, error) {
+	pr, err := or.prepare(ctx, actor, &req)
 	if err != nil {
 		return Order{}, nil, err
 	}
-	parts, copies, err := orderParts(p, req, or.opts.MaxOrderJobs)
-	if err != nil {
-		return Order{}, nil, err
-	}
-	if err := or.useQuota(ctx, actor, "jobs", copies, or.opts.JobsPerDay, 24*time.Hour, "jobs a day"); err != nil {
+	lab, p := pr.lab, pr.p
+	if err := or.useQuota(ctx, actor, "jobs", pr.copies, or.opts.JobsPerDay, 24*time.Hour, "jobs a day"); err != nil {
 		return Order{}, nil, err
 	}
 	now := or.clock()
@@ -119,11 +181,31 @@ func (or *Orders) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 		Colour: req.Colour, Process: req.Process, Quantity: req.Quantity, Priority: req.Priority,
 		Files: nonNil(req.Files), BOMRefs: nonNil(req.BOMRefs), CreatedAt: now}
 	state := JobQueued
-	if lab.Policy.ApprovalRequired && !operator {
+	if lab.Policy.ApprovalRequired && !pr.operator {
 		state = JobPendingApproval
 	}
-	jobs := orderJobs(o, p, req, parts, state, actor, now)
+	jobs := orderJobs(o, p, req, pr.parts, state, actor, now)
+	charged := lab.Policy.Credits == CreditsRequired
+	if charged {
+		minutes := map[string]int64{}
+		for _, pt := range pr.parts {
+			minutes[pt.file.Path] = holdMinutes(pt.file, lab.Policy)
+		}
+		lines := make([]HoldLine, len(jobs))
+		for i := range jobs {
+			jobs[i].HoldMinutes = minutes[jobs[i].File]
+			lines[i] = HoldLine{Job: jobs[i].ID, Minutes: jobs[i].HoldMinutes}
+		}
+		if err := or.ledger.Hold(ctx, UserAccount(actor.Handle), lines); err != nil {
+			return Order{}, nil, err
+		}
+	}
 	if err := or.store.CreateOrder(ctx, o, jobs); err != nil {
+		if charged { // the jobs do not exist: let their holds go (else SettleEnded does)
+			for _, j := range jobs {
+				or.ledger.Close(ctx, Settlement{Job: j.ID, Requester: UserAccount(actor.Handle), Lab: LabAccount(lab.Slug)})
+			}
+		}
 		return Order{}, nil, fmt.Errorf("place order: %w", err)
 	}
 	for _, j := range jobs {

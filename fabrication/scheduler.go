@@ -306,11 +306,34 @@ func (s *Scheduler) Event(ctx context.Context, m Machine, id string, req agentap
 			return resp, err
 		}
 	}
+	// At a lab that requires credits the job's hold follows the slicer's estimate; a
+	// larger hold the requester cannot cover stops the print before it starts.
+	var hold int64
+	var short *InsufficientCredit
+	if estimate != nil && lab.Policy.Credits == CreditsRequired {
+		cur, err := s.store.Job(ctx, id)
+		if err != nil {
+			return resp, fmt.Errorf("job %s: %w", id, err)
+		}
+		if err := s.checkLease(m, cur, req.Lease); err != nil {
+			return resp, err
+		}
+		hold = max(minutesOf(time.Duration(estimate.Seconds*float64(time.Second))), 1)
+		if err := s.ledger.AdjustHold(ctx, UserAccount(cur.Requester), id, hold); err != nil && !errors.As(err, &short) {
+			return resp, err
+		}
+	}
 	j, fx, err := s.change(ctx, id, func(j Job, now time.Time) (Job, Effects, error) {
 		if err := s.checkLease(m, j, req.Lease); err != nil {
 			return j, Effects{}, err
 		}
 		h := h
+		if hold > 0 && short == nil {
+			j.HoldMinutes = hold
+		}
+		if short != nil && (j.State == JobAssigned || j.State == JobPrinting) {
+			h.Kind, h.Message = OnOverLimit, fmt.Sprintf("the slicer estimates %d machine-minutes and the requester cannot cover them: %v", hold, short)
+		}
 		if estimate != nil {
 			j.Estimate = estimate
 			if max := lab.Policy.MaxJobHours; max > 0 && estimate.Seconds > max*3600 && (j.State == JobAssigned || j.State == JobPrinting) {

@@ -79,9 +79,10 @@ type JobStore interface {
 	DesignLabCounts(ctx context.Context, designID string) (map[string][2]int, error)
 }
 
-// Store is all three, as each backend provides them.
+// Store is all four, as each backend provides them.
 type Store interface {
 	LabStore
 	MachineStore
 	JobStore
+	LedgerStore
 }

@@ -187,6 +187,7 @@ func maintenanceTasks(st *stores, designs *catalog.Service, fab fabrication.Fabr
 			return designs.RecomputeCounters(ctx, counts)
 		}},
 		{Name: "purge-sessions", Spec: "0 3 * * * *", Run: accounts.PurgeSessions},
+		{Name: "settle-ended-jobs", Spec: "0 */5 * * * *", Run: fab.Orders.SettleEnded},
 	}
 	if st.prune != nil {
 		tasks = append(tasks, fabrication.Task{Name: "prune-revisions", Spec: "0 */15 * * * *", Run: st.prune})

@@ -66,6 +66,9 @@ func OpenDatabase(ctx context.Context, uri, name string) (*DB, error) {
 	return db, nil
 }
 
+// Name is the database's name.
+func (db *DB) Name() string { return db.db.Name() }
+
 // Close disconnects.
 func (db *DB) Close() error { return db.client.Disconnect(context.Background()) }
 
@@ -107,6 +110,9 @@ var indexes = []index{
 	{"jobs", bson.D{{Key: "design_id", Value: 1}, {Key: "state", Value: 1}}, false},
 	{"jobs", bson.D{{Key: "machine_id", Value: 1}, {Key: "holding", Value: 1}}, false},
 	{"jobs", bson.D{{Key: "lease_expires_at", Value: 1}}, false},
+	{"ledger", bson.D{{Key: "closes", Value: 1}}, true},
+	{"ledger", bson.D{{Key: "from", Value: 1}, {Key: "_id", Value: 1}}, false},
+	{"ledger", bson.D{{Key: "to", Value: 1}, {Key: "_id", Value: 1}}, false},
 }
 
 func (db *DB) ensureIndexes(ctx context.Context) error {

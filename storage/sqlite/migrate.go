@@ -183,6 +183,17 @@ var migrations = []string{
 		used INTEGER NOT NULL,
 		PRIMARY KEY (key, window_start)
 	);`,
+	// 8: the machine-time ledger: one chain of entries (fabrication/ledger.go).
+	`CREATE TABLE ledger (
+		seq INTEGER PRIMARY KEY,
+		closes TEXT NOT NULL UNIQUE,
+		kind TEXT NOT NULL,
+		from_account TEXT NOT NULL,
+		to_account TEXT NOT NULL,
+		data TEXT NOT NULL
+	);
+	CREATE INDEX ledger_from ON ledger(from_account, seq);
+	CREATE INDEX ledger_to ON ledger(to_account, seq);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

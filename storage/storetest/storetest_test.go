@@ -48,6 +48,18 @@ func TestStoreConformance(t *testing.T) {
 		storetest.ExerciseQuotas(t, func(t *testing.T) storage.Quotas { return openSQLite(t).Quotas() })
 		storetest.ExerciseCatalog(t, func(t *testing.T) catalog.Store { return openSQLite(t).Catalog() })
 		storetest.ExerciseFabrication(t, func(t *testing.T) fabrication.Store { return openSQLite(t).Fabrication() })
+		storetest.ExerciseLedger(t, func(t *testing.T) (fabrication.Store, func() fabrication.Store) {
+			path := filepath.Join(t.TempDir(), "fab.db")
+			open := func() fabrication.Store {
+				db, err := sqlite.Open(context.Background(), path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { db.Close() })
+				return db.Fabrication()
+			}
+			return open(), open
+		})
 	})
 	t.Run("mongodb", func(t *testing.T) {
 		t.Parallel()
@@ -57,5 +69,16 @@ func TestStoreConformance(t *testing.T) {
 		storetest.ExerciseQuotas(t, func(t *testing.T) storage.Quotas { return openMongo(t, uri).Quotas() })
 		storetest.ExerciseCatalog(t, func(t *testing.T) catalog.Store { return openMongo(t, uri).Catalog() })
 		storetest.ExerciseFabrication(t, func(t *testing.T) fabrication.Store { return openMongo(t, uri).Fabrication() })
+		storetest.ExerciseLedger(t, func(t *testing.T) (fabrication.Store, func() fabrication.Store) {
+			first := openMongo(t, uri)
+			return first.Fabrication(), func() fabrication.Store {
+				db, err := mongo.OpenDatabase(context.Background(), uri, first.Name())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { db.Close() })
+				return db.Fabrication()
+			}
+		})
 	})
 }

@@ -1,0 +1,753 @@
+package fabrication
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// The ledger of machine time. Its unit is the machine-minute, always an integer. It is
+// one chain of entries, each at its own position (seq, from 1) and holding the hash of
+// the one before, so anyone can check that history was not rewritten. Entries that
+// move minutes (settle, transfer, grant, reversal) take them from one account and give
+// them to another, so all balances sum to zero: nobody mints. The others record holds
+// on an account (hold, release) and its floor (floor). Nothing is ever changed or
+// deleted: a mistake is corrected by a reversal.
+//
+// Balances are not stored: an account's state is folded from the entries that name it.
+// So an entry is the only write, a single insert, and a crash can never leave half of
+// one. Writers serialize on the chain itself: an entry goes in at the head's seq + 1,
+// and the store refuses a seq that is taken, so a writer that lost the race reads the
+// new head and decides again. Floors therefore hold on every replica at once.
+const (
+	KindSettle   = "settle"   // a finished job: the requester pays the lab what the machine printed
+	KindTransfer = "transfer" // a person moves minutes to another account
+	KindGrant    = "grant"    // a lab's owner moves minutes out of the lab's account
+	KindReversal = "reversal" // a site admin's correction of a move: the same minutes back
+	KindHold     = "hold"     // minutes set aside on an account for jobs in flight
+	KindRelease  = "release"  // a job's hold is let go without cost
+	KindFloor    = "floor"    // a site admin sets how far an account may go below zero
+)
+
+// Moves are the kinds that move minutes between accounts: the transfers.
+var Moves = []string{KindSettle, KindTransfer, KindGrant, KindReversal}
+
+// Lab credit policies.
+const (
+	CreditsOff      = "off"      // the lab gives its time: no holds, no payment; the minutes are recorded
+	CreditsRequired = "required" // jobs hold the requester's minutes and pay the lab when done
+)
+
+// DefaultMinutesPerCm3 estimates machine time from a part's volume when a lab sets no
+// rate of its own: about 10 cm³ an hour, an FDM printer's pace at common settings.
+const DefaultMinutesPerCm3 = 6.0
+
+// LedgerEntry is one entry of the chain.
+type LedgerEntry struct {
+	Seq       int64      `json:"id"`
+	Kind      string     `json:"kind"`
+	From      string     `json:"from"`
+	To        string     `json:"to"`
+	Minutes   int64      `json:"minutes"`
+	Made      int64      `json:"made"`  // settle: the machine-minutes the job took (paid for or, at a free lab, given)
+	Job       string     `json:"job"`   // settle, release: the job
+	Holds     []HoldLine `json:"holds"` // hold: each job's minutes set aside
+	Reverses  int64      `json:"reverses,omitempty"`
+	Memo      string     `json:"memo"`
+	Actor     string     `json:"actor"` // a handle, or "hub"
+	CreatedAt time.Time  `json:"created_at"`
+	PrevHash  string     `json:"prev_hash"`
+	Hash      string     `json:"hash"`
+	// Closes is unique among entries: "job:<id>" for what ends a job's hold (so it
+	// ends once), "key:<from>:<key>" for a transfer with an idempotency key,
+	// "reverse:<seq>" for a reversal, else "entry:<random>". It is not part of the hash.
+	Closes string `json:"-"`
+}
+
+// HoldLine is one job's hold.
+type HoldLine struct {
+	Job     string `json:"job"`
+	Minutes int64  `json:"minutes"`
+}
+
+// ComputeHash is the entry's hash: SHA-256, in hex, of its fields one per line in this
+// order: seq, kind, from, to, minutes, made, job, holds (job=minutes, comma-separated),
+// reverses, memo (Go-quoted), actor, created_at (RFC 3339, UTC, milliseconds),
+// prev_hash. docs/ledger.md says the same for those who check from outside.
+func (e LedgerEntry) ComputeHash() string {
+	holds := make([]string, len(e.Holds))
+	for i, h := range e.Holds {
+		holds[i] = h.Job + "=" + strconv.FormatInt(h.Minutes, 10)
+	}
+	s := strings.Join([]string{strconv.FormatInt(e.Seq, 10), e.Kind, e.From, e.To, strconv.FormatInt(e.Minutes, 10),
+		strconv.FormatInt(e.Made, 10), e.Job, strings.Join(holds, ","), strconv.FormatInt(e.Reverses, 10),
+		strconv.Quote(e.Memo), e.Actor, e.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"), e.PrevHash}, "\n")
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// LedgerStore keeps the chain. Backends return storage.ErrConflict and
+// storage.ErrNotFound.
+type LedgerStore interface {
+	// LedgerHead returns the entry with the highest seq, or a zero entry when there is none.
+	LedgerHead(ctx context.Context) (LedgerEntry, error)
+	// AppendLedger inserts e, or returns storage.ErrConflict when its Seq or its
+	// Closes is taken.
+	AppendLedger(ctx context.Context, e LedgerEntry) error
+	// LedgerEntries lists, oldest first, up to limit entries with seq > after that
+	// name account as From or To (account "": every entry).
+	LedgerEntries(ctx context.Context, account string, after int64, limit int) ([]LedgerEntry, error)
+	// LedgerPage lists, newest first, up to limit entries of the given kinds with
+	// seq < before that name account as From or To (account "": every entry).
+	LedgerPage(ctx context.Context, account string, kinds []string, before int64, limit int) ([]LedgerEntry, error)
+	// LedgerClosing returns the entry with this Closes, or storage.ErrNotFound.
+	LedgerClosing(ctx context.Context, closes string) (LedgerEntry, error)
+}
+
+// Account is an account's state, folded from its entries.
+type Account struct {
+	Account   string           `json:"account"`
+	Balance   int64            `json:"balance"`
+	Held      int64            `json:"held"`
+	Available int64            `json:"available"` // balance - held
+	Floor     int64            `json:"floor"`     // available may not go below it
+	Given     int64            `json:"given"`     // a lab: its machines' minutes; a person: minutes labs granted them
+	Used      int64            `json:"used"`      // machine-minutes made for this account, paid for or given
+	Holds     map[string]int64 `json:"holds"`     // open holds by job
+	seq       int64            // the last entry folded in
+	closed    map[string]bool  // jobs whose hold has ended
+}
+
+// InsufficientCredit refuses what would take an account below its floor.
+type InsufficientCredit struct {
+	Account          string
+	Available, Floor int64
+	Need             int64
+}
+
+func (e *InsufficientCredit) Error() string {
+	return fmt.Sprintf("%s has %d machine-minutes available above its floor of %d; this needs %d",
+		e.Account, e.Available-e.Floor, e.Floor, e.Need)
+}
+
+// AccountPattern is what an account name looks like: user:<handle> or lab:<slug>.
+var AccountPattern = regexp.MustCompile(`^(user|lab):[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// UserAccount and LabAccount name the accounts of a person and a lab.
+func UserAccount(handle string) string { return "user:" + handle }
+func LabAccount(slug string) string    { return "lab:" + slug }
+
+// Ledger keeps the machine-time ledger over a LedgerStore.
+type Ledger struct {
+	core
+	roles
+	store ledgerStore
+	users Users
+	floor int64 // an account's floor unless a site admin set another
+}
+
+type ledgerStore interface {
+	LedgerStore
+	memberStore
+	LabBySlug(ctx context.Context, slug string) (Lab, error)
+}
+
+// fold applies e to a, an account's state as of the entry before e.
+func (a *Account) fold(e LedgerEntry) {
+	a.seq = e.Seq
+	switch e.Kind {
+	case KindFloor:
+		if e.From == a.Account {
+			a.Floor = e.Minutes
+		}
+		return
+	case KindHold:
+		if e.From != a.Account {
+			return
+		}
+		for _, h := range e.Holds {
+			if !a.closed[h.Job] {
+				a.Holds[h.Job] = h.Minutes
+			}
+		}
+		return
+	case KindRelease:
+		if e.From == a.Account {
+			a.closeJob(e.Job)
+		}
+		return
+	}
+	if e.From == a.Account {
+		a.Balance -= e.Minutes
+		if e.Kind == KindSettle {
+			a.Used += e.Made
+			a.closeJob(e.Job)
+		}
+	}
+	if e.To == a.Account {
+		a.Balance += e.Minutes
+		switch e.Kind {
+		case KindSettle:
+			a.Given += e.Made
+		case KindGrant:
+			a.Given += e.Minutes
+		}
+	}
+}
+
+func (a *Account) closeJob(job string) {
+	if job == "" {
+		return
+	}
+	delete(a.Holds, job)
+	a.closed[job] = true
+}
+
+func (a *Account) finish() Account {
+	a.Held = 0
+	for _, m := range a.Holds {
+		a.Held += m
+	}
+	a.Available = a.Balance - a.Held
+	return *a
+}
+
+// room is how many minutes a may still take out: available above its floor.
+func (a Account) room() int64 { return a.Available - a.Floor }
+
+// exists checks that account names a person or a lab of this hub.
+func (l *Ledger) exists(ctx context.Context, field, account string) error {
+	if !AccountPattern.MatchString(account) {
+		return storage.Invalid(field, "want user:<handle> or lab:<slug>")
+	}
+	kind, name, _ := strings.Cut(account, ":")
+	var err error
+	if kind == "lab" {
+		_, err = l.store.LabBySlug(ctx, name)
+	} else {
+		_, err = l.users.UserIDByHandle(ctx, name)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("no account %s: %w", account, storage.ErrNotFound)
+	}
+	return err
+}
+
+// state folds account's entries up to and including seq upTo (0: all).
+func (l *Ledger) state(ctx context.Context, account string, upTo int64) (Account, error) {
+	a := Account{Account: account, Floor: l.floor, Holds: map[string]int64{}, closed: map[string]bool{}}
+	for after := int64(0); ; {
+		page, err := l.store.LedgerEntries(ctx, account, after, 1000)
+		if err != nil {
+			return Account{}, err
+		}
+		for _, e := range page {
+			if upTo > 0 && e.Seq > upTo {
+				return a.finish(), nil
+			}
+			a.fold(e)
+		}
+		if len(page) < 1000 {
+			return a.finish(), nil
+		}
+		after = page[len(page)-1].Seq
+	}
+}
+
+// Account returns an account's state.
+func (l *Ledger) Account(ctx context.Context, account string) (Account, error) {
+	if err := l.exists(ctx, "account", account); err != nil {
+		return Account{}, err
+	}
+	return l.state(ctx, account, 0)
+}
+
+// errAlready reports that the entry a writer meant to add exists: it is returned with it.
+var errAlready = errors.New("already in the ledger")
+
+// write adds the entry build makes from the chain's head: build reads what it needs as
+// of that head (only entries up to head.Seq count) and may refuse. The entry goes in at
+// head.Seq + 1; when another writer took that place first, build runs again on the new
+// head. When an entry with the same Closes exists, that one is returned with errAlready.
+func (l *Ledger) write(ctx context.Context, build func(head LedgerEntry) (LedgerEntry, error)) (LedgerEntry, error) {
+	for attempt := range 400 {
+		head, err := l.store.LedgerHead(ctx)
+		if err != nil {
+			return LedgerEntry{}, err
+		}
+		e, err := build(head)
+		if err != nil {
+			return LedgerEntry{}, err
+		}
+		e.Seq, e.PrevHash, e.CreatedAt = head.Seq+1, head.Hash, l.clock()
+		if e.Closes == "" { // closes nothing: unique to this entry
+			e.Closes = "entry:" + strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36)
+		}
+		if e.Holds == nil {
+			e.Holds = []HoldLine{}
+		}
+		e.Hash = e.ComputeHash()
+		err = l.store.AppendLedger(ctx, e)
+		if err == nil {
+			return e, nil
+		}
+		if !errors.Is(err, storage.ErrConflict) {
+			return LedgerEntry{}, err
+		}
+		if prev, err := l.store.LedgerClosing(ctx, e.Closes); err == nil {
+			return prev, errAlready
+		}
+		// Lost the race for the seq: back off a little, more as contention grows.
+		select {
+		case <-ctx.Done():
+			return LedgerEntry{}, ctx.Err()
+		case <-time.After(time.Duration(rand.IntN(1+min(attempt, 20))) * time.Millisecond):
+		}
+	}
+	return LedgerEntry{}, fmt.Errorf("the ledger was too busy to take the entry: %w", storage.ErrConflict)
+}
+
+// Hold sets minutes aside on account for jobs about to be created, if they fit above
+// its floor; else *InsufficientCredit.
+func (l *Ledger) Hold(ctx context.Context, account string, lines []HoldLine) error {
+	var need int64
+	for _, h := range lines {
+		need += h.Minutes
+	}
+	_, err := l.write(ctx, func(head LedgerEntry) (LedgerEntry, error) {
+		a, err := l.state(ctx, account, head.Seq)
+		if err != nil {
+			return LedgerEntry{}, err
+		}
+		if a.room() < need {
+			return LedgerEntry{}, &InsufficientCredit{Account: account, Available: a.Available, Floor: a.Floor, Need: need}
+		}
+		return LedgerEntry{Kind: KindHold, From: account, Holds: lines, Actor: "hub", Memo: "held for an order"}, nil
+	})
+	return err
+}
+
+// AdjustHold makes a job's open hold minutes (a slicer's estimate came in). A larger
+// hold must fit above the floor, else *InsufficientCredit; a closed hold stays closed.
+func (l *Ledger) AdjustHold(ctx context.Context, account, job string, minutes int64) error {
+	_, err := l.write(ctx, func(head LedgerEntry) (LedgerEntry, error) {
+		a, err := l.state(ctx, account, head.Seq)
+		if err != nil {
+			return LedgerEntry{}, err
+		}
+		old, open := a.Holds[job]
+		if !open {
+			return LedgerEntry{}, errNoChange
+		}
+		if old == minutes {
+			return LedgerEntry{}, errNoChange
+		}
+		if minutes > old && a.room() < minutes-old {
+			return LedgerEntry{}, &InsufficientCredit{Account: account, Available: a.Available, Floor: a.Floor, Need: minutes - old}
+		}
+		return LedgerEntry{Kind: KindHold, From: account, Holds: []HoldLine{{Job: job, Minutes: minutes}}, Actor: "hub", Memo: "the slicer's estimate"}, nil
+	})
+	if errors.Is(err, errNoChange) {
+		return nil
+	}
+	return err
+}
+
+var errNoChange = errors.New("no change to the ledger")
+
+// Settlement is how a job's time ends in the ledger.
+type Settlement struct {
+	Job       string
+	Requester string // account
+	Lab       string // account
+	Made      int64  // machine-minutes the job took; 0 with Charge false: released
+	Charge    bool   // the lab requires credits: the requester pays
+}
+
+// Close ends a job's time in the ledger, once: a job that was made is settled (paid,
+// or at a free lab recorded as given) and its hold released in the same entry; one that
+// was not releases its hold. Payment never takes the requester below their floor: what
+// does not fit is the lab's loss, and the memo says so. A second Close of the same job
+// returns the first one's entry.
+func (l *Ledger) Close(ctx context.Context, s Settlement) (LedgerEntry, error) {
+	e, err := l.write(ctx, func(head LedgerEntry) (LedgerEntry, error) {
+		a, err := l.state(ctx, s.Requester, head.Seq)
+		if err != nil {
+			return LedgerEntry{}, err
+		}
+		held, open := a.Holds[s.Job]
+		if s.Made <= 0 {
+			if !open {
+				return LedgerEntry{}, errNoChange
+			}
+			return LedgerEntry{Kind: KindRelease, From: s.Requester, Job: s.Job, Actor: "hub",
+				Memo: "not made: the hold is released", Closes: "job:" + s.Job}, nil
+		}
+		e := LedgerEntry{Kind: KindSettle, From: s.Requester, To: s.Lab, Made: s.Made, Job: s.Job, Actor: "hub", Closes: "job:" + s.Job}
+		switch {
+		case !s.Charge:
+			e.Memo = fmt.Sprintf("%d machine-minutes given", s.Made)
+		default:
+			room := a.room() + held // the job's own hold is released in the same step
+			e.Minutes = min(s.Made, max(room, 0))
+			e.Memo = fmt.Sprintf("%d machine-minutes made", s.Made)
+			if e.Minutes < s.Made {
+				e.Memo += fmt.Sprintf("; %d over the requester's floor were not charged", s.Made-e.Minutes)
+			}
+		}
+		return e, nil
+	})
+	if errors.Is(err, errAlready) {
+		return e, nil
+	}
+	if errors.Is(err, errNoChange) {
+		return LedgerEntry{}, nil
+	}
+	return e, err
+}
+
+// TransferRequest is a move of minutes a person asks for.
+type TransferRequest struct {
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Minutes int64  `json:"minutes"`
+	Memo    string `json:"memo"`
+}
+
+// Transfer moves minutes from an account the actor may spend from: their own, or a
+// lab's they own (a grant). key makes a retry safe: the same key from the same account
+// returns the first transfer and created false.
+func (l *Ledger) Transfer(ctx context.Context, actor Actor, req TransferRequest, key string) (LedgerEntry, bool, error) {
+	if !AccountPattern.MatchString(req.From) {
+		return LedgerEntry{}, false, storage.Invalid("from", "want user:<handle> or lab:<slug>")
+	}
+	if err := l.exists(ctx, "to", req.To); errors.Is(err, storage.ErrNotFound) {
+		return LedgerEntry{}, false, storage.Invalid("to", err.Error())
+	} else if err != nil {
+		return LedgerEntry{}, false, err
+	}
+	if req.To == req.From {
+		return LedgerEntry{}, false, storage.Invalid("to", "a transfer goes to another account")
+	}
+	if req.Minutes < 1 || req.Minutes > 1_000_000 {
+		return LedgerEntry{}, false, storage.Invalid("minutes", "want 1 to 1,000,000 machine-minutes")
+	}
+	if err := checkText("memo", req.Memo, 200, false); err != nil {
+		return LedgerEntry{}, false, err
+	}
+	if err := checkText("Idempotency-Key", key, 100, false); err != nil {
+		return LedgerEntry{}, false, err
+	}
+	kind := KindTransfer
+	switch {
+	case req.From == UserAccount(actor.Handle):
+	case strings.HasPrefix(req.From, "lab:"):
+		lab, err := l.store.LabBySlug(ctx, strings.TrimPrefix(req.From, "lab:"))
+		if errors.Is(err, storage.ErrNotFound) {
+			return LedgerEntry{}, false, storage.Invalid("from", "no such lab")
+		}
+		if err != nil {
+			return LedgerEntry{}, false, err
+		}
+		if err := l.requireRole(ctx, actor, lab, RoleOwner); err != nil {
+			return LedgerEntry{}, false, fmt.Errorf("only the lab's owners move minutes out of its account: %w", storage.ErrForbidden)
+		}
+		kind = KindGrant
+	default:
+		return LedgerEntry{}, false, fmt.Errorf("you may move minutes only out of your own account or a lab's you own: %w", storage.ErrForbidden)
+	}
+	closes := ""
+	if key != "" {
+		closes = "key:" + req.From + ":" + key
+	}
+	e, err := l.write(ctx, func(head LedgerEntry) (LedgerEntry, error) {
+		a, err := l.state(ctx, req.From, head.Seq)
+		if err != nil {
+			return LedgerEntry{}, err
+		}
+		if a.room() < req.Minutes {
+			return LedgerEntry{}, &InsufficientCredit{Account: req.From, Available: a.Available, Floor: a.Floor, Need: req.Minutes}
+		}
+		return LedgerEntry{Kind: kind, From: req.From, To: req.To, Minutes: req.Minutes, Memo: req.Memo, Actor: actor.Handle, Closes: closes}, nil
+	})
+	if errors.Is(err, errAlready) {
+		if e.From != req.From || e.To != req.To || e.Minutes != req.Minutes {
+			return LedgerEntry{}, false, fmt.Errorf("this Idempotency-Key was used for another transfer: %w", storage.ErrConflict)
+		}
+		return e, false, nil
+	}
+	return e, err == nil, err
+}
+
+// Reverse is a site admin's correction: a new move of the same minutes back. It is
+// refused when that would take the account below its floor, like any other move, and
+// made once per entry.
+func (l *Ledger) Reverse(ctx context.Context, actor Actor, seq int64, memo string) (LedgerEntry, bool, error) {
+	if !actor.Admin {
+		return LedgerEntry{}, false, fmt.Errorf("only site admins reverse transfers: %w", storage.ErrForbidden)
+	}
+	if err := checkText("memo", memo, 200, false); err != nil {
+		return LedgerEntry{}, false, err
+	}
+	page, err := l.store.LedgerEntries(ctx, "", seq-1, 1)
+	if err != nil {
+		return LedgerEntry{}, false, err
+	}
+	if len(page) == 0 || page[0].Seq != seq {
+		return LedgerEntry{}, false, fmt.Errorf("transfer %d: %w", seq, storage.ErrNotFound)
+	}
+	orig := page[0]
+	switch orig.Kind {
+	case KindSettle, KindTransfer, KindGrant:
+	default:
+		return LedgerEntry{}, false, storage.Invalid("id", "only settlements, transfers and grants can be reversed")
+	}
+	if orig.Minutes == 0 {
+		return LedgerEntry{}, false, storage.Invalid("id", "this entry moved no minutes")
+	}
+	e, err := l.write(ctx, func(head LedgerEntry) (LedgerEntry, error) {
+		a, err := l.state(ctx, orig.To, head.Seq)
+		if err != nil {
+			return LedgerEntry{}, err
+		}
+		if a.room() < orig.Minutes {
+			return LedgerEntry{}, &InsufficientCredit{Account: orig.To, Available: a.Available, Floor: a.Floor, Need: orig.Minutes}
+		}
+		e := LedgerEntry{Kind: KindReversal, From: orig.To, To: orig.From, Minutes: orig.Minutes, Reverses: orig.Seq,
+			Memo: orDefault(memo, fmt.Sprintf("reverses %d", orig.Seq)), Actor: actor.Handle, Closes: "reverse:" + strconv.FormatInt(orig.Seq, 10)}
+		return e, nil
+	})
+	if errors.Is(err, errAlready) {
+		return e, false, nil
+	}
+	return e, err == nil, err
+}
+
+// SetFloor is a site admin's choice of another floor for one account.
+func (l *Ledger) SetFloor(ctx context.Context, actor Actor, account string, floor int64) (LedgerEntry, error) {
+	if !actor.Admin {
+		return LedgerEntry{}, fmt.Errorf("only site admins set floors: %w", storage.ErrForbidden)
+	}
+	if err := l.exists(ctx, "account", account); err != nil {
+		return LedgerEntry{}, err
+	}
+	if floor > 0 || floor < -1_000_000 {
+		return LedgerEntry{}, storage.Invalid("floor", "want 0 down to -1,000,000 machine-minutes")
+	}
+	return l.write(ctx, func(LedgerEntry) (LedgerEntry, error) {
+		return LedgerEntry{Kind: KindFloor, From: account, Minutes: floor, Actor: actor.Handle, Memo: "floor set"}, nil
+	})
+}
+
+// Transfers lists the moves that name account (every move when ""), newest first,
+// before seq before (0: from the newest).
+func (l *Ledger) Transfers(ctx context.Context, account string, before int64, limit int) ([]LedgerEntry, error) {
+	if account != "" && !AccountPattern.MatchString(account) {
+		return nil, storage.Invalid("account", "want user:<handle> or lab:<slug>")
+	}
+	if before <= 0 {
+		before = 1 << 62
+	}
+	return l.store.LedgerPage(ctx, account, Moves, before, limit)
+}
+
+// Entries lists the whole chain in order from after, for those who check it.
+func (l *Ledger) Entries(ctx context.Context, after int64, limit int) ([]LedgerEntry, error) {
+	return l.store.LedgerEntries(ctx, "", after, limit)
+}
+
+// Verification is the ledger checked from its entries alone.
+type Verification struct {
+	OK       bool   `json:"ok"`
+	Accounts int    `json:"accounts"`
+	Sum      int64  `json:"sum"`      // of every balance: zero
+	ChainOK  bool   `json:"chain_ok"` // every hash recomputes and links to the one before
+	FloorsOK bool   `json:"floors_ok"`
+	Checked  int64  `json:"checked"` // entries
+	Problem  string `json:"problem,omitempty"`
+}
+
+// Verify recomputes every balance and hash from the entries.
+func (l *Ledger) Verify(ctx context.Context) (Verification, error) {
+	v := Verification{ChainOK: true, FloorsOK: true}
+	balances := map[string]int64{}
+	floors := map[string]int64{}
+	holds := map[string]map[string]int64{}
+	closed := map[string]bool{}
+	prev := ""
+	for after := int64(0); ; {
+		page, err := l.store.LedgerEntries(ctx, "", after, 1000)
+		if err != nil {
+			return v, err
+		}
+		for _, e := range page {
+			v.Checked++
+			if v.ChainOK && (e.Seq != v.Checked || e.PrevHash != prev || e.ComputeHash() != e.Hash) {
+				v.ChainOK, v.Problem = false, fmt.Sprintf("entry %d does not match the chain", e.Seq)
+			}
+			prev = e.Hash
+			switch e.Kind {
+			case KindFloor:
+				floors[e.From] = e.Minutes
+			case KindHold:
+				if holds[e.From] == nil {
+					holds[e.From] = map[string]int64{}
+				}
+				for _, h := range e.Holds {
+					if !closed[h.Job] {
+						holds[e.From][h.Job] = h.Minutes
+					}
+				}
+			case KindRelease:
+				delete(holds[e.From], e.Job)
+				closed[e.Job] = true
+			default:
+				balances[e.From] -= e.Minutes
+				balances[e.To] += e.Minutes
+				if e.Job != "" {
+					delete(holds[e.From], e.Job)
+					closed[e.Job] = true
+				}
+				if e.Minutes > 0 {
+					floor, ok := floors[e.From]
+					if !ok {
+						floor = l.floor
+					}
+					if balances[e.From] < floor && v.FloorsOK {
+						v.FloorsOK, v.Problem = false, fmt.Sprintf("entry %d takes %s below its floor", e.Seq, e.From)
+					}
+				}
+			}
+		}
+		if len(page) < 1000 {
+			break
+		}
+		after = page[len(page)-1].Seq
+	}
+	for _, b := range balances {
+		v.Sum += b
+	}
+	v.Accounts = len(balances)
+	v.OK = v.ChainOK && v.FloorsOK && v.Sum == 0
+	return v, nil
+}
+
+// HoldMinutes estimates a part's machine time at a lab: its volume (mm³) at the lab's
+// rate, at least one minute.
+func HoldMinutes(volumeMM3 float64, p Policy) int64 {
+	rate := p.MinutesPerCm3
+	if rate <= 0 {
+		rate = DefaultMinutesPerCm3
+	}
+	m := int64(volumeMM3/1000*rate + 0.999999)
+	return max(m, 1)
+}
+
+// minutesOf is machine time in whole minutes, a started minute counting whole.
+func minutesOf(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Minute - 1) / time.Minute)
+}
+
+// OpenHold is a hold not yet settled or released.
+type OpenHold struct {
+	Job     string
+	Account string
+	Minutes int64
+	Since   time.Time
+}
+
+// OpenHolds folds the whole chain for the holds still open.
+func (l *Ledger) OpenHolds(ctx context.Context) ([]OpenHold, error) {
+	open := map[string]OpenHold{}
+	closed := map[string]bool{}
+	for after := int64(0); ; {
+		page, err := l.store.LedgerEntries(ctx, "", after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			switch {
+			case e.Kind == KindHold:
+				for _, h := range e.Holds {
+					if !closed[h.Job] {
+						since := e.CreatedAt
+						if prev, ok := open[h.Job]; ok {
+							since = prev.Since
+						}
+						open[h.Job] = OpenHold{Job: h.Job, Account: e.From, Minutes: h.Minutes, Since: since}
+					}
+				}
+			case e.Job != "":
+				delete(open, e.Job)
+				closed[e.Job] = true
+			}
+		}
+		if len(page) < 1000 {
+			break
+		}
+		after = page[len(page)-1].Seq
+	}
+	out := make([]OpenHold, 0, len(open))
+	for _, h := range open {
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// SettleEnded closes the holds that a job's end left open: a hub stopped between
+// saving the job and settling it, or an order failed after its hold was placed (its
+// jobs never existed; released after ten minutes, when the order cannot still be on
+// its way in). It returns how many it closed.
+func (b *jobBook) SettleEnded(ctx context.Context) (int, error) {
+	open, err := b.ledger.OpenHolds(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, h := range open {
+		j, err := b.store.Job(ctx, h.Job)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			if b.clock().Sub(h.Since) < 10*time.Minute {
+				continue
+			}
+			if _, err := b.ledger.Close(ctx, Settlement{Job: h.Job, Requester: h.Account}); err != nil { // a release
+				return n, err
+			}
+		case err != nil:
+			return n, err
+		case j.Terminal() || j.State == JobAwaitingHarvest:
+			var made time.Duration
+			if j.StartedAt != nil && (j.State == JobDone || j.State == JobAwaitingHarvest || j.State == JobCanceled) {
+				made = cmpTime(j.FinishedAt, j.UpdatedAt).Sub(*j.StartedAt)
+			}
+			if err := b.settle(ctx, j, made); err != nil {
+				return n, err
+			}
+		default:
+			continue
+		}
+		n++
+	}
+	return n, nil
+}
+
+// cmpTime is *t, or def when t is nil.
+func cmpTime(t *time.Time, def time.Time) time.Time {
+	if t != nil {
+		return *t
+	}
+	return def
+}

@@ -1,0 +1,250 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// anyUser resolves every handle: the ledger checks that accounts exist.
+type anyUser struct{}
+
+func (anyUser) UserIDByHandle(_ context.Context, handle string) (string, error) { return "u-" + handle, nil }
+
+// NewLedger is the ledger service over store, as a hub builds it, with every account
+// floor at floor.
+func NewLedger(store fabrication.Store, floor int64) *fabrication.Ledger {
+	return fabrication.New(store, nil, anyUser{}, fabrication.NewFeed(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		fabrication.Options{CreditFloor: &floor}).Ledger
+}
+
+// ExerciseLedger runs the ledger over a backend. open returns a store and a way to
+// open a second handle on the same data: a second hub sharing it.
+func ExerciseLedger(t *testing.T, open func(t *testing.T) (fabrication.Store, func() fabrication.Store)) {
+	ctx := context.Background()
+	ada := fabrication.Actor{ID: "u-ada", Handle: "ada"}
+	admin := fabrication.Actor{ID: "u-root", Handle: "root", Admin: true}
+
+	t.Run("LedgerMovesHoldsAndVerify", func(t *testing.T) {
+		t.Parallel()
+		s, _ := open(t)
+		lab := sampleLab("town")
+		if err := s.CreateLab(ctx, lab, fabrication.Member{LabID: lab.ID, UserID: "u-grace", Handle: "grace", Role: fabrication.RoleOwner}); err != nil {
+			t.Fatal(err)
+		}
+		l := NewLedger(s, -600)
+		grace := fabrication.Actor{ID: "u-grace", Handle: "grace"}
+		// The lab's owner grants 100 minutes to ada (the lab goes to -100).
+		g, created, err := l.Transfer(ctx, grace, fabrication.TransferRequest{From: "lab:town", To: "user:ada", Minutes: 100, Memo: "welcome"}, "")
+		if err != nil || !created || g.Kind != fabrication.KindGrant || g.Seq != 1 || g.PrevHash != "" {
+			t.Fatalf("grant: %+v %v %v", g, created, err)
+		}
+		// Ada may not move the lab's minutes, nor anyone else's.
+		for _, from := range []string{"lab:town", "user:grace"} {
+			if _, _, err := l.Transfer(ctx, ada, fabrication.TransferRequest{From: from, To: "user:ada", Minutes: 1}, ""); !errors.Is(err, storage.ErrForbidden) {
+				t.Fatalf("ada moving %s: got %v, want ErrForbidden", from, err)
+			}
+		}
+		if err := l.Hold(ctx, "user:ada", []fabrication.HoldLine{{Job: "j1", Minutes: 300}, {Job: "j2", Minutes: 300}}); err != nil {
+			t.Fatal(err)
+		}
+		// 100 + 600 of room, 600 held: 100 left.
+		var short *fabrication.InsufficientCredit
+		if err := l.Hold(ctx, "user:ada", []fabrication.HoldLine{{Job: "j3", Minutes: 101}}); !errors.As(err, &short) || short.Need != 101 {
+			t.Fatalf("a hold over the floor: got %v", err)
+		}
+		// j1 printed 40 minutes: paid and released in one entry; j2 failed: released.
+		e, err := l.Close(ctx, fabrication.Settlement{Job: "j1", Requester: "user:ada", Lab: "lab:town", Made: 40, Charge: true})
+		if err != nil || e.Kind != fabrication.KindSettle || e.Minutes != 40 {
+			t.Fatalf("settle: %+v %v", e, err)
+		}
+		if e, err := l.Close(ctx, fabrication.Settlement{Job: "j2", Requester: "user:ada", Lab: "lab:town", Charge: true}); err != nil || e.Kind != fabrication.KindRelease {
+			t.Fatalf("release: %+v %v", e, err)
+		}
+		a, err := l.Account(ctx, "user:ada")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Balance != 60 || a.Held != 0 || a.Available != 60 || a.Floor != -600 || a.Used != 40 || a.Given != 100 {
+			t.Fatalf("ada: %+v", a)
+		}
+		town, _ := l.Account(ctx, "lab:town")
+		if town.Balance != -60 || town.Given != 40 {
+			t.Fatalf("town: %+v", town)
+		}
+		// A site admin reverses the grant, once; the reversal is refused to others.
+		if _, _, err := l.Reverse(ctx, ada, g.Seq, ""); !errors.Is(err, storage.ErrForbidden) {
+			t.Fatalf("reverse by ada: %v", err)
+		}
+		r1, created, err := l.Reverse(ctx, admin, g.Seq, "granted twice")
+		if err != nil || !created || r1.From != "user:ada" || r1.To != "lab:town" || r1.Minutes != 100 || r1.Reverses != g.Seq {
+			t.Fatalf("reverse: %+v %v %v", r1, created, err)
+		}
+		if r2, created, err := l.Reverse(ctx, admin, g.Seq, "again"); err != nil || created || r2.Seq != r1.Seq {
+			t.Fatalf("second reverse: %+v %v %v", r2, created, err)
+		}
+		// The admin lowers ada's floor; the moves list shows moves only, newest first.
+		if _, err := l.SetFloor(ctx, admin, "user:ada", -50); err != nil {
+			t.Fatal(err)
+		}
+		if a, _ := l.Account(ctx, "user:ada"); a.Balance != -40 || a.Floor != -50 {
+			t.Fatalf("ada after the reversal: %+v", a)
+		}
+		moves, err := l.Transfers(ctx, "user:ada", 0, 10)
+		if err != nil || len(moves) != 3 || moves[0].Seq != r1.Seq || moves[2].Seq != g.Seq {
+			t.Fatalf("moves: %+v %v", moves, err)
+		}
+		if page, _ := l.Transfers(ctx, "user:ada", moves[0].Seq, 1); len(page) != 1 || page[0].Seq != moves[1].Seq {
+			t.Fatalf("second page: %+v", page)
+		}
+		v, err := l.Verify(ctx)
+		if err != nil || !v.OK || v.Sum != 0 || v.Checked != 6 || v.Accounts != 2 {
+			t.Fatalf("verify: %+v %v", v, err)
+		}
+	})
+
+	t.Run("LedgerFloorsUnderConcurrency", func(t *testing.T) {
+		t.Parallel()
+		s, second := open(t)
+		hubs := []*fabrication.Ledger{NewLedger(s, -600), NewLedger(second(), -600)}
+		// 50 spenders on two hubs at once, each wanting 25 of ada's 600 minutes of
+		// room, half as transfers and half as holds: exactly 24 fit.
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		ok, short := 0, 0
+		for i := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l := hubs[i%2]
+				var err error
+				if i%4 < 2 {
+					_, _, err = l.Transfer(ctx, ada, fabrication.TransferRequest{From: "user:ada", To: fmt.Sprintf("user:s%d", i), Minutes: 25}, "")
+				} else {
+					err = l.Hold(ctx, "user:ada", []fabrication.HoldLine{{Job: fmt.Sprintf("job-%d", i), Minutes: 25}})
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				var ic *fabrication.InsufficientCredit
+				switch {
+				case err == nil:
+					ok++
+				case errors.As(err, &ic):
+					short++
+				default:
+					t.Errorf("spender %d: %v", i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if ok != 24 || short != 26 {
+			t.Fatalf("%d spenders fit and %d were refused; want 24 and 26", ok, short)
+		}
+		a, err := hubs[1].Account(ctx, "user:ada")
+		if err != nil || a.Available-a.Floor != 0 {
+			t.Fatalf("ada: %+v %v", a, err)
+		}
+		if v, err := hubs[0].Verify(ctx); err != nil || !v.OK || v.Checked != 24 {
+			t.Fatalf("verify: %+v %v", v, err)
+		}
+	})
+
+	t.Run("LedgerIdempotentAndExactlyOnce", func(t *testing.T) {
+		t.Parallel()
+		s, second := open(t)
+		hubs := []*fabrication.Ledger{NewLedger(s, -600), NewLedger(second(), -600)}
+		// The same transfer, retried on both hubs at once: one is made.
+		var wg sync.WaitGroup
+		results := make([]fabrication.LedgerEntry, 10)
+		made := make([]bool, 10)
+		for i := range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e, created, err := hubs[i%2].Transfer(ctx, ada, fabrication.TransferRequest{From: "user:ada", To: "user:bob", Minutes: 7}, "retry-1")
+				if err != nil {
+					t.Error(err)
+				}
+				results[i], made[i] = e, created
+			}()
+		}
+		wg.Wait()
+		created := 0
+		for i := range results {
+			if made[i] {
+				created++
+			}
+			if results[i].Seq != results[0].Seq {
+				t.Fatalf("retries answered with different transfers: %+v", results)
+			}
+		}
+		if created != 1 {
+			t.Fatalf("%d transfers made from one key, want 1", created)
+		}
+		if _, _, err := hubs[0].Transfer(ctx, ada, fabrication.TransferRequest{From: "user:ada", To: "user:bob", Minutes: 8}, "retry-1"); !errors.Is(err, storage.ErrConflict) {
+			t.Fatalf("the key reused for another amount: %v", err)
+		}
+		// Jobs whose end arrives several times, in either order, on both hubs: each
+		// is settled or released exactly once, whichever came first.
+		jobs := []string{"a", "b", "c", "d", "e", "f"}
+		lines := []fabrication.HoldLine{}
+		for _, j := range jobs {
+			lines = append(lines, fabrication.HoldLine{Job: j, Minutes: 10})
+		}
+		if err := hubs[0].Hold(ctx, "user:ada", lines); err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range jobs {
+			for k := range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					st := fabrication.Settlement{Job: j, Requester: "user:ada", Lab: "lab:town", Charge: true}
+					if k%2 == 0 {
+						st.Made = 5
+					}
+					if _, err := hubs[k%2].Close(ctx, st); err != nil {
+						t.Error(err)
+					}
+					// A late estimate never reopens a closed hold.
+					if err := hubs[(k+1)%2].AdjustHold(ctx, "user:ada", j, 30); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		var paid int64
+		for _, j := range jobs {
+			e, err := s.LedgerClosing(ctx, "job:"+j)
+			if err != nil {
+				t.Fatalf("job %s has no closing entry: %v", j, err)
+			}
+			paid += e.Minutes
+		}
+		a, _ := hubs[1].Account(ctx, "user:ada")
+		if a.Held != 0 || len(a.Holds) != 0 || a.Balance != -7-paid {
+			t.Fatalf("ada: %+v, want no holds and balance %d", a, -7-paid)
+		}
+		moves, _ := hubs[0].Transfers(ctx, "", 0, 100)
+		settles := 0
+		for _, m := range moves {
+			if m.Kind == fabrication.KindSettle {
+				settles++
+			}
+		}
+		if int64(settles)*5 != paid {
+			t.Fatalf("%d settlements for %d minutes", settles, paid)
+		}
+		if v, err := hubs[1].Verify(ctx); err != nil || !v.OK {
+			t.Fatalf("verify: %+v %v", v, err)
+		}
+	})
+}
