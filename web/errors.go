@@ -52,6 +52,7 @@ func (s *Server) classify(c *gin.Context, err error) (int, apiError) {
 	var throttled interface{ RetryAfter() time.Duration }
 	var bad *badRequest
 	var tooBig *http.MaxBytesError
+	var short *fabrication.InsufficientCredit
 	switch {
 	case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
 		// The client went away (an agent's poll cut short, a closed tab): nothing to answer.
@@ -77,6 +78,8 @@ func (s *Server) classify(c *gin.Context, err error) (int, apiError) {
 		return http.StatusConflict, apiError{Code: agentapi.CodeStaleLease, Message: err.Error()}
 	case errors.Is(err, fabrication.ErrUnsupported):
 		return http.StatusUpgradeRequired, apiError{Code: agentapi.CodeUnsupportedProtocol, Message: err.Error()}
+	case errors.As(err, &short):
+		return http.StatusConflict, apiError{Code: "insufficient_credit", Message: err.Error()}
 	case errors.Is(err, storage.ErrForbidden):
 		return http.StatusForbidden, apiError{Code: "forbidden", Message: err.Error()}
 	case errors.Is(err, storage.ErrNotFound):

@@ -94,7 +94,8 @@ func (p printables) Printable(ctx context.Context, slug string, version int) (fa
 			continue
 		}
 		s := f.Mesh.BBox.Size
-		out.Files = append(out.Files, fabrication.PrintableFile{Path: f.Path, SHA256: f.SHA256, Size: f.Size, BBox: fabrication.Volume{X: s[0], Y: s[1], Z: s[2]}})
+		out.Files = append(out.Files, fabrication.PrintableFile{Path: f.Path, SHA256: f.SHA256, Size: f.Size,
+			BBox: fabrication.Volume{X: s[0], Y: s[1], Z: s[2]}, Volume: f.Mesh.Volume})
 	}
 	for _, l := range v.BOM {
 		if l.Kind == catalog.KindPrinted {

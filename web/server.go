@@ -62,6 +62,7 @@ type Server struct {
 	catalog   *catalog.Service
 	labs      *fabrication.Labs
 	orders    *fabrication.Orders
+	ledger    *fabrication.Ledger
 	scheduler *fabrication.Scheduler
 	feed      *fabrication.Feed
 	ready     map[string]Pinger
@@ -127,7 +128,7 @@ func New(cfg Config, d Deps) *Server {
 		d.Clock = time.Now
 	}
 	s := &Server{
-		cfg: cfg, log: d.Log, accounts: d.Accounts, catalog: d.Catalog, labs: d.Fab.Labs, orders: d.Fab.Orders, scheduler: d.Fab.Scheduler, feed: d.Fab.Feed, ready: d.Ready, now: d.Clock,
+		cfg: cfg, log: d.Log, accounts: d.Accounts, catalog: d.Catalog, labs: d.Fab.Labs, orders: d.Fab.Orders, ledger: d.Fab.Ledger, scheduler: d.Fab.Scheduler, feed: d.Fab.Feed, ready: d.Ready, now: d.Clock,
 		enrolls:    account.NewThrottle(20, 10*time.Minute, 100_000),
 		signups:    account.NewThrottle(cfg.SignupsPerHour, time.Hour, 100_000),
 		meshChecks: account.NewThrottle(cfg.MeshChecksPerMinute, time.Minute, 100_000),
@@ -239,6 +240,14 @@ func (s *Server) routes(r *gin.Engine) {
 		user.POST("/machines/:id/token", s.rotateToken)
 		user.POST("/machines/:id/retire", s.retireMachine)
 		user.POST("/orders", s.placeOrder)
+		user.POST("/orders/quote", s.quoteOrder)
+		api.GET("/ledger/accounts/:account", s.ledgerAccount)
+		api.GET("/ledger/transfers", s.listTransfers)
+		api.GET("/ledger/entries", s.ledgerEntries)
+		api.GET("/ledger/verify", g("lineage walks"), s.verifyLedger)
+		user.POST("/ledger/transfers", s.transfer)
+		user.POST("/ledger/transfers/:id/reverse", s.reverseTransfer)
+		user.PUT("/ledger/accounts/:account/floor", s.setFloor)
 		for _, action := range []string{"approve", "reject", "cancel", "resolve", "harvest"} {
 			user.POST("/jobs/:id/"+action, s.jobAction(action))
 		}

@@ -490,3 +490,122 @@ func TestTwoHubProcesses(t *testing.T) {
 		})
 	}
 }
+
+// TestCreditsEndToEnd: a lab that requires credits, a sim agent, and a requester who
+// can afford two jobs but not three. The third is refused; two print and are paid from
+// the hub's own record of the print; a print that fails costs nothing; the ledger
+// verifies.
+func TestCreditsEndToEnd(t *testing.T) {
+	api, base := newHub(t, "-data", t.TempDir(), "-credit-floor", "0")
+	// ada (the first account, so a site admin) opens a lab where a cm³ takes a minute:
+	// the 20 mm cube holds 8 minutes.
+	if code := api.call("POST", "/api/v1/labs", map[string]any{"slug": "paid", "name": "Paid lab",
+		"policy": map[string]any{"credits": "required", "minutes_per_cm3": 1}}, nil); code != 201 {
+		t.Fatalf("lab: %d", code)
+	}
+	bob := hubAPI{t: t, base: base}
+	bob.call("POST", "/api/v1/users", map[string]string{"handle": "bob", "email": "bob@example.org", "password": "correct horse battery"}, nil)
+	var tok struct{ Token struct{ Secret string } }
+	bob.call("POST", "/api/v1/tokens", map[string]string{"handle": "bob", "password": "correct horse battery", "name": "e2e"}, &tok)
+	bob.token = tok.Token.Secret
+	// The lab may go 1,000 minutes below zero; its owner grants bob 20.
+	if code := api.call("PUT", "/api/v1/ledger/accounts/lab:paid/floor", map[string]int{"floor": -1000}, nil); code != 200 {
+		t.Fatalf("floor: %d", code)
+	}
+	if code := api.call("POST", "/api/v1/ledger/transfers", map[string]any{"from": "lab:paid", "to": "user:bob", "minutes": 20, "memo": "welcome"}, nil); code != 201 {
+		t.Fatalf("grant: %d", code)
+	}
+	account := func(name string) (a struct{ Balance, Held, Available, Floor, Given, Used int64 }) {
+		if code := api.call("GET", "/api/v1/ledger/accounts/"+name, nil, &a); code != 200 {
+			t.Fatalf("account %s: %d", name, code)
+		}
+		return a
+	}
+	order := func(wantCode int) []string {
+		var out struct {
+			Jobs  []struct{ ID string }
+			Error struct{ Code, Message string }
+		}
+		if code := bob.call("POST", "/api/v1/orders", map[string]any{"lab": "paid", "design": "cube"}, &out); code != wantCode {
+			t.Fatalf("order: got %d %+v, want %d", code, out.Error, wantCode)
+		}
+		if wantCode == 409 && (out.Error.Code != "insufficient_credit" || !strings.Contains(out.Error.Message, "needs 8")) {
+			t.Fatalf("a third order: got %+v", out.Error)
+		}
+		ids := []string{}
+		for _, j := range out.Jobs {
+			ids = append(ids, j.ID)
+		}
+		return ids
+	}
+	var q struct {
+		Minutes, Available int64
+		Fits               bool
+	}
+	if code := bob.call("POST", "/api/v1/orders/quote", map[string]any{"lab": "paid", "design": "cube"}, &q); code != 200 || q.Minutes != 8 || q.Available != 20 || !q.Fits {
+		t.Fatalf("quote: %d %+v", code, q)
+	}
+	jobs := append(order(201), order(201)...)
+	order(409)
+	if a := account("user:bob"); a.Balance != 20 || a.Held != 16 || a.Available != 4 {
+		t.Fatalf("bob with two jobs held: %+v", a)
+	}
+
+	agentFor := func(name string, failRate string) *exec.Cmd {
+		var m struct {
+			EnrollmentCode string `json:"enrollment_code"`
+		}
+		api.call("POST", "/api/v1/labs/paid/machines", map[string]any{"name": name, "process": "fdm",
+			"build_volume": map[string]float64{"x": 200, "y": 200, "z": 200}}, &m)
+		state := filepath.Join(t.TempDir(), name)
+		if out, err := exec.Command(filepath.Join(binDir, "fabagent"), "enroll", "--hub", base, "--code", m.EnrollmentCode, "--state", state).CombinedOutput(); err != nil {
+			t.Fatalf("enroll: %v %s", err, out)
+		}
+		return start(t, "fabagent", "run", "--state", state, "--driver", "sim", "--sim-speed", "100", "--sim-seconds", "300",
+			"--sim-fail-rate", failRate, "--log-level", "warn")
+	}
+	jobState := func(id string) string {
+		var v struct{ Job struct{ State string } }
+		api.call("GET", "/api/v1/jobs/"+id, nil, &v)
+		return v.Job.State
+	}
+	good := agentFor("good", "0")
+	waitFor(t, time.Minute, "both jobs done", func() bool { return jobState(jobs[0]) == "done" && jobState(jobs[1]) == "done" })
+	good.Process.Signal(syscall.SIGTERM)
+	good.Wait()
+	// Each print took seconds: a started minute counts whole, so each cost 1 minute.
+	if a := account("user:bob"); a.Balance != 18 || a.Held != 0 || a.Available != 18 || a.Used != 2 {
+		t.Fatalf("bob after two prints: %+v", a)
+	}
+	if a := account("lab:paid"); a.Balance != -18 || a.Given != 2 || a.Floor != -1000 {
+		t.Fatalf("the lab after two prints: %+v", a)
+	}
+
+	// A print that fails (on every try) costs nothing, and lets its hold go.
+	failing := order(201)
+	agentFor("flaky", "1")
+	waitFor(t, time.Minute, "the flaky job failed", func() bool { return jobState(failing[0]) == "failed" })
+	waitFor(t, 10*time.Second, "its hold released", func() bool { return account("user:bob").Held == 0 })
+	if a := account("user:bob"); a.Balance != 18 || a.Available != 18 || a.Used != 2 {
+		t.Fatalf("bob after a failed print: %+v", a)
+	}
+	var v struct {
+		OK           bool
+		ChainOK      bool `json:"chain_ok"`
+		Sum, Checked int64
+	}
+	if code := api.call("GET", "/api/v1/ledger/verify", nil, &v); code != 200 || !v.OK || !v.ChainOK || v.Sum != 0 || v.Checked < 7 {
+		t.Fatalf("verify: %d %+v", code, v)
+	}
+	var moves struct {
+		Transfers []struct {
+			Kind    string
+			Minutes int64
+			Job     string
+		}
+	}
+	api.call("GET", "/api/v1/ledger/transfers?account=user:bob", nil, &moves)
+	if len(moves.Transfers) != 3 || moves.Transfers[0].Kind != "settle" || moves.Transfers[0].Minutes != 1 || moves.Transfers[2].Kind != "grant" {
+		t.Fatalf("bob's transfers: %+v", moves.Transfers)
+	}
+}

@@ -29,6 +29,7 @@ type Config struct {
 	// Quotas per person (site admins have none).
 	DesignsPerDay, LabsPerUser, JobsPerDay int
 	UploadBytesPerDay                      int64
+	CreditFloor                            int64 // machine-minutes an account may go below zero
 }
 
 // parseConfig reads flags, each defaulting to its FAB_ environment variable.
@@ -42,7 +43,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	var c Config
 	var err error
-	var level, proxies, maxBody, wait, maxFile, maxFiles, leaseTTL, uploadPerDay, designsPerDay, labs, jobsPerDay string
+	var level, proxies, maxBody, wait, maxFile, maxFiles, leaseTTL, uploadPerDay, designsPerDay, labs, jobsPerDay, floor string
 	fs.StringVar(&c.Addr, "addr", env("FAB_ADDR", ":8080"), "listen address (FAB_ADDR)")
 	fs.StringVar(&c.DataDir, "data", env("FAB_DATA", "./data"), "data directory for the embedded stores (FAB_DATA)")
 	fs.StringVar(&c.DB, "db", env("FAB_DB", ""), "document store: empty for SQLite in the data dir, or mongodb://... (FAB_DB)")
@@ -60,6 +61,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&uploadPerDay, "quota-upload-bytes-per-day", env("FAB_QUOTA_UPLOAD_BYTES_PER_DAY", "10737418240"), "bytes one person may upload a day (FAB_QUOTA_UPLOAD_BYTES_PER_DAY)")
 	fs.StringVar(&labs, "quota-labs", env("FAB_QUOTA_LABS", "10"), "labs one person may open (FAB_QUOTA_LABS)")
 	fs.StringVar(&jobsPerDay, "quota-jobs-per-day", env("FAB_QUOTA_JOBS_PER_DAY", "1000"), "jobs one person may order a day (FAB_QUOTA_JOBS_PER_DAY)")
+	fs.StringVar(&floor, "credit-floor", env("FAB_CREDIT_FLOOR", "-600"), "machine-minutes an account may go below zero, at most 0 (FAB_CREDIT_FLOOR)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -73,6 +75,9 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		if *q.n, err = strconv.Atoi(q.value); err != nil || *q.n < 1 {
 			return Config{}, fmt.Errorf("%s %q: want a number, at least 1", q.name, q.value)
 		}
+	}
+	if c.CreditFloor, err = strconv.ParseInt(floor, 10, 64); err != nil || c.CreditFloor > 0 || c.CreditFloor < -1_000_000 {
+		return Config{}, fmt.Errorf("credit floor %q: want machine-minutes from 0 down to -1000000", floor)
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))

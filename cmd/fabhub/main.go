@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		},
 		Limits: catalog.Limits{FileBytes: cfg.MaxFileBytes, Files: cfg.MaxFiles,
 			DesignsPerDay: cfg.DesignsPerDay, UploadBytesPerDay: cfg.UploadBytesPerDay},
-		Fabrication: fabrication.Options{LeaseTTL: cfg.LeaseTTL, LabsPerUser: cfg.LabsPerUser, JobsPerDay: cfg.JobsPerDay},
+		Fabrication: fabrication.Options{LeaseTTL: cfg.LeaseTTL, LabsPerUser: cfg.LabsPerUser, JobsPerDay: cfg.JobsPerDay, CreditFloor: &cfg.CreditFloor},
 		Log:         log,
 	}, web.Stores{Accounts: stores.accounts, Catalog: stores.catalog, Fabrication: stores.fab, Blobs: stores.blobs, Quotas: stores.quotas,
 		Ready: map[string]web.Pinger{"db": stores.db, "blobs": stores.blobs}})

@@ -17,7 +17,7 @@ func envOf(m map[string]string) func(string) string { return func(k string) stri
 func TestParseConfig(t *testing.T) {
 	t.Parallel()
 	c, err := parseConfig(nil, envOf(nil))
-	if err != nil || c.Addr != ":8080" || c.DataDir != "./data" || c.DB != "" || c.Blobs != "" {
+	if err != nil || c.Addr != ":8080" || c.DataDir != "./data" || c.DB != "" || c.Blobs != "" || c.CreditFloor != -600 {
 		t.Fatalf("defaults: got %+v, %v", c, err)
 	}
 	c, err = parseConfig([]string{"-addr", "127.0.0.1:9000"}, envOf(map[string]string{"FAB_ADDR": ":7000", "FAB_DATA": "/srv/fab", "FAB_LOG_LEVEL": "debug"}))
@@ -35,6 +35,8 @@ func TestParseConfig(t *testing.T) {
 		{nil, map[string]string{"FAB_MAX_BODY": "ten"}, "max body"},
 		{nil, map[string]string{"FAB_QUOTA_LABS": "ten"}, "quota labs"},
 		{[]string{"-quota-jobs-per-day", "0"}, nil, "quota jobs per day"},
+		{nil, map[string]string{"FAB_CREDIT_FLOOR": "60"}, "credit floor"},
+		{[]string{"-credit-floor", "-1.5"}, nil, "credit floor"},
 		{[]string{"serve", "extra"}, nil, "unexpected argument"},
 		{nil, map[string]string{"FAB_DB": "mysql://root:hunter2@db/x"}, "xxxxx"},
 	} {
