@@ -16,7 +16,9 @@ import (
 // anyUser resolves every handle: the ledger checks that accounts exist.
 type anyUser struct{}
 
-func (anyUser) UserIDByHandle(_ context.Context, handle string) (string, error) { return "u-" + handle, nil }
+func (anyUser) UserIDByHandle(_ context.Context, handle string) (string, error) {
+	return "u-" + handle, nil
+}
 
 // NewLedger is the ledger service over store, as a hub builds it, with every account
 // floor at floor.
