@@ -76,7 +76,7 @@ func (b *jobBook) carryOut(ctx context.Context, j Job, fx Effects) {
 		}
 	}
 	if fx.Ends {
-		if err := b.settle(ctx, j, fx.Made); err != nil {
+		if err := b.settle(ctx, j, fx.Made, false); err != nil {
 			// The hold stays open; SettleEnded closes it on its next round.
 			b.log.Warn("ledger: job not settled", "job", j.ID, "err", err)
 		}
@@ -87,14 +87,19 @@ func (b *jobBook) carryOut(ctx context.Context, j Job, fx Effects) {
 }
 
 // settle ends a job's machine time in the ledger: paid, recorded as given, or its hold
-// released (made 0).
-func (b *jobBook) settle(ctx context.Context, j Job, made time.Duration) error {
+// released (made 0). A free lab holds nothing, so a job it did not make needs no entry
+// (a hold left from before the lab stopped charging is released by SettleEnded).
+func (b *jobBook) settle(ctx context.Context, j Job, made time.Duration, always bool) error {
 	lab, err := b.store.LabByID(ctx, j.LabID)
 	if err != nil {
 		return err
 	}
-	_, err = b.ledger.Close(ctx, Settlement{Job: j.ID, Requester: UserAccount(j.Requester), Lab: LabAccount(lab.Slug),
-		Made: minutesOf(made), Charge: lab.Policy.Credits == CreditsRequired})
+	st := Settlement{Job: j.ID, Requester: UserAccount(j.Requester), Lab: LabAccount(lab.Slug),
+		Made: minutesOf(made), Charge: lab.Policy.Credits == CreditsRequired}
+	if !always && !st.Charge && st.Made == 0 {
+		return nil
+	}
+	_, err = b.ledger.Close(ctx, st)
 	return err
 }
 

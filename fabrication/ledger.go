@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fabcommons/fabcommons/storage"
@@ -153,6 +154,10 @@ type Ledger struct {
 	store ledgerStore
 	users Users
 	floor int64 // an account's floor unless a site admin set another
+	// mu lets this hub's writers take the chain's next place one at a time: they
+	// would only make each other try again. Writers on other hubs still race, and
+	// the store settles it.
+	mu sync.Mutex
 }
 
 type ledgerStore interface {
@@ -279,6 +284,8 @@ var errAlready = errors.New("already in the ledger")
 // head.Seq + 1; when another writer took that place first, build runs again on the new
 // head. When an entry with the same Closes exists, that one is returned with errAlready.
 func (l *Ledger) write(ctx context.Context, build func(head LedgerEntry) (LedgerEntry, error)) (LedgerEntry, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for attempt := range 400 {
 		head, err := l.store.LedgerHead(ctx)
 		if err != nil {
@@ -380,6 +387,10 @@ type Settlement struct {
 // returns the first one's entry.
 func (l *Ledger) Close(ctx context.Context, s Settlement) (LedgerEntry, error) {
 	e, err := l.write(ctx, func(head LedgerEntry) (LedgerEntry, error) {
+		if !s.Charge && s.Made > 0 { // a record of time given: nothing to check
+			return LedgerEntry{Kind: KindSettle, From: s.Requester, To: s.Lab, Made: s.Made, Job: s.Job, Actor: "hub",
+				Memo: "given by the lab", Closes: "job:" + s.Job}, nil
+		}
 		a, err := l.state(ctx, s.Requester, head.Seq)
 		if err != nil {
 			return LedgerEntry{}, err
@@ -393,16 +404,11 @@ func (l *Ledger) Close(ctx context.Context, s Settlement) (LedgerEntry, error) {
 				Memo: "not made: the hold is released", Closes: "job:" + s.Job}, nil
 		}
 		e := LedgerEntry{Kind: KindSettle, From: s.Requester, To: s.Lab, Made: s.Made, Job: s.Job, Actor: "hub", Closes: "job:" + s.Job}
-		switch {
-		case !s.Charge:
-			e.Memo = fmt.Sprintf("%d machine-minutes given", s.Made)
-		default:
-			room := a.room() + held // the job's own hold is released in the same step
-			e.Minutes = min(s.Made, max(room, 0))
-			e.Memo = fmt.Sprintf("%d machine-minutes made", s.Made)
-			if e.Minutes < s.Made {
-				e.Memo += fmt.Sprintf("; %d over the requester's floor were not charged", s.Made-e.Minutes)
-			}
+		room := a.room() + held // the job's own hold is released in the same step
+		e.Minutes = min(s.Made, max(room, 0))
+		e.Memo = fmt.Sprintf("%d machine-minutes made", s.Made)
+		if e.Minutes < s.Made {
+			e.Memo += fmt.Sprintf("; %d over the requester's floor were not charged", s.Made-e.Minutes)
 		}
 		return e, nil
 	})
@@ -733,7 +739,7 @@ func (b *jobBook) SettleEnded(ctx context.Context) (int, error) {
 			if j.StartedAt != nil && (j.State == JobDone || j.State == JobAwaitingHarvest || j.State == JobCanceled) {
 				made = cmpTime(j.FinishedAt, j.UpdatedAt).Sub(*j.StartedAt)
 			}
-			if err := b.settle(ctx, j, made); err != nil {
+			if err := b.settle(ctx, j, made, true); err != nil {
 				return n, err
 			}
 		default:
@@ -750,4 +756,13 @@ func cmpTime(t *time.Time, def time.Time) time.Time {
 		return *t
 	}
 	return def
+}
+
+// JobEntry is the entry that ended a job's time (its settlement or release), if any.
+func (l *Ledger) JobEntry(ctx context.Context, job string) (LedgerEntry, bool, error) {
+	e, err := l.store.LedgerClosing(ctx, "job:"+job)
+	if errors.Is(err, storage.ErrNotFound) {
+		return LedgerEntry{}, false, nil
+	}
+	return e, err == nil, err
 }

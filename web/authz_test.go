@@ -157,6 +157,7 @@ func authzMatrix(fx authzFixture) map[string]route {
 		"GET /labs/:slug":                    {"/labs/lab1", nil, people},
 		"GET /orders/:id":                    {"/orders/" + o, nil, people},
 		"GET /jobs/:id":                      {"/jobs/" + j, nil, people},
+		"GET /people/:handle":                {"/people/uma", nil, people},
 		"GET /designs/:slug/make":            {"/designs/alpha/make", nil, signedIn},
 		"POST /designs/:slug/make":           {"/designs/alpha/make", "", signedIn},
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -76,6 +77,9 @@ func TestBrowser(t *testing.T) {
 	// A lab with one simulated printer whose agent runs in this process.
 	owner := login(t, b, "labowner")
 	b.do(t, call{method: "POST", path: "/api/v1/labs", header: owner, body: map[string]any{"slug": "fablab", "name": "Fab Lab Test"}}).want(t, 201, "")
+	// A lab that asks for machine-minutes, for the make page's costs.
+	b.do(t, call{method: "POST", path: "/api/v1/labs", header: owner, body: map[string]any{"slug": "paidlab", "name": "Paid Lab",
+		"policy": map[string]any{"credits": "required", "minutes_per_cm3": 2}}}).want(t, 201, "")
 	r := b.do(t, call{method: "POST", path: "/api/v1/labs/fablab/machines", header: owner, body: map[string]any{
 		"name": "Sim One", "process": "fdm", "build_volume": map[string]float64{"x": 220, "y": 220, "z": 250}, "materials": []string{"PLA"}, "driver": "sim"}})
 	r.want(t, 201, "")
@@ -337,13 +341,33 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the lab's history has %d jobs, want the 3 finished ones", history)
 	}
 
+	// Machine time: the make page at a lab that charges says what the order would cost
+	// and what the maker has; the account page shows the three prints in its history.
+	var cost string
+	run("the make page's costs",
+		chromedp.Navigate(srv.URL+"/designs/"+slug+"/make?lab=paidlab"),
+		chromedp.WaitVisible(chromedp.CSS(`#make-cost`)),
+		shot("08b-make-costs"),
+	)
+	eval("the cost", `document.querySelector('#make-cost').innerText`, &cost)
+	if !regexp.MustCompile(`Likely machine time: [1-9]\d* min for one copy \(3 parts\).*you have 600 min available above your floor`).MatchString(cost) {
+		t.Fatalf("the make page at a charging lab says %q, want the likely minutes and the 600 available", cost)
+	}
+	var moves []string
+	run("the account page's machine time", chromedp.Navigate(srv.URL+"/account"), chromedp.WaitVisible(chromedp.CSS(`table.moves`)), shot("08c-account-ledger"))
+	eval("the history", `[...document.querySelectorAll('table.moves tbody tr')].map(r => r.cells[2].innerText + ' ' + r.cells[4].innerText)`, &moves)
+	if len(moves) != 3 || moves[0] != "settle lab:fablab" {
+		t.Fatalf("the account's history lists %q, want the three prints settled with the lab", moves)
+	}
+
 	// Every page, at a phone's width and at a desktop's: axe-core finds nothing serious,
 	// and nothing is wider than the screen.
 	var jobPath string
 	eval("a job's page", `document.querySelector('a[href^="/jobs/"]').getAttribute('href')`, &jobPath)
 	pages := []string{"/", "/search?q=reel", "/designs/new", "/designs/" + slug, "/designs/" + slug + "/versions/new",
 		"/designs/" + slug + "/fork", "/designs/" + ndSlug + "/fork", "/designs/" + slug + "/make?lab=fablab",
-		"/labs", "/labs/fablab", strings.TrimPrefix(orderURL, srv.URL), jobPath, "/account"}
+		"/labs", "/labs/fablab", strings.TrimPrefix(orderURL, srv.URL), jobPath, "/account",
+		"/designs/" + slug + "/make?lab=paidlab", "/labs/paidlab", "/people/maker"}
 	for _, w := range []int{390, 1280} {
 		run(fmt.Sprintf("resize to %d px", w), chromedp.EmulateViewport(int64(w), 844))
 		for _, page := range pages {

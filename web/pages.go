@@ -66,6 +66,14 @@ func parsePages() pages {
 			return slices.Contains([]string{fabrication.JobDone, fabrication.JobFailed, fabrication.JobCanceled, fabrication.JobRejected}, state)
 		},
 		"hours": func(sec float64) string { return (time.Duration(sec) * time.Second).Round(time.Minute).String() },
+		// acctHref is the page of a ledger account: a person's or a lab's.
+		"acctHref": func(account string) string {
+			kind, name, _ := strings.Cut(account, ":")
+			if kind == "lab" {
+				return "/labs/" + url.PathEscape(name)
+			}
+			return "/people/" + url.PathEscape(name)
+		},
 	}
 	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	names, _ := fs.Glob(templateFS, "templates/*.html")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -85,7 +86,48 @@ func (s *Server) renderAccount(c *gin.Context, status int, secret, errMsg string
 		s.fail(c, err)
 		return
 	}
-	s.render(c, status, "account", "Your account", gin.H{"Tokens": tokens, "Secret": secret, "Error": errMsg, "Designs": mine.Designs})
+	data := gin.H{"Tokens": tokens, "Secret": secret, "Error": errMsg, "Designs": mine.Designs}
+	if !s.ledgerOf(c, fabrication.UserAccount(u.Handle), data) {
+		return
+	}
+	s.render(c, status, "account", "Your account", data)
+}
+
+// ledgerOf puts an account's state and its latest moves into a page's data; false
+// when it failed (and the error was answered).
+func (s *Server) ledgerOf(c *gin.Context, account string, data gin.H) bool {
+	data["Ledger"], data["Moves"] = fabrication.Account{Holds: map[string]int64{}}, []fabrication.LedgerEntry{}
+	if s.ledger == nil {
+		return true
+	}
+	a, err := s.ledger.Account(c.Request.Context(), account)
+	if err != nil {
+		s.fail(c, err)
+		return false
+	}
+	moves, err := s.ledger.Transfers(c.Request.Context(), account, 0, 20)
+	if err != nil {
+		s.fail(c, err)
+		return false
+	}
+	data["Ledger"], data["Moves"] = a, moves
+	return true
+}
+
+// personPage: GET /people/:handle, anyone: a person's designs and machine time.
+func (s *Server) personPage(c *gin.Context) {
+	handle := account.NormalizeHandle(c.Param("handle"))
+	data := gin.H{"Handle": handle}
+	if !s.ledgerOf(c, fabrication.UserAccount(handle), data) { // 404 for nobody
+		return
+	}
+	theirs, err := s.catalog.Search(c.Request.Context(), catalog.Query{Owner: handle, Limit: 50})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	data["Designs"] = theirs.Designs
+	s.render(c, http.StatusOK, "person", handle, data)
 }
 
 // accountTokenPost mints a token from the account page. It asks for the password again:

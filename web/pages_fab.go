@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"slices"
@@ -80,6 +81,10 @@ func (s *Server) renderMake(c *gin.Context, status int, errMsg, errField string)
 			rows = append(rows, row)
 		}
 		data["Fit"], data["ChosenLab"] = rows, lab
+		q, err := s.orders.Quote(ctx, fabActor(c), fabrication.OrderRequest{Design: d.Slug, Lab: lab.Slug, Process: process, Material: material})
+		if err == nil {
+			data["Quote"] = q
+		} // else the order form says what is wrong when it is sent
 	}
 	s.render(c, status, "make", "Make "+d.Title, data)
 }
@@ -123,7 +128,11 @@ func (s *Server) labPage(c *gin.Context) {
 		return
 	}
 	operator := v.Role == fabrication.RoleOwner || v.Role == fabrication.RoleOperator
-	data := gin.H{"L": v, "Operator": operator, "Owner": v.Role == fabrication.RoleOwner}
+	data := gin.H{"L": v, "Operator": operator, "Owner": v.Role == fabrication.RoleOwner || fabActor(c).Admin,
+		"Rate": cmp.Or(v.Lab.Policy.MinutesPerCm3, fabrication.DefaultMinutesPerCm3)}
+	if !s.ledgerOf(c, fabrication.LabAccount(v.Lab.Slug), data) {
+		return
+	}
 	if v.Role == fabrication.RoleOwner {
 		tokens, err := s.labs.JoinTokens(c.Request.Context(), fabActor(c), v.Lab.Slug)
 		if err != nil {
@@ -160,7 +169,14 @@ func (s *Server) jobPage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.render(c, http.StatusOK, "job", "Job "+v.File, gin.H{"J": v, "Lab": lab, "Machines": s.machineNames(c, lab.ID)})
+	data := gin.H{"J": v, "Lab": lab, "Machines": s.machineNames(c, lab.ID)}
+	if e, ok, err := s.ledger.JobEntry(c.Request.Context(), v.ID); err != nil {
+		s.fail(c, err)
+		return
+	} else if ok {
+		data["Ledger"] = e
+	}
+	s.render(c, http.StatusOK, "job", "Job "+v.File, data)
 }
 
 // machineNames maps a lab's machine ids to names, for its order and job pages.

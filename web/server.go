@@ -296,6 +296,7 @@ func (s *Server) routes(r *gin.Engine) {
 		page.GET("/labs/:slug", s.labPage)
 		page.GET("/orders/:id", s.orderPage)
 		page.GET("/jobs/:id", s.jobPage)
+		page.GET("/people/:handle", s.personPage)
 		member.GET("/designs/:slug/make", s.makePage)
 		member.POST("/designs/:slug/make", s.makePost)
 	}

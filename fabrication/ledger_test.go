@@ -1,0 +1,103 @@
+package fabrication_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/storage/sqlite"
+)
+
+type cubeDesign struct{}
+
+func (cubeDesign) Printable(context.Context, string, int) (fabrication.Printable, error) {
+	return fabrication.Printable{DesignID: "d1", Slug: "cube", Title: "Cube", Version: 1, Files: []fabrication.PrintableFile{
+		{Path: "cube.stl", SHA256: "x", Size: 684, BBox: fabrication.Volume{X: 20, Y: 20, Z: 20}, Volume: 8000}}}, nil
+}
+func (cubeDesign) Hidden(context.Context, string) (bool, error) { return false, nil }
+
+type handles struct{}
+
+func (handles) UserIDByHandle(_ context.Context, h string) (string, error) { return "u-" + h, nil }
+
+// TestSettleEndedClosesWhatACrashLeftOpen: a hub that stopped between saving a job's
+// end and settling it leaves the job's hold open; the sweep settles or releases it from
+// the job's own record, once, and lets go of the holds of orders that never came to be.
+func TestSettleEndedClosesWhatACrashLeftOpen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fab.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	floor := int64(-600)
+	fab := fabrication.New(db.Fabrication(), cubeDesign{}, handles{}, fabrication.NewFeed(), nil,
+		slog.New(slog.NewTextHandler(io.Discard, nil)), fabrication.Options{CreditFloor: &floor, Clock: func() time.Time { return now }})
+	ada := fabrication.Actor{ID: "u-ada", Handle: "ada"}
+	if _, err := fab.Labs.CreateLab(ctx, ada, fabrication.NewLab{Slug: "paid", Name: "Paid",
+		Policy: fabrication.Policy{Credits: fabrication.CreditsRequired, MinutesPerCm3: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	_, jobs, err := fab.Orders.PlaceOrder(ctx, ada, fabrication.OrderRequest{Design: "cube", Lab: "paid", Quantity: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jobs[0].HoldMinutes != 16 {
+		t.Fatalf("hold: %d minutes, want 16 (8 cm³ at 2 a cm³)", jobs[0].HoldMinutes)
+	}
+	// The hub saved both jobs' ends and stopped before settling: one printed 90 s and
+	// finished, the other failed.
+	store := db.Fabrication()
+	end := func(id, state string, started *time.Time) {
+		j, err := store.Job(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.State, j.StartedAt, j.FinishedAt = state, started, &now
+		if err := store.SaveJob(ctx, j, j.Rev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started := now.Add(-90 * time.Second)
+	end(jobs[0].ID, fabrication.JobDone, &started)
+	end(jobs[1].ID, fabrication.JobFailed, &started)
+	// An order whose jobs never came to be: its hold goes after ten minutes.
+	if err := fab.Ledger.Hold(ctx, "user:ada", []fabrication.HoldLine{{Job: "ghost", Minutes: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := fab.Ledger.Account(ctx, "user:ada"); a.Held != 37 {
+		t.Fatalf("before the sweep: %+v", a)
+	}
+	if n, err := fab.Orders.SettleEnded(ctx); err != nil || n != 2 {
+		t.Fatalf("sweep: %d, %v; want the two ended jobs", n, err)
+	}
+	now = now.Add(11 * time.Minute)
+	if n, err := fab.Orders.SettleEnded(ctx); err != nil || n != 1 {
+		t.Fatalf("second sweep: %d, %v; want the ghost's hold", n, err)
+	}
+	if n, err := fab.Orders.SettleEnded(ctx); err != nil || n != 0 {
+		t.Fatalf("third sweep: %d, %v; want nothing left", n, err)
+	}
+	a, err := fab.Ledger.Account(ctx, "user:ada")
+	if err != nil || a.Held != 0 || a.Balance != -2 || a.Used != 2 {
+		t.Fatalf("after the sweeps: %+v %v; want the 90 s print paid as 2 minutes and nothing held", a, err)
+	}
+	if e, ok, err := fab.Ledger.JobEntry(ctx, jobs[1].ID); err != nil || !ok || e.Kind != fabrication.KindRelease {
+		t.Fatalf("the failed job: %+v %v %v", e, ok, err)
+	}
+	if v, err := fab.Ledger.Verify(ctx); err != nil || !v.OK {
+		t.Fatalf("verify: %+v %v", v, err)
+	}
+	// A third order does not fit: 600 + (-2) of room, 16 a copy.
+	var short *fabrication.InsufficientCredit
+	if _, _, err := fab.Orders.PlaceOrder(ctx, ada, fabrication.OrderRequest{Design: "cube", Lab: "paid", Quantity: 38}); !errors.As(err, &short) || short.Need != 608 {
+		t.Fatalf("an order over the floor: %v", err)
+	}
+}
