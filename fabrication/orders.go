@@ -480,9 +480,10 @@ func (or *Orders) Harvest(ctx context.Context, actor Actor, id string) (Job, err
 
 // LabRecord is how often a design was made at one lab, and how it went.
 type LabRecord struct {
-	Lab    Lab `json:"lab"`
-	Done   int `json:"done"`
-	Failed int `json:"failed"`
+	Lab     Lab   `json:"lab"`
+	Done    int   `json:"done"`
+	Failed  int   `json:"failed"`
+	Minutes int64 `json:"minutes"` // machine-minutes its makes took, by the hub's record (as settled)
 }
 
 // DesignRecord is a design's fabrication record: the labs that made it, most makes
@@ -492,13 +493,24 @@ func (or *Orders) DesignRecord(ctx context.Context, designID string) ([]LabRecor
 	if err != nil {
 		return nil, err
 	}
+	// Machine-minutes of the first 5,000 makes: a longer record is summed in part.
+	done, err := or.store.DesignJobs(ctx, designID, []string{JobDone, JobAwaitingHarvest}, 5000)
+	if err != nil {
+		return nil, err
+	}
+	minutes := map[string]int64{}
+	for _, j := range done {
+		if j.StartedAt != nil && j.FinishedAt != nil {
+			minutes[j.LabID] += minutesOf(j.FinishedAt.Sub(*j.StartedAt))
+		}
+	}
 	out := []LabRecord{}
 	for labID, c := range counts {
 		lab, err := or.store.LabByID(ctx, labID)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, LabRecord{Lab: lab, Done: c[0], Failed: c[1]})
+		out = append(out, LabRecord{Lab: lab, Done: c[0], Failed: c[1], Minutes: minutes[labID]})
 	}
 	slices.SortFunc(out, func(a, b LabRecord) int {
 		if a.Done != b.Done {

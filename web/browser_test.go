@@ -327,8 +327,8 @@ func TestBrowser(t *testing.T) {
 	var record string
 	run("the design page shows where it was made", chromedp.Navigate(srv.URL+"/designs/"+slug), chromedp.WaitVisible(chromedp.CSS(`#viewer[data-loaded]`)))
 	eval("the fabrication record", `[...document.querySelectorAll('h2')].find(h => h.textContent === 'Made').nextElementSibling.innerText`, &record)
-	if !strings.Contains(record, "Fab Lab Test\t3\t0") {
-		t.Fatalf("the design's fabrication record reads %q, want Fab Lab Test with 3 made, 0 failed", record)
+	if !strings.Contains(record, "Fab Lab Test\t3\t0\t3 min") {
+		t.Fatalf("the design's fabrication record reads %q, want Fab Lab Test with 3 made, 0 failed, in 3 machine-minutes", record)
 	}
 	run("the lab page",
 		chromedp.Navigate(srv.URL+"/labs/fablab"),
