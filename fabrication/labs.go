@@ -62,6 +62,28 @@ func checkPolicy(p *Policy) error {
 	return nil
 }
 
+// SetPolicy changes a lab's rules; its owners (and site admins) may. Jobs in flight
+// keep what they were ordered under: a hold stays until its job ends, and a lab that
+// starts charging charges only new orders.
+func (l *Labs) SetPolicy(ctx context.Context, actor Actor, slug string, p Policy) (Lab, error) {
+	lab, err := labBySlug(ctx, l.store, slug)
+	if err != nil {
+		return Lab{}, err
+	}
+	if err := l.requireRole(ctx, actor, lab, RoleOwner); err != nil {
+		return Lab{}, err
+	}
+	if err := checkPolicy(&p); err != nil {
+		return Lab{}, err
+	}
+	if err := l.store.SetPolicy(ctx, lab.ID, p); err != nil {
+		return Lab{}, err
+	}
+	lab.Policy = p
+	l.log.Info("lab policy changed", "lab", lab.Slug, "by", actor.Handle)
+	return lab, nil
+}
+
 // CreateLab opens a lab; the actor becomes its owner.
 func (l *Labs) CreateLab(ctx context.Context, actor Actor, nl NewLab) (Lab, error) {
 	if !slugRE.MatchString(nl.Slug) {

@@ -12,6 +12,8 @@ type LabStore interface {
 	LabBySlug(ctx context.Context, slug string) (Lab, error)
 	LabByID(ctx context.Context, id string) (Lab, error)
 	Labs(ctx context.Context) ([]Lab, error)
+	// SetPolicy replaces a lab's policy, or returns storage.ErrNotFound.
+	SetPolicy(ctx context.Context, labID string, p Policy) error
 	PutMember(ctx context.Context, m Member) error
 	Member(ctx context.Context, labID, userID string) (Member, error)
 	Members(ctx context.Context, labID string) ([]Member, error)

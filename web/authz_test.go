@@ -100,6 +100,7 @@ func authzMatrix(fx authzFixture) map[string]route {
 		"POST /api/v1/labs":                                 {"/api/v1/labs", map[string]string{}, signedIn},
 		"POST /api/v1/labs/:slug/members":                   {"/api/v1/labs/lab1/members", map[string]string{"handle": "nobody", "role": "member"}, []string{labOwner, admin}},
 		"DELETE /api/v1/labs/:slug/members/:handle":         {"/api/v1/labs/lab1/members/nobody", nil, []string{labOwner, admin}},
+		"PUT /api/v1/labs/:slug/policy":                     {"/api/v1/labs/lab1/policy", map[string]string{"submit": "public"}, []string{labOwner, admin}},
 		"POST /api/v1/labs/:slug/machines":                  {"/api/v1/labs/lab1/machines", map[string]string{}, operators},
 		// A join token adds machines again and again: the lab's owners keep them.
 		"POST /api/v1/labs/:slug/join-tokens":       {"/api/v1/labs/lab1/join-tokens", map[string]string{}, []string{labOwner, admin}},

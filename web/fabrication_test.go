@@ -556,3 +556,33 @@ func TestBusyPrinterGetsNoJob(t *testing.T) {
 		t.Fatalf("after two hand-backs and a failure: got %v after %v claims and %v failures, want queued, 3, 1", j["state"], j["attempts"], j["failures"])
 	}
 }
+
+// TestLabPolicyChange: a lab's owner changes its rules (here: to charge machine time),
+// new orders follow them, and nobody else may change them.
+func TestLabPolicyChange(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	signUp(t, b, "rootie") // the first account is the site admin
+	owner, other := login(t, b, "lina"), login(t, b, "uma")
+	b.do(t, call{method: "POST", path: "/api/v1/labs", header: owner, body: map[string]any{"slug": "town", "name": "Town"}}).want(t, 201, "")
+	publish(t, b, owner, map[string]any{"title": "Alpha", "license": "CC0-1.0"}).want(t, 201, "")
+	paid := map[string]any{"submit": "public", "credits": "required", "minutes_per_cm3": 3}
+	b.do(t, call{method: "PUT", path: "/api/v1/labs/town/policy", header: other, body: paid}).want(t, 403, "forbidden")
+	b.do(t, call{method: "PUT", path: "/api/v1/labs/town/policy", header: owner, body: map[string]any{"credits": "sometimes"}}).want(t, 422, "invalid")
+	b.do(t, call{method: "PUT", path: "/api/v1/labs/town/policy", header: owner, body: map[string]any{"minutes_per_cm3": -1}}).want(t, 422, "invalid")
+	b.do(t, call{method: "PUT", path: "/api/v1/labs/nowhere/policy", header: owner, body: paid}).want(t, 404, "not_found")
+	r := b.do(t, call{method: "PUT", path: "/api/v1/labs/town/policy", header: owner, body: paid})
+	r.want(t, 200, "")
+	if p := r.json["policy"].(map[string]any); p["credits"] != "required" || p["minutes_per_cm3"] != 3.0 {
+		t.Fatalf("policy after the change: %v", p)
+	}
+	// A new order now holds machine time on its requester's account.
+	r = b.do(t, call{method: "POST", path: "/api/v1/orders", header: other, body: map[string]any{"lab": "town", "design": "alpha", "files": []string{"parts/base.stl"}}})
+	r.want(t, 201, "")
+	held := r.json["jobs"].([]any)[0].(map[string]any)["hold_minutes"].(float64)
+	a := b.do(t, call{method: "GET", path: "/api/v1/ledger/accounts/user:uma"})
+	a.want(t, 200, "")
+	if held < 1 || a.json["held"].(float64) != held || a.json["available"].(float64) != -held {
+		t.Fatalf("hold %v; uma's account %v", held, a.json)
+	}
+}

@@ -143,6 +143,20 @@ func (s *Server) setFloor(c *gin.Context) {
 	c.JSON(http.StatusOK, e)
 }
 
+// setPolicy: PUT /api/v1/labs/{slug}/policy, the whole policy -> the lab.
+func (s *Server) setPolicy(c *gin.Context) {
+	var p fabrication.Policy
+	if !s.bindJSON(c, &p) {
+		return
+	}
+	lab, err := s.labs.SetPolicy(c.Request.Context(), fabActor(c), c.Param("slug"), p)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, lab)
+}
+
 // quoteOrder: POST /api/v1/orders/quote, the body of an order -> what it would likely
 // cost and what the caller has, without placing it.
 func (s *Server) quoteOrder(c *gin.Context) {

@@ -129,7 +129,7 @@ func (s *Server) labPage(c *gin.Context) {
 	}
 	operator := v.Role == fabrication.RoleOwner || v.Role == fabrication.RoleOperator
 	data := gin.H{"L": v, "Operator": operator, "Owner": v.Role == fabrication.RoleOwner || fabActor(c).Admin,
-		"Rate": cmp.Or(v.Lab.Policy.MinutesPerCm3, fabrication.DefaultMinutesPerCm3)}
+		"Rate": cmp.Or(v.Lab.Policy.MinutesPerCm3, fabrication.DefaultMinutesPerCm3), "DefaultRate": fabrication.DefaultMinutesPerCm3}
 	if !s.ledgerOf(c, fabrication.LabAccount(v.Lab.Slug), data) {
 		return
 	}

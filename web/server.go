@@ -231,6 +231,7 @@ func (s *Server) routes(r *gin.Engine) {
 		api.GET("/events", s.events)
 		user.POST("/labs", s.createLab)
 		user.POST("/labs/:slug/members", s.setMember)
+		user.PUT("/labs/:slug/policy", s.setPolicy)
 		user.DELETE("/labs/:slug/members/:handle", s.removeMember)
 		user.POST("/labs/:slug/machines", s.addMachine)
 		user.POST("/labs/:slug/join-tokens", s.createJoinToken)

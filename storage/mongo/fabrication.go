@@ -49,6 +49,17 @@ func (d memberDoc) member() fabrication.Member {
 	return fabrication.Member{LabID: d.LabID, UserID: d.UserID, Handle: d.Handle, Role: d.Role}
 }
 
+func (f Fabrication) SetPolicy(ctx context.Context, labID string, p fabrication.Policy) error {
+	res, err := f.c("labs").UpdateOne(ctx, bson.M{"_id": labID}, bson.M{"$set": bson.M{"policy": p}})
+	if err != nil {
+		return err
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("lab %s: %w", labID, storage.ErrNotFound)
+	}
+	return nil
+}
+
 // CreateLab inserts the owner's membership first: a crash between the two leaves a
 // membership of no lab, which nothing shows, rather than a lab nobody owns.
 func (f Fabrication) CreateLab(ctx context.Context, lab fabrication.Lab, owner fabrication.Member) error {

@@ -57,6 +57,17 @@ func (f Fabrication) LabBySlug(ctx context.Context, slug string) (fabrication.La
 	return f.lab(ctx, "slug = ?", slug)
 }
 
+func (f Fabrication) SetPolicy(ctx context.Context, labID string, p fabrication.Policy) error {
+	res, err := f.db.exec(ctx, `UPDATE labs SET data = json_set(data, '$.policy', json(?)) WHERE id = ?`, mustJSON(p), labID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("lab %s: %w", labID, storage.ErrNotFound)
+	}
+	return nil
+}
+
 func (f Fabrication) LabByID(ctx context.Context, id string) (fabrication.Lab, error) {
 	return f.lab(ctx, "id = ?", id)
 }

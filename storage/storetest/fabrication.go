@@ -52,6 +52,16 @@ func ExerciseFabrication(t *testing.T, newStore func(t *testing.T) fabrication.S
 		if labs, err := s.Labs(ctx); err != nil || len(labs) != 1 {
 			t.Errorf("Labs: got %v, %v", labs, err)
 		}
+		policy := fabrication.Policy{Submit: "members", Credits: fabrication.CreditsRequired, MinutesPerCm3: 2.5, HarvestConfirm: true}
+		if err := s.SetPolicy(ctx, lab.ID, policy); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.LabBySlug(ctx, "fablab-a"); err != nil || got.Policy != policy || got.Name != lab.Name {
+			t.Fatalf("after SetPolicy: got %+v, %v", got, err)
+		}
+		if err := s.SetPolicy(ctx, "nope", policy); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("SetPolicy of no lab: got %v", err)
+		}
 		if err := s.PutMember(ctx, fabrication.Member{LabID: lab.ID, UserID: "u-grace", Handle: "grace", Role: fabrication.RoleMember}); err != nil {
 			t.Fatal(err)
 		}
