@@ -26,6 +26,8 @@ type jobsStore interface {
 	Queued(ctx context.Context, labID string, limit int) ([]Job, error)
 	Usage(ctx context.Context, labID string) (map[string]Usage, error)
 	LabByID(ctx context.Context, id string) (Lab, error)
+	Labs(ctx context.Context) ([]Lab, error)
+	LabJobs(ctx context.Context, labID string, states []string, limit int) ([]Job, error)
 }
 
 func (b *jobBook) publishJob(j Job) {
@@ -94,9 +96,15 @@ func (b *jobBook) settle(ctx context.Context, j Job, made time.Duration, always 
 	if err != nil {
 		return err
 	}
+	// Paid as ordered: a lab that changes its policy changes it for new orders only.
 	st := Settlement{Job: j.ID, Requester: UserAccount(j.Requester), Lab: LabAccount(lab.Slug),
-		Made: minutesOf(made), Charge: lab.Policy.Credits == CreditsRequired}
-	if !always && !st.Charge && st.Made == 0 {
+		Made: minutesOf(made), Charge: j.Charged}
+	switch {
+	case always:
+	case !st.Charge && st.Made == 0:
+		return nil
+	case !st.Charge:
+		b.ledger.Record(st) // written soon, in a batch: making does not wait on the chain
 		return nil
 	}
 	_, err = b.ledger.Close(ctx, st)

@@ -1,17 +1,20 @@
 package fabrication
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/fabcommons/fabcommons/storage"
 )
@@ -154,10 +157,27 @@ type Ledger struct {
 	store ledgerStore
 	users Users
 	floor int64 // an account's floor unless a site admin set another
-	// mu lets this hub's writers take the chain's next place one at a time: they
+	// turn lets this hub's writers take the chain's next place one at a time: they
 	// would only make each other try again. Writers on other hubs still race, and
-	// the store settles it.
-	mu sync.Mutex
+	// the store settles it. A channel, so a writer whose request ends stops waiting.
+	turn chan struct{}
+	// records queues the records of jobs made at free labs (see Record).
+	records   chan Settlement
+	recording atomic.Bool
+}
+
+// MaxHold is the most machine-minutes one job may hold or cost: about two years of a
+// machine. A part that would take longer is refused, and no sum of holds can overflow.
+const MaxHold = 1_000_000
+
+// defaultFloor is an account's floor until a site admin sets another: FAB_CREDIT_FLOOR
+// for a person (trust to use machines before giving), zero for a lab, whose minutes
+// come from the time its machines gave.
+func (l *Ledger) defaultFloor(account string) int64 {
+	if strings.HasPrefix(account, "lab:") {
+		return 0
+	}
+	return l.floor
 }
 
 type ledgerStore interface {
@@ -249,7 +269,7 @@ func (l *Ledger) exists(ctx context.Context, field, account string) error {
 
 // state folds account's entries up to and including seq upTo (0: all).
 func (l *Ledger) state(ctx context.Context, account string, upTo int64) (Account, error) {
-	a := Account{Account: account, Floor: l.floor, Holds: map[string]int64{}, closed: map[string]bool{}}
+	a := Account{Account: account, Floor: l.defaultFloor(account), Holds: map[string]int64{}, closed: map[string]bool{}}
 	for after := int64(0); ; {
 		page, err := l.store.LedgerEntries(ctx, account, after, 1000)
 		if err != nil {
@@ -283,10 +303,35 @@ var errAlready = errors.New("already in the ledger")
 // of that head (only entries up to head.Seq count) and may refuse. The entry goes in at
 // head.Seq + 1; when another writer took that place first, build runs again on the new
 // head. When an entry with the same Closes exists, that one is returned with errAlready.
-func (l *Ledger) write(ctx context.Context, build func(head LedgerEntry) (LedgerEntry, error)) (LedgerEntry, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func (l *Ledger) write(ctx context.Context, closes string, build func(head LedgerEntry) (LedgerEntry, error)) (LedgerEntry, error) {
+	// Done before? Then a retry gets the first answer, whatever changed since. Asked
+	// again on every attempt: the first may have been made while this one waited.
+	done := func() (LedgerEntry, error) {
+		if closes == "" {
+			return LedgerEntry{}, nil
+		}
+		prev, err := l.store.LedgerClosing(ctx, closes)
+		switch {
+		case err == nil:
+			return prev, errAlready
+		case errors.Is(err, storage.ErrNotFound):
+			return LedgerEntry{}, nil
+		}
+		return LedgerEntry{}, err
+	}
+	if prev, err := done(); err != nil {
+		return prev, err
+	}
+	select {
+	case l.turn <- struct{}{}:
+		defer func() { <-l.turn }()
+	case <-ctx.Done():
+		return LedgerEntry{}, ctx.Err()
+	}
 	for attempt := range 400 {
+		if prev, err := done(); err != nil {
+			return prev, err
+		}
 		head, err := l.store.LedgerHead(ctx)
 		if err != nil {
 			return LedgerEntry{}, err
@@ -328,9 +373,12 @@ func (l *Ledger) write(ctx context.Context, build func(head LedgerEntry) (Ledger
 func (l *Ledger) Hold(ctx context.Context, account string, lines []HoldLine) error {
 	var need int64
 	for _, h := range lines {
-		need += h.Minutes
+		if h.Minutes < 1 || h.Minutes > MaxHold {
+			return storage.Invalid("files", fmt.Sprintf("a job may hold 1 to %d machine-minutes", MaxHold))
+		}
+		need += h.Minutes // at most MaxOrderJobs × MaxHold: no overflow
 	}
-	_, err := l.write(ctx, func(head LedgerEntry) (LedgerEntry, error) {
+	_, err := l.write(ctx, "", func(head LedgerEntry) (LedgerEntry, error) {
 		a, err := l.state(ctx, account, head.Seq)
 		if err != nil {
 			return LedgerEntry{}, err
@@ -346,7 +394,10 @@ func (l *Ledger) Hold(ctx context.Context, account string, lines []HoldLine) err
 // AdjustHold makes a job's open hold minutes (a slicer's estimate came in). A larger
 // hold must fit above the floor, else *InsufficientCredit; a closed hold stays closed.
 func (l *Ledger) AdjustHold(ctx context.Context, account, job string, minutes int64) error {
-	_, err := l.write(ctx, func(head LedgerEntry) (LedgerEntry, error) {
+	if minutes < 1 || minutes > MaxHold {
+		return storage.Invalid("estimate", fmt.Sprintf("want 1 to %d machine-minutes", MaxHold))
+	}
+	_, err := l.write(ctx, "", func(head LedgerEntry) (LedgerEntry, error) {
 		a, err := l.state(ctx, account, head.Seq)
 		if err != nil {
 			return LedgerEntry{}, err
@@ -386,7 +437,7 @@ type Settlement struct {
 // does not fit is the lab's loss, and the memo says so. A second Close of the same job
 // returns the first one's entry.
 func (l *Ledger) Close(ctx context.Context, s Settlement) (LedgerEntry, error) {
-	e, err := l.write(ctx, func(head LedgerEntry) (LedgerEntry, error) {
+	e, err := l.write(ctx, "job:"+s.Job, func(head LedgerEntry) (LedgerEntry, error) {
 		if !s.Charge && s.Made > 0 { // a record of time given: nothing to check
 			return LedgerEntry{Kind: KindSettle, From: s.Requester, To: s.Lab, Made: s.Made, Job: s.Job, Actor: "hub",
 				Memo: "given by the lab", Closes: "job:" + s.Job}, nil
@@ -404,11 +455,17 @@ func (l *Ledger) Close(ctx context.Context, s Settlement) (LedgerEntry, error) {
 				Memo: "not made: the hold is released", Closes: "job:" + s.Job}, nil
 		}
 		e := LedgerEntry{Kind: KindSettle, From: s.Requester, To: s.Lab, Made: s.Made, Job: s.Job, Actor: "hub", Closes: "job:" + s.Job}
-		room := a.room() + held // the job's own hold is released in the same step
-		e.Minutes = min(s.Made, max(room, 0))
+		// A print is charged what it took, but never more than twice what it held (the
+		// slicer's estimate, or the part's volume at the lab's rate): a print that ran
+		// on, or a clock that lied, is the lab's loss, not the requester's. Nor below
+		// the requester's floor (the job's own hold is released in the same step).
+		e.Minutes = min(s.Made, max(a.room()+held, 0), MaxHold)
+		if held > 0 {
+			e.Minutes = min(e.Minutes, 2*held)
+		}
 		e.Memo = fmt.Sprintf("%d machine-minutes made", s.Made)
 		if e.Minutes < s.Made {
-			e.Memo += fmt.Sprintf("; %d over the requester's floor were not charged", s.Made-e.Minutes)
+			e.Memo += fmt.Sprintf("; %d not charged (over twice the hold, or the requester's floor)", s.Made-e.Minutes)
 		}
 		return e, nil
 	})
@@ -447,10 +504,10 @@ func (l *Ledger) Transfer(ctx context.Context, actor Actor, req TransferRequest,
 	if req.Minutes < 1 || req.Minutes > 1_000_000 {
 		return LedgerEntry{}, false, storage.Invalid("minutes", "want 1 to 1,000,000 machine-minutes")
 	}
-	if err := checkText("memo", req.Memo, 200, false); err != nil {
+	if err := checkLine("memo", req.Memo, 200); err != nil {
 		return LedgerEntry{}, false, err
 	}
-	if err := checkText("Idempotency-Key", key, 100, false); err != nil {
+	if err := checkLine("Idempotency-Key", key, 100); err != nil {
 		return LedgerEntry{}, false, err
 	}
 	kind := KindTransfer
@@ -464,7 +521,11 @@ func (l *Ledger) Transfer(ctx context.Context, actor Actor, req TransferRequest,
 		if err != nil {
 			return LedgerEntry{}, false, err
 		}
-		if err := l.requireRole(ctx, actor, lab, RoleOwner); err != nil {
+		// Its owners only, by membership: a site admin does not spend a lab's minutes.
+		if m, err := l.store.Member(ctx, lab.ID, actor.ID); err != nil || m.Role != RoleOwner || actor.ID == "" {
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return LedgerEntry{}, false, err
+			}
 			return LedgerEntry{}, false, fmt.Errorf("only the lab's owners move minutes out of its account: %w", storage.ErrForbidden)
 		}
 		kind = KindGrant
@@ -474,11 +535,23 @@ func (l *Ledger) Transfer(ctx context.Context, actor Actor, req TransferRequest,
 	closes := ""
 	if key != "" {
 		closes = "key:" + req.From + ":" + key
+		if prev, err := l.store.LedgerClosing(ctx, closes); err == nil { // a retry: the first answer, free
+			return sameTransfer(prev, req)
+		}
 	}
-	e, err := l.write(ctx, func(head LedgerEntry) (LedgerEntry, error) {
+	if err := l.useQuota(ctx, actor, "transfers", 1, transfersPerDay, 24*time.Hour, "transfers a day"); err != nil {
+		return LedgerEntry{}, false, err
+	}
+	e, err := l.write(ctx, closes, func(head LedgerEntry) (LedgerEntry, error) {
 		a, err := l.state(ctx, req.From, head.Seq)
 		if err != nil {
 			return LedgerEntry{}, err
+		}
+		// A person's trust below zero is for using machines, not for passing on: a
+		// person moves only minutes they have, so new accounts cannot pool their
+		// floors into one. (A lab's floor is zero unless a site admin set it.)
+		if kind == KindTransfer {
+			a.Floor = max(a.Floor, 0)
 		}
 		if a.room() < req.Minutes {
 			return LedgerEntry{}, &InsufficientCredit{Account: req.From, Available: a.Available, Floor: a.Floor, Need: req.Minutes}
@@ -486,12 +559,17 @@ func (l *Ledger) Transfer(ctx context.Context, actor Actor, req TransferRequest,
 		return LedgerEntry{Kind: kind, From: req.From, To: req.To, Minutes: req.Minutes, Memo: req.Memo, Actor: actor.Handle, Closes: closes}, nil
 	})
 	if errors.Is(err, errAlready) {
-		if e.From != req.From || e.To != req.To || e.Minutes != req.Minutes {
-			return LedgerEntry{}, false, fmt.Errorf("this Idempotency-Key was used for another transfer: %w", storage.ErrConflict)
-		}
-		return e, false, nil
+		return sameTransfer(e, req)
 	}
 	return e, err == nil, err
+}
+
+// sameTransfer answers a retry with the transfer its key made, if it asked for the same.
+func sameTransfer(e LedgerEntry, req TransferRequest) (LedgerEntry, bool, error) {
+	if e.From != req.From || e.To != req.To || e.Minutes != req.Minutes || e.Memo != req.Memo {
+		return LedgerEntry{}, false, fmt.Errorf("this Idempotency-Key was used for another transfer: %w", storage.ErrConflict)
+	}
+	return e, false, nil
 }
 
 // Reverse is a site admin's correction: a new move of the same minutes back. It is
@@ -501,7 +579,7 @@ func (l *Ledger) Reverse(ctx context.Context, actor Actor, seq int64, memo strin
 	if !actor.Admin {
 		return LedgerEntry{}, false, fmt.Errorf("only site admins reverse transfers: %w", storage.ErrForbidden)
 	}
-	if err := checkText("memo", memo, 200, false); err != nil {
+	if err := checkLine("memo", memo, 200); err != nil {
 		return LedgerEntry{}, false, err
 	}
 	page, err := l.store.LedgerEntries(ctx, "", seq-1, 1)
@@ -520,7 +598,7 @@ func (l *Ledger) Reverse(ctx context.Context, actor Actor, seq int64, memo strin
 	if orig.Minutes == 0 {
 		return LedgerEntry{}, false, storage.Invalid("id", "this entry moved no minutes")
 	}
-	e, err := l.write(ctx, func(head LedgerEntry) (LedgerEntry, error) {
+	e, err := l.write(ctx, "reverse:"+strconv.FormatInt(orig.Seq, 10), func(head LedgerEntry) (LedgerEntry, error) {
 		a, err := l.state(ctx, orig.To, head.Seq)
 		if err != nil {
 			return LedgerEntry{}, err
@@ -549,7 +627,7 @@ func (l *Ledger) SetFloor(ctx context.Context, actor Actor, account string, floo
 	if floor > 0 || floor < -1_000_000 {
 		return LedgerEntry{}, storage.Invalid("floor", "want 0 down to -1,000,000 machine-minutes")
 	}
-	return l.write(ctx, func(LedgerEntry) (LedgerEntry, error) {
+	return l.write(ctx, "", func(LedgerEntry) (LedgerEntry, error) {
 		return LedgerEntry{Kind: KindFloor, From: account, Minutes: floor, Actor: actor.Handle, Memo: "floor set"}, nil
 	})
 }
@@ -626,7 +704,7 @@ func (l *Ledger) Verify(ctx context.Context) (Verification, error) {
 				if e.Minutes > 0 {
 					floor, ok := floors[e.From]
 					if !ok {
-						floor = l.floor
+						floor = l.defaultFloor(e.From)
 					}
 					if balances[e.From] < floor && v.FloorsOK {
 						v.FloorsOK, v.Problem = false, fmt.Sprintf("entry %d takes %s below its floor", e.Seq, e.From)
@@ -654,8 +732,11 @@ func HoldMinutes(volumeMM3 float64, p Policy) int64 {
 	if rate <= 0 {
 		rate = DefaultMinutesPerCm3
 	}
-	m := int64(volumeMM3/1000*rate + 0.999999)
-	return max(m, 1)
+	m := math.Ceil(volumeMM3 / 1000 * rate)
+	if !(m < MaxHold) { // also NaN: refused by the caller, never converted out of range
+		return MaxHold + 1
+	}
+	return max(int64(m), 1)
 }
 
 // minutesOf is machine time in whole minutes, a started minute counting whole.
@@ -722,6 +803,7 @@ func (b *jobBook) SettleEnded(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	n := 0
+	var first error // one job that cannot be settled does not hold up the others
 	for _, h := range open {
 		j, err := b.store.Job(ctx, h.Job)
 		switch {
@@ -729,25 +811,50 @@ func (b *jobBook) SettleEnded(ctx context.Context) (int, error) {
 			if b.clock().Sub(h.Since) < 10*time.Minute {
 				continue
 			}
-			if _, err := b.ledger.Close(ctx, Settlement{Job: h.Job, Requester: h.Account}); err != nil { // a release
-				return n, err
-			}
+			_, err = b.ledger.Close(ctx, Settlement{Job: h.Job, Requester: h.Account}) // a release
 		case err != nil:
-			return n, err
 		case j.Terminal() || j.State == JobAwaitingHarvest:
 			var made time.Duration
 			if j.StartedAt != nil && (j.State == JobDone || j.State == JobAwaitingHarvest || j.State == JobCanceled) {
 				made = cmpTime(j.FinishedAt, j.UpdatedAt).Sub(*j.StartedAt)
 			}
-			if err := b.settle(ctx, j, made, true); err != nil {
-				return n, err
-			}
+			err = b.settle(ctx, j, made, true)
 		default:
+			continue
+		}
+		if err != nil {
+			first = cmp.Or(first, err)
 			continue
 		}
 		n++
 	}
-	return n, nil
+	// Records of free makes are written after the job is saved, in batches: a hub
+	// that stopped in between lost them. Each lab's latest makes are looked at again.
+	labs, err := b.store.Labs(ctx)
+	if err != nil {
+		return n, cmp.Or(first, err)
+	}
+	for _, lab := range labs {
+		made, err := b.store.LabJobs(ctx, lab.ID, []string{JobDone, JobAwaitingHarvest}, 100)
+		if err != nil {
+			return n, cmp.Or(first, err)
+		}
+		for _, j := range made {
+			if j.Charged || j.StartedAt == nil || j.FinishedAt == nil || minutesOf(j.FinishedAt.Sub(*j.StartedAt)) == 0 {
+				continue // a charged job has a hold, seen above
+			}
+			if _, ok, err := b.ledger.JobEntry(ctx, j.ID); err != nil || ok {
+				first = cmp.Or(first, err)
+				continue
+			}
+			if err := b.settle(ctx, j, j.FinishedAt.Sub(*j.StartedAt), true); err != nil {
+				first = cmp.Or(first, err)
+				continue
+			}
+			n++
+		}
+	}
+	return n, first
 }
 
 // cmpTime is *t, or def when t is nil.
@@ -765,4 +872,116 @@ func (l *Ledger) JobEntry(ctx context.Context, job string) (LedgerEntry, bool, e
 		return LedgerEntry{}, false, nil
 	}
 	return e, err == nil, err
+}
+
+// transfersPerDay bounds the transfers without an Idempotency-Key one person makes a
+// day: each is an entry in everyone's chain forever. (A keyed retry is free.)
+const transfersPerDay = 200
+
+// checkLine is checkText for one line shown on public pages: no control characters
+// and no bidirectional overrides, which could make a memo read as something else.
+func checkLine(field, v string, maxLen int) error {
+	if err := checkText(field, v, maxLen, false); err != nil {
+		return err
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return storage.Invalid(field, "one line of text, without control characters")
+		}
+	}
+	return nil
+}
+
+// Record writes, soon, the record of a job a free lab made: a settle entry that moves
+// nothing and says what was given. Free labs hold nothing, so nothing needs checking:
+// one goroutine writes such records in batches, taking the chain's head once a batch,
+// and making never waits on the chain. When the queue is full the caller writes its
+// record itself. A hub stopped before writing one leaves it to SettleEnded.
+func (l *Ledger) Record(st Settlement) {
+	select {
+	case l.records <- st:
+	default:
+		if _, err := l.Close(context.Background(), st); err != nil {
+			l.log.Warn("ledger: record not written", "job", st.Job, "err", err)
+		}
+		return
+	}
+	if l.recording.CompareAndSwap(false, true) {
+		go l.recorder()
+	}
+}
+
+// recorder drains the queue of records, and ends when it has been empty a while.
+func (l *Ledger) recorder() {
+	entry := func(st Settlement) LedgerEntry {
+		return LedgerEntry{Kind: KindSettle, From: st.Requester, To: st.Lab, Made: st.Made, Job: st.Job,
+			Actor: "hub", Memo: "given by the lab", Closes: "job:" + st.Job}
+	}
+	for {
+		var batch []LedgerEntry
+		select {
+		case st := <-l.records:
+			batch = append(batch, entry(st))
+		case <-time.After(2 * time.Second):
+			l.recording.Store(false)
+			// A record queued just as this goroutine stopped looking?
+			if len(l.records) == 0 || !l.recording.CompareAndSwap(false, true) {
+				return
+			}
+			continue
+		}
+	more:
+		for len(batch) < 256 {
+			select {
+			case st := <-l.records:
+				batch = append(batch, entry(st))
+			default:
+				break more
+			}
+		}
+		if err := l.writeBatch(context.Background(), batch); err != nil {
+			l.log.Warn("ledger: records not written; SettleEnded will", "records", len(batch), "err", err)
+		}
+	}
+}
+
+// writeBatch appends entries that need no check at consecutive places of the chain.
+// One that closes what is closed already is left out; when another hub took a place,
+// the rest go after the new head.
+func (l *Ledger) writeBatch(ctx context.Context, batch []LedgerEntry) error {
+	l.turn <- struct{}{}
+	defer func() { <-l.turn }()
+	for attempt := 0; len(batch) > 0; attempt++ {
+		if attempt == 400 {
+			return fmt.Errorf("the ledger was too busy: %w", storage.ErrConflict)
+		}
+		head, err := l.store.LedgerHead(ctx)
+		if err != nil {
+			return err
+		}
+		prev, now := head, l.clock()
+		for i := range batch {
+			e := &batch[i]
+			e.Seq, e.PrevHash, e.CreatedAt, e.Holds = prev.Seq+1, prev.Hash, now, []HoldLine{}
+			e.Hash = e.ComputeHash()
+			prev = *e
+		}
+		rest := []LedgerEntry(nil)
+		for i, e := range batch {
+			err := l.store.AppendLedger(ctx, e)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, storage.ErrConflict) {
+				return err
+			}
+			if _, err := l.store.LedgerClosing(ctx, e.Closes); err == nil {
+				i++ // recorded before: leave it out
+			}
+			rest = batch[i:]
+			break
+		}
+		batch = rest
+	}
+	return nil
 }

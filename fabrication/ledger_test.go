@@ -68,15 +68,24 @@ func TestSettleEndedClosesWhatACrashLeftOpen(t *testing.T) {
 	started := now.Add(-90 * time.Second)
 	end(jobs[0].ID, fabrication.JobDone, &started)
 	end(jobs[1].ID, fabrication.JobFailed, &started)
+	// A free lab's make whose record the stopped hub had not written yet.
+	if _, err := fab.Labs.CreateLab(ctx, ada, fabrication.NewLab{Slug: "free", Name: "Free"}); err != nil {
+		t.Fatal(err)
+	}
+	_, free, err := fab.Orders.PlaceOrder(ctx, ada, fabrication.OrderRequest{Design: "cube", Lab: "free"})
+	if err != nil || free[0].Charged || free[0].HoldMinutes != 0 {
+		t.Fatalf("a free order: %+v %v", free, err)
+	}
+	end(free[0].ID, fabrication.JobDone, &started)
 	// An order whose jobs never came to be: its hold goes after ten minutes.
 	if err := fab.Ledger.Hold(ctx, "user:ada", []fabrication.HoldLine{{Job: "ghost", Minutes: 5}}); err != nil {
 		t.Fatal(err)
 	}
-	if a, _ := fab.Ledger.Account(ctx, "user:ada"); a.Held != 37 {
+	if a, _ := fab.Ledger.Account(ctx, "user:ada"); a.Held != 37 || a.Used != 0 {
 		t.Fatalf("before the sweep: %+v", a)
 	}
-	if n, err := fab.Orders.SettleEnded(ctx); err != nil || n != 2 {
-		t.Fatalf("sweep: %d, %v; want the two ended jobs", n, err)
+	if n, err := fab.Orders.SettleEnded(ctx); err != nil || n != 3 {
+		t.Fatalf("sweep: %d, %v; want the two ended jobs and the free make", n, err)
 	}
 	now = now.Add(11 * time.Minute)
 	if n, err := fab.Orders.SettleEnded(ctx); err != nil || n != 1 {
@@ -86,8 +95,8 @@ func TestSettleEndedClosesWhatACrashLeftOpen(t *testing.T) {
 		t.Fatalf("third sweep: %d, %v; want nothing left", n, err)
 	}
 	a, err := fab.Ledger.Account(ctx, "user:ada")
-	if err != nil || a.Held != 0 || a.Balance != -2 || a.Used != 2 {
-		t.Fatalf("after the sweeps: %+v %v; want the 90 s print paid as 2 minutes and nothing held", a, err)
+	if err != nil || a.Held != 0 || a.Balance != -2 || a.Used != 4 {
+		t.Fatalf("after the sweeps: %+v %v; want the 90 s print paid as 2 minutes, the free one recorded, nothing held", a, err)
 	}
 	if e, ok, err := fab.Ledger.JobEntry(ctx, jobs[1].ID); err != nil || !ok || e.Kind != fabrication.KindRelease {
 		t.Fatalf("the failed job: %+v %v %v", e, ok, err)

@@ -153,6 +153,7 @@ type Job struct {
 	Message      string     `json:"message"`
 	Estimate     *Estimate  `json:"estimate"`
 	HoldMinutes  int64      `json:"hold_minutes"` // machine-minutes held on the requester's account (labs that require credits)
+	Charged      bool       `json:"charged"`      // ordered while the lab required credits: the requester pays for it
 	EnqueuedAt   time.Time  `json:"enqueued_at"`
 	StartedAt    *time.Time `json:"started_at"`
 	FinishedAt   *time.Time `json:"finished_at"`

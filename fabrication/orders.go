@@ -189,11 +189,13 @@ func (or *Orders) PlaceOrder(ctx context.Context, actor Actor, req OrderRequest)
 	if charged {
 		minutes := map[string]int64{}
 		for _, pt := range pr.parts {
-			minutes[pt.file.Path] = holdMinutes(pt.file, lab.Policy)
+			if minutes[pt.file.Path] = holdMinutes(pt.file, lab.Policy); minutes[pt.file.Path] > MaxHold {
+				return Order{}, nil, storage.Invalid("files", fmt.Sprintf("%s would take over %d machine-minutes", pt.file.Path, MaxHold))
+			}
 		}
 		lines := make([]HoldLine, len(jobs))
 		for i := range jobs {
-			jobs[i].HoldMinutes = minutes[jobs[i].File]
+			jobs[i].HoldMinutes, jobs[i].Charged = minutes[jobs[i].File], true
 			lines[i] = HoldLine{Job: jobs[i].ID, Minutes: jobs[i].HoldMinutes}
 		}
 		if err := or.ledger.Hold(ctx, UserAccount(actor.Handle), lines); err != nil {

@@ -118,8 +118,8 @@ func authzMatrix(fx authzFixture) map[string]route {
 		"GET /api/v1/ledger/transfers":              {"/api/v1/ledger/transfers?account=lab:lab1", nil, people},
 		"GET /api/v1/ledger/entries":                {"/api/v1/ledger/entries", nil, people},
 		"GET /api/v1/ledger/verify":                 {"/api/v1/ledger/verify", nil, people},
-		// Out of a lab's account: its owners (site admins act as owners of every lab).
-		"POST /api/v1/ledger/transfers":              {"/api/v1/ledger/transfers", map[string]any{"from": "lab:lab1", "to": "user:uma", "minutes": 1}, []string{labOwner, admin}},
+		// Out of a lab's account: its owners only (a site admin does not spend a lab's minutes).
+		"POST /api/v1/ledger/transfers":              {"/api/v1/ledger/transfers", map[string]any{"from": "lab:lab1", "to": "user:uma", "minutes": 1}, []string{labOwner}},
 		"POST /api/v1/ledger/transfers/:id/reverse":  {"/api/v1/ledger/transfers/999/reverse", map[string]string{}, []string{admin}},
 		"PUT /api/v1/ledger/accounts/:account/floor": {"/api/v1/ledger/accounts/user:uma/floor", map[string]int{"floor": -100}, []string{admin}},
 		"POST /api/v1/jobs/:id/approve":              {"/api/v1/jobs/" + j + "/approve", map[string]string{}, operators},

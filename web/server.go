@@ -144,6 +144,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	s.gates = map[string]gate{"mesh checks": make(gate, 2), "uploads": make(gate, 4), "downloads": make(gate, 8),
 		"lineage walks": make(gate, 8), "searches": make(gate, 16), "thumbnails": make(gate, 16),
+		"ledger reads":    make(gate, 8), // folding an account's history, or the whole chain
 		"password checks": make(gate, 4)} // Argon2id takes 19 MiB and a core's moment each
 	s.analysis = analysisBudget{sem: semaphore.NewWeighted(cfg.AnalysisBudget), total: cfg.AnalysisBudget}
 	s.streams = &streamLimit{total: cfg.MaxEventStreams, perClient: cfg.MaxStreamsPerClient, byClient: map[string]int{}}
@@ -242,10 +243,10 @@ func (s *Server) routes(r *gin.Engine) {
 		user.POST("/machines/:id/retire", s.retireMachine)
 		user.POST("/orders", s.placeOrder)
 		user.POST("/orders/quote", s.quoteOrder)
-		api.GET("/ledger/accounts/:account", s.ledgerAccount)
+		api.GET("/ledger/accounts/:account", g("ledger reads"), s.ledgerAccount)
 		api.GET("/ledger/transfers", s.listTransfers)
 		api.GET("/ledger/entries", s.ledgerEntries)
-		api.GET("/ledger/verify", g("lineage walks"), s.verifyLedger)
+		api.GET("/ledger/verify", g("ledger reads"), s.verifyLedger)
 		user.POST("/ledger/transfers", s.transfer)
 		user.POST("/ledger/transfers/:id/reverse", s.reverseTransfer)
 		user.PUT("/ledger/accounts/:account/floor", s.setFloor)
@@ -297,7 +298,7 @@ func (s *Server) routes(r *gin.Engine) {
 		page.GET("/labs/:slug", s.labPage)
 		page.GET("/orders/:id", s.orderPage)
 		page.GET("/jobs/:id", s.jobPage)
-		page.GET("/people/:handle", s.personPage)
+		page.GET("/people/:handle", g("ledger reads"), s.personPage)
 		member.GET("/designs/:slug/make", s.makePage)
 		member.POST("/designs/:slug/make", s.makePost)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/storage"
@@ -43,10 +44,25 @@ func ExerciseLedger(t *testing.T, open func(t *testing.T) (fabrication.Store, fu
 		}
 		l := NewLedger(s, -600)
 		grace := fabrication.Actor{ID: "u-grace", Handle: "grace"}
-		// The lab's owner grants 100 minutes to ada (the lab goes to -100).
+		// A lab's floor is zero: it has nothing to grant until a site admin trusts it.
+		var short *fabrication.InsufficientCredit
+		if _, _, err := l.Transfer(ctx, grace, fabrication.TransferRequest{From: "lab:town", To: "user:ada", Minutes: 100}, ""); !errors.As(err, &short) {
+			t.Fatalf("a grant from a new lab: %v", err)
+		}
+		if _, err := l.SetFloor(ctx, admin, "lab:town", -1000); err != nil {
+			t.Fatal(err)
+		}
+		// A site admin may not spend the lab's minutes; its owner grants 100 to ada.
+		if _, _, err := l.Transfer(ctx, admin, fabrication.TransferRequest{From: "lab:town", To: "user:root", Minutes: 100}, ""); !errors.Is(err, storage.ErrForbidden) {
+			t.Fatalf("an admin granting from a lab: %v", err)
+		}
 		g, created, err := l.Transfer(ctx, grace, fabrication.TransferRequest{From: "lab:town", To: "user:ada", Minutes: 100, Memo: "welcome"}, "")
-		if err != nil || !created || g.Kind != fabrication.KindGrant || g.Seq != 1 || g.PrevHash != "" {
+		if err != nil || !created || g.Kind != fabrication.KindGrant || g.Seq != 2 {
 			t.Fatalf("grant: %+v %v %v", g, created, err)
+		}
+		// A person passes on only minutes they have, never their floor's trust.
+		if _, _, err := l.Transfer(ctx, ada, fabrication.TransferRequest{From: "user:ada", To: "user:bob", Minutes: 101}, ""); !errors.As(err, &short) || short.Floor != 0 {
+			t.Fatalf("ada passing on more than she has: %v", err)
 		}
 		// Ada may not move the lab's minutes, nor anyone else's.
 		for _, from := range []string{"lab:town", "user:grace"} {
@@ -58,7 +74,6 @@ func ExerciseLedger(t *testing.T, open func(t *testing.T) (fabrication.Store, fu
 			t.Fatal(err)
 		}
 		// 100 + 600 of room, 600 held: 100 left.
-		var short *fabrication.InsufficientCredit
 		if err := l.Hold(ctx, "user:ada", []fabrication.HoldLine{{Job: "j3", Minutes: 101}}); !errors.As(err, &short) || short.Need != 101 {
 			t.Fatalf("a hold over the floor: got %v", err)
 		}
@@ -106,8 +121,17 @@ func ExerciseLedger(t *testing.T, open func(t *testing.T) (fabrication.Store, fu
 		if page, _ := l.Transfers(ctx, "user:ada", moves[0].Seq, 1); len(page) != 1 || page[0].Seq != moves[1].Seq {
 			t.Fatalf("second page: %+v", page)
 		}
+		// Bad memos and an absurd hold are refused.
+		for _, memo := range []string{"line\nbreak", "evil\u202etxt"} {
+			if _, _, err := l.Transfer(ctx, ada, fabrication.TransferRequest{From: "user:ada", To: "user:bob", Minutes: 1, Memo: memo}, ""); !errors.Is(err, storage.ErrInvalid) {
+				t.Fatalf("memo %q: %v", memo, err)
+			}
+		}
+		if err := l.Hold(ctx, "user:ada", []fabrication.HoldLine{{Job: "big", Minutes: 1 << 62}, {Job: "big2", Minutes: 1 << 62}}); !errors.Is(err, storage.ErrInvalid) {
+			t.Fatalf("holds that would overflow: %v", err)
+		}
 		v, err := l.Verify(ctx)
-		if err != nil || !v.OK || v.Sum != 0 || v.Checked != 6 || v.Accounts != 2 {
+		if err != nil || !v.OK || v.Sum != 0 || v.Checked != 7 || v.Accounts != 2 {
 			t.Fatalf("verify: %+v %v", v, err)
 		}
 	})
@@ -116,19 +140,23 @@ func ExerciseLedger(t *testing.T, open func(t *testing.T) (fabrication.Store, fu
 		t.Parallel()
 		s, second := open(t)
 		hubs := []*fabrication.Ledger{NewLedger(s, -600), NewLedger(second(), -600)}
-		// 50 spenders on two hubs at once, each wanting 25 of ada's 600 minutes of
-		// room, half as transfers and half as holds: exactly 24 fit.
+		bea := fabrication.Actor{ID: "u-bea", Handle: "bea"}
+		give(t, s, hubs[0], "user:bea", 300)
+		// 50 spenders on two hubs at once: 25 want 25 of ada's 600 minutes of trust as
+		// holds (24 fit), 25 want to pass on 25 of bea's 300 minutes (12 fit).
 		var wg sync.WaitGroup
 		var mu sync.Mutex
-		ok, short := 0, 0
+		ok, short := map[string]int{}, 0
 		for i := range 50 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				l := hubs[i%2]
 				var err error
-				if i%4 < 2 {
-					_, _, err = l.Transfer(ctx, ada, fabrication.TransferRequest{From: "user:ada", To: fmt.Sprintf("user:s%d", i), Minutes: 25}, "")
+				kind := "hold"
+				if i%2 == 0 {
+					kind = "transfer"
+					_, _, err = l.Transfer(ctx, bea, fabrication.TransferRequest{From: "user:bea", To: fmt.Sprintf("user:s%d", i), Minutes: 25}, "")
 				} else {
 					err = l.Hold(ctx, "user:ada", []fabrication.HoldLine{{Job: fmt.Sprintf("job-%d", i), Minutes: 25}})
 				}
@@ -137,7 +165,7 @@ func ExerciseLedger(t *testing.T, open func(t *testing.T) (fabrication.Store, fu
 				var ic *fabrication.InsufficientCredit
 				switch {
 				case err == nil:
-					ok++
+					ok[kind]++
 				case errors.As(err, &ic):
 					short++
 				default:
@@ -146,14 +174,47 @@ func ExerciseLedger(t *testing.T, open func(t *testing.T) (fabrication.Store, fu
 			}()
 		}
 		wg.Wait()
-		if ok != 24 || short != 26 {
-			t.Fatalf("%d spenders fit and %d were refused; want 24 and 26", ok, short)
+		if ok["hold"] != 24 || ok["transfer"] != 12 || short != 14 {
+			t.Fatalf("%v fit and %d were refused; want 24 holds, 12 transfers and 14 refusals", ok, short)
 		}
-		a, err := hubs[1].Account(ctx, "user:ada")
-		if err != nil || a.Available-a.Floor != 0 {
+		if a, err := hubs[1].Account(ctx, "user:ada"); err != nil || a.Available-a.Floor != 0 {
 			t.Fatalf("ada: %+v %v", a, err)
 		}
-		if v, err := hubs[0].Verify(ctx); err != nil || !v.OK || v.Checked != 24 {
+		if a, err := hubs[1].Account(ctx, "user:bea"); err != nil || a.Balance != 0 {
+			t.Fatalf("bea: %+v %v", a, err)
+		}
+		if v, err := hubs[0].Verify(ctx); err != nil || !v.OK || v.Checked != 2+24+12 {
+			t.Fatalf("verify: %+v %v", v, err)
+		}
+	})
+
+	t.Run("LedgerRecordsInBatches", func(t *testing.T) {
+		t.Parallel()
+		s, second := open(t)
+		hubs := []*fabrication.Ledger{NewLedger(s, -600), NewLedger(second(), -600)}
+		// 300 jobs made at a free lab, each reported on both hubs: recorded once each,
+		// in batches that race for the chain.
+		for i := range 300 {
+			for _, l := range hubs {
+				l.Record(fabrication.Settlement{Job: fmt.Sprint("free-", i), Requester: "user:ada", Lab: "lab:town", Made: 2})
+			}
+		}
+		deadline := time.Now().Add(time.Minute)
+		for {
+			a, err := hubs[0].Account(ctx, "user:ada")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Used == 600 {
+				break
+			}
+			if a.Used > 600 || time.Now().After(deadline) {
+				t.Fatalf("ada used %d minutes, want 600 (300 jobs of 2)", a.Used)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		v, err := hubs[1].Verify(ctx)
+		if err != nil || !v.OK || v.Checked != 300 || v.Sum != 0 {
 			t.Fatalf("verify: %+v %v", v, err)
 		}
 	})
@@ -162,6 +223,7 @@ func ExerciseLedger(t *testing.T, open func(t *testing.T) (fabrication.Store, fu
 		t.Parallel()
 		s, second := open(t)
 		hubs := []*fabrication.Ledger{NewLedger(s, -600), NewLedger(second(), -600)}
+		give(t, s, hubs[0], "user:ada", 7)
 		// The same transfer, retried on both hubs at once: one is made.
 		var wg sync.WaitGroup
 		results := make([]fabrication.LedgerEntry, 10)
@@ -232,8 +294,8 @@ func ExerciseLedger(t *testing.T, open func(t *testing.T) (fabrication.Store, fu
 			paid += e.Minutes
 		}
 		a, _ := hubs[1].Account(ctx, "user:ada")
-		if a.Held != 0 || len(a.Holds) != 0 || a.Balance != -7-paid {
-			t.Fatalf("ada: %+v, want no holds and balance %d", a, -7-paid)
+		if a.Held != 0 || len(a.Holds) != 0 || a.Balance != -paid {
+			t.Fatalf("ada: %+v, want no holds and balance %d", a, -paid)
 		}
 		moves, _ := hubs[0].Transfers(ctx, "", 0, 100)
 		settles := 0
@@ -249,4 +311,21 @@ func ExerciseLedger(t *testing.T, open func(t *testing.T) (fabrication.Store, fu
 			t.Fatalf("verify: %+v %v", v, err)
 		}
 	})
+}
+
+// give has a lab grant minutes to an account: a lab "bank" whose owner is "banker" and
+// whose floor a site admin set low enough. It makes two entries.
+func give(t *testing.T, s fabrication.Store, l *fabrication.Ledger, to string, minutes int64) {
+	t.Helper()
+	ctx := context.Background()
+	lab := sampleLab("bank")
+	if err := s.CreateLab(ctx, lab, fabrication.Member{LabID: lab.ID, UserID: "u-banker", Handle: "banker", Role: fabrication.RoleOwner}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.SetFloor(ctx, fabrication.Actor{ID: "u-root", Handle: "root", Admin: true}, "lab:bank", -100_000); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.Transfer(ctx, fabrication.Actor{ID: "u-banker", Handle: "banker"}, fabrication.TransferRequest{From: "lab:bank", To: to, Minutes: minutes}, ""); err != nil {
+		t.Fatal(err)
+	}
 }
