@@ -439,8 +439,7 @@ type Settlement struct {
 func (l *Ledger) Close(ctx context.Context, s Settlement) (LedgerEntry, error) {
 	e, err := l.write(ctx, "job:"+s.Job, func(head LedgerEntry) (LedgerEntry, error) {
 		if !s.Charge && s.Made > 0 { // a record of time given: nothing to check
-			return LedgerEntry{Kind: KindSettle, From: s.Requester, To: s.Lab, Made: s.Made, Job: s.Job, Actor: "hub",
-				Memo: "given by the lab", Closes: "job:" + s.Job}, nil
+			return given(s), nil
 		}
 		a, err := l.state(ctx, s.Requester, head.Seq)
 		if err != nil {
@@ -911,17 +910,19 @@ func (l *Ledger) Record(st Settlement) {
 	}
 }
 
+// given is the record of a job a free lab made: a settlement that moves nothing.
+func given(s Settlement) LedgerEntry {
+	return LedgerEntry{Kind: KindSettle, From: s.Requester, To: s.Lab, Made: s.Made, Job: s.Job, Actor: "hub",
+		Memo: "given by the lab", Closes: "job:" + s.Job}
+}
+
 // recorder drains the queue of records, and ends when it has been empty a while.
 func (l *Ledger) recorder() {
-	entry := func(st Settlement) LedgerEntry {
-		return LedgerEntry{Kind: KindSettle, From: st.Requester, To: st.Lab, Made: st.Made, Job: st.Job,
-			Actor: "hub", Memo: "given by the lab", Closes: "job:" + st.Job}
-	}
 	for {
 		var batch []LedgerEntry
 		select {
 		case st := <-l.records:
-			batch = append(batch, entry(st))
+			batch = append(batch, given(st))
 		case <-time.After(2 * time.Second):
 			l.recording.Store(false)
 			// A record queued just as this goroutine stopped looking?
@@ -934,7 +935,7 @@ func (l *Ledger) recorder() {
 		for len(batch) < 256 {
 			select {
 			case st := <-l.records:
-				batch = append(batch, entry(st))
+				batch = append(batch, given(st))
 			default:
 				break more
 			}

@@ -38,39 +38,36 @@ func seqParam(c *gin.Context, name string) (int64, bool) {
 // listTransfers: GET /api/v1/ledger/transfers?account=&cursor= -> the moves, newest
 // first, 50 a page; cursor is the next_cursor of the page before.
 func (s *Server) listTransfers(c *gin.Context) {
-	before, ok := seqParam(c, "cursor")
-	if !ok {
-		return
-	}
-	page, err := s.ledger.Transfers(c.Request.Context(), c.Query("account"), before, 50)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	next := ""
-	if len(page) == 50 {
-		next = strconv.FormatInt(page[len(page)-1].Seq, 10)
-	}
-	c.JSON(http.StatusOK, gin.H{"transfers": page, "next_cursor": next})
+	s.ledgerPage(c, "cursor", "transfers", "next_cursor", 50, func(from int64) ([]fabrication.LedgerEntry, error) {
+		return s.ledger.Transfers(c.Request.Context(), c.Query("account"), from, 50)
+	})
 }
 
 // ledgerEntries: GET /api/v1/ledger/entries?after= -> the whole chain in order, 500 a
 // page, for anyone who checks it (docs/ledger.md).
 func (s *Server) ledgerEntries(c *gin.Context) {
-	after, ok := seqParam(c, "after")
+	s.ledgerPage(c, "after", "entries", "next_after", 500, func(from int64) ([]fabrication.LedgerEntry, error) {
+		return s.ledger.Entries(c.Request.Context(), from, 500)
+	})
+}
+
+// ledgerPage answers one page of entries from the entry number in the query parameter
+// param, with the number to ask for next (empty on the last page).
+func (s *Server) ledgerPage(c *gin.Context, param, field, nextField string, size int, fetch func(from int64) ([]fabrication.LedgerEntry, error)) {
+	from, ok := seqParam(c, param)
 	if !ok {
 		return
 	}
-	page, err := s.ledger.Entries(c.Request.Context(), after, 500)
+	page, err := fetch(from)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	next := ""
-	if len(page) == 500 {
+	if len(page) == size {
 		next = strconv.FormatInt(page[len(page)-1].Seq, 10)
 	}
-	c.JSON(http.StatusOK, gin.H{"entries": page, "next_after": next})
+	c.JSON(http.StatusOK, gin.H{field: page, nextField: next})
 }
 
 func (s *Server) verifyLedger(c *gin.Context) {

@@ -50,28 +50,7 @@ func TestMain(m *testing.M) {
 func TestSQLiteCrashMidWrite(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "fab.db")
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "FAB_SQLITE_CRASH_HELPER="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	committed := 0
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if n, err := strconv.Atoi(sc.Text()); err == nil {
-			committed = n
-		}
-		if committed >= 200 {
-			break
-		}
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
+	committed := killAfter(t, "FAB_SQLITE_CRASH_HELPER="+path, 200)
 	if committed < 200 {
 		t.Fatalf("the child committed %d users before dying, want 200", committed)
 	}
@@ -164,28 +143,7 @@ func TestLedgerCrashMidSettlement(t *testing.T) {
 }
 
 func crashMidSettlement(t *testing.T, spec string) {
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "FAB_LEDGER_CRASH_HELPER="+spec)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	settled := 0
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if n, err := strconv.Atoi(sc.Text()); err == nil {
-			settled = n
-		}
-		if settled >= 40 {
-			break
-		}
-	}
-	cmd.Process.Kill() // SIGKILL, in the middle of the next hold or settlement
-	cmd.Wait()
+	settled := killAfter(t, "FAB_LEDGER_CRASH_HELPER="+spec, 40)
 	if settled < 40 {
 		t.Fatalf("the child settled %d jobs before dying, want 40", settled)
 	}
@@ -225,4 +183,34 @@ func crashMidSettlement(t *testing.T, spec string) {
 	if v, err := l.Verify(ctx); err != nil || !v.OK {
 		t.Fatalf("verify: %+v %v", v, err)
 	}
+}
+
+// killAfter runs this test binary as a crash helper (env chooses which), reads the
+// count it prints after each write it committed, and SIGKILLs it, mid-write, once it
+// reported n. It returns the last count read.
+func killAfter(t *testing.T, env string, n int) int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), env)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	last := 0
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if v, err := strconv.Atoi(sc.Text()); err == nil {
+			last = v
+		}
+		if last >= n {
+			break
+		}
+	}
+	cmd.Process.Kill() // SIGKILL, in the middle of the next write
+	cmd.Wait()
+	return last
 }
