@@ -84,11 +84,17 @@ func ParseBOM(data []byte, meshFiles []string) ([]BOMLine, error) {
 		if err != nil {
 			return nil, err
 		}
+		if len(lines) == 0 {
+			return nil, storage.Invalid("bom", "the BOM has no lines")
+		}
 		return lines, validateBOM(lines, meshFiles, func(i int) string { return fmt.Sprintf("item %d", i+1) })
 	}
 	lines, fileLines, err := parseBOMTable(trimmed)
 	if err != nil {
 		return nil, err
+	}
+	if len(lines) == 0 {
+		return nil, storage.Invalid("bom", "the BOM has a header but no lines")
 	}
 	return lines, validateBOM(lines, meshFiles, func(i int) string { return fmt.Sprintf("line %d", fileLines[i]) })
 }
@@ -109,6 +115,9 @@ func parseBOMJSON(data []byte) ([]BOMLine, error) {
 	}
 	if err != nil {
 		return nil, storage.Invalid("bom", "the JSON BOM cannot be read: "+err.Error())
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, storage.Invalid("bom", "the JSON BOM has more after its end")
 	}
 	for i := range lines {
 		lines[i].Kind = strings.ToLower(strings.TrimSpace(lines[i].Kind))

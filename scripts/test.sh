@@ -169,3 +169,18 @@ echo "full go test output: $log"
 if [ "$test_status" -ne 0 ] || [ "$summary_status" -ne 0 ]; then
 	die "tests failed"
 fi
+
+# The fuzz targets, a few seconds each, on a full run (long runs belong to the work:
+# go test -run '^$' -fuzz '^FuzzParseBOM$' -fuzztime 10m ./catalog). A failure leaves
+# its input in the package's testdata/fuzz, where it stays as a regression case.
+if [ "$#" -eq 0 ]; then
+	say "fuzzing, 3 s a target"
+	for target in "FuzzAnalyze ./catalog/mesh" "FuzzCleanPath ./catalog" "FuzzParseBOM ./catalog" "FuzzForkRules ./catalog/license"; do
+		name=${target% *} pkg=${target#* }
+		if ! go test -run '^$' -fuzz "^$name\$" -fuzztime 3s "$pkg" > "$work/fuzz.log" 2>&1; then
+			cat "$work/fuzz.log"
+			die "fuzzing $name found a failure; its input is in $pkg/testdata/fuzz/$name"
+		fi
+		echo "ok $name"
+	done
+fi
