@@ -270,21 +270,37 @@ func (l *Ledger) exists(ctx context.Context, field, account string) error {
 // state folds account's entries up to and including seq upTo (0: all).
 func (l *Ledger) state(ctx context.Context, account string, upTo int64) (Account, error) {
 	a := Account{Account: account, Floor: l.defaultFloor(account), Holds: map[string]int64{}, closed: map[string]bool{}}
+	err := l.walk(ctx, account, func(e LedgerEntry) bool {
+		if upTo > 0 && e.Seq > upTo {
+			return false
+		}
+		a.fold(e)
+		return true
+	})
+	if err != nil {
+		return Account{}, err
+	}
+	return a.finish(), nil
+}
+
+// walk reads, oldest first, the entries that name account (every entry when ""), a
+// page at a time, until fn returns false.
+func (l *Ledger) walk(ctx context.Context, account string, fn func(LedgerEntry) bool) error {
+	const page = 1000
 	for after := int64(0); ; {
-		page, err := l.store.LedgerEntries(ctx, account, after, 1000)
+		entries, err := l.store.LedgerEntries(ctx, account, after, page)
 		if err != nil {
-			return Account{}, err
+			return err
 		}
-		for _, e := range page {
-			if upTo > 0 && e.Seq > upTo {
-				return a.finish(), nil
+		for _, e := range entries {
+			if !fn(e) {
+				return nil
 			}
-			a.fold(e)
 		}
-		if len(page) < 1000 {
-			return a.finish(), nil
+		if len(entries) < page {
+			return nil
 		}
-		after = page[len(page)-1].Seq
+		after = entries[len(entries)-1].Seq
 	}
 }
 
@@ -664,57 +680,34 @@ func (l *Ledger) Verify(ctx context.Context) (Verification, error) {
 	v := Verification{ChainOK: true, FloorsOK: true}
 	balances := map[string]int64{}
 	floors := map[string]int64{}
-	holds := map[string]map[string]int64{}
-	closed := map[string]bool{}
 	prev := ""
-	for after := int64(0); ; {
-		page, err := l.store.LedgerEntries(ctx, "", after, 1000)
-		if err != nil {
-			return v, err
+	err := l.walk(ctx, "", func(e LedgerEntry) bool {
+		v.Checked++
+		if v.ChainOK && (e.Seq != v.Checked || e.PrevHash != prev || e.ComputeHash() != e.Hash) {
+			v.ChainOK, v.Problem = false, fmt.Sprintf("entry %d does not match the chain", e.Seq)
 		}
-		for _, e := range page {
-			v.Checked++
-			if v.ChainOK && (e.Seq != v.Checked || e.PrevHash != prev || e.ComputeHash() != e.Hash) {
-				v.ChainOK, v.Problem = false, fmt.Sprintf("entry %d does not match the chain", e.Seq)
-			}
-			prev = e.Hash
-			switch e.Kind {
-			case KindFloor:
-				floors[e.From] = e.Minutes
-			case KindHold:
-				if holds[e.From] == nil {
-					holds[e.From] = map[string]int64{}
+		prev = e.Hash
+		switch e.Kind {
+		case KindFloor:
+			floors[e.From] = e.Minutes
+		case KindHold, KindRelease: // move nothing
+		default:
+			balances[e.From] -= e.Minutes
+			balances[e.To] += e.Minutes
+			if e.Minutes > 0 {
+				floor, ok := floors[e.From]
+				if !ok {
+					floor = l.defaultFloor(e.From)
 				}
-				for _, h := range e.Holds {
-					if !closed[h.Job] {
-						holds[e.From][h.Job] = h.Minutes
-					}
-				}
-			case KindRelease:
-				delete(holds[e.From], e.Job)
-				closed[e.Job] = true
-			default:
-				balances[e.From] -= e.Minutes
-				balances[e.To] += e.Minutes
-				if e.Job != "" {
-					delete(holds[e.From], e.Job)
-					closed[e.Job] = true
-				}
-				if e.Minutes > 0 {
-					floor, ok := floors[e.From]
-					if !ok {
-						floor = l.defaultFloor(e.From)
-					}
-					if balances[e.From] < floor && v.FloorsOK {
-						v.FloorsOK, v.Problem = false, fmt.Sprintf("entry %d takes %s below its floor", e.Seq, e.From)
-					}
+				if balances[e.From] < floor && v.FloorsOK {
+					v.FloorsOK, v.Problem = false, fmt.Sprintf("entry %d takes %s below its floor", e.Seq, e.From)
 				}
 			}
 		}
-		if len(page) < 1000 {
-			break
-		}
-		after = page[len(page)-1].Seq
+		return true
+	})
+	if err != nil {
+		return v, err
 	}
 	for _, b := range balances {
 		v.Sum += b
@@ -758,32 +751,26 @@ type OpenHold struct {
 func (l *Ledger) OpenHolds(ctx context.Context) ([]OpenHold, error) {
 	open := map[string]OpenHold{}
 	closed := map[string]bool{}
-	for after := int64(0); ; {
-		page, err := l.store.LedgerEntries(ctx, "", after, 1000)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range page {
-			switch {
-			case e.Kind == KindHold:
-				for _, h := range e.Holds {
-					if !closed[h.Job] {
-						since := e.CreatedAt
-						if prev, ok := open[h.Job]; ok {
-							since = prev.Since
-						}
-						open[h.Job] = OpenHold{Job: h.Job, Account: e.From, Minutes: h.Minutes, Since: since}
+	err := l.walk(ctx, "", func(e LedgerEntry) bool {
+		switch {
+		case e.Kind == KindHold:
+			for _, h := range e.Holds {
+				if !closed[h.Job] {
+					since := e.CreatedAt
+					if prev, ok := open[h.Job]; ok {
+						since = prev.Since
 					}
+					open[h.Job] = OpenHold{Job: h.Job, Account: e.From, Minutes: h.Minutes, Since: since}
 				}
-			case e.Job != "":
-				delete(open, e.Job)
-				closed[e.Job] = true
 			}
+		case e.Job != "":
+			delete(open, e.Job)
+			closed[e.Job] = true
 		}
-		if len(page) < 1000 {
-			break
-		}
-		after = page[len(page)-1].Seq
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := make([]OpenHold, 0, len(open))
 	for _, h := range open {
@@ -813,11 +800,7 @@ func (b *jobBook) SettleEnded(ctx context.Context) (int, error) {
 			_, err = b.ledger.Close(ctx, Settlement{Job: h.Job, Requester: h.Account}) // a release
 		case err != nil:
 		case j.Terminal() || j.State == JobAwaitingHarvest:
-			var made time.Duration
-			if j.StartedAt != nil && (j.State == JobDone || j.State == JobAwaitingHarvest || j.State == JobCanceled) {
-				made = cmpTime(j.FinishedAt, j.UpdatedAt).Sub(*j.StartedAt)
-			}
-			err = b.settle(ctx, j, made, true)
+			err = b.settle(ctx, j, j.madeTime(), true)
 		default:
 			continue
 		}
@@ -839,14 +822,14 @@ func (b *jobBook) SettleEnded(ctx context.Context) (int, error) {
 			return n, cmp.Or(first, err)
 		}
 		for _, j := range made {
-			if j.Charged || j.StartedAt == nil || j.FinishedAt == nil || minutesOf(j.FinishedAt.Sub(*j.StartedAt)) == 0 {
+			if j.Charged || minutesOf(j.madeTime()) == 0 {
 				continue // a charged job has a hold, seen above
 			}
 			if _, ok, err := b.ledger.JobEntry(ctx, j.ID); err != nil || ok {
 				first = cmp.Or(first, err)
 				continue
 			}
-			if err := b.settle(ctx, j, j.FinishedAt.Sub(*j.StartedAt), true); err != nil {
+			if err := b.settle(ctx, j, j.madeTime(), true); err != nil {
 				first = cmp.Or(first, err)
 				continue
 			}
@@ -854,14 +837,6 @@ func (b *jobBook) SettleEnded(ctx context.Context) (int, error) {
 		}
 	}
 	return n, first
-}
-
-// cmpTime is *t, or def when t is nil.
-func cmpTime(t *time.Time, def time.Time) time.Time {
-	if t != nil {
-		return *t
-	}
-	return def
 }
 
 // JobEntry is the entry that ended a job's time (its settlement or release), if any.

@@ -179,6 +179,20 @@ type Event struct {
 	Message string    `json:"message,omitempty"`
 }
 
+// madeTime is the machine time the hub recorded for a job that was made (done, waiting
+// to be harvested, or canceled mid-print), from its start to its finish; zero for
+// any other.
+func (j Job) madeTime() time.Duration {
+	if j.StartedAt == nil || (j.State != JobDone && j.State != JobAwaitingHarvest && j.State != JobCanceled) {
+		return 0
+	}
+	end := j.UpdatedAt
+	if j.FinishedAt != nil {
+		end = *j.FinishedAt
+	}
+	return end.Sub(*j.StartedAt)
+}
+
 // Terminal reports whether the job has ended.
 func (j Job) Terminal() bool {
 	switch j.State {

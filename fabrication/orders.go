@@ -502,9 +502,7 @@ func (or *Orders) DesignRecord(ctx context.Context, designID string) ([]LabRecor
 	}
 	minutes := map[string]int64{}
 	for _, j := range done {
-		if j.StartedAt != nil && j.FinishedAt != nil {
-			minutes[j.LabID] += minutesOf(j.FinishedAt.Sub(*j.StartedAt))
-		}
+		minutes[j.LabID] += minutesOf(j.madeTime())
 	}
 	out := []LabRecord{}
 	for labID, c := range counts {
