@@ -27,7 +27,7 @@ import (
 
 	"github.com/fabcommons/fabcommons/fabrication/agent"
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
-	"github.com/fabcommons/fabcommons/internal/progress"
+	"github.com/fabcommons/fabcommons/cmd/internal/progress"
 )
 
 func main() {
