@@ -25,9 +25,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fabcommons/fabcommons/cmd/internal/progress"
 	"github.com/fabcommons/fabcommons/fabrication/agent"
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
-	"github.com/fabcommons/fabcommons/cmd/internal/progress"
 )
 
 func main() {
