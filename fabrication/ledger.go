@@ -354,6 +354,12 @@ func (l *Ledger) write(ctx context.Context, closes string, build func(head Ledge
 		}
 		e, err := build(head)
 		if err != nil {
+			// The entry may have been made (by another hub) between done and the head
+			// that build judged by, which then counts it: a retry of a transfer that
+			// emptied the account must get that transfer, not a refusal.
+			if prev, derr := done(); derr != nil {
+				return prev, derr
+			}
 			return LedgerEntry{}, err
 		}
 		e.Seq, e.PrevHash, e.CreatedAt = head.Seq+1, head.Hash, l.clock()
