@@ -64,7 +64,7 @@ func NewService(store Store, log *slog.Logger, o Options) (*Service, error) {
 		return nil, err
 	}
 	return &Service{
-		store: store, log: log, argon: o.Argon2, sessionTTL: o.SessionTTL, now: o.Clock,
+		store: store, log: log, argon: o.Argon2, sessionTTL: o.SessionTTL, now: storage.Milliseconds(o.Clock),
 		// A client (an address, which a whole lab may share behind its router) gets ten
 		// times the failures one handle gets from it, bounding guessing from one place
 		// without one person's mistakes locking out the rest of the room.

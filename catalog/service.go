@@ -67,7 +67,7 @@ func NewService(store Store, blobs Blobs, quotas storage.Quotas, log *slog.Logge
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Service{store: store, blobs: blobs, quotas: quotas, log: log, limits: limits, now: clock}
+	return &Service{store: store, blobs: blobs, quotas: quotas, log: log, limits: limits, now: storage.Milliseconds(clock)}
 }
 
 // Limits returns the upload limits in force.

@@ -53,6 +53,13 @@ func (e *InvalidError) Error() string        { return fmt.Sprintf("%s: %s", e.Fi
 func (e *InvalidError) InvalidField() string { return e.Field }
 func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
 
+// Milliseconds wraps a clock so that its times have millisecond precision: what every
+// backend keeps (BSON dates are milliseconds), so that a time reads back as it was
+// written on any backend, and an archive moves between backends unchanged.
+func Milliseconds(clock func() time.Time) func() time.Time {
+	return func() time.Time { return clock().Truncate(time.Millisecond) }
+}
+
 // BlobInfo describes one stored blob.
 type BlobInfo struct {
 	Key     string // lowercase hex SHA-256 of the content

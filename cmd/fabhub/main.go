@@ -23,6 +23,7 @@ import (
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/storage"
+	"github.com/fabcommons/fabcommons/storage/archive"
 	"github.com/fabcommons/fabcommons/storage/localblob"
 	"github.com/fabcommons/fabcommons/storage/mongo"
 	"github.com/fabcommons/fabcommons/storage/s3blob"
@@ -45,8 +46,15 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "mesh" {
-		return meshCommand(args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "mesh":
+			return meshCommand(args[1:], stdout, stderr)
+		case "export":
+			return exportCommand(ctx, args[1:], getenv, stdout, stderr)
+		case "import":
+			return importCommand(ctx, args[1:], getenv, os.Stdin, stderr)
+		}
 	}
 	cfg, err := parseConfig(args, getenv)
 	if err != nil {
@@ -110,6 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // stores is what openStores connected, with the seams the rest of the hub uses.
 type stores struct {
 	db       web.Pinger
+	archive  archive.Store
 	blobs    storage.Blobs
 	accounts account.Store
 	catalog  catalog.Store
@@ -136,14 +145,14 @@ func openStores(ctx context.Context, cfg Config) (*stores, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open SQLite store: %w", err)
 		}
-		s.db, s.accounts, s.catalog, s.fab, s.leases, s.quotas = db, db.Accounts(), db.Catalog(), db.Fabrication(), db.Leases(), db.Quotas()
+		s.db, s.archive, s.accounts, s.catalog, s.fab, s.leases, s.quotas = db, db, db.Accounts(), db.Catalog(), db.Fabrication(), db.Leases(), db.Quotas()
 		closers = append(closers, db.Close)
 	default:
 		db, err := mongo.Open(ctx, cfg.DB)
 		if err != nil {
 			return nil, fmt.Errorf("open MongoDB store %s: %w", redact(cfg.DB), err)
 		}
-		s.db, s.accounts, s.catalog, s.fab, s.leases, s.quotas = db, db.Accounts(), db.Catalog(), db.Fabrication(), db.Leases(), db.Quotas()
+		s.db, s.archive, s.accounts, s.catalog, s.fab, s.leases, s.quotas = db, db, db.Accounts(), db.Catalog(), db.Fabrication(), db.Leases(), db.Quotas()
 		s.prune = func(ctx context.Context) (int, error) { return db.PruneRevisions(ctx, time.Hour) }
 		closers = append(closers, db.Close)
 	}

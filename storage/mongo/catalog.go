@@ -155,12 +155,16 @@ func (c Catalog) Version(ctx context.Context, designID string, number int) (cata
 	if err := c.versions().FindOne(ctx, bson.M{"_id": versionID(designID, number)}).Decode(&doc); err != nil {
 		return catalog.Version{}, fmt.Errorf("version %d: %w", number, mapErr(err))
 	}
-	v := doc.Version
+	return doc.version(), nil
+}
+
+func (d versionDoc) version() catalog.Version {
+	v := d.Version
 	v.CreatedAt = v.CreatedAt.UTC()
 	if v.BOM == nil {
 		v.BOM = []catalog.BOMLine{}
 	}
-	return v, nil
+	return v
 }
 
 func (c Catalog) Versions(ctx context.Context, designID string) ([]catalog.Version, error) {
@@ -310,9 +314,16 @@ type flagDoc struct {
 }
 
 func (c Catalog) AddFlag(ctx context.Context, f catalog.Flag) error {
-	_, err := c.flags().InsertOne(ctx, flagDoc{ID: f.DesignID + "/" + f.UserID, DesignID: f.DesignID, UserID: f.UserID,
-		Handle: f.Handle, Reason: f.Reason, CreatedAt: f.CreatedAt.UTC()})
+	_, err := c.flags().InsertOne(ctx, toFlagDoc(f))
 	return mapErr(err)
+}
+
+func toFlagDoc(f catalog.Flag) flagDoc {
+	return flagDoc{ID: f.DesignID + "/" + f.UserID, DesignID: f.DesignID, UserID: f.UserID, Handle: f.Handle, Reason: f.Reason, CreatedAt: f.CreatedAt.UTC()}
+}
+
+func (d flagDoc) flag() catalog.Flag {
+	return catalog.Flag{DesignID: d.DesignID, UserID: d.UserID, Handle: d.Handle, Reason: d.Reason, CreatedAt: d.CreatedAt.UTC()}
 }
 
 func (c Catalog) Flags(ctx context.Context, limit int) ([]catalog.Flag, error) {
@@ -326,7 +337,7 @@ func (c Catalog) Flags(ctx context.Context, limit int) ([]catalog.Flag, error) {
 	}
 	out := make([]catalog.Flag, 0, len(docs))
 	for _, d := range docs {
-		out = append(out, catalog.Flag{DesignID: d.DesignID, UserID: d.UserID, Handle: d.Handle, Reason: d.Reason, CreatedAt: d.CreatedAt})
+		out = append(out, d.flag())
 	}
 	return out, nil
 }

@@ -77,8 +77,13 @@ func (f Fabrication) lab(ctx context.Context, filter bson.M) (fabrication.Lab, e
 	if err := f.c("labs").FindOne(ctx, filter).Decode(&d); err != nil {
 		return fabrication.Lab{}, fmt.Errorf("lab: %w", mapErr(err))
 	}
-	d.Lab.CreatedAt = d.Lab.CreatedAt.UTC()
-	return d.Lab, nil
+	return d.lab(), nil
+}
+
+func (d labDoc) lab() fabrication.Lab {
+	l := d.Lab
+	l.CreatedAt = l.CreatedAt.UTC()
+	return l
 }
 
 func (f Fabrication) LabBySlug(ctx context.Context, slug string) (fabrication.Lab, error) {

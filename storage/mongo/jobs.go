@@ -79,9 +79,13 @@ func (f Fabrication) Order(ctx context.Context, id string) (fabrication.Order, e
 	if err := f.c("orders").FindOne(ctx, bson.M{"_id": id}).Decode(&d); err != nil {
 		return fabrication.Order{}, mapErr(err)
 	}
+	return d.order(), nil
+}
+
+func (d orderDoc) order() fabrication.Order {
 	o := d.Order
 	o.RequesterID, o.CreatedAt = d.RequesterID, o.CreatedAt.UTC()
-	return o, nil
+	return o
 }
 
 func (f Fabrication) Job(ctx context.Context, id string) (fabrication.Job, error) {

@@ -34,7 +34,7 @@ func (a Accounts) CreateUser(ctx context.Context, u account.User) (account.User,
 
 const userColumns = `id, handle, email, password_hash, admin, created_at, disabled`
 
-func scanUser(row *sql.Row) (account.User, error) {
+func scanUser(row scanner) (account.User, error) {
 	var u account.User
 	var created int64
 	if err := row.Scan(&u.ID, &u.Handle, &u.Email, &u.PasswordHash, &u.Admin, &created, &u.Disabled); err != nil {

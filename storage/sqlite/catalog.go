@@ -34,31 +34,8 @@ func (c Catalog) CreateDesign(ctx context.Context, d catalog.Design, v catalog.V
 		return err
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `
-		INSERT INTO designs(id, slug, owner_id, owner, title, summary, tags, license, hidden, featured, parents, latest_version, counters, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.ID, d.Slug, d.OwnerID, d.Owner, d.Title, d.Summary, mustJSON(d.Tags), d.License, d.Hidden, d.Featured,
-		mustJSON(d.Parents), d.LatestVersion, mustJSON(d.Counters), unixNano(d.CreatedAt), unixNano(d.UpdatedAt))
-	if err != nil {
-		return fmt.Errorf("insert design %s: %w", d.Slug, mapErr(err))
-	}
-	rowid, err := res.LastInsertId()
-	if err != nil {
+	if err := insertDesign(ctx, tx, d); err != nil {
 		return err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO designs_fts(rowid, title, summary, tags) VALUES (?, ?, ?, ?)`,
-		rowid, d.Title, d.Summary, strings.Join(d.Tags, " ")); err != nil {
-		return fmt.Errorf("index design %s: %w", d.Slug, err)
-	}
-	for _, p := range d.Parents {
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO design_parents(child_id, parent_id) VALUES (?, ?)`, d.ID, p.DesignID); err != nil {
-			return err
-		}
-	}
-	for _, t := range d.Tags {
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO design_tags(design_id, tag) VALUES (?, ?)`, d.ID, t); err != nil {
-			return err
-		}
 	}
 	if err := insertVersion(ctx, tx, v); err != nil {
 		return err
@@ -133,21 +110,28 @@ func (c Catalog) DesignByID(ctx context.Context, id string) (catalog.Design, err
 	return d, nil
 }
 
-func (c Catalog) Version(ctx context.Context, designID string, number int) (catalog.Version, error) {
+const versionColumns = `design_id, number, message, license, files, bom, created_by, created_at`
+
+func scanVersion(row scanner) (catalog.Version, error) {
 	var v catalog.Version
 	var files, bom string
 	var created int64
-	err := c.db.read.QueryRowContext(ctx, `
-		SELECT design_id, number, message, license, files, bom, created_by, created_at FROM versions WHERE design_id = ? AND number = ?`,
-		designID, number).Scan(&v.DesignID, &v.Number, &v.Message, &v.License, &files, &bom, &v.CreatedBy, &created)
-	if err != nil {
-		return catalog.Version{}, fmt.Errorf("version %d: %w", number, mapErr(err))
+	if err := row.Scan(&v.DesignID, &v.Number, &v.Message, &v.License, &files, &bom, &v.CreatedBy, &created); err != nil {
+		return catalog.Version{}, mapErr(err)
 	}
 	v.CreatedAt = fromNano(created)
 	if err := json.Unmarshal([]byte(files), &v.Files); err != nil {
 		return catalog.Version{}, err
 	}
 	return v, json.Unmarshal([]byte(bom), &v.BOM)
+}
+
+func (c Catalog) Version(ctx context.Context, designID string, number int) (catalog.Version, error) {
+	v, err := scanVersion(c.db.read.QueryRowContext(ctx, `SELECT `+versionColumns+` FROM versions WHERE design_id = ? AND number = ?`, designID, number))
+	if err != nil {
+		return catalog.Version{}, fmt.Errorf("version %d: %w", number, err)
+	}
+	return v, nil
 }
 
 func (c Catalog) Versions(ctx context.Context, designID string) ([]catalog.Version, error) {
@@ -293,12 +277,10 @@ func (c Catalog) Flags(ctx context.Context, limit int) ([]catalog.Flag, error) {
 	defer rows.Close()
 	out := []catalog.Flag{}
 	for rows.Next() {
-		var f catalog.Flag
-		var at int64
-		if err := rows.Scan(&f.DesignID, &f.UserID, &f.Handle, &f.Reason, &at); err != nil {
+		f, err := scanFlag(rows)
+		if err != nil {
 			return nil, err
 		}
-		f.CreatedAt = fromNano(at)
 		out = append(out, f)
 	}
 	return out, rows.Err()
@@ -307,4 +289,12 @@ func (c Catalog) Flags(ctx context.Context, limit int) ([]catalog.Flag, error) {
 func (c Catalog) ClearFlags(ctx context.Context, designID string) error {
 	_, err := c.db.exec(ctx, `DELETE FROM design_flags WHERE design_id = ?`, designID)
 	return err
+}
+
+func scanFlag(row scanner) (catalog.Flag, error) {
+	var f catalog.Flag
+	var at int64
+	err := row.Scan(&f.DesignID, &f.UserID, &f.Handle, &f.Reason, &at)
+	f.CreatedAt = fromNano(at)
+	return f, err
 }

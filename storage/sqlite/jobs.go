@@ -46,8 +46,12 @@ func jobJSON(j fabrication.Job) (string, string) {
 }
 
 func (f Fabrication) Order(ctx context.Context, id string) (fabrication.Order, error) {
+	return scanOrder(f.db.queryRow(ctx, `SELECT requester_id, data FROM orders WHERE id = ?`, id))
+}
+
+func scanOrder(row scanner) (fabrication.Order, error) {
 	var data, requester string
-	if err := f.db.queryRow(ctx, `SELECT requester_id, data FROM orders WHERE id = ?`, id).Scan(&requester, &data); err != nil {
+	if err := row.Scan(&requester, &data); err != nil {
 		return fabrication.Order{}, mapErr(err)
 	}
 	var o fabrication.Order

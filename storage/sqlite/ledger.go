@@ -45,13 +45,17 @@ func (f Fabrication) LedgerPage(ctx context.Context, account string, kinds []str
 }
 
 func (f Fabrication) LedgerClosing(ctx context.Context, closes string) (fabrication.LedgerEntry, error) {
-	var c, data string
-	if err := f.db.queryRow(ctx, `SELECT closes, data FROM ledger WHERE closes = ?`, closes).Scan(&c, &data); err != nil {
+	return scanLedger(f.db.queryRow(ctx, `SELECT closes, data FROM ledger WHERE closes = ?`, closes))
+}
+
+func scanLedger(row scanner) (fabrication.LedgerEntry, error) {
+	var closes, data string
+	if err := row.Scan(&closes, &data); err != nil {
 		return fabrication.LedgerEntry{}, mapErr(err)
 	}
 	var e fabrication.LedgerEntry
 	err := json.Unmarshal([]byte(data), &e)
-	e.Closes = c
+	e.Closes = closes
 	return e, err
 }
 
@@ -63,15 +67,10 @@ func (f Fabrication) ledgerRows(ctx context.Context, query string, args ...any) 
 	defer rows.Close()
 	out := []fabrication.LedgerEntry{}
 	for rows.Next() {
-		var closes, data string
-		if err := rows.Scan(&closes, &data); err != nil {
+		e, err := scanLedger(rows)
+		if err != nil {
 			return nil, err
 		}
-		var e fabrication.LedgerEntry
-		if err := json.Unmarshal([]byte(data), &e); err != nil {
-			return nil, err
-		}
-		e.Closes = closes
 		out = append(out, e)
 	}
 	return out, rows.Err()
