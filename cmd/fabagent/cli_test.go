@@ -139,25 +139,6 @@ func TestExampleConfigParses(t *testing.T) {
 	}
 }
 
-func TestRenderBar(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		done, total int64
-		want        string
-	}{
-		{0, 1e6, "download [----------]   0%  0.0 MB / 1.0 MB"},
-		{450e3, 1e6, "download [####------]  45%  0.5 MB / 1.0 MB"},
-		{1e6, 1e6, "download [##########] 100%  1.0 MB / 1.0 MB"},
-		{2e6, 1e6, "download [##########] 100%  2.0 MB / 1.0 MB"},
-		{3e6, -1, "download 3.0 MB"},
-	}
-	for _, c := range cases {
-		if got := renderBar(c.done, c.total, 10); got != c.want {
-			t.Errorf("renderBar(%d, %d): got %q, want %q", c.done, c.total, got, c.want)
-		}
-	}
-}
-
 // The agent must cross-compile without cgo for a Raspberry Pi and stay small.
 func TestCrossCompiles(t *testing.T) {
 	t.Parallel()

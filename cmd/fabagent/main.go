@@ -27,6 +27,7 @@ import (
 
 	"github.com/fabcommons/fabcommons/fabrication/agent"
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
+	"github.com/fabcommons/fabcommons/internal/progress"
 )
 
 func main() {
@@ -174,8 +175,8 @@ func runAgent(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	a := &agent.Agent{
 		Client: client, Driver: driver, Journal: j, StateDir: c.State, Log: log, Slicer: slicer,
 	}
-	if isTerminal(stderr) {
-		a.Progress = newProgressBar(stderr).update
+	if progress.IsTerminal(stderr) {
+		a.Progress = progress.NewBar(stderr, "download").Update
 	}
 	log.Info("fabagent running", "hub", hub, "machine", id.MachineID, "driver", c.Driver)
 	return a.Run(ctx)
