@@ -65,8 +65,12 @@ func embeddedOnly(cfg Config) error {
 	if len(external) == 0 {
 		return nil
 	}
-	return fmt.Errorf("backup: this hub keeps %s; back that up with %s: fabhub backup copies only the embedded SQLite file and blob folder",
-		strings.Join(external, " and "), strings.Join(tools, " and "))
+	them := "it"
+	if len(external) > 1 {
+		them = "them"
+	}
+	return fmt.Errorf("backup copies only the embedded SQLite file and blob folder; this hub keeps %s: back %s up with %s",
+		strings.Join(external, " and "), them, strings.Join(tools, " and "))
 }
 
 type backupOptions struct {

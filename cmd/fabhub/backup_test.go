@@ -491,8 +491,9 @@ func TestBackupRefuses(t *testing.T) {
 		{"no parent", []string{"-data", data, filepath.Join(dir, "nowhere", "b")}, nil, "is not a folder: make it first"},
 		{"inside the data dir", []string{"-data", data, filepath.Join(data, "backup")}, nil, "is inside the data dir"},
 		{"no hub there", []string{"-data", dir, fresh}, nil, "is not a hub's data dir (no fabcommons.db in it)"},
-		{"MongoDB", []string{fresh}, map[string]string{"FAB_DATA": data, "FAB_DB": "mongodb://fab:db-secret@mongo:27017/fab"}, "its database in MongoDB (-db, FAB_DB); back that up with mongodump"},
-		{"S3", []string{"-data", data, fresh}, map[string]string{"FAB_BLOBS": "s3://minio:blob-secret@minio:9000/fab"}, "its blobs in S3 (-blobs, FAB_BLOBS); back that up with your S3 tooling"},
+		{"MongoDB", []string{fresh}, map[string]string{"FAB_DATA": data, "FAB_DB": "mongodb://fab:db-secret@mongo:27017/fab"}, "keeps its database in MongoDB (-db, FAB_DB): back it up with mongodump"},
+		{"S3", []string{"-data", data, fresh}, map[string]string{"FAB_BLOBS": "s3://minio:blob-secret@minio:9000/fab"}, "keeps its blobs in S3 (-blobs, FAB_BLOBS): back it up with your S3 tooling"},
+		{"both", []string{"-data", data, fresh}, map[string]string{"FAB_DB": "mongodb://mongo/fab", "FAB_BLOBS": "s3://k:s@minio:9000/fab"}, "MongoDB (-db, FAB_DB) and its blobs in S3 (-blobs, FAB_BLOBS): back them up with mongodump and your S3"},
 		{"bad config", []string{"-data", data, "-max-body", "ten", fresh}, nil, "max body"},
 	} {
 		var out, errs strings.Builder

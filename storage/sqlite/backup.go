@@ -56,7 +56,9 @@ func Backup(ctx context.Context, path, dest string) (err error) {
 }
 
 // openReadOnly opens path for reading only. A read-only connection to a WAL database
-// still maps its -shm file, so it sees what the live hub committed.
+// still maps its -shm file, so it sees what the live hub committed. When no hub has the
+// file open, it leaves an empty -wal and the -shm beside it (a read-only connection may
+// not remove them), which the next hub to open the file simply uses.
 func openReadOnly(path string) (*sql.DB, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
