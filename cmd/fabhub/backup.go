@@ -97,7 +97,8 @@ func (s backupSummary) String() string {
 // backupData copies the embedded stores in the data dir data into dest. It writes into
 // a hidden folder beside dest and renames it to dest only when all is copied and
 // checked, so a backup that failed or was killed never looks complete: a leftover
-// ".DEST.partial-*" folder is one that did not finish. On an error nothing is left.
+// ".DEST.partial-*" folder is one that did not finish. An error leaves nothing, but for
+// one: the copy is in place and only fsyncing its parent folder failed.
 func backupData(ctx context.Context, data, dest string, opts backupOptions) (backupSummary, error) {
 	start := time.Now()
 	data, dest, err := backupPaths(data, dest)
