@@ -34,6 +34,16 @@ type Config struct {
 
 // parseConfig reads flags, each defaulting to its FAB_ environment variable.
 func parseConfig(args []string, getenv func(string) string) (Config, error) {
+	c, rest, err := parseFlags(args, getenv)
+	if err == nil && len(rest) > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", rest[0])
+	}
+	return c, err
+}
+
+// parseFlags is parseConfig for a subcommand: it also returns the arguments after the
+// flags.
+func parseFlags(args []string, getenv func(string) string) (Config, []string, error) {
 	fs := flag.NewFlagSet("fabhub", flag.ContinueOnError)
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
@@ -63,44 +73,41 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&jobsPerDay, "quota-jobs-per-day", env("FAB_QUOTA_JOBS_PER_DAY", "1000"), "jobs one person may order a day (FAB_QUOTA_JOBS_PER_DAY)")
 	fs.StringVar(&floor, "credit-floor", env("FAB_CREDIT_FLOOR", "-600"), "machine-minutes an account may go below zero, at most 0 (FAB_CREDIT_FLOOR)")
 	if err := fs.Parse(args); err != nil {
-		return Config{}, err
+		return Config{}, nil, err
 	}
 	if c.UploadBytesPerDay, err = strconv.ParseInt(uploadPerDay, 10, 64); err != nil || c.UploadBytesPerDay < 1 {
-		return Config{}, fmt.Errorf("quota upload bytes per day %q: want a number of bytes", uploadPerDay)
+		return Config{}, nil, fmt.Errorf("quota upload bytes per day %q: want a number of bytes", uploadPerDay)
 	}
 	for _, q := range []struct {
 		name, value string
 		n           *int
 	}{{"quota designs per day", designsPerDay, &c.DesignsPerDay}, {"quota labs", labs, &c.LabsPerUser}, {"quota jobs per day", jobsPerDay, &c.JobsPerDay}} {
 		if *q.n, err = strconv.Atoi(q.value); err != nil || *q.n < 1 {
-			return Config{}, fmt.Errorf("%s %q: want a number, at least 1", q.name, q.value)
+			return Config{}, nil, fmt.Errorf("%s %q: want a number, at least 1", q.name, q.value)
 		}
 	}
 	if c.CreditFloor, err = strconv.ParseInt(floor, 10, 64); err != nil || c.CreditFloor > 0 || c.CreditFloor < -1_000_000 {
-		return Config{}, fmt.Errorf("credit floor %q: want machine-minutes from 0 down to -1000000", floor)
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return Config{}, nil, fmt.Errorf("credit floor %q: want machine-minutes from 0 down to -1000000", floor)
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		return Config{}, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+		return Config{}, nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
 	}
 	n, err := strconv.ParseInt(maxBody, 10, 64)
 	if err != nil || n < 1024 {
-		return Config{}, fmt.Errorf("max body %q: want a number of bytes, at least 1024", maxBody)
+		return Config{}, nil, fmt.Errorf("max body %q: want a number of bytes, at least 1024", maxBody)
 	}
 	c.MaxBodyBytes = n
 	if c.MaxFileBytes, err = strconv.ParseInt(maxFile, 10, 64); err != nil || c.MaxFileBytes < 1024 {
-		return Config{}, fmt.Errorf("max file bytes %q: want a number of bytes, at least 1024", maxFile)
+		return Config{}, nil, fmt.Errorf("max file bytes %q: want a number of bytes, at least 1024", maxFile)
 	}
 	if c.MaxFiles, err = strconv.Atoi(maxFiles); err != nil || c.MaxFiles < 1 || c.MaxFiles > 10000 {
-		return Config{}, fmt.Errorf("max files %q: want a number from 1 to 10000", maxFiles)
+		return Config{}, nil, fmt.Errorf("max files %q: want a number from 1 to 10000", maxFiles)
 	}
 	if c.LeaseTTL, err = time.ParseDuration(leaseTTL); err != nil || c.LeaseTTL < time.Second {
-		return Config{}, fmt.Errorf("lease ttl %q: want a duration of at least 1s, such as 60s", leaseTTL)
+		return Config{}, nil, fmt.Errorf("lease ttl %q: want a duration of at least 1s, such as 60s", leaseTTL)
 	}
 	if c.ShutdownWait, err = time.ParseDuration(wait); err != nil {
-		return Config{}, fmt.Errorf("shutdown wait %q: want a duration such as 20s", wait)
+		return Config{}, nil, fmt.Errorf("shutdown wait %q: want a duration such as 20s", wait)
 	}
 	for _, p := range strings.Split(proxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -110,12 +117,12 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	switch {
 	case c.DB == "", strings.HasPrefix(c.DB, "mongodb://"), strings.HasPrefix(c.DB, "mongodb+srv://"):
 	default:
-		return Config{}, fmt.Errorf("db %q: want empty (SQLite) or a mongodb:// URI", redact(c.DB))
+		return Config{}, nil, fmt.Errorf("db %q: want empty (SQLite) or a mongodb:// URI", redact(c.DB))
 	}
 	if c.Blobs != "" && !strings.HasPrefix(c.Blobs, "s3://") {
-		return Config{}, fmt.Errorf("blobs %q: want empty (local) or an s3:// URL", redact(c.Blobs))
+		return Config{}, nil, fmt.Errorf("blobs %q: want empty (local) or an s3:// URL", redact(c.Blobs))
 	}
-	return c, nil
+	return c, fs.Args(), nil
 }
 
 // redact hides the password in a URL, for logs and error messages.

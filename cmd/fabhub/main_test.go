@@ -12,6 +12,16 @@ import (
 	"time"
 )
 
+// TestMain runs the test binary as fabhub itself when FAB_TEST_RUN_FABHUB is set, so a
+// test can start a hub in a process of its own without building one.
+func TestMain(m *testing.M) {
+	if os.Getenv("FAB_TEST_RUN_FABHUB") != "" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestParseConfig(t *testing.T) {
