@@ -86,3 +86,12 @@ func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("too many failed attempts: try again in %s", e.Wait.Round(time.Second))
 }
 func (e *ThrottledError) RetryAfter() time.Duration { return e.Wait }
+
+// Handles resolves people's handles to their user ids, for the packages that name
+// people by handle (lab membership, the ledger's accounts).
+type Handles struct{ Store Store }
+
+func (h Handles) UserIDByHandle(ctx context.Context, handle string) (string, error) {
+	u, err := h.Store.UserByHandle(ctx, NormalizeHandle(handle))
+	return u.ID, err
+}

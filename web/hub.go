@@ -61,7 +61,7 @@ func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
 	if cfg.Fabrication.Clock == nil {
 		cfg.Fabrication.Clock = cfg.Clock
 	}
-	fab := fabrication.New(st.Fabrication, printables{designs}, users{st.Accounts}, fabrication.NewFeed(), st.Quotas, log, cfg.Fabrication)
+	fab := fabrication.New(st.Fabrication, printables{designs}, account.Handles{Store: st.Accounts}, fabrication.NewFeed(), st.Quotas, log, cfg.Fabrication)
 	srv := New(cfg.Web, Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab, Ready: st.Ready, Clock: cfg.Clock})
 	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Handler: srv.Handler(), server: srv}, nil
 }
@@ -109,10 +109,4 @@ func (p printables) Hidden(ctx context.Context, designID string) (bool, error) {
 	return p.catalog.Hidden(ctx, designID)
 }
 
-// users resolves handles for lab membership.
-type users struct{ store account.Store }
 
-func (u users) UserIDByHandle(ctx context.Context, handle string) (string, error) {
-	usr, err := u.store.UserByHandle(ctx, account.NormalizeHandle(handle))
-	return usr.ID, err
-}

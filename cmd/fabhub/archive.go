@@ -29,7 +29,7 @@ func exportCommand(ctx context.Context, args []string, getenv func(string) strin
 	if fs.NArg() != 1 {
 		return errors.New("usage: fabhub export [-public] FILE (or - for standard output)")
 	}
-	st, err := openArchiveStores(ctx, getenv, false)
+	st, _, err := openArchiveStores(ctx, getenv, false)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 		defer f.Close()
 		in = f
 	}
-	st, err := openArchiveStores(ctx, getenv, true)
+	st, _, err := openArchiveStores(ctx, getenv, true)
 	if err != nil {
 		return err
 	}
@@ -97,20 +97,21 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 }
 
 // openArchiveStores opens the stores the environment names, as the hub would.
-func openArchiveStores(ctx context.Context, getenv func(string) string, create bool) (*stores, error) {
+func openArchiveStores(ctx context.Context, getenv func(string) string, create bool) (*stores, Config, error) {
 	cfg, err := parseConfig(nil, getenv)
 	if err != nil {
-		return nil, err
+		return nil, cfg, err
 	}
 	if cfg.DB == "" || cfg.Blobs == "" {
 		if _, err := os.Stat(cfg.DataDir); errors.Is(err, os.ErrNotExist) && !create {
-			return nil, fmt.Errorf("data dir %s does not exist: set FAB_DATA to the hub's", cfg.DataDir)
+			return nil, cfg, fmt.Errorf("data dir %s does not exist: set FAB_DATA to the hub's", cfg.DataDir)
 		}
 		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-			return nil, fmt.Errorf("create data dir: %w", err)
+			return nil, cfg, fmt.Errorf("create data dir: %w", err)
 		}
 	}
-	return openStores(ctx, cfg)
+	st, err := openStores(ctx, cfg)
+	return st, cfg, err
 }
 
 func bar(w io.Writer, label string) func(done, total int64) {

@@ -54,6 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return exportCommand(ctx, args[1:], getenv, stdout, stderr)
 		case "import":
 			return importCommand(ctx, args[1:], getenv, os.Stdin, stderr)
+		case "check":
+			return checkCommand(ctx, args[1:], getenv, stdout, stderr)
 		case "backup":
 			return backupCommand(ctx, args[1:], getenv, stdout, stderr)
 		}

@@ -346,3 +346,16 @@ func (c Catalog) ClearFlags(ctx context.Context, designID string) error {
 	_, err := c.flags().DeleteMany(ctx, bson.M{"design_id": designID})
 	return err
 }
+
+// Reindex sets every design's search terms again from its fields (fabhub check -repair).
+func (c Catalog) Reindex(ctx context.Context) (int, error) {
+	n := 0
+	err := dumpAll(ctx, c.db, "designs", byID, func(d designDoc) error {
+		if _, err := c.designs().UpdateByID(ctx, d.ID, bson.M{"$set": bson.M{"terms": catalog.Terms(d.design())}}); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	return n, err
+}

@@ -298,3 +298,24 @@ func scanFlag(row scanner) (catalog.Flag, error) {
 	f.CreatedAt = fromNano(at)
 	return f, err
 }
+
+// Reindex builds the search index again from the designs (fabhub check -repair). The
+// index keeps no copy of the text (content=”), so it is emptied and filled, in one
+// transaction.
+func (c Catalog) Reindex(ctx context.Context) (int, error) {
+	tx, err := c.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO designs_fts(designs_fts) VALUES ('delete-all')`); err != nil {
+		return 0, fmt.Errorf("empty the search index: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO designs_fts(rowid, title, summary, tags)
+		SELECT rowid, title, summary, (SELECT coalesce(group_concat(value, ' '), '') FROM json_each(designs.tags)) FROM designs`)
+	if err != nil {
+		return 0, fmt.Errorf("fill the search index: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), tx.Commit()
+}

@@ -3,7 +3,6 @@ package storetest
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -45,6 +44,8 @@ func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabric
 	must(err)
 	_, err = accounts.CreateUser(ctx, newUser("eve"))
 	must(err)
+	_, err = accounts.CreateUser(ctx, newUser("banker")) // owns the lab that grants (give)
+	must(err)
 	must(accounts.SetDisabled(ctx, "u-eve", true))
 	secret, tokenHash := "fab_p_seedsecret0123456789", account.HashSecret("fab_p_seedsecret0123456789")
 	seed.Token = secret
@@ -58,7 +59,8 @@ func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabric
 		info, err := blobs.Put(ctx, bytes.NewReader([]byte(content)), 1<<20, "")
 		must(err)
 		seed.Blobs = append(seed.Blobs, info.Key)
-		files = append(files, catalog.File{Path: fmt.Sprintf("file-%d.stl", i), SHA256: info.Key, Size: info.Size, Kind: catalog.FileDocument})
+		path := []string{"parts/base.stl", "README.md", "parts/lid.stl", "parts/withdrawn.stl"}[i]
+		files = append(files, catalog.File{Path: path, SHA256: info.Key, Size: info.Size, Kind: catalog.FileDocument})
 	}
 	d1, v1 := sampleDesign(1, "Filament holder", "spool", "holder")
 	v1.Files = files[:2]
@@ -75,7 +77,7 @@ func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabric
 	v2f.Files, v2f.CreatedBy, v2f.BOM = files[1:2], "bob", nil
 	must(cat.CreateDesign(ctx, d2, v2f))
 	d3, v3 := sampleDesign(3, "Something taken down")
-	v3.Files = files[3:] // its own file, which a public archive leaves out
+	v3.Files, v3.BOM = files[3:], v3.BOM[1:] // its own file, which a public archive leaves out
 	must(cat.CreateDesign(ctx, d3, v3))
 	must(cat.SetHidden(ctx, d3.ID, true, at(40)))
 	must(cat.AddFlag(ctx, catalog.Flag{DesignID: d2.ID, UserID: "u-ada", Handle: "ada", Reason: "missing attribution", CreatedAt: at(41)}))
@@ -97,7 +99,7 @@ func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabric
 	must(fab.TouchMachine(ctx, "m1", at(51), fabrication.MachineBusy, fabrication.MachineBusy))
 
 	order := fabrication.Order{ID: "o1", RequesterID: "u-bob", Requester: "bob", LabID: lab.ID, LabSlug: lab.Slug, DesignID: d1.ID, DesignSlug: d1.Slug,
-		DesignTitle: d1.Title, Version: 2, Material: "PETG", Colour: "orange", Process: "fdm", Quantity: 1, Files: []string{"file-0.stl"},
+		DesignTitle: d1.Title, Version: 2, Material: "PETG", Colour: "orange", Process: "fdm", Quantity: 1, Files: []string{"parts/base.stl"},
 		BOMRefs: []string{"B1"}, CreatedAt: at(10)}
 	j1, j2 := sampleJob("j1", lab.ID, 0, 10*time.Minute), sampleJob("j2", lab.ID, 1, 11*time.Minute)
 	for _, j := range []*fabrication.Job{&j1, &j2} {
