@@ -108,5 +108,3 @@ func (p printables) Printable(ctx context.Context, slug string, version int) (fa
 func (p printables) Hidden(ctx context.Context, designID string) (bool, error) {
 	return p.catalog.Hidden(ctx, designID)
 }
-
-
