@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 	"time"
 )
 
@@ -20,7 +21,15 @@ var (
 	ErrForbidden   = errors.New("forbidden")
 	ErrInvalid     = errors.New("invalid")
 	ErrUnavailable = errors.New("unavailable")
+	ErrFull        = errors.New("out of storage space") // a full disk, quota or S3 backend
 )
+
+// IsFull reports whether err says the storage is full: ErrFull from a backend, or the
+// operating system's answer to a write that found no room (ENOSPC, EDQUOT, or EFBIG
+// under a file size limit).
+func IsFull(err error) bool {
+	return errors.Is(err, ErrFull) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG)
+}
 
 // Blob errors, each of a kind above.
 var (

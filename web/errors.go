@@ -88,6 +88,10 @@ func (s *Server) classify(c *gin.Context, err error) (int, apiError) {
 		return http.StatusConflict, apiError{Code: "conflict", Message: err.Error()}
 	case errors.Is(err, storage.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, apiError{Code: "too_large", Message: err.Error()}
+	case storage.IsFull(err):
+		s.log.Error("storage full: a write was refused", "request_id", c.GetString(ctxRequestID), "route", c.FullPath(), "err", err)
+		return http.StatusInsufficientStorage, apiError{Code: "insufficient_storage",
+			Message: "the hub's storage is full, so nothing of this request was saved; try again once its operators have made room"}
 	case errors.Is(err, storage.ErrUnavailable):
 		c.Header("Retry-After", "5")
 		return http.StatusServiceUnavailable, apiError{Code: "unavailable", Message: err.Error()}

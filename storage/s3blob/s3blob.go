@@ -106,7 +106,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, limit int64, want string) 
 		return storage.BlobInfo{}, fmt.Errorf("put blob: %w", d.Err())
 	}
 	if err != nil {
-		return storage.BlobInfo{}, fmt.Errorf("put blob: %w", err)
+		return storage.BlobInfo{}, fmt.Errorf("put blob: %w", mapErr(err))
 	}
 	if err := d.Check(want); err != nil {
 		return storage.BlobInfo{}, fmt.Errorf("put blob: %w", err)
@@ -119,7 +119,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, limit int64, want string) 
 		minio.CopyDestOptions{Bucket: s.bucket, Object: objectName(key)},
 		minio.CopySrcOptions{Bucket: s.bucket, Object: tmp})
 	if err != nil {
-		return storage.BlobInfo{}, fmt.Errorf("put blob %s: promote: %w", key, err)
+		return storage.BlobInfo{}, fmt.Errorf("put blob %s: promote: %w", key, mapErr(err))
 	}
 	return s.Stat(ctx, key)
 }
@@ -234,6 +234,8 @@ func mapErr(err error) error {
 	switch minio.ToErrorResponse(err).Code {
 	case "NoSuchKey", "NotFound":
 		return fmt.Errorf("%w (%v)", storage.ErrNotFound, err)
+	case "XMinioStorageFull", "QuotaExceeded", "XMinioAdminBucketQuotaExceeded": // MinIO's cmd/api-errors.go
+		return fmt.Errorf("%w (%v)", storage.ErrFull, err)
 	}
 	return err
 }

@@ -120,7 +120,7 @@ func (db *DB) Load(ctx context.Context, next func() (any, error)) error {
 			return fmt.Errorf("load %T: %w", v, mapErr(err))
 		}
 	}
-	return tx.Commit()
+	return mapErr(tx.Commit())
 }
 
 func load(ctx context.Context, tx *sql.Tx, v any) error {

@@ -40,7 +40,7 @@ func (c Catalog) CreateDesign(ctx context.Context, d catalog.Design, v catalog.V
 	if err := insertVersion(ctx, tx, v); err != nil {
 		return err
 	}
-	return tx.Commit()
+	return mapErr(tx.Commit())
 }
 
 func insertVersion(ctx context.Context, tx *sql.Tx, v catalog.Version) error {
@@ -70,7 +70,7 @@ func (c Catalog) AddVersion(ctx context.Context, v catalog.Version, d catalog.De
 	if err := insertVersion(ctx, tx, v); err != nil {
 		return err
 	}
-	return tx.Commit()
+	return mapErr(tx.Commit())
 }
 
 const designColumns = `id, slug, owner_id, owner, title, summary, tags, license, hidden, featured, parents, latest_version, counters, created_at, updated_at`
@@ -317,5 +317,5 @@ func (c Catalog) Reindex(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("fill the search index: %w", err)
 	}
 	n, _ := res.RowsAffected()
-	return int(n), tx.Commit()
+	return int(n), mapErr(tx.Commit())
 }

@@ -41,7 +41,7 @@ func (f Fabrication) CreateLab(ctx context.Context, lab fabrication.Lab, owner f
 		lab.ID, owner.UserID, owner.Handle, owner.Role); err != nil {
 		return err
 	}
-	return tx.Commit()
+	return mapErr(tx.Commit())
 }
 
 func (f Fabrication) lab(ctx context.Context, where string, arg any) (fabrication.Lab, error) {

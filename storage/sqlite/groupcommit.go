@@ -124,7 +124,7 @@ func (db *DB) runBatch(batch []*writeOp) {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		for i := range results {
-			results[i] = writeResult{err: fmt.Errorf("begin: %w", err)}
+			results[i] = writeResult{err: fmt.Errorf("begin: %w", mapErr(err))}
 		}
 		reply()
 		return
@@ -138,10 +138,11 @@ func (db *DB) runBatch(batch []*writeOp) {
 			continue
 		}
 		results[i].res, results[i].err = tx.StmtContext(ctx, stmts[i]).ExecContext(ctx, op.args...)
+		results[i].err = mapErr(results[i].err)
 	}
 	if err := tx.Commit(); err != nil {
 		for i := range results {
-			results[i] = writeResult{err: fmt.Errorf("commit: %w", err)}
+			results[i] = writeResult{err: fmt.Errorf("commit: %w", mapErr(err))}
 		}
 	} else {
 		db.commits.Add(1)

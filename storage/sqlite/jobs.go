@@ -32,7 +32,7 @@ func (f Fabrication) CreateOrder(ctx context.Context, o fabrication.Order, jobs 
 			return mapErr(err)
 		}
 	}
-	return tx.Commit()
+	return mapErr(tx.Commit())
 }
 
 // jobJSON splits a job into its JSON body (without the log) and its event log.

@@ -229,5 +229,5 @@ func applyMigration(ctx context.Context, db *sql.DB, version int, stmt string) e
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)`, version, time.Now().UnixNano()); err != nil {
 		return err
 	}
-	return tx.Commit()
+	return mapErr(tx.Commit())
 }

@@ -90,6 +90,8 @@ func mapErr(err error) error {
 		switch se.Code() {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			return fmt.Errorf("%w: %v", storage.ErrConflict, err)
+		case sqlite3.SQLITE_FULL:
+			return fmt.Errorf("%w: %v", storage.ErrFull, err)
 		}
 	}
 	return err
