@@ -30,6 +30,11 @@ func Start(bin, dataDir string, flags ...string) (*Hub, error) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	return StartAt(bin, addr, dataDir, flags...)
+}
+
+// StartAt is Start on a given address: to start a hub again where it was.
+func StartAt(bin, addr, dataDir string, flags ...string) (*Hub, error) {
 	cmd := exec.Command(bin, append([]string{"-addr", addr, "-data", dataDir, "-log-level", "error"}, flags...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -49,6 +54,12 @@ func Start(bin, dataDir string, flags ...string) (*Hub, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Kill ends the hub with SIGKILL, as a crash would.
+func (h *Hub) Kill() {
+	h.Cmd.Process.Kill()
+	h.Cmd.Wait()
 }
 
 // Stop asks the hub to shut down and waits for it.
