@@ -1,6 +1,7 @@
 package externaltest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -10,17 +11,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // Server is a test server process of a test's own (MinIO or FerretDB, built by
 // scripts/test.sh) that the test can stop and start again on the same port and data
 // directory, as an operator's restart or a crash would.
 type Server struct {
-	t    testing.TB
-	name string
-	Addr string // 127.0.0.1:port
-	cmd  func() *exec.Cmd
-	log  *os.File
+	t     testing.TB
+	name  string
+	Addr  string // 127.0.0.1:port
+	cmd   func() *exec.Cmd
+	ready func() bool // whether the server answers; a listening port is not always enough
+	log   *os.File
 
 	mu      sync.Mutex
 	running *exec.Cmd
@@ -40,6 +45,19 @@ func StartMinIO(t testing.TB) (*Server, MinIO) {
 		cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+creds.AccessKey, "MINIO_ROOT_PASSWORD="+creds.SecretKey, "MINIO_BROWSER=off")
 		return cmd
 	})
+	// MinIO listens, and says it is ready on /minio/health/ready, before it serves
+	// requests (it answers 503 "Server not initialized yet" meanwhile): ask it as a
+	// client would.
+	client, err := minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(creds.AccessKey, creds.SecretKey, ""), MaxRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ready = func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := client.ListBuckets(ctx)
+		return err == nil
+	}
 	s.Start()
 	return s, creds
 }
@@ -64,7 +82,13 @@ func newServer(t testing.TB, name, addr string, cmd func() *exec.Cmd) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{t: t, name: name, Addr: addr, cmd: cmd, log: log}
+	s := &Server{t: t, name: name, Addr: addr, cmd: cmd, log: log, ready: func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}}
 	t.Cleanup(func() {
 		s.Stop()
 		log.Close()
@@ -77,7 +101,7 @@ func newServer(t testing.TB, name, addr string, cmd func() *exec.Cmd) *Server {
 	return s
 }
 
-// Start starts the server and waits until it accepts connections (at most 30 s).
+// Start starts the server and waits until it serves (at most 30 s).
 func (s *Server) Start() {
 	s.t.Helper()
 	s.mu.Lock()
@@ -94,8 +118,7 @@ func (s *Server) Start() {
 	go func() { cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if c, err := net.DialTimeout("tcp", s.Addr, time.Second); err == nil {
-			c.Close()
+		if s.ready() {
 			break
 		}
 		select {
