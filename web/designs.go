@@ -307,9 +307,7 @@ func (s *Server) downloadFile(c *gin.Context) {
 		h.Set("Content-Type", contentTypeOf(ext))
 		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(f.Path)}))
 	}
-	rs := &blobSeeker{ctx: c.Request.Context(), open: s.catalog.OpenBlob, key: f.SHA256, size: f.Size}
-	defer rs.Close()
-	http.ServeContent(c.Writer, c.Request, "", v.CreatedAt, rs)
+	s.serveBlob(c, f.SHA256, f.Size, v.CreatedAt)
 }
 
 func contentTypeOf(ext string) string {

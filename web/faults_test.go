@@ -1,12 +1,18 @@
 package web
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -15,9 +21,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog/mesh/meshtest"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agent"
+	"github.com/fabcommons/fabcommons/storage"
+	"github.com/fabcommons/fabcommons/storage/externaltest"
+	"github.com/fabcommons/fabcommons/storage/s3blob"
+	"github.com/fabcommons/fabcommons/storage/sqlite"
 )
 
 // cuttingProxy stands between an agent and a hub as a flaky network would: it forwards
@@ -191,4 +202,305 @@ func TestDownloadResumesAfterCuts(t *testing.T) {
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// faultHub runs a whole hub over the given stores on a real loopback HTTP server, with
+// /readyz checking them as cmd/fabhub wires it. It counts the answers of 500 and over
+// other than 503 (a panic is a 500 too): a store that goes away must never cause one.
+type faultHub struct {
+	base   string
+	logs   *syncBuffer
+	mu     sync.Mutex
+	errors []string // "METHOD path: status" of every answer >= 500 but 503
+}
+
+func startFaultHub(t *testing.T, st hubStores, blobs storage.Blobs, ready map[string]Pinger, fo fabrication.Options) *faultHub {
+	t.Helper()
+	h := &faultHub{logs: &syncBuffer{}}
+	hub, err := NewHub(HubConfig{Web: Config{PollWait: time.Second, PollRecheck: 50 * time.Millisecond, SignupsPerHour: 1000},
+		Accounts: account.Options{Argon2: cheapArgon}, Fabrication: fo, Log: slog.New(slog.NewTextHandler(h.logs, nil))},
+		Stores{Accounts: st.accounts, Catalog: st.catalog, Fabrication: st.fab, Blobs: blobs, Ready: ready})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		hub.Handler.ServeHTTP(rec, r)
+		if rec.status >= 500 && rec.status != http.StatusServiceUnavailable {
+			h.mu.Lock()
+			h.errors = append(h.errors, fmt.Sprintf("%s %s: %d", r.Method, r.URL.Path, rec.status))
+			h.mu.Unlock()
+		}
+	}))
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the hub's log:\n%s", h.logs.String())
+		}
+	})
+	h.base = ts.URL
+	return h
+}
+
+// checkNoServerErrors fails the test if the hub answered anything of 500 or over but 503.
+func (h *faultHub) checkNoServerErrors(t *testing.T) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.errors) > 0 {
+		t.Errorf("the hub answered %d requests with a server error other than 503, want none: %v", len(h.errors), h.errors)
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *statusRecorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(p)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// signUpOver makes an account over HTTP and returns a personal API token.
+func signUpOver(t *testing.T, hub httpClient, handle string) string {
+	t.Helper()
+	if code, err := hub.call("POST", "/api/v1/users", "", map[string]string{"handle": handle, "email": handle + "@example.org", "password": "correct horse battery"}, nil); code != 201 {
+		t.Fatalf("sign up: got %d %v, want 201", code, err)
+	}
+	var tok struct {
+		Token struct{ Secret string } `json:"token"`
+	}
+	if code, err := hub.call("POST", "/api/v1/tokens", "", map[string]string{"handle": handle, "password": "correct horse battery", "name": "faults"}, &tok); code != 201 {
+		t.Fatalf("token: got %d %v, want 201", code, err)
+	}
+	return tok.Token.Secret
+}
+
+// uploadOver sends a multipart body to path over HTTP; pause, when not nil, is called once
+// after the first pauseAt bytes are sent, while the request is under way.
+func uploadOver(t *testing.T, base, path, token string, body *multipartBody, pauseAt int, pause func()) (int, []byte) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	go func() {
+		b := body.buf.Bytes()
+		if pause != nil {
+			if _, err := pw.Write(b[:pauseAt]); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			pause()
+			b = b[pauseAt:]
+		}
+		_, err := pw.Write(b)
+		pw.CloseWithError(err)
+	}()
+	req, _ := http.NewRequest("POST", base+path, pr)
+	req.Header.Set("Content-Type", body.contentType)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("upload to %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// wantUnavailable checks an answer is a 503 in the API's error shape, code unavailable.
+func wantUnavailable(t *testing.T, what string, status int, body []byte) {
+	t.Helper()
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	json.Unmarshal(body, &e)
+	if status != http.StatusServiceUnavailable || e.Error.Code != "unavailable" || e.Error.Message == "" {
+		t.Errorf("%s: got %d %s, want 503 with error code unavailable and a message", what, status, body)
+	}
+}
+
+func get(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// waitReady waits up to 30 s for the hub's /readyz to say 200.
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, body := get(t, base+"/readyz")
+		if status == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz 30 s after the server came back: got %d %s", status, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// watchedBlobs, once armed, closes the channel arm returned when a Put first reads past
+// 16 MiB (s3blob's part size): the S3 client sends a part once it has read all of it,
+// so the first part is then stored and the second under way.
+type watchedBlobs struct {
+	storage.Blobs
+	mu         sync.Mutex
+	secondPart chan struct{} // nil: not armed
+}
+
+func (w *watchedBlobs) arm() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.secondPart = make(chan struct{})
+	return w.secondPart
+}
+
+func (w *watchedBlobs) Put(ctx context.Context, r io.Reader, limit int64, want string) (storage.BlobInfo, error) {
+	return w.Blobs.Put(ctx, &partWatcher{r: r, w: w}, limit, want)
+}
+
+type partWatcher struct {
+	r    io.Reader
+	w    *watchedBlobs
+	read int64
+}
+
+func (p *partWatcher) Read(b []byte) (int, error) {
+	if p.read >= 16<<20 {
+		p.w.mu.Lock()
+		if p.w.secondPart != nil {
+			close(p.w.secondPart)
+			p.w.secondPart = nil
+		}
+		p.w.mu.Unlock()
+	}
+	n, err := p.r.Read(b)
+	p.read += int64(n)
+	return n, err
+}
+
+// TestMinIOAway kills the blob store (MinIO) under a running hub, in the middle of a
+// download and in the middle of an upload. The download under way is cut short (never
+// a whole-looking wrong file); while MinIO is away a download, an upload and /readyz
+// answer 503 in the API's error shape; the upload cut off creates no version; once
+// MinIO is back the same hub, never restarted, takes the upload and serves the file.
+func TestMinIOAway(t *testing.T) {
+	t.Parallel()
+	minio, creds := externaltest.StartMinIO(t)
+	ctx := context.Background()
+	blobs, err := s3blob.Open(ctx, s3blob.Config{Endpoint: creds.Endpoint, AccessKey: creds.AccessKey, SecretKey: creds.SecretKey, Bucket: "fab"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fab.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	watched := &watchedBlobs{Blobs: blobs}
+	hub := startFaultHub(t, hubStores{db.Accounts(), db.Catalog(), db.Fabrication()}, watched, map[string]Pinger{"db": db, "blobs": blobs}, fabrication.Options{})
+	api := httpClient{base: hub.base, c: http.DefaultClient}
+	ada := signUpOver(t, api, "ada")
+
+	// Large enough that neither the hub nor the sockets hold the whole file while the
+	// client waits, and that the upload below is sent to MinIO in parts (16 MiB each).
+	big := make([]byte, 24<<20)
+	rand.Read(big)
+	first := newMultipart().field("meta", map[string]any{"title": "Big part", "license": "CC0-1.0"}).file("files", "data/big.bin", big).done()
+	if status, body := uploadOver(t, hub.base, "/api/v1/designs", ada, first, 0, nil); status != 201 {
+		t.Fatalf("publish: got %d %s", status, body)
+	}
+	fileURL := hub.base + "/api/v1/designs/big-part/versions/1/files/data/big.bin"
+
+	// A download under way when MinIO goes.
+	resp, err := http.Get(fileURL)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("download: got %v, %v", resp, err)
+	}
+	head := make([]byte, 1<<20)
+	if _, err := io.ReadFull(resp.Body, head); err != nil {
+		t.Fatal(err)
+	}
+	minio.Stop()
+	rest, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || len(head)+len(rest) >= len(big) {
+		t.Errorf("the download under way: got %d of %d bytes and %v, want it cut short with an error", len(head)+len(rest), len(big), err)
+	}
+
+	// While MinIO is away.
+	status, body := get(t, fileURL)
+	wantUnavailable(t, "a download while MinIO is away", status, body)
+	status, body = get(t, hub.base+"/readyz")
+	var ready struct{ Checks map[string]string }
+	json.Unmarshal(body, &ready)
+	if status != http.StatusServiceUnavailable || ready.Checks["blobs"] != "unavailable" || ready.Checks["db"] != "ok" {
+		t.Errorf("/readyz while MinIO is away: got %d %s, want 503 with blobs unavailable and db ok", status, body)
+	}
+	second := newMultipart().field("meta", map[string]any{"message": "bigger"}).file("files", "data/big.bin", append(big[:len(big):len(big)], "more"...)).done()
+	status, body = uploadOver(t, hub.base, "/api/v1/designs/big-part/versions", ada, second, 0, nil)
+	wantUnavailable(t, "an upload while MinIO is away", status, body)
+
+	// MinIO back: the same hub serves the file again.
+	minio.Start()
+	waitReady(t, hub.base)
+	if status, body := get(t, fileURL); status != 200 || !bytes.Equal(body, big) {
+		t.Fatalf("the download after MinIO came back: got %d and %d bytes, want 200 and the %d stored", status, len(body), len(big))
+	}
+
+	// An upload under way when MinIO goes: once the hub has stored the first 16 MiB part
+	// of the file in MinIO and reads on for the second, MinIO is killed; then the client
+	// sends the rest.
+	secondPart := watched.arm()
+	killMidUpload := func() {
+		select {
+		case <-secondPart:
+		case <-time.After(20 * time.Second):
+			t.Errorf("the hub read no second part of the upload within 20 s")
+		}
+		minio.Stop()
+	}
+	status, body = uploadOver(t, hub.base, "/api/v1/designs/big-part/versions", ada, second, 22<<20, killMidUpload)
+	wantUnavailable(t, "an upload under way when MinIO went", status, body)
+	var design struct {
+		Version struct{ Number int } `json:"version"`
+	}
+	if code, err := api.call("GET", "/api/v1/designs/big-part", "", nil, &design); code != 200 || design.Version.Number != 1 {
+		t.Errorf("after the upload was cut: got %d, latest version %d (%v), want 200 and still version 1", code, design.Version.Number, err)
+	}
+	if status, body := get(t, hub.base+"/api/v1/designs/big-part/versions/2"); status != http.StatusNotFound {
+		t.Errorf("version 2 after the upload was cut: got %d %s, want 404 (no half-made version)", status, body)
+	}
+
+	minio.Start()
+	waitReady(t, hub.base)
+	if status, body := uploadOver(t, hub.base, "/api/v1/designs/big-part/versions", ada, second, 0, nil); status != 201 {
+		t.Fatalf("the same upload once MinIO was back: got %d %s, want 201", status, body)
+	}
+	if status, body := get(t, hub.base+"/api/v1/designs/big-part/versions/2/files/data/big.bin"); status != 200 || len(body) != len(big)+4 {
+		t.Fatalf("version 2's file: got %d and %d bytes, want 200 and %d", status, len(body), len(big)+4)
+	}
+	hub.checkNoServerErrors(t)
 }
