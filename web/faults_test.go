@@ -25,8 +25,11 @@ import (
 	"github.com/fabcommons/fabcommons/catalog/mesh/meshtest"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agent"
+	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 	"github.com/fabcommons/fabcommons/storage"
 	"github.com/fabcommons/fabcommons/storage/externaltest"
+	"github.com/fabcommons/fabcommons/storage/localblob"
+	"github.com/fabcommons/fabcommons/storage/mongo"
 	"github.com/fabcommons/fabcommons/storage/s3blob"
 	"github.com/fabcommons/fabcommons/storage/sqlite"
 )
@@ -503,4 +506,204 @@ func TestMinIOAway(t *testing.T) {
 		t.Fatalf("version 2's file: got %d and %d bytes, want 200 and %d", status, len(body), len(big)+4)
 	}
 	hub.checkNoServerErrors(t)
+}
+
+// TestDatabaseAwayWhileAgentsPoll kills the MongoDB-wire server (FerretDB) under a
+// running hub while four agents (the real agent client: it retries 503s with backoff)
+// work through 24 jobs, and starts it again on the same port and data. While it is away
+// /readyz and an agent's poll answer 503 in the API's error shape (not a 401 that would
+// send the agent to enrol again, nor a 500); once it is back the same hub, never
+// restarted, finishes the work: every job finished exactly once, none held by two
+// machines at a time, none left queued or held, and no answer was a 500.
+func TestDatabaseAwayWhileAgentsPoll(t *testing.T) {
+	t.Parallel()
+	server, uri := externaltest.StartFerretDB(t, "away")
+	ctx := context.Background()
+	// The hub waits 1 s for the server before it answers 503 (5 s by default).
+	db, err := mongo.Open(ctx, uri+"&serverSelectionTimeoutMS=1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	blobs, err := localblob.Open(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := startFaultHub(t, hubStores{db.Accounts(), db.Catalog(), db.Fabrication()}, blobs, map[string]Pinger{"db": db, "blobs": blobs}, fabrication.Options{})
+	api := httpClient{base: hub.base, c: http.DefaultClient}
+	ada := signUpOver(t, api, "ada")
+	cube := newMultipart().field("meta", map[string]any{"title": "Cube", "license": "CC0-1.0"}).file("files", "cube.stl", cubeSTL).done()
+	if status, body := uploadOver(t, hub.base, "/api/v1/designs", ada, cube, 0, nil); status != 201 {
+		t.Fatalf("publish: got %d %s", status, body)
+	}
+	if code, err := api.call("POST", "/api/v1/labs", ada, map[string]any{"slug": "farm", "name": "Print farm"}, nil); code != 201 {
+		t.Fatalf("lab: got %d %v", code, err)
+	}
+	var jt struct {
+		JoinToken struct{ Secret string } `json:"join_token"`
+	}
+	api.call("POST", "/api/v1/labs/farm/join-tokens", ada, map[string]string{"name": "farm"}, &jt)
+	const agents, jobs = 4, 24
+	var order struct {
+		Order struct{ ID string } `json:"order"`
+	}
+	if code, err := api.call("POST", "/api/v1/orders", ada, map[string]any{"lab": "farm", "design": "cube", "quantity": jobs}, &order); code != 201 {
+		t.Fatalf("order: got %d %v", code, err)
+	}
+	orderID := order.Order.ID
+	tokens := make([]string, agents)
+	for a := range tokens {
+		var enr struct{ Token string }
+		caps := map[string]any{"process": "fdm", "build_volume": []float64{200, 200, 200}, "driver": "sim"}
+		if code, err := api.call("POST", "/api/v1/agent/register", "", map[string]any{"join_token": jt.JoinToken.Secret, "name": fmt.Sprint("agent ", a), "capabilities": caps}, &enr); code != 201 {
+			t.Fatalf("register: got %d %v", code, err)
+		}
+		tokens[a] = enr.Token
+	}
+
+	var mu sync.Mutex
+	holder := map[string]int{}   // job -> agent holding it now
+	finished := map[string]int{} // job -> times finished
+	var done atomic.Int64
+	someDone := make(chan struct{})
+	var someDoneOnce sync.Once
+	runCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for a, token := range tokens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := agent.NewClient(hub.base, token)
+			c.MinBackoff, c.MaxBackoff = 50*time.Millisecond, 500*time.Millisecond
+			for done.Load() < jobs && runCtx.Err() == nil {
+				resp, err := c.Poll(runCtx, agentapi.PollRequest{State: agentapi.StateIdle, Jobs: []agentapi.HeldJob{}, WaitSeconds: 1})
+				if err != nil {
+					if runCtx.Err() == nil {
+						t.Errorf("agent %d: poll: %v", a, err)
+					}
+					return
+				}
+				if resp == nil || resp.Job == nil {
+					continue
+				}
+				id := resp.Job.ID
+				mu.Lock()
+				if other, held := holder[id]; held {
+					t.Errorf("job %s given to agent %d while agent %d holds it", id, a, other)
+				}
+				holder[id] = a
+				mu.Unlock()
+				stale := false
+				for _, kind := range []string{agentapi.EventStarted, agentapi.EventFinished} {
+					_, err := c.Event(runCtx, id, agentapi.EventRequest{Lease: resp.Lease, Kind: kind})
+					if errors.Is(err, agent.ErrStale) {
+						// The hub took the job back (it will be given again), or a finish
+						// landed whose answer was lost and its retry found the lease gone.
+						var j struct {
+							Job struct{ State string } `json:"job"`
+						}
+						api.call("GET", "/api/v1/jobs/"+id, "", nil, &j)
+						stale = kind != agentapi.EventFinished || j.Job.State != fabrication.JobDone
+						break
+					}
+					if err != nil {
+						if runCtx.Err() == nil {
+							t.Errorf("agent %d: %s %s: %v", a, kind, id, err)
+						}
+						return
+					}
+				}
+				mu.Lock()
+				delete(holder, id)
+				if !stale {
+					finished[id]++
+				}
+				mu.Unlock()
+				if !stale && done.Add(1) >= jobs/4 {
+					someDoneOnce.Do(func() { close(someDone) })
+				}
+			}
+		}()
+	}
+
+	select {
+	case <-someDone:
+	case <-runCtx.Done():
+		t.Fatalf("no %d jobs done before the server stopped: %d", jobs/4, done.Load())
+	}
+	server.Stop()
+	doneWhenStopped := done.Load()
+	status, body := get(t, hub.base+"/readyz")
+	var ready struct{ Checks map[string]string }
+	json.Unmarshal(body, &ready)
+	if status != http.StatusServiceUnavailable || ready.Checks["db"] != "unavailable" || ready.Checks["blobs"] != "ok" {
+		t.Errorf("/readyz while the database is away: got %d %s, want 503 with db unavailable and blobs ok", status, body)
+	}
+	var raw bytes.Buffer
+	json.NewEncoder(&raw).Encode(map[string]any{"protocol": agentapi.Protocol, "state": "idle", "jobs": []any{}, "wait_s": 1})
+	req, _ := http.NewRequest("POST", hub.base+agentapi.PathPoll, &raw)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tokens[0])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	wantUnavailable(t, "a poll while the database is away", resp.StatusCode, body)
+	status, body = get(t, hub.base+"/api/v1/labs/farm")
+	wantUnavailable(t, "a lab's page while the database is away", status, body)
+
+	server.Start()
+	waitReady(t, hub.base)
+	wg.Wait()
+	hub.checkNoServerErrors(t)
+	if t.Failed() {
+		return
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if done.Load() != jobs || len(finished) != jobs {
+		var o struct {
+			Jobs []fabrication.Job `json:"jobs"`
+		}
+		api.call("GET", "/api/v1/orders/"+orderID, "", nil, &o)
+		for _, j := range o.Jobs {
+			if finished[j.ID] == 0 {
+				t.Logf("job %s not finished: state %s, machine %s, lease until %v, events %+v", j.ID, j.State, j.MachineID, j.LeaseExpires, j.Events)
+			}
+		}
+		t.Fatalf("got %d finishes of %d distinct jobs, want %d, each once", done.Load(), len(finished), jobs)
+	}
+	for id, n := range finished {
+		if n != 1 {
+			t.Errorf("job %s finished %d times, want once", id, n)
+		}
+	}
+	var lab fabrication.LabView
+	api.call("GET", "/api/v1/labs/farm", "", nil, &lab)
+	if len(lab.Queue) != 0 || len(lab.Active) != 0 {
+		t.Errorf("after the run: %d queued, %d active, want none", len(lab.Queue), len(lab.Active))
+	}
+	// The hub's own record agrees: each job done, and done once.
+	var o struct {
+		Jobs []fabrication.Job `json:"jobs"`
+	}
+	api.call("GET", "/api/v1/orders/"+orderID, "", nil, &o)
+	for _, j := range o.Jobs {
+		dones := 0
+		for _, e := range j.Events {
+			if e.To == fabrication.JobDone {
+				dones++
+			}
+		}
+		if j.State != fabrication.JobDone || dones != 1 {
+			t.Errorf("job %s: state %s, done %d times in its log; want done, once", j.ID, j.State, dones)
+		}
+	}
+	if len(o.Jobs) != jobs {
+		t.Errorf("the order has %d jobs, want %d", len(o.Jobs), jobs)
+	}
+	t.Logf("%d of %d jobs were done when the server stopped; all were done after it came back", doneWhenStopped, jobs)
 }
