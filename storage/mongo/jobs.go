@@ -178,7 +178,8 @@ func (f Fabrication) LabJobs(ctx context.Context, labID string, states []string,
 }
 
 // HeldJobs reads the machine's holdings and each of their jobs by _id (see
-// holdingDoc). An entry whose job no longer holds this machine is deleted; were the
+// holdingDoc). An entry whose job no longer holds this machine is deleted, unless a
+// newer revision of the job is committed and not yet live (see casReplace); were the
 // machine to take that same job again at that very moment, its entry could go with it,
 // and the job would then be missed here until the machine's agent reports it or its
 // lease runs out: both end in the same place as this check.
@@ -198,6 +199,18 @@ func (f Fabrication) HeldJobs(ctx context.Context, machineID string) (_ []fabric
 			j.Events = nil // as the other queries: no logs
 			out = append(out, j)
 			continue
+		}
+		if err == nil {
+			// A newer revision committed but not yet live (its writer died between the
+			// two, the database going away) may be the claim that wrote this entry:
+			// keep the entry until that revision is live and says otherwise.
+			next, err := f.db.revision(ctx, "jobs", j.ID, j.Rev+1)
+			if err != nil {
+				return nil, err
+			}
+			if next != nil {
+				continue
+			}
 		}
 		if _, err := f.c("holdings").DeleteOne(ctx, bson.M{"_id": e.ID}); err != nil {
 			return nil, err
