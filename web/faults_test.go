@@ -457,6 +457,8 @@ func TestMinIOAway(t *testing.T) {
 	// While MinIO is away.
 	status, body := get(t, fileURL)
 	wantUnavailable(t, "a download while MinIO is away", status, body)
+	status, body = get(t, hub.base+"/api/v1/designs/big-part/versions/1/archive.zip")
+	wantUnavailable(t, "an archive while MinIO is away", status, body)
 	status, body = get(t, hub.base+"/readyz")
 	var ready struct{ Checks map[string]string }
 	json.Unmarshal(body, &ready)
