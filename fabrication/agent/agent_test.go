@@ -174,6 +174,23 @@ func TestDownloadResumesAPart(t *testing.T) {
 	}
 }
 
+// TestDownloadGivesUp: a hub that answers nothing useful (503 each time) is asked
+// downloadStalls times, with backoff, and then Download returns an error the runtime
+// retries later (not a refusal: the job is not failed for it).
+func TestDownloadGivesUp(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	err := fastClient(srv.URL).Download(context.Background(), "/f", "l", strings.Repeat("0", 64), filepath.Join(t.TempDir(), "f.stl"), nil)
+	if err == nil || errors.Is(err, ErrRefused) || calls.Load() != downloadStalls {
+		t.Fatalf("got %v after %d requests, want a retryable error after %d", err, calls.Load(), downloadStalls)
+	}
+}
+
 type countingWriter struct {
 	http.ResponseWriter
 	n int64

@@ -251,12 +251,14 @@ func (c *Client) Download(ctx context.Context, fileURL, lease, wantSHA string, d
 		if d.have > before {
 			wait, stalls = c.MinBackoff, 0
 		} else if stalls++; stalls >= downloadStalls {
-			return fmt.Errorf("download %s: %d attempts in a row brought nothing: %w", fileURL, stalls, err)
+			// %v, not %w: a 5xx unwraps to ErrRefused, which would fail the job; this
+			// is a "not now", and the runtime tries again.
+			return fmt.Errorf("download %s: %d attempts in a row brought nothing (the last: %v)", fileURL, stalls, err)
 		}
 		sleep := wait/2 + rand.N(wait/2+1)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err) // %v: as above
 		case <-time.After(sleep):
 		}
 		wait = min(wait*2, c.MaxBackoff)
