@@ -155,6 +155,10 @@ export FAB_TEST_MINIO_SECRET_KEY=$minio_secret
 # done than one with a hundred (the 2,000-job run: 84 s with 4; with 100, writes
 # averaged 250 ms and it did not finish in 5 minutes).
 export FAB_TEST_MONGODB_URI="mongodb://127.0.0.1:$ferret_port/?maxPoolSize=4"
+# The fault tests stop and start servers of their own (same port, same data dir), so
+# they get the binaries rather than a running server (storage/externaltest.StartMinIO).
+export FAB_TEST_MINIO_BIN=$minio_bin
+export FAB_TEST_FERRETDB_BIN=$ferret_bin
 
 say "go test -race ./..."
 log=${TMPDIR:-/tmp}/fabcommons-test-$(date +%Y%m%d-%H%M%S).log

@@ -307,9 +307,7 @@ func (s *Server) downloadFile(c *gin.Context) {
 		h.Set("Content-Type", contentTypeOf(ext))
 		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(f.Path)}))
 	}
-	rs := &blobSeeker{ctx: c.Request.Context(), open: s.catalog.OpenBlob, key: f.SHA256, size: f.Size}
-	defer rs.Close()
-	http.ServeContent(c.Writer, c.Request, "", v.CreatedAt, rs)
+	s.serveBlob(c, f.SHA256, f.Size, v.CreatedAt)
 }
 
 func contentTypeOf(ext string) string {
@@ -336,11 +334,20 @@ func (s *Server) archive(c *gin.Context) {
 	name := fmt.Sprintf("%s-v%d.zip", d.Slug, v.Number)
 	c.Header("Content-Type", "application/zip")
 	c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
-	c.Status(http.StatusOK)
-	if err := s.catalog.WriteArchive(c.Request.Context(), c.Writer, s.baseURL(c), d, v); err != nil {
+	// The status waits for the zip's first bytes (the zip writer buffers its first
+	// entry's header), so a blob store that is away before then gets a 503, not a 200.
+	w := &heldStatus{ResponseWriter: c.Writer}
+	if err := s.catalog.WriteArchive(c.Request.Context(), w, s.baseURL(c), d, v); err != nil {
+		if !w.sent {
+			c.Writer.Header().Del("Content-Type")
+			c.Writer.Header().Del("Content-Disposition")
+			s.fail(c, err)
+			return
+		}
 		// The status is sent: all we can do is cut the zip short and say why in the log.
 		s.log.Error("archive failed mid-stream", "design", d.Slug, "version", v.Number, "err", err)
 	}
+	w.send()
 }
 
 func (s *Server) okh(c *gin.Context) {

@@ -356,9 +356,7 @@ func (s *Server) agentFile(c *gin.Context) {
 	h.Set("ETag", `"`+j.SHA256+`"`)
 	h.Set("Content-Type", contentTypeOf(strings.ToLower(path.Ext(j.File))))
 	h.Set("X-Content-Type-Options", "nosniff")
-	rs := &blobSeeker{ctx: c.Request.Context(), open: s.catalog.OpenBlob, key: j.SHA256, size: j.Size}
-	defer rs.Close()
-	http.ServeContent(c.Writer, c.Request, "", j.CreatedAt, rs)
+	s.serveBlob(c, j.SHA256, j.Size, j.CreatedAt)
 }
 
 // ---- live changes -------------------------------------------------------------------

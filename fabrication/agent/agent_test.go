@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -102,6 +103,103 @@ func TestDownloadChecksTheHash(t *testing.T) {
 	if err := c.Download(context.Background(), "/f", "other", "x", bad, nil); !errors.Is(err, ErrStale) {
 		t.Fatalf("someone else's lease: got %v, want ErrStale", err)
 	}
+}
+
+// TestDownloadResumesAPart: a part an earlier run left is resumed with a Range request
+// tied to the file's hash (If-Range); a part whose bytes are not the file's is fetched
+// whole once more instead of failing the job; a hub whose file is another (its ETag is
+// not the job's hash) answers in full and the download is refused.
+func TestDownloadResumesAPart(t *testing.T) {
+	t.Parallel()
+	data := []byte(strings.Repeat("facet normal 0 0 1\n", 500))
+	sum := sha256.Sum256(data)
+	want := hex.EncodeToString(sum[:])
+	etag := `"` + want + `"`
+	served := make(chan int64, 100) // bytes written by each request, when its handler ends
+	var ranges []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ranges = append(ranges, r.Header.Get("Range")+" "+r.Header.Get("If-Range"))
+		e := etag
+		mu.Unlock()
+		w.Header().Set("ETag", e)
+		cw := &countingWriter{ResponseWriter: w}
+		http.ServeContent(cw, r, "", time.Time{}, strings.NewReader(string(data)))
+		served <- cw.n
+	}))
+	defer srv.Close()
+	c := fastClient(srv.URL)
+	dir := t.TempDir()
+
+	// A good part of 1,000 bytes: only the rest comes over the network.
+	dst := filepath.Join(dir, "a.stl")
+	os.WriteFile(dst+".part", data[:1000], 0o600)
+	if err := c.Download(context.Background(), "/f", "l", want, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-served; got != int64(len(data)-1000) {
+		t.Fatalf("served %d bytes, want %d (the rest of the file)", got, len(data)-1000)
+	}
+	mu.Lock()
+	first := ranges[0]
+	mu.Unlock()
+	if first != "bytes=1000- "+etag {
+		t.Fatalf("got Range and If-Range %q, want %q", first, "bytes=1000- "+etag)
+	}
+
+	// A part with wrong bytes: the stitched file hashes wrong and is fetched whole.
+	dst = filepath.Join(dir, "b.stl")
+	os.WriteFile(dst+".part", []byte(strings.Repeat("x", 1000)), 0o600)
+	if err := c.Download(context.Background(), "/f", "l", want, dst, nil); err != nil {
+		t.Fatalf("a wrong part: got %v, want the file fetched whole", err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != string(data) {
+		t.Fatalf("a wrong part: the file is not the hub's")
+	}
+
+	// The hub's file is another: If-Range fails, it answers in full, the hash refuses it.
+	mu.Lock()
+	etag = `"other"`
+	mu.Unlock()
+	dst = filepath.Join(dir, "c.stl")
+	os.WriteFile(dst+".part", data[:1000], 0o600)
+	other := sha256.Sum256([]byte("another file"))
+	err := c.Download(context.Background(), "/f", "l", hex.EncodeToString(other[:]), dst, nil)
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("another file: got %v, want ErrRefused", err)
+	}
+	if _, err := os.Stat(dst + ".part"); !os.IsNotExist(err) {
+		t.Fatalf("a refused download left its part: %v", err)
+	}
+}
+
+// TestDownloadGivesUp: a hub that answers nothing useful (503 each time) is asked
+// downloadStalls times, with backoff, and then Download returns an error the runtime
+// retries later (not a refusal: the job is not failed for it).
+func TestDownloadGivesUp(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	err := fastClient(srv.URL).Download(context.Background(), "/f", "l", strings.Repeat("0", 64), filepath.Join(t.TempDir(), "f.stl"), nil)
+	if err == nil || errors.Is(err, ErrRefused) || calls.Load() != downloadStalls {
+		t.Fatalf("got %v after %d requests, want a retryable error after %d", err, calls.Load(), downloadStalls)
+	}
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
 }
 
 func TestJournal(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -194,54 +195,186 @@ func (c *Client) Event(ctx context.Context, id string, req agentapi.EventRequest
 	return resp, err
 }
 
+// downloadStalls bounds the attempts in a row that bring no new byte: a hub that answers
+// nothing useful that many times (with backoff between) makes Download give up, and the
+// runtime tries the job again later. Attempts that make progress reset the count, so a
+// link that drops every few megabytes still finishes a large file.
+const downloadStalls = 6
+
 // Download fetches a job's file into dst and checks its SHA-256 before anything can
 // reach a printer; a mismatch leaves no file behind. progress, when not nil, hears
 // bytes received so far.
+//
+// A cut connection does not start the file over: the bytes so far stay in dst+".part"
+// and the next attempt asks for the rest (Range: bytes=N-) with If-Range set to the
+// job's hash, the hub's ETag for the file, so a hub whose file is another answers with
+// all of it and the part is written again from the start. It ends one of three ways:
+// nil (dst holds the file the job names); an error of kind ErrRefused, ErrStale or
+// ErrUnauthorized (the hub refused, or the bytes do not hash to wantSHA even when
+// fetched whole: fetching again would not help); or another error after downloadStalls
+// attempts in a row that brought nothing, or when ctx ends (the part stays for the
+// next try).
 //
 // fileURL must be a path on the hub: the agent sends its token to no other place.
 func (c *Client) Download(ctx context.Context, fileURL, lease, wantSHA string, dst string, progress func(done, total int64)) error {
 	if !strings.HasPrefix(fileURL, "/") || strings.HasPrefix(fileURL, "//") || strings.ContainsAny(fileURL, "\\\r\n") {
 		return fmt.Errorf("%w: the file URL %q is not a path on the hub", ErrRefused, fileURL)
 	}
-	return c.retry(ctx, func() error {
-		req, err := http.NewRequestWithContext(ctx, "GET", c.Hub+fileURL, nil)
-		if err != nil {
+	d := &download{c: c, url: c.Hub + fileURL, lease: lease, want: wantSHA, part: dst + ".part", progress: progress}
+	if fi, err := os.Stat(d.part); err == nil {
+		// A part an earlier Download left (the agent stopped mid-file) is resumed too.
+		d.have, d.resumed = fi.Size(), fi.Size() > 0
+	}
+	wait, stalls := c.MinBackoff, 0
+	for {
+		before := d.have
+		err := d.attempt(ctx)
+		if err == nil {
+			return os.Rename(d.part, dst)
+		}
+		if errors.Is(err, errWrongBytes) {
+			os.Remove(d.part)
+			if !d.resumed || d.refetched {
+				return fmt.Errorf("%w: %w", ErrRefused, err)
+			}
+			// The part was stitched from several answers; fetch the file once more
+			// whole before saying the hub's file is wrong.
+			d.have, d.resumed, d.refetched = 0, false, true
+			continue
+		}
+		if !retryable(err) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				os.Remove(d.part)
+			}
 			return err
 		}
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-		req.Header.Set(agentapi.HeaderLease, lease)
-		resp, err := c.HTTP.Do(req)
-		if err != nil {
-			return err
+		if d.have > before {
+			wait, stalls = c.MinBackoff, 0
+		} else if stalls++; stalls >= downloadStalls {
+			// %v, not %w: a 5xx unwraps to ErrRefused, which would fail the job; this
+			// is a "not now", and the runtime tries again.
+			return fmt.Errorf("download %s: %d attempts in a row brought nothing (the last: %v)", fileURL, stalls, err)
 		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return hubErrorFrom(resp)
+		sleep := wait/2 + rand.N(wait/2+1)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err) // %v: as above
+		case <-time.After(sleep):
 		}
-		tmp := dst + ".part"
-		f, err := os.Create(tmp)
-		if err != nil {
-			return err
+		wait = min(wait*2, c.MaxBackoff)
+	}
+}
+
+// errWrongBytes: the file fetched does not hash to what the job names.
+var errWrongBytes = errors.New("the file's sha256 is not the one the job names")
+
+// download is one file being fetched, possibly over several requests.
+type download struct {
+	c                *Client
+	url, lease, want string
+	part             string
+	progress         func(done, total int64)
+	have             int64 // bytes in part so far
+	resumed          bool  // part holds bytes from more than one answer (or an earlier run)
+	refetched        bool  // a stitched part hashed wrong and the file was asked for whole again
+}
+
+// attempt sends one request, for the whole file or for what part lacks, and appends
+// the answer to part. It returns nil once part is complete and hashes to want.
+func (d *download) attempt(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", d.url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+d.c.Token)
+	req.Header.Set(agentapi.HeaderLease, d.lease)
+	if d.have > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", d.have))
+		req.Header.Set("If-Range", `"`+d.want+`"`)
+	}
+	resp, err := d.c.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var total int64
+	switch resp.StatusCode {
+	case http.StatusOK: // the whole file: a first request, or the hub's file is not the one the part came from
+		d.have, d.resumed, total = 0, false, resp.ContentLength
+	case http.StatusPartialContent:
+		start, size, ok := contentRange(resp.Header.Get("Content-Range"))
+		if !ok || start != d.have {
+			// Not the bytes asked for: start over rather than stitch a wrong file.
+			d.have, d.resumed = 0, false
+			return fmt.Errorf("the hub answered a range request with Content-Range %q, want bytes from %d", resp.Header.Get("Content-Range"), d.have)
 		}
-		h := sha256.New()
-		var r io.Reader = io.TeeReader(resp.Body, h)
-		if progress != nil {
-			r = &countingReader{r: r, total: resp.ContentLength, report: progress}
-		}
-		_, err = io.Copy(f, r)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(tmp)
-			return err
-		}
-		if got := hex.EncodeToString(h.Sum(nil)); got != wantSHA {
-			os.Remove(tmp)
-			return fmt.Errorf("%w: the file's sha256 is %s, the job says %s", ErrRefused, got, wantSHA)
-		}
-		return os.Rename(tmp, dst)
-	})
+		d.resumed, total = true, size
+	case http.StatusRequestedRangeNotSatisfiable:
+		// The part is as long as the file, or longer: check it as it is (a wrong one
+		// is fetched once more whole).
+		d.resumed = true
+		return d.check(0)
+	default:
+		return hubErrorFrom(resp)
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if d.have > 0 {
+		flags = os.O_WRONLY | os.O_APPEND
+	}
+	f, err := os.OpenFile(d.part, flags, 0o600)
+	if err != nil {
+		return err
+	}
+	var r io.Reader = resp.Body
+	if d.progress != nil {
+		r = &countingReader{r: r, done: d.have, total: total, report: d.progress}
+	}
+	n, err := io.Copy(f, r)
+	d.have += n
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return d.check(total)
+}
+
+// check hashes part when it is complete (total, when known, is the file's size) and
+// says whether it is the file the job names.
+func (d *download) check(total int64) error {
+	if total > 0 && d.have < total {
+		return io.ErrUnexpectedEOF
+	}
+	f, err := os.Open(d.part)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != d.want {
+		return fmt.Errorf("%w: got %s, the job says %s", errWrongBytes, got, d.want)
+	}
+	return nil
+}
+
+// contentRange reads "bytes START-END/SIZE".
+func contentRange(v string) (start, size int64, ok bool) {
+	rest, found := strings.CutPrefix(v, "bytes ")
+	if !found {
+		return 0, 0, false
+	}
+	span, sizeText, found := strings.Cut(rest, "/")
+	startText, _, found2 := strings.Cut(span, "-")
+	if !found || !found2 {
+		return 0, 0, false
+	}
+	start, err1 := strconv.ParseInt(startText, 10, 64)
+	size, err2 := strconv.ParseInt(sizeText, 10, 64)
+	return start, size, err1 == nil && err2 == nil
 }
 
 type countingReader struct {

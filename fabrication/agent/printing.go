@@ -237,6 +237,7 @@ func (a *Agent) settle(st Status) Status {
 
 func (a *Agent) drop(h *Held) error {
 	os.Remove(h.File)
+	os.Remove(h.File + ".part") // a download cut short (Client.Download resumes from it)
 	if h.Sliced != "" {
 		os.Remove(h.Sliced)
 	}

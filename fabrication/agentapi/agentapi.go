@@ -90,8 +90,10 @@ type Hub interface {
 	// field is invalid.
 	Event(ctx context.Context, id string, req EventRequest) (EventResponse, error)
 	// Download: GET file_url (PathJobFile) with HeaderLease into dst, the SHA-256
-	// checked before dst appears. 200 the bytes; 401 as Poll; 403 a job of another
-	// lab; 409 the lease is stale or the job no longer printable.
+	// checked before dst appears. 200 the bytes; 206 the rest of them after a cut
+	// (Range: bytes=N- with If-Range: the quoted SHA-256, the file's ETag); 401 as
+	// Poll; 403 a job of another lab; 409 the lease is stale or the job no longer
+	// printable.
 	Download(ctx context.Context, fileURL, lease, wantSHA256, dst string, progress func(done, total int64)) error
 }
 

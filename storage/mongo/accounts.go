@@ -42,7 +42,8 @@ func (d userDoc) user() account.User { return account.User(d) }
 // CreateUser inserts the user, then claims the site-admin marker with an upsert that
 // only one user can win. Without transactions the two writes are separate, so Open
 // repairs the one state a crash between them can leave (marker set, flag not yet).
-func (a Accounts) CreateUser(ctx context.Context, u account.User) (account.User, error) {
+func (a Accounts) CreateUser(ctx context.Context, u account.User) (_ account.User, err error) {
+	defer normalize(&err)
 	u.Admin = false
 	if _, err := a.users().InsertOne(ctx, userDoc(u)); err != nil {
 		return account.User{}, fmt.Errorf("create user %s: %w", u.Handle, mapErr(err))
@@ -84,11 +85,13 @@ func (a Accounts) findUser(ctx context.Context, filter bson.M, what string) (acc
 	return d.user(), nil
 }
 
-func (a Accounts) UserByID(ctx context.Context, id string) (account.User, error) {
+func (a Accounts) UserByID(ctx context.Context, id string) (_ account.User, err error) {
+	defer normalize(&err)
 	return a.findUser(ctx, bson.M{"_id": id}, id)
 }
 
-func (a Accounts) UserByHandle(ctx context.Context, handle string) (account.User, error) {
+func (a Accounts) UserByHandle(ctx context.Context, handle string) (_ account.User, err error) {
+	defer normalize(&err)
 	return a.findUser(ctx, bson.M{"handle": handle}, handle)
 }
 
@@ -112,14 +115,16 @@ func (d tokenDoc) token() account.Token {
 	return t
 }
 
-func (a Accounts) CreateToken(ctx context.Context, t account.Token) error {
+func (a Accounts) CreateToken(ctx context.Context, t account.Token) (err error) {
+	defer normalize(&err)
 	if _, err := a.tokens().InsertOne(ctx, tokenDoc(t)); err != nil {
 		return fmt.Errorf("create token: %w", mapErr(err))
 	}
 	return nil
 }
 
-func (a Accounts) TokenByHash(ctx context.Context, hash string) (account.Token, error) {
+func (a Accounts) TokenByHash(ctx context.Context, hash string) (_ account.Token, err error) {
+	defer normalize(&err)
 	var d tokenDoc
 	if err := a.tokens().FindOne(ctx, bson.M{"hash": hash}).Decode(&d); err != nil {
 		return account.Token{}, fmt.Errorf("token: %w", mapErr(err))
@@ -127,7 +132,8 @@ func (a Accounts) TokenByHash(ctx context.Context, hash string) (account.Token, 
 	return d.token(), nil
 }
 
-func (a Accounts) ListTokens(ctx context.Context, userID string) ([]account.Token, error) {
+func (a Accounts) ListTokens(ctx context.Context, userID string) (_ []account.Token, err error) {
+	defer normalize(&err)
 	cur, err := a.tokens().Find(ctx, bson.M{"user_id": userID},
 		options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {
@@ -144,12 +150,14 @@ func (a Accounts) ListTokens(ctx context.Context, userID string) ([]account.Toke
 	return tokens, nil
 }
 
-func (a Accounts) TouchToken(ctx context.Context, id string, at time.Time) error {
-	_, err := a.tokens().UpdateByID(ctx, id, bson.M{"$set": bson.M{"last_used_at": at}})
+func (a Accounts) TouchToken(ctx context.Context, id string, at time.Time) (err error) {
+	defer normalize(&err)
+	_, err = a.tokens().UpdateByID(ctx, id, bson.M{"$set": bson.M{"last_used_at": at}})
 	return err
 }
 
-func (a Accounts) RevokeToken(ctx context.Context, userID, id string) error {
+func (a Accounts) RevokeToken(ctx context.Context, userID, id string) (err error) {
+	defer normalize(&err)
 	res, err := a.tokens().DeleteOne(ctx, bson.M{"_id": id, "user_id": userID})
 	if err != nil {
 		return err
@@ -168,16 +176,18 @@ type sessionDoc struct {
 	ExpiresAt time.Time `bson:"expires_at"`
 }
 
-func (a Accounts) CreateSession(ctx context.Context, s account.Session) error {
+func (a Accounts) CreateSession(ctx context.Context, s account.Session) (err error) {
+	defer normalize(&err)
 	if _, err := a.sessions().InsertOne(ctx, sessionDoc(s)); err != nil {
 		return fmt.Errorf("create session: %w", mapErr(err))
 	}
 	return nil
 }
 
-func (a Accounts) SessionByHash(ctx context.Context, hash string, now time.Time) (account.Session, error) {
+func (a Accounts) SessionByHash(ctx context.Context, hash string, now time.Time) (_ account.Session, err error) {
+	defer normalize(&err)
 	var d sessionDoc
-	err := a.sessions().FindOne(ctx, bson.M{"_id": hash, "expires_at": bson.M{"$gt": now}}).Decode(&d)
+	err = a.sessions().FindOne(ctx, bson.M{"_id": hash, "expires_at": bson.M{"$gt": now}}).Decode(&d)
 	if err != nil {
 		return account.Session{}, fmt.Errorf("session: %w", mapErr(err))
 	}
@@ -186,12 +196,14 @@ func (a Accounts) SessionByHash(ctx context.Context, hash string, now time.Time)
 	return s, nil
 }
 
-func (a Accounts) DeleteSession(ctx context.Context, hash string) error {
-	_, err := a.sessions().DeleteOne(ctx, bson.M{"_id": hash})
+func (a Accounts) DeleteSession(ctx context.Context, hash string) (err error) {
+	defer normalize(&err)
+	_, err = a.sessions().DeleteOne(ctx, bson.M{"_id": hash})
 	return err
 }
 
-func (a Accounts) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
+func (a Accounts) DeleteExpiredSessions(ctx context.Context, now time.Time) (_ int, err error) {
+	defer normalize(&err)
 	res, err := a.sessions().DeleteMany(ctx, bson.M{"expires_at": bson.M{"$lte": now}})
 	if err != nil {
 		return 0, err
@@ -199,7 +211,8 @@ func (a Accounts) DeleteExpiredSessions(ctx context.Context, now time.Time) (int
 	return int(res.DeletedCount), nil
 }
 
-func (a Accounts) DeleteUserSessions(ctx context.Context, userID string) (int, error) {
+func (a Accounts) DeleteUserSessions(ctx context.Context, userID string) (_ int, err error) {
+	defer normalize(&err)
 	res, err := a.sessions().DeleteMany(ctx, bson.M{"user_id": userID})
 	if err != nil {
 		return 0, err
@@ -207,7 +220,8 @@ func (a Accounts) DeleteUserSessions(ctx context.Context, userID string) (int, e
 	return int(res.DeletedCount), nil
 }
 
-func (a Accounts) SetDisabled(ctx context.Context, userID string, disabled bool) error {
+func (a Accounts) SetDisabled(ctx context.Context, userID string, disabled bool) (err error) {
+	defer normalize(&err)
 	res, err := a.users().UpdateOne(ctx, bson.M{"_id": userID}, bson.M{"$set": bson.M{"disabled": disabled}})
 	if err != nil {
 		return err

@@ -25,7 +25,8 @@ var _ archive.Store = (*DB)(nil)
 // before it came; such records are left out, so that the archive never refers to what
 // it does not hold: versions of designs not read (or past the design's latest version
 // as read), and jobs of orders not read. The next export has them.
-func (db *DB) Dump(ctx context.Context, put func(any) error) error {
+func (db *DB) Dump(ctx context.Context, put func(any) error) (err error) {
+	defer normalize(&err)
 	latest := map[string]int{} // design id: latest version, as read
 	orders := map[string]bool{}
 	f := db.Fabrication()
@@ -143,7 +144,8 @@ func dumpUsage(ctx context.Context, f Fabrication, put func(any) error) error {
 // Load inserts the archive's records. MongoDB (as FerretDB runs it) has no multi-
 // document transactions, so a failed import leaves what it loaded: the database is
 // then to be dropped before trying again, and import says so.
-func (db *DB) Load(ctx context.Context, next func() (any, error)) error {
+func (db *DB) Load(ctx context.Context, next func() (any, error)) (err error) {
+	defer normalize(&err)
 	for _, coll := range []string{"users", "designs"} {
 		n, err := db.db.Collection(coll).CountDocuments(ctx, bson.M{}, options.Count().SetLimit(1))
 		if err != nil {

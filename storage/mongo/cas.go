@@ -164,7 +164,8 @@ func (db *DB) claimOnce(ctx context.Context, name string) (bool, error) {
 
 // PruneRevisions deletes revision records older than age once their revision (or a
 // newer one) is live; the maintenance cron calls it. One-time markers are kept.
-func (db *DB) PruneRevisions(ctx context.Context, age time.Duration) (int, error) {
+func (db *DB) PruneRevisions(ctx context.Context, age time.Duration) (_ int, err error) {
+	defer normalize(&err)
 	cur, err := db.db.Collection(revlog).Find(ctx, bson.M{"at": bson.M{"$lt": time.Now().Add(-age)}, "coll": bson.M{"$exists": true}})
 	if err != nil {
 		return 0, err

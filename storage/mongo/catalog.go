@@ -85,8 +85,9 @@ func versionID(designID string, n int) string { return fmt.Sprintf("%s:%d", desi
 // CreateDesign writes the first version, then the design. Without transactions a crash
 // between the two leaves a version no design points to; writing it as an upsert keeps
 // retries under another slug (same design id) from colliding with it.
-func (c Catalog) CreateDesign(ctx context.Context, d catalog.Design, v catalog.Version) error {
-	_, err := c.versions().ReplaceOne(ctx, bson.M{"_id": versionID(v.DesignID, v.Number)},
+func (c Catalog) CreateDesign(ctx context.Context, d catalog.Design, v catalog.Version) (err error) {
+	defer normalize(&err)
+	_, err = c.versions().ReplaceOne(ctx, bson.M{"_id": versionID(v.DesignID, v.Number)},
 		versionDoc{ID: versionID(v.DesignID, v.Number), Version: v}, options.Replace().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("insert version: %w", mapErr(err))
@@ -102,8 +103,9 @@ func (c Catalog) CreateDesign(ctx context.Context, d catalog.Design, v catalog.V
 // pointer is idempotent ($lt guard), so a writer that loses the insert can move it too:
 // a winner that crashed between the two steps is finished by the next writer, who is
 // then told to try again with the next number.
-func (c Catalog) AddVersion(ctx context.Context, v catalog.Version, d catalog.Design) error {
-	_, err := c.versions().InsertOne(ctx, versionDoc{ID: versionID(v.DesignID, v.Number), Version: v})
+func (c Catalog) AddVersion(ctx context.Context, v catalog.Version, d catalog.Design) (err error) {
+	defer normalize(&err)
+	_, err = c.versions().InsertOne(ctx, versionDoc{ID: versionID(v.DesignID, v.Number), Version: v})
 	if mongo.IsDuplicateKeyError(err) {
 		if err := c.movePointer(ctx, v.DesignID, v.Number, nil); err != nil {
 			return err
@@ -142,15 +144,18 @@ func (c Catalog) findDesign(ctx context.Context, filter bson.M, what string) (ca
 	return doc.design(), nil
 }
 
-func (c Catalog) DesignBySlug(ctx context.Context, slug string) (catalog.Design, error) {
+func (c Catalog) DesignBySlug(ctx context.Context, slug string) (_ catalog.Design, err error) {
+	defer normalize(&err)
 	return c.findDesign(ctx, bson.M{"slug": slug}, slug)
 }
 
-func (c Catalog) DesignByID(ctx context.Context, id string) (catalog.Design, error) {
+func (c Catalog) DesignByID(ctx context.Context, id string) (_ catalog.Design, err error) {
+	defer normalize(&err)
 	return c.findDesign(ctx, bson.M{"_id": id}, id)
 }
 
-func (c Catalog) Version(ctx context.Context, designID string, number int) (catalog.Version, error) {
+func (c Catalog) Version(ctx context.Context, designID string, number int) (_ catalog.Version, err error) {
+	defer normalize(&err)
 	var doc versionDoc
 	if err := c.versions().FindOne(ctx, bson.M{"_id": versionID(designID, number)}).Decode(&doc); err != nil {
 		return catalog.Version{}, fmt.Errorf("version %d: %w", number, mapErr(err))
@@ -167,7 +172,8 @@ func (d versionDoc) version() catalog.Version {
 	return v
 }
 
-func (c Catalog) Versions(ctx context.Context, designID string) ([]catalog.Version, error) {
+func (c Catalog) Versions(ctx context.Context, designID string) (_ []catalog.Version, err error) {
+	defer normalize(&err)
 	cur, err := c.versions().Find(ctx, bson.M{"design_id": designID},
 		options.Find().SetSort(bson.D{{Key: "number", Value: -1}}).SetProjection(bson.M{"files": 0, "bom": 0}))
 	if err != nil {
@@ -201,7 +207,8 @@ func (c Catalog) findDesigns(ctx context.Context, filter bson.M, opts *options.F
 	return designs, nil
 }
 
-func (c Catalog) Children(ctx context.Context, designID string) ([]catalog.Design, error) {
+func (c Catalog) Children(ctx context.Context, designID string) (_ []catalog.Design, err error) {
+	defer normalize(&err)
 	return c.findDesigns(ctx, bson.M{"parent_ids": designID},
 		options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}))
 }
@@ -209,7 +216,8 @@ func (c Catalog) Children(ctx context.Context, designID string) ([]catalog.Desig
 // Search matches each query word as a prefix of one of the design's lower-cased terms
 // (an anchored regex on the multikey terms index): the same behaviour as the SQLite
 // store's FTS5 prefix queries, in what FerretDB and MongoDB both support.
-func (c Catalog) Search(ctx context.Context, q catalog.Query) (catalog.Page, error) {
+func (c Catalog) Search(ctx context.Context, q catalog.Query) (_ catalog.Page, err error) {
+	defer normalize(&err)
 	and := bson.A{bson.M{"hidden": false}}
 	for _, w := range catalog.QueryWords(q.Text) {
 		and = append(and, bson.M{"terms": bson.M{"$regex": "^" + regexp.QuoteMeta(w)}})
@@ -262,19 +270,23 @@ func (c Catalog) update(ctx context.Context, designID string, set bson.M) error 
 	return nil
 }
 
-func (c Catalog) SetHidden(ctx context.Context, designID string, hidden bool, at time.Time) error {
+func (c Catalog) SetHidden(ctx context.Context, designID string, hidden bool, at time.Time) (err error) {
+	defer normalize(&err)
 	return c.update(ctx, designID, bson.M{"hidden": hidden, "updated_at": at})
 }
 
-func (c Catalog) SetFeatured(ctx context.Context, designID string, featured bool) error {
+func (c Catalog) SetFeatured(ctx context.Context, designID string, featured bool) (err error) {
+	defer normalize(&err)
 	return c.update(ctx, designID, bson.M{"featured": featured})
 }
 
-func (c Catalog) SetCounters(ctx context.Context, designID string, counters catalog.Counters) error {
+func (c Catalog) SetCounters(ctx context.Context, designID string, counters catalog.Counters) (err error) {
+	defer normalize(&err)
 	return c.update(ctx, designID, bson.M{"counters": counters})
 }
 
-func (c Catalog) ReferencedBlobs(ctx context.Context, fn func(string) error) error {
+func (c Catalog) ReferencedBlobs(ctx context.Context, fn func(string) error) (err error) {
+	defer normalize(&err)
 	cur, err := c.versions().Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"files.sha256": 1}))
 	if err != nil {
 		return err
@@ -313,8 +325,9 @@ type flagDoc struct {
 	CreatedAt time.Time `bson:"created_at"`
 }
 
-func (c Catalog) AddFlag(ctx context.Context, f catalog.Flag) error {
-	_, err := c.flags().InsertOne(ctx, toFlagDoc(f))
+func (c Catalog) AddFlag(ctx context.Context, f catalog.Flag) (err error) {
+	defer normalize(&err)
+	_, err = c.flags().InsertOne(ctx, toFlagDoc(f))
 	return mapErr(err)
 }
 
@@ -326,7 +339,8 @@ func (d flagDoc) flag() catalog.Flag {
 	return catalog.Flag{DesignID: d.DesignID, UserID: d.UserID, Handle: d.Handle, Reason: d.Reason, CreatedAt: d.CreatedAt.UTC()}
 }
 
-func (c Catalog) Flags(ctx context.Context, limit int) ([]catalog.Flag, error) {
+func (c Catalog) Flags(ctx context.Context, limit int) (_ []catalog.Flag, err error) {
+	defer normalize(&err)
 	cur, err := c.flags().Find(ctx, bson.M{}, options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
 		return nil, err
@@ -342,15 +356,16 @@ func (c Catalog) Flags(ctx context.Context, limit int) ([]catalog.Flag, error) {
 	return out, nil
 }
 
-func (c Catalog) ClearFlags(ctx context.Context, designID string) error {
-	_, err := c.flags().DeleteMany(ctx, bson.M{"design_id": designID})
+func (c Catalog) ClearFlags(ctx context.Context, designID string) (err error) {
+	defer normalize(&err)
+	_, err = c.flags().DeleteMany(ctx, bson.M{"design_id": designID})
 	return err
 }
 
 // Reindex sets every design's search terms again from its fields (fabhub check -repair).
-func (c Catalog) Reindex(ctx context.Context) (int, error) {
-	n := 0
-	err := dumpAll(ctx, c.db, "designs", byID, func(d designDoc) error {
+func (c Catalog) Reindex(ctx context.Context) (n int, err error) {
+	defer normalize(&err)
+	err = dumpAll(ctx, c.db, "designs", byID, func(d designDoc) error {
 		if _, err := c.designs().UpdateByID(ctx, d.ID, bson.M{"$set": bson.M{"terms": catalog.Terms(d.design())}}); err != nil {
 			return err
 		}

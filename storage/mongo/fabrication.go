@@ -49,7 +49,8 @@ func (d memberDoc) member() fabrication.Member {
 	return fabrication.Member{LabID: d.LabID, UserID: d.UserID, Handle: d.Handle, Role: d.Role}
 }
 
-func (f Fabrication) SetPolicy(ctx context.Context, labID string, p fabrication.Policy) error {
+func (f Fabrication) SetPolicy(ctx context.Context, labID string, p fabrication.Policy) (err error) {
+	defer normalize(&err)
 	res, err := f.c("labs").UpdateOne(ctx, bson.M{"_id": labID}, bson.M{"$set": bson.M{"policy": p}})
 	if err != nil {
 		return err
@@ -62,7 +63,8 @@ func (f Fabrication) SetPolicy(ctx context.Context, labID string, p fabrication.
 
 // CreateLab inserts the owner's membership first: a crash between the two leaves a
 // membership of no lab, which nothing shows, rather than a lab nobody owns.
-func (f Fabrication) CreateLab(ctx context.Context, lab fabrication.Lab, owner fabrication.Member) error {
+func (f Fabrication) CreateLab(ctx context.Context, lab fabrication.Lab, owner fabrication.Member) (err error) {
+	defer normalize(&err)
 	if _, err := f.c("lab_members").ReplaceOne(ctx, bson.M{"_id": owner.LabID + ":" + owner.UserID}, toMemberDoc(owner), options.Replace().SetUpsert(true)); err != nil {
 		return err
 	}
@@ -86,15 +88,18 @@ func (d labDoc) lab() fabrication.Lab {
 	return l
 }
 
-func (f Fabrication) LabBySlug(ctx context.Context, slug string) (fabrication.Lab, error) {
+func (f Fabrication) LabBySlug(ctx context.Context, slug string) (_ fabrication.Lab, err error) {
+	defer normalize(&err)
 	return f.lab(ctx, bson.M{"slug": slug})
 }
 
-func (f Fabrication) LabByID(ctx context.Context, id string) (fabrication.Lab, error) {
+func (f Fabrication) LabByID(ctx context.Context, id string) (_ fabrication.Lab, err error) {
+	defer normalize(&err)
 	return f.lab(ctx, bson.M{"_id": id})
 }
 
-func (f Fabrication) Labs(ctx context.Context) ([]fabrication.Lab, error) {
+func (f Fabrication) Labs(ctx context.Context) (_ []fabrication.Lab, err error) {
+	defer normalize(&err)
 	docs, err := findAll[labDoc](ctx, f.c("labs"), bson.M{}, options.Find().SetSort(bson.D{{Key: "slug", Value: 1}}))
 	out := make([]fabrication.Lab, len(docs))
 	for i, d := range docs {
@@ -116,12 +121,14 @@ func findAll[T any](ctx context.Context, c *mongo.Collection, filter any, opts *
 	return out, nil
 }
 
-func (f Fabrication) PutMember(ctx context.Context, m fabrication.Member) error {
-	_, err := f.c("lab_members").ReplaceOne(ctx, bson.M{"_id": m.LabID + ":" + m.UserID}, toMemberDoc(m), options.Replace().SetUpsert(true))
+func (f Fabrication) PutMember(ctx context.Context, m fabrication.Member) (err error) {
+	defer normalize(&err)
+	_, err = f.c("lab_members").ReplaceOne(ctx, bson.M{"_id": m.LabID + ":" + m.UserID}, toMemberDoc(m), options.Replace().SetUpsert(true))
 	return err
 }
 
-func (f Fabrication) DeleteMember(ctx context.Context, labID, userID string) error {
+func (f Fabrication) DeleteMember(ctx context.Context, labID, userID string) (err error) {
+	defer normalize(&err)
 	res, err := f.c("lab_members").DeleteOne(ctx, bson.M{"_id": labID + ":" + userID})
 	if err != nil {
 		return err
@@ -132,7 +139,8 @@ func (f Fabrication) DeleteMember(ctx context.Context, labID, userID string) err
 	return nil
 }
 
-func (f Fabrication) Member(ctx context.Context, labID, userID string) (fabrication.Member, error) {
+func (f Fabrication) Member(ctx context.Context, labID, userID string) (_ fabrication.Member, err error) {
+	defer normalize(&err)
 	var d memberDoc
 	if err := f.c("lab_members").FindOne(ctx, bson.M{"_id": labID + ":" + userID}).Decode(&d); err != nil {
 		return fabrication.Member{}, mapErr(err)
@@ -140,7 +148,8 @@ func (f Fabrication) Member(ctx context.Context, labID, userID string) (fabricat
 	return d.member(), nil
 }
 
-func (f Fabrication) Members(ctx context.Context, labID string) ([]fabrication.Member, error) {
+func (f Fabrication) Members(ctx context.Context, labID string) (_ []fabrication.Member, err error) {
+	defer normalize(&err)
 	docs, err := findAll[memberDoc](ctx, f.c("lab_members"), bson.M{"lab_id": labID}, options.Find().SetSort(bson.D{{Key: "handle", Value: 1}}))
 	out := make([]fabrication.Member, len(docs))
 	for i, d := range docs {
@@ -162,12 +171,14 @@ func (d joinTokenDoc) token() fabrication.JoinToken {
 	return t
 }
 
-func (f Fabrication) CreateJoinToken(ctx context.Context, t fabrication.JoinToken) error {
-	_, err := f.c("join_tokens").InsertOne(ctx, joinTokenDoc{ID: t.ID, LabID: t.LabID, Hash: t.Hash, JoinToken: t})
+func (f Fabrication) CreateJoinToken(ctx context.Context, t fabrication.JoinToken) (err error) {
+	defer normalize(&err)
+	_, err = f.c("join_tokens").InsertOne(ctx, joinTokenDoc{ID: t.ID, LabID: t.LabID, Hash: t.Hash, JoinToken: t})
 	return mapErr(err)
 }
 
-func (f Fabrication) JoinTokenByHash(ctx context.Context, hash string) (fabrication.JoinToken, error) {
+func (f Fabrication) JoinTokenByHash(ctx context.Context, hash string) (_ fabrication.JoinToken, err error) {
+	defer normalize(&err)
 	var d joinTokenDoc
 	if err := f.c("join_tokens").FindOne(ctx, bson.M{"hash": hash}).Decode(&d); err != nil {
 		return fabrication.JoinToken{}, mapErr(err)
@@ -175,7 +186,8 @@ func (f Fabrication) JoinTokenByHash(ctx context.Context, hash string) (fabricat
 	return d.token(), nil
 }
 
-func (f Fabrication) JoinTokens(ctx context.Context, labID string) ([]fabrication.JoinToken, error) {
+func (f Fabrication) JoinTokens(ctx context.Context, labID string) (_ []fabrication.JoinToken, err error) {
+	defer normalize(&err)
 	docs, err := findAll[joinTokenDoc](ctx, f.c("join_tokens"), bson.M{"lab_id": labID}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}))
 	out := make([]fabrication.JoinToken, len(docs))
 	for i, d := range docs {
@@ -184,7 +196,8 @@ func (f Fabrication) JoinTokens(ctx context.Context, labID string) ([]fabricatio
 	return out, err
 }
 
-func (f Fabrication) RevokeJoinToken(ctx context.Context, labID, id string) error {
+func (f Fabrication) RevokeJoinToken(ctx context.Context, labID, id string) (err error) {
+	defer normalize(&err)
 	res, err := f.c("join_tokens").UpdateOne(ctx, bson.M{"_id": id, "lab_id": labID}, bson.M{"$set": bson.M{"revoked": true}})
 	if err != nil {
 		return err
@@ -214,11 +227,12 @@ func (d machineDoc) machine() fabrication.Machine {
 	return m
 }
 
-func (f Fabrication) CreateMachine(ctx context.Context, m fabrication.Machine) error {
+func (f Fabrication) CreateMachine(ctx context.Context, m fabrication.Machine) (err error) {
+	defer normalize(&err)
 	if err := f.noteToken(ctx, m); err != nil {
 		return err
 	}
-	_, err := f.c("machines").InsertOne(ctx, machineDoc{ID: m.ID, TokenHash: m.TokenHash, Machine: m})
+	_, err = f.c("machines").InsertOne(ctx, machineDoc{ID: m.ID, TokenHash: m.TokenHash, Machine: m})
 	return mapErr(err)
 }
 
@@ -242,18 +256,20 @@ func (f Fabrication) machine(ctx context.Context, filter bson.M) (fabrication.Ma
 	return d.machine(), nil
 }
 
-func (f Fabrication) Machine(ctx context.Context, id string) (fabrication.Machine, error) {
+func (f Fabrication) Machine(ctx context.Context, id string) (_ fabrication.Machine, err error) {
+	defer normalize(&err)
 	return f.machine(ctx, bson.M{"_id": id})
 }
 
-func (f Fabrication) MachineByTokenHash(ctx context.Context, hash string) (fabrication.Machine, error) {
+func (f Fabrication) MachineByTokenHash(ctx context.Context, hash string) (_ fabrication.Machine, err error) {
+	defer normalize(&err)
 	if hash == "" {
 		return fabrication.Machine{}, storage.ErrNotFound
 	}
 	var t struct {
 		MachineID string `bson:"machine_id"`
 	}
-	err := f.c("machine_tokens").FindOne(ctx, bson.M{"_id": hash}).Decode(&t)
+	err = f.c("machine_tokens").FindOne(ctx, bson.M{"_id": hash}).Decode(&t)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		// A machine saved before the side collection existed: find it the slow way once.
 		m, err := f.machine(ctx, bson.M{"token_hash": hash})
@@ -276,7 +292,8 @@ func (f Fabrication) MachineByTokenHash(ctx context.Context, hash string) (fabri
 	return m, nil
 }
 
-func (f Fabrication) Machines(ctx context.Context, labID string) ([]fabrication.Machine, error) {
+func (f Fabrication) Machines(ctx context.Context, labID string) (_ []fabrication.Machine, err error) {
+	defer normalize(&err)
 	docs, err := findAll[machineDoc](ctx, f.c("machines"), bson.M{"lab_id": labID}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}))
 	out := make([]fabrication.Machine, len(docs))
 	for i, d := range docs {
@@ -285,14 +302,16 @@ func (f Fabrication) Machines(ctx context.Context, labID string) ([]fabrication.
 	return out, err
 }
 
-func (f Fabrication) SaveMachine(ctx context.Context, m fabrication.Machine, prevRev int) error {
+func (f Fabrication) SaveMachine(ctx context.Context, m fabrication.Machine, prevRev int) (err error) {
+	defer normalize(&err)
 	if err := f.noteToken(ctx, m); err != nil {
 		return err
 	}
 	return f.db.casReplace(ctx, "machines", m.ID, prevRev, machineDoc{ID: m.ID, TokenHash: m.TokenHash, Rev: prevRev + 1, Machine: m})
 }
 
-func (f Fabrication) TouchMachine(ctx context.Context, id string, at time.Time, from, to string) error {
+func (f Fabrication) TouchMachine(ctx context.Context, id string, at time.Time, from, to string) (err error) {
+	defer normalize(&err)
 	if _, err := f.c("machines").UpdateOne(ctx, bson.M{"_id": id, "state": from},
 		bson.M{"$set": bson.M{"state": to}}); err != nil {
 		return err
@@ -307,7 +326,8 @@ func (f Fabrication) TouchMachine(ctx context.Context, id string, at time.Time, 
 	return nil
 }
 
-func (f Fabrication) MarkUnheard(ctx context.Context, before time.Time, from []string, to string) ([]string, error) {
+func (f Fabrication) MarkUnheard(ctx context.Context, before time.Time, from []string, to string) (_ []string, err error) {
+	defer normalize(&err)
 	filter := bson.M{"state": in(from),
 		"$or": bson.A{bson.M{"last_seen": nil}, bson.M{"last_seen": bson.M{"$lt": before}}}}
 	docs, err := findAll[machineDoc](ctx, f.c("machines"), filter, options.Find().SetProjection(bson.M{"_id": 1}))
@@ -325,27 +345,30 @@ func (f Fabrication) MarkUnheard(ctx context.Context, before time.Time, from []s
 	return ids, nil
 }
 
-func (f Fabrication) CreateEnrollment(ctx context.Context, e fabrication.Enrollment) error {
-	_, err := f.c("enrollments").InsertOne(ctx, bson.M{"_id": e.CodeHash, "machine_id": e.MachineID, "expires_at": e.ExpiresAt, "used": false})
+func (f Fabrication) CreateEnrollment(ctx context.Context, e fabrication.Enrollment) (err error) {
+	defer normalize(&err)
+	_, err = f.c("enrollments").InsertOne(ctx, bson.M{"_id": e.CodeHash, "machine_id": e.MachineID, "expires_at": e.ExpiresAt, "used": false})
 	return mapErr(err)
 }
 
-func (f Fabrication) DeleteEnrollments(ctx context.Context, machineIDs []string) error {
+func (f Fabrication) DeleteEnrollments(ctx context.Context, machineIDs []string) (err error) {
+	defer normalize(&err)
 	if len(machineIDs) == 0 {
 		return nil
 	}
-	_, err := f.c("enrollments").DeleteMany(ctx, bson.M{"machine_id": in(machineIDs)})
+	_, err = f.c("enrollments").DeleteMany(ctx, bson.M{"machine_id": in(machineIDs)})
 	return mapErr(err)
 }
 
 // ConsumeEnrollment finds a live code, then spends it with a one-time marker: of two
 // agents racing with one code, one inserts the marker.
 
-func (f Fabrication) ConsumeEnrollment(ctx context.Context, codeHash string, now time.Time) (string, error) {
+func (f Fabrication) ConsumeEnrollment(ctx context.Context, codeHash string, now time.Time) (_ string, err error) {
+	defer normalize(&err)
 	var d struct {
 		MachineID string `bson:"machine_id"`
 	}
-	err := f.c("enrollments").FindOne(ctx, bson.M{"_id": codeHash, "used": false, "expires_at": bson.M{"$gt": now}}).Decode(&d)
+	err = f.c("enrollments").FindOne(ctx, bson.M{"_id": codeHash, "used": false, "expires_at": bson.M{"$gt": now}}).Decode(&d)
 	if err != nil {
 		return "", mapErr(err)
 	}

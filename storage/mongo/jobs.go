@@ -60,7 +60,8 @@ func (d jobDoc) job() fabrication.Job {
 
 // CreateOrder inserts the jobs, then the order: a crash between leaves jobs whose
 // order page is missing but which are made all the same, rather than an empty order.
-func (f Fabrication) CreateOrder(ctx context.Context, o fabrication.Order, jobs []fabrication.Job) error {
+func (f Fabrication) CreateOrder(ctx context.Context, o fabrication.Order, jobs []fabrication.Job) (err error) {
+	defer normalize(&err)
 	docs := make([]any, len(jobs))
 	for i, j := range jobs {
 		docs[i] = toJobDoc(j, 0)
@@ -70,11 +71,12 @@ func (f Fabrication) CreateOrder(ctx context.Context, o fabrication.Order, jobs 
 			return mapErr(err)
 		}
 	}
-	_, err := f.c("orders").InsertOne(ctx, orderDoc{ID: o.ID, RequesterID: o.RequesterID, Order: o})
+	_, err = f.c("orders").InsertOne(ctx, orderDoc{ID: o.ID, RequesterID: o.RequesterID, Order: o})
 	return mapErr(err)
 }
 
-func (f Fabrication) Order(ctx context.Context, id string) (fabrication.Order, error) {
+func (f Fabrication) Order(ctx context.Context, id string) (_ fabrication.Order, err error) {
+	defer normalize(&err)
 	var d orderDoc
 	if err := f.c("orders").FindOne(ctx, bson.M{"_id": id}).Decode(&d); err != nil {
 		return fabrication.Order{}, mapErr(err)
@@ -88,7 +90,8 @@ func (d orderDoc) order() fabrication.Order {
 	return o
 }
 
-func (f Fabrication) Job(ctx context.Context, id string) (fabrication.Job, error) {
+func (f Fabrication) Job(ctx context.Context, id string) (_ fabrication.Job, err error) {
+	defer normalize(&err)
 	var d jobDoc
 	if err := f.c("jobs").FindOne(ctx, bson.M{"_id": id}).Decode(&d); err != nil {
 		return fabrication.Job{}, mapErr(err)
@@ -98,7 +101,8 @@ func (f Fabrication) Job(ctx context.Context, id string) (fabrication.Job, error
 
 // SaveJob commits revision prevRev+1 of the job: exactly one of two racing writers wins
 // (see casReplace).
-func (f Fabrication) SaveJob(ctx context.Context, j fabrication.Job, prevRev int) error {
+func (f Fabrication) SaveJob(ctx context.Context, j fabrication.Job, prevRev int) (err error) {
+	defer normalize(&err)
 	if err := f.noteHolding(ctx, j); err != nil {
 		return err
 	}
@@ -130,7 +134,8 @@ func (f Fabrication) noteHolding(ctx context.Context, j fabrication.Job) error {
 
 // ClaimJob reads the stored log (a lookup by _id, fast even on FerretDB), appends e and
 // commits the next revision.
-func (f Fabrication) ClaimJob(ctx context.Context, j fabrication.Job, prevRev int, e fabrication.Event) error {
+func (f Fabrication) ClaimJob(ctx context.Context, j fabrication.Job, prevRev int, e fabrication.Event) (err error) {
+	defer normalize(&err)
 	stored, err := f.Job(ctx, j.ID)
 	if err != nil {
 		return err
@@ -153,31 +158,37 @@ func (f Fabrication) jobs(ctx context.Context, filter bson.M, opts *options.Find
 
 var noEvents = bson.M{"events": 0}
 
-func (f Fabrication) JobsOfOrder(ctx context.Context, orderID string) ([]fabrication.Job, error) {
+func (f Fabrication) JobsOfOrder(ctx context.Context, orderID string) (_ []fabrication.Job, err error) {
+	defer normalize(&err)
 	return f.jobs(ctx, bson.M{"order_id": orderID}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "file", Value: 1}, {Key: "copy", Value: 1}}))
 }
 
-func (f Fabrication) Queued(ctx context.Context, labID string, limit int) ([]fabrication.Job, error) {
+func (f Fabrication) Queued(ctx context.Context, labID string, limit int) (_ []fabrication.Job, err error) {
+	defer normalize(&err)
 	return f.jobs(ctx, bson.M{"lab_id": labID, "state": fabrication.JobQueued}, options.Find().SetProjection(noEvents).
 		SetSort(bson.D{{Key: "priority", Value: -1}, {Key: "enqueued_at", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
 }
 
-func (f Fabrication) DesignJobs(ctx context.Context, designID string, states []string, limit int) ([]fabrication.Job, error) {
+func (f Fabrication) DesignJobs(ctx context.Context, designID string, states []string, limit int) (_ []fabrication.Job, err error) {
+	defer normalize(&err)
 	return f.jobs(ctx, bson.M{"design_id": designID, "state": in(states)}, options.Find().SetProjection(noEvents).
 		SetSort(bson.D{{Key: "enqueued_at", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
 }
 
-func (f Fabrication) LabJobs(ctx context.Context, labID string, states []string, limit int) ([]fabrication.Job, error) {
+func (f Fabrication) LabJobs(ctx context.Context, labID string, states []string, limit int) (_ []fabrication.Job, err error) {
+	defer normalize(&err)
 	return f.jobs(ctx, bson.M{"lab_id": labID, "state": in(states)}, options.Find().SetProjection(noEvents).
 		SetSort(bson.D{{Key: "updated_at", Value: -1}}).SetLimit(int64(limit)))
 }
 
 // HeldJobs reads the machine's holdings and each of their jobs by _id (see
-// holdingDoc). An entry whose job no longer holds this machine is deleted; were the
+// holdingDoc). An entry whose job no longer holds this machine is deleted, unless a
+// newer revision of the job is committed and not yet live (see casReplace); were the
 // machine to take that same job again at that very moment, its entry could go with it,
 // and the job would then be missed here until the machine's agent reports it or its
 // lease runs out: both end in the same place as this check.
-func (f Fabrication) HeldJobs(ctx context.Context, machineID string) ([]fabrication.Job, error) {
+func (f Fabrication) HeldJobs(ctx context.Context, machineID string) (_ []fabrication.Job, err error) {
+	defer normalize(&err)
 	entries, err := findAll[holdingDoc](ctx, f.c("holdings"), bson.M{"machine_id": machineID}, nil)
 	if err != nil {
 		return nil, err
@@ -193,6 +204,18 @@ func (f Fabrication) HeldJobs(ctx context.Context, machineID string) ([]fabricat
 			out = append(out, j)
 			continue
 		}
+		if err == nil {
+			// A newer revision committed but not yet live (its writer died between the
+			// two, the database going away) may be the claim that wrote this entry:
+			// keep the entry until that revision is live and says otherwise.
+			next, err := f.db.revision(ctx, "jobs", j.ID, j.Rev+1)
+			if err != nil {
+				return nil, err
+			}
+			if next != nil {
+				continue
+			}
+		}
 		if _, err := f.c("holdings").DeleteOne(ctx, bson.M{"_id": e.ID}); err != nil {
 			return nil, err
 		}
@@ -201,7 +224,8 @@ func (f Fabrication) HeldJobs(ctx context.Context, machineID string) ([]fabricat
 	return out, nil
 }
 
-func (f Fabrication) ExpiredLeases(ctx context.Context, now time.Time, limit int) ([]fabrication.Job, error) {
+func (f Fabrication) ExpiredLeases(ctx context.Context, now time.Time, limit int) (_ []fabrication.Job, err error) {
+	defer normalize(&err)
 	return f.jobs(ctx, bson.M{"lease_expires_at": bson.M{"$lt": now},
 		"state": bson.M{"$in": bson.A{fabrication.JobAssigned, fabrication.JobPrinting, fabrication.JobCanceled}}},
 		options.Find().SetProjection(noEvents).SetLimit(int64(limit)))
@@ -217,7 +241,8 @@ type usageDoc struct {
 }
 
 // Usage sums each requester's usage shards (see AddUsage), decayed to the newest.
-func (f Fabrication) Usage(ctx context.Context, labID string) (map[string]fabrication.Usage, error) {
+func (f Fabrication) Usage(ctx context.Context, labID string) (_ map[string]fabrication.Usage, err error) {
+	defer normalize(&err)
 	docs, err := findAll[usageDoc](ctx, f.c("usage"), bson.M{"lab_id": labID}, nil)
 	out := map[string]fabrication.Usage{}
 	for _, d := range docs {
@@ -236,7 +261,8 @@ func (f Fabrication) Usage(ctx context.Context, labID string) (map[string]fabric
 
 // AddUsage adds to a shard picked at random, and tries another when a concurrent
 // writer got to the same one first.
-func (f Fabrication) AddUsage(ctx context.Context, labID, requesterID string, seconds float64, at time.Time) error {
+func (f Fabrication) AddUsage(ctx context.Context, labID, requesterID string, seconds float64, at time.Time) (err error) {
+	defer normalize(&err)
 	for range 20 {
 		id := fmt.Sprintf("%s:%s:%d", labID, requesterID, rand.IntN(usageShards))
 		d := usageDoc{ID: id, LabID: labID, RequesterID: requesterID, UpdatedAt: at}
@@ -259,11 +285,13 @@ func (f Fabrication) AddUsage(ctx context.Context, labID, requesterID string, se
 	return fmt.Errorf("usage %s in lab %s: too much contention: %w", requesterID, labID, storage.ErrConflict)
 }
 
-func (f Fabrication) DesignJobCounts(ctx context.Context) (map[string][2]int, error) {
+func (f Fabrication) DesignJobCounts(ctx context.Context) (_ map[string][2]int, err error) {
+	defer normalize(&err)
 	return f.countEnded(ctx, bson.M{}, "design_id")
 }
 
-func (f Fabrication) DesignLabCounts(ctx context.Context, designID string) (map[string][2]int, error) {
+func (f Fabrication) DesignLabCounts(ctx context.Context, designID string) (_ map[string][2]int, err error) {
+	defer normalize(&err)
 	return f.countEnded(ctx, bson.M{"design_id": designID}, "lab_id")
 }
 

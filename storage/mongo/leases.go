@@ -30,9 +30,10 @@ type leaseDoc struct {
 // AcquireLease reads the lease and, when it is free, expired or already this holder's,
 // commits the next revision with this holder (see casReplace): of several hubs trying
 // at once, one commits.
-func (l Leases) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error) {
+func (l Leases) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (_ bool, err error) {
+	defer normalize(&err)
 	var d leaseDoc
-	err := l.db.db.Collection("leases").FindOne(ctx, bson.M{"_id": name}).Decode(&d)
+	err = l.db.db.Collection("leases").FindOne(ctx, bson.M{"_id": name}).Decode(&d)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
 		d = leaseDoc{Name: name}
@@ -54,9 +55,10 @@ func (l Leases) AcquireLease(ctx context.Context, name, holder string, now time.
 
 // ReleaseLease ends the lease now if holder has it (as a new revision, so it cannot
 // undo a takeover that committed in between).
-func (l Leases) ReleaseLease(ctx context.Context, name, holder string) error {
+func (l Leases) ReleaseLease(ctx context.Context, name, holder string) (err error) {
+	defer normalize(&err)
 	var d leaseDoc
-	err := l.db.db.Collection("leases").FindOne(ctx, bson.M{"_id": name}).Decode(&d)
+	err = l.db.db.Collection("leases").FindOne(ctx, bson.M{"_id": name}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && d.Holder != holder) {
 		return nil
 	}

@@ -27,7 +27,8 @@ func (d ledgerDoc) entry() fabrication.LedgerEntry {
 	return e
 }
 
-func (f Fabrication) LedgerHead(ctx context.Context) (fabrication.LedgerEntry, error) {
+func (f Fabrication) LedgerHead(ctx context.Context) (_ fabrication.LedgerEntry, err error) {
+	defer normalize(&err)
 	es, err := f.ledgerFind(ctx, bson.M{}, -1, 1)
 	if err != nil || len(es) == 0 {
 		return fabrication.LedgerEntry{}, err
@@ -35,8 +36,9 @@ func (f Fabrication) LedgerHead(ctx context.Context) (fabrication.LedgerEntry, e
 	return es[0], nil
 }
 
-func (f Fabrication) AppendLedger(ctx context.Context, e fabrication.LedgerEntry) error {
-	_, err := f.c("ledger").InsertOne(ctx, ledgerDoc{ID: e.Seq, Closes: e.Closes, LedgerEntry: e})
+func (f Fabrication) AppendLedger(ctx context.Context, e fabrication.LedgerEntry) (err error) {
+	defer normalize(&err)
+	_, err = f.c("ledger").InsertOne(ctx, ledgerDoc{ID: e.Seq, Closes: e.Closes, LedgerEntry: e})
 	return mapErr(err)
 }
 
@@ -47,20 +49,23 @@ func naming(account string) bson.M {
 	return bson.M{"$or": bson.A{bson.M{"from": account}, bson.M{"to": account}}}
 }
 
-func (f Fabrication) LedgerEntries(ctx context.Context, account string, after int64, limit int) ([]fabrication.LedgerEntry, error) {
+func (f Fabrication) LedgerEntries(ctx context.Context, account string, after int64, limit int) (_ []fabrication.LedgerEntry, err error) {
+	defer normalize(&err)
 	filter := naming(account)
 	filter["_id"] = bson.M{"$gt": after}
 	return f.ledgerFind(ctx, filter, 1, limit)
 }
 
-func (f Fabrication) LedgerPage(ctx context.Context, account string, kinds []string, before int64, limit int) ([]fabrication.LedgerEntry, error) {
+func (f Fabrication) LedgerPage(ctx context.Context, account string, kinds []string, before int64, limit int) (_ []fabrication.LedgerEntry, err error) {
+	defer normalize(&err)
 	filter := naming(account)
 	filter["_id"] = bson.M{"$lt": before}
 	filter["kind"] = in(kinds)
 	return f.ledgerFind(ctx, filter, -1, limit)
 }
 
-func (f Fabrication) LedgerClosing(ctx context.Context, closes string) (fabrication.LedgerEntry, error) {
+func (f Fabrication) LedgerClosing(ctx context.Context, closes string) (_ fabrication.LedgerEntry, err error) {
+	defer normalize(&err)
 	var d ledgerDoc
 	if err := f.c("ledger").FindOne(ctx, bson.M{"closes": closes}).Decode(&d); err != nil {
 		return fabrication.LedgerEntry{}, mapErr(err)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"time"
@@ -15,6 +16,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"github.com/fabcommons/fabcommons/storage"
 )
@@ -46,7 +49,12 @@ func Open(ctx context.Context, uri string) (*DB, error) {
 func OpenDatabase(ctx context.Context, uri, name string) (*DB, error) {
 	// Domain types carry JSON tags only: store them under the same snake_case names.
 	bsonOpts := &options.BSONOptions{UseJSONStructTags: true, NilSliceAsEmpty: true}
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetTimeout(30 * time.Second).SetBSONOptions(bsonOpts))
+	// A call waits at most 5 s for a server to send it to (the driver's default is 30 s,
+	// unless the URI sets serverSelectionTimeoutMS): while the database is away a request
+	// fails with a 503 the client can retry, instead of holding its connection for half
+	// a minute (a replica set electing a new primary may show as a few 503s).
+	opts := options.Client().SetServerSelectionTimeout(5 * time.Second).ApplyURI(uri)
+	client, err := mongo.Connect(opts.SetTimeout(30 * time.Second).SetBSONOptions(bsonOpts))
 	if err != nil {
 		return nil, fmt.Errorf("connect mongodb: %w", err)
 	}
@@ -73,12 +81,13 @@ func (db *DB) Name() string { return db.db.Name() }
 func (db *DB) Close() error { return db.client.Disconnect(context.Background()) }
 
 // Ping checks that the server answers.
-func (db *DB) Ping(ctx context.Context) error {
+func (db *DB) Ping(ctx context.Context) (err error) {
+	defer normalize(&err)
 	return db.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err()
 }
 
 // Drop deletes the whole database; tests use it to clean up.
-func (db *DB) Drop(ctx context.Context) error { return db.db.Drop(ctx) }
+func (db *DB) Drop(ctx context.Context) error { return mapErr(db.db.Drop(ctx)) }
 
 type index struct {
 	collection string
@@ -134,15 +143,38 @@ func in(vals []string) bson.M {
 	return bson.M{"$in": vals}
 }
 
-// mapErr turns driver errors into storage sentinels.
+// mapErr turns driver errors into storage sentinels: a missing document is
+// ErrNotFound, a duplicate key ErrConflict, and a server that cannot be reached or did
+// not answer in time (down, restarting, a connection cut mid-call) ErrUnavailable, which
+// the hub answers with 503. The driver's error stays in the chain for the log.
 func mapErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrConflict):
+		return err // mapped already, deeper down
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return storage.ErrNotFound
 	case mongo.IsDuplicateKeyError(err):
-		return fmt.Errorf("%w: %v", storage.ErrConflict, err)
+		return fmt.Errorf("%w: %w", storage.ErrConflict, err)
+	case unreachable(err):
+		return fmt.Errorf("mongodb: %w: %w", storage.ErrUnavailable, err)
 	}
 	return err
 }
+
+// unreachable reports whether err says the server could not be reached or did not
+// answer in time: no server selectable, a network error (a connection refused or cut
+// mid-call, or the pool cleared after another call's was), or a timeout (the client's
+// own, or a deadline of the caller's).
+func unreachable(err error) bool {
+	var selection topology.ServerSelectionError
+	var cleared driver.RetryablePoolError
+	return errors.As(err, &selection) || errors.As(err, &cleared) ||
+		mongo.IsNetworkError(err) || mongo.IsTimeout(err) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// normalize applies mapErr to *errp. Every exported method of the stores defers it, so
+// no driver error leaves this package by a path someone forgot to wrap
+// (TestEveryCallSaysUnavailable calls them all with the server stopped).
+func normalize(errp *error) { *errp = mapErr(*errp) }

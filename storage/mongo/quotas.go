@@ -32,7 +32,8 @@ type quotaDoc struct {
 // Use reads the counter by _id and commits the next revision with the amount added
 // (see casReplace): of several hubs adding at once, each commit is checked against
 // the limit on the value it read.
-func (q Quotas) Use(ctx context.Context, key string, amount, limit int64, now time.Time, window time.Duration) (bool, int64, error) {
+func (q Quotas) Use(ctx context.Context, key string, amount, limit int64, now time.Time, window time.Duration) (_ bool, _ int64, err error) {
+	defer normalize(&err)
 	start := now.Truncate(window)
 	id := key + "@" + strconv.FormatInt(start.UnixNano(), 10)
 	for range 50 {
