@@ -49,9 +49,13 @@ func (s *Server) bindJSON(c *gin.Context, v any) bool {
 func decodeJSON(body io.Reader, v any) error {
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("more than one JSON value in the body")
+	if err := dec.Decode(v); err != nil {
+		return err
 	}
-	return err
+	// Only white space may follow. (Decoder.More alone says no more before a stray
+	// closing bracket or brace, and such a body was taken.)
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("more than one JSON value in the body")
+	}
+	return nil
 }
