@@ -134,11 +134,11 @@ func New(cfg Config, d Deps) *Server {
 		d.Clock = time.Now
 	}
 	s := &Server{
-		draining: make(chan struct{}),
-		cfg:      cfg, log: d.Log, accounts: d.Accounts, catalog: d.Catalog, labs: d.Fab.Labs, orders: d.Fab.Orders, ledger: d.Fab.Ledger, scheduler: d.Fab.Scheduler, feed: d.Fab.Feed, ready: d.Ready, now: d.Clock,
+		cfg: cfg, log: d.Log, accounts: d.Accounts, catalog: d.Catalog, labs: d.Fab.Labs, orders: d.Fab.Orders, ledger: d.Fab.Ledger, scheduler: d.Fab.Scheduler, feed: d.Fab.Feed, ready: d.Ready, now: d.Clock,
 		enrolls:    account.NewThrottle(20, 10*time.Minute, 100_000),
 		signups:    account.NewThrottle(cfg.SignupsPerHour, time.Hour, 100_000),
 		meshChecks: account.NewThrottle(cfg.MeshChecksPerMinute, time.Minute, 100_000),
+		draining:   make(chan struct{}),
 	}
 	uploads := cfg.MaxBodyBytes
 	if d.Catalog != nil {
