@@ -110,26 +110,54 @@ func checkText(field, v string, max int, required bool) error {
 	return nil
 }
 
+// Check says whether a new design's description can be published, as far as it can
+// tell without the store: a title of 1 to 200 characters, a summary of up to 5000 and a
+// message of up to 2000, at most 20 tags of the form CleanTags allows, a license from
+// the registry, at most 20 parents each named by a slug and a version of 0 (the
+// latest) or more, and a valid slug if one is asked for. An error is an
+// *storage.InvalidError naming the field. Whether the parents exist, and allow the
+// license, is Create's to check.
+func (nd NewDesign) Check() error {
+	if err := checkText("title", nd.Title, 200, true); err != nil {
+		return err
+	}
+	if err := checkText("summary", nd.Summary, 5000, false); err != nil {
+		return err
+	}
+	if err := checkText("message", nd.Message, 2000, false); err != nil {
+		return err
+	}
+	if _, err := CleanTags(nd.Tags); err != nil {
+		return err
+	}
+	if _, err := license.Lookup(nd.License); err != nil {
+		return storage.Invalid("license", err.Error())
+	}
+	if len(nd.Parents) > 20 {
+		return storage.Invalid("parents", "at most 20 parents")
+	}
+	for _, p := range nd.Parents {
+		if !ValidSlug(p.Slug) || p.Version < 0 {
+			return storage.Invalid("parents", fmt.Sprintf("want a design's slug and a version of 0 (its latest) or more, not %q version %d", p.Slug, p.Version))
+		}
+	}
+	if nd.Slug != "" && !ValidSlug(nd.Slug) {
+		return storage.Invalid("slug", "use lowercase letters, digits and hyphens, up to 80 characters")
+	}
+	return nil
+}
+
 // Create publishes a new design from its files (and optional BOM). Files stream into
 // blob storage as they arrive; nothing about the design is recorded until every file
 // is stored and checked, so a failure leaves at most unreferenced blobs, which the
 // maintenance cron collects.
 func (s *Service) Create(ctx context.Context, actor Actor, nd NewDesign, files FileSource, bomSource BOMSource) (_ Design, _ Version, err error) {
-	if err := checkText("title", nd.Title, 200, true); err != nil {
-		return Design{}, Version{}, err
-	}
-	if err := checkText("summary", nd.Summary, 5000, false); err != nil {
-		return Design{}, Version{}, err
-	}
-	if err := checkText("message", nd.Message, 2000, false); err != nil {
+	if err := nd.Check(); err != nil {
 		return Design{}, Version{}, err
 	}
 	tags, err := CleanTags(nd.Tags)
 	if err != nil {
 		return Design{}, Version{}, err
-	}
-	if _, err := license.Lookup(nd.License); err != nil {
-		return Design{}, Version{}, storage.Invalid("license", err.Error())
 	}
 	parents, err := s.resolveParents(ctx, nd.Parents)
 	if err != nil {

@@ -31,13 +31,38 @@ type NewVersion struct {
 	License string   `json:"license"`
 }
 
+// Check says whether a new version's description can be added, as far as it can tell
+// without the store: a message of 1 to 2000 characters, a license from the registry
+// if one is named, and at most 10000 clean paths to remove. An error is an
+// *storage.InvalidError naming the field. Whether the license is allowed, and the
+// files to remove exist, is AddVersion's to check.
+func (nv NewVersion) Check() error {
+	if err := checkText("message", nv.Message, 2000, true); err != nil {
+		return err
+	}
+	if nv.License != "" {
+		if _, err := license.Lookup(nv.License); err != nil {
+			return storage.Invalid("license", err.Error())
+		}
+	}
+	if len(nv.Remove) > 10000 {
+		return storage.Invalid("remove", "at most 10000 files")
+	}
+	for _, raw := range nv.Remove {
+		if _, err := CleanPath(raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // AddVersion adds the next version of the design slug. Only its owner may.
 func (s *Service) AddVersion(ctx context.Context, actor Actor, slug string, nv NewVersion, files FileSource, bomSource BOMSource) (Version, error) {
 	d, err := s.VersionAuthor(ctx, actor, slug)
 	if err != nil {
 		return Version{}, err
 	}
-	if err := checkText("message", nv.Message, 2000, true); err != nil {
+	if err := nv.Check(); err != nil {
 		return Version{}, err
 	}
 	prev, err := s.store.Version(ctx, d.ID, d.LatestVersion)
@@ -46,9 +71,6 @@ func (s *Service) AddVersion(ctx context.Context, actor Actor, slug string, nv N
 	}
 	lic := prev.License
 	if nv.License != "" && nv.License != prev.License {
-		if _, err := license.Lookup(nv.License); err != nil {
-			return Version{}, storage.Invalid("license", err.Error())
-		}
 		if len(d.Parents) > 0 {
 			if err := s.checkForkLicense(d.Parents, nv.License); err != nil {
 				return Version{}, err

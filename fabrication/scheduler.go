@@ -112,6 +112,9 @@ func (s *Scheduler) Poll(ctx context.Context, m Machine, req agentapi.PollReques
 	if req.Protocol != agentapi.Protocol {
 		return resp, true, fmt.Errorf("%w: the hub speaks protocol %d, the agent %d; upgrade the agent", ErrUnsupported, agentapi.Protocol, req.Protocol)
 	}
+	if err := req.Check(); err != nil {
+		return resp, true, contractError(err)
+	}
 	now := s.clock()
 	if m.LastSeen == nil || now.Sub(*m.LastSeen) > time.Duration(s.HeartbeatSeconds())*time.Second/2 || m.State == MachineOffline {
 		if err := s.store.TouchMachine(ctx, m.ID, now, MachineOffline, MachineIdle); err != nil { // heard from: back online
@@ -278,11 +281,8 @@ func (s *Scheduler) checkLease(m Machine, j Job, lease string) error {
 // says cancel: true when the job was canceled (or over the lab's limits).
 func (s *Scheduler) Event(ctx context.Context, m Machine, id string, req agentapi.EventRequest) (agentapi.EventResponse, error) {
 	var resp agentapi.EventResponse
-	if err := checkText("message", req.Message, 500, false); err != nil {
-		return resp, err
-	}
-	if req.Progress < 0 || req.Progress > 100 {
-		return resp, storage.Invalid("progress", "want 0 to 100")
+	if err := req.Check(); err != nil {
+		return resp, contractError(err)
 	}
 	h := Happening{Actor: s.agentActor(m), Message: req.Message, Retryable: req.Retryable, Progress: req.Progress}
 	switch req.Kind {
@@ -292,11 +292,9 @@ func (s *Scheduler) Event(ctx context.Context, m Machine, id string, req agentap
 		h.Kind = OnFinished
 	case agentapi.EventFailed:
 		h.Kind = OnFailed
-	default:
-		return resp, storage.Invalid("kind", "want started, progress, finished or failed")
 	}
 	var estimate *Estimate
-	if e := req.Estimate; e != nil && e.Seconds >= 0 && e.FilamentMM >= 0 {
+	if e := req.Estimate; e.Usable() { // past its bounds, minutes of it would overflow
 		estimate = &Estimate{Seconds: e.Seconds, FilamentMM: e.FilamentMM}
 	}
 	var lab Lab
@@ -408,3 +406,13 @@ func (s *Scheduler) ExpireLeases(ctx context.Context) (int, error) {
 }
 
 var errNothingToDo = errors.New("nothing to do")
+
+// contractError is an agent's message that breaks the contract (agentapi's Check), as
+// the hub's invalid-request error naming the field.
+func contractError(err error) error {
+	var fe *agentapi.FieldError
+	if errors.As(err, &fe) {
+		return storage.Invalid(fe.Field, fe.Message)
+	}
+	return err
+}

@@ -22,12 +22,7 @@ func (s *Server) bindJSON(c *gin.Context, v any) bool {
 		abort(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as JSON, with Content-Type: application/json")
 		return false
 	}
-	dec := json.NewDecoder(c.Request.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("more than one JSON value in the body")
-	}
+	err := decodeJSON(c.Request.Body, v)
 	if err == nil {
 		return true
 	}
@@ -47,4 +42,20 @@ func (s *Server) bindJSON(c *gin.Context, v any) bool {
 		abort(c, http.StatusBadRequest, "malformed_json", err.Error())
 	}
 	return false
+}
+
+// decodeJSON reads one JSON value from body into v, refusing fields v does not have
+// and anything after the value.
+func decodeJSON(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	// Only white space may follow. (Decoder.More alone says no more before a stray
+	// closing bracket or brace, and such a body was taken.)
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("more than one JSON value in the body")
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -64,10 +63,8 @@ func newUpload(c *gin.Context, meta any) (*upload, error) {
 		}
 		switch part.FormName() {
 		case "meta":
-			dec := json.NewDecoder(io.LimitReader(part, 1<<20))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(meta); err != nil {
-				return nil, &badRequest{"the meta field is not valid JSON for this call: " + err.Error()}
+			if err := decodeMeta(part, meta); err != nil {
+				return nil, err
 			}
 			return u, nil
 		case "bom":
@@ -78,6 +75,28 @@ func newUpload(c *gin.Context, meta any) (*upload, error) {
 			return nil, &badRequest{fmt.Sprintf("send the meta field before %q", part.FormName())}
 		}
 	}
+}
+
+// maxMetaBytes bounds an upload's meta field: a description, tags, parents and
+// paths to remove, never near a megabyte.
+const maxMetaBytes = 1 << 20
+
+// decodeMeta reads an upload's meta field into meta (a *catalog.NewDesign or
+// *catalog.NewVersion): one JSON object of at most maxMetaBytes with only the fields
+// meta has. It ends one of three ways: nil, meta filled; a *badRequest saying why the
+// field cannot be read as that; or an error reading the body (bodyError).
+func decodeMeta(r io.Reader, meta any) error {
+	b, err := io.ReadAll(io.LimitReader(r, maxMetaBytes+1))
+	if err != nil {
+		return bodyError(err)
+	}
+	if len(b) > maxMetaBytes {
+		return &badRequest{fmt.Sprintf("the meta field is over %d bytes", maxMetaBytes)}
+	}
+	if err := decodeJSON(bytes.NewReader(b), meta); err != nil {
+		return &badRequest{"the meta field is not valid JSON for this call: " + err.Error()}
+	}
+	return nil
 }
 
 func (u *upload) readBOM(part *multipart.Part) error {

@@ -275,7 +275,8 @@ func (s *Server) joinMachine(c *gin.Context, status int, join func(context.Conte
 // agentPoll is the long-poll: it answers at once when there is work (or jobs to
 // drop), and otherwise waits for the feed to say work may have appeared in the lab,
 // re-checking the database every few seconds (work queued on another hub replica
-// reaches this one that way), until the wait ends with 204.
+// reaches this one that way), until the wait ends with 204. A hub draining (Drain)
+// ends the wait at once, with the same 204.
 func (s *Server) agentPoll(c *gin.Context) {
 	var req agentapi.PollRequest
 	if !s.bindJSON(c, &req) {
@@ -308,7 +309,7 @@ func (s *Server) agentPoll(c *gin.Context) {
 			c.JSON(http.StatusOK, resp)
 			return
 		}
-		if busy || wait <= 0 {
+		if busy || wait <= 0 || s.isDraining() {
 			c.Status(http.StatusNoContent)
 			return
 		}
@@ -318,6 +319,11 @@ func (s *Server) agentPoll(c *gin.Context) {
 		case <-woken:
 		case <-recheck.C:
 		case <-deadline.C:
+			stop()
+			recheck.Stop()
+			c.Status(http.StatusNoContent)
+			return
+		case <-s.draining:
 			stop()
 			recheck.Stop()
 			c.Status(http.StatusNoContent)
@@ -363,6 +369,8 @@ func (s *Server) agentFile(c *gin.Context) {
 
 // events: GET /api/v1/events?lab=&order= streams job and machine changes as
 // server-sent events. Without filters it streams everything (anyone may watch the whole).
+// The stream ends when the client goes or the hub drains (Drain); a browser then
+// reconnects after the retry the stream asked for.
 func (s *Server) events(c *gin.Context) {
 	release, ok := s.streams.open(clientOf(c))
 	if !ok {
@@ -396,6 +404,8 @@ func (s *Server) events(c *gin.Context) {
 	for {
 		select {
 		case <-c.Request.Context().Done():
+			return
+		case <-s.draining:
 			return
 		case <-keepalive.C:
 			fmt.Fprint(c.Writer, ": keep-alive\n\n")

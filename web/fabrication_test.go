@@ -43,9 +43,14 @@ func bearer(token string) map[string]string {
 // who published a spool holder (a 20 mm cube and a 76 mm ring).
 func newLab(t *testing.T, policy fabrication.Policy) labFixture {
 	t.Helper()
+	return newLabWith(t, policy, Config{PollWait: 200 * time.Millisecond, PollRecheck: 20 * time.Millisecond})
+}
+
+// newLabWith is newLab with the web settings given.
+func newLabWith(t *testing.T, policy fabrication.Policy, cfg Config) labFixture {
+	t.Helper()
 	clock := &fakeClock{now: time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)}
-	b := setupAll(t, Config{PollWait: 200 * time.Millisecond, PollRecheck: 20 * time.Millisecond}, catalog.Limits{},
-		fabrication.Options{LeaseTTL: time.Minute, Clock: clock.Now})
+	b := setupAll(t, cfg, catalog.Limits{}, fabrication.Options{LeaseTTL: time.Minute, Clock: clock.Now})
 	f := labFixture{bundle: b, owner: login(t, b, "ada"), maker: login(t, b, "grace"), clock: clock}
 	publish(t, b, f.maker, map[string]any{"title": "Spool holder", "license": "CERN-OHL-S-2.0"}).want(t, 201, "")
 	b.do(t, call{method: "POST", path: "/api/v1/labs", header: f.owner, body: map[string]any{

@@ -66,6 +66,10 @@ func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
 	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Handler: srv.Handler(), server: srv}, nil
 }
 
+// Drain ends the requests the hub holds open waiting (agents' long polls, live
+// streams) at once; see Server.Drain. Call it when shutting down.
+func (h *Hub) Drain() { h.server.Drain() }
+
 // printables shows catalog versions to fabrication as things to make.
 type printables struct{ catalog *catalog.Service }
 

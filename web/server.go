@@ -84,6 +84,12 @@ type Server struct {
 	metrics  *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// draining is closed by Drain. Every handler that holds a request open waiting for
+	// something to happen (an agent's long poll, a live stream) also waits on it, so a
+	// hub shutting down is not kept waiting by requests that would otherwise end only
+	// on their own timers.
+	draining  chan struct{}
+	drainOnce sync.Once
 }
 
 // New builds the server. Its Handler serves the whole HTTP surface.
@@ -132,6 +138,7 @@ func New(cfg Config, d Deps) *Server {
 		enrolls:    account.NewThrottle(20, 10*time.Minute, 100_000),
 		signups:    account.NewThrottle(cfg.SignupsPerHour, time.Hour, 100_000),
 		meshChecks: account.NewThrottle(cfg.MeshChecksPerMinute, time.Minute, 100_000),
+		draining:   make(chan struct{}),
 	}
 	uploads := cfg.MaxBodyBytes
 	if d.Catalog != nil {
@@ -152,6 +159,24 @@ func New(cfg Config, d Deps) *Server {
 	s.thumbs.draw = make(chan struct{}, 2)
 	s.initMetrics()
 	return s
+}
+
+// Drain ends every request the hub holds open waiting for something to happen, at
+// once and as each would end on its own timer: a held poll is answered 204 (no work),
+// a live stream ends (the browser reconnects, to another replica or to this hub once it
+// is back). Such requests that arrive later end the same way, at once. Requests that
+// are doing work (an upload, a download, a report) are not touched: they finish.
+// http.Server.Shutdown closes the listeners and then waits for them; cmd/fabhub calls
+// Drain from Shutdown (RegisterOnShutdown). Drain may be called more than once.
+func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
+
+func (s *Server) isDraining() bool {
+	select {
+	case <-s.draining:
+		return true
+	default:
+		return false
+	}
 }
 
 // Handler builds the router.

@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 )
 
 // openStream opens a live stream of changes (query: lab= or order=).
@@ -147,5 +149,67 @@ func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool
 			t.Fatalf("after %s: %s did not happen", within, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDrainEndsHeldRequests: Drain answers a held poll 204 and ends a live stream
+// cleanly, at once rather than when their minute-long waits end; a poll or stream that
+// comes after is ended as soon as it starts.
+func TestDrainEndsHeldRequests(t *testing.T) {
+	t.Parallel()
+	f := newLabWith(t, fabrication.Policy{}, Config{PollWait: time.Minute, PollRecheck: time.Minute})
+	srv := httptest.NewServer(f.h)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	poll := func() (int, error) {
+		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+agentapi.PathPoll, strings.NewReader(`{"protocol":2,"state":"idle","jobs":[],"wait_s":60}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", f.machine["Authorization"])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		_, err = io.ReadAll(resp.Body)
+		return resp.StatusCode, err
+	}
+	// stream opens a live stream and returns a channel that hears how it ended.
+	stream := func() chan error {
+		resp, err := openStream(t, ctx, srv.URL, "")
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("open stream: got %v, %v", resp, err)
+		}
+		ended := make(chan error, 1)
+		go func() {
+			defer resp.Body.Close()
+			_, err := io.ReadAll(resp.Body)
+			ended <- err
+		}()
+		return ended
+	}
+
+	streamEnded := stream()
+	type answer struct {
+		status int
+		err    error
+	}
+	polled := make(chan answer, 1)
+	go func() { s, err := poll(); polled <- answer{s, err} }()
+	start := time.Now()
+	f.server.Drain()
+	f.server.Drain() // a second call is harmless
+	if a := <-polled; a.err != nil || a.status != http.StatusNoContent || time.Since(start) > 10*time.Second {
+		t.Errorf("a held poll on Drain: got %d, %v after %s; want 204 at once", a.status, a.err, time.Since(start))
+	}
+	if err := <-streamEnded; err != nil {
+		t.Errorf("a live stream on Drain: got %v, want a clean end", err)
+	}
+	start = time.Now()
+	if status, err := poll(); err != nil || status != http.StatusNoContent || time.Since(start) > 10*time.Second {
+		t.Errorf("a poll after Drain: got %d, %v after %s; want 204 at once", status, err, time.Since(start))
+	}
+	if err := <-stream(); err != nil {
+		t.Errorf("a live stream after Drain: got %v, want a clean end", err)
 	}
 }

@@ -116,7 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cron.Start()
 	defer cron.Stop()
-	return serve(ctx, log, cfg, hub.Handler)
+	return serve(ctx, log, cfg, hub.Handler, hub.Drain)
 }
 
 // stores is what openStores connected, with the seams the rest of the hub uses.
@@ -208,8 +208,10 @@ func maintenanceTasks(st *stores, designs *catalog.Service, fab fabrication.Fabr
 	return tasks
 }
 
-// serve runs the HTTP server until ctx ends, then lets in-flight requests finish.
-func serve(ctx context.Context, log *slog.Logger, cfg Config, h http.Handler) error {
+// serve runs the HTTP server until ctx ends, then lets in-flight requests finish:
+// drain, called as the shutdown begins, ends the requests that would otherwise be
+// held open until their own timers run out (long polls, live streams).
+func serve(ctx context.Context, log *slog.Logger, cfg Config, h http.Handler, drain func()) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -221,6 +223,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg Config, h http.Handler) er
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(drain)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("fabhub listening", "addr", ln.Addr().String())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -38,7 +39,7 @@ func TestClientRetriesOnlyWhatIsWorthRetrying(t *testing.T) {
 				w.WriteHeader(http.StatusServiceUnavailable)
 				return
 			}
-			w.Write([]byte(`{"job":{"id":"j1"},"lease":"l1","heartbeat_s":20}`))
+			w.Write([]byte(`{"job":{"id":"j1","attempt":1,"version":1,"file":"a.stl","sha256":"` + strings.Repeat("ab", 32) + `","size":1},"lease":"l1","file_url":"/api/v1/agent/jobs/j1/file","heartbeat_s":20}`))
 		case "/api/v1/agent/jobs/stale/events":
 			calls.Add(1)
 			w.WriteHeader(http.StatusConflict)
@@ -309,5 +310,38 @@ func TestSettlingIsBounded(t *testing.T) {
 	a.settlingSince = time.Now().Add(-time.Hour)
 	if st := a.settle(Status{State: PrinterFinished}); st.State != PrinterFinished || !a.settlingSince.IsZero() {
 		t.Fatalf("a record that came: got %+v (since %v), want finished and the wait forgotten", st, a.settlingSince)
+	}
+}
+
+// TestClientRefusesABrokenAnswer: a poll's answer that breaks the contract (here, a
+// file URL off the hub, where the agent would send its token) is refused, not acted
+// on and not asked again; and a printer's long message is clipped to what the hub takes.
+func TestClientRefusesABrokenAnswer(t *testing.T) {
+	t.Parallel()
+	var polls atomic.Int32
+	var message atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case agentapi.PathPoll:
+			polls.Add(1)
+			w.Write([]byte(`{"job":{"id":"j1","attempt":1,"version":1,"file":"a.stl","sha256":"` + strings.Repeat("ab", 32) + `","size":1},"lease":"l1","file_url":"//evil.example/f","heartbeat_s":20}`))
+		default:
+			var req agentapi.EventRequest
+			json.NewDecoder(r.Body).Decode(&req)
+			message.Store(req.Message)
+			w.Write([]byte(`{"lease_expires_at":"2026-11-30T22:00:00Z"}`))
+		}
+	}))
+	defer srv.Close()
+	c := fastClient(srv.URL)
+	resp, err := c.Poll(context.Background(), agentapi.PollRequest{})
+	if !errors.Is(err, ErrRefused) || resp != nil || polls.Load() != 1 || !strings.Contains(err.Error(), "file_url") {
+		t.Fatalf("a file URL off the hub: got %+v, %v after %d polls; want ErrRefused naming file_url after 1", resp, err, polls.Load())
+	}
+	if _, err := c.Event(context.Background(), "j1", agentapi.EventRequest{Kind: agentapi.EventFailed, Message: strings.Repeat("klipper says ", 100)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := message.Load().(string); utf8.RuneCountInString(got) > agentapi.MaxMessage || !strings.HasPrefix(got, "klipper says") {
+		t.Fatalf("a long message reached the hub as %d characters, want at most %d", utf8.RuneCountInString(got), agentapi.MaxMessage)
 	}
 }

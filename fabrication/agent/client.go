@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -172,6 +173,10 @@ func (c *Client) Ping(ctx context.Context) error {
 // Poll asks for work; nil means none came before the hub's wait ended.
 func (c *Client) Poll(ctx context.Context, req agentapi.PollRequest) (*agentapi.PollResponse, error) {
 	req.Protocol = cmp.Or(c.Protocol, agentapi.Protocol)
+	req.Jobs = slices.Clone(req.Jobs)
+	for i := range req.Jobs {
+		req.Jobs[i].Message = agentapi.ClipMessage(req.Jobs[i].Message) // a printer's words can be any length
+	}
 	var resp agentapi.PollResponse
 	var got bool
 	err := c.retry(ctx, func() (err error) {
@@ -181,12 +186,18 @@ func (c *Client) Poll(ctx context.Context, req agentapi.PollRequest) (*agentapi.
 	if err != nil || !got {
 		return nil, err
 	}
+	if err := resp.Check(); err != nil {
+		// Not retried: the same hub would answer the same. A job it claimed for this
+		// machine goes back to its queue when the lease runs out.
+		return nil, fmt.Errorf("%w: the hub's answer to a poll breaks the contract: %w", ErrRefused, err)
+	}
 	return &resp, nil
 }
 
 // Event reports on a held job. Reports are idempotent on the hub (a repeated progress
 // or a repeated finish changes nothing), so they are retried.
 func (c *Client) Event(ctx context.Context, id string, req agentapi.EventRequest) (agentapi.EventResponse, error) {
+	req.Message = agentapi.ClipMessage(req.Message) // a printer's words can be any length
 	var resp agentapi.EventResponse
 	err := c.retry(ctx, func() error {
 		_, err := c.do(ctx, "POST", agentapi.JobPath(agentapi.PathJobEvents, id), req, &resp, nil)
@@ -217,7 +228,7 @@ const downloadStalls = 6
 //
 // fileURL must be a path on the hub: the agent sends its token to no other place.
 func (c *Client) Download(ctx context.Context, fileURL, lease, wantSHA string, dst string, progress func(done, total int64)) error {
-	if !strings.HasPrefix(fileURL, "/") || strings.HasPrefix(fileURL, "//") || strings.ContainsAny(fileURL, "\\\r\n") {
+	if !agentapi.HubPath(fileURL) {
 		return fmt.Errorf("%w: the file URL %q is not a path on the hub", ErrRefused, fileURL)
 	}
 	d := &download{c: c, url: c.Hub + fileURL, lease: lease, want: wantSHA, part: dst + ".part", progress: progress}

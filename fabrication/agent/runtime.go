@@ -128,7 +128,7 @@ func (a *Agent) pull(ctx context.Context) error {
 	if err != nil || resp == nil || resp.Job == nil {
 		return err
 	}
-	if !validJobID(resp.Job.ID) {
+	if !agentapi.ValidJobID(resp.Job.ID) {
 		// It would become part of paths on this machine and on the printer. Nothing is
 		// recorded: the lease runs out and the hub queues the job again.
 		return fmt.Errorf("the hub sent a job id that is not a plain name (%q); ignoring it", resp.Job.ID)
@@ -146,19 +146,6 @@ func (a *Agent) readyEvery() time.Duration {
 		return a.ReadyEvery
 	}
 	return 5 * time.Second
-}
-
-// validJobID: letters, digits, '-' and '_', at most 64 of them.
-func validJobID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for _, r := range id {
-		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '-' && r != '_' {
-			return false
-		}
-	}
-	return true
 }
 
 // handBack returns a job that never reached the printer to the hub's queue (a poll
