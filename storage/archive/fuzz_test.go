@@ -74,7 +74,7 @@ func (b *memBlobs) List(ctx context.Context, prefix string, fn func(storage.Blob
 	return nil
 }
 func (b *memBlobs) Sweep(ctx context.Context, olderThan time.Duration) (int, error) { return 0, nil }
-func (b *memBlobs) Ping(ctx context.Context) error                                 { return nil }
+func (b *memBlobs) Ping(ctx context.Context) error                                  { return nil }
 
 // archiveOf builds an archive of header and records (lines) with one blob.
 func archiveOf(header, records, blob []byte) []byte {
