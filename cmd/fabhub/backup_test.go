@@ -31,18 +31,20 @@ import (
 // hubProcess is a fabhub running in a process of its own (this test binary, see
 // TestMain), as a hub being backed up runs beside the `fabhub backup` that copies it.
 type hubProcess struct {
-	base  string
-	cmd   *exec.Cmd
-	ended chan struct{} // closed when its stderr ends: it has exited
+	base    string
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed once the process has exited
+	waitErr error         // how it exited, once exited is closed
 }
 
-// startHubProcess starts a hub on dataDir and waits until it says it is listening. It
-// is stopped with SIGINT, as an operator stops it, when the test ends or by stop.
-func startHubProcess(t *testing.T, dataDir string) *hubProcess {
+// startHubProcess starts a hub on dataDir, with env added to its environment, and
+// waits until it says it is listening. It is stopped with SIGINT, as an operator stops
+// it, when the test ends or by stop.
+func startHubProcess(t *testing.T, dataDir string, env ...string) *hubProcess {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(os.Args[0], "-addr", addr, "-data", dataDir, "-log-level", "info")
-	cmd.Env = append(os.Environ(), "FAB_TEST_RUN_FABHUB=1")
+	cmd.Env = append(append(os.Environ(), "FAB_TEST_RUN_FABHUB=1"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -50,13 +52,11 @@ func startHubProcess(t *testing.T, dataDir string) *hubProcess {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ended := make(chan struct{})
-	h := &hubProcess{base: "http://" + addr, cmd: cmd, ended: ended}
+	h := &hubProcess{base: "http://" + addr, cmd: cmd, exited: make(chan struct{})}
 	listening := make(chan struct{})
 	var logMu sync.Mutex
 	var log strings.Builder
 	go func() {
-		defer close(ended)
 		sc := bufio.NewScanner(stderr)
 		said := false
 		for sc.Scan() {
@@ -68,17 +68,21 @@ func startHubProcess(t *testing.T, dataDir string) *hubProcess {
 				close(listening)
 			}
 		}
+		h.waitErr = cmd.Wait() // after the pipe is read to its end, as Wait wants
+		close(h.exited)
 	}()
 	t.Cleanup(func() {
 		h.stop()
 		if t.Failed() {
+			logMu.Lock()
 			t.Logf("hub on %s logged:\n%s", dataDir, log.String())
+			logMu.Unlock()
 		}
 	})
 	select {
 	case <-listening:
-	case <-ended:
-		t.Fatal("the hub stopped before it listened")
+	case <-h.exited:
+		t.Fatalf("the hub stopped before it listened: %v", h.waitErr)
 	case <-time.After(30 * time.Second):
 		t.Fatal("the hub did not listen within 30 s")
 	}
@@ -87,11 +91,32 @@ func startHubProcess(t *testing.T, dataDir string) *hubProcess {
 
 // stop asks the hub to shut down and waits for it; stopping twice is harmless.
 func (h *hubProcess) stop() {
-	if h.cmd.ProcessState == nil {
+	select {
+	case <-h.exited:
+	default:
 		h.cmd.Process.Signal(os.Interrupt)
-		<-h.ended // Wait closes the pipe, so read it to the end first
-		h.cmd.Wait()
+		<-h.exited
 	}
+}
+
+// call sends a JSON request with a token (if any) and decodes a JSON answer into out.
+func (h *hubProcess) call(t *testing.T, method, path, token string, body, out any) int {
+	t.Helper()
+	j, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, h.base+path, bytes.NewReader(j))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
 }
 
 // hubClient calls a hub's API with a personal token.

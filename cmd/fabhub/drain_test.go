@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -18,84 +16,13 @@ import (
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 )
 
-// signalledHub is a fabhub process (this test binary, see TestMain) the test signals
-// and watches exit.
-type signalledHub struct {
-	cmd     *exec.Cmd
-	base    string
-	exited  chan struct{} // closed when the process has exited
-	waitErr *error        // how it exited, once exited is closed
-}
-
-// startHubProcess starts fabhub on a fresh data dir and waits until it is ready.
-func startSignalledHub(t *testing.T, env ...string) signalledHub {
-	t.Helper()
-	addr := freeAddr(t)
-	cmd := exec.Command(os.Args[0], "-addr", addr, "-data", filepath.Join(t.TempDir(), "data"), "-log-level", "info")
-	cmd.Env = append(append(os.Environ(), "FAB_TEST_RUN_FABHUB=1"), env...)
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "fabhub.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := signalledHub{cmd: cmd, base: "http://" + addr, exited: make(chan struct{}), waitErr: new(error)}
-	go func() { *h.waitErr = cmd.Wait(); close(h.exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-h.exited
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("fabhub's log:\n%s", b)
-		}
-	})
-	for i := 0; ; i++ {
-		if resp, err := http.Get(h.base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return h
-			}
-		}
-		select {
-		case <-h.exited:
-			t.Fatalf("fabhub stopped before it was ready: %v", *h.waitErr)
-		case <-time.After(50 * time.Millisecond): // a process: nothing to wait on but its answer
-		}
-		if i > 400 {
-			t.Fatal("fabhub was not ready within 20 s")
-		}
-	}
-}
-
-// call sends a JSON request and decodes a JSON answer into out, if any.
-func (h signalledHub) call(t *testing.T, method, path, token string, body, out any) int {
-	t.Helper()
-	j, _ := json.Marshal(body)
-	req, _ := http.NewRequest(method, h.base+path, bytes.NewReader(j))
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	if out != nil {
-		json.NewDecoder(resp.Body).Decode(out)
-	}
-	return resp.StatusCode
-}
-
 // TestSIGTERMDrainsHeldRequests: with an agent's long poll and a live stream open, a
 // SIGTERM makes the hub answer the poll as its wait ending would (204), end the stream
 // cleanly and exit at once, not at the end of a 20 s shutdown wait.
 func TestSIGTERMDrainsHeldRequests(t *testing.T) {
 	t.Parallel()
 	const shutdownWait = 20 * time.Second
-	h := startSignalledHub(t, "FAB_SHUTDOWN_WAIT="+shutdownWait.String())
+	h := startHubProcess(t, filepath.Join(t.TempDir(), "data"), "FAB_SHUTDOWN_WAIT="+shutdownWait.String())
 
 	// A person, a lab and an enrolled machine.
 	h.call(t, "POST", "/api/v1/users", "", map[string]string{"handle": "ada", "email": "ada@example.org", "password": "correct horse battery"}, nil)
@@ -182,8 +109,8 @@ func TestSIGTERMDrainsHeldRequests(t *testing.T) {
 	}
 	select {
 	case <-h.exited:
-		if took := time.Since(signalled); *h.waitErr != nil || took > 5*time.Second {
-			t.Errorf("exit after SIGTERM: got %v after %s, want a clean exit within 5 s (shutdown wait %s)", *h.waitErr, took.Round(time.Millisecond), shutdownWait)
+		if took := time.Since(signalled); h.waitErr != nil || took > 5*time.Second {
+			t.Errorf("exit after SIGTERM: got %v after %s, want a clean exit within 5 s (shutdown wait %s)", h.waitErr, took.Round(time.Millisecond), shutdownWait)
 		}
 	case <-time.After(shutdownWait + 10*time.Second):
 		t.Fatalf("fabhub did not exit within %s of SIGTERM", shutdownWait+10*time.Second)
