@@ -258,6 +258,32 @@ func TestPrusaLink(t *testing.T) {
 		}
 	})
 
+	t.Run("digest authentication with MD5-sess", func(t *testing.T) {
+		t.Parallel()
+		r := setupPrusaLink(t)
+		r.srv.SetDigestSess(true)
+		d := r.open(PrusaLinkConfig{User: "maker", Password: "right-password"})
+		if err := d.Start(ctx, a1, file); err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, d, a1, PrinterPrinting, false)
+	})
+
+	t.Run("the printer restarted mid-print", func(t *testing.T) {
+		t.Parallel()
+		r := setupPrusaLink(t)
+		d := r.open(PrusaLinkConfig{})
+		if err := d.Start(ctx, a1, file); err != nil {
+			t.Fatal(err)
+		}
+		r.srv.Advance(0.6)
+		r.srv.Restart()
+		// The file is there and no job names it: part of a print may be on the bed,
+		// which only a person can judge. Not gone (it would be printed again), not failed.
+		wantStatus(t, d, a1, PrinterUnknown, false)
+		wantStatus(t, r.open(PrusaLinkConfig{}), a1, PrinterUnknown, false)
+	})
+
 	t.Run("a storage the printer does not have: 404", func(t *testing.T) {
 		t.Parallel()
 		r := setupPrusaLink(t)

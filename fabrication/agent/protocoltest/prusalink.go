@@ -35,6 +35,7 @@ type PrusaLink struct {
 	phys    physical
 	cancels int
 	forget  bool // the job is dropped as soon as it ends, as PrusaLink's source does
+	sess    bool // the challenge asks for MD5-sess
 	before  func()
 }
 
@@ -95,6 +96,9 @@ func (p *PrusaLink) authorized(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	ha1 := md5hex(p.User + ":" + prusaRealm + ":" + p.Password)
+	if p.sess {
+		ha1 = md5hex(ha1 + ":" + f["nonce"] + ":" + f["cnonce"])
+	}
 	ha2 := md5hex(r.Method + ":" + f["uri"])
 	want := md5hex(strings.Join([]string{ha1, f["nonce"], f["nc"], f["cnonce"], f["qop"], ha2}, ":"))
 	if p.User == "" || f["username"] != p.User || f["realm"] != prusaRealm || f["qop"] != "auth" ||
@@ -111,7 +115,11 @@ func (p *PrusaLink) challenge(w http.ResponseWriter, stale bool) {
 	rand.Read(b)
 	nonce := hex.EncodeToString(b)
 	p.nonces[nonce] = time.Now()
-	h := fmt.Sprintf(`Digest realm=%q, qop="auth", algorithm="MD5", nonce=%q, opaque="fabtest"`, prusaRealm, nonce)
+	alg := "MD5"
+	if p.sess {
+		alg = "MD5-sess"
+	}
+	h := fmt.Sprintf(`Digest realm=%q, qop="auth", algorithm=%q, nonce=%q, opaque="fabtest"`, prusaRealm, alg, nonce)
 	if stale {
 		h += ", stale=true"
 	}
@@ -461,6 +469,10 @@ func (p *PrusaLink) StartOther(name string) {
 // SetForgetEndedJobs drops a job as soon as it ends, as PrusaLink's source does,
 // instead of keeping it until someone acknowledges the end.
 func (p *PrusaLink) SetForgetEndedJobs(v bool) { p.mu.Lock(); p.forget = v; p.mu.Unlock() }
+
+// SetDigestSess makes the challenge ask for MD5-sess instead of MD5 (poorwsgi, under
+// PrusaLink, can be set to either; which PrusaLink uses was not checked).
+func (p *PrusaLink) SetDigestSess(v bool) { p.mu.Lock(); p.sess = v; p.mu.Unlock() }
 
 // SetBeforeUpload runs f as each upload arrives, before PrusaLink handles it.
 func (p *PrusaLink) SetBeforeUpload(f func()) { p.mu.Lock(); p.before = f; p.mu.Unlock() }
