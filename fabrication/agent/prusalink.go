@@ -40,8 +40,9 @@ type PrusaLink struct {
 	api     printerAPI
 	storage string
 
-	mu   sync.Mutex
-	seen map[string]bool // keys of the prints this driver saw as PrusaLink's job
+	mu      sync.Mutex
+	seen    map[string]bool // keys of the prints this driver saw as PrusaLink's job
+	started map[string]bool // keys of the prints PrusaLink took with a 201
 }
 
 // PrusaLinkConfig says how to reach a PrusaLink: an API key, or a user and password
@@ -84,7 +85,7 @@ func NewPrusaLink(c PrusaLinkConfig) (*PrusaLink, error) {
 	case strings.ContainsAny(storage, "/?#% ") || storage == "." || storage == "..":
 		return nil, fmt.Errorf("prusalink: %q is not a storage name (local or usb)", storage)
 	}
-	return &PrusaLink{api: api, storage: storage, seen: map[string]bool{}}, nil
+	return &PrusaLink{api: api, storage: storage, seen: map[string]bool{}, started: map[string]bool{}}, nil
 }
 
 // prusaJob is GET /api/v1/job's answer (the spec's Job).
@@ -194,6 +195,9 @@ func (d *PrusaLink) Start(ctx context.Context, p Print, file string) error {
 	name := printerFileName(p)
 	err := d.upload(ctx, name, file)
 	if err == nil {
+		d.mu.Lock()
+		d.started[p.Key()] = true
+		d.mu.Unlock()
 		d.remember(ctx, p)
 		return nil
 	}
@@ -279,6 +283,13 @@ func (d *PrusaLink) wasSeen(p Print) bool {
 	return d.seen[p.Key()]
 }
 
+// awaited: PrusaLink took p to print and has not shown it as its job yet.
+func (d *PrusaLink) awaited(p Print) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.started[p.Key()] && !d.seen[p.Key()]
+}
+
 // Status answers from the printer's job when it is this print's; else from the end
 // state of the job this driver saw printing it; else from whether its file is on the
 // printer (no: PrinterGone; yes: PrinterUnknown, as PrusaLink keeps no history).
@@ -312,6 +323,11 @@ func (d *PrusaLink) Status(ctx context.Context, p Print) (Status, error) {
 		return Status{State: PrinterGone}, nil
 	case err != nil:
 		return Status{}, err
+	case j == nil && d.awaited(p):
+		// The upload's 201 came after PrusaLink queued the start (web/files.py,
+		// file_upload; printer_adapter/command_handlers.py, StartPrint); the printer
+		// may show it a moment later. The agent waits, for a while.
+		return Status{State: PrinterPrinting, Settling: true, Message: "prusalink took the file and does not show the print started yet"}, nil
 	}
 	return Status{State: PrinterUnknown, Message: "prusalink keeps no record of ended prints: the file is on the printer, and the printer no longer shows its job (its end acknowledged at the printer, or the printer restarted)"}, nil
 }

@@ -284,6 +284,26 @@ func TestPrusaLink(t *testing.T) {
 		wantStatus(t, r.open(PrusaLinkConfig{}), a1, PrinterUnknown, false)
 	})
 
+	t.Run("a start shown a moment after the upload", func(t *testing.T) {
+		t.Parallel()
+		r := setupPrusaLink(t)
+		r.srv.SetHoldStarts(true)
+		d := r.open(PrusaLinkConfig{})
+		if err := d.Start(ctx, a1, file); err != nil {
+			t.Fatal(err)
+		}
+		// Not unknown, not gone: the agent waits (bounded by its settle limit).
+		if st := wantStatus(t, d, a1, PrinterPrinting, false); !st.Settling {
+			t.Fatalf("before the start shows: got %+v, want settling", st)
+		}
+		r.srv.ReleaseStart()
+		if st := wantStatus(t, d, a1, PrinterPrinting, false); st.Settling {
+			t.Fatalf("printing: got %+v, want not settling", st)
+		}
+		r.srv.Complete()
+		wantStatus(t, d, a1, PrinterFinished, false)
+	})
+
 	t.Run("a storage the printer does not have: 404", func(t *testing.T) {
 		t.Parallel()
 		r := setupPrusaLink(t)

@@ -36,6 +36,8 @@ type PrusaLink struct {
 	cancels int
 	forget  bool // the job is dropped as soon as it ends, as PrusaLink's source does
 	sess    bool // the challenge asks for MD5-sess
+	hold    bool // an upload's print starts only on ReleaseStart
+	held    string
 	before  func()
 }
 
@@ -312,7 +314,11 @@ func (p *PrusaLink) upload(w http.ResponseWriter, r *http.Request, storage, name
 			prusaError(w, r, http.StatusConflict, "Not in state to print", "Printer is not in state to print.")
 			return
 		}
-		p.begin(name)
+		if p.hold {
+			p.state, p.held = "BUSY", name
+		} else {
+			p.begin(name)
+		}
 	}
 	w.WriteHeader(http.StatusCreated)
 }
@@ -473,6 +479,22 @@ func (p *PrusaLink) SetForgetEndedJobs(v bool) { p.mu.Lock(); p.forget = v; p.mu
 // SetDigestSess makes the challenge ask for MD5-sess instead of MD5 (poorwsgi, under
 // PrusaLink, can be set to either; which PrusaLink uses was not checked).
 func (p *PrusaLink) SetDigestSess(v bool) { p.mu.Lock(); p.sess = v; p.mu.Unlock() }
+
+// SetHoldStarts makes the print an upload asks for start only when the test calls
+// ReleaseStart: the printer BUSY meanwhile, with no job. It models a start that shows
+// a moment after the 201 (StartPrint goes through PrusaLink's command queue to the
+// printer), not a behaviour read in PrusaLink's source.
+func (p *PrusaLink) SetHoldStarts(v bool) { p.mu.Lock(); p.hold = v; p.mu.Unlock() }
+
+// ReleaseStart starts the print an upload asked for.
+func (p *PrusaLink) ReleaseStart() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held != "" {
+		p.begin(p.held)
+		p.held = ""
+	}
+}
 
 // SetBeforeUpload runs f as each upload arrives, before PrusaLink handles it.
 func (p *PrusaLink) SetBeforeUpload(f func()) { p.mu.Lock(); p.before = f; p.mu.Unlock() }
