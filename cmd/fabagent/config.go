@@ -31,7 +31,9 @@ type config struct {
 	Driver                            string
 	SimSpeed, SimSeconds, SimFailRate float64
 	OctoPrintURL, MoonrakerURL        string
+	PrusaLinkURL, PrusaLinkStorage    string
 	APIKey                            string
+	PrinterUser, PrinterPassword      string
 	Command                           string
 
 	Slicer, CuraEngine, CuraDefinition, CuraSearchPath, CuraSettings string
@@ -63,13 +65,17 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.Float64Var(&c.Nozzle, "nozzle", 0.4, "capabilities: nozzle diameter in mm")
 	fs.StringVar(&c.Materials, "materials", "PLA", "capabilities: loaded materials, comma-separated")
 	fs.StringVar(&c.Tags, "tags", "", "capabilities: tags, comma-separated (e.g. enclosure,direct-drive)")
-	fs.StringVar(&c.Driver, "driver", env("FAB_DRIVER", "sim"), "printer driver: sim, octoprint, moonraker or command")
+	fs.StringVar(&c.Driver, "driver", env("FAB_DRIVER", "sim"), "printer driver: sim, octoprint, moonraker, prusalink or command")
 	fs.Float64Var(&c.SimSpeed, "sim-speed", 1, "sim: how many times faster than real time prints run")
 	fs.Float64Var(&c.SimSeconds, "sim-seconds", 1200, "sim: a print's length at speed 1, in seconds")
 	fs.Float64Var(&c.SimFailRate, "sim-fail-rate", 0, "sim: fraction of prints that fail")
 	fs.StringVar(&c.OctoPrintURL, "octoprint-url", "", "octoprint: the OctoPrint URL, e.g. http://octopi.local")
 	fs.StringVar(&c.MoonrakerURL, "moonraker-url", "", "moonraker: the Moonraker URL, e.g. http://printer.local:7125")
-	fs.StringVar(&c.APIKey, "api-key", env("FAB_PRINTER_API_KEY", ""), "octoprint/moonraker: the printer's API key (FAB_PRINTER_API_KEY)")
+	fs.StringVar(&c.PrusaLinkURL, "prusalink-url", "", "prusalink: the PrusaLink URL, e.g. http://prusa-mk4.local")
+	fs.StringVar(&c.PrusaLinkStorage, "prusalink-storage", "local", "prusalink: where files go: local (PrusaLink on a Raspberry Pi) or usb (MK4, XL, MINI)")
+	fs.StringVar(&c.APIKey, "api-key", env("FAB_PRINTER_API_KEY", ""), "octoprint/moonraker/prusalink: the printer's API key (FAB_PRINTER_API_KEY)")
+	fs.StringVar(&c.PrinterUser, "printer-user", env("FAB_PRINTER_USER", ""), "prusalink: the user for HTTP digest authentication, instead of --api-key (FAB_PRINTER_USER)")
+	fs.StringVar(&c.PrinterPassword, "printer-password", env("FAB_PRINTER_PASSWORD", ""), "prusalink: the password for HTTP digest authentication (FAB_PRINTER_PASSWORD)")
 	fs.StringVar(&c.Command, "command", "", "command: the command to run, with {file} for the job's file")
 	fs.StringVar(&c.Slicer, "slicer", "", "slice meshes on this machine: cura (empty: send files as they are)")
 	fs.StringVar(&c.CuraEngine, "cura-engine", "CuraEngine", "cura: the CuraEngine binary")
@@ -184,10 +190,16 @@ func (c config) driver() (agent.Driver, error) {
 			return nil, errors.New("moonraker needs --moonraker-url, e.g. http://printer.local:7125")
 		}
 		return agent.NewMoonraker(c.MoonrakerURL, c.APIKey)
+	case "prusalink":
+		if c.PrusaLinkURL == "" {
+			return nil, errors.New("prusalink needs --prusalink-url, e.g. http://prusa-mk4.local")
+		}
+		return agent.NewPrusaLink(agent.PrusaLinkConfig{URL: c.PrusaLinkURL, APIKey: c.APIKey,
+			User: c.PrinterUser, Password: c.PrinterPassword, Storage: c.PrusaLinkStorage})
 	case "command":
 		return agent.NewCommand(c.Command, c.State)
 	}
-	return nil, fmt.Errorf("driver %q: want sim, octoprint, moonraker or command", c.Driver)
+	return nil, fmt.Errorf("driver %q: want sim, octoprint, moonraker, prusalink or command", c.Driver)
 }
 
 func (c config) slicer() (agent.Slicer, error) {

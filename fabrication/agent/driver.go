@@ -33,8 +33,9 @@ type Status struct {
 	// Canceled, with PrinterFailed: the print was stopped on purpose (at the printer, or
 	// by the agent), not by a fault of the machine, so it is not worth printing again.
 	Canceled bool
-	// Settling, with PrinterPrinting: the print has stopped and the printer has not yet
-	// recorded how it ended. The agent waits for the record, for a while.
+	// Settling, with PrinterPrinting: the printer does not yet show how the print
+	// stands: it has stopped and its end is not recorded yet, or the printer took it
+	// and does not show it started yet. The agent waits, for a while.
 	Settling bool
 }
 

@@ -449,5 +449,8 @@ func TestPrinterURLMustBeHTTP(t *testing.T) {
 		if _, err := NewMoonraker(u, ""); err == nil {
 			t.Errorf("NewMoonraker(%q): got no error", u)
 		}
+		if _, err := NewPrusaLink(PrusaLinkConfig{URL: u, APIKey: "k"}); err == nil {
+			t.Errorf("NewPrusaLink(%q): got no error", u)
+		}
 	}
 }

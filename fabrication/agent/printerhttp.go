@@ -18,13 +18,14 @@ import (
 	"time"
 )
 
-// printerAPI is the HTTP plumbing OctoPrint and Moonraker share: a base URL, an
-// X-Api-Key header (both projects use that name), JSON answers and streamed multipart
-// uploads.
+// printerAPI is the HTTP plumbing OctoPrint, Moonraker and PrusaLink share: a base
+// URL, an X-Api-Key header (all three use that name) or HTTP digest authentication,
+// JSON answers and streamed uploads.
 type printerAPI struct {
-	name   string // "octoprint" or "moonraker", for messages
+	name   string // "octoprint", "moonraker" or "prusalink", for messages
 	base   string
 	apiKey string
+	digest *digestAuth // nil unless the printer is reached with a user and password
 	http   *http.Client
 	// refusedKey tells, from a non-2xx answer, whether the printer refused the key:
 	// each server says so its own way.
@@ -46,10 +47,14 @@ type printerError struct {
 	status     int
 	msg        string
 	refusedKey bool
+	byPassword bool // the agent authenticated with a user and password, not a key
 }
 
 func (e *printerError) Error() string {
-	if e.refusedKey {
+	switch {
+	case e.refusedKey && e.byPassword:
+		return fmt.Sprintf("%s refused the user and password (it answered %d: %s): check --printer-user and --printer-password", e.printer, e.status, e.msg)
+	case e.refusedKey:
 		return fmt.Sprintf("%s refused the API key (it answered %d: %s): check --api-key", e.printer, e.status, e.msg)
 	}
 	return fmt.Sprintf("%s answered %d: %s", e.printer, e.status, e.msg)
@@ -95,7 +100,7 @@ func (p printerAPI) send(req *http.Request, out any) error {
 	if p.apiKey != "" {
 		req.Header.Set("X-Api-Key", p.apiKey)
 	}
-	resp, err := p.http.Do(req)
+	resp, err := p.do(req)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p.name, err)
 	}
@@ -103,7 +108,8 @@ func (p printerAPI) send(req *http.Request, out any) error {
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		msg := errorMessage(b)
-		return &printerError{printer: p.name, status: resp.StatusCode, msg: msg, refusedKey: p.refusedKey(resp.StatusCode, msg)}
+		return &printerError{printer: p.name, status: resp.StatusCode, msg: msg,
+			refusedKey: p.refusedKey(resp.StatusCode, msg), byPassword: p.digest != nil}
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
@@ -114,12 +120,20 @@ func (p printerAPI) send(req *http.Request, out any) error {
 	return nil
 }
 
-// errorMessage pulls a message out of either project's error bodies
+// errorMessage pulls a message out of each project's error bodies
 // ({"error":"..."} from OctoPrint, {"error":{"code","message"}} from Moonraker) or
 // returns the text itself, on one line and short (an error page can be HTML).
 func errorMessage(b []byte) string {
 	var shape struct {
 		Error json.RawMessage `json:"error"`
+	}
+	// PrusaLink's JSON errors: {"title", "message"} (conditions.py, LinkError).
+	var link struct {
+		Title   string `json:"title"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(b, &link) == nil && link.Title != "" {
+		return oneLine(link.Title+": "+link.Message, 200)
 	}
 	if json.Unmarshal(b, &shape) == nil && len(shape.Error) > 0 {
 		var s string

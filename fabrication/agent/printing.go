@@ -218,8 +218,8 @@ func oneLine(s string, max int) string {
 // before the agent stops waiting and leaves the job to an operator.
 const settleLimit = 2 * time.Minute
 
-// settle bounds a printer's "the print ended; its record is not written yet": past
-// settleLimit the outcome is unknown.
+// settle bounds a printer's "the print ended; its record is not written yet" (or
+// "taken; not shown started yet"): past settleLimit the outcome is unknown.
 func (a *Agent) settle(st Status) Status {
 	if !st.Settling {
 		a.settlingSince = time.Time{}
@@ -230,7 +230,7 @@ func (a *Agent) settle(st Status) Status {
 	}
 	if time.Since(a.settlingSince) > settleLimit {
 		a.settlingSince = time.Time{}
-		return Status{State: PrinterUnknown, Message: "the printer stopped the print and never recorded how it ended"}
+		return Status{State: PrinterUnknown, Message: "the printer never showed how the print stands (" + st.Message + ")"}
 	}
 	return st
 }

@@ -1,5 +1,5 @@
-// Package protocoltest holds protocol test servers: in-memory stand-ins for OctoPrint
-// and Moonraker (with the Klipper behind it) for testing the agent's printer drivers
+// Package protocoltest holds protocol test servers: in-memory stand-ins for OctoPrint,
+// PrusaLink and Moonraker (with the Klipper behind it) for testing the agent's printer drivers
 // where the real servers and printers cannot run. Each behaviour follows the real
 // server's source code, not only its documentation (the two differ), and its comment
 // names the upstream file and function it comes from. They print nothing: a test
@@ -38,6 +38,7 @@ type Printer interface {
 var (
 	_ Printer = (*OctoPrint)(nil)
 	_ Printer = (*Moonraker)(nil)
+	_ Printer = (*PrusaLink)(nil)
 )
 
 // Outcomes of a physical print, in PrintRecord.
