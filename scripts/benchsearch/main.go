@@ -31,6 +31,7 @@ import (
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/scripts/internal/hubrun"
 	"github.com/fabcommons/fabcommons/storage/localblob"
+	"github.com/fabcommons/fabcommons/storage/mongo"
 	"github.com/fabcommons/fabcommons/storage/sqlite"
 )
 
@@ -40,8 +41,9 @@ func main() {
 	jobs := flag.Int("jobs", 100_000, "jobs of history in the lab")
 	requests := flag.Int("requests", 200, "requests per measured kind")
 	idle := flag.Duration("idle", 10*time.Second, "how long the hub idles before its memory is read")
+	db := flag.String("db", "", "a mongodb:// URI of an empty database to seed and run the hub on, instead of SQLite")
 	flag.Parse()
-	if err := run(*designs, *owners, *jobs, *requests, *idle); err != nil {
+	if err := run(*designs, *owners, *jobs, *requests, *idle, *db); err != nil {
 		fmt.Fprintln(os.Stderr, "benchsearch:", err)
 		os.Exit(1)
 	}
@@ -149,7 +151,7 @@ func seed(nDesigns, nOwners, nJobs int, file catalog.File) func() (any, error) {
 	}
 }
 
-func run(nDesigns, nOwners, nJobs, requests int, idle time.Duration) error {
+func run(nDesigns, nOwners, nJobs, requests int, idle time.Duration, mongoURI string) error {
 	work, err := os.MkdirTemp("", "benchsearch-")
 	if err != nil {
 		return err
@@ -182,20 +184,30 @@ func run(nDesigns, nOwners, nJobs, requests int, idle time.Duration) error {
 
 	fmt.Printf("seeding %d designs by %d owners and %d jobs ...\n", nDesigns, nOwners, nJobs)
 	start := time.Now()
-	db, err := sqlite.Open(ctx, filepath.Join(data, "fabcommons.db"))
-	if err != nil {
+	var store interface {
+		Load(context.Context, func() (any, error)) error
+		Close() error
+	}
+	var flags []string
+	if mongoURI == "" {
+		if store, err = sqlite.Open(ctx, filepath.Join(data, "fabcommons.db")); err != nil {
+			return err
+		}
+	} else {
+		if store, err = mongo.Open(ctx, mongoURI); err != nil {
+			return err
+		}
+		flags = []string{"-db", mongoURI}
+	}
+	if err := store.Load(ctx, seed(nDesigns, nOwners, nJobs, file)); err != nil {
+		store.Close()
 		return err
 	}
-	if err := db.Load(ctx, seed(nDesigns, nOwners, nJobs, file)); err != nil {
-		db.Close()
-		return err
-	}
-	db.Close()
-	fi, _ := os.Stat(filepath.Join(data, "fabcommons.db"))
-	fmt.Printf("seeded in %s (database %.0f MB)\n", time.Since(start).Round(time.Second), float64(fi.Size())/1e6)
+	store.Close()
+	fmt.Printf("seeded in %s\n", time.Since(start).Round(time.Second))
 
 	start = time.Now()
-	hub, err := hubrun.Start(bin, data)
+	hub, err := hubrun.Start(bin, data, flags...)
 	if err != nil {
 		return err
 	}
