@@ -82,6 +82,33 @@ type rig struct {
 
 var labCount atomic.Int32
 
+// killAtAndResume orders a job, kills the agent at step (a killSteps entry), starts it
+// again on the same state dir, and checks the job ends done, printed exactly once.
+func (r *rig) killAtAndResume(step string) {
+	t := r.t
+	t.Helper()
+	k := &killer{step: step}
+	done := r.start("printer-key", k)
+	id := r.order()
+	waitFor(t, 30*time.Second, "the agent to die "+step, func() bool {
+		if (step == "finished-unreported" || step == "finished-reported") && r.printing(id) {
+			r.printer.Complete()
+		}
+		return k.killed.Load()
+	})
+	select {
+	case <-done:
+		t.Fatal("Run returned: the kill did not end it where it stood")
+	case <-time.After(50 * time.Millisecond):
+	}
+	r.start("printer-key", nil) // the next start, on the same state dir
+	r.waitJob(id, "done", true)
+	r.checkInvariant(id)
+	if p := r.ours(id); len(p) != 1 {
+		t.Fatalf("physical prints of the job: got %+v, want exactly one", p)
+	}
+}
+
 func newRig(t *testing.T, api hubAPI, kind printerKind) *rig {
 	t.Helper()
 	r := &rig{t: t, api: api, kind: kind, state: t.TempDir(), lab: fmt.Sprintf("lab%d", labCount.Add(1))}
@@ -416,29 +443,7 @@ func TestAgentOnRealPrinterProtocols(t *testing.T) {
 			for _, step := range killSteps {
 				t.Run("killed "+step, func(t *testing.T) {
 					t.Parallel()
-					r := newRig(t, api, kind)
-					k := &killer{step: step}
-					done := r.start("printer-key", k)
-					id := r.order()
-					waitFor(t, 30*time.Second, "the agent to die "+step, func() bool {
-						if step == "finished-unreported" || step == "finished-reported" {
-							if r.printing(id) {
-								r.printer.Complete()
-							}
-						}
-						return k.killed.Load()
-					})
-					select {
-					case <-done:
-						t.Fatal("Run returned: the kill did not end it where it stood")
-					case <-time.After(50 * time.Millisecond):
-					}
-					r.start("printer-key", nil) // the next start, on the same state dir
-					r.waitJob(id, "done", true)
-					r.checkInvariant(id)
-					if p := r.ours(id); len(p) != 1 {
-						t.Fatalf("physical prints of the job: got %+v, want exactly one", p)
-					}
+					newRig(t, api, kind).killAtAndResume(step)
 				})
 			}
 		})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"testing"
-	"time"
 
 	"github.com/fabcommons/fabcommons/fabrication/agent"
 	"github.com/fabcommons/fabcommons/fabrication/agent/protocoltest"
@@ -37,27 +36,7 @@ func TestAgentOnPrusaLink(t *testing.T) {
 	for _, step := range []string{"upload-answer-lost", "printing", "finished-unreported"} {
 		t.Run("killed "+step, func(t *testing.T) {
 			t.Parallel()
-			r := newRig(t, api, prusaLinkKind)
-			k := &killer{step: step}
-			done := r.start("printer-key", k)
-			id := r.order()
-			waitFor(t, 30*time.Second, "the agent to die "+step, func() bool {
-				if step == "finished-unreported" && r.printing(id) {
-					r.printer.Complete()
-				}
-				return k.killed.Load()
-			})
-			select {
-			case <-done:
-				t.Fatal("Run returned: the kill did not end it where it stood")
-			case <-time.After(50 * time.Millisecond):
-			}
-			r.start("printer-key", nil) // the next start, on the same state dir
-			r.waitJob(id, "done", true)
-			r.checkInvariant(id)
-			if p := r.ours(id); len(p) != 1 {
-				t.Fatalf("physical prints of the job: got %+v, want exactly one", p)
-			}
+			newRig(t, api, prusaLinkKind).killAtAndResume(step)
 		})
 	}
 }
