@@ -6,13 +6,18 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/storage/localblob"
+	"github.com/fabcommons/fabcommons/storage/sqlite"
 	"github.com/fabcommons/fabcommons/webhook"
 )
 
@@ -324,4 +329,94 @@ func TestWebhookRefusals(t *testing.T) {
 	f.do(t, call{method: "POST", path: "/api/v1/webhooks", header: f.maker, body: map[string]any{"url": "https://example.org/x", "events": ok}}).want(t, 409, "conflict")
 	// A lab's owner may register for the lab.
 	f.addHook(t, f.owner, map[string]any{"url": "https://example.org/lab", "events": []string{webhook.MachineOffline}, "lab": "makerspace"})
+}
+
+// TestWebhookDeliveriesSurviveARestartAndOneReplicaSends: a delivery queued by a hub
+// that stops before sending it is sent by the hub that starts next on the same
+// database; of two hubs on that database, one sends it while the other, holding off
+// for the lease, sends nothing; and the request that queued it did not wait for it.
+func TestWebhookDeliveriesSurviveARestartAndOneReplicaSends(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "fab.db")
+	blobs, err := localblob.Open(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	openHub := func() (*Hub, *sqlite.DB) {
+		db, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hub, err := NewHub(HubConfig{Accounts: account.Options{Argon2: cheapArgon}, Webhooks: webhook.Options{AllowHosts: []string{"127.0.0.1"}}},
+			Stores{Accounts: db.Accounts(), Catalog: db.Catalog(), Fabrication: db.Fabrication(), Blobs: blobs,
+				Webhooks: db.Webhooks(), Leases: db.Leases()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hub, db
+	}
+
+	// The receiver holds its first request until released, and answers others at once.
+	entered, release := make(chan string, 4), make(chan struct{})
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- r.Header.Get(webhook.HeaderDelivery)
+		if requests.Add(1) == 1 {
+			<-release
+		}
+	}))
+	defer srv.Close()
+	var releaseOnce sync.Once
+	letGo := func() { releaseOnce.Do(func() { close(release) }) }
+	defer letGo() // before srv.Close, which waits for the held request
+
+	// The first hub queues a test delivery and stops without running its deliveries.
+	first, firstDB := openHub()
+	b := bundle{h: first.Handler}
+	grace := login(t, b, "grace")
+	hook, _ := labFixture{bundle: b}.addHook(t, grace, map[string]any{"url": srv.URL, "events": []string{webhook.JobDone}})
+	r := b.do(t, call{method: "POST", path: "/api/v1/webhooks/" + hook + "/test", header: grace})
+	r.want(t, 202, "") // answered while nothing delivers: the request never waits for a receiver
+	id := r.json["delivery"].(map[string]any)["id"].(string)
+	firstDB.Close()
+
+	// Two hubs start on the database.
+	a, aDB := openHub()
+	defer aDB.Close()
+	c, cDB := openHub()
+	defer cDB.Close()
+	sent := make(chan int, 1)
+	go func() {
+		n, err := a.Webhooks.DeliverDue(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		sent <- n
+	}()
+	select {
+	case got := <-entered:
+		if got != id {
+			t.Fatalf("the receiver got delivery %s, want %s (queued before the restart)", got, id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the delivery queued before the restart was not sent")
+	}
+	// While a's attempt is on the wire, c holds off: it does not send it again.
+	if n, err := c.Webhooks.DeliverDue(context.Background()); err != nil || n != 0 {
+		t.Fatalf("the second hub, while the first delivers: got %d tried, %v; want 0, nil", n, err)
+	}
+	letGo()
+	if n := <-sent; n != 1 {
+		t.Fatalf("the first hub tried %d deliveries, want 1", n)
+	}
+	select {
+	case again := <-entered:
+		t.Fatalf("the receiver got delivery %s a second time", again)
+	default:
+	}
+	r = bundle{h: c.Handler}.do(t, call{method: "GET", path: "/api/v1/webhooks/" + hook + "/deliveries", header: grace})
+	r.want(t, 200, "")
+	if d := r.json["deliveries"].([]any)[0].(map[string]any); d["state"] != webhook.Delivered || d["attempts"] != float64(1) {
+		t.Fatalf("seen from the other hub: got %v, want delivered after 1 attempt", d)
+	}
 }
