@@ -20,6 +20,7 @@ type Feed struct {
 	mu      sync.Mutex
 	subs    map[chan Change]func(Change) bool
 	waiters map[string][]chan struct{} // lab id -> agents waiting for work
+	taps    []func(Change)
 }
 
 // NewFeed returns an empty feed.
@@ -40,11 +41,23 @@ func (f *Feed) Subscribe(match func(Change) bool) (<-chan Change, func()) {
 	}
 }
 
+// Tap has fn called with every change published, in the publisher's goroutine and
+// before Publish returns, so that, unlike a subscriber, it misses none. fn must return
+// at once (queue the change, never wait on it) and must not change what c points to.
+func (f *Feed) Tap(fn func(Change)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.taps = append(f.taps, fn)
+}
+
 // Publish sends c to every subscriber that wants it, dropping it for full ones. Every
 // subscriber gets the same c: none may change what it points to.
 func (f *Feed) Publish(c Change) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for _, tap := range f.taps {
+		tap(c)
+	}
 	for ch, match := range f.subs {
 		if match(c) {
 			select {

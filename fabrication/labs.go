@@ -286,3 +286,16 @@ func (l *Labs) RevokeJoinToken(ctx context.Context, actor Actor, slug, id string
 func (l *Labs) LabByID(ctx context.Context, id string) (Lab, error) {
 	return l.store.LabByID(ctx, id)
 }
+
+// Managed returns the lab if the actor runs it (its owner or an operator; site admins
+// run every lab). It is storage.ErrNotFound for no such lab, ErrForbidden otherwise.
+func (l *Labs) Managed(ctx context.Context, actor Actor, slug string) (Lab, error) {
+	lab, err := l.Lab(ctx, slug)
+	if err != nil {
+		return Lab{}, err
+	}
+	if err := l.requireRole(ctx, actor, lab, RoleOwner, RoleOperator); err != nil {
+		return Lab{}, err
+	}
+	return lab, nil
+}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/storage/externaltest"
 	"github.com/fabcommons/fabcommons/storage/localblob"
+	"github.com/fabcommons/fabcommons/storage/mongo"
 	"github.com/gin-gonic/gin"
 )
 
@@ -122,11 +124,17 @@ func authzMatrix(fx authzFixture) map[string]route {
 		"POST /api/v1/ledger/transfers":              {"/api/v1/ledger/transfers", map[string]any{"from": "lab:lab1", "to": "user:uma", "minutes": 1}, []string{labOwner}},
 		"POST /api/v1/ledger/transfers/:id/reverse":  {"/api/v1/ledger/transfers/999/reverse", map[string]string{}, []string{admin}},
 		"PUT /api/v1/ledger/accounts/:account/floor": {"/api/v1/ledger/accounts/user:uma/floor", map[string]int{"floor": -100}, []string{admin}},
-		"POST /api/v1/jobs/:id/approve":              {"/api/v1/jobs/" + j + "/approve", map[string]string{}, operators},
-		"POST /api/v1/jobs/:id/reject":               {"/api/v1/jobs/" + j + "/reject", map[string]string{}, operators},
-		"POST /api/v1/jobs/:id/cancel":               {"/api/v1/jobs/" + fx.cancelJob + "/cancel", map[string]string{}, append([]string{user}, operators...)},
-		"POST /api/v1/jobs/:id/resolve":              {"/api/v1/jobs/" + j + "/resolve", map[string]string{}, operators},
-		"POST /api/v1/jobs/:id/harvest":              {"/api/v1/jobs/" + j + "/harvest", map[string]string{}, operators},
+		// A person's own hooks: anyone signed in may have some; someone else's are 404.
+		"POST /api/v1/webhooks":               {"/api/v1/webhooks", map[string]string{}, signedIn},
+		"GET /api/v1/webhooks":                {"/api/v1/webhooks", nil, signedIn},
+		"DELETE /api/v1/webhooks/:id":         {"/api/v1/webhooks/nope", nil, signedIn},
+		"POST /api/v1/webhooks/:id/test":      {"/api/v1/webhooks/nope/test", nil, signedIn},
+		"GET /api/v1/webhooks/:id/deliveries": {"/api/v1/webhooks/nope/deliveries", nil, signedIn},
+		"POST /api/v1/jobs/:id/approve":       {"/api/v1/jobs/" + j + "/approve", map[string]string{}, operators},
+		"POST /api/v1/jobs/:id/reject":        {"/api/v1/jobs/" + j + "/reject", map[string]string{}, operators},
+		"POST /api/v1/jobs/:id/cancel":        {"/api/v1/jobs/" + fx.cancelJob + "/cancel", map[string]string{}, append([]string{user}, operators...)},
+		"POST /api/v1/jobs/:id/resolve":       {"/api/v1/jobs/" + j + "/resolve", map[string]string{}, operators},
+		"POST /api/v1/jobs/:id/harvest":       {"/api/v1/jobs/" + j + "/harvest", map[string]string{}, operators},
 		// The code or join token in the body is the credential; a bearer header grants
 		// nothing there. A wrong code is refused to all.
 		"POST /api/v1/agent/enroll":          {"/api/v1/agent/enroll", map[string]string{"code": "WRNG-CODE"}, nil},
@@ -221,9 +229,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st := mongoHubStores(t, uri, externaltest.UniqueName("authz_"))
+		name := externaltest.UniqueName("authz_")
+		st := mongoHubStores(t, uri, name)
+		hooks, err := mongo.OpenDatabase(context.Background(), uri, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { hooks.Close() })
 		hub, err := NewHub(HubConfig{Accounts: account.Options{Argon2: cheapArgon}},
-			Stores{Accounts: st.accounts, Catalog: st.catalog, Fabrication: st.fab, Blobs: blobs})
+			Stores{Accounts: st.accounts, Catalog: st.catalog, Fabrication: st.fab, Blobs: blobs, Webhooks: hooks.Webhooks()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -441,6 +441,7 @@ func (s *Server) flagDesign(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.notifyReported(c.Request.Context(), c.Param("slug"), req.Reason)
 	c.Status(http.StatusNoContent)
 }
 

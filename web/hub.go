@@ -10,6 +10,7 @@ import (
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/webhook"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -21,6 +22,8 @@ type Stores struct {
 	Fabrication fabrication.Store
 	Blobs       storage.Blobs
 	Quotas      storage.Quotas    // daily quotas per person; nil: none
+	Webhooks    webhook.Store     // hooks and their deliveries; nil: no webhooks
+	Leases      storage.Leases    // named leases; webhook deliveries run under one (nil: a single hub)
 	Ready       map[string]Pinger // what /readyz checks, by name
 }
 
@@ -30,6 +33,7 @@ type HubConfig struct {
 	Limits      catalog.Limits
 	Fabrication fabrication.Options
 	Accounts    account.Options
+	Webhooks    webhook.Options
 	Log         *slog.Logger
 	Clock       func() time.Time // time.Now by default
 }
@@ -39,6 +43,7 @@ type Hub struct {
 	Accounts *account.Service
 	Catalog  *catalog.Service
 	Fab      fabrication.Fabrication
+	Webhooks *webhook.Service // nil when the stores have no webhook store
 	Handler  http.Handler
 	server   *Server
 }
@@ -62,8 +67,28 @@ func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
 		cfg.Fabrication.Clock = cfg.Clock
 	}
 	fab := fabrication.New(st.Fabrication, printables{designs}, account.Handles{Store: st.Accounts}, fabrication.NewFeed(), st.Quotas, log, cfg.Fabrication)
-	srv := New(cfg.Web, Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab, Ready: st.Ready, Clock: cfg.Clock})
-	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Handler: srv.Handler(), server: srv}, nil
+	var hooks *webhook.Service
+	if st.Webhooks != nil {
+		if cfg.Webhooks.Clock == nil {
+			cfg.Webhooks.Clock = cfg.Clock
+		}
+		hooks = webhook.NewService(st.Webhooks, managedLabs{fab.Labs}, st.Leases, log, cfg.Webhooks)
+		fab.Feed.Tap(func(c fabrication.Change) {
+			if n, ok := noticeOf(c); ok {
+				hooks.Notify(n)
+			}
+		})
+	}
+	srv := New(cfg.Web, Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Ready: st.Ready, Clock: cfg.Clock})
+	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Handler: srv.Handler(), server: srv}, nil
+}
+
+// Run does the hub's background work that is not the maintenance cron's (recording
+// and delivering webhooks) until ctx ends.
+func (h *Hub) Run(ctx context.Context) {
+	if h.Webhooks != nil {
+		h.Webhooks.Run(ctx)
+	}
 }
 
 // Drain ends the requests the hub holds open waiting (agents' long polls, live

@@ -11,6 +11,7 @@ import (
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/webhook"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -88,6 +89,9 @@ func (s *Server) renderAccount(c *gin.Context, status int, secret, errMsg string
 	}
 	data := gin.H{"Tokens": tokens, "Secret": secret, "Error": errMsg, "Designs": mine.Designs}
 	if !s.ledgerOf(c, fabrication.UserAccount(u.Handle), data) {
+		return
+	}
+	if !s.webhooksOf(c, data) {
 		return
 	}
 	s.render(c, status, "account", "Your account", data)
@@ -210,4 +214,35 @@ func (s *Server) adminUserPost(c *gin.Context) {
 		word = "disabled"
 	}
 	c.Redirect(http.StatusSeeOther, "/admin?notice="+url.QueryEscape(u.Handle+" is "+word))
+}
+
+// hookView is a hook with its latest deliveries, for the account page.
+type hookView struct {
+	webhook.Hook
+	Deliveries []webhook.Delivery
+}
+
+// webhooksOf puts the caller's hooks and their latest deliveries into a page's data;
+// false when it failed (and the error was answered).
+func (s *Server) webhooksOf(c *gin.Context, data gin.H) bool {
+	if s.webhooks == nil {
+		return true
+	}
+	data["WebhookEvents"] = webhook.Events
+	hooks, err := s.webhooks.Hooks(c.Request.Context(), hookActor(c))
+	if err != nil {
+		s.fail(c, err)
+		return false
+	}
+	views := []hookView{}
+	for _, h := range hooks {
+		ds, err := s.webhooks.Deliveries(c.Request.Context(), hookActor(c), h.ID, 5)
+		if err != nil {
+			s.fail(c, err)
+			return false
+		}
+		views = append(views, hookView{Hook: h, Deliveries: ds})
+	}
+	data["Webhooks"] = views
+	return true
 }

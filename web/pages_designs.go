@@ -53,6 +53,9 @@ func (s *Server) flagPost(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if err == nil {
+		s.notifyReported(c.Request.Context(), slug, c.PostForm("reason"))
+	}
 	c.Redirect(http.StatusSeeOther, "/designs/"+url.PathEscape(slug)+"?reported=1")
 }
 

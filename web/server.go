@@ -18,6 +18,7 @@ import (
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
+	"github.com/fabcommons/fabcommons/fabrication/webhook"
 )
 
 // Config holds the web settings.
@@ -50,6 +51,7 @@ type Deps struct {
 	Accounts *account.Service
 	Catalog  *catalog.Service
 	Fab      fabrication.Fabrication
+	Webhooks *webhook.Service  // nil: the hub has no webhooks
 	Ready    map[string]Pinger // named dependencies /readyz checks
 	Clock    func() time.Time  // time.Now by default
 }
@@ -65,6 +67,7 @@ type Server struct {
 	ledger    *fabrication.Ledger
 	scheduler *fabrication.Scheduler
 	feed      *fabrication.Feed
+	webhooks  *webhook.Service
 	ready     map[string]Pinger
 	now       func() time.Time
 	signups   *account.Throttle
@@ -134,7 +137,7 @@ func New(cfg Config, d Deps) *Server {
 		d.Clock = time.Now
 	}
 	s := &Server{
-		cfg: cfg, log: d.Log, accounts: d.Accounts, catalog: d.Catalog, labs: d.Fab.Labs, orders: d.Fab.Orders, ledger: d.Fab.Ledger, scheduler: d.Fab.Scheduler, feed: d.Fab.Feed, ready: d.Ready, now: d.Clock,
+		cfg: cfg, log: d.Log, accounts: d.Accounts, catalog: d.Catalog, labs: d.Fab.Labs, orders: d.Fab.Orders, ledger: d.Fab.Ledger, scheduler: d.Fab.Scheduler, feed: d.Fab.Feed, webhooks: d.Webhooks, ready: d.Ready, now: d.Clock,
 		enrolls:    account.NewThrottle(20, 10*time.Minute, 100_000),
 		signups:    account.NewThrottle(cfg.SignupsPerHour, time.Hour, 100_000),
 		meshChecks: account.NewThrottle(cfg.MeshChecksPerMinute, time.Minute, 100_000),
@@ -275,6 +278,13 @@ func (s *Server) routes(r *gin.Engine) {
 		user.POST("/ledger/transfers", s.transfer)
 		user.POST("/ledger/transfers/:id/reverse", s.reverseTransfer)
 		user.PUT("/ledger/accounts/:account/floor", s.setFloor)
+		if s.webhooks != nil {
+			user.POST("/webhooks", s.createWebhook)
+			user.GET("/webhooks", s.listWebhooks)
+			user.DELETE("/webhooks/:id", s.deleteWebhook)
+			user.POST("/webhooks/:id/test", s.testWebhook)
+			user.GET("/webhooks/:id/deliveries", s.webhookDeliveries)
+		}
 		for _, action := range []string{"approve", "reject", "cancel", "resolve", "harvest"} {
 			user.POST("/jobs/:id/"+action, s.jobAction(action))
 		}

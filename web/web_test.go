@@ -33,6 +33,7 @@ type bundle struct {
 	blobDir string
 	fab     fabrication.Fabrication
 	server  *Server
+	hub     *Hub
 }
 
 type syncBuffer struct {
@@ -94,14 +95,19 @@ func setupHub(t *testing.T, hc HubConfig, ready map[string]Pinger, extra ...func
 	if ready == nil {
 		ready = map[string]Pinger{"db": db}
 	}
-	hub, err := NewHub(hc, Stores{Accounts: db.Accounts(), Catalog: db.Catalog(), Fabrication: db.Fabrication(), Blobs: blobs, Quotas: db.Quotas(), Ready: ready})
+	hub, err := NewHub(hc, Stores{Accounts: db.Accounts(), Catalog: db.Catalog(), Fabrication: db.Fabrication(), Blobs: blobs, Quotas: db.Quotas(),
+		Webhooks: db.Webhooks(), Leases: db.Leases(), Ready: ready})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); hub.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-ran }) // before the database closes (cleanups run last first)
 	for _, f := range extra {
 		f(hub.Handler.(*gin.Engine))
 	}
-	return bundle{h: hub.Handler, logs: logs, blobDir: filepath.Join(dir, "blobs"), fab: hub.Fab, server: hub.server}
+	return bundle{h: hub.Handler, logs: logs, blobDir: filepath.Join(dir, "blobs"), fab: hub.Fab, server: hub.server, hub: hub}
 }
 
 type call struct {

@@ -22,6 +22,7 @@ import (
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/webhook"
 	"github.com/fabcommons/fabcommons/storage"
 	"github.com/fabcommons/fabcommons/storage/archive"
 	"github.com/fabcommons/fabcommons/storage/localblob"
@@ -104,8 +105,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Limits: catalog.Limits{FileBytes: cfg.MaxFileBytes, Files: cfg.MaxFiles,
 			DesignsPerDay: cfg.DesignsPerDay, UploadBytesPerDay: cfg.UploadBytesPerDay},
 		Fabrication: fabrication.Options{LeaseTTL: cfg.LeaseTTL, LabsPerUser: cfg.LabsPerUser, JobsPerDay: cfg.JobsPerDay, CreditFloor: &cfg.CreditFloor},
+		Webhooks:    webhook.Options{AllowHosts: cfg.WebhookHosts},
 		Log:         log,
 	}, web.Stores{Accounts: stores.accounts, Catalog: stores.catalog, Fabrication: stores.fab, Blobs: stores.blobs, Quotas: stores.quotas,
+		Webhooks: stores.webhooks, Leases: stores.leases,
 		Ready: map[string]web.Pinger{"db": stores.db, "blobs": stores.blobs}})
 	if err != nil {
 		return err
@@ -116,6 +119,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cron.Start()
 	defer cron.Stop()
+	background, stopBackground := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() { defer close(ran); hub.Run(background) }()
+	defer func() { stopBackground(); <-ran }()
 	return serve(ctx, log, cfg, hub.Handler, hub.Drain)
 }
 
@@ -129,6 +136,7 @@ type stores struct {
 	fab      fabrication.Store
 	leases   storage.Leases
 	quotas   storage.Quotas
+	webhooks webhook.Store
 	prune    func(ctx context.Context) (int, error) // backend housekeeping, if any
 	close    func()
 }
@@ -150,6 +158,7 @@ func openStores(ctx context.Context, cfg Config) (*stores, error) {
 			return nil, fmt.Errorf("open SQLite store: %w", err)
 		}
 		s.db, s.archive, s.accounts, s.catalog, s.fab, s.leases, s.quotas = db, db, db.Accounts(), db.Catalog(), db.Fabrication(), db.Leases(), db.Quotas()
+		s.webhooks = db.Webhooks()
 		closers = append(closers, db.Close)
 	default:
 		db, err := mongo.Open(ctx, cfg.DB)
@@ -157,6 +166,7 @@ func openStores(ctx context.Context, cfg Config) (*stores, error) {
 			return nil, fmt.Errorf("open MongoDB store %s: %w", redact(cfg.DB), err)
 		}
 		s.db, s.archive, s.accounts, s.catalog, s.fab, s.leases, s.quotas = db, db, db.Accounts(), db.Catalog(), db.Fabrication(), db.Leases(), db.Quotas()
+		s.webhooks = db.Webhooks()
 		s.prune = func(ctx context.Context) (int, error) { return db.PruneRevisions(ctx, time.Hour) }
 		closers = append(closers, db.Close)
 	}

@@ -30,7 +30,7 @@ func TestEveryCallSaysUnavailable(t *testing.T) {
 	defer db.Close()
 
 	server.Stop()
-	stores := map[string]any{"DB": db, "Accounts": db.Accounts(), "Catalog": db.Catalog(), "Fabrication": db.Fabrication(), "Leases": db.Leases(), "Quotas": db.Quotas()}
+	stores := map[string]any{"DB": db, "Accounts": db.Accounts(), "Catalog": db.Catalog(), "Fabrication": db.Fabrication(), "Leases": db.Leases(), "Quotas": db.Quotas(), "Webhooks": db.Webhooks()}
 	skip := map[string]bool{"DB.Close": true, "DB.Name": true}
 	var wg sync.WaitGroup
 	var mu sync.Mutex

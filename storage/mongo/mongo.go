@@ -122,6 +122,10 @@ var indexes = []index{
 	{"ledger", bson.D{{Key: "closes", Value: 1}}, true},
 	{"ledger", bson.D{{Key: "from", Value: 1}, {Key: "_id", Value: 1}}, false},
 	{"ledger", bson.D{{Key: "to", Value: 1}, {Key: "_id", Value: 1}}, false},
+	{"webhooks", bson.D{{Key: "owner_id", Value: 1}, {Key: "created_at", Value: 1}}, false},
+	{"webhooks", bson.D{{Key: "lab_id", Value: 1}}, false},
+	{"webhook_deliveries", bson.D{{Key: "state", Value: 1}, {Key: "next_attempt_at", Value: 1}}, false},
+	{"webhook_deliveries", bson.D{{Key: "hook_id", Value: 1}, {Key: "created_at", Value: -1}}, false},
 }
 
 func (db *DB) ensureIndexes(ctx context.Context) error {

@@ -194,6 +194,35 @@ var migrations = []string{
 	);
 	CREATE INDEX ledger_from ON ledger(from_account, seq);
 	CREATE INDEX ledger_to ON ledger(to_account, seq);`,
+	// 9: webhooks and their deliveries (webhook/). events is ",a,b," so one LIKE finds a
+	// subscriber; the secret is kept as it is, since the hub signs with it.
+	`CREATE TABLE webhooks (
+		id TEXT PRIMARY KEY,
+		owner_id TEXT NOT NULL,
+		lab_id TEXT NOT NULL,
+		lab TEXT NOT NULL,
+		url TEXT NOT NULL,
+		events TEXT NOT NULL,
+		secret TEXT NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	CREATE INDEX webhooks_owner ON webhooks(owner_id, created_at);
+	CREATE INDEX webhooks_lab ON webhooks(lab_id);
+	CREATE TABLE webhook_deliveries (
+		id TEXT PRIMARY KEY,
+		hook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+		event TEXT NOT NULL,
+		payload TEXT NOT NULL,
+		state TEXT NOT NULL,
+		attempts INTEGER NOT NULL,
+		next_attempt_at INTEGER NOT NULL,
+		last_status INTEGER NOT NULL,
+		last_error TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	);
+	CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_attempt_at);
+	CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(hook_id, created_at);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -8,6 +8,7 @@ import (
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/webhook"
 	"github.com/fabcommons/fabcommons/storage"
 	"github.com/fabcommons/fabcommons/storage/externaltest"
 	"github.com/fabcommons/fabcommons/storage/mongo"
@@ -46,6 +47,7 @@ func TestStoreConformance(t *testing.T) {
 		storetest.ExerciseAccounts(t, func(t *testing.T) account.Store { return openSQLite(t).Accounts() })
 		storetest.ExerciseLeases(t, func(t *testing.T) storage.Leases { return openSQLite(t).Leases() })
 		storetest.ExerciseQuotas(t, func(t *testing.T) storage.Quotas { return openSQLite(t).Quotas() })
+		storetest.ExerciseWebhooks(t, func(t *testing.T) webhook.Store { return openSQLite(t).Webhooks() })
 		storetest.ExerciseCatalog(t, func(t *testing.T) catalog.Store { return openSQLite(t).Catalog() })
 		storetest.ExerciseFabrication(t, func(t *testing.T) fabrication.Store { return openSQLite(t).Fabrication() })
 		storetest.ExerciseLedger(t, func(t *testing.T) (fabrication.Store, func() fabrication.Store) {
@@ -67,6 +69,7 @@ func TestStoreConformance(t *testing.T) {
 		storetest.ExerciseAccounts(t, func(t *testing.T) account.Store { return openMongo(t, uri).Accounts() })
 		storetest.ExerciseLeases(t, func(t *testing.T) storage.Leases { return openMongo(t, uri).Leases() })
 		storetest.ExerciseQuotas(t, func(t *testing.T) storage.Quotas { return openMongo(t, uri).Quotas() })
+		storetest.ExerciseWebhooks(t, func(t *testing.T) webhook.Store { return openMongo(t, uri).Webhooks() })
 		storetest.ExerciseCatalog(t, func(t *testing.T) catalog.Store { return openMongo(t, uri).Catalog() })
 		storetest.ExerciseFabrication(t, func(t *testing.T) fabrication.Store { return openMongo(t, uri).Fabrication() })
 		storetest.ExerciseLedger(t, func(t *testing.T) (fabrication.Store, func() fabrication.Store) {
