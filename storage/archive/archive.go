@@ -19,13 +19,15 @@ import (
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/webhook"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
 // Store is what a backend gives the archive. Values are the domain types: account.User,
 // account.Token, catalog.Design, catalog.Version, catalog.Flag, fabrication.Lab,
 // fabrication.Member, fabrication.JoinToken, fabrication.Machine, fabrication.Order,
-// fabrication.Job, fabrication.Usage and fabrication.LedgerEntry.
+// fabrication.Job, fabrication.Usage, fabrication.LedgerEntry, webhook.Hook and
+// webhook.Delivery.
 type Store interface {
 	// Dump calls put with every value the store holds, kinds in Kinds order and each
 	// kind in the order of its key, all read from one snapshot where the backend can
@@ -64,7 +66,8 @@ type Header struct {
 // Options tune Export and Import.
 type Options struct {
 	// Public leaves out every secret (password and token hashes, emails, leases,
-	// reports and the files of hidden designs): an archive to share a commons' content.
+	// reports, webhooks and the files of hidden designs): an archive to share a
+	// commons' content.
 	Public bool
 	// Progress, if set, hears the bytes of blobs copied so far and in all.
 	Progress func(done, total int64)
@@ -240,6 +243,11 @@ func record(v any, public bool, hidden map[string]bool) (string, any, bool) {
 	case fabrication.LedgerEntry:
 		list(&v.Holds)
 		return KindLedger, FromLedger(v), true
+	case webhook.Hook: // its secret and its URL are the owner's
+		list(&v.Events)
+		return KindWebhook, FromWebhook(v), !public
+	case webhook.Delivery:
+		return KindDelivery, v, !public
 	}
 	panic(fmt.Sprintf("archive: a store dumped a %T", v)) // a backend's bug, found by its conformance test
 }
@@ -290,6 +298,10 @@ func decode(line []byte) (string, any, error) {
 		v, err = into[Usage](rec.Data)
 	case KindLedger:
 		v, err = into[Ledger](rec.Data)
+	case KindWebhook:
+		v, err = into[Webhook](rec.Data)
+	case KindDelivery:
+		v, err = intoValue[Delivery](rec.Data)
 	default:
 		return "", nil, fmt.Errorf("unknown kind %q", rec.Kind)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/webhook"
 )
 
 // The kinds of record, in the order an archive holds them and a store loads them: each
@@ -32,11 +33,13 @@ const (
 	KindJob       = "job"
 	KindUsage     = "usage"
 	KindLedger    = "ledger"
+	KindWebhook   = "webhook"
+	KindDelivery  = "webhook_delivery"
 )
 
 // Kinds lists every kind in archive order.
 var Kinds = []string{KindUser, KindToken, KindDesign, KindVersion, KindFlag, KindLab, KindMember, KindJoinToken,
-	KindMachine, KindOrder, KindJob, KindUsage, KindLedger}
+	KindMachine, KindOrder, KindJob, KindUsage, KindLedger, KindWebhook, KindDelivery}
 
 // Sessions, enrollment codes, quota counters and leases are not archived: they last
 // minutes to days, and a moved hub starts them afresh (people sign in again).
@@ -216,3 +219,23 @@ func (r Ledger) Value() fabrication.LedgerEntry {
 	e.Closes = r.Closes
 	return e
 }
+
+// Webhook is a hook with its owner and the secret the hub signs its deliveries with.
+type Webhook struct {
+	webhook.Hook
+	OwnerID string `json:"owner_id"`
+	Secret  string `json:"secret"`
+}
+
+func FromWebhook(h webhook.Hook) Webhook {
+	return Webhook{Hook: h, OwnerID: h.OwnerID, Secret: h.Secret}
+}
+
+func (r Webhook) Value() webhook.Hook {
+	h := r.Hook
+	h.OwnerID, h.Secret = r.OwnerID, r.Secret
+	return h
+}
+
+// Delivery is a webhook delivery as it is, with its outcome so far.
+type Delivery = webhook.Delivery

@@ -13,6 +13,7 @@ import (
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/webhook"
 	"github.com/fabcommons/fabcommons/storage"
 	"github.com/fabcommons/fabcommons/storage/archive"
 )
@@ -74,7 +75,7 @@ func Run(ctx context.Context, src archive.Store, blobs storage.Blobs, opt Option
 		sum.Problems++
 		report(Problem{Kind: kind, Subject: subject, Message: fmt.Sprintf(format, args...)})
 	}
-	users, labs, machines, orders := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	users, labs, machines, orders, hooks := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	designs := map[string]*design{}
 	type use struct {
 		size  int64
@@ -137,7 +138,10 @@ func Run(ctx context.Context, src archive.Store, blobs storage.Blobs, opt Option
 		case fabrication.Job:
 			v.Events = nil // not needed here: keep memory to the job's fields
 			jobs = append(jobs, v)
-		case account.Token, catalog.Flag, fabrication.Member, fabrication.JoinToken:
+		case webhook.Hook:
+			hooks[v.ID] = true
+			others = append(others, v)
+		case account.Token, catalog.Flag, fabrication.Member, fabrication.JoinToken, webhook.Delivery:
 			others = append(others, v)
 		}
 		return nil
@@ -183,6 +187,13 @@ func Run(ctx context.Context, src archive.Store, blobs storage.Blobs, opt Option
 			named("join token "+v.ID, "lab", v.LabID, labs)
 		case fabrication.Machine:
 			named("machine "+v.ID, "lab", v.LabID, labs)
+		case webhook.Hook:
+			named("webhook "+v.ID, "user", v.OwnerID, users)
+			if v.LabID != "" {
+				named("webhook "+v.ID, "lab", v.LabID, labs)
+			}
+		case webhook.Delivery:
+			named("delivery "+v.ID, "webhook", v.HookID, hooks)
 		case fabrication.Order:
 			named("order "+v.ID, "lab", v.LabID, labs)
 			if designs[v.DesignID] == nil {

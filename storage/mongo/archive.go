@@ -15,6 +15,7 @@ import (
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/webhook"
 	"github.com/fabcommons/fabcommons/storage/archive"
 )
 
@@ -28,7 +29,7 @@ var _ archive.Store = (*DB)(nil)
 func (db *DB) Dump(ctx context.Context, put func(any) error) (err error) {
 	defer normalize(&err)
 	latest := map[string]int{} // design id: latest version, as read
-	orders := map[string]bool{}
+	orders, hooks := map[string]bool{}, map[string]bool{}
 	f := db.Fabrication()
 	steps := []func() error{
 		func() error { return dumpAll(ctx, db, "users", byID, func(d userDoc) error { return put(d.user()) }) },
@@ -83,6 +84,20 @@ func (db *DB) Dump(ctx context.Context, put func(any) error) (err error) {
 		func() error { return dumpUsage(ctx, f, put) },
 		func() error {
 			return dumpAll(ctx, db, "ledger", byID, func(d ledgerDoc) error { return put(d.entry()) })
+		},
+		func() error {
+			return dumpAll(ctx, db, "webhooks", byID, func(d hookDoc) error {
+				hooks[d.ID] = true
+				return put(d.hook())
+			})
+		},
+		func() error {
+			return dumpAll(ctx, db, "webhook_deliveries", byID, func(d deliveryDoc) error {
+				if !hooks[d.HookID] {
+					return nil
+				}
+				return put(d.delivery())
+			})
 		},
 	}
 	for _, step := range steps {
@@ -217,6 +232,10 @@ func (db *DB) load(ctx context.Context, f Fabrication, v any) error {
 		return insert("usage", usageDoc{ID: id, LabID: v.LabID, RequesterID: v.RequesterID, Seconds: v.Seconds, UpdatedAt: v.UpdatedAt})
 	case fabrication.LedgerEntry:
 		return insert("ledger", ledgerDoc{ID: v.Seq, Closes: v.Closes, LedgerEntry: v})
+	case webhook.Hook:
+		return db.Webhooks().CreateHook(ctx, v)
+	case webhook.Delivery:
+		return db.Webhooks().AddDelivery(ctx, v)
 	}
 	return fmt.Errorf("no collection for a %T", v)
 }

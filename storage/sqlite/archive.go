@@ -12,6 +12,7 @@ import (
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/webhook"
 	"github.com/fabcommons/fabcommons/storage/archive"
 )
 
@@ -50,6 +51,8 @@ func (db *DB) dumps() []struct {
 			return u, err
 		}},
 		{`SELECT closes, data FROM ledger ORDER BY seq`, func(r scanner) (any, error) { return scanLedger(r) }},
+		{`SELECT ` + hookColumns + ` FROM webhooks ORDER BY id`, func(r scanner) (any, error) { return scanHook(r) }},
+		{`SELECT ` + deliveryColumns + ` FROM webhook_deliveries ORDER BY id`, func(r scanner) (any, error) { return scanDelivery(r) }},
 	}
 }
 
@@ -165,6 +168,13 @@ func load(ctx context.Context, tx *sql.Tx, v any) error {
 	case fabrication.LedgerEntry:
 		return exec(`INSERT INTO ledger(seq, closes, kind, from_account, to_account, data) VALUES (?, ?, ?, ?, ?, ?)`,
 			v.Seq, v.Closes, v.Kind, v.From, v.To, mustJSON(v))
+	case webhook.Hook:
+		return exec(`INSERT INTO webhooks(`+hookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			v.ID, v.OwnerID, v.LabID, v.Lab, v.URL, ","+strings.Join(v.Events, ",")+",", v.Secret, unixNano(v.CreatedAt))
+	case webhook.Delivery:
+		return exec(`INSERT INTO webhook_deliveries(`+deliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			v.ID, v.HookID, v.Event, string(v.Payload), v.State, v.Attempts, unixNano(v.NextAttemptAt), v.LastStatus, v.LastError,
+			unixNano(v.CreatedAt), unixNano(v.UpdatedAt))
 	}
 	return fmt.Errorf("no table for a %T", v)
 }

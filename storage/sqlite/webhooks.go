@@ -118,17 +118,25 @@ func (w Webhooks) queryDeliveries(ctx context.Context, query string, args ...any
 	defer rows.Close()
 	var out []webhook.Delivery
 	for rows.Next() {
-		var d webhook.Delivery
-		var payload string
-		var next, created, updated int64
-		if err := rows.Scan(&d.ID, &d.HookID, &d.Event, &payload, &d.State, &d.Attempts, &next, &d.LastStatus, &d.LastError, &created, &updated); err != nil {
-			return nil, mapErr(err)
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
 		}
-		d.Payload = []byte(payload)
-		d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromNano(next), fromNano(created), fromNano(updated)
 		out = append(out, d)
 	}
 	return out, mapErr(rows.Err())
+}
+
+func scanDelivery(row interface{ Scan(...any) error }) (webhook.Delivery, error) {
+	var d webhook.Delivery
+	var payload string
+	var next, created, updated int64
+	if err := row.Scan(&d.ID, &d.HookID, &d.Event, &payload, &d.State, &d.Attempts, &next, &d.LastStatus, &d.LastError, &created, &updated); err != nil {
+		return webhook.Delivery{}, mapErr(err)
+	}
+	d.Payload = []byte(payload)
+	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromNano(next), fromNano(created), fromNano(updated)
+	return d, nil
 }
 
 func (w Webhooks) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]webhook.Delivery, error) {

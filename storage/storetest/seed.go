@@ -9,6 +9,7 @@ import (
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/fabrication/webhook"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -23,7 +24,7 @@ type Seed struct {
 // optional fields set (pointers, lists, logs, hidden and disabled flags), through the
 // store seams and the ledger service as a hub writes them: data to carry from one
 // backend to another and compare.
-func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabrication.Store, blobs storage.Blobs) Seed {
+func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabrication.Store, hooks webhook.Store, blobs storage.Blobs) Seed {
 	t.Helper()
 	ctx := context.Background()
 	must := func(err error) {
@@ -116,6 +117,12 @@ func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabric
 	j2.Events = append(j2.Events, fabrication.Event{At: finished, Kind: fabrication.JobDone, To: fabrication.JobDone, Actor: "hub", Message: "done"})
 	must(fab.SaveJob(ctx, j2, 0))
 	must(fab.AddUsage(ctx, lab.ID, "u-bob", 1500, at(45)))
+
+	// A lab's webhook with a delivery that failed once and waits for its retry.
+	must(hooks.CreateHook(ctx, webhook.Hook{ID: "wh1", OwnerID: "u-ada", LabID: lab.ID, Lab: lab.Slug, URL: "https://hooks.example.org/fab",
+		Events: []string{webhook.JobDone, webhook.JobFailed}, Secret: "whsec_seed", CreatedAt: at(60)}))
+	must(hooks.AddDelivery(ctx, webhook.Delivery{ID: "dl1", HookID: "wh1", Event: webhook.JobDone, Payload: []byte(`{"event":"job.done","job":"j2"}`),
+		State: webhook.Pending, Attempts: 1, NextAttemptAt: at(62), LastStatus: 500, LastError: "the receiver answered 500", CreatedAt: at(61), UpdatedAt: at(61)}))
 
 	l := NewLedger(fab, -600)
 	give(t, fab, l, fabrication.UserAccount("bob"), 500)
