@@ -32,9 +32,16 @@ import (
 // it wrote to stderr.
 func fabhubCLI(t *testing.T, env map[string]string, args ...string) (string, error) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), args, func(k string) string { return env[k] }, &stdout, &stderr)
-	return stderr.String(), err
+	_, stderr, err := runCLI(env, args...)
+	return stderr, err
+}
+
+// runCLI runs one fabhub command with only env as its environment and returns what it
+// wrote to stdout and to stderr.
+func runCLI(env map[string]string, args ...string) (stdout, stderr string, err error) {
+	var out, errs bytes.Buffer
+	err = run(context.Background(), args, envOf(env), &out, &errs)
+	return out.String(), errs.String(), err
 }
 
 // seedEmbedded fills a new embedded store (SQLite and a blob folder) in dir.

@@ -25,10 +25,9 @@ func TestCheckFindsAndRepairs(t *testing.T) {
 	env := map[string]string{"FAB_DATA": dir}
 	checkCLI := func(args ...string) (string, error) {
 		t.Helper()
-		var stdout, stderr strings.Builder
-		err := run(context.Background(), append([]string{"check"}, args...), func(k string) string { return env[k] }, &stdout, &stderr)
-		t.Logf("fabhub check %v: %v\n%s%s", args, err, stdout.String(), stderr.String())
-		return stdout.String(), err
+		stdout, stderr, err := runCLI(env, append([]string{"check"}, args...)...)
+		t.Logf("fabhub check %v: %v\n%s%s", args, err, stdout, stderr)
+		return stdout, err
 	}
 	if out, err := checkCLI(); err != nil || out != "" {
 		t.Fatalf("a sound store: %v\n%s", err, out)
