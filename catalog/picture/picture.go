@@ -16,6 +16,9 @@ import (
 	"path"
 	"strings"
 
+	"golang.org/x/image/draw"
+	_ "golang.org/x/image/webp"
+
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -28,7 +31,7 @@ const (
 )
 
 // Types the hub accepts, by the format name image.Decode reports.
-var types = map[string]string{"png": "image/png", "jpeg": "image/jpeg", "gif": "image/png"}
+var types = map[string]bool{"png": true, "jpeg": true, "gif": true, "webp": true}
 
 // Picture is a re-encoded image, ready to store and serve.
 type Picture struct {
@@ -37,10 +40,15 @@ type Picture struct {
 	Width, Height int
 }
 
-// Clean reads at most MaxBytes from r, decodes a PNG, JPEG or GIF (its first frame)
-// and encodes it again: JPEG stays JPEG (quality 88), everything else becomes PNG.
-// Bad input is a storage.Invalid error naming field; too many bytes is ErrTooLarge.
-func Clean(r io.Reader, field string) (Picture, error) {
+// Clean reads at most MaxBytes from r, decodes a PNG, JPEG, GIF (its first frame) or
+// WebP and encodes it again, at full size. Bad input is a storage.Invalid error
+// naming field; too many bytes is ErrTooLarge.
+func Clean(r io.Reader, field string) (Picture, error) { return Fit(r, field, 0) }
+
+// Fit is Clean, scaled down (never up) so that neither side is over side pixels;
+// side 0 keeps the size. Photographs (JPEG, opaque WebP) come out as JPEG (quality
+// 88), the rest (drawings, screenshots, anything with transparency) as PNG.
+func Fit(r io.Reader, field string, side int) (Picture, error) {
 	raw, err := io.ReadAll(io.LimitReader(r, MaxBytes+1))
 	if err != nil {
 		return Picture{}, fmt.Errorf("read image: %w", err)
@@ -50,9 +58,9 @@ func Clean(r io.Reader, field string) (Picture, error) {
 	}
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(raw))
 	if err != nil {
-		return Picture{}, storage.Invalid(field, "not a PNG, JPEG or GIF image")
+		return Picture{}, storage.Invalid(field, "not a PNG, JPEG, GIF or WebP image")
 	}
-	if _, ok := types[format]; !ok {
+	if !types[format] {
 		return Picture{}, storage.Invalid(field, fmt.Sprintf("%s images are not taken; use PNG or JPEG", format))
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > MaxSide || cfg.Height > MaxSide ||
@@ -63,9 +71,16 @@ func Clean(r io.Reader, field string) (Picture, error) {
 	if err != nil {
 		return Picture{}, storage.Invalid(field, "the image is damaged: "+err.Error())
 	}
+	if w, h := fitted(cfg.Width, cfg.Height, side); w != cfg.Width || h != cfg.Height {
+		small := image.NewNRGBA(image.Rect(0, 0, w, h))
+		draw.CatmullRom.Scale(small, small.Bounds(), img, img.Bounds(), draw.Src, nil)
+		img = small
+	}
 	var out bytes.Buffer
-	p := Picture{ContentType: types[format], Width: cfg.Width, Height: cfg.Height}
-	if p.ContentType == "image/jpeg" {
+	b := img.Bounds()
+	p := Picture{ContentType: "image/png", Width: b.Dx(), Height: b.Dy()}
+	if o, ok := img.(interface{ Opaque() bool }); format == "jpeg" || format == "webp" && ok && o.Opaque() {
+		p.ContentType = "image/jpeg"
 		err = jpeg.Encode(&out, img, &jpeg.Options{Quality: 88})
 	} else {
 		err = (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&out, img)
@@ -77,10 +92,21 @@ func Clean(r io.Reader, field string) (Picture, error) {
 	return p, nil
 }
 
+// fitted scales w×h down to fit in side×side, keeping the aspect ratio.
+func fitted(w, h, side int) (int, int) {
+	if side <= 0 || w <= side && h <= side {
+		return w, h
+	}
+	if w >= h {
+		return side, max(1, h*side/w)
+	}
+	return max(1, w*side/h), side
+}
+
 // IsImage says whether a file name is one Clean may take, by its extension.
 func IsImage(name string) bool {
 	switch strings.ToLower(path.Ext(name)) {
-	case ".png", ".jpg", ".jpeg", ".gif":
+	case ".png", ".jpg", ".jpeg", ".gif", ".webp":
 		return true
 	}
 	return false

@@ -115,3 +115,21 @@ func TestIsImage(t *testing.T) {
 		}
 	}
 }
+
+func TestFitScalesDown(t *testing.T) {
+	var in bytes.Buffer
+	jpeg.Encode(&in, sample(), nil)
+	for _, tc := range []struct{ side, w, h int }{{0, 40, 30}, {100, 40, 30}, {20, 20, 15}, {4, 4, 3}} {
+		p, err := Fit(bytes.NewReader(in.Bytes()), "photo", tc.side)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, err := image.DecodeConfig(bytes.NewReader(p.Data))
+		if err != nil || cfg.Width != tc.w || cfg.Height != tc.h || p.Width != tc.w || p.Height != tc.h {
+			t.Errorf("Fit(%d): got %dx%d (said %dx%d), want %dx%d (%v)", tc.side, cfg.Width, cfg.Height, p.Width, p.Height, tc.w, tc.h, err)
+		}
+	}
+	if w, h := fitted(3000, 10, 300); w != 300 || h != 1 {
+		t.Errorf("a thin strip fitted to %dx%d", w, h)
+	}
+}
