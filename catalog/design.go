@@ -62,15 +62,17 @@ type File struct {
 	Path   string       `json:"path"`
 	SHA256 string       `json:"sha256"`
 	Size   int64        `json:"size"`
-	Kind   string       `json:"kind"` // mesh or document
+	Kind   string       `json:"kind"` // FileMesh, FileSource, ... (filetypes.go)
 	Mesh   *mesh.Report `json:"mesh,omitempty"`
+	// Picture is an image's size in pixels; pictures are shown in the gallery.
+	Picture *PictureSize `json:"picture,omitempty"`
 }
 
-// File kinds.
-const (
-	FileMesh     = "mesh"
-	FileDocument = "document"
-)
+// PictureSize is a picture's width and height in pixels.
+type PictureSize struct {
+	Width  int `json:"width"`
+	Height int `json:"height"`
+}
 
 // MeshFiles lists the paths of the version's meshes.
 func (v Version) MeshFiles() []string {

@@ -56,14 +56,6 @@ func generatedName(p string) bool {
 	return false
 }
 
-// KindOf says how a file is treated: STL files are analysed as meshes.
-func KindOf(p string) string {
-	if strings.EqualFold(path.Ext(p), ".stl") {
-		return FileMesh
-	}
-	return FileDocument
-}
-
 var slugUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
 
 // Slugify makes a URL slug from a title: lower-case ASCII letters, digits and hyphens.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fabcommons/fabcommons/catalog/license"
 	"github.com/fabcommons/fabcommons/catalog/mesh"
+	"github.com/fabcommons/fabcommons/catalog/picture"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -291,6 +292,18 @@ func (s *Service) storeFiles(ctx context.Context, base []File, files FileSource)
 				return fmt.Errorf("analyse %q: %w", p, err)
 			}
 			f.Mesh = &rep
+		}
+		if f.Kind == FileImage {
+			r := &blobReaderAt{ctx: ctx, blobs: s.blobs, key: info.Key, size: info.Size}
+			w, h, err := picture.Measure(io.NewSectionReader(r, 0, info.Size), info.Size, "files")
+			r.Close()
+			if inv := (*storage.InvalidError)(nil); errors.As(err, &inv) {
+				return storage.Invalid("files", fmt.Sprintf("%q: %s", p, inv.Message))
+			}
+			if err != nil {
+				return fmt.Errorf("measure %q: %w", p, err)
+			}
+			f.Picture = &PictureSize{Width: w, Height: h}
 		}
 		if i, ok := index[p]; ok {
 			out[i] = f

@@ -106,6 +106,8 @@ func TestBrowser(t *testing.T) {
 	base, ring, bom := filepath.Join(dir, "base.stl"), filepath.Join(dir, "ring.stl"), filepath.Join(dir, "bom.csv")
 	os.WriteFile(base, cubeSTL, 0o600)
 	os.WriteFile(ring, torusSTL, 0o600)
+	photo := filepath.Join(dir, "assembled_reel.png")
+	os.WriteFile(photo, testPNG(t, 640, 480), 0o600)
 	os.WriteFile(bom, []byte("ref,name,qty,kind,file\nA,Base,1,printed,base.stl\nB,Ring,2,printed,ring.stl\nC,M3x10 screw,4,purchased,\n"), 0o600)
 
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
@@ -216,22 +218,29 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.Search(`//h2[text()="API tokens"]`)),
 	)
 
-	run("upload two meshes and a BOM",
+	run("upload two meshes, a picture and a BOM",
 		chromedp.Navigate(srv.URL+"/designs/new"),
 		chromedp.SendKeys(chromedp.CSS(`input[name=title]`), "Cable reel"),
 		chromedp.SendKeys(chromedp.CSS(`textarea[name=summary]`), "A reel for cables, with a ring."),
 		chromedp.SendKeys(chromedp.CSS(`input[name=tags]`), "fdm, reel"),
 		chromedp.Click(chromedp.CSS(`input[name=license][value="CC-BY-SA-4.0"]`)),
-		chromedp.SetUploadFiles(chromedp.CSS(`input[data-files]`), []string{base, ring}),
+		chromedp.SetUploadFiles(chromedp.CSS(`input[data-files]`), []string{base, ring, photo}),
 		chromedp.SetUploadFiles(chromedp.CSS(`input[data-bom-file]`), []string{bom}),
 		// The mesh check runs before publishing and shows what it found.
 		chromedp.WaitVisible(chromedp.CSS(`[data-file-list] li:nth-child(2) [data-lint]`)),
+		chromedp.WaitVisible(chromedp.Search(`//li[@data-kind="image"][contains(., "PNG picture")]`)),
 		shot("02-upload"),
 		chromedp.Click(chromedp.CSS(`[data-submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#viewer[data-loaded]`)),
 	)
 	loc, err := chromedp.Run(ctx, chromedp.Location())
 	check("where am I", err)
+	var gallery string
+	run("the gallery shows the picture", chromedp.WaitVisible(chromedp.CSS(`.gallery img`)), chromedp.Sleep(300*time.Millisecond))
+	eval("the gallery", `[...document.querySelectorAll('.gallery img')].filter(i => i.complete && i.naturalWidth === 480).map(i => i.alt).join()`, &gallery)
+	if gallery != "assembled reel" {
+		t.Fatalf("the gallery shows %q, want the picture drawn at 480 px wide with its alt text", gallery)
+	}
 	slug := strings.TrimPrefix(loc, srv.URL+"/designs/")
 	if slug == loc || slug == "" {
 		t.Fatalf("after publishing the browser is at %s, want a design page", loc)

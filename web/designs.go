@@ -297,10 +297,6 @@ func (s *Server) lineage(c *gin.Context) {
 	c.JSON(http.StatusOK, l)
 }
 
-// inlineTypes may be shown in the browser; everything else is served as an attachment,
-// so an uploaded HTML or SVG file can never run script on the hub's origin.
-var inlineTypes = map[string]string{".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
-
 // downloadFile: GET /api/v1/designs/{slug}/versions/{n}/files/{path}: the bytes, with
 // ETag (the SHA-256) and Range support.
 func (s *Server) downloadFile(c *gin.Context) {
@@ -314,34 +310,20 @@ func (s *Server) downloadFile(c *gin.Context) {
 		abort(c, http.StatusNotFound, "not_found", fmt.Sprintf("version %d has no file %q", v.Number, p))
 		return
 	}
-	ext := strings.ToLower(path.Ext(f.Path))
+	t := catalog.TypeOf(f.Path)
 	h := c.Writer.Header()
 	h.Set("ETag", `"`+f.SHA256+`"`)
 	h.Set("Cache-Control", "private, max-age=31536000, immutable") // versions never change; designs can be hidden
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	if t, ok := inlineTypes[ext]; ok {
-		h.Set("Content-Type", t)
-	} else {
-		h.Set("Content-Type", contentTypeOf(ext))
+	// Pictures may be shown in the browser (nosniff keeps them pictures); everything
+	// else is an attachment, so an uploaded HTML or SVG file never runs script on the
+	// hub's origin.
+	h.Set("Content-Type", t.Media)
+	if t.Kind != catalog.FileImage {
 		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(f.Path)}))
 	}
 	s.serveBlob(c, f.SHA256, f.Size, v.CreatedAt)
-}
-
-func contentTypeOf(ext string) string {
-	switch ext {
-	case ".stl":
-		return "model/stl"
-	case ".3mf":
-		return "model/3mf"
-	case ".step", ".stp":
-		return "model/step"
-	}
-	if t := mime.TypeByExtension(ext); t != "" && !strings.Contains(t, "html") && !strings.Contains(t, "svg") && !strings.Contains(t, "javascript") {
-		return t
-	}
-	return "application/octet-stream"
 }
 
 // archive: GET .../versions/{n}/archive.zip: files, bom.csv and ATTRIBUTION.md.

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"path"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 	"github.com/fabcommons/fabcommons/storage"
@@ -360,7 +360,7 @@ func (s *Server) agentFile(c *gin.Context) {
 	}
 	h := c.Writer.Header()
 	h.Set("ETag", `"`+j.SHA256+`"`)
-	h.Set("Content-Type", contentTypeOf(strings.ToLower(path.Ext(j.File))))
+	h.Set("Content-Type", catalog.TypeOf(j.File).Media)
 	h.Set("X-Content-Type-Options", "nosniff")
 	s.serveBlob(c, j.SHA256, j.Size, j.CreatedAt)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/fabcommons/fabcommons/account"
+	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/catalog/license"
 	"github.com/fabcommons/fabcommons/fabrication"
 )
@@ -61,6 +62,16 @@ func parsePages() pages {
 		"state": func(s string) string { return strings.ReplaceAll(s, "_", " ") },
 		"fileURL": func(slug string, n int, p string) string {
 			return "/api/v1/designs/" + url.PathEscape(slug) + "/versions/" + strconv.Itoa(n) + "/files/" + escapePath(p)
+		},
+		"pictureURL": func(slug string, n int, p, size string) string {
+			return "/api/v1/designs/" + url.PathEscape(slug) + "/versions/" + strconv.Itoa(n) + "/pictures/" + escapePath(p) + "?size=" + size
+		},
+		"fileType": catalog.TypeOf,
+		// caption turns a picture's file name into words for its alt text:
+		// "photos/assembled_clock-front.jpg" -> "assembled clock front".
+		"caption": func(p string) string {
+			name := strings.TrimSuffix(path.Base(p), path.Ext(p))
+			return strings.Join(strings.FieldsFunc(name, func(r rune) bool { return r == '_' || r == '-' || r == '.' || r == ' ' }), " ")
 		},
 		"ended": func(state string) bool {
 			return slices.Contains([]string{fabrication.JobDone, fabrication.JobFailed, fabrication.JobCanceled, fabrication.JobRejected}, state)

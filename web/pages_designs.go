@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -60,7 +61,7 @@ func (s *Server) flagPost(c *gin.Context) {
 }
 
 func (s *Server) uploadPage(c *gin.Context) {
-	data := gin.H{"Licenses": license.All(), "MaxFileBytes": s.catalog.Limits().FileBytes}
+	data := gin.H{"Licenses": license.All(), "MaxFileBytes": s.catalog.Limits().FileBytes, "FileTypes": fileTypesJSON}
 	title := "Publish a design"
 	if slug := c.Param("slug"); slug != "" {
 		if _, err := s.catalog.VersionAuthor(c.Request.Context(), actorOf(c), slug); err != nil {
@@ -164,3 +165,13 @@ func (s *Server) forkPost(c *gin.Context) {
 	}
 	c.Redirect(http.StatusSeeOther, "/designs/"+url.PathEscape(fork.Slug))
 }
+
+// fileTypesJSON is catalog's table of file types, for the upload page to say what each
+// chosen file is before it goes up.
+var fileTypesJSON = func() string {
+	b, err := json.Marshal(catalog.FileTypes())
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()

@@ -79,6 +79,7 @@ type Server struct {
 	bodyLimits map[string]int64
 	pages      pages
 	thumbs     thumbnails
+	pics       pictures
 	streams    *streamLimit
 	analysis   analysisBudget
 	// gates bound the expensive calls: password checks, mesh analysis, uploads,
@@ -160,6 +161,7 @@ func New(cfg Config, d Deps) *Server {
 	s.streams = &streamLimit{total: cfg.MaxEventStreams, perClient: cfg.MaxStreamsPerClient, byClient: map[string]int{}}
 	s.pages = parsePages()
 	s.thumbs.draw = make(chan struct{}, 2)
+	s.pics.make = make(chan struct{}, 2)
 	s.initMetrics()
 	return s
 }
@@ -236,6 +238,7 @@ func (s *Server) routes(r *gin.Engine) {
 	api.GET("/designs/:slug/versions", s.listVersions)
 	api.GET("/designs/:slug/versions/:n", s.getVersion)
 	api.GET("/designs/:slug/versions/:n/files/*path", writeDeadline(time.Minute), s.downloadFile)
+	api.GET("/designs/:slug/versions/:n/pictures/*path", g("thumbnails"), s.picture)
 	api.GET("/designs/:slug/versions/:n/archive.zip", g("downloads"), writeDeadline(time.Minute), s.archive)
 	api.GET("/designs/:slug/versions/:n/okh.toml", s.okh)
 	api.GET("/designs/:slug/versions/:n/bom.csv", s.bomCSV)

@@ -22,12 +22,12 @@ import (
 	"github.com/fabcommons/fabcommons/storage"
 )
 
-// Limits on what is taken in. A 24-megapixel photo decodes to about 96 MB of pixels,
+// Limits on what is taken in. A 50-megapixel photo decodes to 75 to 200 MB of pixels,
 // so the pixel bound, not the byte bound, is what keeps memory in check.
 const (
-	MaxBytes  = 16 << 20
-	MaxPixels = 24_000_000
-	MaxSide   = 12_000
+	MaxBytes  = 32 << 20
+	MaxPixels = 50_000_000
+	MaxSide   = 16_000
 )
 
 // Types the hub accepts, by the format name image.Decode reports.
@@ -38,6 +38,31 @@ type Picture struct {
 	Data          []byte
 	ContentType   string // image/png or image/jpeg
 	Width, Height int
+}
+
+// Measure reads only as much of a picture as says its format and size, and checks
+// them against the limits Clean applies, so a file that will not show is refused when
+// it is uploaded rather than when someone looks at it.
+func Measure(r io.Reader, size int64, field string) (width, height int, err error) {
+	if size > MaxBytes {
+		return 0, 0, storage.Invalid(field, fmt.Sprintf("a picture may be at most %d MB", MaxBytes>>20))
+	}
+	cfg, format, err := image.DecodeConfig(r)
+	if err != nil {
+		return 0, 0, storage.Invalid(field, "not a PNG, JPEG, GIF or WebP image")
+	}
+	return cfg.Width, cfg.Height, within(cfg, format, field)
+}
+
+func within(cfg image.Config, format, field string) error {
+	if !types[format] {
+		return storage.Invalid(field, fmt.Sprintf("%s images are not taken; use PNG or JPEG", format))
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > MaxSide || cfg.Height > MaxSide ||
+		int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
+		return storage.Invalid(field, fmt.Sprintf("a %d×%d image is too large; at most %d pixels a side and %d megapixels", cfg.Width, cfg.Height, MaxSide, MaxPixels/1_000_000))
+	}
+	return nil
 }
 
 // Clean reads at most MaxBytes from r, decodes a PNG, JPEG, GIF (its first frame) or
@@ -60,12 +85,8 @@ func Fit(r io.Reader, field string, side int) (Picture, error) {
 	if err != nil {
 		return Picture{}, storage.Invalid(field, "not a PNG, JPEG, GIF or WebP image")
 	}
-	if !types[format] {
-		return Picture{}, storage.Invalid(field, fmt.Sprintf("%s images are not taken; use PNG or JPEG", format))
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > MaxSide || cfg.Height > MaxSide ||
-		int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
-		return Picture{}, storage.Invalid(field, fmt.Sprintf("a %d×%d image is too large; at most %d pixels a side and %d megapixels", cfg.Width, cfg.Height, MaxSide, MaxPixels/1_000_000))
+	if err := within(cfg, format, field); err != nil {
+		return Picture{}, err
 	}
 	img, _, err := image.Decode(bytes.NewReader(raw))
 	if err != nil {

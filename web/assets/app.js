@@ -143,13 +143,21 @@ function upload() {
   const files = new Map(); // path -> {file, li, bar}
   const list = form.querySelector('[data-file-list]');
   const maxFile = Number(form.dataset.maxFile);
+  const types = JSON.parse(form.dataset.fileTypes || '{}'); // ".stl" -> {kind, label}
+  const typeOf = (path) => {
+    const dot = path.lastIndexOf('.');
+    const ext = dot > path.lastIndexOf('/') ? path.slice(dot).toLowerCase() : '';
+    return types[ext] || { kind: 'document', label: ext ? ext.slice(1).toUpperCase() + ' file' : 'File' };
+  };
 
   const add = (file) => {
     const path = file.webkitRelativePath || file.name;
     if (files.has(path)) files.get(path).li.remove();
     const li = document.createElement('li');
     const head = document.createElement('div');
-    head.textContent = `${path} (${(file.size / 1e6).toFixed(2)} MB) `;
+    const type = typeOf(path);
+    head.textContent = `${path} — ${type.label} (${(file.size / 1e6).toFixed(2)} MB) `;
+    li.dataset.kind = type.kind;
     const rm = document.createElement('button');
     rm.type = 'button';
     rm.textContent = 'Remove';
