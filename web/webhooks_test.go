@@ -258,6 +258,21 @@ func TestWebhookRetriesWithBackoff(t *testing.T) {
 	if first.header.Get(webhook.HeaderSignature) == second.header.Get(webhook.HeaderSignature) {
 		t.Fatal("two attempts at different times carry the same signature; the timestamp is not signed")
 	}
+
+	// Thirty days on the delivery is still listed; a day later it is pruned.
+	f.clock.Add(30 * 24 * time.Hour)
+	time.Sleep(50 * time.Millisecond) // a few of the service's rounds
+	f.waitDelivery(t, f.maker, hook, webhook.Delivered, 3)
+	f.clock.Add(25 * time.Hour)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		r := f.do(t, call{method: "GET", path: "/api/v1/webhooks/" + hook + "/deliveries", header: f.maker})
+		if len(r.json["deliveries"].([]any)) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("31 days after it was delivered the delivery is still listed: %s", r.body)
+		}
+	}
 }
 
 // TestWebhookDeleteStopsDeliveries: once a hook is deleted, a delivery that was waiting

@@ -83,4 +83,7 @@ type Store interface {
 	SaveAttempt(ctx context.Context, d Delivery) error
 	// Deliveries are the hook's latest deliveries, newest first, at most limit.
 	Deliveries(ctx context.Context, hookID string, limit int) ([]Delivery, error)
+	// PruneDeliveries deletes the deliveries that are over (delivered or failed) and
+	// were last changed before before, and says how many went. Pending ones stay.
+	PruneDeliveries(ctx context.Context, before time.Time) (int64, error)
 }

@@ -22,6 +22,7 @@ type Options struct {
 	Timeout          time.Duration   // one attempt's limit, connecting to the end of the answer (10 s)
 	Backoff          []time.Duration // the waits before each retry; after the last, a delivery has failed (DefaultBackoff)
 	PollEvery        time.Duration   // how often the store is checked for due deliveries, besides when woken (5 s)
+	KeepDeliveries   time.Duration   // how long finished deliveries stay listed before they are pruned (30 days)
 	Clock            func() time.Time
 }
 
@@ -80,6 +81,9 @@ func NewService(store Store, labs Labs, leases storage.Leases, log *slog.Logger,
 	}
 	if o.PollEvery == 0 {
 		o.PollEvery = 5 * time.Second
+	}
+	if o.KeepDeliveries == 0 {
+		o.KeepDeliveries = 30 * 24 * time.Hour
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
@@ -223,9 +227,14 @@ func (s *Service) Run(ctx context.Context) {
 	}()
 	tick := time.NewTicker(s.opts.PollEvery)
 	defer tick.Stop()
+	var pruned time.Time
 	for {
 		if _, err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("webhook deliveries failed", "err", err)
+		}
+		if now := s.opts.Clock(); now.Sub(pruned) >= pruneEvery {
+			s.Prune(ctx)
+			pruned = now
 		}
 		select {
 		case <-ctx.Done():
@@ -234,6 +243,21 @@ func (s *Service) Run(ctx context.Context) {
 		case <-s.wake:
 		case <-tick.C:
 		}
+	}
+}
+
+// pruneEvery is how often Run prunes old deliveries.
+const pruneEvery = 6 * time.Hour
+
+// Prune deletes the deliveries that ended more than KeepDeliveries ago, so the record
+// of what was sent does not grow without end. Pending deliveries are never pruned.
+func (s *Service) Prune(ctx context.Context) {
+	n, err := s.store.PruneDeliveries(ctx, s.opts.Clock().Add(-s.opts.KeepDeliveries))
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Warn("old webhook deliveries not pruned", "err", err)
+	case n > 0:
+		s.log.Info("old webhook deliveries pruned", "count", n)
 	}
 }
 

@@ -196,6 +196,15 @@ func (w Webhooks) SaveAttempt(ctx context.Context, d webhook.Delivery) (err erro
 	return nil
 }
 
+func (w Webhooks) PruneDeliveries(ctx context.Context, before time.Time) (_ int64, err error) {
+	defer normalize(&err)
+	res, err := w.deliveries().DeleteMany(ctx, bson.M{"state": bson.M{"$ne": webhook.Pending}, "updated_at": bson.M{"$lt": before}})
+	if err != nil {
+		return 0, fmt.Errorf("prune webhook deliveries: %w", err)
+	}
+	return res.DeletedCount, nil
+}
+
 func (w Webhooks) Deliveries(ctx context.Context, hookID string, limit int) (_ []webhook.Delivery, err error) {
 	defer normalize(&err)
 	ds, err := w.findDeliveries(ctx, bson.M{"hook_id": hookID}, bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}, limit)

@@ -161,6 +161,15 @@ func (w Webhooks) SaveAttempt(ctx context.Context, d webhook.Delivery) error {
 	return nil
 }
 
+func (w Webhooks) PruneDeliveries(ctx context.Context, before time.Time) (int64, error) {
+	res, err := w.db.write.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE state != ? AND updated_at < ?`, webhook.Pending, unixNano(before))
+	if err != nil {
+		return 0, fmt.Errorf("prune webhook deliveries: %w", mapErr(err))
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
 func (w Webhooks) Deliveries(ctx context.Context, hookID string, limit int) ([]webhook.Delivery, error) {
 	ds, err := w.queryDeliveries(ctx, `hook_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`, hookID, limit)
 	if err != nil {

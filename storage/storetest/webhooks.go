@@ -125,6 +125,16 @@ func ExerciseWebhooks(t *testing.T, newStore func(t *testing.T) webhook.Store) {
 		if due, _ := s.DueDeliveries(ctx, t0.Add(24*time.Hour), 10); len(due) != 2 || due[0].ID != "d1" || due[1].ID != "d2" {
 			t.Fatalf("a day later: got %+v, want d1, d2", due)
 		}
+		// Pruning takes what is over and older than asked, never what is pending.
+		if n, err := s.PruneDeliveries(ctx, d3.UpdatedAt); err != nil || n != 0 {
+			t.Fatalf("pruning before d3 was last changed: got %d, %v; want none pruned", n, err)
+		}
+		if n, err := s.PruneDeliveries(ctx, t0.Add(48*time.Hour)); err != nil || n != 1 {
+			t.Fatalf("pruning two days on: got %d, %v; want d3 alone pruned", n, err)
+		}
+		if list, _ := s.Deliveries(ctx, "h2", 10); len(list) != 0 {
+			t.Fatalf("h2's deliveries after pruning: got %+v, want none", list)
+		}
 		list, err := s.Deliveries(ctx, "h1", 10)
 		if err != nil || len(list) != 2 || list[0].ID != "d2" || list[1].ID != "d1" {
 			t.Fatalf("Deliveries(h1): got %+v, %v; want d2, d1 (newest first)", list, err)
