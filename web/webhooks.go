@@ -81,7 +81,8 @@ func (s *Server) webhookDeliveries(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"deliveries": ds})
 }
 
-// notifyReported tells the design's owner's hooks that someone reported the design.
+// notifyReported tells the design's owner's hooks, and the maintainers' hooks for the
+// whole hub, that someone reported the design.
 // The reporter is not named.
 func (s *Server) notifyReported(ctx context.Context, slug, reason string) {
 	if s.webhooks == nil {
@@ -92,7 +93,7 @@ func (s *Server) notifyReported(ctx context.Context, slug, reason string) {
 		s.log.Warn("design reported: no webhook notice", "design", slug, "err", err)
 		return
 	}
-	s.webhooks.Notify(webhook.Notice{Event: webhook.DesignReported, OwnerID: d.OwnerID,
+	s.webhooks.Notify(webhook.Notice{Event: webhook.DesignReported, OwnerID: d.OwnerID, Maintainers: true,
 		Data: gin.H{"design": gin.H{"slug": d.Slug, "title": d.Title, "owner": d.Owner}, "reason": reason}})
 }
 

@@ -435,3 +435,37 @@ func TestWebhookDeliveriesSurviveARestartAndOneReplicaSends(t *testing.T) {
 		t.Fatalf("seen from the other hub: got %v, want delivered after 1 attempt", d)
 	}
 }
+
+// TestWebhookDesignReported: a report reaches the design's owner's hook and a site
+// admin's hook for the whole hub, without naming who reported it. Only a site admin
+// may register a hook for the whole hub, and only for what maintainers act on.
+func TestWebhookDesignReported(t *testing.T) {
+	t.Parallel()
+	f := newHookLab(t, fabrication.Policy{}) // ada (the first account) is the site admin
+	grace, eve := f.maker, login(t, f.bundle, "eve")
+	f.do(t, call{method: "POST", path: "/api/v1/webhooks", header: grace,
+		body: map[string]any{"url": "http://127.0.0.1:1/x", "events": []string{webhook.DesignReported}, "hub": true}}).want(t, 403, "forbidden")
+	f.do(t, call{method: "POST", path: "/api/v1/webhooks", header: f.owner,
+		body: map[string]any{"url": "http://127.0.0.1:1/x", "events": []string{webhook.JobDone}, "hub": true}}).want(t, 422, "invalid")
+	f.do(t, call{method: "POST", path: "/api/v1/webhooks", header: f.owner,
+		body: map[string]any{"url": "http://127.0.0.1:1/x", "events": []string{webhook.DesignReported}, "hub": true, "lab": "makerspace"}}).want(t, 422, "invalid")
+
+	hubRecv, ownerRecv := newReceiver(t, 0), newReceiver(t, 0)
+	hubHook, hubSecret := f.addHook(t, f.owner, map[string]any{"url": hubRecv.url, "events": []string{webhook.DesignReported}, "hub": true})
+	_, ownerSecret := f.addHook(t, grace, map[string]any{"url": ownerRecv.url, "events": []string{webhook.DesignReported}})
+	publish(t, f.bundle, grace, map[string]any{"title": "Grace's hinge", "license": "CC-BY-4.0"}).want(t, 201, "")
+
+	f.do(t, call{method: "POST", path: "/api/v1/designs/grace-s-hinge/flag", header: eve, body: map[string]string{"reason": "not a hinge"}}).want(t, 204, "")
+	for recv, secret := range map[*receiver]string{hubRecv: hubSecret, ownerRecv: ownerSecret} {
+		got := recv.next(t)
+		data := got.check(t, secret, webhook.DesignReported, f.clock.Now())["data"].(map[string]any)
+		if strings.Contains(string(got.body), `"eve"`) || data["design"].(map[string]any)["slug"] != "grace-s-hinge" || data["reason"] != "not a hinge" {
+			t.Fatalf("the report's delivery: %s, want the design and the reason without the reporter", got.body)
+		}
+	}
+	f.waitDelivery(t, f.owner, hubHook, webhook.Delivered, 1)
+	r := f.do(t, call{method: "GET", path: "/api/v1/webhooks", header: f.owner})
+	if hooks := r.json["webhooks"].([]any); len(hooks) != 1 || hooks[0].(map[string]any)["hub"] != true {
+		t.Fatalf("ada's hooks: got %s, want her hook for the whole hub", r.body)
+	}
+}

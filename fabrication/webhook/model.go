@@ -23,6 +23,10 @@ const (
 // Events are the events a hook may subscribe to, in the order the docs list them.
 var Events = []string{JobAwaitingApproval, JobFailed, JobAwaitingHarvest, JobDone, OrderRefused, MachineOffline, DesignReported}
 
+// HubEvents are the events a hook for the whole hub may ask for: what the hub's
+// maintainers must act on.
+var HubEvents = []string{DesignReported}
+
 // The states of a delivery.
 const (
 	Pending   = "pending"   // not yet delivered; NextAttemptAt says when it is tried (again)
@@ -39,6 +43,9 @@ type Hook struct {
 	Lab     string   `json:"lab,omitempty"` // the lab's slug, when it is a lab's hook
 	URL     string   `json:"url"`
 	Events  []string `json:"events"`
+	// Hub marks a site admin's hook for the whole hub: it hears of every design
+	// reported, not only the owner's own (HubEvents).
+	Hub bool `json:"hub,omitempty"`
 	// Secret signs the deliveries. It is stored as it is (the hub must sign with it),
 	// shown once when the hook is made, and never logged.
 	Secret    string    `json:"-"`
@@ -68,9 +75,10 @@ type Store interface {
 	Hook(ctx context.Context, id string) (Hook, error)
 	// Hooks are the hooks ownerID registered, oldest first.
 	Hooks(ctx context.Context, ownerID string) ([]Hook, error)
-	// HooksFor are the hooks subscribed to event that are the lab's (labID) or personal
-	// hooks of ownerID; an empty labID or ownerID matches nothing.
-	HooksFor(ctx context.Context, event, labID, ownerID string) ([]Hook, error)
+	// HooksFor are the hooks subscribed to event that are the lab's (labID), personal
+	// hooks of ownerID, or, when hub is true, hooks for the whole hub; an empty labID or
+	// ownerID matches nothing.
+	HooksFor(ctx context.Context, event, labID, ownerID string, hub bool) ([]Hook, error)
 	// DeleteHook deletes the hook and its deliveries, so nothing more is sent to it.
 	DeleteHook(ctx context.Context, id string) error
 	AddDelivery(ctx context.Context, d Delivery) error

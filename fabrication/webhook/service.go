@@ -45,11 +45,13 @@ type Labs interface {
 }
 
 // Notice is something that happened, for the hooks that want it: the lab's hooks
-// (LabID) and the personal hooks of one person (OwnerID), either may be "".
+// (LabID), the personal hooks of one person (OwnerID), either may be "", and the hooks
+// for the whole hub when Maintainers is set.
 type Notice struct {
-	Event   string
-	LabID   string
-	OwnerID string
+	Event       string
+	LabID       string
+	OwnerID     string
+	Maintainers bool
 	Data    any // the payload's "data"
 }
 
@@ -99,6 +101,7 @@ type NewHook struct {
 	URL    string   `json:"url"`
 	Events []string `json:"events"`
 	Lab    string   `json:"lab"` // a lab's slug, for a lab's hook; "" for a personal one
+	Hub    bool     `json:"hub"` // a site admin's hook for the whole hub (HubEvents)
 }
 
 // Create registers a hook and returns it with its secret, which is not shown again. It
@@ -119,7 +122,20 @@ func (s *Service) Create(ctx context.Context, actor Actor, nh NewHook) (Hook, st
 			return Hook{}, "", storage.Invalid("events", fmt.Sprintf("no event %q; the events are %v", e, Events))
 		}
 	}
-	h := Hook{ID: "wh_" + randomHex(12), OwnerID: actor.ID, URL: nh.URL, Events: events,
+	if nh.Hub {
+		switch {
+		case !actor.Admin:
+			return Hook{}, "", fmt.Errorf("only a site admin may register a hook for the whole hub: %w", storage.ErrForbidden)
+		case nh.Lab != "":
+			return Hook{}, "", storage.Invalid("hub", "a hook is for a lab or for the whole hub, not both")
+		}
+		for _, e := range events {
+			if !slices.Contains(HubEvents, e) {
+				return Hook{}, "", storage.Invalid("events", fmt.Sprintf("a hook for the whole hub hears of %v, not %q", HubEvents, e))
+			}
+		}
+	}
+	h := Hook{ID: "wh_" + randomHex(12), OwnerID: actor.ID, URL: nh.URL, Events: events, Hub: nh.Hub,
 		CreatedAt: s.opts.Clock().UTC().Truncate(time.Millisecond)}
 	if nh.Lab != "" {
 		labID, err := s.labs.ManagedLab(ctx, actor, nh.Lab)
@@ -263,7 +279,7 @@ func (s *Service) Prune(ctx context.Context) {
 
 // record makes one delivery per hook that wants n.
 func (s *Service) record(ctx context.Context, n Notice) {
-	hooks, err := s.store.HooksFor(ctx, n.Event, n.LabID, n.OwnerID)
+	hooks, err := s.store.HooksFor(ctx, n.Event, n.LabID, n.OwnerID, n.Maintainers)
 	if err != nil {
 		s.log.Warn("webhook notice lost: the hooks could not be read", "event", n.Event, "err", err)
 		return

@@ -33,10 +33,11 @@ type hookDoc struct {
 	Events    []string  `bson:"events"`
 	Secret    string    `bson:"secret"` // kept as it is: the hub signs with it
 	CreatedAt time.Time `bson:"created_at"`
+	Hub       bool      `bson:"hub,omitempty"`
 }
 
 func (d hookDoc) hook() webhook.Hook {
-	return webhook.Hook{ID: d.ID, OwnerID: d.OwnerID, LabID: d.LabID, Lab: d.Lab, URL: d.URL, Events: d.Events, Secret: d.Secret, CreatedAt: d.CreatedAt.UTC()}
+	return webhook.Hook{ID: d.ID, OwnerID: d.OwnerID, LabID: d.LabID, Lab: d.Lab, URL: d.URL, Events: d.Events, Secret: d.Secret, CreatedAt: d.CreatedAt.UTC(), Hub: d.Hub}
 }
 
 type deliveryDoc struct {
@@ -62,7 +63,7 @@ func (d deliveryDoc) delivery() webhook.Delivery {
 func (w Webhooks) CreateHook(ctx context.Context, h webhook.Hook) (err error) {
 	defer normalize(&err)
 	_, err = w.hooks().InsertOne(ctx, hookDoc{ID: h.ID, OwnerID: h.OwnerID, LabID: h.LabID, Lab: h.Lab, URL: h.URL,
-		Events: h.Events, Secret: h.Secret, CreatedAt: h.CreatedAt})
+		Events: h.Events, Secret: h.Secret, CreatedAt: h.CreatedAt, Hub: h.Hub})
 	if err != nil {
 		return fmt.Errorf("create webhook: %w", err)
 	}
@@ -103,14 +104,17 @@ func (w Webhooks) Hooks(ctx context.Context, ownerID string) (_ []webhook.Hook, 
 	return hs, nil
 }
 
-func (w Webhooks) HooksFor(ctx context.Context, event, labID, ownerID string) (_ []webhook.Hook, err error) {
+func (w Webhooks) HooksFor(ctx context.Context, event, labID, ownerID string, hub bool) (_ []webhook.Hook, err error) {
 	defer normalize(&err)
 	var or bson.A
 	if labID != "" {
 		or = append(or, bson.M{"lab_id": labID})
 	}
 	if ownerID != "" {
-		or = append(or, bson.M{"lab_id": "", "owner_id": ownerID})
+		or = append(or, bson.M{"lab_id": "", "hub": bson.M{"$ne": true}, "owner_id": ownerID})
+	}
+	if hub {
+		or = append(or, bson.M{"hub": true})
 	}
 	if len(or) == 0 {
 		return nil, nil

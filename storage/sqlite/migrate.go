@@ -223,6 +223,8 @@ var migrations = []string{
 	);
 	CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_attempt_at);
 	CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(hook_id, created_at);`,
+	// 10: hooks for the whole hub (a site admin's: every design reported).
+	`ALTER TABLE webhooks ADD COLUMN hub INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

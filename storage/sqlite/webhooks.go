@@ -18,11 +18,11 @@ var _ webhook.Store = Webhooks{}
 // Webhooks returns the webhook store of db.
 func (db *DB) Webhooks() Webhooks { return Webhooks{db} }
 
-const hookColumns = `id, owner_id, lab_id, lab, url, events, secret, created_at`
+const hookColumns = `id, owner_id, lab_id, lab, url, events, secret, created_at, hub`
 
 func (w Webhooks) CreateHook(ctx context.Context, h webhook.Hook) error {
-	_, err := w.db.write.ExecContext(ctx, `INSERT INTO webhooks(`+hookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		h.ID, h.OwnerID, h.LabID, h.Lab, h.URL, ","+strings.Join(h.Events, ",")+",", h.Secret, unixNano(h.CreatedAt))
+	_, err := w.db.write.ExecContext(ctx, `INSERT INTO webhooks(`+hookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		h.ID, h.OwnerID, h.LabID, h.Lab, h.URL, ","+strings.Join(h.Events, ",")+",", h.Secret, unixNano(h.CreatedAt), h.Hub)
 	if err != nil {
 		return fmt.Errorf("create webhook: %w", mapErr(err))
 	}
@@ -33,7 +33,7 @@ func scanHook(row interface{ Scan(...any) error }) (webhook.Hook, error) {
 	var h webhook.Hook
 	var events string
 	var created int64
-	if err := row.Scan(&h.ID, &h.OwnerID, &h.LabID, &h.Lab, &h.URL, &events, &h.Secret, &created); err != nil {
+	if err := row.Scan(&h.ID, &h.OwnerID, &h.LabID, &h.Lab, &h.URL, &events, &h.Secret, &created, &h.Hub); err != nil {
 		return webhook.Hook{}, mapErr(err)
 	}
 	h.Events = strings.Split(strings.Trim(events, ","), ",")
@@ -74,9 +74,9 @@ func (w Webhooks) Hooks(ctx context.Context, ownerID string) ([]webhook.Hook, er
 	return hs, nil
 }
 
-func (w Webhooks) HooksFor(ctx context.Context, event, labID, ownerID string) ([]webhook.Hook, error) {
-	hs, err := w.queryHooks(ctx, `events LIKE ? AND ((lab_id = ? AND lab_id != '') OR (lab_id = '' AND owner_id = ? AND owner_id != ''))`,
-		"%,"+event+",%", labID, ownerID)
+func (w Webhooks) HooksFor(ctx context.Context, event, labID, ownerID string, hub bool) ([]webhook.Hook, error) {
+	hs, err := w.queryHooks(ctx, `events LIKE ? AND ((lab_id = ? AND lab_id != '') OR (lab_id = '' AND NOT hub AND owner_id = ? AND owner_id != '') OR (hub AND ?))`,
+		"%,"+event+",%", labID, ownerID, hub)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks for %s: %w", event, err)
 	}

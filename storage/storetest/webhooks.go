@@ -58,22 +58,38 @@ func ExerciseWebhooks(t *testing.T, newStore func(t *testing.T) webhook.Store) {
 		if err != nil || !slices.Equal(ids(mine), []string{"h1", "h2"}) {
 			t.Fatalf("Hooks(u-ada): got %v, %v; want h1, h2", ids(mine), err)
 		}
+		hub := hook("h5", "u-root", "", webhook.DesignReported)
+		hub.Hub = true
+		for _, h := range []webhook.Hook{hub, hook("h6", "u-ada", "", webhook.DesignReported)} {
+			if err := s.CreateHook(ctx, h); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, err := s.Hook(ctx, "h5"); err != nil || !got.Hub {
+			t.Fatalf("the hub's hook: got %+v, %v; want Hub", got, err)
+		}
 		for _, tt := range []struct {
 			event, lab, owner string
+			hub               bool
 			want              []string
 		}{
-			{webhook.JobDone, "lab-1", "u-ada", []string{"h1", "h2"}}, // lab-1's, and ada's personal one
-			{webhook.JobDone, "lab-1", "", []string{"h2"}},            // the lab's only
-			{webhook.JobDone, "", "u-bob", []string{"h4"}},            // bob's lab hook is not personal
-			{webhook.JobFailed, "lab-1", "u-bob", nil},                // no one asked for it there
-			{webhook.MachineOffline, "lab-1", "", []string{"h3"}},     //
-			{webhook.MachineOffline, "lab-2", "u-bob", nil},           // h3 is lab-1's
-			{webhook.JobDone, "", "", nil},                            // nobody
-			{webhook.JobAwaitingApproval, "", "u-ada", nil},           // h2 is the lab's, not ada's own
+			{webhook.JobDone, "lab-1", "u-ada", false, []string{"h1", "h2"}},  // lab-1's, and ada's personal one
+			{webhook.JobDone, "lab-1", "", false, []string{"h2"}},             // the lab's only
+			{webhook.JobDone, "", "u-bob", false, []string{"h4"}},             // bob's lab hook is not personal
+			{webhook.JobFailed, "lab-1", "u-bob", false, nil},                 // no one asked for it there
+			{webhook.MachineOffline, "lab-1", "", false, []string{"h3"}},      //
+			{webhook.MachineOffline, "lab-2", "u-bob", false, nil},            // h3 is lab-1's
+			{webhook.JobDone, "", "", false, nil},                             // nobody
+			{webhook.JobAwaitingApproval, "", "u-ada", false, nil},            // h2 is the lab's, not ada's own
+			{webhook.DesignReported, "", "u-ada", false, []string{"h6"}},      // ada's own
+			{webhook.DesignReported, "", "u-ada", true, []string{"h5", "h6"}}, // and the hub's
+			{webhook.DesignReported, "", "u-root", false, nil},                // root's hub hook is not personal
+			{webhook.DesignReported, "", "", true, []string{"h5"}},            //
+			{webhook.JobDone, "lab-1", "u-ada", true, []string{"h1", "h2"}},   // the hub's hook does not want it
 		} {
-			got, err := s.HooksFor(ctx, tt.event, tt.lab, tt.owner)
+			got, err := s.HooksFor(ctx, tt.event, tt.lab, tt.owner, tt.hub)
 			if err != nil || !slices.Equal(ids(got), tt.want) {
-				t.Errorf("HooksFor(%s, %q, %q): got %v, %v; want %v", tt.event, tt.lab, tt.owner, ids(got), err, tt.want)
+				t.Errorf("HooksFor(%s, %q, %q, %v): got %v, %v; want %v", tt.event, tt.lab, tt.owner, tt.hub, ids(got), err, tt.want)
 			}
 		}
 	})
