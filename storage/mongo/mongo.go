@@ -117,6 +117,11 @@ var indexes = []index{
 	{"jobs", bson.D{{Key: "lab_id", Value: 1}, {Key: "state", Value: 1}, {Key: "priority", Value: -1}, {Key: "enqueued_at", Value: 1}}, false},
 	{"jobs", bson.D{{Key: "order_id", Value: 1}}, false},
 	{"jobs", bson.D{{Key: "design_id", Value: 1}, {Key: "state", Value: 1}}, false},
+	// The lab page's history (LabJobs: newest change first) and a design's record of
+	// makes (DesignJobs: oldest first) read these in their sort order, so a real MongoDB
+	// stops after a page instead of sorting a lab's whole history in memory.
+	{"jobs", bson.D{{Key: "lab_id", Value: 1}, {Key: "updated_at", Value: -1}}, false},
+	{"jobs", bson.D{{Key: "design_id", Value: 1}, {Key: "enqueued_at", Value: 1}, {Key: "_id", Value: 1}}, false},
 	{"jobs", bson.D{{Key: "machine_id", Value: 1}, {Key: "holding", Value: 1}}, false},
 	{"jobs", bson.D{{Key: "lease_expires_at", Value: 1}}, false},
 	{"ledger", bson.D{{Key: "closes", Value: 1}}, true},
