@@ -36,8 +36,12 @@ type Report struct {
 	Unnamed []string `json:"unnamed"`
 }
 
-func (r *Report) use(key, p, note string)    { r.Used = append(r.Used, Item{Key: key, Path: p, Note: note}) }
-func (r *Report) ignore(key, p, note string) { r.Ignored = append(r.Ignored, Item{Key: key, Path: p, Note: note}) }
+func (r *Report) use(key, p, note string) {
+	r.Used = append(r.Used, Item{Key: key, Path: p, Note: note})
+}
+func (r *Report) ignore(key, p, note string) {
+	r.Ignored = append(r.Ignored, Item{Key: key, Path: p, Note: note})
+}
 
 // FileRef is a file the manifest names, by the key that names it.
 type FileRef struct {
