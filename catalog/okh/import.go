@@ -242,7 +242,11 @@ func (a *archive) bom(m Manifest, present []string, rep *Report) []byte {
 		rep.ignore("bom", m.BOM, "not read: "+err.Error())
 		return nil
 	}
-	rep.use("bom", m.BOM, fmt.Sprintf("%d lines", len(lines)))
+	n := fmt.Sprintf("%d lines", len(lines))
+	if len(lines) == 1 {
+		n = "1 line"
+	}
+	rep.use("bom", m.BOM, n)
 	return b
 }
 
