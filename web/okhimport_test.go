@@ -226,3 +226,18 @@ func jsonOf(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestImportOKHCountsAgainstQuotas: an import is a publication, counted as uploads are.
+func TestImportOKHCountsAgainstQuotas(t *testing.T) {
+	t.Parallel()
+	b := setupWithLimits(t, Config{}, catalog.Limits{DesignsPerDay: 1})
+	login(t, b, "rootie") // the first account is the site's admin, whom quotas do not bind
+	ada := login(t, b, "ada")
+	pkg := okhPackage(t, "okh.toml", "name = 'X'\nlicense = 'MIT'\nexport = 'a.stl'\n", "a.stl", string(cubeSTL))
+	b.do(t, importCall(ada, pkg, "")).want(t, 201, "")
+	r := b.do(t, importCall(ada, pkg, ""))
+	r.want(t, 429, "rate_limited")
+	if r.header.Get("Retry-After") == "" {
+		t.Fatalf("got no Retry-After on %s", r.body)
+	}
+}

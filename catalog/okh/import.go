@@ -174,25 +174,32 @@ func knownLicense(id string) (string, bool) {
 // Entries the manifest does not name are reported and left out.
 func (a *archive) pick(m Manifest, rep *Report, limits catalog.Limits) ([]string, error) {
 	var present []string
-	named := map[string]bool{a.manifest: true, m.BOM: true}
+	named := map[string]bool{a.manifest: true}
+	if p, _, ok := a.find(m.BOM); ok {
+		named[p] = true
+	}
 	var total, packed uint64
 	for _, ref := range m.Files {
-		named[ref.Path] = true
-		f, ok := a.entries[ref.Path]
+		p, note, ok := a.find(ref.Path)
+		if ok && named[p] {
+			continue // named twice, differing in case
+		}
+		named[p] = true
+		f := a.entries[p]
 		switch {
 		case !ok:
 			rep.Missing = append(rep.Missing, Item{Key: ref.Key, Path: ref.Path, Note: "named but not in the archive"})
 			continue
 		case f.UncompressedSize64 == 0:
-			rep.ignore(ref.Key, ref.Path, "an empty file")
+			rep.ignore(ref.Key, p, "an empty file")
 			continue
 		case f.UncompressedSize64 > uint64(limits.FileBytes):
-			return nil, fmt.Errorf("%q is over %d bytes: %w", ref.Path, limits.FileBytes, storage.ErrTooLarge)
+			return nil, fmt.Errorf("%q is over %d bytes: %w", p, limits.FileBytes, storage.ErrTooLarge)
 		}
 		total += f.UncompressedSize64
 		packed += f.CompressedSize64
-		present = append(present, ref.Path)
-		rep.use(ref.Key, ref.Path, "")
+		present = append(present, p)
+		rep.use(ref.Key, p, note)
 	}
 	if total > uint64(limits.VersionBytes) {
 		return nil, fmt.Errorf("the files the manifest names are %d bytes unpacked; at most %d: %w", total, limits.VersionBytes, storage.ErrTooLarge)
@@ -222,13 +229,14 @@ func (a *archive) bom(m Manifest, present []string, rep *Report) []byte {
 	if m.BOM == "" {
 		return nil
 	}
-	if _, ok := a.entries[m.BOM]; !ok {
+	p, note, ok := a.find(m.BOM)
+	if !ok {
 		rep.Missing = append(rep.Missing, Item{Key: "bom", Path: m.BOM, Note: "named but not in the archive"})
 		return nil
 	}
-	b, err := a.readSmall(m.BOM, maxBOMBytes)
+	b, err := a.readSmall(p, maxBOMBytes)
 	if err != nil {
-		rep.ignore("bom", m.BOM, err.Error())
+		rep.ignore("bom", p, err.Error())
 		return nil
 	}
 	var meshes []string
@@ -239,14 +247,17 @@ func (a *archive) bom(m Manifest, present []string, rep *Report) []byte {
 	}
 	lines, err := catalog.ParseBOM(b, meshes)
 	if err != nil {
-		rep.ignore("bom", m.BOM, "not read: "+err.Error())
+		rep.ignore("bom", p, "not read: "+err.Error())
 		return nil
 	}
 	n := fmt.Sprintf("%d lines", len(lines))
 	if len(lines) == 1 {
 		n = "1 line"
 	}
-	rep.use("bom", m.BOM, n)
+	if note != "" {
+		n += "; " + note
+	}
+	rep.use("bom", p, n)
 	return b
 }
 
@@ -263,4 +274,28 @@ func (z zipReader) Read(p []byte) (int, error) {
 		err = errArchive("%s cannot be unpacked: %v", z.path, err)
 	}
 	return n, err
+}
+
+// find looks a named path up in the archive: as named, or else differing only in case
+// when one entry does (manifests written on systems that ignore case often differ so).
+// note says which entry was taken when it is not the one named.
+func (a *archive) find(p string) (found, note string, ok bool) {
+	if p == "" {
+		return "", "", false
+	}
+	if _, ok := a.entries[p]; ok {
+		return p, "", true
+	}
+	for _, e := range a.order {
+		if strings.EqualFold(e, p) {
+			if found != "" {
+				return "", "", false // two candidates: neither is taken
+			}
+			found = e
+		}
+	}
+	if found == "" {
+		return "", "", false
+	}
+	return found, fmt.Sprintf("named %q, which the archive has as %q", p, found), true
 }

@@ -85,8 +85,8 @@ license = "CERN-OHL-S-2.0"
 licensor = "Ada Lovelace"
 version = "1.2.0"
 repo = "https://example.org/lamp"
-readme = "/README.md"
-bom = "./BoM.csv"
+readme = "/readme.md"
+bom = "./bom.CSV"
 shade = "green"
 [[part]]
 name = "base"
@@ -134,7 +134,8 @@ func TestImportPackage(t *testing.T) {
 	if !has(rep.Ignored, "shade", "", "unknown key") {
 		t.Errorf("got ignored %+v, want shade", rep.Ignored)
 	}
-	if !has(rep.Used, "bom", "BoM.csv", "2 lines") || !has(rep.Used, "part[0].export", "parts/base.stl", "") {
+	if !has(rep.Used, "bom", "BoM.csv", "2 lines") || !has(rep.Used, "part[0].export", "parts/base.stl", "") ||
+		!has(rep.Used, "readme", "README.md", `named "readme.md"`) {
 		t.Errorf("got used %+v", rep.Used)
 	}
 	if !slices.Equal(rep.Unnamed, []string{"notes/todo.txt"}) {
