@@ -128,7 +128,14 @@ func (a *archive) findManifest() error {
 			}
 		}
 	}
-	return errArchive("there is no okh.toml at the root of the archive (nor in a single top-level folder, as GitHub's downloads have): an OKH package names its files there")
+	hint := ""
+	for _, p := range a.order {
+		if ext := strings.ToLower(path.Ext(p)); strings.Contains(strings.ToLower(path.Base(p)), "okh") && (ext == ".yml" || ext == ".yaml") {
+			hint = fmt.Sprintf(" (%s is an OKH v1 manifest in YAML, which this hub does not read: write its keys as okh.toml)", p)
+			break
+		}
+	}
+	return errArchive("there is no okh.toml at the root of the archive (nor in a single top-level folder, as GitHub's downloads have): an OKH package names its files there%s", hint)
 }
 
 // readManifest returns the okh.toml's bytes, at most MaxManifestBytes.

@@ -196,6 +196,7 @@ func TestImportRefusals(t *testing.T) {
 		says    string
 	}{
 		{"no manifest", zipOf(t, stl), storage.ErrInvalid, "no okh.toml at the root"},
+		{"a YAML manifest", zipOf(t, entry{name: "okh-seed-drill.yml", data: []byte("title: Seed drill\n")}, stl), storage.ErrInvalid, "okh-seed-drill.yml is an OKH v1 manifest in YAML"},
 		{"manifest two folders down", zipOf(t, entry{name: "a/b/okh.toml", data: manifest.data}, entry{name: "a/b/a.stl", data: cube}), storage.ErrInvalid, "no okh.toml"},
 		{"manifest in one of two folders", zipOf(t, entry{name: "a/okh.toml", data: manifest.data}, entry{name: "b/a.stl", data: cube}), storage.ErrInvalid, "no okh.toml"},
 		{"climbs out", zipOf(t, manifest, stl, entry{name: "../evil.sh", data: []byte("x")}), storage.ErrInvalid, "climbs out"},

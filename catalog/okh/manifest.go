@@ -230,7 +230,7 @@ func (p *parser) summary() {
 	}
 	if utf8.RuneCountInString(s) > 5000 {
 		s = string([]rune(s)[:5000])
-		p.rep.Used[len(p.rep.Used)-1].Note += " (cut to 5000 characters)"
+		p.rep.use("function", "", "the summary is cut to 5000 characters")
 	}
 	p.m.Function = s
 }
@@ -322,8 +322,8 @@ func (p *parser) tags() {
 			t = strings.TrimRight(t[:40], "-")
 		}
 		switch {
-		case !ok || strings.TrimSpace(s) == "":
-			p.rep.ignore("keywords", "", "want words, got "+typeName(e))
+		case !ok || strings.Trim(t, "-") == "" || t == "design" && !strings.Contains(strings.ToLower(s), "design"):
+			p.rep.ignore("keywords", "", fmt.Sprintf("%v: want words of letters or digits", e))
 		case seen[t]:
 		case len(p.m.Tags) == 20:
 			p.rep.ignore("keywords", "", fmt.Sprintf("%q: at most 20 tags", s))

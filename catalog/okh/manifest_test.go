@@ -58,7 +58,8 @@ func TestParseManifests(t *testing.T) {
 				Files: []FileRef{{"export", "drill.stl"}}},
 			used: []item{{"title", "", "older name of name"}, {"description", "", "older name of function"}, {"license.hardware", "", "OKH v1"},
 				{"keywords", "", "tags"}, {"intended-use", "", "summary"}},
-			ignored: []item{{"okhv", "", "missing"}, {"license.documentation", "", "one license"}, {"documentation-home", "", ""}},
+			ignored: []item{{"okhv", "", "missing"}, {"license.documentation", "", "one license"}, {"documentation-home", "", ""},
+				{"keywords", "", "!!!: want words"}},
 		},
 		{
 			file: "messy.toml",
