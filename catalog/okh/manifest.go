@@ -163,8 +163,17 @@ func (p *parser) read() {
 			p.rep.ignore(k, "", why)
 			continue
 		}
-		p.rep.ignore(k, "", "unknown key")
+		p.rep.ignore(keyName(k), "", "unknown key")
 	}
+}
+
+// keyName is how the report names a key: as written, or quoted when it is empty (TOML
+// allows "" = 1).
+func keyName(k string) string {
+	if k == "" {
+		return `""`
+	}
+	return k
 }
 
 // okhv accepts the OKH-LOSH v1 spellings, and reads anything else as OKH-LOSH v1 too.
@@ -403,7 +412,7 @@ func (p *parser) parts() {
 				if _, known := notKept[k]; known {
 					p.rep.ignore(key+"."+k, "", "an OKH key fabcommons has no place for")
 				} else {
-					p.rep.ignore(key+"."+k, "", "unknown key")
+					p.rep.ignore(key+"."+keyName(k), "", "unknown key")
 				}
 			}
 		}
