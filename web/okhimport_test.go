@@ -241,3 +241,19 @@ func TestImportOKHCountsAgainstQuotas(t *testing.T) {
 		t.Fatalf("got no Retry-After on %s", r.body)
 	}
 }
+
+// TestDesignSlugsLeavePagesAlone: a design titled "Import" (or "New") does not take the
+// slug of the page /designs/import (or /designs/new), where it could never be seen.
+func TestDesignSlugsLeavePagesAlone(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	ada := login(t, b, "ada")
+	for _, title := range []string{"Import", "New"} {
+		r := publish(t, b, ada, map[string]any{"title": title, "license": "MIT"})
+		r.want(t, 201, "")
+		if slug := r.json["design"].(map[string]any)["slug"]; slug != strings.ToLower(title)+"-2" {
+			t.Errorf("%s: got slug %v, want %s-2", title, slug, strings.ToLower(title))
+		}
+	}
+	publish(t, b, ada, map[string]any{"title": "X", "slug": "import", "license": "MIT"}).want(t, 422, "invalid")
+}
