@@ -16,7 +16,8 @@ import (
 
 // importDesign: POST /api/v1/designs/import, multipart: archive (a zip holding an
 // okh.toml and the files it names) and, optionally, license (used when the manifest's
-// is missing or unknown) -> 201 {design, version, report}. The zip is spooled to a
+// is missing or unknown) -> 201 {design, version, report}; a refusal once the manifest
+// is read carries the report beside the error. The zip is spooled to a
 // temporary file, as its table of contents is at its end; the route's body limit is an
 // upload's.
 func (s *Server) importDesign(c *gin.Context) {
@@ -78,6 +79,15 @@ func (s *Server) importDesign(c *gin.Context) {
 		return
 	}
 	d, v, rep, err := okh.Import(c.Request.Context(), s.catalog, actorOf(c), tmp, size, opt)
+	if err != nil && rep.Used != nil {
+		// The manifest was read: what it held goes with the refusal, so that one answer
+		// shows everything to mend.
+		if status, e := s.classify(c, err); status != 0 {
+			c.AbortWithStatusJSON(status, gin.H{"error": e, "report": rep})
+		}
+		c.Abort()
+		return
+	}
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -144,8 +144,14 @@ func TestImportOKHRefusals(t *testing.T) {
 			t.Errorf("%s: got %d %s, want %d %s saying %q", tt.name, r.status, r.body, tt.status, tt.code, tt.says)
 		}
 	}
+	// A refusal after the manifest was read says what else it found.
+	r := b.do(t, importCall(ada, okhPackage(t, "okh.toml", strings.Replace(ok, "MIT", "WTFPL", 1)+"colour = 'red'\n", "a.stl", string(cubeSTL)), ""))
+	r.want(t, 422, "invalid")
+	if !anyHas(reportItems(r, "ignored"), "colour unknown key") {
+		t.Errorf("got %s, want the report beside the error", r.body)
+	}
 	// A license chosen on import stands in for the unknown one, and the report says so.
-	r := b.do(t, importCall(ada, okhPackage(t, "okh.toml", strings.Replace(ok, "MIT", "WTFPL", 1), "a.stl", string(cubeSTL)), "CC0-1.0"))
+	r = b.do(t, importCall(ada, okhPackage(t, "okh.toml", strings.Replace(ok, "MIT", "WTFPL", 1), "a.stl", string(cubeSTL)), "CC0-1.0"))
 	r.want(t, 201, "")
 	if r.json["design"].(map[string]any)["license"] != "CC0-1.0" || !anyHas(reportItems(r, "ignored"), "CC0-1.0 was chosen on import") {
 		t.Fatalf("got %s", r.body)

@@ -82,7 +82,8 @@ var notKept = map[string]string{
 var fileKeys = []string{"readme", "image", "source", "export", "manufacturing-instructions", "user-manual", "contribution-guide"}
 
 // Parse reads an okh.toml. It fails only when the text is not TOML (a
-// *storage.InvalidError naming the line); anything it cannot use is in the report.
+// *storage.InvalidError naming the line, and a zero Report); anything it cannot use is
+// in the report.
 func Parse(data []byte) (Manifest, Report, error) {
 	rep := Report{Used: []Item{}, Ignored: []Item{}, Missing: []Item{}, Unnamed: []string{}}
 	var doc map[string]any
@@ -90,9 +91,9 @@ func Parse(data []byte) (Manifest, Report, error) {
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			row, col := de.Position()
-			return Manifest{}, rep, storage.Invalid("okh.toml", fmt.Sprintf("not valid TOML at line %d, column %d: %s", row, col, de.Error()))
+			return Manifest{}, Report{}, storage.Invalid("okh.toml", fmt.Sprintf("not valid TOML at line %d, column %d: %s", row, col, de.Error()))
 		}
-		return Manifest{}, rep, storage.Invalid("okh.toml", "not valid TOML: "+err.Error())
+		return Manifest{}, Report{}, storage.Invalid("okh.toml", "not valid TOML: "+err.Error())
 	}
 	p := parser{doc: doc, rep: &rep, seen: map[string]bool{}}
 	p.read()
