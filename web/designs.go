@@ -344,7 +344,7 @@ func contentTypeOf(ext string) string {
 	return "application/octet-stream"
 }
 
-// archive: GET .../versions/{n}/archive.zip: files, bom.csv and ATTRIBUTION.md.
+// archive: GET .../versions/{n}/archive.zip: files, bom.csv, ATTRIBUTION.md and okh.toml.
 func (s *Server) archive(c *gin.Context) {
 	d, v, ok := s.version(c)
 	if !ok {
