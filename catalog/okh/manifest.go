@@ -74,7 +74,7 @@ var notKept = map[string]string{
 	"manifest-author":  "", "contact": "", "contributors": "", "development-stage": "", "made": "",
 	"made-independently": "", "standards-used": "", "derivative-of": "", "variant-of": "", "sub": "",
 	"making-instructions": "", "operating-instructions": "", "design-files": "", "schematics": "",
-	"manufacturing-files": "", "health-safety-notice": "", "manifest-language": "", "documentation-home": "",
+	"manufacturing-files": "", "health-safety-notice": "", "manifest-language": "",
 	"project-link": "", "archive-download": "",
 }
 
@@ -126,8 +126,8 @@ func (p *parser) read() {
 	take("licensor")
 	p.m.Version = p.firstText("kept in the version's message", "version")
 	take("version")
-	p.m.Repo = p.firstText("kept in the version's message", "repo")
-	take("repo")
+	p.m.Repo = p.firstText("kept in the version's message", "repo", "documentation-home")
+	take("repo", "documentation-home")
 	p.tags()
 	take("keywords")
 	if v, ok := p.doc["bom"]; ok {

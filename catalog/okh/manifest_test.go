@@ -54,11 +54,12 @@ func TestParseManifests(t *testing.T) {
 		{
 			file: "okhv1.toml",
 			want: Manifest{Name: "Seed drill", Function: "A drill for sowing seeds in rows.\n\nSmall farms.", License: "cern-ohl-s-2.0",
-				Licensor: "Open Farm", Version: "2", Tags: []string{"agriculture", "open-source-ecology"}, BOM: "bom.csv",
+				Licensor: "Open Farm", Version: "2", Repo: "https://example.org/seed-drill", Tags: []string{"agriculture", "open-source-ecology"}, BOM: "bom.csv",
 				Files: []FileRef{{"export", "drill.stl"}}},
 			used: []item{{"title", "", "older name of name"}, {"description", "", "older name of function"}, {"license.hardware", "", "OKH v1"},
-				{"keywords", "", "tags"}, {"intended-use", "", "summary"}},
-			ignored: []item{{"okhv", "", "missing"}, {"license.documentation", "", "one license"}, {"documentation-home", "", ""},
+				{"keywords", "", "tags"}, {"intended-use", "", "summary"},
+				{"documentation-home", "", "older name of repo"}},
+			ignored: []item{{"okhv", "", "missing"}, {"license.documentation", "", "one license"},
 				{"keywords", "", "!!!: want words"}},
 		},
 		{
