@@ -1,8 +1,11 @@
 package okh
 
 import (
+	"archive/zip"
+	"bytes"
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,4 +61,52 @@ func FuzzOKHImport(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzOKHArchive: whatever bytes arrive as a package, opening them either refuses them
+// as an archive (422) or finds entries that stay inside it, each once, with the
+// manifest among them; nothing panics and nothing reads past the table of contents
+// before the bounds are checked.
+func FuzzOKHArchive(f *testing.F) {
+	f.Add(zipBytes(f, "okh.toml", "name = 'X'\nlicense = 'MIT'\nexport = 'a.stl'\n", "a.stl", "solid x\nendsolid x\n"))
+	f.Add(zipBytes(f, "p/okh.toml", "name = 'X'", "p/a/b.txt", "b", "__MACOSX/p/._a", "x"))
+	f.Add(zipBytes(f, "../okh.toml", "x", "a//b", "y"))
+	f.Add([]byte("PK\x05\x06" + strings.Repeat("\x00", 18)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := openArchive(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			if !errors.Is(err, storage.ErrInvalid) {
+				t.Fatalf("refused with %v, want an invalid archive", err)
+			}
+			return
+		}
+		if _, ok := a.entries[a.manifest]; !ok || !strings.EqualFold(path.Base(a.manifest), "okh.toml") || strings.Contains(a.manifest, "/") {
+			t.Fatalf("manifest %q is not an okh.toml at the package's root", a.manifest)
+		}
+		if len(a.order) != len(a.entries) {
+			t.Fatalf("%d entries in order, %d by name", len(a.order), len(a.entries))
+		}
+		for _, p := range a.order {
+			if strings.HasPrefix(p, "/") || p == ".." || strings.HasPrefix(p, "../") || strings.Contains(p, "/../") || strings.Contains(p, "\\") {
+				t.Fatalf("entry %q leaves the package", p)
+			}
+		}
+		if _, err := a.readManifest(); err != nil && !errors.Is(err, storage.ErrInvalid) && !errors.Is(err, storage.ErrTooLarge) {
+			t.Fatalf("reading the manifest: %v", err)
+		}
+	})
+}
+
+func zipBytes(f *testing.F, pairs ...string) []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		w, err := zw.Create(pairs[i])
+		if err != nil {
+			f.Fatal(err)
+		}
+		w.Write([]byte(pairs[i+1]))
+	}
+	zw.Close()
+	return buf.Bytes()
 }
