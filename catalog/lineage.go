@@ -135,7 +135,8 @@ func (s *Service) Attribution(ctx context.Context, baseURL string, d Design, v V
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // WriteArchive streams a zip of the version: its files, bom.csv (when it has a BOM),
-// ATTRIBUTION.md and okh.toml. Blobs are copied straight into the zip, never held whole in memory.
+// ATTRIBUTION.md and okh.toml. Blobs are copied straight into the zip, never held whole
+// in memory.
 func (s *Service) WriteArchive(ctx context.Context, w io.Writer, baseURL string, d Design, v Version) error {
 	attribution, err := s.Attribution(ctx, baseURL, d, v)
 	if err != nil {
