@@ -134,8 +134,9 @@ func (s *Service) Attribution(ctx context.Context, baseURL string, d Design, v V
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// WriteArchive streams a zip of the version: its files, bom.csv (when it has a BOM) and
-// ATTRIBUTION.md. Blobs are copied straight into the zip, never held whole in memory.
+// WriteArchive streams a zip of the version: its files, bom.csv (when it has a BOM),
+// ATTRIBUTION.md and okh.toml. Blobs are copied straight into the zip, never held whole
+// in memory.
 func (s *Service) WriteArchive(ctx context.Context, w io.Writer, baseURL string, d Design, v Version) error {
 	attribution, err := s.Attribution(ctx, baseURL, d, v)
 	if err != nil {
@@ -160,6 +161,14 @@ func (s *Service) WriteArchive(ctx context.Context, w io.Writer, baseURL string,
 		return err
 	}
 	if err := add("ATTRIBUTION.md", zip.Deflate, strings.NewReader(attribution)); err != nil {
+		return err
+	}
+	// The manifest makes the download an OKH package, which POST /designs/import takes.
+	manifest, err := OKH(baseURL, d, v)
+	if err != nil {
+		return err
+	}
+	if err := add("okh.toml", zip.Deflate, bytes.NewReader(manifest)); err != nil {
 		return err
 	}
 	if len(v.BOM) > 0 {

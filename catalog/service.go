@@ -210,12 +210,18 @@ func (s *Service) Create(ctx context.Context, actor Actor, nd NewDesign, files F
 	return d, v, nil
 }
 
+// pageSlugs are the pages under /designs/ that a design with that slug would hide.
+var pageSlugs = map[string]bool{"new": true, "import": true}
+
 // insertWithSlug stores d under the requested slug (refusing it if taken) or, without
 // one, under a slug made from the title with -2, -3, ... appended until one is free.
 func (s *Service) insertWithSlug(ctx context.Context, d *Design, v Version, requested string) error {
 	if requested != "" {
 		if !ValidSlug(requested) {
 			return storage.Invalid("slug", "use lowercase letters, digits and hyphens, up to 80 characters")
+		}
+		if pageSlugs[requested] {
+			return storage.Invalid("slug", fmt.Sprintf("%q is the name of a page of the hub; choose another", requested))
 		}
 		d.Slug = requested
 		if err := s.store.CreateDesign(ctx, *d, v); err != nil {
@@ -227,7 +233,11 @@ func (s *Service) insertWithSlug(ctx context.Context, d *Design, v Version, requ
 		return nil
 	}
 	base := Slugify(d.Title)
-	for i := 1; i <= 100; i++ {
+	first := 1
+	if pageSlugs[base] {
+		first = 2
+	}
+	for i := first; i <= 100; i++ {
 		d.Slug = base
 		if i > 1 {
 			d.Slug = fmt.Sprintf("%s-%d", base, i)

@@ -306,6 +306,46 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the fork page of an ND design says %q and offers %d licenses, want the license's reason and none", refusal, ndOffered)
 	}
 
+	// An OKH package through its page: the design is made and the report shows what was
+	// used and what was named but missing; a zip without a manifest is refused in words.
+	pkg, noManifest := filepath.Join(dir, "lamp.zip"), filepath.Join(dir, "plain.zip")
+	os.WriteFile(pkg, okhPackage(t, "lamp-main/okh.toml", messyManifest, "lamp-main/foot.stl", string(cubeSTL), "lamp-main/foot.scad", "cube(20);",
+		"lamp-main/BoM.csv", "ref,kind,name,qty,file\nF,printed,Foot,1,foot.stl\n"), 0o600)
+	os.WriteFile(noManifest, okhPackage(t, "foot.stl", string(cubeSTL)), 0o600)
+	run("import an OKH package",
+		chromedp.Navigate(srv.URL+"/designs/import"),
+		chromedp.SetUploadFiles(chromedp.CSS(`input[name=archive]`), []string{pkg}),
+		chromedp.Click(chromedp.CSS(`[data-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-import-result] [data-list="Named but missing"]`)),
+		shot("08d-import"),
+	)
+	var missing, imported string
+	eval("the import's report", `document.querySelector('[data-list="Named but missing"]').innerText`, &missing)
+	eval("the imported design", `document.querySelector('[data-design-link]').getAttribute('href')`, &imported)
+	if !strings.Contains(missing, "gone.stl") || imported != "/designs/messy-lamp" {
+		t.Fatalf("the import page reports %q missing and links %q, want gone.stl and /designs/messy-lamp", missing, imported)
+	}
+	run("the imported design", chromedp.Navigate(srv.URL+imported), chromedp.WaitVisible(chromedp.CSS(`#viewer[data-loaded]`)))
+	var refused string
+	// The browser logs the refusal's 422 as an error: that one is expected here.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/designs/import"),
+		chromedp.SetUploadFiles(chromedp.CSS(`input[name=archive]`), []string{noManifest}),
+		chromedp.Click(chromedp.CSS(`[data-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-error="archive"]:not([hidden])`)),
+	)
+	time.Sleep(50 * time.Millisecond)
+	for _, p := range problems.take() {
+		if !strings.Contains(p, "status of 422") {
+			t.Fatalf("import a zip without a manifest: the browser reported %s", p)
+		}
+	}
+	check("import a zip without a manifest", err)
+	eval("the refusal", `document.querySelector('[data-error="archive"]').innerText`, &refused)
+	if !strings.Contains(refused, "no okh.toml at the root") {
+		t.Fatalf("the import page says %q, want that the zip has no okh.toml", refused)
+	}
+
 	run("order it at the lab",
 		chromedp.Navigate(srv.URL+"/designs/"+slug+"/make"),
 		chromedp.SetValue(chromedp.CSS(`select[name=lab]`), "fablab"),
@@ -373,7 +413,7 @@ func TestBrowser(t *testing.T) {
 	// and nothing is wider than the screen.
 	var jobPath string
 	eval("a job's page", `document.querySelector('a[href^="/jobs/"]').getAttribute('href')`, &jobPath)
-	pages := []string{"/", "/search?q=reel", "/designs/new", "/designs/" + slug, "/designs/" + slug + "/versions/new",
+	pages := []string{"/", "/search?q=reel", "/designs/new", "/designs/import", "/designs/" + slug, "/designs/" + slug + "/versions/new",
 		"/designs/" + slug + "/fork", "/designs/" + ndSlug + "/fork", "/designs/" + slug + "/make?lab=fablab",
 		"/labs", "/labs/fablab", strings.TrimPrefix(orderURL, srv.URL), jobPath, "/account",
 		"/designs/" + slug + "/make?lab=paidlab", "/labs/paidlab", "/people/maker"}

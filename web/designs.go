@@ -326,7 +326,7 @@ func (s *Server) downloadFile(c *gin.Context) {
 	s.serveBlob(c, f.SHA256, f.Size, v.CreatedAt)
 }
 
-// archive: GET .../versions/{n}/archive.zip: files, bom.csv and ATTRIBUTION.md.
+// archive: GET .../versions/{n}/archive.zip: files, bom.csv, ATTRIBUTION.md and okh.toml.
 func (s *Server) archive(c *gin.Context) {
 	d, v, ok := s.version(c)
 	if !ok {

@@ -151,6 +151,7 @@ func New(cfg Config, d Deps) *Server {
 	s.bodyLimits = map[string]int64{
 		"/api/v1/designs":                uploads,
 		"/api/v1/designs/:slug/versions": uploads,
+		"/api/v1/designs/import":         uploads,
 		"/api/v1/mesh/check":             cfg.MaxMeshBytes + 1<<20,
 	}
 	s.gates = map[string]gate{"mesh checks": make(gate, 2), "uploads": make(gate, 4), "downloads": make(gate, 8),
@@ -247,6 +248,7 @@ func (s *Server) routes(r *gin.Engine) {
 	api.POST("/mesh/check", g("mesh checks"), s.analysis.handler, s.meshCheck)
 	user.POST("/designs", g("uploads"), s.analysis.handler, s.createDesign)
 	user.POST("/designs/:slug/versions", g("uploads"), s.analysis.handler, s.addVersion)
+	user.POST("/designs/import", g("uploads"), s.analysis.handler, s.importDesign)
 	user.POST("/designs/:slug/forks", s.fork)
 	user.POST("/designs/:slug/flag", s.flagDesign)
 	for _, action := range []string{"hide", "unhide", "feature", "unfeature"} {
@@ -327,6 +329,7 @@ func (s *Server) routes(r *gin.Engine) {
 	member.GET("/admin", s.adminPage)
 	member.POST("/admin/designs/:slug/:action", s.adminPost)
 	member.GET("/designs/new", s.uploadPage)
+	member.GET("/designs/import", s.importPage)
 	member.GET("/designs/:slug/versions/new", s.uploadPage)
 	member.POST("/designs/:slug/flag", s.flagPost)
 	member.GET("/designs/:slug/fork", s.forkPage)

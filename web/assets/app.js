@@ -253,3 +253,61 @@ function upload() {
 }
 
 document.addEventListener('DOMContentLoaded', () => { live(); upload(); });
+
+// okhImport posts an OKH package to the API and shows what the hub made of it: the
+// new design, and the keys and files it used, ignored or could not find.
+function okhImport() {
+  const form = document.getElementById('okh-import');
+  if (!form) return;
+  const result = document.querySelector('[data-import-result]');
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    clearErrors(form);
+    const file = form.elements.archive.files[0];
+    if (!file) return showError(form, 'archive', 'Choose the zip to import.');
+    if (file.size > Number(form.dataset.max)) return showError(form, 'archive', 'The zip is over the upload limit.');
+    const fd = new FormData();
+    fd.append('archive', file, file.name);
+    if (form.elements.license.value) fd.append('license', form.elements.license.value);
+    const submit = form.querySelector('[data-submit]');
+    submit.disabled = true;
+    fetch(form.dataset.import, { method: 'POST', body: fd, credentials: 'same-origin', headers: { 'X-CSRF-Token': csrf() } })
+      .then(async (resp) => {
+        const data = await resp.json().catch(() => ({}));
+        if (resp.status !== 201) {
+          showError(form, data.error?.field === 'license' ? 'license' : 'archive', data.error?.message || `the hub answered ${resp.status}`);
+          return;
+        }
+        const link = result.querySelector('[data-design-link]');
+        link.href = '/designs/' + encodeURIComponent(data.design.slug);
+        link.textContent = data.design.title;
+        const report = result.querySelector('[data-report]');
+        report.replaceChildren();
+        const r = data.report;
+        const list = (title, items, line) => {
+          if (!items?.length) return;
+          const h = document.createElement('h3');
+          h.textContent = title;
+          const ul = document.createElement('ul');
+          ul.dataset.list = title;
+          for (const it of items) {
+            const li = document.createElement('li');
+            li.textContent = line(it);
+            ul.append(li);
+          }
+          report.append(h, ul);
+        };
+        const item = (it) => [it.key, it.path, it.note].filter(Boolean).join(' — ');
+        list('Used', r.used, item);
+        list('Ignored', r.ignored, item);
+        list('Named but missing', r.missing, item);
+        list('In the zip but not named, left out', r.unnamed, (p) => p);
+        result.hidden = false;
+        link.focus();
+      })
+      .catch(() => showError(form, 'form', 'The import failed: is the hub reachable?'))
+      .finally(() => { submit.disabled = false; });
+  });
+}
+
+document.addEventListener('DOMContentLoaded', okhImport);
