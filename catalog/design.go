@@ -13,6 +13,9 @@ type Design struct {
 	Slug          string      `json:"slug"`
 	OwnerID       string      `json:"-"`
 	Owner         string      `json:"owner"` // the owner's handle
+	// Licensor holds the rights and is credited when that is not the owner: a design
+	// published on someone's behalf, or imported from an OKH manifest naming one.
+	Licensor string `json:"licensor,omitempty"`
 	Title         string      `json:"title"`
 	Summary       string      `json:"summary"`
 	Tags          []string    `json:"tags"`
@@ -26,6 +29,14 @@ type Design struct {
 	UpdatedAt     time.Time   `json:"updated_at"`
 }
 
+// Credit is who a design is credited to: its licensor, else its owner.
+func (d Design) Credit() string {
+	if d.Licensor != "" {
+		return d.Licensor
+	}
+	return d.Owner
+}
+
 // ParentRef names the design version a fork or remix came from, with a snapshot of
 // who made it and under what license, so attribution survives the parent being hidden.
 type ParentRef struct {
@@ -34,6 +45,7 @@ type ParentRef struct {
 	Version  int    `json:"version"`
 	Title    string `json:"title"`
 	Owner    string `json:"owner"`
+	Licensor string `json:"licensor,omitempty"`
 	License  string `json:"license"`
 }
 

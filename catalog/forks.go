@@ -43,7 +43,7 @@ func (s *Service) resolveParents(ctx context.Context, specs []ParentSpec) ([]Par
 			return nil, storage.Invalid("parents", fmt.Sprintf("%q is named twice", spec.Slug))
 		}
 		seen[d.ID] = true
-		refs = append(refs, ParentRef{DesignID: d.ID, Slug: d.Slug, Version: n, Title: d.Title, Owner: d.Owner, License: v.License})
+		refs = append(refs, ParentRef{DesignID: d.ID, Slug: d.Slug, Version: n, Title: d.Title, Owner: d.Owner, Licensor: d.Licensor, License: v.License})
 	}
 	return refs, nil
 }

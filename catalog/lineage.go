@@ -21,6 +21,7 @@ type Node struct {
 	Slug    string   `json:"slug"`
 	Title   string   `json:"title"`
 	Owner   string   `json:"owner"`
+	Credit  string   `json:"credit"` // who it is credited to: its licensor, else its owner
 	License string   `json:"license"`
 	Version int      `json:"version,omitempty"` // for an ancestor: the version that was built on
 	Hidden  bool     `json:"hidden"`
@@ -38,7 +39,7 @@ type Lineage struct {
 const maxLineage = 500
 
 func nodeOf(d Design) Node {
-	n := Node{Slug: d.Slug, Title: d.Title, Owner: d.Owner, License: d.License, Hidden: d.Hidden, Parents: []string{}}
+	n := Node{Slug: d.Slug, Title: d.Title, Owner: d.Owner, Credit: d.Credit(), License: d.License, Hidden: d.Hidden, Parents: []string{}}
 	for _, p := range d.Parents {
 		n.Parents = append(n.Parents, p.Slug)
 	}
@@ -68,7 +69,7 @@ func (s *Service) Lineage(ctx context.Context, slug string) (Lineage, error) {
 		p, err := s.store.DesignByID(ctx, ref.DesignID)
 		if errors.Is(err, storage.ErrNotFound) {
 			// Gone entirely: the snapshot in the child still credits it.
-			l.Ancestors = append(l.Ancestors, Node{Slug: ref.Slug, Title: ref.Title, Owner: ref.Owner, License: ref.License, Version: ref.Version, Hidden: true, Parents: []string{}})
+			l.Ancestors = append(l.Ancestors, Node{Slug: ref.Slug, Title: ref.Title, Owner: ref.Owner, Credit: Design{Owner: ref.Owner, Licensor: ref.Licensor}.Credit(), License: ref.License, Version: ref.Version, Hidden: true, Parents: []string{}})
 			continue
 		}
 		if err != nil {
@@ -113,7 +114,11 @@ func (s *Service) Attribution(ctx context.Context, baseURL string, d Design, v V
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n\n", d.Title)
 	fmt.Fprintf(&b, "- Design: %s/designs/%s (version %d of %s)\n", baseURL, d.Slug, v.Number, v.CreatedAt.Format(time.DateOnly))
-	fmt.Fprintf(&b, "- Author: %s\n- License: %s\n", d.Owner, v.License)
+	if d.Licensor != "" {
+		fmt.Fprintf(&b, "- Licensor: %s (published here by %s)\n- License: %s\n", oneLine(d.Licensor), d.Owner, v.License)
+	} else {
+		fmt.Fprintf(&b, "- Author: %s\n- License: %s\n", d.Owner, v.License)
+	}
 	if v.Message != "" {
 		fmt.Fprintf(&b, "- Changes in this version: %s\n", oneLine(v.Message))
 	}
@@ -127,7 +132,7 @@ func (s *Service) Attribution(ctx context.Context, baseURL string, d Design, v V
 		if a.Hidden {
 			state = " (since hidden from the catalog; credited here all the same)"
 		}
-		fmt.Fprintf(&b, "- %s by %s, version %d, licensed %s: %s/designs/%s%s\n", oneLine(a.Title), a.Owner, a.Version, a.License, baseURL, a.Slug, state)
+		fmt.Fprintf(&b, "- %s by %s, version %d, licensed %s: %s/designs/%s%s\n", oneLine(a.Title), oneLine(a.Credit), a.Version, a.License, baseURL, a.Slug, state)
 	}
 	return b.String(), nil
 }
@@ -222,7 +227,7 @@ type okhDimensions struct {
 func OKH(baseURL string, d Design, v Version) ([]byte, error) {
 	m := okhManifest{
 		OKHV: "OKH-LOSHv1.0", Name: d.Title, Repo: baseURL + "/designs/" + d.Slug, Version: fmt.Sprint(v.Number),
-		License: v.License, Licensor: d.Owner, Function: d.Summary, DocumentationLn: "en",
+		License: v.License, Licensor: d.Credit(), Function: d.Summary, DocumentationLn: "en",
 		Source: []string{}, Export: []string{},
 	}
 	if len(v.BOM) > 0 {

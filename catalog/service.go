@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -91,6 +92,8 @@ type NewDesign struct {
 	Slug    string       `json:"slug"`    // optional; made from the title when empty
 	Message string       `json:"message"` // optional; for version 1
 	Parents []ParentSpec `json:"parents"` // a remix names the versions it builds on
+	// Licensor, when the rights holder is not the one publishing (see Design.Licensor).
+	Licensor string `json:"licensor"`
 }
 
 // ParentSpec names a parent design version; Version 0 means its latest.
@@ -127,6 +130,12 @@ func (nd NewDesign) Check() error {
 	}
 	if err := checkText("message", nd.Message, 2000, false); err != nil {
 		return err
+	}
+	if err := checkText("licensor", nd.Licensor, 200, false); err != nil {
+		return err
+	}
+	if strings.ContainsFunc(nd.Licensor, unicode.IsControl) {
+		return storage.Invalid("licensor", "one line, without control characters")
 	}
 	if _, err := CleanTags(nd.Tags); err != nil {
 		return err
@@ -198,7 +207,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, nd NewDesign, files F
 		}
 	}
 	d := Design{
-		ID: uuid.NewString(), OwnerID: actor.ID, Owner: actor.Handle, Title: strings.TrimSpace(nd.Title),
+		ID: uuid.NewString(), OwnerID: actor.ID, Owner: actor.Handle, Licensor: strings.TrimSpace(nd.Licensor), Title: strings.TrimSpace(nd.Title),
 		Summary: strings.TrimSpace(nd.Summary), Tags: tags, License: nd.License, Parents: parents,
 		LatestVersion: 1, CreatedAt: now, UpdatedAt: now,
 	}

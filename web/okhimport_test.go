@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/json"
+	"io"
 	"maps"
 	"net/http"
 	"strings"
@@ -93,7 +94,7 @@ func TestImportOKHPackage(t *testing.T) {
 	r.want(t, 201, "")
 	d := r.json["design"].(map[string]any)
 	v := r.json["version"].(map[string]any)
-	if d["title"] != "Messy lamp" || d["summary"] != "A lamp, described the OKH v1 way." || d["license"] != "CERN-OHL-W-2.0" || d["owner"] != "ada" {
+	if d["title"] != "Messy lamp" || d["summary"] != "A lamp, described the OKH v1 way." || d["license"] != "CERN-OHL-W-2.0" || d["owner"] != "ada" || d["licensor"] != "Bea" {
 		t.Errorf("got design %v", d)
 	}
 	if len(v["files"].([]any)) != 2 || len(v["bom"].([]any)) != 1 || !strings.Contains(v["message"].(string), "licensor Bea") {
@@ -179,21 +180,23 @@ func TestImportOKHNeedsCSRFWithACookie(t *testing.T) {
 
 // TestOKHRoundTrip: a design's download is an OKH package; imported, it is the same
 // design again: name, summary, license, licensor, version, files and BOM, so that its
-// manifest reads as the first one's (but for where it lives).
+// manifest reads as the first one's (but for where it lives). Imported by someone else,
+// it still names its first author as licensor, in okh.toml and in ATTRIBUTION.md.
 func TestOKHRoundTrip(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{PublicURL: "https://fab.example.org"})
-	ada := login(t, b, "ada")
+	ada, grace := login(t, b, "ada"), login(t, b, "grace")
 	publish(t, b, ada, map[string]any{"title": "Filament spool holder", "summary": "Holds 1 kg spools", "license": "CERN-OHL-S-2.0"}).want(t, 201, "")
 	first := b.do(t, call{method: "GET", path: "/api/v1/designs/filament-spool-holder/versions/1"})
 	pkg := b.do(t, call{method: "GET", path: "/api/v1/designs/filament-spool-holder/versions/1/archive.zip"})
 	pkg.want(t, 200, "")
 
-	r := b.do(t, importCall(ada, pkg.body, ""))
+	r := b.do(t, importCall(grace, pkg.body, ""))
 	r.want(t, 201, "")
 	d := r.json["design"].(map[string]any)
 	slug := d["slug"].(string)
-	if slug == "filament-spool-holder" || d["title"] != "Filament spool holder" || d["summary"] != "Holds 1 kg spools" || d["license"] != "CERN-OHL-S-2.0" {
+	if slug == "filament-spool-holder" || d["title"] != "Filament spool holder" || d["summary"] != "Holds 1 kg spools" || d["license"] != "CERN-OHL-S-2.0" ||
+		d["owner"] != "grace" || d["licensor"] != "ada" {
 		t.Fatalf("got design %v", d)
 	}
 	if got := reportItems(r, "missing"); len(got) != 0 {
@@ -225,6 +228,21 @@ func TestOKHRoundTrip(t *testing.T) {
 	}
 	if got, want := manifest(slug), manifest("filament-spool-holder"); got != want {
 		t.Errorf("the imported design's okh.toml:\n%s\nwant\n%s", got, want)
+	}
+	zipped := b.do(t, call{method: "GET", path: "/api/v1/designs/" + slug + "/versions/1/archive.zip"})
+	zr, err := zip.NewReader(bytes.NewReader(zipped.body), int64(len(zipped.body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range zr.File {
+		if strings.HasSuffix(f.Name, "ATTRIBUTION.md") {
+			rc, _ := f.Open()
+			text, _ := io.ReadAll(rc)
+			rc.Close()
+			if !strings.Contains(string(text), "- Licensor: ada (published here by grace)") {
+				t.Errorf("ATTRIBUTION.md of the import does not credit ada:\n%s", text)
+			}
+		}
 	}
 }
 

@@ -36,7 +36,8 @@ const maxBOMBytes = 5 << 20
 // manifest's name, function (as its summary), license and keywords; its files are the
 // ones the manifest names (parts' sources, exports and images, the readme, the
 // instructions) that the archive holds; its BOM is the manifest's bom when it can be
-// read. Licensor, version and repo go in the first version's message.
+// read. The licensor is the design's (Design.Licensor); version and repo go in the first
+// version's message.
 //
 // It ends one of three ways: the design, its version and the report; a
 // *storage.InvalidError (422) or storage.ErrTooLarge (413) saying what in the package
@@ -116,7 +117,12 @@ func newDesign(m Manifest, rep *Report, opt Options) (catalog.NewDesign, error) 
 	if r := []rune(message); len(r) > 2000 {
 		message = string(r[:2000])
 	}
-	return catalog.NewDesign{Title: title, Summary: m.Function, Tags: m.Tags, License: lic, Message: message}, nil
+	licensor := strings.Join(strings.Fields(m.Licensor), " ")
+	if r := []rune(licensor); len(r) > 200 {
+		licensor = string(r[:200])
+		rep.use("licensor", "", "cut to 200 characters")
+	}
+	return catalog.NewDesign{Title: title, Summary: m.Function, Tags: m.Tags, License: lic, Message: message, Licensor: licensor}, nil
 }
 
 // settleLicense decides the design's license. A manifest's SPDX id the hub knows is

@@ -33,6 +33,7 @@ type designDoc struct {
 	Slug          string              `bson:"slug"`
 	OwnerID       string              `bson:"owner_id"`
 	Owner         string              `bson:"owner"`
+	Licensor      string              `bson:"licensor,omitempty"`
 	Title         string              `bson:"title"`
 	Summary       string              `bson:"summary"`
 	Tags          []string            `bson:"tags"`
@@ -50,7 +51,7 @@ type designDoc struct {
 
 func toDesignDoc(d catalog.Design) designDoc {
 	doc := designDoc{
-		ID: d.ID, Slug: d.Slug, OwnerID: d.OwnerID, Owner: d.Owner, Title: d.Title, Summary: d.Summary, Tags: d.Tags,
+		ID: d.ID, Slug: d.Slug, OwnerID: d.OwnerID, Owner: d.Owner, Licensor: d.Licensor, Title: d.Title, Summary: d.Summary, Tags: d.Tags,
 		License: d.License, Hidden: d.Hidden, Featured: d.Featured, Parents: d.Parents, ParentIDs: []string{},
 		Terms: catalog.Terms(d), LatestVersion: d.LatestVersion, Counters: d.Counters, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 	}
@@ -62,7 +63,7 @@ func toDesignDoc(d catalog.Design) designDoc {
 
 func (doc designDoc) design() catalog.Design {
 	d := catalog.Design{
-		ID: doc.ID, Slug: doc.Slug, OwnerID: doc.OwnerID, Owner: doc.Owner, Title: doc.Title, Summary: doc.Summary,
+		ID: doc.ID, Slug: doc.Slug, OwnerID: doc.OwnerID, Owner: doc.Owner, Licensor: doc.Licensor, Title: doc.Title, Summary: doc.Summary,
 		Tags: doc.Tags, License: doc.License, Hidden: doc.Hidden, Featured: doc.Featured, Parents: doc.Parents,
 		LatestVersion: doc.LatestVersion, Counters: doc.Counters, CreatedAt: doc.CreatedAt.UTC(), UpdatedAt: doc.UpdatedAt.UTC(),
 	}

@@ -182,10 +182,10 @@ func load(ctx context.Context, tx *sql.Tx, v any) error {
 // insertDesign writes a design's row, its search entry, its parents and its tags.
 func insertDesign(ctx context.Context, tx *sql.Tx, d catalog.Design) error {
 	res, err := tx.ExecContext(ctx, `
-		INSERT INTO designs(id, slug, owner_id, owner, title, summary, tags, license, hidden, featured, parents, latest_version, counters, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		INSERT INTO designs(`+designColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.Slug, d.OwnerID, d.Owner, d.Title, d.Summary, mustJSON(d.Tags), d.License, d.Hidden, d.Featured,
-		mustJSON(d.Parents), d.LatestVersion, mustJSON(d.Counters), unixNano(d.CreatedAt), unixNano(d.UpdatedAt))
+		mustJSON(d.Parents), d.LatestVersion, mustJSON(d.Counters), unixNano(d.CreatedAt), unixNano(d.UpdatedAt), d.Licensor)
 	if err != nil {
 		return fmt.Errorf("insert design %s: %w", d.Slug, mapErr(err))
 	}

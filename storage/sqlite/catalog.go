@@ -73,14 +73,14 @@ func (c Catalog) AddVersion(ctx context.Context, v catalog.Version, d catalog.De
 	return mapErr(tx.Commit())
 }
 
-const designColumns = `id, slug, owner_id, owner, title, summary, tags, license, hidden, featured, parents, latest_version, counters, created_at, updated_at`
+const designColumns = `id, slug, owner_id, owner, title, summary, tags, license, hidden, featured, parents, latest_version, counters, created_at, updated_at, licensor`
 
 func scanDesign(row scanner) (catalog.Design, error) {
 	var d catalog.Design
 	var tags, parents, counters string
 	var created, updated int64
 	err := row.Scan(&d.ID, &d.Slug, &d.OwnerID, &d.Owner, &d.Title, &d.Summary, &tags, &d.License, &d.Hidden, &d.Featured,
-		&parents, &d.LatestVersion, &counters, &created, &updated)
+		&parents, &d.LatestVersion, &counters, &created, &updated, &d.Licensor)
 	if err != nil {
 		return catalog.Design{}, mapErr(err)
 	}

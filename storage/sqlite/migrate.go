@@ -225,6 +225,8 @@ var migrations = []string{
 	CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(hook_id, created_at);`,
 	// 10: hooks for the whole hub (a site admin's: every design reported).
 	`ALTER TABLE webhooks ADD COLUMN hub INTEGER NOT NULL DEFAULT 0;`,
+	// 11: a design's licensor, when the rights holder is not its owner.
+	`ALTER TABLE designs ADD COLUMN licensor TEXT NOT NULL DEFAULT '';`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

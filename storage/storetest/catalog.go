@@ -50,7 +50,10 @@ func ExerciseCatalog(t *testing.T, newStore func(t *testing.T) catalog.Store) {
 		t.Parallel()
 		s := newStore(t)
 		d, v := sampleDesign(1, "Filament spool holder", "spool", "fdm")
-		d.Parents = []catalog.ParentRef{{DesignID: "d999", Slug: "old-holder", Version: 3, Title: "Old holder", Owner: "grace", License: "CERN-OHL-W-2.0"}}
+		d.Parents = []catalog.ParentRef{{DesignID: "d999", Slug: "old-holder", Version: 3, Title: "Old holder", Owner: "grace", Licensor: "Bea's Workshop", License: "CERN-OHL-W-2.0"}}
+		d.Licensor = "Ada Lovelace Makerspace e.V."
+		v.Files = append(v.Files, catalog.File{Path: "photos/front.png", SHA256: fmt.Sprintf("%064d", 2001), Size: 4096,
+			Kind: catalog.FileImage, Picture: &catalog.PictureSize{Width: 640, Height: 480}})
 		if err := s.CreateDesign(ctx, d, v); err != nil {
 			t.Fatal(err)
 		}
