@@ -226,7 +226,7 @@ func run(nDesigns, nOwners, nJobs, requests int, idle time.Duration, mongoURI st
 			t := time.Now()
 			resp, err := client.Get(hub.Base + path(i))
 			if err != nil {
-				failed[err.Error()]++
+				failed["no answer: "+errors.Unwrap(err).Error()]++ // the error without the URL
 				continue
 			}
 			io.Copy(io.Discard, resp.Body)

@@ -133,7 +133,15 @@ var indexes = []index{
 	{"webhook_deliveries", bson.D{{Key: "hook_id", Value: 1}, {Key: "created_at", Value: -1}}, false},
 }
 
+// indexBuildWait is how long ensureIndexes lets one index build take. A new index on a
+// large collection (the first start after an upgrade that adds one) takes far longer
+// than the 30 s any other call may: 100,000 jobs on the MongoDB-wire test server took
+// over a minute, and the hub failed to start instead.
+const indexBuildWait = 30 * time.Minute
+
 func (db *DB) ensureIndexes(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, indexBuildWait)
+	defer cancel()
 	for _, ix := range indexes {
 		model := mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetUnique(ix.unique)}
 		if _, err := db.db.Collection(ix.collection).Indexes().CreateOne(ctx, model); err != nil {
