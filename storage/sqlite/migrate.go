@@ -223,6 +223,36 @@ var migrations = []string{
 	);
 	CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_attempt_at);
 	CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(hook_id, created_at);`,
+	// 10: federation (federation/): local actors' keys, follows both ways, blocked hosts
+	`CREATE TABLE federation_keys (
+		owner TEXT PRIMARY KEY,
+		public_pem TEXT NOT NULL,
+		private_pem TEXT NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	CREATE TABLE federation_follows (
+		id TEXT PRIMARY KEY,
+		target TEXT NOT NULL,
+		actor TEXT NOT NULL UNIQUE,
+		inbox TEXT NOT NULL,
+		host TEXT NOT NULL,
+		state TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	);
+	CREATE TABLE federation_followers (
+		local TEXT NOT NULL,
+		actor TEXT NOT NULL,
+		inbox TEXT NOT NULL,
+		host TEXT NOT NULL,
+		activity_id TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		PRIMARY KEY (local, actor)
+	);
+	CREATE TABLE federation_blocks (
+		host TEXT PRIMARY KEY,
+		created_at INTEGER NOT NULL
+	);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
