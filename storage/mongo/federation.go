@@ -62,6 +62,10 @@ type followerDoc struct {
 	CreatedAt  time.Time `bson:"created_at"`
 }
 
+func (d followerDoc) follower() federation.Follower {
+	return federation.Follower{Local: d.Local, Actor: d.Actor, Inbox: d.Inbox, Host: d.Host, ActivityID: d.ActivityID, CreatedAt: d.CreatedAt.UTC()}
+}
+
 type blockDoc struct {
 	Host      string    `bson:"_id"`
 	CreatedAt time.Time `bson:"created_at"`
@@ -172,7 +176,7 @@ func (f Federation) Followers(ctx context.Context, local string) (_ []federation
 	}
 	out := make([]federation.Follower, 0, len(docs))
 	for _, d := range docs {
-		out = append(out, federation.Follower{Local: d.Local, Actor: d.Actor, Inbox: d.Inbox, Host: d.Host, ActivityID: d.ActivityID, CreatedAt: d.CreatedAt.UTC()})
+		out = append(out, d.follower())
 	}
 	return out, nil
 }
