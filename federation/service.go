@@ -112,8 +112,7 @@ func (e *rateLimited) RetryAfter() time.Duration { return e.wait }
 // these ways: nil (done, or understood and ignored); storage.ErrForbidden (its host is
 // blocked, or the signer is not the activity's actor); ErrBadSignature; a rate limit
 // (RetryAfter); storage.ErrInvalid (not an activity, or a Follow of no actor of this
-// hub); storage.ErrNotFound (an Accept of no follow of this hub's); or an error
-// fetching the signer's key.
+// hub); or storage.ErrNotFound (an Accept of no follow of this hub's).
 func (s *Service) Receive(ctx context.Context, r *http.Request, body []byte) error {
 	keyID, _, ok := signatureParams(r.Header)
 	if !ok {

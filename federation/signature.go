@@ -114,10 +114,10 @@ func checkDigest(header string, body []byte) error {
 }
 
 // Verify checks an inbound request's HTTP signature and returns the actor that signed
-// it. It ends one of three ways: the signer (the signature verified against its key,
-// fetched or cached); ErrBadSignature (unsigned, stale, changed, or not verifying even
-// after the key is fetched afresh, as after a key rotation); or another error when the
-// signer's key could not be fetched (its hub is down or refused).
+// it. It ends one of two ways: the signer (the signature verified against its key,
+// fetched or cached); or ErrBadSignature: unsigned, stale, changed, not verifying even
+// after the key is fetched afresh (as after a key rotation), or its key could not be
+// fetched (its server is down, or at an address the guard refuses).
 func (s *Service) Verify(ctx context.Context, r *http.Request, body []byte) (RemoteActor, error) {
 	keyID, headers, ok := signatureParams(r.Header)
 	if !ok {
@@ -132,13 +132,14 @@ func (s *Service) Verify(ctx context.Context, r *http.Request, body []byte) (Rem
 	}
 	actor, cached, err := s.signer(ctx, keyID, false)
 	if err != nil {
-		return RemoteActor{}, err
+		// As Mastodon answers: 401, which the sender retries (its server may be back).
+		return RemoteActor{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	err = v.Verify(actor.key, httpsig.RSA_SHA256)
 	if err != nil && cached {
 		// The signer may have a new key since it was cached: fetch it once more.
 		if actor, _, err = s.signer(ctx, keyID, true); err != nil {
-			return RemoteActor{}, err
+			return RemoteActor{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
 		}
 		err = v.Verify(actor.key, httpsig.RSA_SHA256)
 	}

@@ -33,16 +33,19 @@ type fedHub struct {
 }
 
 // newFedHub starts a federating hub that may reach 127.0.0.1 (FAB_FEDERATION_ALLOW_HOSTS)
-// and retries deliveries after 20 ms and 50 ms.
-func newFedHub(t *testing.T) fedHub {
+// and retries deliveries after 20 ms and 50 ms; edit changes those options.
+func newFedHub(t *testing.T, edit ...func(*federation.Options)) fedHub {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	url := "http://" + ln.Addr().String()
-	b := setupHub(t, HubConfig{Web: Config{PublicURL: url},
-		Federation: federation.Options{AllowHosts: []string{"127.0.0.1"}, Backoff: []time.Duration{20 * time.Millisecond, 50 * time.Millisecond}}}, nil)
+	opts := federation.Options{AllowHosts: []string{"127.0.0.1"}, Backoff: []time.Duration{20 * time.Millisecond, 50 * time.Millisecond}}
+	for _, e := range edit {
+		e(&opts)
+	}
+	b := setupHub(t, HubConfig{Web: Config{PublicURL: url}, Federation: opts}, nil)
 	srv := &http.Server{Handler: b.h, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
@@ -222,10 +225,32 @@ var remoteKeys = sync.OnceValue(func() [2]*rsa.PrivateKey {
 // hub sees it: an actor document served from a fixture, and inboxes that keep what
 // they are sent.
 type fakeRemote struct {
-	url   string
-	actor string // the actor's id
-	got   chan *http.Request
-	body  chan []byte
+	url     string
+	actor   string // the actor's id
+	got     chan *http.Request
+	body    chan []byte
+	mu      sync.Mutex
+	pemText []byte // the public key the actor document shows, as a JSON string
+	fetches int    // how many times the actor document was fetched
+}
+
+// rotate has the actor publish key from now on.
+func (f *fakeRemote) rotate(key *rsa.PrivateKey) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pemText = pemJSON(key)
+}
+
+func (f *fakeRemote) fetched() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fetches
+}
+
+func pemJSON(key *rsa.PrivateKey) []byte {
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	text, _ := json.Marshal(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+	return text
 }
 
 func newFakeRemote(t *testing.T, fixture, actorPath string, key *rsa.PrivateKey) *fakeRemote {
@@ -234,9 +259,7 @@ func newFakeRemote(t *testing.T, fixture, actorPath string, key *rsa.PrivateKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	pemText, _ := json.Marshal(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
-	f := &fakeRemote{got: make(chan *http.Request, 10), body: make(chan []byte, 10)}
+	f := &fakeRemote{got: make(chan *http.Request, 10), body: make(chan []byte, 10), pemText: pemJSON(key)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
 			body, _ := io.ReadAll(r.Body)
@@ -249,8 +272,11 @@ func newFakeRemote(t *testing.T, fixture, actorPath string, key *rsa.PrivateKey)
 			http.NotFound(w, r)
 			return
 		}
+		f.mu.Lock()
+		f.fetches++
 		doc := strings.ReplaceAll(string(tmpl), "{{BASE}}", f.url)
-		doc = strings.ReplaceAll(doc, `"{{PEM}}"`, string(pemText))
+		doc = strings.ReplaceAll(doc, `"{{PEM}}"`, string(f.pemText))
+		f.mu.Unlock()
 		w.Header().Set("Content-Type", federation.MediaActivity)
 		io.WriteString(w, doc)
 	}))
@@ -454,5 +480,54 @@ func TestInboxManyfoldActor(t *testing.T) {
 	}
 	if n := h.followers(t, "/ap/actor/followers"); n != 1 {
 		t.Fatalf("the hub's followers: got %d, want 1", n)
+	}
+}
+
+// TestInboxKeysCachedRotatedAndLimited: a signer's key is fetched once and cached; when
+// the signer has rotated its key, a signature that fails against the cached key makes
+// the hub fetch it once more and verify again; a key that sits at a private address
+// is never fetched unless FAB_FEDERATION_ALLOW_HOSTS allows it; and a host that sends
+// more than its share of activities a minute is answered 429.
+func TestInboxKeysCachedRotatedAndLimited(t *testing.T) {
+	t.Parallel()
+	h := newFedHub(t, func(o *federation.Options) { o.PerHost = 4 })
+	keys := remoteKeys()
+	masto := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[0])
+	keyID := masto.actor + "#main-key"
+	follow := func(id string) []byte {
+		return []byte(`{"id":"` + masto.url + `/` + id + `","type":"Follow","actor":"` + masto.actor + `","object":"` + h.url + `/ap/actor"}`)
+	}
+	inbox := h.url + "/ap/inbox"
+	for i, key := range []*rsa.PrivateKey{keys[0], keys[0]} {
+		if status, body := send(t, mastodonSigned(t, inbox, follow(fmt.Sprint("f", i)), key, keyID, time.Now())); status != 202 {
+			t.Fatalf("Follow %d: got %d %s, want 202", i, status, body)
+		}
+	}
+	if n := masto.fetched(); n != 1 {
+		t.Fatalf("the actor was fetched %d times for two activities, want once (then cached)", n)
+	}
+	masto.rotate(keys[1])
+	if status, body := send(t, mastodonSigned(t, inbox, follow("f-rotated"), keys[1], keyID, time.Now())); status != 202 {
+		t.Fatalf("a Follow signed with the rotated key: got %d %s, want 202", status, body)
+	}
+	if n := masto.fetched(); n != 2 {
+		t.Fatalf("after the rotation the actor was fetched %d times in all, want 2", n)
+	}
+	if status, _ := send(t, mastodonSigned(t, inbox, follow("f-over"), keys[1], keyID, time.Now())); status != 202 {
+		t.Fatalf("the 4th activity this minute: got %d, want 202 (the limit is 4)", status)
+	}
+	if status, body := send(t, mastodonSigned(t, inbox, follow("f-over2"), keys[1], keyID, time.Now())); status != 429 || !strings.Contains(body, "rate_limited") {
+		t.Fatalf("the 5th activity this minute: got %d %s, want 429 rate_limited", status, body)
+	}
+
+	// A hub that may not reach loopback does not fetch the key there: 401, nothing fetched.
+	closed := newFedHub(t, func(o *federation.Options) { o.AllowHosts = nil })
+	before := masto.fetched()
+	status, body := send(t, mastodonSigned(t, closed.url+"/ap/inbox", follow("f-private"), keys[1], keyID, time.Now()))
+	if status != 401 || !strings.Contains(body, "private") {
+		t.Fatalf("a key at a loopback address without an allowlist: got %d %s, want 401 saying it is private", status, body)
+	}
+	if n := masto.fetched(); n != before {
+		t.Fatalf("the hub without an allowlist fetched the actor at a loopback address (%d fetches, want %d)", n, before)
 	}
 }
