@@ -130,7 +130,7 @@ func (s *Service) ActorDocument(ctx context.Context, l Local) (map[string]any, e
 		"outbox":                    base + "/outbox",
 		"followers":                 base + "/followers",
 		"manuallyApprovesFollowers": false,
-		"discoverable":              l.Kind != KindInstance,
+		"discoverable":              l.Kind == KindLab, // labs are for finding; people choose (later)
 		"endpoints":                 map[string]any{"sharedInbox": s.base + PathSharedInbox},
 		"publicKey":                 map[string]any{"id": id + "#main-key", "owner": id, "publicKeyPem": k.PublicPEM},
 	}, nil

@@ -57,26 +57,35 @@ func (s *Service) Run(ctx context.Context) {
 				return
 			}
 			go func() {
-				defer func() { <-sem }()
-				s.attempt(ctx, d)
+				wait, retry := s.attempt(ctx, d)
+				<-sem // the slot is free while a failed delivery waits for its retry
+				if retry {
+					s.retryAfter(ctx, d, wait)
+				}
 			}()
 		}
 	}
 }
 
-// attempt sends d once; a failure is retried after the next wait of the backoff.
-func (s *Service) attempt(ctx context.Context, d delivery) {
+// attempt sends d once. On a failure worth retrying it says how long to wait first:
+// the next wait of the backoff, until the backoff is spent.
+func (s *Service) attempt(ctx context.Context, d delivery) (wait time.Duration, retry bool) {
 	err := s.send(ctx, d)
 	if err == nil || ctx.Err() != nil {
-		return
+		return 0, false
 	}
+	if d.attempt >= len(s.opts.Backoff) {
+		s.log.Warn("federation: delivery given up", "inbox", d.inbox, "attempts", d.attempt+1, "err", err)
+		return 0, false
+	}
+	s.log.Info("federation: delivery failed; it will be retried", "inbox", d.inbox, "attempt", d.attempt+1, "err", err)
+	return s.opts.Backoff[d.attempt], true
+}
+
+// retryAfter queues d again after wait, unless ctx ends first.
+func (s *Service) retryAfter(ctx context.Context, d delivery, wait time.Duration) {
 	d.attempt++
-	if d.attempt > len(s.opts.Backoff) {
-		s.log.Warn("federation: delivery given up", "inbox", d.inbox, "attempts", d.attempt, "err", err)
-		return
-	}
-	s.log.Info("federation: delivery failed; it will be retried", "inbox", d.inbox, "attempt", d.attempt, "err", err)
-	t := time.NewTimer(s.opts.Backoff[d.attempt-1])
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

@@ -145,7 +145,9 @@ func (s *Service) Receive(ctx context.Context, r *http.Request, body []byte) err
 	case "Accept", "Reject":
 		return s.onAnswer(ctx, a)
 	case "Undo":
-		if a.Object.Type == "Follow" || a.Object.Type == "" {
+		// Only an Undo that embeds its Follow (as Mastodon's do) unfollows: one that
+		// names its object by id alone may be undoing anything.
+		if a.Object.Type == "Follow" {
 			return s.onUnfollow(ctx, a)
 		}
 	}

@@ -232,6 +232,7 @@ type fakeRemote struct {
 	mu      sync.Mutex
 	pemText []byte // the public key the actor document shows, as a JSON string
 	fetches int    // how many times the actor document was fetched
+	refuse  bool   // its inboxes answer 500
 }
 
 // rotate has the actor publish key from now on.
@@ -262,6 +263,13 @@ func newFakeRemote(t *testing.T, fixture, actorPath string, key *rsa.PrivateKey)
 	f := &fakeRemote{got: make(chan *http.Request, 10), body: make(chan []byte, 10), pemText: pemJSON(key)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
+			f.mu.Lock()
+			refuse := f.refuse
+			f.mu.Unlock()
+			if refuse {
+				http.Error(w, "down for maintenance", http.StatusInternalServerError)
+				return
+			}
 			body, _ := io.ReadAll(r.Body)
 			f.got <- r
 			f.body <- body
@@ -530,4 +538,31 @@ func TestInboxKeysCachedRotatedAndLimited(t *testing.T) {
 	if n := masto.fetched(); n != before {
 		t.Fatalf("the hub without an allowlist fetched the actor at a loopback address (%d fetches, want %d)", n, before)
 	}
+}
+
+// TestDeliveriesWaitingForRetryBlockNoOthers: deliveries that failed and wait (an hour,
+// here) for their retry do not hold the hub's few delivery slots, so a Follow sent
+// after five of them still goes out at once.
+func TestDeliveriesWaitingForRetryBlockNoOthers(t *testing.T) {
+	t.Parallel()
+	a := newFedHub(t, func(o *federation.Options) { o.Backoff = []time.Duration{time.Hour} })
+	b := newFedHub(t)
+	key := remoteKeys()[0]
+	for i := range 5 {
+		down := newFakeRemote(t, "mastodon_actor.json", "/users/alice", key)
+		down.refuse = true
+		a.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: a.admin, body: map[string]string{"target": down.actor}}).want(t, 201, "")
+		eventually(t, fmt.Sprintf("the Follow of down server %d to fail once", i), func() bool {
+			return strings.Count(a.logs.String(), "delivery failed; it will be retried") == i+1
+		})
+	}
+	a.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: a.admin, body: map[string]string{"target": b.url}}).want(t, 201, "")
+	eventually(t, "the follow of B to be accepted while five deliveries wait for their retry", func() bool {
+		for _, f := range a.follows(t) {
+			if f["actor"] == b.url+"/ap/actor" {
+				return f["state"] == federation.Accepted
+			}
+		}
+		return false
+	})
 }
