@@ -188,6 +188,9 @@ func (s *Service) WebFinger(ctx context.Context, resource string) (JRD, error) {
 			if errors.Is(err, storage.ErrNotFound) {
 				l, err = s.dir.Lab(ctx, name)
 			}
+			if errors.Is(err, storage.ErrNotFound) {
+				err = fmt.Errorf("no person or lab %s on this hub: %w", name, storage.ErrNotFound)
+			}
 		}
 	} else if isHTTPURL(resource) {
 		l, err = s.localOf(ctx, resource)
