@@ -566,3 +566,50 @@ func TestDeliveriesWaitingForRetryBlockNoOthers(t *testing.T) {
 		return false
 	})
 }
+
+// TestFollowMastodonActor: the hub follows a Mastodon account by its URL; the Follow
+// reaches the account's inbox signed so that Mastodon verifies it; an Accept of it from
+// anyone but that account is refused (403), and the account's own Accept, signed as
+// Mastodon signs, marks the follow accepted.
+func TestFollowMastodonActor(t *testing.T) {
+	t.Parallel()
+	h := newFedHub(t)
+	keys := remoteKeys()
+	alice := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[0])
+	mallory := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[1]) // another server's "alice"
+
+	r := h.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: h.admin, body: map[string]string{"target": alice.actor}})
+	r.want(t, 201, "")
+	var got *http.Request
+	select {
+	case got = <-alice.got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Follow reached the account's inbox")
+	}
+	body := <-alice.body
+	var follow map[string]any
+	json.Unmarshal(body, &follow)
+	if got.URL.Path != "/users/alice/inbox" || follow["type"] != "Follow" || follow["actor"] != h.url+"/ap/actor" || follow["object"] != alice.actor {
+		t.Fatalf("the Follow: got %s to %s, want the instance actor following %s at its inbox", body, got.URL.Path, alice.actor)
+	}
+	instanceKey := h.do(t, call{method: "GET", path: "/ap/actor", header: map[string]string{"Accept": federation.MediaActivity}}).json["publicKey"].(map[string]any)
+	checkMastodonVerifies(t, got, body, instanceKey)
+
+	accept := func(from *fakeRemote) []byte {
+		b, _ := json.Marshal(map[string]any{"@context": "https://www.w3.org/ns/activitystreams", "id": from.actor + "#accepts/follows/1",
+			"type": "Accept", "actor": from.actor, "object": follow})
+		return b
+	}
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/actor/inbox", accept(mallory), keys[1], mallory.actor+"#main-key", time.Now())); status != 403 {
+		t.Fatalf("an Accept from another actor: got %d %s, want 403", status, resp)
+	}
+	if fs := h.follows(t); fs[0]["state"] != federation.Pending {
+		t.Fatalf("after the forged Accept: got %v, want pending", fs[0]["state"])
+	}
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/actor/inbox", accept(alice), keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
+		t.Fatalf("the account's Accept: got %d %s, want 202", status, resp)
+	}
+	if fs := h.follows(t); fs[0]["state"] != federation.Accepted {
+		t.Fatalf("after the Accept: got %v, want accepted", fs[0]["state"])
+	}
+}
