@@ -225,7 +225,11 @@ func (s *Service) keyOf(ctx context.Context, l Local) (Key, *rsa.PrivateKey, err
 	}
 	k, err := s.store.Key(ctx, l.Ref)
 	if errors.Is(err, storage.ErrNotFound) {
+		// One key made at a time: anyone may ask for any person's actor, and each new
+		// key costs a core some 100 ms.
+		s.keygen <- struct{}{}
 		k, err = s.newKey(l.Ref)
+		<-s.keygen
 		if err == nil {
 			err = s.store.AddKey(ctx, k)
 			if errors.Is(err, storage.ErrConflict) {

@@ -53,6 +53,7 @@ type Service struct {
 	client *http.Client
 	rate   *account.Throttle
 	out    chan delivery
+	keygen chan struct{} // one local key pair made at a time
 
 	mu   sync.Mutex
 	keys map[string]cachedKey // remote signers' keys by key id
@@ -91,7 +92,7 @@ func NewService(store Store, dir Directory, log *slog.Logger, o Options) (*Servi
 	guard := netguard.New(o.AllowHosts)
 	return &Service{store: store, dir: dir, log: log, opts: o, base: base, host: host, guard: guard,
 		client: guard.Client(o.Timeout), rate: account.NewThrottle(o.PerHost, time.Minute, 100_000),
-		out: make(chan delivery, 4096), keys: map[string]cachedKey{}, own: map[string]ownKey{}}, nil
+		out: make(chan delivery, 4096), keygen: make(chan struct{}, 1), keys: map[string]cachedKey{}, own: map[string]ownKey{}}, nil
 }
 
 // BaseURL is the hub's public URL, without a trailing slash.

@@ -105,13 +105,14 @@ func (s *Server) serveActor(c *gin.Context, l federation.Local) {
 
 // negotiateActor serves the actor of a person's or a lab's page to a client that asks
 // for ActivityPub (the page's URL is the actor's id); a browser goes on to the page.
-func (s *Server) negotiateActor(kind string) gin.HandlerFunc {
+// param names the route's parameter that holds the handle or slug.
+func (s *Server) negotiateActor(kind, param string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if s.fed == nil || activityType(c.GetHeader("Accept")) == "" {
 			c.Header("Vary", "Accept")
 			return
 		}
-		l, err := s.localActor(c.Request.Context(), kind, c.Param(map[string]string{federation.KindPerson: "handle", federation.KindLab: "slug"}[kind]))
+		l, err := s.localActor(c.Request.Context(), kind, c.Param(param))
 		if err != nil {
 			s.fail(c, err)
 			return

@@ -342,10 +342,10 @@ func (s *Server) routes(r *gin.Engine) {
 	member.POST("/designs/:slug/fork", s.forkPost)
 	if s.orders != nil {
 		page.GET("/labs", s.labsPage)
-		page.GET("/labs/:slug", s.negotiateActor(federation.KindLab), s.labPage)
+		page.GET("/labs/:slug", s.negotiateActor(federation.KindLab, "slug"), s.labPage)
 		page.GET("/orders/:id", s.orderPage)
 		page.GET("/jobs/:id", s.jobPage)
-		page.GET("/people/:handle", s.negotiateActor(federation.KindPerson), g("ledger reads"), s.personPage)
+		page.GET("/people/:handle", s.negotiateActor(federation.KindPerson, "handle"), g("ledger reads"), s.personPage)
 		member.GET("/designs/:slug/make", s.makePage)
 		member.POST("/designs/:slug/make", s.makePost)
 	}
