@@ -550,7 +550,9 @@ func TestDeliveriesWaitingForRetryBlockNoOthers(t *testing.T) {
 	key := remoteKeys()[0]
 	for i := range 5 {
 		down := newFakeRemote(t, "mastodon_actor.json", "/users/alice", key)
+		down.mu.Lock()
 		down.refuse = true
+		down.mu.Unlock()
 		a.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: a.admin, body: map[string]string{"target": down.actor}}).want(t, 201, "")
 		eventually(t, fmt.Sprintf("the Follow of down server %d to fail once", i), func() bool {
 			return strings.Count(a.logs.String(), "delivery failed; it will be retried") == i+1
