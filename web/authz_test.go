@@ -137,6 +137,26 @@ func authzMatrix(fx authzFixture) map[string]route {
 		"POST /api/v1/jobs/:id/cancel":        {"/api/v1/jobs/" + fx.cancelJob + "/cancel", map[string]string{}, append([]string{user}, operators...)},
 		"POST /api/v1/jobs/:id/resolve":       {"/api/v1/jobs/" + j + "/resolve", map[string]string{}, operators},
 		"POST /api/v1/jobs/:id/harvest":       {"/api/v1/jobs/" + j + "/harvest", map[string]string{}, operators},
+
+		// Federation: ActivityPub is public to read; an inbox takes only signed activities
+		// (none here, so 401 for all); the hub's follows and blocks are its admins'.
+		"GET /.well-known/webfinger":            {"/.well-known/webfinger?resource=acct:hub.test@hub.test", nil, anyone},
+		"GET /ap/actor":                         {"/ap/actor", nil, anyone},
+		"GET /ap/actor/outbox":                  {"/ap/actor/outbox", nil, anyone},
+		"GET /ap/actor/followers":               {"/ap/actor/followers", nil, anyone},
+		"GET /ap/people/:name/outbox":           {"/ap/people/uma/outbox", nil, anyone},
+		"GET /ap/people/:name/followers":        {"/ap/people/uma/followers", nil, anyone},
+		"GET /ap/labs/:name/outbox":             {"/ap/labs/lab1/outbox", nil, anyone},
+		"GET /ap/labs/:name/followers":          {"/ap/labs/lab1/followers", nil, anyone},
+		"POST /ap/inbox":                        {"/ap/inbox", map[string]string{}, nil},
+		"POST /ap/actor/inbox":                  {"/ap/actor/inbox", map[string]string{}, nil},
+		"POST /ap/people/:name/inbox":           {"/ap/people/uma/inbox", map[string]string{}, nil},
+		"POST /ap/labs/:name/inbox":             {"/ap/labs/lab1/inbox", map[string]string{}, nil},
+		"POST /api/v1/federation/follows":       {"/api/v1/federation/follows", map[string]string{}, []string{admin}},
+		"GET /api/v1/federation/follows":        {"/api/v1/federation/follows", nil, []string{admin}},
+		"DELETE /api/v1/federation/follows/:id": {"/api/v1/federation/follows/nope", nil, []string{admin}},
+		"POST /api/v1/federation/blocks":        {"/api/v1/federation/blocks", map[string]string{}, []string{admin}},
+		"GET /api/v1/federation/blocks":         {"/api/v1/federation/blocks", nil, []string{admin}},
 		// The code or join token in the body is the credential; a bearer header grants
 		// nothing there. A wrong code is refused to all.
 		"POST /api/v1/agent/enroll":          {"/api/v1/agent/enroll", map[string]string{"code": "WRNG-CODE"}, nil},
@@ -223,7 +243,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	t.Parallel()
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		exerciseAuthz(t, setup(t, Config{}))
+		exerciseAuthz(t, setup(t, Config{PublicURL: "http://hub.test"}))
 	})
 	t.Run("mongodb", func(t *testing.T) {
 		t.Parallel()
@@ -239,8 +259,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { hooks.Close() })
-		hub, err := NewHub(HubConfig{Accounts: account.Options{Argon2: cheapArgon}},
-			Stores{Accounts: st.accounts, Catalog: st.catalog, Fabrication: st.fab, Blobs: blobs, Webhooks: hooks.Webhooks()})
+		hub, err := NewHub(HubConfig{Web: Config{PublicURL: "http://hub.test"}, Accounts: account.Options{Argon2: cheapArgon}},
+			Stores{Accounts: st.accounts, Catalog: st.catalog, Fabrication: st.fab, Blobs: blobs, Webhooks: hooks.Webhooks(), Federation: hooks.Federation()})
 		if err != nil {
 			t.Fatal(err)
 		}

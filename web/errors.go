@@ -13,6 +13,7 @@ import (
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
+	"github.com/fabcommons/fabcommons/federation"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -74,6 +75,10 @@ func (s *Server) classify(c *gin.Context, err error) (int, apiError) {
 		return http.StatusTooManyRequests, apiError{Code: "rate_limited", Message: err.Error()}
 	case errors.Is(err, account.ErrBadCredentials), errors.Is(err, account.ErrUnauthenticated), errors.Is(err, errLoginRequired):
 		return http.StatusUnauthorized, apiError{Code: "unauthenticated", Message: err.Error()}
+	case errors.Is(err, federation.ErrBadSignature):
+		return http.StatusUnauthorized, apiError{Code: "bad_signature", Message: err.Error()}
+	case errors.Is(err, federation.ErrOff):
+		return http.StatusNotFound, apiError{Code: "federation_off", Message: err.Error()}
 	case errors.Is(err, fabrication.ErrStaleLease):
 		return http.StatusConflict, apiError{Code: agentapi.CodeStaleLease, Message: err.Error()}
 	case errors.Is(err, fabrication.ErrUnsupported):

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/webhook"
+	"github.com/fabcommons/fabcommons/federation"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -24,6 +26,7 @@ type Stores struct {
 	Quotas      storage.Quotas    // daily quotas per person; nil: none
 	Webhooks    webhook.Store     // hooks and their deliveries; nil: no webhooks
 	Leases      storage.Leases    // named leases; webhook deliveries run under one (nil: a single hub)
+	Federation  federation.Store  // keys, follows and blocks; nil: the hub does not federate
 	Ready       map[string]Pinger // what /readyz checks, by name
 }
 
@@ -34,6 +37,7 @@ type HubConfig struct {
 	Fabrication fabrication.Options
 	Accounts    account.Options
 	Webhooks    webhook.Options
+	Federation  federation.Options // its PublicURL is Web.PublicURL; without one the hub does not federate
 	Log         *slog.Logger
 	Clock       func() time.Time // time.Now by default
 }
@@ -43,7 +47,8 @@ type Hub struct {
 	Accounts *account.Service
 	Catalog  *catalog.Service
 	Fab      fabrication.Fabrication
-	Webhooks *webhook.Service // nil when the stores have no webhook store
+	Webhooks *webhook.Service    // nil when the stores have no webhook store
+	Fed      *federation.Service // nil when the hub does not federate
 	Handler  http.Handler
 	server   *Server
 }
@@ -79,16 +84,32 @@ func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
 			}
 		})
 	}
-	srv := New(cfg.Web, Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Ready: st.Ready, Clock: cfg.Clock})
-	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Handler: srv.Handler(), server: srv}, nil
+	var fed *federation.Service
+	if st.Federation != nil && cfg.Web.PublicURL != "" {
+		cfg.Federation.PublicURL = cfg.Web.PublicURL
+		if cfg.Federation.Clock == nil {
+			cfg.Federation.Clock = cfg.Clock
+		}
+		fed, err = federation.NewService(st.Federation, directory{accounts: st.Accounts, labs: fab.Labs}, log, cfg.Federation)
+		if err != nil {
+			return nil, fmt.Errorf("start federation: %w", err)
+		}
+	}
+	srv := New(cfg.Web, Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Fed: fed, Ready: st.Ready, Clock: cfg.Clock})
+	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Fed: fed, Handler: srv.Handler(), server: srv}, nil
 }
 
 // Run does the hub's background work that is not the maintenance cron's (recording
-// and delivering webhooks) until ctx ends.
+// and delivering webhooks, delivering activities) until ctx ends.
 func (h *Hub) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	if h.Fed != nil {
+		wg.Go(func() { h.Fed.Run(ctx) })
+	}
 	if h.Webhooks != nil {
 		h.Webhooks.Run(ctx)
 	}
+	wg.Wait()
 }
 
 // Drain ends the requests the hub holds open waiting (agents' long polls, live

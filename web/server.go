@@ -19,6 +19,7 @@ import (
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 	"github.com/fabcommons/fabcommons/fabrication/webhook"
+	"github.com/fabcommons/fabcommons/federation"
 )
 
 // Config holds the web settings.
@@ -54,6 +55,9 @@ type Deps struct {
 	Webhooks *webhook.Service  // nil: the hub has no webhooks
 	Ready    map[string]Pinger // named dependencies /readyz checks
 	Clock    func() time.Time  // time.Now by default
+
+	// Fed is nil when the hub does not federate (no FAB_PUBLIC_URL).
+	Fed *federation.Service
 }
 
 // Server holds the handlers' dependencies.
@@ -68,6 +72,7 @@ type Server struct {
 	scheduler *fabrication.Scheduler
 	feed      *fabrication.Feed
 	webhooks  *webhook.Service
+	fed       *federation.Service
 	ready     map[string]Pinger
 	now       func() time.Time
 	signups   *account.Throttle
@@ -138,7 +143,7 @@ func New(cfg Config, d Deps) *Server {
 		d.Clock = time.Now
 	}
 	s := &Server{
-		cfg: cfg, log: d.Log, accounts: d.Accounts, catalog: d.Catalog, labs: d.Fab.Labs, orders: d.Fab.Orders, ledger: d.Fab.Ledger, scheduler: d.Fab.Scheduler, feed: d.Fab.Feed, webhooks: d.Webhooks, ready: d.Ready, now: d.Clock,
+		cfg: cfg, log: d.Log, accounts: d.Accounts, catalog: d.Catalog, labs: d.Fab.Labs, orders: d.Fab.Orders, ledger: d.Fab.Ledger, scheduler: d.Fab.Scheduler, feed: d.Fab.Feed, webhooks: d.Webhooks, fed: d.Fed, ready: d.Ready, now: d.Clock,
 		enrolls:    account.NewThrottle(20, 10*time.Minute, 100_000),
 		signups:    account.NewThrottle(cfg.SignupsPerHour, time.Hour, 100_000),
 		meshChecks: account.NewThrottle(cfg.MeshChecksPerMinute, time.Minute, 100_000),
@@ -153,6 +158,9 @@ func New(cfg Config, d Deps) *Server {
 		"/api/v1/designs/:slug/versions": uploads,
 		"/api/v1/designs/import":         uploads,
 		"/api/v1/mesh/check":             cfg.MaxMeshBytes + 1<<20,
+	}
+	for _, inbox := range []string{federation.PathSharedInbox, federation.PathInstance + "/inbox", federation.PathPeople + "/:name/inbox", federation.PathLabs + "/:name/inbox"} {
+		s.bodyLimits[inbox] = federation.MaxActivityBytes
 	}
 	s.gates = map[string]gate{"mesh checks": make(gate, 2), "uploads": make(gate, 4), "downloads": make(gate, 8),
 		"lineage walks": make(gate, 8), "searches": make(gate, 16), "thumbnails": make(gate, 16),
@@ -256,6 +264,7 @@ func (s *Server) routes(r *gin.Engine) {
 	}
 	user.POST("/designs/:slug/dismiss-flags", s.curate("dismiss"))
 	user.GET("/flags", s.listFlags)
+	s.federationRoutes(r, user)
 
 	if s.orders != nil {
 		api.GET("/labs", s.listLabs)
@@ -336,10 +345,10 @@ func (s *Server) routes(r *gin.Engine) {
 	member.POST("/designs/:slug/fork", s.forkPost)
 	if s.orders != nil {
 		page.GET("/labs", s.labsPage)
-		page.GET("/labs/:slug", s.labPage)
+		page.GET("/labs/:slug", s.negotiateActor(federation.KindLab, "slug"), s.labPage)
 		page.GET("/orders/:id", s.orderPage)
 		page.GET("/jobs/:id", s.jobPage)
-		page.GET("/people/:handle", g("ledger reads"), s.personPage)
+		page.GET("/people/:handle", s.negotiateActor(federation.KindPerson, "handle"), g("ledger reads"), s.personPage)
 		member.GET("/designs/:slug/make", s.makePage)
 		member.POST("/designs/:slug/make", s.makePost)
 	}

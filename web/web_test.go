@@ -96,7 +96,7 @@ func setupHub(t *testing.T, hc HubConfig, ready map[string]Pinger, extra ...func
 		ready = map[string]Pinger{"db": db}
 	}
 	hub, err := NewHub(hc, Stores{Accounts: db.Accounts(), Catalog: db.Catalog(), Fabrication: db.Fabrication(), Blobs: blobs, Quotas: db.Quotas(),
-		Webhooks: db.Webhooks(), Leases: db.Leases(), Ready: ready})
+		Webhooks: db.Webhooks(), Leases: db.Leases(), Federation: db.Federation(), Ready: ready})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func seedEmbedded(t *testing.T, dir string) storetest.Seed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return storetest.SeedAll(t, db.Accounts(), db.Catalog(), db.Fabrication(), db.Webhooks(), blobs)
+	return storetest.SeedAll(t, db.Accounts(), db.Catalog(), db.Fabrication(), db.Webhooks(), db.Federation(), blobs)
 }
 
 // archiveParts reads an archive: its header without the time it was made, its records,
@@ -292,7 +292,7 @@ func TestPublicExportHoldsNoSecrets(t *testing.T) {
 	_, fullRecords, fullBlobs := archiveParts(t, full)
 	_, records, blobs := archiveParts(t, public)
 	secrets := []string{"$argon2id$", account.HashSecret(seed.Token), "@example.org", "leasehash", "missing attribution", account.HashSecret("machine"),
-		account.HashSecret("join"), "whsec_seed", "hooks.example.org"}
+		account.HashSecret("join"), "whsec_seed", "hooks.example.org", "seedprivate", "PRIVATE KEY", "federation_"}
 	for _, s := range secrets {
 		if !bytes.Contains(fullRecords, []byte(s)) {
 			t.Errorf("the full archive lacks %q: the check below proves nothing", s)

@@ -22,6 +22,7 @@ type Config struct {
 	MaxBodyBytes int64
 	Proxies      []string
 	WebhookHosts []string // receivers webhooks may reach even at private addresses
+	FedHosts     []string // hosts or CIDRs federation may reach even at private addresses
 	ShutdownWait time.Duration
 	MaxFileBytes int64 // one uploaded file
 	MaxFiles     int   // files in one version
@@ -54,7 +55,7 @@ func parseFlags(args []string, getenv func(string) string) (Config, []string, er
 	}
 	var c Config
 	var err error
-	var webhookHosts string
+	var webhookHosts, fedHosts string
 	var level, proxies, maxBody, wait, maxFile, maxFiles, leaseTTL, uploadPerDay, designsPerDay, labs, jobsPerDay, floor string
 	fs.StringVar(&c.Addr, "addr", env("FAB_ADDR", ":8080"), "listen address (FAB_ADDR)")
 	fs.StringVar(&c.DataDir, "data", env("FAB_DATA", "./data"), "data directory for the embedded stores (FAB_DATA)")
@@ -67,6 +68,7 @@ func parseFlags(args []string, getenv func(string) string) (Config, []string, er
 	fs.StringVar(&maxFile, "max-file-bytes", env("FAB_MAX_FILE_BYTES", "268435456"), "largest file in a design upload, bytes (FAB_MAX_FILE_BYTES)")
 	fs.StringVar(&maxFiles, "max-files", env("FAB_MAX_FILES", "200"), "most files in one design version (FAB_MAX_FILES)")
 	fs.StringVar(&leaseTTL, "lease-ttl", env("FAB_LEASE_TTL", "60s"), "how long a job's lease lasts without a report from its agent (FAB_LEASE_TTL)")
+	fs.StringVar(&fedHosts, "federation-allow-hosts", env("FAB_FEDERATION_ALLOW_HOSTS", ""), "comma-separated hosts, IPs or CIDRs federation may reach although private or loopback (FAB_FEDERATION_ALLOW_HOSTS)")
 	fs.StringVar(&webhookHosts, "webhook-allow-hosts", env("FAB_WEBHOOK_ALLOW_HOSTS", ""), "comma-separated hosts or IPs webhooks may be sent to although private or loopback (FAB_WEBHOOK_ALLOW_HOSTS)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", env("FAB_PPROF_ADDR", ""), "serve Go profiling on this address, e.g. 127.0.0.1:6060 (FAB_PPROF_ADDR; off by default)")
 	fs.StringVar(&wait, "shutdown-wait", env("FAB_SHUTDOWN_WAIT", "20s"), "how long in-flight requests may take to finish on shutdown (FAB_SHUTDOWN_WAIT)")
@@ -120,6 +122,11 @@ func parseFlags(args []string, getenv func(string) string) (Config, []string, er
 	for _, h := range strings.Split(webhookHosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			c.WebhookHosts = append(c.WebhookHosts, h)
+		}
+	}
+	for _, h := range strings.Split(fedHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			c.FedHosts = append(c.FedHosts, h)
 		}
 	}
 	switch {

@@ -23,6 +23,7 @@ import (
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/webhook"
+	"github.com/fabcommons/fabcommons/federation"
 	"github.com/fabcommons/fabcommons/storage"
 	"github.com/fabcommons/fabcommons/storage/archive"
 	"github.com/fabcommons/fabcommons/storage/localblob"
@@ -106,12 +107,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			DesignsPerDay: cfg.DesignsPerDay, UploadBytesPerDay: cfg.UploadBytesPerDay},
 		Fabrication: fabrication.Options{LeaseTTL: cfg.LeaseTTL, LabsPerUser: cfg.LabsPerUser, JobsPerDay: cfg.JobsPerDay, CreditFloor: &cfg.CreditFloor},
 		Webhooks:    webhook.Options{AllowHosts: cfg.WebhookHosts},
+		Federation:  federation.Options{AllowHosts: cfg.FedHosts},
 		Log:         log,
 	}, web.Stores{Accounts: stores.accounts, Catalog: stores.catalog, Fabrication: stores.fab, Blobs: stores.blobs, Quotas: stores.quotas,
-		Webhooks: stores.webhooks, Leases: stores.leases,
+		Webhooks: stores.webhooks, Leases: stores.leases, Federation: stores.fed,
 		Ready: map[string]web.Pinger{"db": stores.db, "blobs": stores.blobs}})
 	if err != nil {
 		return err
+	}
+	if hub.Fed == nil {
+		log.Info("federation is off: set FAB_PUBLIC_URL to the hub's public URL to federate")
 	}
 	cron, err := fabrication.NewMaintenance(stores.leases, log, nil, maintenanceTasks(stores, hub.Catalog, hub.Fab, hub.Accounts))
 	if err != nil {
@@ -137,6 +142,7 @@ type stores struct {
 	leases   storage.Leases
 	quotas   storage.Quotas
 	webhooks webhook.Store
+	fed      federation.Store
 	prune    func(ctx context.Context) (int, error) // backend housekeeping, if any
 	close    func()
 }
@@ -158,7 +164,7 @@ func openStores(ctx context.Context, cfg Config) (*stores, error) {
 			return nil, fmt.Errorf("open SQLite store: %w", err)
 		}
 		s.db, s.archive, s.accounts, s.catalog, s.fab, s.leases, s.quotas = db, db, db.Accounts(), db.Catalog(), db.Fabrication(), db.Leases(), db.Quotas()
-		s.webhooks = db.Webhooks()
+		s.webhooks, s.fed = db.Webhooks(), db.Federation()
 		closers = append(closers, db.Close)
 	default:
 		db, err := mongo.Open(ctx, cfg.DB)
@@ -166,7 +172,7 @@ func openStores(ctx context.Context, cfg Config) (*stores, error) {
 			return nil, fmt.Errorf("open MongoDB store %s: %w", redact(cfg.DB), err)
 		}
 		s.db, s.archive, s.accounts, s.catalog, s.fab, s.leases, s.quotas = db, db, db.Accounts(), db.Catalog(), db.Fabrication(), db.Leases(), db.Quotas()
-		s.webhooks = db.Webhooks()
+		s.webhooks, s.fed = db.Webhooks(), db.Federation()
 		s.prune = func(ctx context.Context) (int, error) { return db.PruneRevisions(ctx, time.Hour) }
 		closers = append(closers, db.Close)
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/fabcommons/fabcommons/federation/netguard"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -63,7 +64,7 @@ type Service struct {
 	leases  storage.Leases // nil: a single hub, no lease needed
 	holder  string
 	client  *http.Client
-	guard   Guard
+	guard   netguard.Guard
 	log     *slog.Logger
 	opts    Options
 	notices chan Notice
@@ -90,7 +91,7 @@ func NewService(store Store, labs Labs, leases storage.Leases, log *slog.Logger,
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	guard := NewGuard(o.AllowHosts)
+	guard := netguard.New(o.AllowHosts)
 	return &Service{store: store, labs: labs, leases: leases, holder: "hub-" + randomHex(6),
 		client: guard.Client(o.Timeout), guard: guard, log: log, opts: o,
 		notices: make(chan Notice, 4096), wake: make(chan struct{}, 1)}

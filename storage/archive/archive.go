@@ -20,14 +20,16 @@ import (
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/webhook"
+	"github.com/fabcommons/fabcommons/federation"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
 // Store is what a backend gives the archive. Values are the domain types: account.User,
 // account.Token, catalog.Design, catalog.Version, catalog.Flag, fabrication.Lab,
 // fabrication.Member, fabrication.JoinToken, fabrication.Machine, fabrication.Order,
-// fabrication.Job, fabrication.Usage, fabrication.LedgerEntry, webhook.Hook and
-// webhook.Delivery.
+// fabrication.Job, fabrication.Usage, fabrication.LedgerEntry, webhook.Hook,
+// webhook.Delivery, federation.Key, federation.Follow, federation.Follower and
+// federation.Block.
 type Store interface {
 	// Dump calls put with every value the store holds, kinds in Kinds order and each
 	// kind in the order of its key, all read from one snapshot where the backend can
@@ -66,7 +68,8 @@ type Header struct {
 // Options tune Export and Import.
 type Options struct {
 	// Public leaves out every secret (password and token hashes, emails, leases,
-	// reports, webhooks and the files of hidden designs): an archive to share a
+	// reports, webhooks, federation's keys, follows and blocks, and the files of hidden
+	// designs): an archive to share a
 	// commons' content.
 	Public bool
 	// Progress, if set, hears the bytes of blobs copied so far and in all.
@@ -248,6 +251,14 @@ func record(v any, public bool, hidden map[string]bool) (string, any, bool) {
 		return KindWebhook, FromWebhook(v), !public
 	case webhook.Delivery:
 		return KindDelivery, v, !public
+	case federation.Key: // the private key signs as the hub: never in a public archive
+		return KindFedKey, FromFedKey(v), !public
+	case federation.Follow:
+		return KindFollow, v, !public
+	case federation.Follower:
+		return KindFollower, v, !public
+	case federation.Block:
+		return KindBlock, v, !public
 	}
 	panic(fmt.Sprintf("archive: a store dumped a %T", v)) // a backend's bug, found by its conformance test
 }
@@ -302,6 +313,14 @@ func decode(line []byte) (string, any, error) {
 		v, err = into[Webhook](rec.Data)
 	case KindDelivery:
 		v, err = intoValue[Delivery](rec.Data)
+	case KindFedKey:
+		v, err = into[FedKey](rec.Data)
+	case KindFollow:
+		v, err = intoValue[Follow](rec.Data)
+	case KindFollower:
+		v, err = intoValue[Follower](rec.Data)
+	case KindBlock:
+		v, err = intoValue[Block](rec.Data)
 	default:
 		return "", nil, fmt.Errorf("unknown kind %q", rec.Kind)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/webhook"
+	"github.com/fabcommons/fabcommons/federation"
 )
 
 // The kinds of record, in the order an archive holds them and a store loads them: each
@@ -35,11 +36,16 @@ const (
 	KindLedger    = "ledger"
 	KindWebhook   = "webhook"
 	KindDelivery  = "webhook_delivery"
+	KindFedKey    = "federation_key"
+	KindFollow    = "federation_follow"
+	KindFollower  = "federation_follower"
+	KindBlock     = "federation_block"
 )
 
 // Kinds lists every kind in archive order.
 var Kinds = []string{KindUser, KindToken, KindDesign, KindVersion, KindFlag, KindLab, KindMember, KindJoinToken,
-	KindMachine, KindOrder, KindJob, KindUsage, KindLedger, KindWebhook, KindDelivery}
+	KindMachine, KindOrder, KindJob, KindUsage, KindLedger, KindWebhook, KindDelivery,
+	KindFedKey, KindFollow, KindFollower, KindBlock}
 
 // Sessions, enrollment codes, quota counters and leases are not archived: they last
 // minutes to days, and a moved hub starts them afresh (people sign in again).
@@ -239,3 +245,25 @@ func (r Webhook) Value() webhook.Hook {
 
 // Delivery is a webhook delivery as it is, with its outcome so far.
 type Delivery = webhook.Delivery
+
+// FedKey is a local actor's key pair with its private key: the hub signs as that actor
+// with it. A public archive leaves every key out.
+type FedKey struct {
+	federation.Key
+	PrivatePEM string `json:"private_pem"`
+}
+
+func FromFedKey(k federation.Key) FedKey { return FedKey{Key: k, PrivatePEM: k.PrivatePEM} }
+
+func (r FedKey) Value() federation.Key {
+	k := r.Key
+	k.PrivatePEM = r.PrivatePEM
+	return k
+}
+
+// Follow, Follower and Block are federation's records as they are.
+type (
+	Follow   = federation.Follow
+	Follower = federation.Follower
+	Block    = federation.Block
+)

@@ -8,12 +8,14 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/webhook"
+	"github.com/fabcommons/fabcommons/federation"
 	"github.com/fabcommons/fabcommons/storage"
 	"github.com/fabcommons/fabcommons/storage/archive"
 )
@@ -141,7 +143,7 @@ func Run(ctx context.Context, src archive.Store, blobs storage.Blobs, opt Option
 		case webhook.Hook:
 			hooks[v.ID] = true
 			others = append(others, v)
-		case account.Token, catalog.Flag, fabrication.Member, fabrication.JoinToken, webhook.Delivery:
+		case account.Token, catalog.Flag, fabrication.Member, fabrication.JoinToken, webhook.Delivery, federation.Key:
 			others = append(others, v)
 		}
 		return nil
@@ -194,6 +196,12 @@ func Run(ctx context.Context, src archive.Store, blobs storage.Blobs, opt Option
 			}
 		case webhook.Delivery:
 			named("delivery "+v.ID, "webhook", v.HookID, hooks)
+		case federation.Key: // a person's or a lab's key pair names them
+			if id, ok := strings.CutPrefix(v.Owner, "person:"); ok {
+				named("federation key "+v.Owner, "user", id, users)
+			} else if id, ok := strings.CutPrefix(v.Owner, "lab:"); ok {
+				named("federation key "+v.Owner, "lab", id, labs)
+			}
 		case fabrication.Order:
 			named("order "+v.ID, "lab", v.LabID, labs)
 			if designs[v.DesignID] == nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/webhook"
+	"github.com/fabcommons/fabcommons/federation"
 	"github.com/fabcommons/fabcommons/storage/archive"
 )
 
@@ -97,6 +98,24 @@ func (db *DB) Dump(ctx context.Context, put func(any) error) (err error) {
 					return nil
 				}
 				return put(d.delivery())
+			})
+		},
+		func() error {
+			return dumpAll(ctx, db, "federation_keys", byID, func(d keyDoc) error {
+				return put(federation.Key{Owner: d.Owner, PublicPEM: d.PublicPEM, PrivatePEM: d.PrivatePEM, CreatedAt: d.CreatedAt.UTC()})
+			})
+		},
+		func() error {
+			return dumpAll(ctx, db, "federation_follows", byID, func(d followDoc) error { return put(d.follow()) })
+		},
+		func() error {
+			return dumpAll(ctx, db, "federation_followers", bson.D{{Key: "local", Value: 1}, {Key: "actor", Value: 1}}, func(d followerDoc) error {
+				return put(d.follower())
+			})
+		},
+		func() error {
+			return dumpAll(ctx, db, "federation_blocks", byID, func(d blockDoc) error {
+				return put(federation.Block{Host: d.Host, CreatedAt: d.CreatedAt.UTC()})
 			})
 		},
 	}
@@ -236,6 +255,14 @@ func (db *DB) load(ctx context.Context, f Fabrication, v any) error {
 		return db.Webhooks().CreateHook(ctx, v)
 	case webhook.Delivery:
 		return db.Webhooks().AddDelivery(ctx, v)
+	case federation.Key:
+		return db.Federation().AddKey(ctx, v)
+	case federation.Follow:
+		return db.Federation().AddFollow(ctx, v)
+	case federation.Follower:
+		return db.Federation().AddFollower(ctx, v)
+	case federation.Block:
+		return db.Federation().AddBlock(ctx, v)
 	}
 	return fmt.Errorf("no collection for a %T", v)
 }

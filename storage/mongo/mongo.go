@@ -131,6 +131,10 @@ var indexes = []index{
 	{"webhooks", bson.D{{Key: "lab_id", Value: 1}}, false},
 	{"webhook_deliveries", bson.D{{Key: "state", Value: 1}, {Key: "next_attempt_at", Value: 1}}, false},
 	{"webhook_deliveries", bson.D{{Key: "hook_id", Value: 1}, {Key: "created_at", Value: -1}}, false},
+	{"federation_follows", bson.D{{Key: "actor", Value: 1}}, true},
+	{"federation_follows", bson.D{{Key: "host", Value: 1}}, false},
+	{"federation_followers", bson.D{{Key: "local", Value: 1}, {Key: "actor", Value: 1}}, true},
+	{"federation_followers", bson.D{{Key: "host", Value: 1}}, false},
 }
 
 // indexBuildWait is how long ensureIndexes lets one index build take. A new index on a

@@ -13,6 +13,7 @@ import (
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/webhook"
+	"github.com/fabcommons/fabcommons/federation"
 	"github.com/fabcommons/fabcommons/storage/archive"
 )
 
@@ -53,6 +54,10 @@ func (db *DB) dumps() []struct {
 		{`SELECT closes, data FROM ledger ORDER BY seq`, func(r scanner) (any, error) { return scanLedger(r) }},
 		{`SELECT ` + hookColumns + ` FROM webhooks ORDER BY id`, func(r scanner) (any, error) { return scanHook(r) }},
 		{`SELECT ` + deliveryColumns + ` FROM webhook_deliveries ORDER BY id`, func(r scanner) (any, error) { return scanDelivery(r) }},
+		{`SELECT ` + keyColumns + ` FROM federation_keys ORDER BY owner`, func(r scanner) (any, error) { return scanKey(r) }},
+		{`SELECT ` + followColumns + ` FROM federation_follows ORDER BY id`, func(r scanner) (any, error) { return scanFollow(r) }},
+		{`SELECT ` + followerColumns + ` FROM federation_followers ORDER BY local, actor`, func(r scanner) (any, error) { return scanFollower(r) }},
+		{`SELECT host, created_at FROM federation_blocks ORDER BY host`, func(r scanner) (any, error) { return scanBlock(r) }},
 	}
 }
 
@@ -171,6 +176,16 @@ func load(ctx context.Context, tx *sql.Tx, v any) error {
 	case webhook.Hook:
 		return exec(`INSERT INTO webhooks(`+hookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			v.ID, v.OwnerID, v.LabID, v.Lab, v.URL, ","+strings.Join(v.Events, ",")+",", v.Secret, unixNano(v.CreatedAt))
+	case federation.Key:
+		return exec(`INSERT INTO federation_keys(`+keyColumns+`) VALUES (?, ?, ?, ?)`, v.Owner, v.PublicPEM, v.PrivatePEM, unixNano(v.CreatedAt))
+	case federation.Follow:
+		return exec(`INSERT INTO federation_follows(`+followColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			v.ID, v.Target, v.Actor, v.Inbox, v.Host, v.State, unixNano(v.CreatedAt), unixNano(v.UpdatedAt))
+	case federation.Follower:
+		return exec(`INSERT INTO federation_followers(`+followerColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+			v.Local, v.Actor, v.Inbox, v.Host, v.ActivityID, unixNano(v.CreatedAt))
+	case federation.Block:
+		return exec(`INSERT INTO federation_blocks(host, created_at) VALUES (?, ?)`, v.Host, unixNano(v.CreatedAt))
 	case webhook.Delivery:
 		return exec(`INSERT INTO webhook_deliveries(`+deliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			v.ID, v.HookID, v.Event, string(v.Payload), v.State, v.Attempts, unixNano(v.NextAttemptAt), v.LastStatus, v.LastError,

@@ -227,6 +227,36 @@ var migrations = []string{
 	`ALTER TABLE webhooks ADD COLUMN hub INTEGER NOT NULL DEFAULT 0;`,
 	// 11: a design's licensor, when the rights holder is not its owner.
 	`ALTER TABLE designs ADD COLUMN licensor TEXT NOT NULL DEFAULT '';`,
+	// 12: federation (federation/): local actors' keys, follows both ways, blocked hosts
+	`CREATE TABLE federation_keys (
+		owner TEXT PRIMARY KEY,
+		public_pem TEXT NOT NULL,
+		private_pem TEXT NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	CREATE TABLE federation_follows (
+		id TEXT PRIMARY KEY,
+		target TEXT NOT NULL,
+		actor TEXT NOT NULL UNIQUE,
+		inbox TEXT NOT NULL,
+		host TEXT NOT NULL,
+		state TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	);
+	CREATE TABLE federation_followers (
+		local TEXT NOT NULL,
+		actor TEXT NOT NULL,
+		inbox TEXT NOT NULL,
+		host TEXT NOT NULL,
+		activity_id TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		PRIMARY KEY (local, actor)
+	);
+	CREATE TABLE federation_blocks (
+		host TEXT PRIMARY KEY,
+		created_at INTEGER NOT NULL
+	);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

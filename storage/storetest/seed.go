@@ -10,6 +10,7 @@ import (
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/webhook"
+	"github.com/fabcommons/fabcommons/federation"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -24,7 +25,7 @@ type Seed struct {
 // optional fields set (pointers, lists, logs, hidden and disabled flags), through the
 // store seams and the ledger service as a hub writes them: data to carry from one
 // backend to another and compare.
-func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabrication.Store, hooks webhook.Store, blobs storage.Blobs) Seed {
+func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabrication.Store, hooks webhook.Store, fed federation.Store, blobs storage.Blobs) Seed {
 	t.Helper()
 	ctx := context.Background()
 	must := func(err error) {
@@ -123,6 +124,18 @@ func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabric
 		Events: []string{webhook.JobDone, webhook.JobFailed}, Secret: "whsec_seed", CreatedAt: at(60)}))
 	must(hooks.AddDelivery(ctx, webhook.Delivery{ID: "dl1", HookID: "wh1", Event: webhook.JobDone, Payload: []byte(`{"event":"job.done","job":"j2"}`),
 		State: webhook.Pending, Attempts: 1, NextAttemptAt: at(62), LastStatus: 500, LastError: "the receiver answered 500", CreatedAt: at(61), UpdatedAt: at(61)}))
+
+	// Federation: the instance's and ada's key pairs, a follow of another hub, a
+	// follower of the lab, and a blocked host.
+	for _, owner := range []string{"instance", "person:u-ada"} {
+		must(fed.AddKey(ctx, federation.Key{Owner: owner, PublicPEM: "-----BEGIN PUBLIC KEY-----\nseedpublic\n-----END PUBLIC KEY-----\n",
+			PrivatePEM: "-----BEGIN PRIVATE KEY-----\nseedprivate\n-----END PRIVATE KEY-----\n", CreatedAt: at(63)}))
+	}
+	must(fed.AddFollow(ctx, federation.Follow{ID: "fo1", Target: "https://other.example", Actor: "https://other.example/ap/actor",
+		Inbox: "https://other.example/ap/actor/inbox", Host: "other.example", State: federation.Accepted, CreatedAt: at(64), UpdatedAt: at(65)}))
+	must(fed.AddFollower(ctx, federation.Follower{Local: "lab:" + lab.ID, Actor: "https://m.example/users/alice", Inbox: "https://m.example/inbox",
+		Host: "m.example", ActivityID: "https://m.example/f/1", CreatedAt: at(66)}))
+	must(fed.AddBlock(ctx, federation.Block{Host: "spam.example", CreatedAt: at(67)}))
 
 	l := NewLedger(fab, -600)
 	give(t, fab, l, fabrication.UserAccount("bob"), 500)

@@ -9,6 +9,7 @@ import (
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/webhook"
+	"github.com/fabcommons/fabcommons/federation"
 	"github.com/fabcommons/fabcommons/storage"
 	"github.com/fabcommons/fabcommons/storage/externaltest"
 	"github.com/fabcommons/fabcommons/storage/mongo"
@@ -48,6 +49,7 @@ func TestStoreConformance(t *testing.T) {
 		storetest.ExerciseLeases(t, func(t *testing.T) storage.Leases { return openSQLite(t).Leases() })
 		storetest.ExerciseQuotas(t, func(t *testing.T) storage.Quotas { return openSQLite(t).Quotas() })
 		storetest.ExerciseWebhooks(t, func(t *testing.T) webhook.Store { return openSQLite(t).Webhooks() })
+		storetest.ExerciseFederation(t, func(t *testing.T) federation.Store { return openSQLite(t).Federation() })
 		storetest.ExerciseCatalog(t, func(t *testing.T) catalog.Store { return openSQLite(t).Catalog() })
 		storetest.ExerciseFabrication(t, func(t *testing.T) fabrication.Store { return openSQLite(t).Fabrication() })
 		storetest.ExerciseLedger(t, func(t *testing.T) (fabrication.Store, func() fabrication.Store) {
@@ -70,6 +72,7 @@ func TestStoreConformance(t *testing.T) {
 		storetest.ExerciseLeases(t, func(t *testing.T) storage.Leases { return openMongo(t, uri).Leases() })
 		storetest.ExerciseQuotas(t, func(t *testing.T) storage.Quotas { return openMongo(t, uri).Quotas() })
 		storetest.ExerciseWebhooks(t, func(t *testing.T) webhook.Store { return openMongo(t, uri).Webhooks() })
+		storetest.ExerciseFederation(t, func(t *testing.T) federation.Store { return openMongo(t, uri).Federation() })
 		storetest.ExerciseCatalog(t, func(t *testing.T) catalog.Store { return openMongo(t, uri).Catalog() })
 		storetest.ExerciseFabrication(t, func(t *testing.T) fabrication.Store { return openMongo(t, uri).Fabrication() })
 		storetest.ExerciseLedger(t, func(t *testing.T) (fabrication.Store, func() fabrication.Store) {

@@ -1,4 +1,6 @@
-package webhook
+// Package netguard keeps the hub's outbound HTTP (webhook deliveries, federation) off
+// the addresses only the hub can reach: loopback, private networks, link-local, metadata.
+package netguard
 
 import (
 	"context"
@@ -18,23 +20,57 @@ import (
 // Guard keeps the hub from being used to reach what only it can reach (its own
 // loopback, the private network it sits in, a cloud's metadata address): a receiver
 // must be an http(s) URL of a public address, unless its host is one an operator
-// allowed (FAB_WEBHOOK_ALLOW_HOSTS). The URL is checked when a hook is registered, and
+// allowed (FAB_WEBHOOK_ALLOW_HOSTS for webhooks, FAB_FEDERATION_ALLOW_HOSTS for
+// federation: host names, IP addresses or CIDR prefixes). The URL is checked when a hook is registered, and
 // the address actually dialled at every delivery, so a name that later resolves to a
 // private address (DNS rebinding) is refused too.
 type Guard struct {
-	allow map[string]bool // host names and IP addresses, lower-cased
+	allow    map[string]bool // host names and IP addresses, lower-cased
+	prefixes []netip.Prefix  // CIDR prefixes allowed
 }
 
-// NewGuard allows the hosts given (names or IP addresses) even when they are private.
-func NewGuard(allowHosts []string) Guard {
+// New allows the hosts given (names, IP addresses or CIDR prefixes such as
+// 10.0.0.0/8) even when they are private.
+func New(allowHosts []string) Guard {
 	g := Guard{allow: map[string]bool{}}
 	for _, h := range allowHosts {
-		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if p, err := netip.ParsePrefix(h); err == nil {
+			g.prefixes = append(g.prefixes, p.Masked())
+			continue
+		}
+		if h != "" {
 			g.allow[h] = true
 		}
 	}
 	return g
 }
+
+// allowed reports whether host (a name or an IP address) was allowed.
+func (g Guard) allowed(host string) bool {
+	host = strings.ToLower(host)
+	if g.allow[host] {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	if g.allow[ip.String()] {
+		return true
+	}
+	for _, p := range g.prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// Allowed reports whether the URL's host was allowed outright (so an http:// URL of a
+// loopback address may be used, as in tests).
+func (g Guard) Allowed(host string) bool { return g.allowed(host) }
 
 // CheckURL refuses (as storage.ErrInvalid on field "url") what is not an http(s) URL
 // with a host, carries credentials, or names a private address outright (an IP
@@ -51,7 +87,7 @@ func (g Guard) CheckURL(raw string) error {
 		return storage.Invalid("url", "must not carry a user name or password; the signature authenticates the hub")
 	}
 	host := strings.ToLower(u.Hostname())
-	if g.allow[host] {
+	if g.allowed(host) {
 		return nil
 	}
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
@@ -63,22 +99,23 @@ func (g Guard) CheckURL(raw string) error {
 	return nil
 }
 
-var errPrivate = errors.New("refused: the receiver's address is private, loopback or reserved")
+// ErrPrivate is how a dial to a refused address fails.
+var ErrPrivate = errors.New("refused: the receiver's address is private, loopback or reserved")
 
 // Client is an HTTP client for deliveries: it dials only what the guard allows, gives
 // up after timeout, and follows no redirects (a 3xx is a failed attempt).
 func (g Guard) Client(timeout time.Duration) *http.Client {
 	guarded := &net.Dialer{Timeout: timeout, Control: func(_, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
-		if err != nil || (!public(ap.Addr()) && !g.allow[ap.Addr().Unmap().String()]) {
-			return errPrivate
+		if err != nil || (!public(ap.Addr()) && !g.allowed(ap.Addr().String())) {
+			return ErrPrivate
 		}
 		return nil
 	}}
 	plain := &net.Dialer{Timeout: timeout}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, _, err := net.SplitHostPort(addr)
-		if err == nil && g.allow[strings.ToLower(host)] {
+		if err == nil && g.allow[strings.ToLower(host)] { // an allowed name: its addresses are trusted
 			return plain.DialContext(ctx, network, addr)
 		}
 		return guarded.DialContext(ctx, network, addr)

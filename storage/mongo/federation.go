@@ -1,0 +1,219 @@
+package mongo
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/fabcommons/fabcommons/federation"
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// Federation implements federation.Store.
+type Federation struct{ db *DB }
+
+var _ federation.Store = Federation{}
+
+// Federation returns the federation store of db.
+func (db *DB) Federation() Federation { return Federation{db} }
+
+func (f Federation) keys() *mongo.Collection      { return f.db.db.Collection("federation_keys") }
+func (f Federation) follows() *mongo.Collection   { return f.db.db.Collection("federation_follows") }
+func (f Federation) followers() *mongo.Collection { return f.db.db.Collection("federation_followers") }
+func (f Federation) blocks() *mongo.Collection    { return f.db.db.Collection("federation_blocks") }
+
+type keyDoc struct {
+	Owner      string    `bson:"_id"`
+	PublicPEM  string    `bson:"public_pem"`
+	PrivatePEM string    `bson:"private_pem"`
+	CreatedAt  time.Time `bson:"created_at"`
+}
+
+type followDoc struct {
+	ID        string    `bson:"_id"`
+	Target    string    `bson:"target"`
+	Actor     string    `bson:"actor"`
+	Inbox     string    `bson:"inbox"`
+	Host      string    `bson:"host"`
+	State     string    `bson:"state"`
+	CreatedAt time.Time `bson:"created_at"`
+	UpdatedAt time.Time `bson:"updated_at"`
+}
+
+func (d followDoc) follow() federation.Follow {
+	return federation.Follow{ID: d.ID, Target: d.Target, Actor: d.Actor, Inbox: d.Inbox, Host: d.Host, State: d.State,
+		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC()}
+}
+
+// followerDoc is keyed by local and actor together, so that a repeated Follow replaces.
+type followerDoc struct {
+	ID         string    `bson:"_id"` // local + " " + actor
+	Local      string    `bson:"local"`
+	Actor      string    `bson:"actor"`
+	Inbox      string    `bson:"inbox"`
+	Host       string    `bson:"host"`
+	ActivityID string    `bson:"activity_id"`
+	CreatedAt  time.Time `bson:"created_at"`
+}
+
+func (d followerDoc) follower() federation.Follower {
+	return federation.Follower{Local: d.Local, Actor: d.Actor, Inbox: d.Inbox, Host: d.Host, ActivityID: d.ActivityID, CreatedAt: d.CreatedAt.UTC()}
+}
+
+type blockDoc struct {
+	Host      string    `bson:"_id"`
+	CreatedAt time.Time `bson:"created_at"`
+}
+
+func (f Federation) Key(ctx context.Context, owner string) (_ federation.Key, err error) {
+	defer normalize(&err)
+	var d keyDoc
+	if err := f.keys().FindOne(ctx, bson.M{"_id": owner}).Decode(&d); err != nil {
+		return federation.Key{}, fmt.Errorf("the key of %s: %w", owner, mapErr(err))
+	}
+	return federation.Key{Owner: d.Owner, PublicPEM: d.PublicPEM, PrivatePEM: d.PrivatePEM, CreatedAt: d.CreatedAt.UTC()}, nil
+}
+
+func (f Federation) AddKey(ctx context.Context, k federation.Key) (err error) {
+	defer normalize(&err)
+	if _, err := f.keys().InsertOne(ctx, keyDoc{Owner: k.Owner, PublicPEM: k.PublicPEM, PrivatePEM: k.PrivatePEM, CreatedAt: k.CreatedAt}); err != nil {
+		return fmt.Errorf("add the key of %s: %w", k.Owner, mapErr(err))
+	}
+	return nil
+}
+
+func (f Federation) AddFollow(ctx context.Context, x federation.Follow) (err error) {
+	defer normalize(&err)
+	if _, err := f.follows().InsertOne(ctx, followDoc{ID: x.ID, Target: x.Target, Actor: x.Actor, Inbox: x.Inbox, Host: x.Host,
+		State: x.State, CreatedAt: x.CreatedAt, UpdatedAt: x.UpdatedAt}); err != nil {
+		return fmt.Errorf("follow %s: %w", x.Actor, mapErr(err))
+	}
+	return nil
+}
+
+func (f Federation) Follow(ctx context.Context, id string) (_ federation.Follow, err error) {
+	defer normalize(&err)
+	var d followDoc
+	if err := f.follows().FindOne(ctx, bson.M{"_id": id}).Decode(&d); err != nil {
+		return federation.Follow{}, fmt.Errorf("follow %s: %w", id, mapErr(err))
+	}
+	return d.follow(), nil
+}
+
+func (f Federation) Follows(ctx context.Context) (_ []federation.Follow, err error) {
+	defer normalize(&err)
+	docs, err := findAll[followDoc](ctx, f.follows(), bson.M{}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("follows: %w", err)
+	}
+	out := make([]federation.Follow, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, d.follow())
+	}
+	return out, nil
+}
+
+func (f Federation) SetFollowState(ctx context.Context, id, state string, at time.Time) (err error) {
+	defer normalize(&err)
+	res, err := f.follows().UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"state": state, "updated_at": at}})
+	if err != nil {
+		return fmt.Errorf("set the state of follow %s: %w", id, err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("set the state of follow %s: %w", id, storage.ErrNotFound)
+	}
+	return nil
+}
+
+func (f Federation) DeleteFollow(ctx context.Context, id string) (err error) {
+	defer normalize(&err)
+	res, err := f.follows().DeleteOne(ctx, bson.M{"_id": id})
+	if err != nil {
+		return fmt.Errorf("delete follow %s: %w", id, err)
+	}
+	if res.DeletedCount == 0 {
+		return fmt.Errorf("delete follow %s: %w", id, storage.ErrNotFound)
+	}
+	return nil
+}
+
+func (f Federation) AddFollower(ctx context.Context, x federation.Follower) (err error) {
+	defer normalize(&err)
+	id := x.Local + " " + x.Actor
+	_, err = f.followers().UpdateOne(ctx, bson.M{"_id": id},
+		bson.M{"$set": bson.M{"local": x.Local, "actor": x.Actor, "inbox": x.Inbox, "host": x.Host, "activity_id": x.ActivityID},
+			"$setOnInsert": bson.M{"created_at": x.CreatedAt}},
+		options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("add follower %s of %s: %w", x.Actor, x.Local, err)
+	}
+	return nil
+}
+
+func (f Federation) RemoveFollower(ctx context.Context, local, actor string) (err error) {
+	defer normalize(&err)
+	filter := bson.M{"actor": actor}
+	if local != "" {
+		filter["local"] = local
+	}
+	if _, err := f.followers().DeleteMany(ctx, filter); err != nil {
+		return fmt.Errorf("remove follower %s of %s: %w", actor, local, err)
+	}
+	return nil
+}
+
+func (f Federation) Followers(ctx context.Context, local string) (_ []federation.Follower, err error) {
+	defer normalize(&err)
+	docs, err := findAll[followerDoc](ctx, f.followers(), bson.M{"local": local}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "actor", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("followers of %s: %w", local, err)
+	}
+	out := make([]federation.Follower, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, d.follower())
+	}
+	return out, nil
+}
+
+func (f Federation) AddBlock(ctx context.Context, b federation.Block) (err error) {
+	defer normalize(&err)
+	_, err = f.blocks().UpdateOne(ctx, bson.M{"_id": b.Host}, bson.M{"$setOnInsert": bson.M{"created_at": b.CreatedAt}}, options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("block %s: %w", b.Host, err)
+	}
+	return nil
+}
+
+func (f Federation) Blocks(ctx context.Context) (_ []federation.Block, err error) {
+	defer normalize(&err)
+	docs, err := findAll[blockDoc](ctx, f.blocks(), bson.M{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("blocks: %w", err)
+	}
+	out := make([]federation.Block, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, federation.Block{Host: d.Host, CreatedAt: d.CreatedAt.UTC()})
+	}
+	return out, nil
+}
+
+func (f Federation) DropHost(ctx context.Context, host string) (err error) {
+	defer normalize(&err)
+	filter := bson.M{"host": host}
+	// A host with no port covers every port of it; one with a port, itself.
+	if !strings.Contains(strings.TrimPrefix(host, "["), ":") || strings.HasSuffix(host, "]") {
+		filter = bson.M{"$or": bson.A{bson.M{"host": host}, bson.M{"host": bson.M{"$regex": "^" + regexp.QuoteMeta(host) + `:[0-9]+$`}}}}
+	}
+	for _, c := range []*mongo.Collection{f.follows(), f.followers()} {
+		if _, err := c.DeleteMany(ctx, filter); err != nil {
+			return fmt.Errorf("drop %s from %s: %w", host, c.Name(), err)
+		}
+	}
+	return nil
+}

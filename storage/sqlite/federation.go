@@ -1,0 +1,186 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fabcommons/fabcommons/federation"
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// Federation implements federation.Store.
+type Federation struct{ db *DB }
+
+var _ federation.Store = Federation{}
+
+// Federation returns the federation store of db.
+func (db *DB) Federation() Federation { return Federation{db} }
+
+func (f Federation) Key(ctx context.Context, owner string) (federation.Key, error) {
+	k, err := scanKey(f.db.read.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM federation_keys WHERE owner = ?`, owner))
+	if err != nil {
+		return federation.Key{}, fmt.Errorf("the key of %s: %w", owner, err)
+	}
+	return k, nil
+}
+
+const keyColumns = `owner, public_pem, private_pem, created_at`
+
+func scanKey(row scanner) (federation.Key, error) {
+	var k federation.Key
+	var at int64
+	if err := row.Scan(&k.Owner, &k.PublicPEM, &k.PrivatePEM, &at); err != nil {
+		return federation.Key{}, mapErr(err)
+	}
+	k.CreatedAt = fromNano(at)
+	return k, nil
+}
+
+func (f Federation) AddKey(ctx context.Context, k federation.Key) error {
+	if _, err := f.db.write.ExecContext(ctx, `INSERT INTO federation_keys(`+keyColumns+`) VALUES (?, ?, ?, ?)`,
+		k.Owner, k.PublicPEM, k.PrivatePEM, unixNano(k.CreatedAt)); err != nil {
+		return fmt.Errorf("add the key of %s: %w", k.Owner, mapErr(err))
+	}
+	return nil
+}
+
+const followColumns = `id, target, actor, inbox, host, state, created_at, updated_at`
+
+func scanFollow(row scanner) (federation.Follow, error) {
+	var x federation.Follow
+	var created, updated int64
+	if err := row.Scan(&x.ID, &x.Target, &x.Actor, &x.Inbox, &x.Host, &x.State, &created, &updated); err != nil {
+		return federation.Follow{}, mapErr(err)
+	}
+	x.CreatedAt, x.UpdatedAt = fromNano(created), fromNano(updated)
+	return x, nil
+}
+
+func (f Federation) AddFollow(ctx context.Context, x federation.Follow) error {
+	if _, err := f.db.write.ExecContext(ctx, `INSERT INTO federation_follows(`+followColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		x.ID, x.Target, x.Actor, x.Inbox, x.Host, x.State, unixNano(x.CreatedAt), unixNano(x.UpdatedAt)); err != nil {
+		return fmt.Errorf("follow %s: %w", x.Actor, mapErr(err))
+	}
+	return nil
+}
+
+func (f Federation) Follow(ctx context.Context, id string) (federation.Follow, error) {
+	x, err := scanFollow(f.db.read.QueryRowContext(ctx, `SELECT `+followColumns+` FROM federation_follows WHERE id = ?`, id))
+	if err != nil {
+		return federation.Follow{}, fmt.Errorf("follow %s: %w", id, err)
+	}
+	return x, nil
+}
+
+func (f Federation) Follows(ctx context.Context) ([]federation.Follow, error) {
+	return queryAll(ctx, f.db, `SELECT `+followColumns+` FROM federation_follows ORDER BY created_at, id`, scanFollow)
+}
+
+func (f Federation) SetFollowState(ctx context.Context, id, state string, at time.Time) error {
+	return f.exactlyOne(ctx, "set the state of follow "+id,
+		`UPDATE federation_follows SET state = ?, updated_at = ? WHERE id = ?`, state, unixNano(at), id)
+}
+
+func (f Federation) DeleteFollow(ctx context.Context, id string) error {
+	return f.exactlyOne(ctx, "delete follow "+id, `DELETE FROM federation_follows WHERE id = ?`, id)
+}
+
+// exactlyOne runs a statement that must change one row; none is storage.ErrNotFound.
+func (f Federation) exactlyOne(ctx context.Context, what, query string, args ...any) error {
+	res, err := f.db.write.ExecContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, mapErr(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%s: %w", what, storage.ErrNotFound)
+	}
+	return nil
+}
+
+const followerColumns = `local, actor, inbox, host, activity_id, created_at`
+
+func scanFollower(row scanner) (federation.Follower, error) {
+	var x federation.Follower
+	var at int64
+	if err := row.Scan(&x.Local, &x.Actor, &x.Inbox, &x.Host, &x.ActivityID, &at); err != nil {
+		return federation.Follower{}, mapErr(err)
+	}
+	x.CreatedAt = fromNano(at)
+	return x, nil
+}
+
+func (f Federation) AddFollower(ctx context.Context, x federation.Follower) error {
+	if _, err := f.db.write.ExecContext(ctx, `INSERT INTO federation_followers(`+followerColumns+`) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT(local, actor) DO UPDATE SET inbox = excluded.inbox, host = excluded.host, activity_id = excluded.activity_id`,
+		x.Local, x.Actor, x.Inbox, x.Host, x.ActivityID, unixNano(x.CreatedAt)); err != nil {
+		return fmt.Errorf("add follower %s of %s: %w", x.Actor, x.Local, mapErr(err))
+	}
+	return nil
+}
+
+func (f Federation) RemoveFollower(ctx context.Context, local, actor string) error {
+	if _, err := f.db.write.ExecContext(ctx, `DELETE FROM federation_followers WHERE actor = ? AND (local = ? OR ? = '')`, actor, local, local); err != nil {
+		return fmt.Errorf("remove follower %s of %s: %w", actor, local, mapErr(err))
+	}
+	return nil
+}
+
+func (f Federation) Followers(ctx context.Context, local string) ([]federation.Follower, error) {
+	return queryAll(ctx, f.db, `SELECT `+followerColumns+` FROM federation_followers WHERE local = ? ORDER BY created_at, actor`, scanFollower, local)
+}
+
+func (f Federation) AddBlock(ctx context.Context, b federation.Block) error {
+	if _, err := f.db.write.ExecContext(ctx, `INSERT INTO federation_blocks(host, created_at) VALUES (?, ?) ON CONFLICT(host) DO NOTHING`,
+		b.Host, unixNano(b.CreatedAt)); err != nil {
+		return fmt.Errorf("block %s: %w", b.Host, mapErr(err))
+	}
+	return nil
+}
+
+func scanBlock(row scanner) (federation.Block, error) {
+	var b federation.Block
+	var at int64
+	if err := row.Scan(&b.Host, &at); err != nil {
+		return federation.Block{}, mapErr(err)
+	}
+	b.CreatedAt = fromNano(at)
+	return b, nil
+}
+
+func (f Federation) Blocks(ctx context.Context) ([]federation.Block, error) {
+	return queryAll(ctx, f.db, `SELECT host, created_at FROM federation_blocks ORDER BY host`, scanBlock)
+}
+
+func (f Federation) DropHost(ctx context.Context, host string) error {
+	// A host with no port covers every port of it ("name:%"); one with a port, itself.
+	like := "\x00" // matches nothing
+	if !strings.Contains(strings.TrimPrefix(host, "["), ":") || strings.HasSuffix(host, "]") {
+		like = host + ":%"
+	}
+	for _, table := range []string{"federation_follows", "federation_followers"} {
+		if _, err := f.db.write.ExecContext(ctx, `DELETE FROM `+table+` WHERE host = ? OR host LIKE ?`, host, like); err != nil {
+			return fmt.Errorf("drop %s from %s: %w", host, table, mapErr(err))
+		}
+	}
+	return nil
+}
+
+// queryAll runs a query and scans every row.
+func queryAll[T any](ctx context.Context, db *DB, query string, scan func(scanner) (T, error), args ...any) ([]T, error) {
+	rows, err := db.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, mapErr(rows.Err())
+}

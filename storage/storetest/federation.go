@@ -1,0 +1,193 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/fabcommons/fabcommons/federation"
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// ExerciseFederation runs the federation.Store suite.
+func ExerciseFederation(t *testing.T, newStore func(t *testing.T) federation.Store) {
+	ctx := context.Background()
+	follow := func(id, actor, host string, at time.Time) federation.Follow {
+		return federation.Follow{ID: id, Target: "https://" + host, Actor: actor, Inbox: actor + "/inbox", Host: host,
+			State: federation.Pending, CreatedAt: at, UpdatedAt: at}
+	}
+	follower := func(local, actor, host string, at time.Time) federation.Follower {
+		return federation.Follower{Local: local, Actor: actor, Inbox: "https://" + host + "/inbox", Host: host,
+			ActivityID: actor + "#follow", CreatedAt: at}
+	}
+	actors := func(fs []federation.Follower) []string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.Actor)
+		}
+		return out
+	}
+	follows := func(fs []federation.Follow) []string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.ID)
+		}
+		return out
+	}
+
+	t.Run("KeysAreMadeOnce", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		if _, err := s.Key(ctx, "instance"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("Key before any: got %v, want ErrNotFound", err)
+		}
+		k := federation.Key{Owner: "instance", PublicPEM: "pub", PrivatePEM: "priv", CreatedAt: t0}
+		if err := s.AddKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddKey(ctx, federation.Key{Owner: "instance", PublicPEM: "other", PrivatePEM: "other", CreatedAt: t0}); !errors.Is(err, storage.ErrConflict) {
+			t.Fatalf("a second key of one owner: got %v, want ErrConflict", err)
+		}
+		got, err := s.Key(ctx, "instance")
+		if err != nil || got != k {
+			t.Fatalf("Key: got %+v, %v, want %+v (the first)", got, err, k)
+		}
+	})
+
+	t.Run("FollowsLifecycle", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		a := follow("f1", "https://b.example/ap/actor", "b.example", t0)
+		b := follow("f2", "https://c.example:8443/ap/actor", "c.example:8443", t0.Add(time.Second))
+		for _, f := range []federation.Follow{b, a} {
+			if err := s.AddFollow(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.AddFollow(ctx, follow("f3", a.Actor, "b.example", t0)); !errors.Is(err, storage.ErrConflict) {
+			t.Fatalf("following one actor twice: got %v, want ErrConflict", err)
+		}
+		all, err := s.Follows(ctx)
+		if err != nil || !slices.Equal(follows(all), []string{"f1", "f2"}) {
+			t.Fatalf("Follows: got %v, %v, want [f1 f2] (oldest first)", follows(all), err)
+		}
+		if all[0] != a {
+			t.Errorf("Follows[0]: got %+v, want %+v", all[0], a)
+		}
+		later := t0.Add(time.Minute)
+		if err := s.SetFollowState(ctx, "f1", federation.Accepted, later); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Follow(ctx, "f1")
+		if err != nil || got.State != federation.Accepted || !got.UpdatedAt.Equal(later) {
+			t.Fatalf("Follow after accept: got %+v, %v, want accepted at %v", got, err, later)
+		}
+		if err := s.SetFollowState(ctx, "nope", federation.Accepted, later); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("SetFollowState of none: got %v, want ErrNotFound", err)
+		}
+		if err := s.DeleteFollow(ctx, "f1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteFollow(ctx, "f1"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("DeleteFollow twice: got %v, want ErrNotFound", err)
+		}
+		if _, err := s.Follow(ctx, "f1"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("Follow after delete: got %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("FollowersReplaceAndRemove", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		x := follower("instance", "https://m.example/users/ann", "m.example", t0)
+		y := follower("instance", "https://m.example/users/bob", "m.example", t0.Add(time.Second))
+		z := follower("lab:l1", "https://m.example/users/ann", "m.example", t0)
+		for _, f := range []federation.Follower{x, y, z} {
+			if err := s.AddFollower(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		again := x
+		again.ActivityID = "https://m.example/users/ann#follow2"
+		if err := s.AddFollower(ctx, again); err != nil {
+			t.Fatalf("a repeated Follow: got %v, want it to replace", err)
+		}
+		fs, err := s.Followers(ctx, "instance")
+		if err != nil || !slices.Equal(actors(fs), []string{x.Actor, y.Actor}) {
+			t.Fatalf("Followers: got %v, %v, want [ann bob]", actors(fs), err)
+		}
+		if fs[0].ActivityID != again.ActivityID {
+			t.Errorf("the repeated Follow's id: got %q, want %q", fs[0].ActivityID, again.ActivityID)
+		}
+		if err := s.RemoveFollower(ctx, "instance", y.Actor); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RemoveFollower(ctx, "instance", y.Actor); err != nil {
+			t.Errorf("removing one gone: got %v, want nil", err)
+		}
+		if err := s.RemoveFollower(ctx, "", x.Actor); err != nil { // of every local actor
+			t.Fatal(err)
+		}
+		for _, local := range []string{"instance", "lab:l1"} {
+			if fs, err := s.Followers(ctx, local); err != nil || len(fs) != 0 {
+				t.Errorf("Followers of %s after the removals: got %v, %v, want none", local, actors(fs), err)
+			}
+		}
+	})
+
+	t.Run("BlocksDropTheHost", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		for _, f := range []federation.Follow{
+			follow("f1", "https://bad.example/ap/actor", "bad.example", t0),
+			follow("f2", "https://bad.example:8443/ap/actor", "bad.example:8443", t0),
+			follow("f3", "https://badxexample/ap/actor", "badxexample", t0), // a regex dot would match it
+			follow("f4", "https://good.example/ap/actor", "good.example", t0),
+		} {
+			if err := s.AddFollow(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, f := range []federation.Follower{
+			follower("instance", "https://bad.example/u/a", "bad.example", t0),
+			follower("instance", "https://good.example/u/a", "good.example", t0),
+		} {
+			if err := s.AddFollower(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b := federation.Block{Host: "bad.example", CreatedAt: t0}
+		if err := s.AddBlock(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddBlock(ctx, federation.Block{Host: "bad.example", CreatedAt: t0.Add(time.Hour)}); err != nil {
+			t.Fatalf("blocking twice: got %v, want nil", err)
+		}
+		if err := s.AddBlock(ctx, federation.Block{Host: "a.example:9000", CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		bs, err := s.Blocks(ctx)
+		if err != nil || len(bs) != 2 || bs[0].Host != "a.example:9000" || bs[1] != b {
+			t.Fatalf("Blocks: got %+v, %v, want a.example:9000 and %+v (the first block kept)", bs, err, b)
+		}
+		if err := s.DropHost(ctx, "bad.example"); err != nil {
+			t.Fatal(err)
+		}
+		all, err := s.Follows(ctx)
+		if err != nil || !slices.Equal(follows(all), []string{"f3", "f4"}) {
+			t.Errorf("Follows after dropping bad.example: got %v, %v, want [f3 f4] (every port of it gone)", follows(all), err)
+		}
+		fs, err := s.Followers(ctx, "instance")
+		if err != nil || !slices.Equal(actors(fs), []string{"https://good.example/u/a"}) {
+			t.Errorf("Followers after dropping bad.example: got %v, %v, want the good one", actors(fs), err)
+		}
+		if err := s.DropHost(ctx, "good.example:1"); err != nil {
+			t.Fatal(err)
+		}
+		if all, _ := s.Follows(ctx); len(all) != 2 {
+			t.Errorf("dropping good.example:1 (another port): got %v left, want f3 and f4 kept", follows(all))
+		}
+	})
+}
