@@ -105,8 +105,10 @@ var indexes = []index{
 	{"designs", bson.D{{Key: "hidden", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}, false},
 	{"designs", bson.D{{Key: "parent_ids", Value: 1}}, false},
 	{"designs", bson.D{{Key: "terms", Value: 1}}, false},
-	{"designs", bson.D{{Key: "tags", Value: 1}}, false},
-	{"designs", bson.D{{Key: "owner", Value: 1}}, false},
+	// A tag's or a person's designs, newest first, read in order (a text search's
+	// prefix range over terms cannot give the order; its matches are sorted).
+	{"designs", bson.D{{Key: "tags", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}, false},
+	{"designs", bson.D{{Key: "owner", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}, false},
 	{"versions", bson.D{{Key: "design_id", Value: 1}, {Key: "number", Value: -1}}, true},
 	{"labs", bson.D{{Key: "slug", Value: 1}}, true},
 	{"lab_members", bson.D{{Key: "lab_id", Value: 1}}, false},
