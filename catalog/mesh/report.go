@@ -28,9 +28,10 @@ type BBox struct {
 	Size [3]float64 `json:"size"`
 }
 
-// Report is what Analyze finds in one STL file.
+// Report is what Analyze finds in one STL file, or Analyze3MF in the build of a 3MF.
 type Report struct {
-	Format           string   `json:"format"` // binary or ascii
+	Format           string   `json:"format"`         // binary or ascii (STL), 3mf
+	Unit             string   `json:"unit,omitempty"` // 3MF: the model's unit; figures are in millimetres
 	Triangles        int      `json:"triangles"`
 	BBox             BBox     `json:"bbox"`
 	Volume           float64  `json:"volume"` // signed: negative when facets are wound inside-out
@@ -43,6 +44,8 @@ type Report struct {
 	Watertight       bool     `json:"watertight"`
 	Codes            []string `json:"codes"`
 	Notes            []string `json:"notes,omitempty"` // the codes in words
+
+	Objects []ObjectReport `json:"objects,omitempty"` // 3MF: each build item as placed
 }
 
 func (r *Report) lint(code, note string) {
