@@ -179,7 +179,7 @@ fi
 # its input in the package's testdata/fuzz, where it stays as a regression case.
 if [ "$#" -eq 0 ]; then
 	say "fuzzing, 3 s a target"
-	for target in "FuzzAnalyze ./catalog/mesh" "FuzzCleanPath ./catalog" "FuzzParseBOM ./catalog" "FuzzForkRules ./catalog/license" \
+	for target in "FuzzAnalyze ./catalog/mesh" "FuzzAnalyze3MF ./catalog/mesh" "FuzzCleanPath ./catalog" "FuzzParseBOM ./catalog" "FuzzForkRules ./catalog/license" \
 		"FuzzUploadMeta ./web" "FuzzAgentRequest ./web" "FuzzHubAnswer ./fabrication/agentapi" "FuzzImport ./storage/archive"; do
 		name=${target% *} pkg=${target#* }
 		if ! go test -run '^$' -fuzz "^$name\$" -fuzztime 3s "$pkg" > "$work/fuzz.log" 2>&1; then
