@@ -56,9 +56,10 @@ func generatedName(p string) bool {
 	return false
 }
 
-// KindOf says how a file is treated: STL files are analysed as meshes.
+// KindOf says how a file is treated: STL and 3MF files are analysed as meshes.
 func KindOf(p string) string {
-	if strings.EqualFold(path.Ext(p), ".stl") {
+	switch strings.ToLower(path.Ext(p)) {
+	case ".stl", ".3mf":
 		return FileMesh
 	}
 	return FileDocument

@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"archive/zip"
+	"compress/flate"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -198,7 +199,7 @@ type Package3MF struct {
 func Open3MF(r io.ReaderAt, size int64) (*Package3MF, error) {
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
-		return nil, fmt.Errorf("%w: not a zip package: %v", Err3MF, err)
+		return nil, readError("not a zip package", err)
 	}
 	if len(zr.File) > max3MFEntries {
 		return nil, fmt.Errorf("%w: %d entries in the package, over %d", Err3MF, len(zr.File), max3MFEntries)
@@ -274,7 +275,7 @@ func openPart(f *zip.File, limit int64) (io.ReadCloser, error) {
 	}
 	rc, err := f.Open()
 	if err != nil {
-		return nil, fmt.Errorf("%w: part %s: %v", Err3MF, clip(f.Name), err)
+		return nil, readError("part "+clip(f.Name), err)
 	}
 	return struct {
 		io.Reader
@@ -296,9 +297,47 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("%w: part %s expands past its bound", Err3MF, clip(b.name))
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		err = fmt.Errorf("%w: part %s: %v", Err3MF, clip(b.name), err)
+		err = readError("part "+clip(b.name), err)
 	}
 	return n, err
+}
+
+// readError tells the file's faults (Err3MF: a damaged zip, a bad checksum, XML that
+// does not parse) from failures to read the bytes at all (blob storage), which are
+// not the file's and keep their own identity.
+func readError(what string, err error) error {
+	var syntax *xml.SyntaxError
+	var corrupt flate.CorruptInputError
+	switch {
+	case errors.Is(err, Err3MF):
+		return err
+	case errors.As(err, &syntax), errors.As(err, &corrupt), errors.Is(err, zip.ErrFormat), errors.Is(err, zip.ErrChecksum),
+		errors.Is(err, zip.ErrAlgorithm), errors.Is(err, zip.ErrInsecurePath), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return fmt.Errorf("%w: %s: %v", Err3MF, what, firstLine(err.Error()))
+	}
+	var failed *readFailure
+	if errors.As(err, &failed) {
+		return err
+	}
+	return &readFailure{what: what, err: err}
+}
+
+// readFailure: the bytes could not be read (not the file's fault).
+type readFailure struct {
+	what string
+	err  error
+}
+
+func (e *readFailure) Error() string { return "read 3MF " + e.what + ": " + e.err.Error() }
+func (e *readFailure) Unwrap() error { return e.err }
+
+// xmlError: whatever the XML decoder says is the file's fault, unless reading failed.
+func xmlError(what string, err error) error {
+	var failed *readFailure
+	if errors.Is(err, Err3MF) || errors.As(err, &failed) {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %v", Err3MF, what, firstLine(err.Error()))
 }
 
 type relationship struct {
@@ -316,7 +355,7 @@ func readRels(f *zip.File) ([]relationship, error) {
 		Rels []relationship `xml:"Relationship"`
 	}
 	if err := xml.NewDecoder(rc).Decode(&doc); err != nil {
-		return nil, fmt.Errorf("%w: relationships: %v", Err3MF, firstLine(err.Error()))
+		return nil, xmlError("relationships", err)
 	}
 	return doc.Rels, nil
 }
@@ -347,10 +386,7 @@ func parseModel(f *zip.File, codes *Report) (*model3MF, error) {
 			break
 		}
 		if err != nil {
-			if errors.Is(err, Err3MF) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: model XML: %v", Err3MF, firstLine(err.Error()))
+			return nil, xmlError("model XML", err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
@@ -725,10 +761,10 @@ func (p *Package3MF) Place(w stl.Writer, item func(index int, it ObjectReport)) 
 
 type placeStats struct{ mirrored, badIndex, repeated int }
 
-// Thumbnail returns the package's own thumbnail part (the OPC thumbnail relationship),
+// EmbeddedThumbnail returns the package's own thumbnail part (the OPC thumbnail relationship),
 // at most max3MFThumbnail bytes, or ok false when it has none. The bytes are as the
 // file carried them: decode and encode them afresh before serving them.
-func (p *Package3MF) Thumbnail() (data []byte, ok bool, err error) {
+func (p *Package3MF) EmbeddedThumbnail() (data []byte, ok bool, err error) {
 	if p.thumbnail == nil {
 		return nil, false, nil
 	}
@@ -739,7 +775,7 @@ func (p *Package3MF) Thumbnail() (data []byte, ok bool, err error) {
 	defer rc.Close()
 	data, err = io.ReadAll(rc)
 	if err != nil {
-		return nil, false, err
+		return nil, false, readError("thumbnail", err)
 	}
 	return data, true, nil
 }
@@ -853,4 +889,17 @@ func clip(s string) string {
 		return s[:77] + "..."
 	}
 	return s
+}
+
+// Is3MF says whether a file is read as 3MF, by its name: .3mf, in any case.
+func Is3MF(name string) bool { return strings.EqualFold(path.Ext(name), ".3mf") }
+
+// AnalyzeFile reports on a mesh file of either format, chosen by its name (see Is3MF):
+// Analyze3MF or Analyze. A file that is not what its name says fails with Err3MF or
+// ErrNotSTL.
+func AnalyzeFile(name string, r io.ReaderAt, size int64) (Report, error) {
+	if Is3MF(name) {
+		return Analyze3MF(r, size)
+	}
+	return Analyze(r, size)
 }
