@@ -255,7 +255,7 @@ func TestThumbnail3MF(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok, err := p.Thumbnail()
+		got, ok, err := p.EmbeddedThumbnail()
 		if err != nil || ok != (tt.thumb != nil) || !bytes.Equal(got, tt.thumb) {
 			t.Fatalf("%s: got %d bytes, %v, %v; want %d bytes", tt.name, len(got), ok, err, len(tt.thumb))
 		}
