@@ -11,8 +11,9 @@ import (
 )
 
 // meshCommand runs `fabhub mesh check FILE...`: one JSON object per line per file, with
-// the file's name and its mesh report (a .3mf is read as 3MF). An unreadable or non-mesh file gets a one-line
-// message on stderr; the others are still checked, and the exit status is 1.
+// the file's name and its mesh report (a .3mf is read as 3MF). An unreadable or
+// non-mesh file gets a one-line message on stderr; the others are still checked, and
+// the exit status is 1.
 func meshCommand(args []string, stdout, stderr io.Writer) error {
 	if len(args) < 2 || args[0] != "check" {
 		return errors.New("usage: fabhub mesh check FILE...")
