@@ -903,3 +903,17 @@ func AnalyzeFile(name string, r io.ReaderAt, size int64) (Report, error) {
 	}
 	return Analyze(r, size)
 }
+
+// WriteSTL writes the build as placed, in millimetres, to w as binary STL through
+// hschendel/stl's writer, with normals computed from each triangle's winding; it
+// returns the triangles written. It holds the placed triangles in memory (52 bytes
+// each, bounded by the placing limit), as that writer writes a whole solid.
+func (p *Package3MF) WriteSTL(w io.Writer) (int, error) {
+	solid := &stl.Solid{Name: "3mf build"}
+	p.Place(solid, nil)
+	solid.RecalculateNormals()
+	if err := solid.WriteAll(w); err != nil {
+		return 0, fmt.Errorf("write STL: %w", err)
+	}
+	return len(solid.Triangles), nil
+}
