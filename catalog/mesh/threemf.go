@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"archive/zip"
+	"bufio"
 	"compress/flate"
 	"encoding/xml"
 	"errors"
@@ -46,16 +47,17 @@ var Err3MF = errors.New("not a readable 3MF file")
 // gigabytes, and components can place an object many times over, so each is bounded
 // on what is really read, never on what a header claims.
 const (
-	max3MFEntries   = 4096
-	max3MFModel     = 1 << 30 // bytes of model XML, uncompressed
-	max3MFSmallPart = 1 << 20 // bytes of a relationships part
-	max3MFThumbnail = 16 << 20
-	max3MFVertices  = 8_000_000 // stored: 12 bytes each
-	max3MFTriangles = 8_000_000 // stored: 12 bytes each
-	max3MFPlaced    = 8_000_000 // the topology's tables grow with these, as with a 400 MB STL
-	max3MFDepth     = 32        // nesting of components
-	max3MFObjects   = 100_000
-	max3MFItems     = 100_000
+	max3MFEntries    = 4096
+	max3MFModel      = 1 << 30 // bytes of model XML, uncompressed
+	max3MFSmallPart  = 1 << 20 // bytes of a relationships part
+	max3MFThumbnail  = 16 << 20
+	max3MFVertices   = 8_000_000 // stored: 12 bytes each
+	max3MFTriangles  = 8_000_000 // stored: 12 bytes each
+	max3MFPlaced     = 8_000_000 // the topology's tables grow with these, as with a 400 MB STL
+	max3MFPlacements = 1_000_000 // objects placed, through items and components
+	max3MFDepth      = 32        // nesting of components
+	max3MFObjects    = 100_000
+	max3MFItems      = 100_000
 )
 
 // Namespaces and relationship types from the 3MF core and OPC specifications.
@@ -182,6 +184,7 @@ type model3MF struct {
 	items     []item3MF
 	vertices  int
 	triangles int
+	plain     bool // scanItems reads plain vertices and triangles (tests compare with the decoder alone)
 }
 
 // Package3MF is an opened 3MF: its model part read and checked, ready to be placed.
@@ -197,7 +200,12 @@ type Package3MF struct {
 // deep, or a bound is passed; a file that breaks a rule of the specification without
 // leaving its geometry in doubt opens, and the broken rule is a lint code.
 func Open3MF(r io.ReaderAt, size int64) (*Package3MF, error) {
-	zr, err := zip.NewReader(r, size)
+	return open3MF(r, size, true)
+}
+
+// open3MF is Open3MF with scanItems' fast path as a choice, for tests.
+func open3MF(r io.ReaderAt, size int64, plain bool) (*Package3MF, error) {
+	zr, err := zip.NewReader(&within{r: r, size: size}, size)
 	if err != nil {
 		return nil, readError("not a zip package", err)
 	}
@@ -243,13 +251,34 @@ func Open3MF(r io.ReaderAt, size int64) (*Package3MF, error) {
 	if thumbName != "" {
 		p.thumbnail = parts[strings.ToLower(thumbName)]
 	}
-	if p.model, err = parseModel(model, &p.codes); err != nil {
+	if p.model, err = parseModel(model, &p.codes, plain); err != nil {
 		return nil, err
 	}
 	if p.placed, err = p.model.check(&p.codes); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// within keeps reads inside the file: a damaged directory can point anywhere, and
+// that is the file's fault (Err3MF), not a failure of the store underneath.
+type within struct {
+	r    io.ReaderAt
+	size int64
+}
+
+func (w *within) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > w.size {
+		return 0, fmt.Errorf("%w: an offset outside the file", Err3MF)
+	}
+	if rest := w.size - off; int64(len(p)) > rest {
+		n, err := w.r.ReadAt(p[:rest], off)
+		if err == nil {
+			err = io.EOF
+		}
+		return n, err
+	}
+	return w.r.ReadAt(p, off)
 }
 
 // cleanPartName: a zip entry name must be a plain relative path (OPC part names are
@@ -362,14 +391,17 @@ func readRels(f *zip.File) ([]relationship, error) {
 
 // parseModel streams the model XML: one token at a time, so memory holds the
 // vertices and triangles (bounded) and never the text.
-func parseModel(f *zip.File, codes *Report) (*model3MF, error) {
+func parseModel(f *zip.File, codes *Report, plain bool) (*model3MF, error) {
 	rc, err := openPart(f, max3MFModel)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	m := &model3MF{unit: "millimeter", scale: 1, objects: map[int]*object3MF{}}
-	dec := xml.NewDecoder(rc)
+	m := &model3MF{unit: "millimeter", scale: 1, objects: map[int]*object3MF{}, plain: plain}
+	// The decoder reads from br byte by byte without buffering of its own (br is an
+	// io.ByteReader), so scanItems can take over br between two of its tokens.
+	br := bufio.NewReaderSize(rc, 64<<10)
+	dec := xml.NewDecoder(br)
 	var (
 		obj     *object3MF
 		inBuild bool
@@ -447,56 +479,44 @@ func parseModel(f *zip.File, codes *Report) (*model3MF, error) {
 					return nil, fail("a mesh outside an object")
 				}
 				obj.hasMesh = true
+			case "vertices", "triangles":
+				if obj == nil {
+					return nil, fail("%s outside an object", t.Name.Local)
+				}
+				// The bulk of a model: read straight from the bytes while they are in
+				// the plain form producers write (see scanItems); the decoder takes
+				// anything else, and the closing tag.
+				if err := m.scanItems(br, t.Name.Local, obj); err != nil {
+					return nil, fail("%v", err)
+				}
 			case "vertex":
 				if obj == nil {
 					return nil, fail("a vertex outside an object")
 				}
-				if m.vertices++; m.vertices > max3MFVertices {
-					return nil, fail("over %d vertices", max3MFVertices)
-				}
-				var xyz [3]float32
+				var vals [3]string
 				got := 0
 				for _, a := range t.Attr {
-					k := strings.Index("xyz", a.Name.Local)
-					if a.Name.Space != "" || len(a.Name.Local) != 1 || k < 0 {
-						continue
+					if k := strings.Index("xyz", a.Name.Local); a.Name.Space == "" && len(a.Name.Local) == 1 && k >= 0 {
+						vals[k], got = a.Value, got|1<<k
 					}
-					v, err := strconv.ParseFloat(a.Value, 32)
-					if err != nil {
-						return nil, fail("vertex %s=%q is not a number", a.Name.Local, clip(a.Value))
-					}
-					xyz[k] = float32(v)
-					got |= 1 << k
 				}
-				if got != 7 {
-					return nil, fail("a vertex without x, y and z")
+				if err := m.vertex(obj, vals, got); err != nil {
+					return nil, fail("%v", err)
 				}
-				obj.vertices = append(obj.vertices, xyz[0], xyz[1], xyz[2])
 			case "triangle":
 				if obj == nil {
 					return nil, fail("a triangle outside an object")
 				}
-				if m.triangles++; m.triangles > max3MFTriangles {
-					return nil, fail("over %d triangles", max3MFTriangles)
-				}
-				var v [3]uint32
+				var vals [3]string
 				got := 0
 				for _, a := range t.Attr {
-					if a.Name.Space != "" || len(a.Name.Local) != 2 || a.Name.Local[0] != 'v' || a.Name.Local[1] < '1' || a.Name.Local[1] > '3' {
-						continue
+					if k, ok := triangleAttr(a.Name.Local); a.Name.Space == "" && ok {
+						vals[k], got = a.Value, got|1<<k
 					}
-					n, err := strconv.ParseUint(a.Value, 10, 32)
-					if err != nil {
-						return nil, fail("triangle %s=%q is not a vertex index", a.Name.Local, clip(a.Value))
-					}
-					k := a.Name.Local[1] - '1'
-					v[k] = uint32(n)
-					got |= 1 << k
 				}
-				if got != 7 {
-					return nil, fail("a triangle without v1, v2 and v3")
+				if err := m.triangle(obj, vals, got); err != nil {
+					return nil, fail("%v", err)
 				}
-				obj.triangles = append(obj.triangles, v[0], v[1], v[2])
 			case "component":
 				if obj == nil {
 					return nil, fail("a component outside an object")
@@ -610,53 +630,69 @@ func (m *model3MF) readModelAttrs(t xml.StartElement, codes *Report) error {
 }
 
 // check walks the component graph from every build item: a cycle or nesting past
-// max3MFDepth is an error; so is a build that places over max3MFPlaced triangles (a
-// few kilobytes of components can place an object billions of times). It returns the
-// triangles placed and lints what the specification forbids.
+// max3MFDepth is an error; so is a build that places over max3MFPlaced triangles or
+// over max3MFPlacements objects (a few kilobytes of components can place an object
+// billions of times). It returns the triangles placed and lints what the specification
+// forbids.
 func (m *model3MF) check(codes *Report) (int, error) {
 	const (
 		unseen = iota
 		visiting
 		done
 	)
+	// cost is what placing an object once takes: its triangles, and the placements of
+	// it and its components (objects of components only, and no triangles, still take
+	// time to walk: ten components of ten components ... is 10^depth placements).
+	type cost struct{ triangles, placements int }
+	tooMuch := func(c cost) error {
+		switch {
+		case c.triangles > max3MFPlaced:
+			return fmt.Errorf("%w: the build places over %d triangles", Err3MF, max3MFPlaced)
+		case c.placements > max3MFPlacements:
+			return fmt.Errorf("%w: the build places objects over %d times", Err3MF, max3MFPlacements)
+		}
+		return nil
+	}
 	state := map[int]int{}
-	placed := map[int]int{} // triangles one placement of the object makes
-	var visit func(id, depth int) (int, error)
-	visit = func(id, depth int) (int, error) {
+	costs := map[int]cost{}
+	var visit func(id, depth int) (cost, error)
+	visit = func(id, depth int) (cost, error) {
 		o := m.objects[id]
 		if o == nil {
 			codes.lint(Code3MFMissingObject, fmt.Sprintf("a component names object %d, which the model does not have", id))
-			return 0, nil
+			return cost{}, nil
 		}
 		o.used = true
 		switch state[id] {
 		case visiting:
-			return 0, fmt.Errorf("%w: object %d contains itself through its components", Err3MF, id)
+			return cost{}, fmt.Errorf("%w: object %d contains itself through its components", Err3MF, id)
 		case done:
-			return placed[id], nil
+			return costs[id], nil
 		}
 		if depth > max3MFDepth {
-			return 0, fmt.Errorf("%w: components nest deeper than %d", Err3MF, max3MFDepth)
+			return cost{}, fmt.Errorf("%w: components nest deeper than %d", Err3MF, max3MFDepth)
 		}
 		state[id] = visiting
-		n := len(o.triangles) / 3
+		c := cost{triangles: len(o.triangles) / 3, placements: 1}
 		if o.hasMesh && len(o.components) > 0 {
 			codes.lint(Code3MFMeshAndChildren, fmt.Sprintf("object %d has both a mesh and components; both are placed", id))
 		}
-		for _, c := range o.components {
-			k, err := visit(c.object, depth+1)
+		for _, comp := range o.components {
+			k, err := visit(comp.object, depth+1)
 			if err != nil {
-				return 0, err
+				return cost{}, err
 			}
-			if n += k; n > max3MFPlaced {
-				return 0, fmt.Errorf("%w: the build places over %d triangles", Err3MF, max3MFPlaced)
+			c.triangles += k.triangles
+			c.placements += k.placements
+			if err := tooMuch(c); err != nil {
+				return cost{}, err
 			}
 		}
 		state[id] = done
-		placed[id] = n
-		return n, nil
+		costs[id] = c
+		return c, nil
 	}
-	total := 0
+	var total cost
 	for _, it := range m.items {
 		o := m.objects[it.object]
 		if o == nil {
@@ -669,12 +705,14 @@ func (m *model3MF) check(codes *Report) (int, error) {
 		case "support", "solidsupport":
 			codes.lint(Code3MFSupportInBuild, fmt.Sprintf("a build item places object %d of type %q: slicers treat it as support, not as a part", it.object, o.kind))
 		}
-		n, err := visit(it.object, 0)
+		c, err := visit(it.object, 0)
 		if err != nil {
 			return 0, err
 		}
-		if total += n; total > max3MFPlaced {
-			return 0, fmt.Errorf("%w: the build places over %d triangles", Err3MF, max3MFPlaced)
+		total.triangles += c.triangles
+		total.placements += c.placements
+		if err := tooMuch(total); err != nil {
+			return 0, err
 		}
 	}
 	if len(m.items) == 0 {
@@ -696,7 +734,7 @@ func (m *model3MF) check(codes *Report) (int, error) {
 	if len(unplaced) > 0 {
 		codes.lint(Code3MFUnplaced, fmt.Sprintf("%d objects are in no build item (first: object %d): a printer leaves them out", len(unplaced), unplaced[0]))
 	}
-	return total, nil
+	return total.triangles, nil
 }
 
 // Unit is the model's unit as the file names it.
@@ -795,7 +833,9 @@ func Analyze3MF(r io.ReaderAt, size int64) (Report, error) {
 // Analyze reports on the opened package's build; see Analyze3MF.
 func (p *Package3MF) Analyze() Report {
 	rep := Report{Format: "3mf", Unit: p.model.unit, Codes: []string{}}
-	a := newAnalyzer(0, 0, p.placed)
+	// One placement of each object is the common case: its vertices, and an edge for
+	// every one and a half triangles; a short guess only means the tables grow.
+	a := newAnalyzer(min(p.model.vertices, 3*p.placed), 3*p.placed/2, p.placed)
 	defer a.close()
 	per := &itemFigures{next: a}
 	st := p.Place(per, func(_ int, it ObjectReport) {

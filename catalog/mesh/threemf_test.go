@@ -173,6 +173,9 @@ func TestAnalyze3MFRefuses(t *testing.T) {
 			cube10+`<object id="2"><components><component objectid="3"/></components></object><object id="3"><components><component objectid="2"/></components></object>`, meshtest.Item(1, "")), nil)},
 		{"too deep", "nest deeper", meshtest.ThreeMF(nest(40), nil)},
 		{"placed too often", "places over", meshtest.ThreeMF(fan(8, 10), nil)},
+		// Components of components and no triangles: nothing to count but the walk.
+		{"empty objects placed too often", "places objects over", meshtest.ThreeMF(strings.Replace(fan(30, 10), cube10,
+			`<object id="1"><mesh><vertices/><triangles/></mesh></object>`, 1), nil)},
 		{"unclean name", "not a clean path", zipOf(map[string]string{"../3D/3dmodel.model": "x"})},
 		{"vertex without z", "without x, y and z", meshtest.ThreeMF(meshtest.Model3MF("", strings.Replace(cube10, ` z="0"`, ``, 1), meshtest.Item(1, "")), nil)},
 		{"bad transform", "want 12 numbers", meshtest.ThreeMF(meshtest.Model3MF("", cube10, meshtest.Item(1, "1 0 0")), nil)},
@@ -260,4 +263,20 @@ func TestThumbnail3MF(t *testing.T) {
 			t.Fatalf("%s: got %d bytes, %v, %v; want %d bytes", tt.name, len(got), ok, err, len(tt.thumb))
 		}
 	}
+}
+
+// BenchmarkAnalyze3MF analyses a 3MF of a 500,000-triangle torus (the model part about
+// 40 MB of XML) and reports triangles a second; BenchmarkAnalyze2M is the STL figure.
+func BenchmarkAnalyze3MF(b *testing.B) {
+	torus := meshtest.Torus(500, 500, 100, 30)
+	data := meshtest.ThreeMF(meshtest.Model3MF("", meshtest.MeshObject(1, "torus", torus), meshtest.Item(1, "")), nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		rep, err := mesh.Analyze3MF(bytes.NewReader(data), int64(len(data)))
+		if err != nil || rep.Triangles != len(torus) {
+			b.Fatalf("got %d triangles, %v", rep.Triangles, err)
+		}
+	}
+	b.ReportMetric(float64(len(torus))*float64(b.N)/b.Elapsed().Seconds(), "triangles/s")
 }
