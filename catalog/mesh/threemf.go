@@ -34,7 +34,7 @@ const (
 	Code3MFUnknownUnit     = "3MF_UNKNOWN_UNIT"          // a unit the spec does not define; millimetres assumed
 	Code3MFNoBuild         = "3MF_NO_BUILD"              // the build has no items: nothing to make
 	Code3MFOtherInBuild    = "3MF_OTHER_IN_BUILD"        // a build item places an object of type "other" (the spec forbids it)
-	Code3MFExternalPart    = "3MF_EXTERNAL_COMPONENT"    // a component in another model part (production extension); not read
+	Code3MFExternalPart    = "3MF_EXTERNAL_COMPONENT"    // a component outside the root part names another part (the production extension forbids it)
 	Code3MFSupportInBuild  = "3MF_SUPPORT_IN_BUILD"      // a build item places a support object; slicers treat it apart
 	Code3MFMeshAndChildren = "3MF_MESH_AND_COMPONENTS"   // an object with both a mesh and components (the spec forbids it)
 )
@@ -94,6 +94,7 @@ var unitsToMM = map[string]float64{
 type ObjectReport struct {
 	Item      int     `json:"item"` // 1-based, in build order
 	ObjectID  int     `json:"object_id"`
+	Part      string  `json:"part,omitempty"` // the model part holding the object, when not the root (production extension)
 	Name      string  `json:"name,omitempty"`
 	Triangles int     `json:"triangles"`
 	BBox      BBox    `json:"bbox"`
@@ -165,22 +166,37 @@ type object3MF struct {
 	used       bool
 }
 
+// objRef names an object: its id within a model part ("" for the root model part).
+// The production extension lets the root's components and items name objects in other
+// parts (Bambu Studio and OrcaSlicer keep every mesh in a part of its own).
+type objRef struct {
+	part string // lower-cased part name, "" for the root
+	id   int
+}
+
+func (r objRef) String() string {
+	if r.part == "" {
+		return strconv.Itoa(r.id)
+	}
+	return fmt.Sprintf("%d of /%s", r.id, clip(r.part))
+}
+
 type component3MF struct {
-	object int
+	object objRef
 	m      transform
 }
 
 type item3MF struct {
-	object int
+	object objRef
 	m      transform
 }
 
-// model3MF is the parsed model part.
+// model3MF is the parsed model: the root part and the parts it names.
 type model3MF struct {
 	unit      string
 	scale     float64
-	objects   map[int]*object3MF
-	order     []int // object ids in file order
+	objects   map[objRef]*object3MF
+	order     []objRef // in file order
 	items     []item3MF
 	vertices  int
 	triangles int
@@ -251,9 +267,24 @@ func open3MF(r io.ReaderAt, size int64, plain bool) (*Package3MF, error) {
 	if thumbName != "" {
 		p.thumbnail = parts[strings.ToLower(thumbName)]
 	}
-	if p.model, err = parseModel(model, &p.codes, plain); err != nil {
+	m := &model3MF{unit: "millimeter", scale: 1, objects: map[objRef]*object3MF{}, plain: plain}
+	others, err := m.parsePart(model, "", &p.codes)
+	if err != nil {
 		return nil, err
 	}
+	// Parts the root names (production extension), each read once; they may not name
+	// parts in turn, so this is one level.
+	for _, name := range others {
+		f := parts[name]
+		if f == nil {
+			p.codes.lint(Code3MFMissingObject, fmt.Sprintf("the model names the part /%s, which the package does not have", clip(name)))
+			continue
+		}
+		if _, err := m.parsePart(f, name, &p.codes); err != nil {
+			return nil, err
+		}
+	}
+	p.model = m
 	if p.placed, err = p.model.check(&p.codes); err != nil {
 		return nil, err
 	}
@@ -389,15 +420,33 @@ func readRels(f *zip.File) ([]relationship, error) {
 	return doc.Rels, nil
 }
 
-// parseModel streams the model XML: one token at a time, so memory holds the
-// vertices and triangles (bounded) and never the text.
-func parseModel(f *zip.File, codes *Report, plain bool) (*model3MF, error) {
+// parsePart streams one model part's XML into m: one token at a time, so memory holds
+// the vertices and triangles (bounded over all parts) and never the text. part is ""
+// for the root model part, whose unit and build count; it returns the other parts the
+// root names (lower-cased, in order of first mention).
+func (m *model3MF) parsePart(f *zip.File, part string, codes *Report) ([]string, error) {
 	rc, err := openPart(f, max3MFModel)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	m := &model3MF{unit: "millimeter", scale: 1, objects: map[int]*object3MF{}, plain: plain}
+	var others []string
+	named := map[string]bool{}
+	// refOf reads a p:path: the root part itself, or another part it names.
+	refOf := func(path string, id int) (objRef, bool) {
+		target := strings.ToLower(strings.TrimPrefix(path, "/"))
+		if path == "" || target == strings.ToLower(f.Name) {
+			return objRef{part: part, id: id}, true
+		}
+		if part != "" {
+			return objRef{}, false // only the root may name other parts
+		}
+		if !named[target] {
+			named[target] = true
+			others = append(others, target)
+		}
+		return objRef{part: target, id: id}, true
+	}
 	// The decoder reads from br byte by byte without buffering of its own (br is an
 	// io.ByteReader), so scanItems can take over br between two of its tokens.
 	br := bufio.NewReaderSize(rc, 64<<10)
@@ -440,7 +489,7 @@ func parseModel(f *zip.File, codes *Report, plain bool) (*model3MF, error) {
 					return nil, fail("a model inside the model")
 				}
 				seenTop = true
-				if err := m.readModelAttrs(t, codes); err != nil {
+				if err := m.readModelAttrs(t, part == "", codes); err != nil {
 					return nil, fail("%v", err)
 				}
 			case "object":
@@ -469,11 +518,12 @@ func parseModel(f *zip.File, codes *Report, plain bool) (*model3MF, error) {
 				if obj.id == 0 {
 					return nil, fail("an object without an id")
 				}
-				if m.objects[obj.id] != nil {
+				ref := objRef{part: part, id: obj.id}
+				if m.objects[ref] != nil {
 					return nil, fail("two objects have id %d", obj.id)
 				}
-				m.objects[obj.id] = obj
-				m.order = append(m.order, obj.id)
+				m.objects[ref] = obj
+				m.order = append(m.order, ref)
 			case "mesh":
 				if obj == nil {
 					return nil, fail("a mesh outside an object")
@@ -522,11 +572,11 @@ func parseModel(f *zip.File, codes *Report, plain bool) (*model3MF, error) {
 					return nil, fail("a component outside an object")
 				}
 				c := component3MF{m: identity}
-				external := false
+				id, pathAttr := 0, ""
 				for _, a := range t.Attr {
 					switch {
 					case a.Name.Space == "" && a.Name.Local == "objectid":
-						c.object, err = strconv.Atoi(a.Value)
+						id, err = strconv.Atoi(a.Value)
 						if err != nil {
 							return nil, fail("component objectid %q is not an integer", clip(a.Value))
 						}
@@ -535,11 +585,12 @@ func parseModel(f *zip.File, codes *Report, plain bool) (*model3MF, error) {
 							return nil, fail("component %v", err)
 						}
 					case a.Name.Space == ns3MFProduction && a.Name.Local == "path":
-						external = !samePart(a.Value, f.Name)
+						pathAttr = a.Value
 					}
 				}
-				if external {
-					codes.lint(Code3MFExternalPart, "a component names an object in another model part (production extension); that part is not read")
+				var ok bool
+				if c.object, ok = refOf(pathAttr, id); !ok {
+					codes.lint(Code3MFExternalPart, "a component outside the root model part names another part, which the production extension forbids; it is left out")
 					continue
 				}
 				obj.components = append(obj.components, c)
@@ -551,11 +602,11 @@ func parseModel(f *zip.File, codes *Report, plain bool) (*model3MF, error) {
 					return nil, fail("over %d build items", max3MFItems)
 				}
 				it := item3MF{m: identity}
-				external := false
+				id, pathAttr := 0, ""
 				for _, a := range t.Attr {
 					switch {
 					case a.Name.Space == "" && a.Name.Local == "objectid":
-						it.object, err = strconv.Atoi(a.Value)
+						id, err = strconv.Atoi(a.Value)
 						if err != nil {
 							return nil, fail("item objectid %q is not an integer", clip(a.Value))
 						}
@@ -564,13 +615,13 @@ func parseModel(f *zip.File, codes *Report, plain bool) (*model3MF, error) {
 							return nil, fail("item %v", err)
 						}
 					case a.Name.Space == ns3MFProduction && a.Name.Local == "path":
-						external = !samePart(a.Value, f.Name)
+						pathAttr = a.Value
 					}
 				}
-				if external {
-					codes.lint(Code3MFExternalPart, "a build item names an object in another model part (production extension); that part is not read")
-					continue
+				if part != "" {
+					continue // only the root part's build counts
 				}
+				it.object, _ = refOf(pathAttr, id)
 				m.items = append(m.items, it)
 			case "build":
 				inBuild = true
@@ -591,31 +642,29 @@ func parseModel(f *zip.File, codes *Report, plain bool) (*model3MF, error) {
 	if !seenTop {
 		return nil, fmt.Errorf("%w: the model part has no model element", Err3MF)
 	}
-	return m, nil
+	return others, nil
 }
 
-func samePart(p, model string) bool {
-	return p == "" || strings.EqualFold(strings.TrimPrefix(p, "/"), model)
-}
-
-func (m *model3MF) readModelAttrs(t xml.StartElement, codes *Report) error {
+func (m *model3MF) readModelAttrs(t xml.StartElement, root bool, codes *Report) error {
 	prefixes := map[string]string{}
 	var required []string
 	for _, a := range t.Attr {
 		switch {
 		case a.Name.Space == "xmlns":
 			prefixes[a.Name.Local] = a.Value
-		case a.Name.Space == "" && a.Name.Local == "unit":
+		case a.Name.Space == "" && a.Name.Local == "unit" && root:
 			m.unit = a.Value
 		case a.Name.Space == "" && a.Name.Local == "requiredextensions":
 			required = strings.Fields(a.Value)
 		}
 	}
-	if s, ok := unitsToMM[m.unit]; ok {
-		m.scale = s
-	} else {
-		codes.lint(Code3MFUnknownUnit, fmt.Sprintf("the unit %q is none the specification defines; read as millimetres", clip(m.unit)))
-		m.unit = "millimeter"
+	if root { // other parts are read in the root's unit
+		if s, ok := unitsToMM[m.unit]; ok {
+			m.scale = s
+		} else {
+			codes.lint(Code3MFUnknownUnit, fmt.Sprintf("the unit %q is none the specification defines; read as millimetres", clip(m.unit)))
+			m.unit = "millimeter"
+		}
 	}
 	for _, prefix := range required {
 		ns, ok := prefixes[prefix]
@@ -653,19 +702,19 @@ func (m *model3MF) check(codes *Report) (int, error) {
 		}
 		return nil
 	}
-	state := map[int]int{}
-	costs := map[int]cost{}
-	var visit func(id, depth int) (cost, error)
-	visit = func(id, depth int) (cost, error) {
+	state := map[objRef]int{}
+	costs := map[objRef]cost{}
+	var visit func(id objRef, depth int) (cost, error)
+	visit = func(id objRef, depth int) (cost, error) {
 		o := m.objects[id]
 		if o == nil {
-			codes.lint(Code3MFMissingObject, fmt.Sprintf("a component names object %d, which the model does not have", id))
+			codes.lint(Code3MFMissingObject, fmt.Sprintf("a component names object %v, which the model does not have", id))
 			return cost{}, nil
 		}
 		o.used = true
 		switch state[id] {
 		case visiting:
-			return cost{}, fmt.Errorf("%w: object %d contains itself through its components", Err3MF, id)
+			return cost{}, fmt.Errorf("%w: object %v contains itself through its components", Err3MF, id)
 		case done:
 			return costs[id], nil
 		}
@@ -675,7 +724,7 @@ func (m *model3MF) check(codes *Report) (int, error) {
 		state[id] = visiting
 		c := cost{triangles: len(o.triangles) / 3, placements: 1}
 		if o.hasMesh && len(o.components) > 0 {
-			codes.lint(Code3MFMeshAndChildren, fmt.Sprintf("object %d has both a mesh and components; both are placed", id))
+			codes.lint(Code3MFMeshAndChildren, fmt.Sprintf("object %v has both a mesh and components; both are placed", id))
 		}
 		for _, comp := range o.components {
 			k, err := visit(comp.object, depth+1)
@@ -696,14 +745,14 @@ func (m *model3MF) check(codes *Report) (int, error) {
 	for _, it := range m.items {
 		o := m.objects[it.object]
 		if o == nil {
-			codes.lint(Code3MFMissingObject, fmt.Sprintf("a build item names object %d, which the model does not have", it.object))
+			codes.lint(Code3MFMissingObject, fmt.Sprintf("a build item names object %v, which the model does not have", it.object))
 			continue
 		}
 		switch o.kind {
 		case "other":
-			codes.lint(Code3MFOtherInBuild, fmt.Sprintf("a build item places object %d of type \"other\", which the specification forbids", it.object))
+			codes.lint(Code3MFOtherInBuild, fmt.Sprintf("a build item places object %v of type \"other\", which the specification forbids", it.object))
 		case "support", "solidsupport":
-			codes.lint(Code3MFSupportInBuild, fmt.Sprintf("a build item places object %d of type %q: slicers treat it as support, not as a part", it.object, o.kind))
+			codes.lint(Code3MFSupportInBuild, fmt.Sprintf("a build item places object %v of type %q: slicers treat it as support, not as a part", it.object, o.kind))
 		}
 		c, err := visit(it.object, 0)
 		if err != nil {
@@ -720,7 +769,7 @@ func (m *model3MF) check(codes *Report) (int, error) {
 	}
 	// Objects the build never reaches, also through components of unplaced objects:
 	// those are checked for cycles too, so every object was looked at.
-	var unplaced []int
+	var unplaced []objRef
 	for _, id := range m.order {
 		if !m.objects[id].used {
 			unplaced = append(unplaced, id)
@@ -732,7 +781,7 @@ func (m *model3MF) check(codes *Report) (int, error) {
 		}
 	}
 	if len(unplaced) > 0 {
-		codes.lint(Code3MFUnplaced, fmt.Sprintf("%d objects are in no build item (first: object %d): a printer leaves them out", len(unplaced), unplaced[0]))
+		codes.lint(Code3MFUnplaced, fmt.Sprintf("%d objects are in no build item (first: object %v): a printer leaves them out", len(unplaced), unplaced[0]))
 	}
 	return total.triangles, nil
 }
@@ -748,8 +797,8 @@ func (p *Package3MF) Place(w stl.Writer, item func(index int, it ObjectReport)) 
 	var st placeStats
 	w.SetTriangleCount(uint32(min(p.placed, math.MaxUint32)))
 	scale := transform{p.model.scale, 0, 0, 0, p.model.scale, 0, 0, 0, p.model.scale, 0, 0, 0}
-	var place func(id int, m transform)
-	place = func(id int, m transform) {
+	var place func(id objRef, m transform)
+	place = func(id objRef, m transform) {
 		o := p.model.objects[id]
 		if o == nil {
 			return
@@ -790,7 +839,7 @@ func (p *Package3MF) Place(w stl.Writer, item func(index int, it ObjectReport)) 
 		}
 		m := it.m.then(scale)
 		if item != nil {
-			item(i, ObjectReport{Item: i + 1, ObjectID: it.object, Name: o.name, Mirrored: it.m.det() < 0})
+			item(i, ObjectReport{Item: i + 1, ObjectID: it.object.id, Part: it.object.part, Name: o.name, Mirrored: it.m.det() < 0})
 		}
 		place(it.object, m)
 	}

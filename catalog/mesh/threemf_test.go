@@ -123,6 +123,42 @@ func TestAnalyze3MFPlacesTheBuild(t *testing.T) {
 	}
 }
 
+// TestAnalyze3MFParts: the production extension's components in other model parts,
+// as Bambu Studio and OrcaSlicer write every mesh.
+func TestAnalyze3MFParts(t *testing.T) {
+	t.Parallel()
+	const prod = `xmlns:p="http://schemas.microsoft.com/3dmanufacturing/production/2015/06" requiredextensions="p" xml:lang`
+	root := strings.Replace(meshtest.Model3MF("centimeter",
+		`  <object id="5" type="model"><components>
+   <component p:path="/3D/Objects/object_1.model" objectid="1" transform="1 0 0 0 1 0 0 0 1 0 0 0"/>
+   <component p:path="/3D/Objects/object_1.model" objectid="2" transform="1 0 0 0 1 0 0 0 1 2 0 0"/>
+  </components></object>
+  <object id="6" type="model"><components><component p:path="/3D/Objects/missing.model" objectid="1"/></components></object>
+`, meshtest.Item(5, "1 0 0 0 1 0 0 0 1 0 0 1")+meshtest.Item(6, "")), "xml:lang", prod, 1)
+	part := strings.Replace(meshtest.Model3MF("", meshtest.MeshObject(1, "cube", meshtest.Cube(stl.Vec3{0, 0, 0}, 1))+
+		// Object 2 is object 1 again, through a component within the part; the
+		// second component names another part, which only the root may do.
+		`<object id="2"><components><component objectid="1"/><component p:path="/3D/3dmodel.model" objectid="5"/></components></object>`,
+		// A build in another part does not count.
+		meshtest.Item(1, "1 0 0 0 1 0 0 0 1 50 50 50")), "xml:lang", prod, 1)
+	data := meshtest.ThreeMFParts(root, nil, map[string]string{"3D/Objects/object_1.model": part})
+	rep, err := analyze3MF(t, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Triangles != 24 || !near(rep.Volume, 2000) || rep.BBox.Min != [3]float64{0, 0, 10} || !near(rep.BBox.Max[0], 30) || !near(rep.BBox.Max[2], 20) {
+		t.Fatalf("got %d triangles, volume %v, box %v..%v; want two 10 mm cubes, 20 mm apart, 10 mm up", rep.Triangles, rep.Volume, rep.BBox.Min, rep.BBox.Max)
+	}
+	for _, code := range []string{mesh.Code3MFMissingObject, mesh.Code3MFExternalPart} {
+		if !slices.Contains(rep.Codes, code) {
+			t.Fatalf("codes %v (%v): want %s", rep.Codes, rep.Notes, code)
+		}
+	}
+	if slices.Contains(rep.Codes, mesh.Code3MFUnsupportedExt) {
+		t.Fatalf("codes %v: the production extension is read", rep.Codes)
+	}
+}
+
 func near(a, b float64) bool { return math.Abs(a-b) <= 1e-4*max(1, math.Abs(b)) }
 
 // TestAnalyze3MFRefuses: what cannot be read, or would not end, is Err3MF.

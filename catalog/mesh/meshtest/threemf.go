@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hschendel/stl"
@@ -64,7 +65,11 @@ func Item(object int, transform string) string {
 
 // ThreeMF packs a model document into a 3MF package. A thumbnail, when given, is
 // stored as Metadata/thumbnail.png under the package's thumbnail relationship.
-func ThreeMF(model string, thumbnail []byte) []byte {
+func ThreeMF(model string, thumbnail []byte) []byte { return ThreeMFParts(model, thumbnail, nil) }
+
+// ThreeMFParts is ThreeMF with more parts, by name (e.g. "3D/Objects/object_1.model",
+// for models whose components name other parts, as Bambu Studio writes them).
+func ThreeMFParts(model string, thumbnail []byte, parts map[string]string) []byte {
 	var buf bytes.Buffer
 	z := zip.NewWriter(&buf)
 	put := func(name, data string) {
@@ -93,6 +98,14 @@ func ThreeMF(model string, thumbnail []byte) []byte {
 	put("3D/3dmodel.model", model)
 	if thumbnail != nil {
 		put("Metadata/thumbnail.png", string(thumbnail))
+	}
+	names := make([]string, 0, len(parts))
+	for name := range parts {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		put(name, parts[name])
 	}
 	if err := z.Close(); err != nil {
 		panic(err)
