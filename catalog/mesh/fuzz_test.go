@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/hschendel/stl"
@@ -60,6 +61,9 @@ func FuzzAnalyze3MF(f *testing.F) {
 	f.Add([]byte(meshtest.Model3MF("", cube+`<object id="2"><components><component objectid="2"/></components></object>`, meshtest.Item(2, ""))))
 	f.Add([]byte(meshtest.Model3MF("", `<object id="1"><mesh><vertices><vertex x="0" y='0' z="0" p:q="&amp;"/><!-- c --><vertex  x="1" y="0" z="0"></vertex>
 <vertex x="0" y="1" z="0"/></vertices><triangles><triangle v1="0" v2="1" v3="2" pid="1"/><triangle v1="0" v2="2" v3="1"/></triangles></mesh></object>`, meshtest.Item(1, ""))))
+	f.Add(meshtest.ThreeMFParts(strings.Replace(meshtest.Model3MF("", `<object id="5"><components><component p:path="/3D/Objects/o.model" objectid="1"/></components></object>`, meshtest.Item(5, "")),
+		"xml:lang", `xmlns:p="http://schemas.microsoft.com/3dmanufacturing/production/2015/06" xml:lang`, 1), nil,
+		map[string]string{"3D/Objects/o.model": meshtest.Model3MF("", cube, "")}))
 	for _, name := range []string{"testdata/prusaslicer-torus.3mf", "testdata/prusaslicer-components.3mf"} {
 		if data, err := os.ReadFile(name); err == nil {
 			f.Add(data)
