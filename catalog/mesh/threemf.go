@@ -795,7 +795,7 @@ func (p *Package3MF) Unit() string { return p.model.unit }
 // Triangles naming a missing vertex, or one vertex twice, are left out and counted.
 func (p *Package3MF) Place(w stl.Writer, item func(index int, it ObjectReport)) placeStats {
 	var st placeStats
-	w.SetTriangleCount(uint32(min(p.placed, math.MaxUint32)))
+	w.SetTriangleCount(uint32(p.placed)) // at most max3MFPlaced
 	scale := transform{p.model.scale, 0, 0, 0, p.model.scale, 0, 0, 0, p.model.scale, 0, 0, 0}
 	var place func(id objRef, m transform)
 	place = func(id objRef, m transform) {
