@@ -117,7 +117,9 @@ func thumbnailOf3MF(r io.ReaderAt, f catalog.File) (image.Image, error) {
 		return nil, err
 	}
 	if data, ok, err := p.EmbeddedThumbnail(); err == nil && ok {
-		if pic, err := picture.Clean(bytes.NewReader(data), "thumbnail"); err == nil {
+		// Thumbnails are a few hundred pixels a side; a larger picture would cost
+		// seconds of scaling for a card, so past maxThumbPixels the build is drawn.
+		if pic, err := picture.Clean(bytes.NewReader(data), "thumbnail"); err == nil && pic.Width*pic.Height <= maxThumbPixels {
 			if img, _, err := image.Decode(bytes.NewReader(pic.Data)); err == nil {
 				return fitted(img, thumbW, thumbH), nil
 			}
@@ -125,6 +127,8 @@ func thumbnailOf3MF(r io.ReaderAt, f catalog.File) (image.Image, error) {
 	}
 	return p.Draw(f.Mesh.BBox, thumbW, thumbH), nil
 }
+
+const maxThumbPixels = 4_000_000
 
 // fitted scales img to fit w×h, centred on a clear background, each output pixel the
 // average of the source pixels it covers (a box filter: enough for a card).
