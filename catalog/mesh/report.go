@@ -1,4 +1,5 @@
 // Package mesh reads STL files (through github.com/hschendel/stl's streaming Writer)
+// and 3MF packages (archive/zip and encoding/xml: the build as placed, in millimetres)
 // and reports their geometry and defects: facet count, bounding box, volume, area,
 // open and non-manifold edges, degenerate facets, connected parts, and lint codes.
 // Figures follow admesh's conventions so the two can be compared on the same file.

@@ -68,8 +68,10 @@ const (
 	ns3MFProduction = "http://schemas.microsoft.com/3dmanufacturing/production/2015/06"
 )
 
-// known3MFExtensions change nothing in the geometry this reader takes (materials and
-// colours, UUIDs), so a file that requires them is read in full.
+// known3MFExtensions: true for those that change nothing in the geometry this reader
+// takes (materials and colours, UUIDs, parts), so a file that requires them is read in
+// full; the false ones are listed to say that they do change it (lattices, slices,
+// volumes, booleans), as does any extension not listed.
 var known3MFExtensions = map[string]bool{
 	ns3MFProduction: true,
 	"http://schemas.microsoft.com/3dmanufacturing/material/2015/02":         true,
@@ -100,7 +102,7 @@ type ObjectReport struct {
 	BBox      BBox    `json:"bbox"`
 	Volume    float64 `json:"volume"`
 	Area      float64 `json:"area"`
-	Mirrored  bool    `json:"mirrored,omitempty"`
+	Mirrored  bool    `json:"mirrored,omitempty"` // the item's transform is a mirror image
 }
 
 // transform is a 3MF matrix: the first three rows of a 4×4 affine matrix applied to
