@@ -1,6 +1,7 @@
 package mesh_test
 
 import (
+	"bytes"
 	"flag"
 	"math"
 	"os"
@@ -200,6 +201,15 @@ func TestPrusaSlicerFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			compareAdmesh(t, got, tt.want)
+			// PrusaSlicer's command line names /Metadata/thumbnail.png in the package's
+			// relationships without writing it: no thumbnail, and no error.
+			p, err := mesh.Open3MF(bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if thumb, ok, err := p.EmbeddedThumbnail(); ok || err != nil || thumb != nil {
+				t.Fatalf("thumbnail: got %d bytes, %v, %v; want none", len(thumb), ok, err)
+			}
 			if len(got.Objects) != tt.items || !got.Watertight || len(got.Codes) != 0 {
 				t.Fatalf("got %d items, watertight %v, codes %v; want %d, true, none", len(got.Objects), got.Watertight, got.Codes, tt.items)
 			}
