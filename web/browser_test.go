@@ -302,6 +302,11 @@ func TestBrowser(t *testing.T) {
 	if n, total := nonBackgroundPixels(t, canvasPNG); n < total/100 {
 		t.Fatalf("the viewer's canvas has %d of %d pixels that are not the background, want the 3MF drawn", n, total)
 	}
+	var items []string
+	eval("the 3MF's build items", `[...document.querySelectorAll('ul.build-items li')].map(li => li.innerText)`, &items)
+	if len(items) != 2 || !strings.HasPrefix(items[0], "block: 12 triangles, 20.0 × 20.0 × 20.0 mm") || !strings.HasPrefix(items[1], "ring: 576 triangles") {
+		t.Fatalf("the design page lists the build items %q, want the block and the ring with their own figures", items)
+	}
 
 	var offered []string
 	run("the fork page offers only allowed licenses",
