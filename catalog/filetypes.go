@@ -28,6 +28,7 @@ type FileType struct {
 // matched whole.
 var fileTypes = map[string]FileType{
 	".stl": {FileMesh, "STL mesh", "model/stl"},
+	".3mf": {FileMesh, "3MF model", "model/3mf"},
 
 	".step":      {FileCAD, "STEP model (CAD)", "model/step"},
 	".stp":       {FileCAD, "STEP model (CAD)", "model/step"},

@@ -303,9 +303,12 @@ func (s *Service) storeFiles(ctx context.Context, base []File, files FileSource)
 		total += info.Size
 		f := File{Path: p, SHA256: info.Key, Size: info.Size, Kind: KindOf(p)}
 		if f.Kind == FileMesh {
-			rep, err := s.analyze(ctx, info)
+			rep, err := s.analyze(ctx, p, info)
 			if errors.Is(err, mesh.ErrNotSTL) {
 				return storage.Invalid("files", fmt.Sprintf("%q is not an STL file: %v", p, err))
+			}
+			if errors.Is(err, mesh.Err3MF) {
+				return storage.Invalid("files", fmt.Sprintf("%q cannot be read as 3MF: %v", p, err))
 			}
 			if err != nil {
 				return fmt.Errorf("analyse %q: %w", p, err)
@@ -341,11 +344,11 @@ func (s *Service) storeFiles(ctx context.Context, base []File, files FileSource)
 	return out, nil
 }
 
-// analyze reads a stored mesh back from blob storage.
-func (s *Service) analyze(ctx context.Context, info storage.BlobInfo) (mesh.Report, error) {
+// analyze reads a stored mesh back from blob storage, as STL or 3MF by its name.
+func (s *Service) analyze(ctx context.Context, name string, info storage.BlobInfo) (mesh.Report, error) {
 	r := &blobReaderAt{ctx: ctx, blobs: s.blobs, key: info.Key, size: info.Size}
 	defer r.Close()
-	return mesh.Analyze(r, info.Size)
+	return mesh.AnalyzeFile(name, r, info.Size)
 }
 
 // Design returns a design and its latest version. A hidden design comes back as a

@@ -25,10 +25,14 @@ go vet ./...
 (cd scripts/ferretdb && go vet ./...)
 echo "ok"
 
-# --- tools from Debian the tests use: admesh (the mesh reference), CuraEngine (agent
-# slicing), Chromium (browser tests), curl and jq (the compose demo script) -----------
+# --- tools from Debian the tests use: admesh (the mesh reference), PrusaSlicer (3MF made
+# by a real tool), CuraEngine (agent slicing), Chromium (browser tests), curl and jq (the
+# compose demo script) ------------------------------------------------------------------
 missing=()
 command -v admesh >/dev/null || missing+=(admesh)
+# PrusaSlicer writes real 3MF files for catalog/mesh's 3MF tests; its CLI runs headless
+# (about 0.1 s an export). Installing it took 11 s here, with its libraries.
+command -v prusa-slicer >/dev/null || missing+=(prusa-slicer)
 command -v CuraEngine >/dev/null || missing+=(cura-engine)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v curl >/dev/null || missing+=(curl)
@@ -179,7 +183,7 @@ fi
 # its input in the package's testdata/fuzz, where it stays as a regression case.
 if [ "$#" -eq 0 ]; then
 	say "fuzzing, 3 s a target"
-	for target in "FuzzAnalyze ./catalog/mesh" "FuzzCleanPath ./catalog" "FuzzParseBOM ./catalog" "FuzzOKHImport ./catalog/okh" "FuzzOKHArchive ./catalog/okh" "FuzzForkRules ./catalog/license" \
+	for target in "FuzzAnalyze ./catalog/mesh" "FuzzAnalyze3MF ./catalog/mesh" "FuzzCleanPath ./catalog" "FuzzParseBOM ./catalog" "FuzzOKHImport ./catalog/okh" "FuzzOKHArchive ./catalog/okh" "FuzzForkRules ./catalog/license" \
 		"FuzzUploadMeta ./web" "FuzzAgentRequest ./web" "FuzzHubAnswer ./fabrication/agentapi" "FuzzImport ./storage/archive" "FuzzActivity ./federation"; do
 		name=${target% *} pkg=${target#* }
 		if ! go test -run '^$' -fuzz "^$name\$" -fuzztime 3s "$pkg" > "$work/fuzz.log" 2>&1; then

@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/hschendel/stl"
 
 	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/catalog/mesh/meshtest"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agent"
 )
@@ -271,6 +273,50 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the home page shows %d drawn thumbnails, want the new design's", thumbs)
 	}
 
+	// A 3MF, published through the upload page: the mesh check reads it, and the viewer
+	// shows its build as placed (three.js's 3MFLoader, on the page). In centimetres: a
+	// cube doubled by its item, and a ring moved beside it.
+	clip := filepath.Join(dir, "clip.3mf")
+	os.WriteFile(clip, meshtest.ThreeMF(meshtest.Model3MF("centimeter",
+		meshtest.MeshObject(1, "block", meshtest.Cube(stl.Vec3{0, 0, 0}, 1))+meshtest.MeshObject(2, "ring", meshtest.Torus(24, 12, 1.5, 0.4)),
+		meshtest.Item(1, "2 0 0 0 2 0 0 0 2 0 0 0")+meshtest.Item(2, "1 0 0 0 1 0 0 0 1 4.5 1 0.4")), nil), 0o600)
+	var clipLint string
+	run("upload a 3MF",
+		chromedp.Navigate(srv.URL+"/designs/new"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=title]`), "Cable clip"),
+		chromedp.Click(chromedp.CSS(`input[name=license][value="CC-BY-SA-4.0"]`)),
+		chromedp.SetUploadFiles(chromedp.CSS(`input[data-files]`), []string{clip}),
+		chromedp.WaitVisible(chromedp.CSS(`[data-file-list] li:nth-child(1) [data-lint]`)),
+	)
+	eval("the 3MF's mesh check", `document.querySelector('[data-file-list] li [data-lint]').innerText`, &clipLint)
+	if !strings.Contains(clipLint, "588 triangles") || !strings.Contains(clipLint, "64.0 × 38.0 × 20.0 mm") {
+		t.Fatalf("the upload page says %q of the 3MF, want its build as placed in millimetres (588 triangles, 64.0 × 38.0 × 20.0 mm)", clipLint)
+	}
+	run("publish the 3MF",
+		chromedp.Click(chromedp.CSS(`[data-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#viewer[data-loaded]`)),
+		chromedp.Sleep(300*time.Millisecond), // the first frames after loading
+		shot("03c-design-3mf"),
+	)
+	loc, err = chromedp.Run(ctx, chromedp.Location())
+	check("where am I", err)
+	clipSlug := strings.TrimPrefix(loc, srv.URL+"/designs/")
+	var shown string
+	eval("the viewer's file", `document.getElementById('viewer').dataset.loaded`, &shown)
+	if !strings.HasPrefix(shown, "clip.3mf") {
+		t.Fatalf("the viewer shows %q, want clip.3mf", shown)
+	}
+	canvasPNG, err = chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(`#viewer canvas`)))
+	check("the viewer's canvas", err)
+	if n, total := nonBackgroundPixels(t, canvasPNG); n < total/100 {
+		t.Fatalf("the viewer's canvas has %d of %d pixels that are not the background, want the 3MF drawn", n, total)
+	}
+	var items []string
+	eval("the 3MF's build items", `[...document.querySelectorAll('ul.build-items li')].map(li => li.innerText)`, &items)
+	if len(items) != 2 || !strings.HasPrefix(items[0], "block: 12 triangles, 20.0 × 20.0 × 20.0 mm") || !strings.HasPrefix(items[1], "ring: 576 triangles") {
+		t.Fatalf("the design page lists the build items %q, want the block and the ring with their own figures", items)
+	}
+
 	var offered []string
 	run("the fork page offers only allowed licenses",
 		chromedp.Navigate(srv.URL+"/designs/"+slug+"/fork"),
@@ -416,7 +462,7 @@ func TestBrowser(t *testing.T) {
 	pages := []string{"/", "/search?q=reel", "/designs/new", "/designs/import", "/designs/" + slug, "/designs/" + slug + "/versions/new",
 		"/designs/" + slug + "/fork", "/designs/" + ndSlug + "/fork", "/designs/" + slug + "/make?lab=fablab",
 		"/labs", "/labs/fablab", strings.TrimPrefix(orderURL, srv.URL), jobPath, "/account",
-		"/designs/" + slug + "/make?lab=paidlab", "/labs/paidlab", "/people/maker"}
+		"/designs/" + slug + "/make?lab=paidlab", "/labs/paidlab", "/people/maker", "/designs/" + clipSlug}
 	for _, w := range []int{390, 1280} {
 		run(fmt.Sprintf("resize to %d px", w), chromedp.EmulateViewport(int64(w), 844))
 		for _, page := range pages {

@@ -61,6 +61,7 @@ func (m *multipartBody) done() *multipartBody {
 
 var (
 	cubeSTL  = meshtest.Binary("cube", meshtest.Cube(stl.Vec3{0, 0, 0}, 20))
+	cube3MF  = meshtest.ThreeMF(meshtest.Model3MF("inch", meshtest.MeshObject(1, "cube", meshtest.Cube(stl.Vec3{0, 0, 0}, 10)), meshtest.Item(1, "")), nil)
 	torusSTL = meshtest.ASCII("torus", meshtest.Torus(24, 12, 30, 8))
 )
 
@@ -339,4 +340,24 @@ func TestMeshCheckEndpoint(t *testing.T) {
 	b.do(t, call{method: "POST", path: "/api/v1/mesh/check", body: newMultipart().file("other", "x.stl", cubeSTL).done()}).want(t, 400, "bad_request")
 	// Three checks a minute per client in this setup: the fourth waits.
 	b.do(t, call{method: "POST", path: "/api/v1/mesh/check", body: newMultipart().file("file", "cube.stl", cubeSTL).done()}).want(t, 429, "rate_limited")
+}
+
+func TestMeshCheck3MF(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{MeshChecksPerMinute: 10})
+	r := b.do(t, call{method: "POST", path: "/api/v1/mesh/check", body: newMultipart().file("file", "cube.3mf", cube3MF).done()})
+	r.want(t, 200, "")
+	rep := r.json["report"].(map[string]any)
+	if rep["triangles"] != 12.0 || rep["format"] != "3mf" || rep["unit"] != "inch" || len(rep["objects"].([]any)) != 1 {
+		t.Fatalf("got %s", r.body)
+	}
+	if size := rep["bbox"].(map[string]any)["size"].([]any); size[0] != 254.0 {
+		t.Fatalf("got box size %v, want 254 mm (10 inches)", size)
+	}
+	cycle := meshtest.ThreeMF(meshtest.Model3MF("", `<object id="1"><components><component objectid="1"/></components></object>`, meshtest.Item(1, "")), nil)
+	for name, data := range map[string][]byte{"an STL named .3mf": cubeSTL, "a cycle": cycle, "half a zip": cube3MF[:len(cube3MF)/2]} {
+		r := b.do(t, call{method: "POST", path: "/api/v1/mesh/check", body: newMultipart().file("file", "x.3mf", data).done()})
+		r.want(t, 422, "not_3mf")
+		t.Logf("%s: %s", name, r.body)
+	}
 }

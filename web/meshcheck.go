@@ -12,8 +12,8 @@ import (
 	"github.com/fabcommons/fabcommons/catalog/mesh"
 )
 
-// meshCheck: POST /api/v1/mesh/check (multipart "file") -> the mesh report of one STL.
-// Nothing is stored: the upload is spooled to a temporary file, analysed and removed.
+// meshCheck: POST /api/v1/mesh/check (multipart "file") -> the mesh report of one STL,
+// or of a 3MF's build when the file's name ends in .3mf. Nothing is stored: the upload is spooled to a temporary file, analysed and removed.
 // Anyone may call it, a limited number of times a minute per client.
 func (s *Server) meshCheck(c *gin.Context) {
 	client, now := clientOf(c), s.now()
@@ -51,9 +51,13 @@ func (s *Server) meshCheck(c *gin.Context) {
 		abort(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the file is over %d bytes", s.cfg.MaxMeshBytes))
 		return
 	}
-	rep, err := mesh.Analyze(tmp, n)
+	rep, err := mesh.AnalyzeFile(rawFileName(part), tmp, n)
 	if errors.Is(err, mesh.ErrNotSTL) {
 		c.AbortWithStatusJSON(http.StatusUnprocessableEntity, gin.H{"error": apiError{Code: "not_stl", Message: err.Error(), Field: "file"}})
+		return
+	}
+	if errors.Is(err, mesh.Err3MF) {
+		c.AbortWithStatusJSON(http.StatusUnprocessableEntity, gin.H{"error": apiError{Code: "not_3mf", Message: err.Error(), Field: "file"}})
 		return
 	}
 	if err != nil {

@@ -2,8 +2,11 @@ package web
 
 import (
 	"bytes"
+	"errors"
 	"image"
+	"image/color"
 	"image/png"
+	"io"
 	"net/http"
 	"sync"
 
@@ -11,12 +14,15 @@ import (
 
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/catalog/mesh"
+	"github.com/fabcommons/fabcommons/catalog/picture"
 )
 
 // Thumbnails: the cards on the home and search pages show each design's first mesh,
 // drawn on the hub (catalog/mesh.Thumbnail) the first time it is asked for and kept
 // by the file's hash. Drawing streams the mesh, so a 100 MB file costs about half a
-// second once; at most two are drawn at a time.
+// second once; at most two are drawn at a time. A 3MF that carries its own thumbnail
+// (the package's thumbnail relationship) shows that picture instead, decoded and
+// encoded afresh (catalog/picture), never served as it came.
 const thumbW, thumbH = 240, 180
 
 type thumbnails struct {
@@ -80,7 +86,13 @@ func (t *thumbnails) get(c *gin.Context, s *Server, d catalog.Design, f catalog.
 	}
 	rs := &blobSeeker{ctx: c.Request.Context(), open: s.catalog.OpenBlob, key: f.SHA256, size: f.Size}
 	defer rs.Close()
-	img, err := mesh.Thumbnail(rs, f.Mesh.BBox, thumbW, thumbH)
+	var img image.Image
+	var err error
+	if mesh.Is3MF(f.Path) {
+		img, err = thumbnailOf3MF(&seekerAt{rs: rs}, f)
+	} else {
+		img, err = mesh.Thumbnail(rs, f.Mesh.BBox, thumbW, thumbH)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -95,4 +107,70 @@ func (t *thumbnails) get(c *gin.Context, s *Server, d catalog.Design, f catalog.
 	t.byHash[f.SHA256] = b.Bytes()
 	t.mu.Unlock()
 	return b.Bytes(), nil
+}
+
+// thumbnailOf3MF is the package's own thumbnail, fitted to the card, when it has one
+// that decodes within picture's bounds; otherwise the build drawn as placed.
+func thumbnailOf3MF(r io.ReaderAt, f catalog.File) (image.Image, error) {
+	p, err := mesh.Open3MF(r, f.Size)
+	if err != nil {
+		return nil, err
+	}
+	if data, ok, err := p.EmbeddedThumbnail(); err == nil && ok {
+		// Thumbnails are a few hundred pixels a side; a larger picture would cost
+		// seconds of scaling for a card, so past maxThumbPixels the build is drawn.
+		if pic, err := picture.Clean(bytes.NewReader(data), "thumbnail"); err == nil && pic.Width*pic.Height <= maxThumbPixels {
+			if img, _, err := image.Decode(bytes.NewReader(pic.Data)); err == nil {
+				return fitted(img, thumbW, thumbH), nil
+			}
+		}
+	}
+	return p.Draw(f.Mesh.BBox, thumbW, thumbH), nil
+}
+
+const maxThumbPixels = 4_000_000
+
+// fitted scales img to fit w×h, centred on a clear background, each output pixel the
+// average of the source pixels it covers (a box filter: enough for a card).
+func fitted(img image.Image, w, h int) *image.NRGBA {
+	out := image.NewNRGBA(image.Rect(0, 0, w, h))
+	src := img.Bounds()
+	sw, sh := src.Dx(), src.Dy()
+	scale := min(float64(w)/float64(sw), float64(h)/float64(sh))
+	dw, dh := max(1, int(float64(sw)*scale)), max(1, int(float64(sh)*scale))
+	ox, oy := (w-dw)/2, (h-dh)/2
+	for y := range dh {
+		y0, y1 := src.Min.Y+y*sh/dh, src.Min.Y+max((y+1)*sh/dh, y*sh/dh+1)
+		for x := range dw {
+			x0, x1 := src.Min.X+x*sw/dw, src.Min.X+max((x+1)*sw/dw, x*sw/dw+1)
+			var r, g, b, a, n uint64
+			for sy := y0; sy < y1; sy++ {
+				for sx := x0; sx < x1; sx++ {
+					c := color.NRGBA64Model.Convert(img.At(sx, sy)).(color.NRGBA64)
+					r, g, b, a, n = r+uint64(c.R), g+uint64(c.G), b+uint64(c.B), a+uint64(c.A), n+1
+				}
+			}
+			out.SetNRGBA(ox+x, oy+y, color.NRGBA{R: uint8(r / n >> 8), G: uint8(g / n >> 8), B: uint8(b / n >> 8), A: uint8(a / n >> 8)})
+		}
+	}
+	return out
+}
+
+// seekerAt reads a blobSeeker at offsets, as a zip reader wants.
+type seekerAt struct {
+	mu sync.Mutex
+	rs io.ReadSeeker
+}
+
+func (s *seekerAt) ReadAt(p []byte, off int64) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.rs.Seek(off, io.SeekStart); err != nil {
+		return 0, err
+	}
+	n, err := io.ReadFull(s.rs, p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.EOF // ReaderAt's word for a read cut short by the end
+	}
+	return n, err
 }

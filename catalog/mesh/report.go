@@ -1,4 +1,5 @@
 // Package mesh reads STL files (through github.com/hschendel/stl's streaming Writer)
+// and 3MF packages (archive/zip and encoding/xml: the build as placed, in millimetres)
 // and reports their geometry and defects: facet count, bounding box, volume, area,
 // open and non-manifold edges, degenerate facets, connected parts, and lint codes.
 // Figures follow admesh's conventions so the two can be compared on the same file.
@@ -28,9 +29,10 @@ type BBox struct {
 	Size [3]float64 `json:"size"`
 }
 
-// Report is what Analyze finds in one STL file.
+// Report is what Analyze finds in one STL file, or Analyze3MF in the build of a 3MF.
 type Report struct {
-	Format           string   `json:"format"` // binary or ascii
+	Format           string   `json:"format"`         // binary or ascii (STL), 3mf
+	Unit             string   `json:"unit,omitempty"` // 3MF: the model's unit; figures are in millimetres
 	Triangles        int      `json:"triangles"`
 	BBox             BBox     `json:"bbox"`
 	Volume           float64  `json:"volume"` // signed: negative when facets are wound inside-out
@@ -43,6 +45,8 @@ type Report struct {
 	Watertight       bool     `json:"watertight"`
 	Codes            []string `json:"codes"`
 	Notes            []string `json:"notes,omitempty"` // the codes in words
+
+	Objects []ObjectReport `json:"objects,omitempty"` // 3MF: each build item as placed
 }
 
 func (r *Report) lint(code, note string) {

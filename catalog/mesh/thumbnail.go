@@ -13,6 +13,22 @@ import (
 // flat-shaded, fitted to w×h. It streams the triangles through a z-buffer, so memory is
 // the picture's whatever the mesh's size. bbox is the mesh's box (from its Report).
 func Thumbnail(r io.ReadSeeker, bbox BBox, w, h int) (*image.NRGBA, error) {
+	t := newThumb(bbox, w, h)
+	if err := stl.CopyAll(r, t); err != nil {
+		return nil, err
+	}
+	return t.img, nil
+}
+
+// Draw draws the 3MF's build as placed, as Thumbnail draws an STL. bbox is the build's
+// box (from its Report).
+func (p *Package3MF) Draw(bbox BBox, w, h int) *image.NRGBA {
+	t := newThumb(bbox, w, h)
+	p.Place(t, nil)
+	return t.img
+}
+
+func newThumb(bbox BBox, w, h int) *thumb {
 	t := &thumb{img: image.NewNRGBA(image.Rect(0, 0, w, h)), z: make([]float64, w*h), w: w, h: h}
 	for i := range t.z {
 		t.z[i] = math.Inf(-1)
@@ -37,10 +53,7 @@ func Thumbnail(r io.ReadSeeker, bbox BBox, w, h int) (*image.NRGBA, error) {
 	spanX, spanY := max(maxX-minX, 1e-9), max(maxY-minY, 1e-9)
 	t.scale = 0.9 * min(float64(w)/spanX, float64(h)/spanY)
 	t.offX, t.offY = float64(w)/2-t.scale*(minX+maxX)/2, float64(h)/2+t.scale*(minY+maxY)/2
-	if err := stl.CopyAll(r, t); err != nil {
-		return nil, err
-	}
-	return t.img, nil
+	return t
 }
 
 type thumb struct {

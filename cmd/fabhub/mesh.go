@@ -11,8 +11,9 @@ import (
 )
 
 // meshCommand runs `fabhub mesh check FILE...`: one JSON object per line per file, with
-// the file's name and its mesh report. An unreadable or non-STL file gets a one-line
-// message on stderr; the others are still checked, and the exit status is 1.
+// the file's name and its mesh report (a .3mf is read as 3MF). An unreadable or
+// non-mesh file gets a one-line message on stderr; the others are still checked, and
+// the exit status is 1.
 func meshCommand(args []string, stdout, stderr io.Writer) error {
 	if len(args) < 2 || args[0] != "check" {
 		return errors.New("usage: fabhub mesh check FILE...")
@@ -34,7 +35,7 @@ func meshCommand(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("mesh check: %d of %d files could not be read as STL", failed, len(args)-1)
+		return fmt.Errorf("mesh check: %d of %d files could not be read as STL or 3MF", failed, len(args)-1)
 	}
 	return nil
 }
@@ -52,5 +53,5 @@ func checkFile(name string) (mesh.Report, error) {
 	if !fi.Mode().IsRegular() {
 		return mesh.Report{}, errors.New("not a regular file")
 	}
-	return mesh.Analyze(f, fi.Size())
+	return mesh.AnalyzeFile(name, f, fi.Size())
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fabcommons/fabcommons/catalog/mesh"
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 )
 
@@ -50,11 +51,21 @@ func (c *Cura) definition() (string, error) {
 
 // Slice runs CuraEngine. The G-code's own header holds placeholders (;TIME:6666), so the
 // figures come from what CuraEngine prints after slicing: the header it would have
-// written ("Gcode header after slicing:" then ;TIME: and ;Filament used:).
-func (c *Cura) Slice(ctx context.Context, mesh, gcode string) (agentapi.Estimate, error) {
+// written ("Gcode header after slicing:" then ;TIME: and ;Filament used:). CuraEngine
+// reads STL only, so a 3MF (by its name) is first written out as binary STL of its
+// build as placed, in millimetres, beside the G-code, and removed after.
+func (c *Cura) Slice(ctx context.Context, model, gcode string) (agentapi.Estimate, error) {
 	def, err := c.definition()
 	if err != nil {
 		return agentapi.Estimate{}, err
+	}
+	if mesh.Is3MF(model) {
+		converted := strings.TrimSuffix(gcode, filepath.Ext(gcode)) + ".3mf.stl"
+		if err := threeMFToSTL(model, converted); err != nil {
+			return agentapi.Estimate{}, err
+		}
+		defer os.Remove(converted)
+		model = converted
 	}
 	engine := c.Engine
 	if engine == "" {
@@ -64,7 +75,7 @@ func (c *Cura) Slice(ctx context.Context, mesh, gcode string) (agentapi.Estimate
 	for _, s := range c.Settings {
 		args = append(args, "-s", s)
 	}
-	args = append(args, "-l", mesh)
+	args = append(args, "-l", model)
 	cmd := exec.CommandContext(ctx, engine, args...)
 	cmd.Env = append(os.Environ(), "CURA_ENGINE_SEARCH_PATH="+strings.Join(c.SearchPath, string(os.PathListSeparator)))
 	stderr, err := cmd.StderrPipe()
@@ -87,6 +98,39 @@ func (c *Cura) Slice(ctx context.Context, mesh, gcode string) (agentapi.Estimate
 		return agentapi.Estimate{}, errors.New("CuraEngine finished without a print time: nothing to print (is the mesh empty or outside the build plate?)")
 	}
 	return est, nil
+}
+
+// threeMFToSTL writes the 3MF's build at src as binary STL at dst.
+func threeMFToSTL(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	p, err := mesh.Open3MF(in, fi.Size())
+	if err != nil {
+		return fmt.Errorf("read the 3MF: %w", err)
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	n, err := p.WriteSTL(out)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n == 0 {
+		err = errors.New("the 3MF's build places no triangles: nothing to print")
+	}
+	if err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("convert the 3MF to STL: %w", err)
+	}
+	return nil
 }
 
 // readCuraLog reads CuraEngine's log for the estimate and its last error line.

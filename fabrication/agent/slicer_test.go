@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,5 +94,54 @@ End of gcode header.
 	}
 	if lastErr != "[error] something at the end" {
 		t.Errorf("last error: got %q", lastErr)
+	}
+}
+
+// TestCuraSlicesA3MF: a 3MF is sliced through its build as placed. The package holds a
+// 1 cm cube in centimetres, stretched to 2 cm by its build item and moved 3 cm along X:
+// CuraEngine must see the same 20 mm cube as TestCuraSlicesARealMesh's STL moved 30 mm,
+// and so give the same estimate as the STL placed there.
+func TestCuraSlicesA3MF(t *testing.T) {
+	t.Parallel()
+	cura := needCura(t)
+	dir := t.TempDir()
+	model := filepath.Join(dir, "cube.3mf")
+	os.WriteFile(model, meshtest.ThreeMF(meshtest.Model3MF("centimeter", meshtest.MeshObject(1, "cube", meshtest.Cube(stl.Vec3{0, 0, 0}, 1)),
+		meshtest.Item(1, "2 0 0 0 2 0 0 0 2 3 0 0")), nil), 0o600)
+	want := filepath.Join(dir, "cube.stl")
+	os.WriteFile(want, meshtest.Binary("cube", meshtest.Cube(stl.Vec3{30, 0, 0}, 20)), 0o600)
+
+	got, err := cura.Slice(context.Background(), model, filepath.Join(dir, "cube-3mf.gcode"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := cura.Slice(context.Background(), want, filepath.Join(dir, "cube-stl.gcode"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("3MF: %.0f s, %.0f mm; the same cube as STL: %.0f s, %.0f mm", got.Seconds, got.FilamentMM, ref.Seconds, ref.FilamentMM)
+	if got.Seconds != ref.Seconds || math.Abs(got.FilamentMM-ref.FilamentMM) > 1e-6*ref.FilamentMM {
+		t.Fatalf("got %+v, want the STL's %+v", got, ref)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "*.3mf.stl"))
+	if len(left) != 0 {
+		t.Fatalf("the converted STL was left behind: %v", left)
+	}
+
+	// A 3MF that cannot be read, or places nothing, is a clear error and no G-code.
+	for name, data := range map[string][]byte{
+		"not a zip": []byte("hello"),
+		"no build":  meshtest.ThreeMF(meshtest.Model3MF("", meshtest.MeshObject(1, "cube", meshtest.Cube(stl.Vec3{}, 10)), ""), nil),
+	} {
+		bad := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".3mf")
+		os.WriteFile(bad, data, 0o600)
+		gcode := strings.TrimSuffix(bad, ".3mf") + ".gcode"
+		_, err := cura.Slice(context.Background(), bad, gcode)
+		if err == nil || !strings.Contains(err.Error(), "3MF") {
+			t.Fatalf("%s: got %v, want an error about the 3MF", name, err)
+		}
+		if _, err := os.Stat(gcode); err == nil {
+			t.Fatalf("%s: G-code left behind", name)
+		}
 	}
 }

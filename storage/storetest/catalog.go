@@ -33,6 +33,12 @@ func sampleDesign(i int, title string, tags ...string) (catalog.Design, catalog.
 				Format: "binary", Triangles: 12, Volume: 1000, Area: 600, Parts: 1, Watertight: true, Codes: []string{},
 				BBox: mesh.BBox{Min: [3]float64{0, 0, 0}, Max: [3]float64{10, 10, 10}, Size: [3]float64{10, 10, 10}}}},
 			{Path: "README.md", SHA256: fmt.Sprintf("%064d", 1000+i), Size: 10, Kind: catalog.FileDocument},
+			// A 3MF's report has a unit and each build item's figures: they must come back.
+			{Path: "parts/lid.3mf", SHA256: fmt.Sprintf("%064d", 2000+i), Size: 900, Kind: catalog.FileMesh, Mesh: &mesh.Report{
+				Format: "3mf", Unit: "inch", Triangles: 12, Volume: 16387.064, Area: 3870.96, Parts: 1, Watertight: true, Codes: []string{"3MF_MIRRORED"},
+				Notes: []string{"mirrored"}, BBox: mesh.BBox{Max: [3]float64{25.4, 25.4, 25.4}, Size: [3]float64{25.4, 25.4, 25.4}},
+				Objects: []mesh.ObjectReport{{Item: 1, ObjectID: 3, Name: "lid", Triangles: 12, Volume: 16387.064, Area: 3870.96, Mirrored: true,
+					BBox: mesh.BBox{Max: [3]float64{25.4, 25.4, 25.4}, Size: [3]float64{25.4, 25.4, 25.4}}}}}},
 		},
 		BOM: []catalog.BOMLine{
 			{Ref: "B1", Kind: catalog.KindPrinted, Name: "Base", Qty: 1, File: "parts/base.stl", Material: "PETG"},

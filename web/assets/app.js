@@ -175,7 +175,7 @@ function upload() {
     if (file.size > maxFile) {
       lint.className = 'error';
       lint.textContent = 'Too large: the limit is ' + (maxFile / 1e6).toFixed(0) + ' MB per file.';
-    } else if (/\.stl$/i.test(path)) {
+    } else if (/\.(stl|3mf)$/i.test(path)) {
       lint.textContent = 'Checking the mesh…';
       const fd = new FormData();
       fd.append('file', file, path);

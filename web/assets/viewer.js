@@ -1,4 +1,6 @@
-// The design page's 3D viewer: three.js with STLLoader (in a worker) and OrbitControls.
+// The design page's 3D viewer: three.js with STLLoader (in a worker), 3MFLoader (on the
+// page: it needs DOMParser, which workers lack; loaded only when a 3MF is shown) and
+// OrbitControls.
 import * as THREE from './vendor/three/three.module.js';
 import { OrbitControls } from './vendor/three/OrbitControls.js';
 
@@ -51,16 +53,26 @@ if (renderer) {
     draw();
   };
 
-  const show = (position, normal) => {
+  const meshOf = (position, normal) => {
     const g = new THREE.BufferGeometry();
     g.setAttribute('position', new THREE.BufferAttribute(position, 3));
     if (normal) g.setAttribute('normal', new THREE.BufferAttribute(normal, 3));
     else g.computeVertexNormals();
-    g.computeBoundingSphere();
-    if (mesh) { scene.remove(mesh); mesh.geometry.dispose(); }
-    mesh = new THREE.Mesh(g, material);
+    return new THREE.Mesh(g, material);
+  };
+
+  // show puts an object (one mesh, or a 3MF's build: a group of placed meshes) in the
+  // scene in place of the last, all drawn in the one material, and fits the view to it.
+  const show = (object) => {
+    if (mesh) {
+      scene.remove(mesh);
+      mesh.traverse((o) => { if (o.isMesh) o.geometry.dispose(); });
+    }
+    object.traverse((o) => { if (o.isMesh) o.material = material; });
+    mesh = object;
     scene.add(mesh);
-    const s = g.boundingSphere, r = Math.max(s.radius, 1e-3);
+    const s = new THREE.Box3().setFromObject(mesh).getBoundingSphere(new THREE.Sphere());
+    const r = Math.max(s.radius, 1e-3);
     const dist = r / Math.sin((camera.fov * Math.PI) / 360) * 1.15;
     fitted = { target: s.center.clone(), position: s.center.clone().add(new THREE.Vector3(1, -1.4, 0.9).normalize().multiplyScalar(dist)) };
     camera.near = dist / 100; camera.far = dist * 100;
@@ -100,8 +112,16 @@ if (renderer) {
       let at = 0;
       for (const c of chunks) { buf.set(c, at); at += c.length; }
       say('Reading the mesh…');
-      const { position, normal } = await parse(buf.buffer);
-      if (mine === token) show(position, normal);
+      let object;
+      if (opt.dataset.format === '3mf') {
+        const { ThreeMFLoader } = await import('./vendor/three/3MFLoader.js');
+        object = new ThreeMFLoader().parse(buf.buffer);
+        if (!object.children.length) throw new Error('the 3MF places nothing in its build');
+      } else {
+        const { position, normal } = await parse(buf.buffer);
+        object = meshOf(position, normal);
+      }
+      if (mine === token) show(object);
     } catch (e) {
       if (mine === token) say('The mesh could not be shown: ' + e.message);
     }
