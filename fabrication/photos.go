@@ -62,6 +62,26 @@ func checkPhoto(p Photo) error {
 	return nil
 }
 
+// CheckSnapshot says, before the image is read and stored, whether AttachSnapshot
+// would take a photo of job id from machine m with lease: nil, or its refusal.
+func (s *Scheduler) CheckSnapshot(ctx context.Context, m Machine, id, lease string) error {
+	j, err := s.store.Job(ctx, id)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", id, err)
+	}
+	return snapshotAllowed(s, m, j, lease)
+}
+
+func snapshotAllowed(s *Scheduler, m Machine, j Job, lease string) error {
+	if err := s.checkLease(m, j, lease); err != nil {
+		return err
+	}
+	if j.State != JobPrinting {
+		return fmt.Errorf("job %s is %s, not printing: %w", j.ID, j.State, ErrStaleLease)
+	}
+	return nil
+}
+
 // AttachSnapshot records the photo the agent of machine m took of a job it holds
 // with lease, as the job's camera photo, before it reports the print finished. It
 // ends one of three ways: the job with the photo; ErrStaleLease (not this machine's
@@ -73,11 +93,8 @@ func (s *Scheduler) AttachSnapshot(ctx context.Context, m Machine, id, lease str
 	}
 	p.Source, p.By = PhotoCamera, s.agentActor(m)
 	j, _, err := s.change(ctx, id, func(j Job, now time.Time) (Job, Effects, error) {
-		if err := s.checkLease(m, j, lease); err != nil {
+		if err := snapshotAllowed(s, m, j, lease); err != nil {
 			return j, Effects{}, err
-		}
-		if j.State != JobPrinting {
-			return j, Effects{}, fmt.Errorf("job %s is %s, not printing: %w", id, j.State, ErrStaleLease)
 		}
 		p.At = now
 		photos, err := PutPhoto(j.Photos, p, false)
@@ -93,6 +110,26 @@ func (s *Scheduler) AttachSnapshot(ctx context.Context, m Machine, id, lease str
 
 // photoStates are the states of a job whose print has ended and may be photographed.
 var photoStates = []string{JobAwaitingHarvest, JobDone, JobFailed, JobUnknown}
+
+// CheckPhoto says, before the image is read and stored, whether AddPhoto would take a
+// photo of job id from actor: nil, or its refusal.
+func (or *Orders) CheckPhoto(ctx context.Context, actor Actor, id string) error {
+	j, err := or.store.Job(ctx, id)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", id, err)
+	}
+	if err := or.operatorOf(ctx, actor, j); err != nil {
+		return err
+	}
+	return photoState(j)
+}
+
+func photoState(j Job) error {
+	if !slices.Contains(photoStates, j.State) {
+		return fmt.Errorf("job %s is %s: photos are of prints that have ended (%s): %w", j.ID, j.State, strings.Join(photoStates, ", "), storage.ErrConflict)
+	}
+	return nil
+}
 
 // AddPhoto puts a person's photo of the make on a job: an owner or operator of the
 // job's lab may, once the print has ended (at harvest, or after). With replace, the
@@ -110,8 +147,8 @@ func (or *Orders) AddPhoto(ctx context.Context, actor Actor, id string, p Photo,
 	}
 	p.Source, p.By = PhotoOperator, actor.Handle
 	j, _, err := or.change(ctx, id, func(j Job, now time.Time) (Job, Effects, error) {
-		if !slices.Contains(photoStates, j.State) {
-			return j, Effects{}, fmt.Errorf("job %s is %s: photos are of prints that have ended (%s): %w", id, j.State, strings.Join(photoStates, ", "), storage.ErrConflict)
+		if err := photoState(j); err != nil {
+			return j, Effects{}, err
 		}
 		p.At = now
 		photos, err := PutPhoto(j.Photos, p, replace)
