@@ -50,6 +50,10 @@ func TestStoreConformance(t *testing.T) {
 		storetest.ExerciseWebhooks(t, func(t *testing.T) webhook.Store { return openSQLite(t).Webhooks() })
 		storetest.ExerciseCatalog(t, func(t *testing.T) catalog.Store { return openSQLite(t).Catalog() })
 		storetest.ExerciseFabrication(t, func(t *testing.T) fabrication.Store { return openSQLite(t).Fabrication() })
+		storetest.ExercisePhotos(t, func(t *testing.T) (catalog.Store, fabrication.Store) {
+			db := openSQLite(t)
+			return db.Catalog(), db.Fabrication()
+		})
 		storetest.ExerciseLedger(t, func(t *testing.T) (fabrication.Store, func() fabrication.Store) {
 			path := filepath.Join(t.TempDir(), "fab.db")
 			open := func() fabrication.Store {
@@ -72,6 +76,10 @@ func TestStoreConformance(t *testing.T) {
 		storetest.ExerciseWebhooks(t, func(t *testing.T) webhook.Store { return openMongo(t, uri).Webhooks() })
 		storetest.ExerciseCatalog(t, func(t *testing.T) catalog.Store { return openMongo(t, uri).Catalog() })
 		storetest.ExerciseFabrication(t, func(t *testing.T) fabrication.Store { return openMongo(t, uri).Fabrication() })
+		storetest.ExercisePhotos(t, func(t *testing.T) (catalog.Store, fabrication.Store) {
+			db := openMongo(t, uri)
+			return db.Catalog(), db.Fabrication()
+		})
 		storetest.ExerciseLedger(t, func(t *testing.T) (fabrication.Store, func() fabrication.Store) {
 			first := openMongo(t, uri)
 			return first.Fabrication(), func() fabrication.Store {
