@@ -126,6 +126,9 @@ func onPrinterHost(base, raw string, keepPort bool) (string, error) {
 	if err != nil || raw == "" {
 		return "", fmt.Errorf("camera: %q is not a URL", raw)
 	}
+	if u.Scheme != "" && u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("camera: %q is not an http(s) URL", raw)
+	}
 	if u.Host == "" {
 		host := b.Host
 		if !keepPort {
