@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"image/png"
 	"strings"
 	"testing"
@@ -25,6 +26,20 @@ func testPNG(t testing.TB, w, h int) []byte {
 		t.Fatal(err)
 	}
 	return append(b.Bytes(), "<script>alert(1)</script>"...)
+}
+
+// testJPEG is a w×h JPEG, as a webcam sends.
+func testJPEG(t testing.TB, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i / 5)
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 func (f labFixture) snapshot(t *testing.T, machine map[string]string, c claimed, ctype string, body []byte) reply {
