@@ -147,7 +147,9 @@ type Store interface {
 	SetFeatured(ctx context.Context, designID string, featured bool) error
 	// SetCounters overwrites the derived counters (the cron recomputes them).
 	SetCounters(ctx context.Context, designID string, c Counters) error
-	// ReferencedBlobs calls fn with every blob key any version uses.
+	// ReferencedBlobs calls fn with every blob key any version uses, and every key of a
+	// photo of a make (fabrication.Job's photos, in the same database): blobs it does not
+	// name are orphans, which the maintenance cron deletes.
 	ReferencedBlobs(ctx context.Context, fn func(key string) error) error
 	// AddFlag records a person's report on a design; a second from the same person on
 	// the same design is storage.ErrConflict.

@@ -160,7 +160,8 @@ type Job struct {
 	CreatedAt    time.Time  `json:"created_at"`
 	UpdatedAt    time.Time  `json:"updated_at"`
 	Events       []Event    `json:"events"`
-	Rev          int        `json:"-"` // bumped by every save; a save names the rev it read
+	Photos       []Photo    `json:"photos,omitempty"` // of the make: the camera's at the end, people's at harvest
+	Rev          int        `json:"-"`                // bumped by every save; a save names the rev it read
 }
 
 // Estimate is what a slicer on the agent worked out for the print.

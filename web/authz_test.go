@@ -137,6 +137,8 @@ func authzMatrix(fx authzFixture) map[string]route {
 		"POST /api/v1/jobs/:id/cancel":        {"/api/v1/jobs/" + fx.cancelJob + "/cancel", map[string]string{}, append([]string{user}, operators...)},
 		"POST /api/v1/jobs/:id/resolve":       {"/api/v1/jobs/" + j + "/resolve", map[string]string{}, operators},
 		"POST /api/v1/jobs/:id/harvest":       {"/api/v1/jobs/" + j + "/harvest", map[string]string{}, operators},
+		"POST /api/v1/jobs/:id/photos":        {"/api/v1/jobs/" + j + "/photos", map[string]string{}, operators},
+		"GET /api/v1/jobs/:id/photos/:key":    {"/api/v1/jobs/" + j + "/photos/" + strings.Repeat("a", 64), nil, people},
 
 		// Federation: ActivityPub is public to read; an inbox takes only signed activities
 		// (none here, so 401 for all); the hub's follows and blocks are its admins'.
@@ -164,6 +166,7 @@ func authzMatrix(fx authzFixture) map[string]route {
 		"POST /api/v1/agent/poll":            {"/api/v1/agent/poll", map[string]any{"protocol": 0}, []string{machine, stranger}},
 		"POST /api/v1/agent/jobs/:id/events": {"/api/v1/agent/jobs/" + j + "/events", map[string]string{"lease": "fab_l_x", "kind": "progress"}, []string{machine}},
 		"GET /api/v1/agent/jobs/:id/file":    {"/api/v1/agent/jobs/" + j + "/file", nil, []string{machine}},
+		"POST /api/v1/agent/jobs/:id/photo":  {"/api/v1/agent/jobs/" + j + "/photo", map[string]string{}, []string{machine}},
 		"GET /assets/*path":                  {"/assets/app.css", nil, anyone},
 		"GET /":                              {"/", nil, people},
 		"GET /search":                        {"/search?q=alpha", nil, people},

@@ -24,6 +24,7 @@ import (
 	"github.com/fabcommons/fabcommons/catalog/mesh/meshtest"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agent"
+	"github.com/fabcommons/fabcommons/fabrication/agent/protocoltest"
 )
 
 // findChromium finds Debian's chromium (scripts/test.sh installs it). Without it the
@@ -94,12 +95,19 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The printer has a camera: each finished print sends the hub a photo.
+	webcam := protocoltest.NewWebcam(testJPEG(t, 320, 240), "image/jpeg")
+	defer webcam.Close()
+	camera, err := agent.NewURLCamera(webcam.SnapshotURL())
+	if err != nil {
+		t.Fatal(err)
+	}
 	agentCtx, stopAgent := context.WithCancel(context.Background())
 	agentDone := make(chan struct{})
 	go func() {
 		defer close(agentDone)
 		a := &agent.Agent{Client: agent.NewClient(srv.URL, enrol.Token), Journal: journal, StateDir: state, Log: testLogger(t),
-			Driver: &agent.Sim{Dir: state, Speed: 1, BaseSeconds: 2}}
+			Driver: &agent.Sim{Dir: state, Speed: 1, BaseSeconds: 2}, Camera: camera}
 		a.Run(agentCtx)
 	}()
 	defer func() { stopAgent(); <-agentDone }()
@@ -237,11 +245,11 @@ func TestBrowser(t *testing.T) {
 	)
 	loc, err := chromedp.Run(ctx, chromedp.Location())
 	check("where am I", err)
-	var gallery string
+	var pictures string
 	run("the gallery shows the picture", chromedp.WaitVisible(chromedp.CSS(`.gallery img`)), chromedp.Sleep(300*time.Millisecond))
-	eval("the gallery", `[...document.querySelectorAll('.gallery img')].filter(i => i.complete && i.naturalWidth === 480).map(i => i.alt).join()`, &gallery)
-	if gallery != "assembled reel" {
-		t.Fatalf("the gallery shows %q, want the picture drawn at 480 px wide with its alt text", gallery)
+	eval("the gallery", `[...document.querySelectorAll('.gallery img')].filter(i => i.complete && i.naturalWidth === 480).map(i => i.alt).join()`, &pictures)
+	if pictures != "assembled reel" {
+		t.Fatalf("the gallery shows %q, want the picture drawn at 480 px wide with its alt text", pictures)
 	}
 	slug := strings.TrimPrefix(loc, srv.URL+"/designs/")
 	if slug == loc || slug == "" {
@@ -425,6 +433,35 @@ func TestBrowser(t *testing.T) {
 	if !strings.Contains(record, "Fab Lab Test\t3\t0\t3 min") {
 		t.Fatalf("the design's fabrication record reads %q, want Fab Lab Test with 3 made, 0 failed, in 3 machine-minutes", record)
 	}
+
+	// Photos of the makes: the camera's, in the design's gallery with alt text, and on
+	// each job's page, where an operator adds one of their own at harvest.
+	var gallery []string
+	run("the design's gallery of makes", chromedp.WaitVisible(chromedp.CSS(`.photos img`)), chromedp.Sleep(200*time.Millisecond), shot("07b-design-photos"))
+	eval("the gallery", `[...document.querySelectorAll('.photos img')].filter(i => i.complete && i.naturalWidth > 1).map(i => i.alt)`, &gallery)
+	if len(gallery) != 3 || !strings.Contains(gallery[0], "Cable reel as made at Fab Lab Test on Sim One") || !strings.Contains(gallery[0], "from the printer's camera") {
+		t.Fatalf("the design's gallery shows %q, want three drawn photos whose alt text says where and how each was made", gallery)
+	}
+	var photoJob string
+	eval("a photographed job", `document.querySelector('.photos a[href^="/jobs/"]').getAttribute('href')`, &photoJob)
+	b.do(t, call{method: "POST", path: "/api/v1/labs/fablab/members", header: owner, body: map[string]string{"handle": "maker", "role": "operator"}}).want(t, 200, "")
+	bedPhoto := filepath.Join(dir, "bed.png")
+	os.WriteFile(bedPhoto, testPNG(t, 64, 48), 0o600)
+	var shown int
+	run("an operator adds a photo at harvest",
+		chromedp.Navigate(srv.URL+photoJob),
+		chromedp.WaitVisible(chromedp.CSS(`form[data-photo]`)),
+		shot("07c-job-photo-form"),
+		chromedp.SetUploadFiles(chromedp.CSS(`form[data-photo] input[type=file]`), []string{bedPhoto}),
+		chromedp.Click(chromedp.CSS(`form[data-photo] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`.photos li:nth-child(2) img`)),
+		chromedp.Sleep(200*time.Millisecond),
+		shot("07d-job-photos"),
+	)
+	eval("the job's photos", `[...document.querySelectorAll('.photos img')].filter(i => i.complete && i.naturalWidth > 1).length`, &shown)
+	if shown != 2 {
+		t.Fatalf("the job page shows %d drawn photos, want the camera's and the operator's", shown)
+	}
 	run("the lab page",
 		chromedp.Navigate(srv.URL+"/labs/fablab"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-machine-id]`)),
@@ -462,7 +499,7 @@ func TestBrowser(t *testing.T) {
 	pages := []string{"/", "/search?q=reel", "/designs/new", "/designs/import", "/designs/" + slug, "/designs/" + slug + "/versions/new",
 		"/designs/" + slug + "/fork", "/designs/" + ndSlug + "/fork", "/designs/" + slug + "/make?lab=fablab",
 		"/labs", "/labs/fablab", strings.TrimPrefix(orderURL, srv.URL), jobPath, "/account",
-		"/designs/" + slug + "/make?lab=paidlab", "/labs/paidlab", "/people/maker", "/designs/" + clipSlug}
+		"/designs/" + slug + "/make?lab=paidlab", "/labs/paidlab", "/people/maker", "/designs/" + clipSlug, photoJob}
 	for _, w := range []int{390, 1280} {
 		run(fmt.Sprintf("resize to %d px", w), chromedp.EmulateViewport(int64(w), 844))
 		for _, page := range pages {

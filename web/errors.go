@@ -54,6 +54,7 @@ func (s *Server) classify(c *gin.Context, err error) (int, apiError) {
 	var bad *badRequest
 	var tooBig *http.MaxBytesError
 	var short *fabrication.InsufficientCredit
+	var media *unsupportedMedia
 	switch {
 	case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
 		// The client went away (an agent's poll cut short, a closed tab): nothing to answer.
@@ -62,6 +63,8 @@ func (s *Server) classify(c *gin.Context, err error) (int, apiError) {
 		return http.StatusBadRequest, apiError{Code: "bad_request", Message: bad.msg}
 	case errors.Is(err, errTooSlow):
 		return http.StatusRequestTimeout, apiError{Code: "too_slow", Message: err.Error()}
+	case errors.As(err, &media):
+		return http.StatusUnsupportedMediaType, apiError{Code: "unsupported_media_type", Message: err.Error()}
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, apiError{Code: "too_large", Message: fmt.Sprintf("the request body is over %d bytes", tooBig.Limit)}
 	case errors.Is(err, storage.ErrInvalid):

@@ -170,6 +170,10 @@ func (s *Server) jobPage(c *gin.Context) {
 		return
 	}
 	data := gin.H{"J": v, "Lab": lab, "Machines": s.machineNames(c, lab.ID)}
+	if _, ok := currentUser(c); ok {
+		// The form to add a photo, for the lab's operators once the print has ended.
+		data["CanPhoto"] = s.orders.CheckPhoto(c.Request.Context(), fabActor(c), v.ID) == nil
+	}
 	if e, ok, err := s.ledger.JobEntry(c.Request.Context(), v.ID); err != nil {
 		s.fail(c, err)
 		return

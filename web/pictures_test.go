@@ -11,22 +11,6 @@ import (
 	"testing"
 )
 
-// testPNG is a w×h gradient, as a PNG.
-func testPNG(t *testing.T, w, h int) []byte {
-	t.Helper()
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			img.Set(x, y, color.NRGBA{uint8(x), uint8(y), 120, 200})
-		}
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 // Source files, drawings and pictures travel with a design, each listed as what it is;
 // pictures are shown re-encoded and scaled, never as uploaded.
 func TestDesignFilesAndPictures(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/catalog/picture"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 	"github.com/fabcommons/fabcommons/fabrication/webhook"
@@ -158,6 +159,8 @@ func New(cfg Config, d Deps) *Server {
 		"/api/v1/designs/:slug/versions": uploads,
 		"/api/v1/designs/import":         uploads,
 		"/api/v1/mesh/check":             cfg.MaxMeshBytes + 1<<20,
+		"/api/v1/jobs/:id/photos":        picture.MaxBytes + 1<<20, // the image and multipart framing
+		ginPath(agentapi.PathJobPhoto):   picture.MaxBytes,
 	}
 	for _, inbox := range []string{federation.PathSharedInbox, federation.PathInstance + "/inbox", federation.PathPeople + "/:name/inbox", federation.PathLabs + "/:name/inbox"} {
 		s.bodyLimits[inbox] = federation.MaxActivityBytes
@@ -302,16 +305,18 @@ func (s *Server) routes(r *gin.Engine) {
 		for _, action := range []string{"approve", "reject", "cancel", "resolve", "harvest"} {
 			user.POST("/jobs/:id/"+action, s.jobAction(action))
 		}
+		api.GET("/jobs/:id/photos/:key", s.jobPhoto)
+		user.POST("/jobs/:id/photos", g("uploads"), s.addPhoto)
 
 		// The agent protocol, for agents with a machine token: paths from its contract
 		// (agentapi), {id} as gin's :id.
-		ginPath := func(p string) string { return strings.Replace(p, "{id}", ":id", 1) }
 		r.POST(agentapi.PathEnroll, s.agentEnroll)
 		r.POST(agentapi.PathRegister, s.agentRegister)
 		machine := r.Group("", s.authenticateMachine)
 		machine.POST(agentapi.PathPoll, s.agentPoll)
 		machine.POST(ginPath(agentapi.PathJobEvents), s.agentEvent)
 		machine.GET(ginPath(agentapi.PathJobFile), writeDeadline(time.Minute), s.agentFile)
+		machine.POST(ginPath(agentapi.PathJobPhoto), g("uploads"), s.agentPhoto)
 	}
 
 	// The pages: anyone, or a signed-in person (others are sent to log in first).
@@ -353,6 +358,9 @@ func (s *Server) routes(r *gin.Engine) {
 		member.POST("/designs/:slug/make", s.makePost)
 	}
 }
+
+// ginPath turns a path of the agent contract (agentapi) into a gin route: {id} as :id.
+func ginPath(p string) string { return strings.Replace(p, "{id}", ":id", 1) }
 
 // streamLimit bounds the live streams open at once, in all and per client, so no one
 // client can hold the hub's connections.

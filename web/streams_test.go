@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -163,7 +164,7 @@ func TestDrainEndsHeldRequests(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	poll := func() (int, error) {
-		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+agentapi.PathPoll, strings.NewReader(`{"protocol":2,"state":"idle","jobs":[],"wait_s":60}`))
+		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+agentapi.PathPoll, strings.NewReader(fmt.Sprintf(`{"protocol":%d,"state":"idle","jobs":[],"wait_s":60}`, agentapi.Protocol)))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", f.machine["Authorization"])
 		resp, err := http.DefaultClient.Do(req)

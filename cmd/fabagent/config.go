@@ -35,6 +35,7 @@ type config struct {
 	APIKey                            string
 	PrinterUser, PrinterPassword      string
 	Command                           string
+	Camera                            string
 
 	Slicer, CuraEngine, CuraDefinition, CuraSearchPath, CuraSettings string
 }
@@ -77,6 +78,7 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&c.PrinterUser, "printer-user", env("FAB_PRINTER_USER", ""), "prusalink: the user for HTTP digest authentication, instead of --api-key (FAB_PRINTER_USER)")
 	fs.StringVar(&c.PrinterPassword, "printer-password", env("FAB_PRINTER_PASSWORD", ""), "prusalink: the password for HTTP digest authentication (FAB_PRINTER_PASSWORD)")
 	fs.StringVar(&c.Command, "command", "", "command: the command to run, with {file} for the job's file")
+	fs.StringVar(&c.Camera, "camera", env("FAB_CAMERA", "auto"), "a photo of each finished print for the hub: auto (the printer's own camera: OctoPrint's or Moonraker's webcam, PrusaLink's camera), off, or a snapshot URL such as http://octopi.local/webcam/?action=snapshot (FAB_CAMERA)")
 	fs.StringVar(&c.Slicer, "slicer", "", "slice meshes on this machine: cura (empty: send files as they are)")
 	fs.StringVar(&c.CuraEngine, "cura-engine", "CuraEngine", "cura: the CuraEngine binary")
 	fs.StringVar(&c.CuraDefinition, "cura-definition", "", "cura: the printer, a .def.json file or a name such as creality_ender3")
@@ -200,6 +202,19 @@ func (c config) driver() (agent.Driver, error) {
 		return agent.NewCommand(c.Command, c.State)
 	}
 	return nil, fmt.Errorf("driver %q: want sim, octoprint, moonraker, prusalink or command", c.Driver)
+}
+
+// camera is where photos of finished prints come from: the printer's own camera when
+// its driver knows one (auto), none (off), or the snapshot URL given.
+func (c config) camera(d agent.Driver) (agent.Camera, error) {
+	switch c.Camera {
+	case "off":
+		return nil, nil
+	case "auto", "":
+		cam, _ := d.(agent.Camera) // sim and command have none
+		return cam, nil
+	}
+	return agent.NewURLCamera(c.Camera)
 }
 
 func (c config) slicer() (agent.Slicer, error) {

@@ -133,6 +133,10 @@ func runAgent(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	camera, err := c.camera(driver)
+	if err != nil {
+		return err
+	}
 	tokenPath := filepath.Join(c.State, "token")
 	if _, err := os.Stat(tokenPath); errors.Is(err, os.ErrNotExist) && c.JoinToken != "" && c.Hub != "" {
 		// docker-compose and fleets: join on first start with the lab's join token.
@@ -173,7 +177,7 @@ func runAgent(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		return err
 	}
 	a := &agent.Agent{
-		Client: client, Driver: driver, Journal: j, StateDir: c.State, Log: log, Slicer: slicer,
+		Client: client, Driver: driver, Journal: j, StateDir: c.State, Log: log, Slicer: slicer, Camera: camera,
 	}
 	if progress.IsTerminal(stderr) {
 		a.Progress = progress.NewBar(stderr, "download").Update

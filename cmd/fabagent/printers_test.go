@@ -78,6 +78,7 @@ type rig struct {
 	lab     string
 	stops   []func()
 	busy    atomic.Int32 // Ready answers that said the printer was busy
+	camera  agent.Camera // nil: no photos of finished prints
 }
 
 var labCount atomic.Int32
@@ -161,7 +162,7 @@ func (r *rig) start(key string, kill *killer) (done <-chan error) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	a := &agent.Agent{Client: client, Driver: d, Journal: j, StateDir: r.state, Slicer: gcodeSlicer{},
+	a := &agent.Agent{Client: client, Driver: d, Journal: j, StateDir: r.state, Slicer: gcodeSlicer{}, Camera: r.camera,
 		Log: slog.New(slog.NewTextHandler(logWriter{r.t}, &slog.HandlerOptions{Level: slog.LevelInfo})), ReadyEvery: 100 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan error, 1)

@@ -38,8 +38,10 @@ func TestCheckFindsAndRepairs(t *testing.T) {
 	if _, err := os.Stat(blobPath(seed.Blobs[0])); err != nil {
 		t.Fatalf("the blob layout changed (%v): fix blobPath", err)
 	}
-	if err := os.Remove(blobPath(seed.Blobs[0])); err != nil {
-		t.Fatal(err)
+	for _, i := range []int{0, 4} { // a version's file, a photo of a make
+		if err := os.Remove(blobPath(seed.Blobs[i])); err != nil {
+			t.Fatal(err)
+		}
 	}
 	damaged, err := os.ReadFile(blobPath(seed.Blobs[1]))
 	if err != nil {
@@ -83,6 +85,7 @@ func TestCheckFindsAndRepairs(t *testing.T) {
 		"dangling job j2: is held by machine \"m-gone\"",
 		"lineage design-2: names parent design \"d-gone\"",
 		"ledger chain:",
+		"missing-blob " + seed.Blobs[4] + ": named by a photo of job j2",
 	}
 	out, err := checkCLI()
 	if err == nil {

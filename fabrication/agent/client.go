@@ -206,6 +206,36 @@ func (c *Client) Event(ctx context.Context, id string, req agentapi.EventRequest
 	return resp, err
 }
 
+// Photo sends a snapshot of a held job's finished print. The hub keeps one camera
+// photo per job, so a repeat does no harm and the call is retried like a report; ctx
+// bounds how long it may take (the runtime gives it little: a photo never holds up
+// the report of the print).
+func (c *Client) Photo(ctx context.Context, id, lease, contentType string, image []byte) (agentapi.PhotoResponse, error) {
+	var resp agentapi.PhotoResponse
+	if len(image) > agentapi.MaxPhotoBytes {
+		return resp, fmt.Errorf("%w: the photo is %d bytes, over the hub's %d", ErrRefused, len(image), agentapi.MaxPhotoBytes)
+	}
+	err := c.retry(ctx, func() error {
+		req, err := http.NewRequestWithContext(ctx, "POST", c.Hub+agentapi.JobPath(agentapi.PathJobPhoto, id), bytes.NewReader(image))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", contentType)
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+		req.Header.Set(agentapi.HeaderLease, lease)
+		r, err := c.HTTP.Do(req)
+		if err != nil {
+			return err
+		}
+		defer r.Body.Close()
+		if r.StatusCode/100 != 2 {
+			return hubErrorFrom(r)
+		}
+		return json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&resp)
+	})
+	return resp, err
+}
+
 // downloadStalls bounds the attempts in a row that bring no new byte: a hub that answers
 // nothing useful that many times (with backoff between) makes Download give up, and the
 // runtime tries the job again later. Attempts that make progress reset the count, so a

@@ -36,6 +36,9 @@ type Held struct {
 	CancelRequested bool `json:"cancel_requested,omitempty"`
 	// HandBackWhy is the reason given when the job is handed back (PhaseHandingBack).
 	HandBackWhy string `json:"hand_back_why,omitempty"`
+	// Photographed: the camera was asked for a still of the finished print (whether or
+	// not one came), so a report that is sent again does not take another.
+	Photographed bool `json:"photographed,omitempty"`
 }
 
 // Print names this attempt at the job for the driver.

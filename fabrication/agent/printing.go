@@ -135,6 +135,9 @@ func (a *Agent) tend(ctx context.Context) error {
 	var req agentapi.EventRequest
 	switch st.State {
 	case PrinterFinished:
+		if err := a.photograph(ctx, h); err != nil {
+			return err
+		}
 		req = agentapi.EventRequest{Kind: agentapi.EventFinished, Progress: 100, Message: st.Message}
 	case PrinterFailed:
 		// A fault of the machine is worth another try; a print stopped on purpose, at
@@ -188,6 +191,40 @@ func (a *Agent) tend(ctx context.Context) error {
 	}
 	sleep(ctx, 2*time.Second)
 	return nil
+}
+
+// photographLimit bounds the camera and the upload together: a photo never holds up
+// the report of a finished print for longer.
+const photographLimit = 45 * time.Second
+
+// photograph sends the hub a still of a finished print, once per job, before the
+// print is reported finished (the lease still holds then). Whatever goes wrong with
+// the camera or the upload is logged and the job goes on: the only error it returns
+// is the journal's.
+func (a *Agent) photograph(ctx context.Context, h *Held) error {
+	if a.Camera == nil || h.Photographed {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, photographLimit)
+	defer cancel()
+	snap, err := a.Camera.Snapshot(pctx)
+	switch {
+	case errors.Is(err, ErrNoCamera):
+		a.Log.Info("no photo of the print: the printer has no camera", "job", h.Job.ID, "why", err)
+	case err != nil:
+		a.Log.Warn("no photo of the print: the camera did not give one", "job", h.Job.ID, "err", err)
+	default:
+		if resp, err := a.Client.Photo(pctx, h.Job.ID, h.Lease, snap.ContentType, snap.Data); err != nil {
+			a.Log.Warn("no photo of the print: the hub did not take it", "job", h.Job.ID, "err", err)
+		} else {
+			a.Log.Info("photo of the print sent", "job", h.Job.ID, "bytes", len(snap.Data), "key", resp.Key)
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // stopping: the next start photographs it
+	}
+	h.Photographed = true
+	return a.Journal.Set(h)
 }
 
 func (a *Agent) report(ctx context.Context, h *Held, req agentapi.EventRequest) (agentapi.EventResponse, error) {

@@ -19,6 +19,8 @@ type Agent struct {
 	StateDir string
 	// Slicer, when set, turns mesh files into G-code before they reach the printer.
 	Slicer Slicer
+	// Camera, when set, takes a still of each finished print for the hub (see photograph).
+	Camera Camera
 	Log    *slog.Logger
 	// Progress, when set, hears download progress (fabagent draws a bar on a terminal).
 	Progress func(done, total int64)

@@ -18,6 +18,8 @@
 //     print, and report events at least every heartbeat_s seconds. Each reply extends
 //     the lease; cancel: true means stop now. 409 stale_lease means the job was taken
 //     back: drop it.
+//     When the print is done and the machine has a camera, the agent may send a photo of
+//     it (Photo) before it reports finished, with the same lease.
 //  4. A lease that is not extended expires: a job that had not started goes back to
 //     the queue; a job that was printing becomes "unknown" and is never queued again
 //     by itself — the agent's next report (or an operator) says what happened.
@@ -35,7 +37,8 @@ import (
 //	2: Job.attempt (printers keep records by file name, so each attempt gets its own);
 //	   a poll with state "busy" gets no job; a poll's capabilities are gone (the hub
 //	   never read them; Register still carries them); a protocol mismatch is 426.
-const Protocol = 2
+//	3: Photo (PathJobPhoto): a snapshot of the finished print, sent with the lease.
+const Protocol = 3
 
 // Paths of the calls. {id} is a job id: JobPath fills it in.
 const (
@@ -44,6 +47,7 @@ const (
 	PathPoll      = "/api/v1/agent/poll"
 	PathJobEvents = "/api/v1/agent/jobs/{id}/events"
 	PathJobFile   = "/api/v1/agent/jobs/{id}/file"
+	PathJobPhoto  = "/api/v1/agent/jobs/{id}/photo"
 )
 
 // JobPath fills a job id into one of the job paths.
@@ -51,7 +55,7 @@ func JobPath(pattern, id string) string {
 	return strings.Replace(pattern, "{id}", url.PathEscape(id), 1)
 }
 
-// HeaderLease carries the job's lease on a file download.
+// HeaderLease carries the job's lease on a file download and a photo upload.
 const HeaderLease = "X-Fab-Lease"
 
 // Machine states an agent reports in a poll.
@@ -95,6 +99,23 @@ type Hub interface {
 	// Poll; 403 a job of another lab; 409 the lease is stale or the job no longer
 	// printable.
 	Download(ctx context.Context, fileURL, lease, wantSHA256, dst string, progress func(done, total int64)) error
+	// Photo: POST PathJobPhoto with HeaderLease, the image as the body (Content-Type
+	// image/jpeg, image/png or image/gif, at most MaxPhotoBytes). The hub decodes it
+	// and stores a re-encoded copy as the job's camera photo, replacing the camera photo
+	// it had. 201 PhotoResponse; 401 as Poll; 403 a job of another lab; 409 the lease
+	// is stale or the job is not printing; 413 too large; 415 not an image type; 422
+	// the image is damaged or too many pixels. Retried like Event: a repeat replaces
+	// the photo with the same one.
+	Photo(ctx context.Context, id, lease, contentType string, image []byte) (PhotoResponse, error)
+}
+
+// MaxPhotoBytes bounds a photo upload (the hub's image limit).
+const MaxPhotoBytes = 16 << 20
+
+// PhotoResponse is the hub's answer to a photo: the stored copy's key and type.
+type PhotoResponse struct {
+	Key         string `json:"key"` // SHA-256 of the re-encoded image
+	ContentType string `json:"content_type"`
 }
 
 // Capabilities is what an agent reports about its machine. An operator's settings on

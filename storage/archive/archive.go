@@ -104,6 +104,11 @@ func Export(ctx context.Context, src Store, blobs storage.Blobs, w io.Writer, op
 				sizes[f.SHA256] = f.Size
 			}
 		}
+		if j, ok := rec.(Job); ok {
+			for _, p := range j.Photos {
+				sizes[p.Key] = p.Size
+			}
+		}
 		line, err := json.Marshal(struct {
 			Kind string `json:"kind"`
 			Data any    `json:"data"`
@@ -239,6 +244,9 @@ func record(v any, public bool, hidden map[string]bool) (string, any, bool) {
 		list(&v.Tags)
 		if public {
 			v.LeaseHash = ""
+		}
+		if public && hidden[v.DesignID] {
+			v.Photos = nil // photos of a hidden design's makes stay with its files
 		}
 		return KindJob, FromJob(v), true
 	case fabrication.Usage:
@@ -435,6 +443,13 @@ func Import(ctx context.Context, r io.Reader, dst Store, blobs storage.Blobs, op
 				}
 			}
 		}
+		if j, ok := v.(fabrication.Job); ok {
+			for _, p := range j.Photos {
+				if err := present(ctx, blobs, have, p.Key); err != nil {
+					return nil, fmt.Errorf("%s line %d: a photo of job %s: %w", recordsName, lineNo, j.ID, err)
+				}
+			}
+		}
 		return v, nil
 	}
 	if err := dst.Load(ctx, load); err != nil {
@@ -448,7 +463,7 @@ func Import(ctx context.Context, r io.Reader, dst Store, blobs storage.Blobs, op
 	return h, nil
 }
 
-// present checks that a blob a version names was in the archive or is stored already.
+// present checks that a blob a version or a photo names was in the archive or is stored already.
 func present(ctx context.Context, blobs storage.Blobs, have map[string]bool, key string) error {
 	if have[key] {
 		return nil

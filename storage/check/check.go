@@ -22,7 +22,7 @@ import (
 
 // The kinds of problem.
 const (
-	MissingBlob   = "missing-blob"   // a version names a blob the store does not have
+	MissingBlob   = "missing-blob"   // a version or a photo of a make names a blob the store does not have
 	DamagedBlob   = "damaged-blob"   // a blob's size or content does not match its name
 	OrphanBlob    = "orphan-blob"    // a blob nothing names, older than the grace period
 	VersionFiles  = "version-files"  // a version's file list or BOM is inconsistent
@@ -139,6 +139,18 @@ func Run(ctx context.Context, src archive.Store, blobs storage.Blobs, opt Option
 			others = append(others, v)
 		case fabrication.Job:
 			v.Events = nil // not needed here: keep memory to the job's fields
+			for _, p := range v.Photos {
+				where := "a photo of job " + v.ID
+				switch u, ok := referenced[p.Key]; {
+				case !storage.ValidKey(p.Key):
+					problem(Dangling, "job "+v.ID, "a photo has no valid key (%q)", p.Key)
+				case !ok:
+					referenced[p.Key] = use{p.Size, where}
+				case u.size != p.Size:
+					problem(DamagedBlob, p.Key, "%s says it is %d bytes; %s says %d", where, p.Size, u.where, u.size)
+				}
+			}
+			v.Photos = nil
 			jobs = append(jobs, v)
 		case webhook.Hook:
 			hooks[v.ID] = true

@@ -311,6 +311,34 @@ func (c Catalog) ReferencedBlobs(ctx context.Context, fn func(string) error) (er
 	if err := cur.Err(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	return c.photoBlobs(ctx, fn)
+}
+
+// photoBlobs calls fn with the key of every photo of a make (fabrication.Job.Photos).
+func (c Catalog) photoBlobs(ctx context.Context, fn func(string) error) error {
+	cur, err := c.db.db.Collection("jobs").Find(ctx, bson.M{"photos": bson.M{"$exists": true}}, options.Find().SetProjection(bson.M{"photos": 1}))
+	if err != nil {
+		return err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var doc struct {
+			Photos []struct {
+				Key string `bson:"key"`
+			} `bson:"photos"`
+		}
+		if err := cur.Decode(&doc); err != nil {
+			return err
+		}
+		for _, p := range doc.Photos {
+			if err := fn(p.Key); err != nil {
+				return err
+			}
+		}
+	}
+	if err := cur.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
 	return nil
 }
 

@@ -55,6 +55,9 @@ func (d jobDoc) job() fabrication.Job {
 	for i := range j.Events {
 		j.Events[i].At = j.Events[i].At.UTC()
 	}
+	for i := range j.Photos {
+		j.Photos[i].At = j.Photos[i].At.UTC()
+	}
 	return j
 }
 

@@ -246,7 +246,8 @@ func (c Catalog) SetCounters(ctx context.Context, designID string, counters cata
 }
 
 func (c Catalog) ReferencedBlobs(ctx context.Context, fn func(string) error) error {
-	rows, err := c.db.read.QueryContext(ctx, `SELECT DISTINCT j.value ->> 'sha256' FROM versions, json_each(versions.files) AS j`)
+	rows, err := c.db.read.QueryContext(ctx, `SELECT j.value ->> 'sha256' FROM versions, json_each(versions.files) AS j
+		UNION SELECT p.value ->> 'key' FROM jobs, json_each(jobs.data, '$.photos') AS p`)
 	if err != nil {
 		return err
 	}

@@ -115,6 +115,11 @@ func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabric
 	j1.Events = append(j1.Events, fabrication.Event{At: at(20), Kind: fabrication.JobPrinting, From: fabrication.JobAssigned, To: fabrication.JobPrinting, Actor: "machine:Prusa MK4"})
 	must(fab.SaveJob(ctx, j1, 0))
 	j2.State, j2.StartedAt, j2.FinishedAt, j2.Failures, j2.UpdatedAt = fabrication.JobDone, &started, &finished, 1, finished
+	photo, err := blobs.Put(ctx, bytes.NewReader([]byte("\x89PNG a photo of the make")), 1<<20, "")
+	must(err)
+	seed.Blobs = append(seed.Blobs, photo.Key) // Blobs[4]: a photo of j2, by the camera
+	j2.Photos = []fabrication.Photo{{Key: photo.Key, Size: photo.Size, ContentType: "image/png", Width: 640, Height: 480,
+		Source: fabrication.PhotoCamera, By: "machine:Prusa MK4", At: finished}}
 	j2.Events = append(j2.Events, fabrication.Event{At: finished, Kind: fabrication.JobDone, To: fabrication.JobDone, Actor: "hub", Message: "done"})
 	must(fab.SaveJob(ctx, j2, 0))
 	must(fab.AddUsage(ctx, lab.ID, "u-bob", 1500, at(45)))

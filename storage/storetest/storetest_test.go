@@ -52,6 +52,10 @@ func TestStoreConformance(t *testing.T) {
 		storetest.ExerciseFederation(t, func(t *testing.T) federation.Store { return openSQLite(t).Federation() })
 		storetest.ExerciseCatalog(t, func(t *testing.T) catalog.Store { return openSQLite(t).Catalog() })
 		storetest.ExerciseFabrication(t, func(t *testing.T) fabrication.Store { return openSQLite(t).Fabrication() })
+		storetest.ExercisePhotos(t, func(t *testing.T) (catalog.Store, fabrication.Store) {
+			db := openSQLite(t)
+			return db.Catalog(), db.Fabrication()
+		})
 		storetest.ExerciseLedger(t, func(t *testing.T) (fabrication.Store, func() fabrication.Store) {
 			path := filepath.Join(t.TempDir(), "fab.db")
 			open := func() fabrication.Store {
@@ -75,6 +79,10 @@ func TestStoreConformance(t *testing.T) {
 		storetest.ExerciseFederation(t, func(t *testing.T) federation.Store { return openMongo(t, uri).Federation() })
 		storetest.ExerciseCatalog(t, func(t *testing.T) catalog.Store { return openMongo(t, uri).Catalog() })
 		storetest.ExerciseFabrication(t, func(t *testing.T) fabrication.Store { return openMongo(t, uri).Fabrication() })
+		storetest.ExercisePhotos(t, func(t *testing.T) (catalog.Store, fabrication.Store) {
+			db := openMongo(t, uri)
+			return db.Catalog(), db.Fabrication()
+		})
 		storetest.ExerciseLedger(t, func(t *testing.T) (fabrication.Store, func() fabrication.Store) {
 			first := openMongo(t, uri)
 			return first.Fabrication(), func() fabrication.Store {

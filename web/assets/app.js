@@ -311,3 +311,25 @@ function okhImport() {
 }
 
 document.addEventListener('DOMContentLoaded', okhImport);
+
+// Forms with data-photo upload one image (multipart) to a job, then show the page again.
+document.querySelectorAll('form[data-photo]').forEach((form) => {
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearErrors(form);
+    const file = form.querySelector('input[type="file"]');
+    if (!file.files.length) { showError(form, 'photo', 'Choose a photo first.'); return; }
+    const button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    try {
+      const resp = await fetch(form.dataset.photo, { method: 'POST', body: new FormData(form), credentials: 'same-origin', headers: { 'X-CSRF-Token': csrf() } });
+      const text = await resp.text();
+      const data = text ? JSON.parse(text) : {};
+      if (!resp.ok) throw new Error(data.error?.message || resp.statusText);
+      location.reload();
+    } catch (e) {
+      showError(form, 'form', e.message);
+      button.disabled = false;
+    }
+  });
+});

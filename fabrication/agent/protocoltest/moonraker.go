@@ -38,6 +38,7 @@ type Moonraker struct {
 	corrupt      bool
 	beforeUpload func()
 	afterUpload  func()
+	webcams      []map[string]any
 }
 
 // moonStats is Klipper's print_stats (extras/print_stats.py, get_status).
@@ -137,6 +138,14 @@ func (m *Moonraker) serve(w http.ResponseWriter, r *http.Request) {
 			m.start(name) // a paused print is dropped for the new file, as Klipper does
 			writeJSON(w, http.StatusOK, map[string]any{"result": "ok"})
 		}
+	case r.Method == "GET" && r.URL.Path == "/server/webcams/list":
+		// components/webcam.py, _handle_webcam_list: every webcam's as_dict, the URLs as
+		// configured (a partial URL stays partial; front ends put it on the printer's host).
+		cams := m.webcams
+		if cams == nil {
+			cams = []map[string]any{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"result": map[string]any{"webcams": cams}})
 	case r.Method == "POST" && r.URL.Path == "/printer/print/cancel":
 		// extras/pause_resume.py, cmd_CANCEL_PRINT: idle, it only answers "ok".
 		if m.ps.state == "printing" || m.ps.state == "paused" {
@@ -508,3 +517,13 @@ func (m *Moonraker) Prints() []PrintRecord { m.mu.Lock(); defer m.mu.Unlock(); r
 
 // Cancels counts cancels that stopped a print.
 func (m *Moonraker) Cancels() int { m.mu.Lock(); defer m.mu.Unlock(); return m.cancels }
+
+// AddWebcam configures a webcam as a [webcam name] section would (components/webcam.py,
+// WebCam.from_config and its defaults).
+func (m *Moonraker) AddWebcam(name, snapshotURL string) {
+	m.mu.Lock()
+	m.webcams = append(m.webcams, map[string]any{"name": name, "location": "printer", "service": "mjpegstreamer", "target_fps": 15,
+		"stream_url": "/webcam/?action=stream", "snapshot_url": snapshotURL, "flip_horizontal": false, "flip_vertical": false,
+		"rotation": 0, "source": "config"})
+	m.mu.Unlock()
+}

@@ -31,6 +31,8 @@ type OctoPrint struct {
 
 	noPrint      bool
 	delayRecords bool
+	webcamOn     bool
+	snapshotURL  string
 	beforeUpload func()
 	afterUpload  func()
 }
@@ -116,6 +118,8 @@ func (o *OctoPrint) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"name": "fabagent", "permissions": perms, "groups": []string{"users"}})
 	case r.Method == "POST" && r.URL.Path == "/api/job":
 		o.command(w, r)
+	case r.Method == "GET" && r.URL.Path == "/api/settings":
+		o.settings(w)
 	case r.Method == "GET" && strings.HasPrefix(r.URL.Path, "/api/files/local/"):
 		o.fileInfo(w, name)
 	case r.Method == "DELETE" && strings.HasPrefix(r.URL.Path, "/api/files/local/"):
@@ -435,3 +439,24 @@ func (o *OctoPrint) Prints() []PrintRecord { o.mu.Lock(); defer o.mu.Unlock(); r
 
 // Cancels counts cancel commands that stopped a print.
 func (o *OctoPrint) Cancels() int { o.mu.Lock(); defer o.mu.Unlock(); return o.cancels }
+
+// settings answers GET /api/settings with its webcam parts (server/api/settings.py,
+// getSettings). Since 1.9 the still's URL is the classic webcam plugin's setting,
+// under plugins.classicwebcam (plugins/classicwebcam/__init__.py,
+// get_settings_defaults: "snapshot", "" when none); webcam.webcamEnabled stays
+// OctoPrint's own.
+func (o *OctoPrint) settings(w http.ResponseWriter) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"webcam": map[string]any{"webcamEnabled": o.webcamOn, "timelapseEnabled": true, "defaultWebcam": "classic", "snapshotWebcam": "classic"},
+		"plugins": map[string]any{"classicwebcam": map[string]any{"snapshot": o.snapshotURL, "stream": "", "snapshotTimeout": 5,
+			"snapshotSslValidation": true, "flipH": false, "flipV": false, "rotate90": false}},
+	})
+}
+
+// SetWebcam sets the classic webcam's still URL ("" for none) and whether the webcam
+// is enabled.
+func (o *OctoPrint) SetWebcam(enabled bool, snapshotURL string) {
+	o.mu.Lock()
+	o.webcamOn, o.snapshotURL = enabled, snapshotURL
+	o.mu.Unlock()
+}

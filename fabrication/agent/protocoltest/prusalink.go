@@ -39,6 +39,17 @@ type PrusaLink struct {
 	hold    bool // an upload's print starts only on ReleaseStart
 	held    string
 	before  func()
+	cameras []*prusaCamera
+}
+
+// prusaCamera is a camera PrusaLink drives (web/cameras.py): its last still, and
+// whether it can take one on demand.
+type prusaCamera struct {
+	id         string
+	connected  bool
+	last       []byte // nil: no still taken yet
+	fresh      []byte // what a POST .../snap takes
+	noOnDemand bool
 }
 
 type prusaJob struct {
@@ -190,6 +201,12 @@ func (p *PrusaLink) serve(w http.ResponseWriter, r *http.Request) {
 		p.jobInfo(w)
 	case r.Method == "DELETE" && strings.HasPrefix(r.URL.Path, "/api/v1/job/"):
 		p.stop(w, r, strings.TrimPrefix(r.URL.Path, "/api/v1/job/"))
+	case r.Method == "GET" && r.URL.Path == "/api/v1/cameras":
+		p.listCameras(w)
+	case r.Method == "GET" && r.URL.Path == "/api/v1/cameras/snap":
+		p.defaultSnap(w)
+	case strings.HasPrefix(r.URL.Path, "/api/v1/cameras/") && strings.HasSuffix(r.URL.Path, "/snap"):
+		p.cameraSnap(w, r, strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/v1/cameras/"), "/snap"))
 	case strings.HasPrefix(r.URL.Path, "/api/v1/files/"):
 		storage, name, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/api/v1/files/"), "/")
 		// web/lib/files.py, check_storage: only local and sdcard exist.
@@ -522,3 +539,79 @@ func (p *PrusaLink) Prints() []PrintRecord { p.mu.Lock(); defer p.mu.Unlock(); r
 
 // Cancels counts stops through the API that stopped a print.
 func (p *PrusaLink) Cancels() int { p.mu.Lock(); defer p.mu.Unlock(); return p.cancels }
+
+// prusaJSON is poorwsgi's JSONResponse(status_code, message=...): {"message": ...}.
+func prusaJSON(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"message": msg})
+}
+
+// listCameras follows web/cameras.py, list_cameras: {"camera_list": [...]} (the spec
+// says a bare array; the source wraps it).
+func (p *PrusaLink) listCameras(w http.ResponseWriter) {
+	list := []map[string]any{}
+	for _, c := range p.cameras {
+		list = append(list, map[string]any{"camera_id": c.id, "config": map[string]any{"name": "Camera " + c.id, "driver": "V4L2",
+			"path": "/dev/video0", "resolution": "1280x720"}, "connected": c.connected, "detected": true, "stored": true})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"camera_list": list})
+}
+
+// photo follows web/cameras.py, photo_by_camera_id: 404 for a camera not connected, 204
+// before its first still, else the last still as image/jpeg.
+func (p *PrusaLink) photo(w http.ResponseWriter, c *prusaCamera) {
+	switch {
+	case c == nil || !c.connected:
+		prusaJSON(w, http.StatusNotFound, "Camera is not available")
+	case c.last == nil:
+		prusaJSON(w, http.StatusNoContent, "Camera did not take a photo yet.")
+	default:
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Write(c.last)
+	}
+}
+
+func (p *PrusaLink) camera(id string) *prusaCamera {
+	for _, c := range p.cameras {
+		if c.id == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// defaultSnap follows default_camera_snap: the first camera in order.
+func (p *PrusaLink) defaultSnap(w http.ResponseWriter) {
+	if len(p.cameras) == 0 {
+		prusaJSON(w, http.StatusNotFound, "Camera is not available")
+		return
+	}
+	p.photo(w, p.cameras[0])
+}
+
+// cameraSnap follows get_photo_by_camera_id (GET) and take_photo_by_camera_id (POST:
+// a fresh still; 409 when the camera cannot take one now).
+func (p *PrusaLink) cameraSnap(w http.ResponseWriter, r *http.Request, id string) {
+	c := p.camera(id)
+	switch {
+	case r.Method == "GET":
+		p.photo(w, c)
+	case r.Method != "POST":
+		prusaError(w, r, http.StatusMethodNotAllowed, "Method Not Allowed", "not modelled by this test server")
+	case c == nil || !c.connected:
+		prusaJSON(w, http.StatusNotFound, "Camera with id: "+id+" is not available")
+	case c.noOnDemand:
+		prusaJSON(w, http.StatusConflict, "Camera with id: "+id+" cannot take the picture: not supported")
+	default:
+		c.last = c.fresh
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Write(c.fresh)
+	}
+}
+
+// AddCamera connects a camera whose fresh stills are fresh; last is its last still
+// (nil: none yet). onDemand false makes it refuse to take one when asked (409).
+func (p *PrusaLink) AddCamera(id string, fresh, last []byte, onDemand bool) {
+	p.mu.Lock()
+	p.cameras = append(p.cameras, &prusaCamera{id: id, connected: true, fresh: fresh, last: last, noOnDemand: !onDemand})
+	p.mu.Unlock()
+}
