@@ -246,7 +246,8 @@ func TestBrowser(t *testing.T) {
 	loc, err := chromedp.Run(ctx, chromedp.Location())
 	check("where am I", err)
 	var pictures string
-	run("the gallery shows the picture", chromedp.WaitVisible(chromedp.CSS(`.gallery img`)), chromedp.Sleep(300*time.Millisecond))
+	run("the gallery shows the picture", chromedp.WaitVisible(chromedp.CSS(`.gallery img`)), chromedp.ScrollIntoView(chromedp.CSS(`.gallery`)),
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('.gallery img')].some(i => i.complete && i.naturalWidth > 0)`, chromedp.WithPollingTimeout(20*time.Second)))
 	eval("the gallery", `[...document.querySelectorAll('.gallery img')].filter(i => i.complete && i.naturalWidth === 480).map(i => i.alt).join()`, &pictures)
 	if pictures != "assembled reel" {
 		t.Fatalf("the gallery shows %q, want the picture drawn at 480 px wide with its alt text", pictures)
@@ -309,10 +310,10 @@ func TestBrowser(t *testing.T) {
 	loc, err = chromedp.Run(ctx, chromedp.Location())
 	check("where am I", err)
 	clipSlug := strings.TrimPrefix(loc, srv.URL+"/designs/")
-	var shown string
-	eval("the viewer's file", `document.getElementById('viewer').dataset.loaded`, &shown)
-	if !strings.HasPrefix(shown, "clip.3mf") {
-		t.Fatalf("the viewer shows %q, want clip.3mf", shown)
+	var viewerFile string
+	eval("the viewer's file", `document.getElementById('viewer').dataset.loaded`, &viewerFile)
+	if !strings.HasPrefix(viewerFile, "clip.3mf") {
+		t.Fatalf("the viewer shows %q, want clip.3mf", viewerFile)
 	}
 	canvasPNG, err = chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(`#viewer canvas`)))
 	check("the viewer's canvas", err)
@@ -437,7 +438,10 @@ func TestBrowser(t *testing.T) {
 	// Photos of the makes: the camera's, in the design's gallery with alt text, and on
 	// each job's page, where an operator adds one of their own at harvest.
 	var gallery []string
-	run("the design's gallery of makes", chromedp.WaitVisible(chromedp.CSS(`.photos img`)), chromedp.Sleep(200*time.Millisecond), shot("07b-design-photos"))
+	// The photos load lazily: scroll to them, then wait until the three are drawn.
+	run("the design's gallery of makes", chromedp.WaitVisible(chromedp.CSS(`.photos img`)), chromedp.ScrollIntoView(chromedp.CSS(`.photos`)),
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('.photos img')].filter(i => i.complete && i.naturalWidth > 1).length >= 3`, chromedp.WithPollingTimeout(20*time.Second)),
+		shot("07b-design-photos"))
 	eval("the gallery", `[...document.querySelectorAll('.photos img')].filter(i => i.complete && i.naturalWidth > 1).map(i => i.alt)`, &gallery)
 	if len(gallery) != 3 || !strings.Contains(gallery[0], "Cable reel as made at Fab Lab Test on Sim One") || !strings.Contains(gallery[0], "from the printer's camera") {
 		t.Fatalf("the design's gallery shows %q, want three drawn photos whose alt text says where and how each was made", gallery)
