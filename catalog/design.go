@@ -9,13 +9,13 @@ import (
 
 // Design is a published open-hardware design. Its versions hold the files.
 type Design struct {
-	ID            string      `json:"id"`
-	Slug          string      `json:"slug"`
-	OwnerID       string      `json:"-"`
-	Owner         string      `json:"owner"` // the owner's handle
+	ID      string `json:"id"`
+	Slug    string `json:"slug"`
+	OwnerID string `json:"-"`
+	Owner   string `json:"owner"` // the owner's handle
 	// Licensor holds the rights and is credited when that is not the owner: a design
 	// published on someone's behalf, or imported from an OKH manifest naming one.
-	Licensor string `json:"licensor,omitempty"`
+	Licensor      string      `json:"licensor,omitempty"`
 	Title         string      `json:"title"`
 	Summary       string      `json:"summary"`
 	Tags          []string    `json:"tags"`

@@ -53,7 +53,7 @@ type Notice struct {
 	LabID       string
 	OwnerID     string
 	Maintainers bool
-	Data    any // the payload's "data"
+	Data        any // the payload's "data"
 }
 
 // Service registers hooks and delivers to them. Notify only queues: recording and
