@@ -49,9 +49,13 @@ const (
 	recordsName = "records.jsonl"
 	blobPrefix  = "blobs/"
 	format      = "fabcommons-archive"
-	version     = 1
-	maxLine     = 64 << 20 // one record; a job's log is the longest
-	maxHeader   = 1 << 20
+	// version 2 added photos of makes on jobs, pictures' sizes on files, a design's
+	// licensor, hooks for the whole hub and the federation kinds; a version 1 archive is
+	// read as it is (it has none of them). A hub refuses a newer archive, whose records
+	// it would otherwise load without what it does not know.
+	version   = 2
+	maxLine   = 64 << 20 // one record; a job's log is the longest
+	maxHeader = 1 << 20
 )
 
 // Header is the archive's first entry.
@@ -391,8 +395,8 @@ func Import(ctx context.Context, r io.Reader, dst Store, blobs storage.Blobs, op
 	if h.Format != format {
 		return Header{}, fmt.Errorf("not a fabcommons archive: format %q", h.Format)
 	}
-	if h.Version != version {
-		return Header{}, fmt.Errorf("archive version %d: this fabhub reads version %d", h.Version, version)
+	if h.Version < 1 || h.Version > version {
+		return Header{}, fmt.Errorf("archive version %d: this fabhub reads versions 1 to %d; a newer fabhub wrote it", h.Version, version)
 	}
 	have := map[string]bool{}
 	var done int64
