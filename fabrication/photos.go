@@ -168,8 +168,8 @@ func (or *Orders) AddPhoto(ctx context.Context, actor Actor, id string, p Photo,
 
 // Photo finds photo key of job id for serving: anyone who may see the job may see its
 // photos, but not those of a design the maintainers hid (storage.ErrNotFound, as for
-// a photo the job does not have).
-func (or *Orders) Photo(ctx context.Context, id, key string) (Photo, error) {
+// a photo the job does not have), which only site admins see, as they see the design.
+func (or *Orders) Photo(ctx context.Context, actor Actor, id, key string) (Photo, error) {
 	j, err := or.store.Job(ctx, id)
 	if err != nil {
 		return Photo{}, fmt.Errorf("job %s: %w", id, err)
@@ -180,7 +180,7 @@ func (or *Orders) Photo(ctx context.Context, id, key string) (Photo, error) {
 	}
 	if hidden, err := or.designs.Hidden(ctx, j.DesignID); err != nil {
 		return Photo{}, err
-	} else if hidden {
+	} else if hidden && !actor.Admin {
 		return Photo{}, fmt.Errorf("the design of job %s was hidden by the maintainers: %w", id, storage.ErrNotFound)
 	}
 	return j.Photos[i], nil

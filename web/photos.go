@@ -148,7 +148,7 @@ func (s *Server) addPhoto(c *gin.Context) {
 // hub's re-encoded copy is ever served, under its own type, never sniffed, and under a
 // policy that lets it run nothing.
 func (s *Server) jobPhoto(c *gin.Context) {
-	p, err := s.orders.Photo(c.Request.Context(), c.Param("id"), c.Param("key"))
+	p, err := s.orders.Photo(c.Request.Context(), fabActor(c), c.Param("id"), c.Param("key"))
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -66,6 +66,19 @@ func photoKeys(t *testing.T, j map[string]any) []string {
 	return keys
 }
 
+// photoKeyOf is the key of the job's photo from source.
+func photoKeyOf(t *testing.T, j map[string]any, source string) string {
+	t.Helper()
+	ps, _ := j["photos"].([]any)
+	for _, p := range ps {
+		if p := p.(map[string]any); p["source"] == source {
+			return p["key"].(string)
+		}
+	}
+	t.Fatalf("the job has no %s photo: %v", source, j["photos"])
+	return ""
+}
+
 // TestPhotosOfMakes: the agent's snapshot while its job prints, with its own lease
 // only; a person's at harvest, by the lab's operators only; each re-encoded and served
 // as an image that can run nothing.
@@ -146,6 +159,16 @@ func TestPhotosOfMakes(t *testing.T) {
 		t.Fatalf("photos after replace: got %s, want operator", got)
 	}
 	f.do(t, call{method: "GET", path: "/api/v1/jobs/" + c.id + "/photos/" + key}).want(t, 404, "not_found") // replaced
+
+	// The photos of a design the maintainers hid are the site admins' to see (ada is
+	// the first account), as the design is.
+	operatorKey := photoKeyOf(t, f.jobState(t, c.id), "operator")
+	f.do(t, call{method: "POST", path: "/api/v1/designs/spool-holder/hide", header: f.owner}).want(t, 204, "")
+	photo := "/api/v1/jobs/" + c.id + "/photos/" + operatorKey
+	f.do(t, call{method: "GET", path: photo}).want(t, 404, "not_found")
+	f.do(t, call{method: "GET", path: photo, header: f.maker}).want(t, 404, "not_found")
+	f.do(t, call{method: "GET", path: photo, header: f.owner}).want(t, 200, "")
+	f.do(t, call{method: "POST", path: "/api/v1/designs/spool-holder/unhide", header: f.owner}).want(t, 204, "")
 
 	// A job whose print has not ended has nothing to photograph yet.
 	next, _ := f.poll(t, sameLab)

@@ -20,9 +20,15 @@ func (db *DB) Webhooks() Webhooks { return Webhooks{db} }
 
 const hookColumns = `id, owner_id, lab_id, lab, url, events, secret, created_at, hub`
 
+// insertHook and hookArgs write a hook, for CreateHook and for an import.
+const insertHook = `INSERT INTO webhooks(` + hookColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+func hookArgs(h webhook.Hook) []any {
+	return []any{h.ID, h.OwnerID, h.LabID, h.Lab, h.URL, "," + strings.Join(h.Events, ",") + ",", h.Secret, unixNano(h.CreatedAt), h.Hub}
+}
+
 func (w Webhooks) CreateHook(ctx context.Context, h webhook.Hook) error {
-	_, err := w.db.write.ExecContext(ctx, `INSERT INTO webhooks(`+hookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		h.ID, h.OwnerID, h.LabID, h.Lab, h.URL, ","+strings.Join(h.Events, ",")+",", h.Secret, unixNano(h.CreatedAt), h.Hub)
+	_, err := w.db.write.ExecContext(ctx, insertHook, hookArgs(h)...)
 	if err != nil {
 		return fmt.Errorf("create webhook: %w", mapErr(err))
 	}

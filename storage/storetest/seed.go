@@ -65,6 +65,7 @@ func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabric
 		files = append(files, catalog.File{Path: path, SHA256: info.Key, Size: info.Size, Kind: catalog.FileDocument})
 	}
 	d1, v1 := sampleDesign(1, "Filament holder", "spool", "holder")
+	d1.Licensor = "Ada's Makerspace e.V." // published by ada on its behalf
 	v1.Files = files[:2]
 	must(cat.CreateDesign(ctx, d1, v1))
 	v2 := v1
@@ -75,7 +76,7 @@ func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabric
 	must(cat.SetCounters(ctx, d1.ID, catalog.Counters{Forks: 1, Makes: 2, JobsOK: 1, JobsFailed: 1}))
 	d2, v2f := sampleDesign(2, "Filament holder, wide")
 	d2.OwnerID, d2.Owner = "u-bob", "bob"
-	d2.Parents = []catalog.ParentRef{{DesignID: d1.ID, Slug: d1.Slug, Version: 2, Title: d1.Title, Owner: "ada", License: d1.License}}
+	d2.Parents = []catalog.ParentRef{{DesignID: d1.ID, Slug: d1.Slug, Version: 2, Title: d1.Title, Owner: "ada", Licensor: d1.Licensor, License: d1.License}}
 	v2f.Files, v2f.CreatedBy, v2f.BOM = files[1:2], "bob", nil
 	must(cat.CreateDesign(ctx, d2, v2f))
 	d3, v3 := sampleDesign(3, "Something taken down")
@@ -127,6 +128,9 @@ func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabric
 	// A lab's webhook with a delivery that failed once and waits for its retry.
 	must(hooks.CreateHook(ctx, webhook.Hook{ID: "wh1", OwnerID: "u-ada", LabID: lab.ID, Lab: lab.Slug, URL: "https://hooks.example.org/fab",
 		Events: []string{webhook.JobDone, webhook.JobFailed}, Secret: "whsec_seed", CreatedAt: at(60)}))
+	// The site admin's hook for the whole hub: every design reported.
+	must(hooks.CreateHook(ctx, webhook.Hook{ID: "wh2", OwnerID: "u-ada", URL: "https://hooks.example.org/curation",
+		Events: []string{webhook.DesignReported}, Hub: true, Secret: "whsec_hub", CreatedAt: at(61)}))
 	must(hooks.AddDelivery(ctx, webhook.Delivery{ID: "dl1", HookID: "wh1", Event: webhook.JobDone, Payload: []byte(`{"event":"job.done","job":"j2"}`),
 		State: webhook.Pending, Attempts: 1, NextAttemptAt: at(62), LastStatus: 500, LastError: "the receiver answered 500", CreatedAt: at(61), UpdatedAt: at(61)}))
 
