@@ -160,6 +160,14 @@ func TestPhotosOfMakes(t *testing.T) {
 	}
 	f.do(t, call{method: "GET", path: "/api/v1/jobs/" + c.id + "/photos/" + key}).want(t, 404, "not_found") // replaced
 
+
+	// A job whose print has not ended has nothing to photograph yet.
+	next, _ := f.poll(t, sameLab)
+	if next.id == "" {
+		t.Fatal("the second copy was not offered")
+	}
+	f.do(t, call{method: "POST", path: "/api/v1/jobs/" + next.id + "/photos", header: f.owner, body: photoForm(false, testPNG(t, 10, 10))}).want(t, 409, "conflict")
+
 	// The photos of a design the maintainers hid are the site admins' to see (ada is
 	// the first account), as the design is.
 	operatorKey := photoKeyOf(t, f.jobState(t, c.id), "operator")
@@ -168,12 +176,4 @@ func TestPhotosOfMakes(t *testing.T) {
 	f.do(t, call{method: "GET", path: photo}).want(t, 404, "not_found")
 	f.do(t, call{method: "GET", path: photo, header: f.maker}).want(t, 404, "not_found")
 	f.do(t, call{method: "GET", path: photo, header: f.owner}).want(t, 200, "")
-	f.do(t, call{method: "POST", path: "/api/v1/designs/spool-holder/unhide", header: f.owner}).want(t, 204, "")
-
-	// A job whose print has not ended has nothing to photograph yet.
-	next, _ := f.poll(t, sameLab)
-	if next.id == "" {
-		t.Fatal("the second copy was not offered")
-	}
-	f.do(t, call{method: "POST", path: "/api/v1/jobs/" + next.id + "/photos", header: f.owner, body: photoForm(false, testPNG(t, 10, 10))}).want(t, 409, "conflict")
 }
