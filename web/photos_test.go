@@ -160,7 +160,6 @@ func TestPhotosOfMakes(t *testing.T) {
 	}
 	f.do(t, call{method: "GET", path: "/api/v1/jobs/" + c.id + "/photos/" + key}).want(t, 404, "not_found") // replaced
 
-
 	// A job whose print has not ended has nothing to photograph yet.
 	next, _ := f.poll(t, sameLab)
 	if next.id == "" {
