@@ -73,16 +73,20 @@ func (c Catalog) AddVersion(ctx context.Context, v catalog.Version, d catalog.De
 	return mapErr(tx.Commit())
 }
 
-const designColumns = `id, slug, owner_id, owner, title, summary, tags, license, hidden, featured, parents, latest_version, counters, created_at, updated_at, licensor`
+const designColumns = `id, slug, owner_id, owner, title, summary, tags, license, hidden, featured, parents, latest_version, counters, created_at, updated_at, licensor, origin_hub, origin_object, origin_url`
 
 func scanDesign(row scanner) (catalog.Design, error) {
 	var d catalog.Design
 	var tags, parents, counters string
 	var created, updated int64
+	var o catalog.Origin
 	err := row.Scan(&d.ID, &d.Slug, &d.OwnerID, &d.Owner, &d.Title, &d.Summary, &tags, &d.License, &d.Hidden, &d.Featured,
-		&parents, &d.LatestVersion, &counters, &created, &updated, &d.Licensor)
+		&parents, &d.LatestVersion, &counters, &created, &updated, &d.Licensor, &o.Hub, &o.Object, &o.URL)
 	if err != nil {
 		return catalog.Design{}, mapErr(err)
+	}
+	if o.Object != "" {
+		d.Origin = &o
 	}
 	d.CreatedAt, d.UpdatedAt = fromNano(created), fromNano(updated)
 	if err := json.Unmarshal([]byte(tags), &d.Tags); err != nil {
@@ -176,6 +180,17 @@ func (c Catalog) Children(ctx context.Context, designID string) ([]catalog.Desig
 		WHERE id IN (SELECT child_id FROM design_parents WHERE parent_id = ?) ORDER BY created_at, id`, designID)
 }
 
+func (c Catalog) DesignByOrigin(ctx context.Context, object string) (catalog.Design, error) {
+	if object == "" {
+		return catalog.Design{}, fmt.Errorf("design of no origin: %w", storage.ErrNotFound)
+	}
+	d, err := scanDesign(c.db.read.QueryRowContext(ctx, `SELECT `+designColumns+` FROM designs WHERE origin_object = ?`, object))
+	if err != nil {
+		return d, fmt.Errorf("design from %s: %w", object, err)
+	}
+	return d, nil
+}
+
 func (c Catalog) Search(ctx context.Context, q catalog.Query) (catalog.Page, error) {
 	where := []string{"d.hidden = 0"}
 	var args []any
@@ -201,6 +216,10 @@ func (c Catalog) Search(ctx context.Context, q catalog.Query) (catalog.Page, err
 	}
 	if q.Featured {
 		where = append(where, "d.featured = 1")
+	}
+	if q.Origin != "" {
+		where = append(where, "d.origin_hub = ?")
+		args = append(args, q.Origin)
 	}
 	if q.Cursor != "" {
 		ts, id, err := catalog.DecodeCursor(q.Cursor)

@@ -91,6 +91,45 @@ func ExerciseCatalog(t *testing.T, newStore func(t *testing.T) catalog.Store) {
 		}
 	})
 
+	t.Run("RemoteDesigns", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		local, lv := sampleDesign(1, "Local clamp")
+		remote, rv := sampleDesign(2, "Remote clamp")
+		remote.OwnerID, remote.Owner = "remote:b.example", "@grace@b.example"
+		remote.Origin = &catalog.Origin{Hub: "b.example", Object: "https://b.example/designs/clamp", URL: "https://b.example/designs/clamp"}
+		remote.Parents = []catalog.ParentRef{{URL: "https://c.example/designs/vise", Title: "Vise", Owner: "@lin@c.example", License: "CERN-OHL-S-2.0"}}
+		rv.Files[0].Origin = "https://b.example/files/base.stl"
+		for _, dv := range [][2]any{{local, lv}, {remote, rv}} {
+			if err := s.CreateDesign(ctx, dv[0].(catalog.Design), dv[1].(catalog.Version)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.DesignByOrigin(ctx, remote.Origin.Object)
+		if err != nil || !reflect.DeepEqual(got, remote) {
+			t.Fatalf("DesignByOrigin:\ngot  %+v, %v\nwant %+v", got, err, remote)
+		}
+		if gotV, err := s.Version(ctx, remote.ID, 1); err != nil || !reflect.DeepEqual(gotV, rv) {
+			t.Fatalf("the remote version:\ngot  %+v, %v\nwant %+v", gotV, err, rv)
+		}
+		if got, err := s.DesignBySlug(ctx, local.Slug); err != nil || got.Origin != nil {
+			t.Fatalf("a local design: got origin %+v, %v; want none", got.Origin, err)
+		}
+		for _, object := range []string{"", "https://b.example/designs/other"} {
+			if _, err := s.DesignByOrigin(ctx, object); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("DesignByOrigin(%q): got %v, want ErrNotFound", object, err)
+			}
+		}
+		page, err := s.Search(ctx, catalog.Query{Origin: "b.example", Limit: 10})
+		if err != nil || len(page.Designs) != 1 || page.Designs[0].ID != remote.ID {
+			t.Fatalf("Search by origin: got %+v, %v; want the remote design alone", page.Designs, err)
+		}
+		page, err = s.Search(ctx, catalog.Query{Text: "clamp", Limit: 10})
+		if err != nil || len(page.Designs) != 2 {
+			t.Fatalf("Search for clamp: got %d designs, %v; want both", len(page.Designs), err)
+		}
+	})
+
 	t.Run("Versions", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
