@@ -136,7 +136,8 @@ type Query struct {
 	Limit   int
 	// Featured lists only featured designs.
 	Featured bool
-	// Origin lists only the remote designs from this hub (a host[:port]).
+	// Origin lists only the remote designs from this hub: host:port exactly, or a host
+	// name on any port (as a block of a host name covers every port).
 	Origin string
 }
 

@@ -250,7 +250,8 @@ func (c Catalog) Search(ctx context.Context, q catalog.Query) (_ catalog.Page, e
 		and = append(and, bson.M{"featured": true})
 	}
 	if q.Origin != "" {
-		and = append(and, bson.M{"origin.hub": q.Origin})
+		and = append(and, bson.M{"$or": bson.A{bson.M{"origin.hub": q.Origin},
+			bson.M{"origin.hub": bson.M{"$regex": "^" + regexp.QuoteMeta(q.Origin) + ":"}}}})
 	}
 	if q.Cursor != "" {
 		ts, id, err := catalog.DecodeCursor(q.Cursor)

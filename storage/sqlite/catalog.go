@@ -218,8 +218,8 @@ func (c Catalog) Search(ctx context.Context, q catalog.Query) (catalog.Page, err
 		where = append(where, "d.featured = 1")
 	}
 	if q.Origin != "" {
-		where = append(where, "d.origin_hub = ?")
-		args = append(args, q.Origin)
+		where = append(where, `(d.origin_hub = ? OR d.origin_hub LIKE ? ESCAPE '\')`)
+		args = append(args, q.Origin, strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(q.Origin)+":%")
 	}
 	if q.Cursor != "" {
 		ts, id, err := catalog.DecodeCursor(q.Cursor)

@@ -120,11 +120,24 @@ func ExerciseCatalog(t *testing.T, newStore func(t *testing.T) catalog.Store) {
 				t.Errorf("DesignByOrigin(%q): got %v, want ErrNotFound", object, err)
 			}
 		}
-		page, err := s.Search(ctx, catalog.Query{Origin: "b.example", Limit: 10})
-		if err != nil || len(page.Designs) != 1 || page.Designs[0].ID != remote.ID {
-			t.Fatalf("Search by origin: got %+v, %v; want the remote design alone", page.Designs, err)
+		for origin, want := range map[string]int{"b.example": 1, "b.example:8443": 0, "b_example": 0, "b.": 0} {
+			page, err := s.Search(ctx, catalog.Query{Origin: origin, Limit: 10})
+			if err != nil || len(page.Designs) != want || (want == 1 && page.Designs[0].ID != remote.ID) {
+				t.Fatalf("Search by origin %q: got %+v, %v; want %d (the remote design)", origin, page.Designs, err, want)
+			}
 		}
-		page, err = s.Search(ctx, catalog.Query{Text: "clamp", Limit: 10})
+		remote2, rv2 := sampleDesign(3, "Remote vise")
+		remote2.OwnerID, remote2.Owner = "remote:b.example:8443", "@grace@b.example:8443"
+		remote2.Origin = &catalog.Origin{Hub: "b.example:8443", Object: "https://b.example:8443/designs/vise", URL: "https://b.example:8443/designs/vise"}
+		if err := s.CreateDesign(ctx, remote2, rv2); err != nil {
+			t.Fatal(err)
+		}
+		for origin, want := range map[string]int{"b.example": 2, "b.example:8443": 1} {
+			if page, err := s.Search(ctx, catalog.Query{Origin: origin, Limit: 10}); err != nil || len(page.Designs) != want {
+				t.Errorf("Search by origin %q: got %d designs, %v; want %d", origin, len(page.Designs), err, want)
+			}
+		}
+		page, err := s.Search(ctx, catalog.Query{Text: "clamp", Limit: 10})
 		if err != nil || len(page.Designs) != 2 {
 			t.Fatalf("Search for clamp: got %d designs, %v; want both", len(page.Designs), err)
 		}
