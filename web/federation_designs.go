@@ -66,7 +66,10 @@ func (s *Server) negotiateDesign(c *gin.Context) {
 		err = fmt.Errorf("design %s has no object on this hub: %w", d.Slug, storage.ErrNotFound)
 	}
 	if err != nil {
-		s.fail(c, err)
+		// JSON, as the client asked for, not the page's HTML.
+		if status, e := s.classify(c, err); status != 0 {
+			c.AbortWithStatusJSON(status, gin.H{"error": e})
+		}
 		return
 	}
 	writeActivity(c, http.StatusOK, s.fed.DesignObject(d, *v))

@@ -1,0 +1,161 @@
+package web
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fabcommons/fabcommons/federation"
+)
+
+// remoteDesigns lists the designs a hub keeps from origin (a host), by slug.
+func (h fedHub) remoteDesigns(t *testing.T, origin string) map[string]map[string]any {
+	t.Helper()
+	r := h.do(t, call{method: "GET", path: "/api/v1/designs?origin=" + origin})
+	r.want(t, 200, "")
+	out := map[string]map[string]any{}
+	for _, d := range r.json["designs"].([]any) {
+		d := d.(map[string]any)
+		out[d["title"].(string)] = d
+	}
+	return out
+}
+
+// tamper overwrites the stored blob of key on a hub's disk.
+func tamper(t *testing.T, blobDir, key string, data []byte) {
+	t.Helper()
+	found := false
+	filepath.WalkDir(blobDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(filepath.Base(p), key) {
+			found = true
+			return os.WriteFile(p, data, 0o600)
+		}
+		return nil
+	})
+	if !found {
+		t.Fatalf("no blob %s under %s", key, blobDir)
+	}
+}
+
+// TestFederationDesigns runs three hubs on loopback. A publishes before B follows it
+// (B's resync brings the design) and after (the Create brings it); B lists and finds
+// them with their origin, serves a file fetched from A and checked, refuses a tampered
+// one with 502 and keeps nothing; A's new version and its hiding reach B; B follows C
+// too and drops C's designs when it blocks C.
+func TestFederationDesigns(t *testing.T) {
+	t.Parallel()
+	a, b, c := newFedHub(t), newFedHub(t), newFedHub(t)
+	publish(t, a.bundle, a.admin, map[string]any{"title": "Spool holder", "summary": "Holds <b>1 kg</b> spools", "tags": []string{"spool"}, "license": "CERN-OHL-S-2.0"}).want(t, 201, "")
+
+	// A's design as an object, at its page, and in its author's outbox.
+	r := a.do(t, call{method: "GET", path: "/designs/spool-holder", header: map[string]string{"Accept": federation.MediaActivity}})
+	r.want(t, 200, "")
+	files, _ := r.json["attachment"].([]any)
+	if r.json["id"] != a.url+"/designs/spool-holder" || r.json["attributedTo"] != a.url+"/people/ada" || r.json["spdx:licenseId"] != "CERN-OHL-S-2.0" ||
+		r.json["fab:version"] != 1.0 || r.json["f3di:concreteType"] != "3DModel" || len(files) != 3 || len(r.json["fab:bom"].([]any)) != 3 ||
+		files[0].(map[string]any)["fab:sha256"] == nil || files[0].(map[string]any)["url"] != a.url+"/api/v1/designs/spool-holder/versions/1/files/parts/base.stl" {
+		t.Fatalf("the design object: got %s", r.body)
+	}
+	r = a.do(t, call{method: "GET", path: "/ap/people/ada/outbox?page=true", header: map[string]string{"Accept": federation.MediaActivity}})
+	r.want(t, 200, "")
+	if items := r.json["orderedItems"].([]any); len(items) != 1 || items[0].(map[string]any)["type"] != "Create" {
+		t.Fatalf("ada's outbox: got %s", r.body)
+	}
+
+	// B follows A: the resync brings the design published before.
+	b.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: b.admin, body: map[string]string{"target": a.url}}).want(t, 201, "")
+	eventually(t, "B to keep A's design from its outbox", func() bool { return b.remoteDesigns(t, a.host())["Spool holder"] != nil })
+	spool := b.remoteDesigns(t, a.host())["Spool holder"]
+	origin, _ := spool["origin"].(map[string]any)
+	if spool["owner"] != "@ada@"+a.host() || spool["license"] != "CERN-OHL-S-2.0" || origin["hub"] != a.host() || origin["object"] != a.url+"/designs/spool-holder" {
+		t.Fatalf("A's design on B: got %v", spool)
+	}
+	slug := spool["slug"].(string)
+
+	// Published after the follow: the Create brings it, and search finds it.
+	publish(t, a.bundle, a.admin, map[string]any{"title": "Cable clip", "license": "MIT"}).want(t, 201, "")
+	eventually(t, "B to hear of A's new design", func() bool { return b.remoteDesigns(t, a.host())["Cable clip"] != nil })
+	r = b.do(t, call{method: "GET", path: "/api/v1/designs?q=clip"})
+	r.want(t, 200, "")
+	if ds := r.json["designs"].([]any); len(ds) != 1 || ds[0].(map[string]any)["origin"] == nil {
+		t.Fatalf("B's search for clip: got %s, want A's design with its origin", r.body)
+	}
+
+	// The design page says where it comes from, and escapes what came.
+	page := b.do(t, call{method: "GET", path: "/designs/" + slug, header: map[string]string{"Accept": "text/html"}})
+	page.want(t, 200, "")
+	if !strings.Contains(string(page.body), a.url+"/designs/spool-holder") || strings.Contains(string(page.body), "<b>1 kg</b>") {
+		t.Fatalf("B's page of A's design: want a link to its origin and the summary escaped; got %s", page.body)
+	}
+	// Its object is A's to serve.
+	b.do(t, call{method: "GET", path: "/designs/" + slug, header: map[string]string{"Accept": federation.MediaActivity}}).want(t, 404, "not_found")
+
+	// A file is fetched from A the first time, checked, and kept.
+	before := countBlobs(t, b.blobDir)
+	r = b.do(t, call{method: "GET", path: "/api/v1/designs/" + slug + "/versions/1/files/parts/base.stl"})
+	r.want(t, 200, "")
+	if !bytes.Equal(r.body, cubeSTL) {
+		t.Fatalf("B's download of A's file: got %d bytes, want the %d of the STL", len(r.body), len(cubeSTL))
+	}
+	if got := countBlobs(t, b.blobDir); got != before+1 {
+		t.Fatalf("B's blobs after the download: got %d, want %d", got, before+1)
+	}
+
+	// A tampered file on A is refused with 502 and nothing is kept on B.
+	clip := b.remoteDesigns(t, a.host())["Cable clip"]
+	r = b.do(t, call{method: "GET", path: "/api/v1/designs/" + clip["slug"].(string) + "/versions/1"})
+	r.want(t, 200, "")
+	var readme string
+	for _, f := range r.json["version"].(map[string]any)["files"].([]any) {
+		if f := f.(map[string]any); f["path"] == "README.md" {
+			readme = f["sha256"].(string)
+		}
+	}
+	tamper(t, a.blobDir, readme, []byte("# Spool holder\nPrint the base upside down.\n"))
+	before = countBlobs(t, b.blobDir)
+	b.do(t, call{method: "GET", path: "/api/v1/designs/" + clip["slug"].(string) + "/versions/1/files/README.md"}).want(t, 502, "bad_origin")
+	if got := countBlobs(t, b.blobDir); got != before {
+		t.Fatalf("B's blobs after a tampered download: got %d, want %d (nothing kept)", got, before)
+	}
+	// The archive fetches the good files it needs and keeps them, but not the tampered one.
+	b.do(t, call{method: "GET", path: "/api/v1/designs/" + clip["slug"].(string) + "/versions/1/archive.zip"}).want(t, 502, "bad_origin")
+	filepath.WalkDir(b.blobDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.Contains(filepath.Base(p), readme) {
+			t.Errorf("B keeps a blob for the tampered file: %s", p)
+		}
+		return nil
+	})
+
+	// A's new version reaches B.
+	nv := newMultipart().field("meta", map[string]any{"message": "Rounder base"}).file("files", "parts/base.stl", torusSTL).done()
+	a.do(t, call{method: "POST", path: "/api/v1/designs/spool-holder/versions", body: nv, header: a.admin}).want(t, 201, "")
+	eventually(t, "B to show A's version 2", func() bool {
+		r := b.do(t, call{method: "GET", path: "/api/v1/designs/" + slug})
+		return r.status == 200 && r.json["design"].(map[string]any)["latest_version"] == 2.0
+	})
+
+	// A hides it: a tombstone on B.
+	a.do(t, call{method: "POST", path: "/api/v1/designs/spool-holder/hide", header: a.admin}).want(t, 204, "")
+	eventually(t, "B to keep A's hidden design as a tombstone", func() bool {
+		r := b.do(t, call{method: "GET", path: "/api/v1/designs/" + slug})
+		return r.status == 200 && r.json["design"].(map[string]any)["hidden"] == true && r.json["version"] == nil
+	})
+	if b.remoteDesigns(t, a.host())["Spool holder"] != nil {
+		t.Fatal("B still lists A's hidden design")
+	}
+
+	// B follows C and keeps its design; blocking C drops it.
+	publish(t, c.bundle, c.admin, map[string]any{"title": "Vise jaw", "license": "CC-BY-4.0"}).want(t, 201, "")
+	b.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: b.admin, body: map[string]string{"target": c.url}}).want(t, 201, "")
+	eventually(t, "B to keep C's design", func() bool { return b.remoteDesigns(t, c.host())["Vise jaw"] != nil })
+	b.do(t, call{method: "POST", path: "/api/v1/federation/blocks", header: b.admin, body: map[string]string{"host": c.host()}}).want(t, 201, "")
+	if ds := b.remoteDesigns(t, c.host()); len(ds) != 0 {
+		t.Fatalf("B's designs from C after blocking it: got %v, want none", ds)
+	}
+	if ds := b.remoteDesigns(t, a.host()); ds["Cable clip"] == nil {
+		t.Fatal("blocking C dropped A's designs from B")
+	}
+}
