@@ -2,11 +2,14 @@ package web
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fabcommons/fabcommons/federation"
 )
@@ -157,5 +160,71 @@ func TestFederationDesigns(t *testing.T) {
 	}
 	if ds := b.remoteDesigns(t, a.host()); ds["Cable clip"] == nil {
 		t.Fatal("blocking C dropped A's designs from B")
+	}
+}
+
+// TestInboxDesignForgery: a followed server may publish designs attributed to its own
+// actor only: a Create attributed to another actor, or of an object on another host, is
+// refused with 403 and nothing is kept; its own design is kept; a Create from a server
+// not followed is ignored; a design over the limits is refused in words.
+func TestInboxDesignForgery(t *testing.T) {
+	t.Parallel()
+	h := newFedHub(t)
+	keys := remoteKeys()
+	alice := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[0])
+	stranger := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[1])
+	h.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: h.admin, body: map[string]string{"target": alice.actor}}).want(t, 201, "")
+	var follow map[string]any
+	select {
+	case <-alice.got:
+		json.Unmarshal(<-alice.body, &follow)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Follow reached the account's inbox")
+	}
+	accept, _ := json.Marshal(map[string]any{"id": alice.actor + "#accepts/1", "type": "Accept", "actor": alice.actor, "object": follow})
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", accept, keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
+		t.Fatalf("the Accept: got %d %s", status, resp)
+	}
+
+	create := func(from *fakeRemote, id, author string, files int) []byte {
+		var attachment []any
+		for i := range files {
+			attachment = append(attachment, map[string]any{"type": "Document", "name": fmt.Sprintf("part%d.stl", i), "url": from.url + fmt.Sprintf("/files/part%d.stl", i),
+				"fab:sha256": strings.Repeat("b", 64), "fab:size": 684})
+		}
+		b, _ := json.Marshal(map[string]any{"id": id + "#create", "type": "Create", "actor": from.actor, "object": map[string]any{
+			"id": id, "type": "Document", "fab:version": 1, "attributedTo": author, "name": "Clip <script>alert(1)</script>", "spdx:licenseId": "MIT",
+			"attachment": attachment}})
+		return b
+	}
+	for _, tc := range []struct {
+		name       string
+		from       *fakeRemote
+		key        int
+		id, author string
+		files      int
+		want       int
+	}{
+		{"attributed to another actor", alice, 0, alice.url + "/designs/a", alice.url + "/users/bob", 1, 403},
+		{"attributed to an actor of another host", alice, 0, alice.url + "/designs/b", h.url + "/people/ada", 1, 403},
+		{"an object of another host", alice, 0, h.url + "/designs/c", alice.actor, 1, 403},
+		{"over the limit of files", alice, 0, alice.url + "/designs/d", alice.actor, 201, 422},
+		{"from a server not followed", stranger, 1, stranger.url + "/designs/e", stranger.actor, 1, 202},
+		{"its own", alice, 0, alice.url + "/designs/clip", alice.actor, 1, 202},
+	} {
+		status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", create(tc.from, tc.id, tc.author, tc.files), keys[tc.key], tc.from.actor+"#main-key", time.Now()))
+		if status != tc.want {
+			t.Errorf("%s: got %d %s, want %d", tc.name, status, resp, tc.want)
+		}
+	}
+	r := h.do(t, call{method: "GET", path: "/api/v1/designs"})
+	r.want(t, 200, "")
+	ds := r.json["designs"].([]any)
+	if len(ds) != 1 || ds[0].(map[string]any)["origin"].(map[string]any)["object"] != alice.url+"/designs/clip" {
+		t.Fatalf("the designs kept: got %s, want alice's own alone", r.body)
+	}
+	page := h.do(t, call{method: "GET", path: "/search?q=clip", header: map[string]string{"Accept": "text/html"}})
+	if strings.Contains(string(page.body), "<script>alert(1)</script>") || !strings.Contains(string(page.body), "&lt;script&gt;") {
+		t.Fatalf("a remote title on a card: want it escaped; got %s", page.body)
 	}
 }
