@@ -93,6 +93,10 @@ func TestFederationDesigns(t *testing.T) {
 	if !strings.Contains(string(page.body), a.url+"/designs/spool-holder") || strings.Contains(string(page.body), "<b>1 kg</b>") {
 		t.Fatalf("B's page of A's design: want a link to its origin and the summary escaped; got %s", page.body)
 	}
+	thumb := b.do(t, call{method: "GET", path: "/designs/" + slug + "/thumbnail.png"})
+	if thumb.status >= 500 {
+		t.Fatalf("B's thumbnail of A's design: got %d %s", thumb.status, thumb.body)
+	}
 	// Its object is A's to serve.
 	b.do(t, call{method: "GET", path: "/designs/" + slug, header: map[string]string{"Accept": federation.MediaActivity}}).want(t, 404, "not_found")
 
@@ -149,6 +153,9 @@ func TestFederationDesigns(t *testing.T) {
 	if b.remoteDesigns(t, a.host())["Spool holder"] != nil {
 		t.Fatal("B still lists A's hidden design")
 	}
+	// Shown again on A: a Create, and B lists it again.
+	a.do(t, call{method: "POST", path: "/api/v1/designs/spool-holder/unhide", header: a.admin}).want(t, 204, "")
+	eventually(t, "B to list A's design again", func() bool { return b.remoteDesigns(t, a.host())["Spool holder"] != nil })
 
 	// B follows C and keeps its design; blocking C drops it.
 	publish(t, c.bundle, c.admin, map[string]any{"title": "Vise jaw", "license": "CC-BY-4.0"}).want(t, 201, "")
