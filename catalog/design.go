@@ -168,6 +168,9 @@ type Store interface {
 	// Search lists visible designs matching q, newest first, in stable pages.
 	Search(ctx context.Context, q Query) (Page, error)
 	SetHidden(ctx context.Context, designID string, hidden bool, at time.Time) error
+	// SetText overwrites a design's title, summary, tags and licensor, and its
+	// UpdatedAt (a remote design's Update); the search index follows.
+	SetText(ctx context.Context, d Design) error
 	SetFeatured(ctx context.Context, designID string, featured bool) error
 	// SetCounters overwrites the derived counters (the cron recomputes them).
 	SetCounters(ctx context.Context, designID string, c Counters) error

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -147,8 +148,8 @@ func RemoteSlug(slug, object string) string {
 }
 
 // PutRemote keeps a remote design current: it adds it to the catalog when it is new,
-// adds its version when it is the next one, and shows it again when it was a
-// tombstone. It ends one of these ways: the design (added, updated, or unchanged
+// takes its title, summary, tags and licensor when they changed, adds its version when
+// it is the next one, and shows it again when it was a tombstone. It ends one of these ways: the design (added, updated, or unchanged
 // when the version is one it has); a *storage.InvalidError (Check refused it);
 // storage.ErrConflict (a version was missed: the version is not the next one, and the
 // next resync brings the design as it is).
@@ -189,6 +190,12 @@ func (s *Service) PutRemote(ctx context.Context, r RemoteDesign) (Design, error)
 			return Design{}, err
 		}
 		d.Hidden = false
+	}
+	if d.Title != r.Title || d.Summary != r.Summary || d.Licensor != r.Licensor || !slices.Equal(d.Tags, tags) {
+		d.Title, d.Summary, d.Licensor, d.Tags, d.UpdatedAt = r.Title, r.Summary, r.Licensor, tags, now
+		if err := s.store.SetText(ctx, d); err != nil {
+			return Design{}, fmt.Errorf("remote design %s: %w", d.Slug, err)
+		}
 	}
 	switch {
 	case r.Version <= d.LatestVersion:

@@ -234,4 +234,21 @@ func TestInboxDesignForgery(t *testing.T) {
 	if strings.Contains(string(page.body), "<script>alert(1)</script>") || !strings.Contains(string(page.body), "&lt;script&gt;") {
 		t.Fatalf("a remote title on a card: want it escaped; got %s", page.body)
 	}
+
+	// An Update with version 2 and a new title: both taken, and search follows.
+	var update map[string]any
+	json.Unmarshal(create(alice, alice.url+"/designs/clip", alice.actor, 1), &update)
+	update["type"], update["id"] = "Update", alice.url+"/designs/clip#update"
+	obj := update["object"].(map[string]any)
+	obj["fab:version"], obj["name"], obj["tag"] = 2, "Cable clip", []any{map[string]any{"type": "Hashtag", "name": "#Cables"}}
+	body, _ := json.Marshal(update)
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", body, keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
+		t.Fatalf("the Update: got %d %s, want 202", status, resp)
+	}
+	r = h.do(t, call{method: "GET", path: "/api/v1/designs?q=cable&tag=cables"})
+	r.want(t, 200, "")
+	ds = r.json["designs"].([]any)
+	if len(ds) != 1 || ds[0].(map[string]any)["title"] != "Cable clip" || ds[0].(map[string]any)["latest_version"] != 2.0 {
+		t.Fatalf("after the Update: got %s, want the clip retitled at version 2", r.body)
+	}
 }

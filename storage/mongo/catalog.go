@@ -294,6 +294,12 @@ func (c Catalog) SetHidden(ctx context.Context, designID string, hidden bool, at
 	return c.update(ctx, designID, bson.M{"hidden": hidden, "updated_at": at})
 }
 
+func (c Catalog) SetText(ctx context.Context, d catalog.Design) (err error) {
+	defer normalize(&err)
+	return c.update(ctx, d.ID, bson.M{"title": d.Title, "summary": d.Summary, "tags": d.Tags, "licensor": d.Licensor,
+		"terms": catalog.Terms(d), "updated_at": d.UpdatedAt})
+}
+
 func (c Catalog) SetFeatured(ctx context.Context, designID string, featured bool) (err error) {
 	defer normalize(&err)
 	return c.update(ctx, designID, bson.M{"featured": featured})

@@ -256,6 +256,47 @@ func (c Catalog) SetHidden(ctx context.Context, designID string, hidden bool, at
 	return expectOne(c.db.write.ExecContext(ctx, `UPDATE designs SET hidden = ?, updated_at = ? WHERE id = ?`, hidden, unixNano(at), designID))
 }
 
+func (c Catalog) SetText(ctx context.Context, d catalog.Design) error {
+	tx, err := c.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	// The search index keeps no copy of the text (content=''): a row is taken out of it
+	// by giving the text it was indexed with.
+	var rowid int64
+	var title, summary, tags string
+	err = tx.QueryRowContext(ctx, `SELECT rowid, title, summary, tags FROM designs WHERE id = ?`, d.ID).Scan(&rowid, &title, &summary, &tags)
+	if err != nil {
+		return fmt.Errorf("design %s: %w", d.ID, mapErr(err))
+	}
+	var old []string
+	if err := json.Unmarshal([]byte(tags), &old); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO designs_fts(designs_fts, rowid, title, summary, tags) VALUES ('delete', ?, ?, ?, ?)`,
+		rowid, title, summary, strings.Join(old, " ")); err != nil {
+		return fmt.Errorf("unindex design %s: %w", d.ID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO designs_fts(rowid, title, summary, tags) VALUES (?, ?, ?, ?)`,
+		rowid, d.Title, d.Summary, strings.Join(d.Tags, " ")); err != nil {
+		return fmt.Errorf("index design %s: %w", d.ID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE designs SET title = ?, summary = ?, tags = ?, licensor = ?, updated_at = ? WHERE id = ?`,
+		d.Title, d.Summary, mustJSON(d.Tags), d.Licensor, unixNano(d.UpdatedAt), d.ID); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM design_tags WHERE design_id = ?`, d.ID); err != nil {
+		return err
+	}
+	for _, t := range d.Tags {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO design_tags(design_id, tag) VALUES (?, ?)`, d.ID, t); err != nil {
+			return err
+		}
+	}
+	return mapErr(tx.Commit())
+}
+
 func (c Catalog) SetFeatured(ctx context.Context, designID string, featured bool) error {
 	return expectOne(c.db.write.ExecContext(ctx, `UPDATE designs SET featured = ? WHERE id = ?`, featured, designID))
 }

@@ -141,6 +141,26 @@ func ExerciseCatalog(t *testing.T, newStore func(t *testing.T) catalog.Store) {
 		if err != nil || len(page.Designs) != 2 {
 			t.Fatalf("Search for clamp: got %d designs, %v; want both", len(page.Designs), err)
 		}
+
+		// Its text changes (an Update from its hub): read back, searched by the new
+		// words and tags only.
+		remote.Title, remote.Summary, remote.Tags, remote.Licensor = "Bench vise", "Holds work", []string{"vise", "bench"}, "Grace's shop"
+		remote.UpdatedAt = remote.UpdatedAt.Add(time.Hour)
+		if err := s.SetText(ctx, remote); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.DesignByID(ctx, remote.ID); err != nil || !reflect.DeepEqual(got, remote) {
+			t.Fatalf("after SetText:\ngot  %+v, %v\nwant %+v", got, err, remote)
+		}
+		for q, want := range map[catalog.Query]int{{Text: "clamp"}: 1, {Text: "bench"}: 1, {Text: "holds"}: 1, {Tag: "bench"}: 1, {Tag: "fdm"}: 0} {
+			q.Limit = 10
+			if page, err := s.Search(ctx, q); err != nil || len(page.Designs) != want {
+				t.Errorf("after SetText, search %+v: got %d designs, %v; want %d", q, len(page.Designs), err, want)
+			}
+		}
+		if err := s.SetText(ctx, catalog.Design{ID: "nope", Tags: []string{}}); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("SetText of no design: got %v, want ErrNotFound", err)
+		}
 	})
 
 	t.Run("Versions", func(t *testing.T) {
