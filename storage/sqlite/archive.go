@@ -174,8 +174,8 @@ func load(ctx context.Context, tx *sql.Tx, v any) error {
 		return exec(`INSERT INTO ledger(seq, closes, kind, from_account, to_account, data) VALUES (?, ?, ?, ?, ?, ?)`,
 			v.Seq, v.Closes, v.Kind, v.From, v.To, mustJSON(v))
 	case webhook.Hook:
-		return exec(`INSERT INTO webhooks(`+hookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			v.ID, v.OwnerID, v.LabID, v.Lab, v.URL, ","+strings.Join(v.Events, ",")+",", v.Secret, unixNano(v.CreatedAt))
+		return exec(`INSERT INTO webhooks(`+hookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			v.ID, v.OwnerID, v.LabID, v.Lab, v.URL, ","+strings.Join(v.Events, ",")+",", v.Secret, unixNano(v.CreatedAt), v.Hub)
 	case federation.Key:
 		return exec(`INSERT INTO federation_keys(`+keyColumns+`) VALUES (?, ?, ?, ?)`, v.Owner, v.PublicPEM, v.PrivatePEM, unixNano(v.CreatedAt))
 	case federation.Follow:
