@@ -100,8 +100,25 @@ func (s *Service) designActivity(kind string, author Local, d catalog.Design, v 
 // activity's actor: no one publishes for another hub, or another author. Other
 // objects (notes, Manyfold's posts) are ignored.
 func (s *Service) onDesign(ctx context.Context, a Activity, signer RemoteActor, body []byte) error {
+	var object json.RawMessage
+	if a.Type != "Delete" {
+		var m struct {
+			Object json.RawMessage `json:"object"`
+		}
+		if err := json.Unmarshal(body, &m); err != nil || len(m.Object) == 0 || m.Object[0] != '{' {
+			return nil // an object by id alone: not a design this hub is told of
+		}
+		var probe map[string]any
+		if json.Unmarshal(m.Object, &probe) != nil || !isDesignObject(probe) {
+			return nil // a note, a Manyfold post: not a design
+		}
+		object = m.Object
+	}
 	host := hostOf(signer.ID)
 	if hostOf(a.Object.ID) != host {
+		if a.Type == "Delete" {
+			return nil // not of that host, so not of a design this hub keeps from it
+		}
 		return fmt.Errorf("%w: %s may not speak of %s, an object of another host", storage.ErrForbidden, signer.ID, a.Object.ID)
 	}
 	followed, err := s.follows(ctx, host)
@@ -115,17 +132,7 @@ func (s *Service) onDesign(ctx context.Context, a Activity, signer RemoteActor, 
 	if a.Type == "Delete" {
 		return s.designs.TombstoneRemote(ctx, a.Object.ID)
 	}
-	var m struct {
-		Object json.RawMessage `json:"object"`
-	}
-	if err := json.Unmarshal(body, &m); err != nil || len(m.Object) == 0 || m.Object[0] != '{' {
-		return nil // an object by id alone: not a design this hub is told of
-	}
-	var probe map[string]any
-	if json.Unmarshal(m.Object, &probe) != nil || !isDesignObject(probe) {
-		return nil
-	}
-	return s.takeDesign(ctx, host, a.Actor, m.Object)
+	return s.takeDesign(ctx, host, a.Actor, object)
 }
 
 // takeDesign keeps a design object heard from host (in an activity of actor, or in
