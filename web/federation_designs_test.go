@@ -257,3 +257,47 @@ func TestInboxDesignForgery(t *testing.T) {
 		t.Fatalf("after the Update: got %s, want the clip retitled at version 2", r.body)
 	}
 }
+
+// TestRemoteDesignLineage: a remote design names a parent on a third hub by URL; the
+// lineage, the page and the graph credit it by that URL.
+func TestRemoteDesignLineage(t *testing.T) {
+	t.Parallel()
+	h := newFedHub(t)
+	keys := remoteKeys()
+	alice := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[0])
+	h.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: h.admin, body: map[string]string{"target": alice.actor}}).want(t, 201, "")
+	var follow map[string]any
+	select {
+	case <-alice.got:
+		json.Unmarshal(<-alice.body, &follow)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Follow reached the account's inbox")
+	}
+	accept, _ := json.Marshal(map[string]any{"id": alice.actor + "#accepts/1", "type": "Accept", "actor": alice.actor, "object": follow})
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", accept, keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
+		t.Fatalf("the Accept: got %d %s", status, resp)
+	}
+	parent := "https://elsewhere.example/designs/vise"
+	create, _ := json.Marshal(map[string]any{"id": alice.url + "/designs/jaw#create", "type": "Create", "actor": alice.actor, "object": map[string]any{
+		"id": alice.url + "/designs/jaw", "type": "Document", "fab:version": 1, "attributedTo": alice.actor, "name": "Soft jaw", "spdx:licenseId": "CERN-OHL-S-2.0",
+		"attachment": []any{map[string]any{"name": "jaw.stl", "url": alice.url + "/f/jaw.stl", "fab:sha256": strings.Repeat("c", 64), "fab:size": 684}},
+		"fab:parents": []any{map[string]any{"id": parent, "fab:version": 2, "name": "Bench vise", "fab:owner": "@lin@elsewhere.example", "spdx:licenseId": "CERN-OHL-S-2.0"}}}})
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", create, keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
+		t.Fatalf("the Create: got %d %s", status, resp)
+	}
+	r := h.do(t, call{method: "GET", path: "/api/v1/designs"})
+	r.want(t, 200, "")
+	slug := r.json["designs"].([]any)[0].(map[string]any)["slug"].(string)
+	r = h.do(t, call{method: "GET", path: "/api/v1/designs/" + slug + "/lineage"})
+	r.want(t, 200, "")
+	ancestors := r.json["ancestors"].([]any)
+	if len(ancestors) != 1 || ancestors[0].(map[string]any)["url"] != parent || ancestors[0].(map[string]any)["hidden"] != false ||
+		ancestors[0].(map[string]any)["credit"] != "@lin@elsewhere.example" {
+		t.Fatalf("the lineage: got %s, want the vise by its URL", r.body)
+	}
+	page := h.do(t, call{method: "GET", path: "/designs/" + slug, header: map[string]string{"Accept": "text/html"}})
+	page.want(t, 200, "")
+	if n := strings.Count(string(page.body), `href="`+parent+`"`); n != 2 {
+		t.Fatalf("the page: got %d links to the parent, want 2 (built on, and the graph)", n)
+	}
+}
