@@ -280,7 +280,7 @@ func TestRemoteDesignLineage(t *testing.T) {
 	parent := "https://elsewhere.example/designs/vise"
 	create, _ := json.Marshal(map[string]any{"id": alice.url + "/designs/jaw#create", "type": "Create", "actor": alice.actor, "object": map[string]any{
 		"id": alice.url + "/designs/jaw", "type": "Document", "fab:version": 1, "attributedTo": alice.actor, "name": "Soft jaw", "spdx:licenseId": "CERN-OHL-S-2.0",
-		"attachment": []any{map[string]any{"name": "jaw.stl", "url": alice.url + "/f/jaw.stl", "fab:sha256": strings.Repeat("c", 64), "fab:size": 684}},
+		"attachment":  []any{map[string]any{"name": "jaw.stl", "url": alice.url + "/f/jaw.stl", "fab:sha256": strings.Repeat("c", 64), "fab:size": 684}},
 		"fab:parents": []any{map[string]any{"id": parent, "fab:version": 2, "name": "Bench vise", "fab:owner": "@lin@elsewhere.example", "spdx:licenseId": "CERN-OHL-S-2.0"}}}})
 	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", create, keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
 		t.Fatalf("the Create: got %d %s", status, resp)
