@@ -27,7 +27,20 @@ type Design struct {
 	Counters      Counters    `json:"counters"`
 	CreatedAt     time.Time   `json:"created_at"`
 	UpdatedAt     time.Time   `json:"updated_at"`
+	// Origin is where a remote design comes from (nil for a design published here):
+	// this hub heard of it from a hub it follows, and keeps a copy of its metadata.
+	Origin *Origin `json:"origin,omitempty"`
 }
+
+// Origin names the hub a remote design comes from and its object there.
+type Origin struct {
+	Hub    string `json:"hub" bson:"hub"`       // its host (and port)
+	Object string `json:"object" bson:"object"` // the design object's id (a URL) on that hub
+	URL    string `json:"url" bson:"url"`       // its page there, for people
+}
+
+// Remote reports whether the design comes from another hub.
+func (d Design) Remote() bool { return d.Origin != nil }
 
 // Credit is who a design is credited to: its licensor, else its owner.
 func (d Design) Credit() string {
@@ -47,6 +60,9 @@ type ParentRef struct {
 	Owner    string `json:"owner"`
 	Licensor string `json:"licensor,omitempty"`
 	License  string `json:"license"`
+	// URL names a parent on another hub by its design object's id; DesignID is then
+	// the local copy's id when this hub has one, else "".
+	URL string `json:"url,omitempty"`
 }
 
 // Counters are derived figures, recomputed by the maintenance cron.
@@ -78,6 +94,9 @@ type File struct {
 	Mesh   *mesh.Report `json:"mesh,omitempty"`
 	// Picture is an image's size in pixels; pictures are shown in the gallery.
 	Picture *PictureSize `json:"picture,omitempty"`
+	// Origin is where a remote design's file is fetched from, when first needed; its
+	// bytes must hash to SHA256 before they are stored under it.
+	Origin string `json:"origin,omitempty"`
 }
 
 // PictureSize is a picture's width and height in pixels.
@@ -117,6 +136,9 @@ type Query struct {
 	Limit   int
 	// Featured lists only featured designs.
 	Featured bool
+	// Origin lists only the remote designs from this hub: host:port exactly, or a host
+	// name on any port (as a block of a host name covers every port).
+	Origin string
 }
 
 // Page is one page of a listing.
@@ -141,9 +163,14 @@ type Store interface {
 	Versions(ctx context.Context, designID string) ([]Version, error)
 	// Children lists the designs that name designID among their parents.
 	Children(ctx context.Context, designID string) ([]Design, error)
+	// DesignByOrigin finds the remote design whose Origin.Object is object.
+	DesignByOrigin(ctx context.Context, object string) (Design, error)
 	// Search lists visible designs matching q, newest first, in stable pages.
 	Search(ctx context.Context, q Query) (Page, error)
 	SetHidden(ctx context.Context, designID string, hidden bool, at time.Time) error
+	// SetText overwrites a design's title, summary, tags and licensor, and its
+	// UpdatedAt (a remote design's Update); the search index follows.
+	SetText(ctx context.Context, d Design) error
 	SetFeatured(ctx context.Context, designID string, featured bool) error
 	// SetCounters overwrites the derived counters (the cron recomputes them).
 	SetCounters(ctx context.Context, designID string, c Counters) error

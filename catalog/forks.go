@@ -28,6 +28,9 @@ func (s *Service) resolveParents(ctx context.Context, specs []ParentSpec) ([]Par
 		if d.Hidden {
 			return nil, fmt.Errorf("design %q is hidden and cannot be forked: %w", spec.Slug, storage.ErrForbidden)
 		}
+		if d.Remote() {
+			return nil, errRemoteFork(spec.Slug, d)
+		}
 		n := spec.Version
 		if n == 0 {
 			n = d.LatestVersion
@@ -75,6 +78,9 @@ func (s *Service) ForkOptions(ctx context.Context, slug string) ([]license.Optio
 	}
 	if d.Hidden {
 		return nil, fmt.Errorf("design %q is hidden and cannot be forked: %w", slug, storage.ErrForbidden)
+	}
+	if d.Remote() {
+		return nil, errRemoteFork(slug, d)
 	}
 	options, err := license.ForkOptions([]string{d.License})
 	if errors.Is(err, license.ErrNoDerivatives) {
@@ -140,4 +146,11 @@ func (s *Service) Fork(ctx context.Context, actor Actor, slug string, fr ForkReq
 	}
 	s.log.Info("design forked", "design", d.Slug, "parent", parent.Slug, "owner", actor.Handle)
 	return d, nil
+}
+
+// errRemoteFork refuses to fork a design of another hub: forks across hubs (with the
+// license rules and the origin hearing of them) are not built yet.
+func errRemoteFork(slug string, d Design) error {
+	return fmt.Errorf("design %q comes from %s: forking a design of another hub is not possible yet; fork it there: %w",
+		slug, d.Origin.Hub, storage.ErrForbidden)
 }

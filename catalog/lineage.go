@@ -25,7 +25,9 @@ type Node struct {
 	License string   `json:"license"`
 	Version int      `json:"version,omitempty"` // for an ancestor: the version that was built on
 	Hidden  bool     `json:"hidden"`
-	Parents []string `json:"parents"` // slugs, for drawing the graph
+	Parents []string `json:"parents"` // slugs (URLs for ancestors on other hubs not copied here), for drawing the graph
+	// URL is an ancestor on another hub that this hub has no copy of: its object's id.
+	URL string `json:"url,omitempty"`
 }
 
 // Lineage is a design with everything it came from and everything that came from it.
@@ -41,7 +43,11 @@ const maxLineage = 500
 func nodeOf(d Design) Node {
 	n := Node{Slug: d.Slug, Title: d.Title, Owner: d.Owner, Credit: d.Credit(), License: d.License, Hidden: d.Hidden, Parents: []string{}}
 	for _, p := range d.Parents {
-		n.Parents = append(n.Parents, p.Slug)
+		key := p.Slug
+		if key == "" {
+			key = p.URL // a parent on another hub, not copied here
+		}
+		n.Parents = append(n.Parents, key)
 	}
 	return n
 }
@@ -66,6 +72,12 @@ func (s *Service) Lineage(ctx context.Context, slug string) (Lineage, error) {
 			break
 		}
 		seen[ref.DesignID] = true
+		if ref.DesignID == "" && ref.URL != "" {
+			// On another hub, not copied here: the child's snapshot credits it, by URL.
+			l.Ancestors = append(l.Ancestors, Node{Title: ref.Title, Owner: ref.Owner, Credit: ref.Owner, License: ref.License,
+				Version: ref.Version, URL: ref.URL, Parents: []string{}})
+			continue
+		}
 		p, err := s.store.DesignByID(ctx, ref.DesignID)
 		if errors.Is(err, storage.ErrNotFound) {
 			// Gone entirely: the snapshot in the child still credits it.
@@ -119,6 +131,9 @@ func (s *Service) Attribution(ctx context.Context, baseURL string, d Design, v V
 	} else {
 		fmt.Fprintf(&b, "- Author: %s\n- License: %s\n", d.Owner, v.License)
 	}
+	if d.Origin != nil {
+		fmt.Fprintf(&b, "- Published on %s: %s\n", d.Origin.Hub, d.Origin.URL)
+	}
 	if v.Message != "" {
 		fmt.Fprintf(&b, "- Changes in this version: %s\n", oneLine(v.Message))
 	}
@@ -132,7 +147,11 @@ func (s *Service) Attribution(ctx context.Context, baseURL string, d Design, v V
 		if a.Hidden {
 			state = " (since hidden from the catalog; credited here all the same)"
 		}
-		fmt.Fprintf(&b, "- %s by %s, version %d, licensed %s: %s/designs/%s%s\n", oneLine(a.Title), oneLine(a.Credit), a.Version, a.License, baseURL, a.Slug, state)
+		where := baseURL + "/designs/" + a.Slug
+		if a.URL != "" {
+			where = a.URL
+		}
+		fmt.Fprintf(&b, "- %s by %s, version %d, licensed %s: %s%s\n", oneLine(a.Title), oneLine(a.Credit), a.Version, a.License, where, state)
 	}
 	return b.String(), nil
 }

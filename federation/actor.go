@@ -136,12 +136,6 @@ func (s *Service) ActorDocument(ctx context.Context, l Local) (map[string]any, e
 	}, nil
 }
 
-// Outbox is a local actor's outbox: empty so far (designs are not published yet).
-func (s *Service) Outbox(l Local) map[string]any {
-	return map[string]any{"@context": contextAS, "id": s.apBase(l) + "/outbox", "type": "OrderedCollection",
-		"totalItems": 0, "orderedItems": []any{}}
-}
-
 // FollowersCollection is a local actor's followers: how many, not who (as Mastodon
 // shows them to strangers).
 func (s *Service) FollowersCollection(ctx context.Context, l Local) (map[string]any, error) {

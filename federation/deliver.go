@@ -50,6 +50,8 @@ func (s *Service) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case f := <-s.resyncs:
+			go s.resync(ctx, f)
 		case d := <-s.out:
 			select {
 			case sem <- struct{}{}:

@@ -2,8 +2,10 @@ package federation
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -36,6 +38,38 @@ func FuzzActivity(f *testing.F) {
 		}
 		if !isHTTPURL(actor.ID) || !isHTTPURL(actor.Inbox) || actor.key == nil || actor.key.N.BitLen() < 2048 {
 			t.Fatalf("ParseActor read %+v: want an http(s) id and inbox and an RSA key of 2048 bits or more", actor)
+		}
+	})
+}
+
+// FuzzDesignObject: a design object from anyone a hub follows is read into a remote
+// design or refused as storage.ErrInvalid, never a panic; what is read has its id,
+// page and author on http(s) URLs, an origin hub that is the id's host, and no more
+// files, BOM lines or parents than the limits; catalog's Check then says yes or no in
+// words, never panics.
+func FuzzDesignObject(f *testing.F) {
+	f.Add([]byte(`{"id":"https://a.example/designs/clip","type":"Document","fab:version":2,"attributedTo":"https://a.example/people/ada","name":"Clip","spdx:licenseId":"MIT",` +
+		`"attachment":[{"type":"Document","name":"clip.stl","url":"https://a.example/f/clip.stl","fab:sha256":"` + strings.Repeat("a", 64) + `","fab:size":684}],` +
+		`"fab:bom":[{"ref":"C1","kind":"printed","name":"Clip","qty":2,"file":"clip.stl"}],"fab:parents":[{"id":"https://b.example/designs/x","fab:version":1}],"tag":[{"type":"Hashtag","name":"#clip"}]}`))
+	f.Add([]byte(`{"id":"https://a.example/d","type":["Document"],"fab:version":1e99,"attributedTo":{"id":"https://a.example/people/x"},"attachment":[1,"x"],"fab:bom":{"ref":1}}`))
+	f.Add([]byte(`{"type":"Note","content":"hello"}`))
+	f.Add([]byte(`{"type":"Document","fab:version":"1"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, author, err := ParseDesignObject(data)
+		if err != nil {
+			if !errors.Is(err, storage.ErrInvalid) {
+				t.Fatalf("ParseDesignObject: got %v, want ErrInvalid or a design", err)
+			}
+			return
+		}
+		if !isHTTPURL(r.Origin.Object) || !isHTTPURL(r.Origin.URL) || !isHTTPURL(author) || r.Origin.Hub != hostOf(r.Origin.Object) {
+			t.Fatalf("ParseDesignObject read %+v by %s: want http(s) id, url and author, and the id's host as its hub", r.Origin, author)
+		}
+		if len(r.Files) > catalog.MaxRemoteFiles || len(r.BOM) > catalog.MaxRemoteBOM || len(r.Parents) > catalog.MaxRemoteParents {
+			t.Fatalf("ParseDesignObject read %d files, %d BOM lines, %d parents: over the limits", len(r.Files), len(r.BOM), len(r.Parents))
+		}
+		if err := r.Check(catalog.DefaultLimits); err != nil && !errors.Is(err, storage.ErrInvalid) {
+			t.Fatalf("Check: got %v, want ErrInvalid or nil", err)
 		}
 	})
 }

@@ -24,6 +24,7 @@ type Options struct {
 	PublicURL    string           // FAB_PUBLIC_URL: the hub's identity, http(s)://host[:port]; required
 	AllowHosts   []string         // FAB_FEDERATION_ALLOW_HOSTS: hosts or CIDRs reachable even when private
 	Timeout      time.Duration    // one fetch or delivery, connecting to the end of the answer (10 s)
+	FileTimeout  time.Duration    // one fetch of a remote design's file (5 min)
 	KeyTTL       time.Duration    // how long a fetched signer's key is trusted before it is fetched again (1 h)
 	MaxClockSkew time.Duration    // how far a signed Date may be from the hub's clock (12 h, as Mastodon)
 	PerHost      int              // inbound activities one remote host may send a minute (300)
@@ -43,17 +44,20 @@ type Caller struct {
 
 // Service is the hub's federation: its actors, inbox and follows.
 type Service struct {
-	store  Store
-	dir    Directory
-	log    *slog.Logger
-	opts   Options
-	base   string // the public URL without a trailing slash
-	host   string // its host (and port)
-	guard  netguard.Guard
-	client *http.Client
-	rate   *account.Throttle
-	out    chan delivery
-	keygen chan struct{} // one local key pair made at a time
+	store   Store
+	dir     Directory
+	designs Designs
+	log     *slog.Logger
+	opts    Options
+	base    string // the public URL without a trailing slash
+	host    string // its host (and port)
+	guard   netguard.Guard
+	client  *http.Client
+	files   *http.Client // for remote designs' files, with the longer FileTimeout
+	resyncs chan Follow  // accepted follows whose outbox is to be pulled
+	rate    *account.Throttle
+	out     chan delivery
+	keygen  chan struct{} // one local key pair made at a time
 
 	mu   sync.Mutex
 	keys map[string]cachedKey // remote signers' keys by key id
@@ -63,13 +67,16 @@ type Service struct {
 // NewService builds the service. It fails when o.PublicURL is not an http(s) URL of a
 // host: a hub without one does not federate (cmd/fabhub then builds none, and the
 // federation routes answer 404 saying so).
-func NewService(store Store, dir Directory, log *slog.Logger, o Options) (*Service, error) {
+func NewService(store Store, dir Directory, designs Designs, log *slog.Logger, o Options) (*Service, error) {
 	base, host, err := parseBase(o.PublicURL)
 	if err != nil {
 		return nil, err
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 10 * time.Second
+	}
+	if o.FileTimeout == 0 {
+		o.FileTimeout = 5 * time.Minute
 	}
 	if o.KeyTTL == 0 {
 		o.KeyTTL = time.Hour
@@ -90,8 +97,8 @@ func NewService(store Store, dir Directory, log *slog.Logger, o Options) (*Servi
 		o.Clock = time.Now
 	}
 	guard := netguard.New(o.AllowHosts)
-	return &Service{store: store, dir: dir, log: log, opts: o, base: base, host: host, guard: guard,
-		client: guard.Client(o.Timeout), rate: account.NewThrottle(o.PerHost, time.Minute, 100_000),
+	return &Service{store: store, dir: dir, designs: designs, log: log, opts: o, base: base, host: host, guard: guard,
+		client: guard.Client(o.Timeout), files: guard.Client(o.FileTimeout), resyncs: make(chan Follow, 64), rate: account.NewThrottle(o.PerHost, time.Minute, 100_000),
 		out: make(chan delivery, 4096), keygen: make(chan struct{}, 1), keys: map[string]cachedKey{}, own: map[string]ownKey{}}, nil
 }
 
@@ -145,6 +152,8 @@ func (s *Service) Receive(ctx context.Context, r *http.Request, body []byte) err
 		return s.onFollow(ctx, a, signer)
 	case "Accept", "Reject":
 		return s.onAnswer(ctx, a)
+	case "Create", "Update", "Delete":
+		return s.onDesign(ctx, a, signer, body)
 	case "Undo":
 		// Only an Undo that embeds its Follow (as Mastodon's do) unfollows: one that
 		// names its object by id alone may be undoing anything.
@@ -215,7 +224,18 @@ func (s *Service) onAnswer(ctx context.Context, a Activity) error {
 	if a.Type == "Reject" {
 		state = Rejected
 	}
-	return s.store.SetFollowState(ctx, f.ID, state, s.opts.Clock().UTC().Truncate(time.Millisecond))
+	if err := s.store.SetFollowState(ctx, f.ID, state, s.opts.Clock().UTC().Truncate(time.Millisecond)); err != nil {
+		return err
+	}
+	if state == Accepted && f.State != Accepted {
+		f.State = state
+		select {
+		case s.resyncs <- f: // Run pulls its outbox, not this request
+		default:
+			s.log.Warn("federation: too many resyncs waiting; one is dropped", "actor", f.Actor)
+		}
+	}
+	return nil
 }
 
 // onUnfollow removes a follower on its Undo of a Follow, of whichever local actor
@@ -322,6 +342,11 @@ func (s *Service) BlockHost(ctx context.Context, c Caller, host string) (Block, 
 	if err := s.store.DropHost(ctx, host); err != nil {
 		return Block{}, fmt.Errorf("drop the follows of %s: %w", host, err)
 	}
+	n, err := s.designs.DropRemoteHost(ctx, host)
+	if err != nil {
+		return Block{}, fmt.Errorf("drop the designs of %s: %w", host, err)
+	}
+	s.log.Info("federation: a host is blocked", "host", host, "designs_dropped", n)
 	return b, nil
 }
 

@@ -184,7 +184,7 @@ fi
 if [ "$#" -eq 0 ]; then
 	say "fuzzing, 3 s a target"
 	for target in "FuzzAnalyze ./catalog/mesh" "FuzzAnalyze3MF ./catalog/mesh" "FuzzCleanPath ./catalog" "FuzzParseBOM ./catalog" "FuzzOKHImport ./catalog/okh" "FuzzOKHArchive ./catalog/okh" "FuzzForkRules ./catalog/license" \
-		"FuzzUploadMeta ./web" "FuzzAgentRequest ./web" "FuzzHubAnswer ./fabrication/agentapi" "FuzzImport ./storage/archive" "FuzzActivity ./federation"; do
+		"FuzzUploadMeta ./web" "FuzzAgentRequest ./web" "FuzzHubAnswer ./fabrication/agentapi" "FuzzImport ./storage/archive" "FuzzActivity ./federation" "FuzzDesignObject ./federation"; do
 		name=${target% *} pkg=${target#* }
 		if ! go test -run '^$' -fuzz "^$name\$" -fuzztime 3s "$pkg" > "$work/fuzz.log" 2>&1; then
 			cat "$work/fuzz.log"

@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/federation"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -176,6 +177,7 @@ func (s *Server) createDesign(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.announce(c.Request.Context(), federation.DesignCreated, d.Slug)
 	c.JSON(http.StatusCreated, gin.H{"design": d, "version": v})
 }
 
@@ -197,6 +199,7 @@ func (s *Server) addVersion(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.announce(c.Request.Context(), federation.DesignUpdated, c.Param("slug"))
 	c.JSON(http.StatusCreated, gin.H{"version": v})
 }
 
@@ -205,7 +208,7 @@ func (s *Server) listDesigns(c *gin.Context) {
 	limit, _ := strconv.Atoi(c.DefaultQuery("limit", "24"))
 	page, err := s.catalog.Search(c.Request.Context(), catalog.Query{
 		Text: c.Query("q"), Tag: c.Query("tag"), License: c.Query("license"), Owner: c.Query("owner"),
-		Featured: c.Query("featured") == "true", Cursor: c.Query("cursor"), Limit: limit,
+		Featured: c.Query("featured") == "true", Cursor: c.Query("cursor"), Limit: limit, Origin: c.Query("origin"),
 	})
 	if err != nil {
 		s.fail(c, err)
@@ -285,6 +288,7 @@ func (s *Server) fork(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.announce(c.Request.Context(), federation.DesignCreated, d.Slug)
 	c.JSON(http.StatusCreated, gin.H{"design": d})
 }
 
@@ -310,6 +314,9 @@ func (s *Server) downloadFile(c *gin.Context) {
 		abort(c, http.StatusNotFound, "not_found", fmt.Sprintf("version %d has no file %q", v.Number, p))
 		return
 	}
+	if !s.ensureFiles(c, v, []string{f.Path}) {
+		return
+	}
 	t := catalog.TypeOf(f.Path)
 	h := c.Writer.Header()
 	h.Set("ETag", `"`+f.SHA256+`"`)
@@ -330,6 +337,9 @@ func (s *Server) downloadFile(c *gin.Context) {
 func (s *Server) archive(c *gin.Context) {
 	d, v, ok := s.version(c)
 	if !ok {
+		return
+	}
+	if !s.ensureFiles(c, v, nil) {
 		return
 	}
 	name := fmt.Sprintf("%s-v%d.zip", d.Slug, v.Number)
@@ -397,8 +407,16 @@ func (s *Server) curation(c *gin.Context, slug, action string) error {
 	switch action {
 	case "hide", "unhide":
 		d, err := s.catalog.SetHidden(ctx, actor, slug, action == "hide")
-		if err != nil || action == "unhide" || s.orders == nil {
+		if err != nil {
 			return err
+		}
+		if action == "hide" {
+			s.announce(ctx, federation.DesignDeleted, slug)
+		} else {
+			s.announce(ctx, federation.DesignCreated, slug)
+		}
+		if action == "unhide" || s.orders == nil {
+			return nil
 		}
 		// A hidden design is not made: the jobs not yet on a machine are turned down.
 		_, err = s.orders.RejectDesign(ctx, fabActor(c), d.ID, "the design was hidden by the site's maintainers")

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/fabcommons/fabcommons/account"
+	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agentapi"
 	"github.com/fabcommons/fabcommons/federation"
@@ -80,6 +81,8 @@ func (s *Server) classify(c *gin.Context, err error) (int, apiError) {
 		return http.StatusUnauthorized, apiError{Code: "unauthenticated", Message: err.Error()}
 	case errors.Is(err, federation.ErrBadSignature):
 		return http.StatusUnauthorized, apiError{Code: "bad_signature", Message: err.Error()}
+	case errors.Is(err, catalog.ErrOrigin):
+		return http.StatusBadGateway, apiError{Code: "bad_origin", Message: err.Error()}
 	case errors.Is(err, federation.ErrOff):
 		return http.StatusNotFound, apiError{Code: "federation_off", Message: err.Error()}
 	case errors.Is(err, fabrication.ErrStaleLease):

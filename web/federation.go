@@ -156,7 +156,12 @@ func (s *Server) apCollection(which string) gin.HandlerFunc {
 			return
 		}
 		if which == "outbox" {
-			writeActivity(c, http.StatusOK, s.fed.Outbox(l))
+			doc, err := s.fed.Outbox(c.Request.Context(), l, c.Query("page"))
+			if err != nil {
+				s.fail(c, err)
+				return
+			}
+			writeActivity(c, http.StatusOK, doc)
 			return
 		}
 		doc, err := s.fed.FollowersCollection(c.Request.Context(), l)

@@ -90,7 +90,7 @@ func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
 		if cfg.Federation.Clock == nil {
 			cfg.Federation.Clock = cfg.Clock
 		}
-		fed, err = federation.NewService(st.Federation, directory{accounts: st.Accounts, labs: fab.Labs}, log, cfg.Federation)
+		fed, err = federation.NewService(st.Federation, directory{accounts: st.Accounts, labs: fab.Labs}, fedDesigns{designs}, log, cfg.Federation)
 		if err != nil {
 			return nil, fmt.Errorf("start federation: %w", err)
 		}
@@ -137,6 +137,12 @@ func (p printables) Printable(ctx context.Context, slug string, version int) (fa
 	}
 	if err != nil {
 		return fabrication.Printable{}, err
+	}
+	if d.Remote() {
+		// Its files are not here and have no mesh report yet: making a design of another
+		// hub (fetching and checking its files first) is the next step of issue 18.
+		return fabrication.Printable{}, fmt.Errorf("%s comes from %s: making a design of another hub is not possible yet: %w",
+			d.Slug, d.Origin.Hub, storage.ErrForbidden)
 	}
 	out := fabrication.Printable{DesignID: d.ID, Slug: d.Slug, Title: d.Title, Version: v.Number}
 	for _, f := range v.Files {

@@ -12,6 +12,7 @@ import (
 	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/catalog/license"
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/federation"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -169,6 +170,7 @@ func (s *Server) forkPost(c *gin.Context) {
 		s.renderFork(c, status, e.Message)
 		return
 	}
+	s.announce(c.Request.Context(), federation.DesignCreated, fork.Slug)
 	c.Redirect(http.StatusSeeOther, "/designs/"+url.PathEscape(fork.Slug))
 }
 

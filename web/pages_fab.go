@@ -217,6 +217,14 @@ const (
 )
 
 func layoutLineage(l catalog.Lineage) lineageGraph {
+	// An ancestor on another hub, not copied here, has no slug: its URL is its key, as
+	// in its children's Parents.
+	l.Ancestors = slices.Clone(l.Ancestors)
+	for i, n := range l.Ancestors {
+		if n.Slug == "" && n.URL != "" {
+			l.Ancestors[i].Slug = n.URL
+		}
+	}
 	level := map[string]int{l.Design.Slug: 0}
 	nodes := map[string]catalog.Node{l.Design.Slug: l.Design}
 	for _, n := range l.Ancestors {

@@ -333,7 +333,7 @@ func (s *Server) routes(r *gin.Engine) {
 	page.GET("/signup", s.signupPage)
 	page.POST("/signup", g("password checks"), s.signupPost)
 	page.POST("/logout", s.logoutPost)
-	page.GET("/designs/:slug", g("lineage walks"), s.designPage) // it walks the lineage
+	page.GET("/designs/:slug", s.negotiateDesign, g("lineage walks"), s.designPage) // it walks the lineage
 	page.GET("/designs/:slug/thumbnail.png", g("thumbnails"), s.thumbnail)
 	member.GET("/account", s.accountPage)
 	member.POST("/account/tokens", g("password checks"), s.accountTokenPost)

@@ -50,7 +50,7 @@ const (
 	blobPrefix  = "blobs/"
 	format      = "fabcommons-archive"
 	// version 2 added photos of makes on jobs, pictures' sizes on files, a design's
-	// licensor, hooks for the whole hub and the federation kinds; a version 1 archive is
+	// licensor, hooks for the whole hub, the federation kinds and remote designs; a version 1 archive is
 	// read as it is (it has none of them). A hub refuses a newer archive, whose records
 	// it would otherwise load without what it does not know.
 	version   = 2
@@ -96,6 +96,8 @@ func Export(ctx context.Context, src Store, blobs storage.Blobs, w io.Writer, op
 	h := Header{Format: format, Version: version, CreatedAt: time.Now().UTC().Truncate(time.Millisecond), Public: opt.Public,
 		Records: map[string]int64{}}
 	sizes := map[string]int64{}
+	local := map[string]bool{}  // blobs a local file names: they must be there
+	remote := map[string]bool{} // blobs a remote design's file names: there once fetched
 	hidden := map[string]bool{}
 	bw := bufio.NewWriterSize(spool, 1<<20)
 	err = src.Dump(ctx, func(v any) error {
@@ -106,6 +108,11 @@ func Export(ctx context.Context, src Store, blobs storage.Blobs, w io.Writer, op
 		if ver, ok := v.(catalog.Version); ok {
 			for _, f := range ver.Files {
 				sizes[f.SHA256] = f.Size
+				if f.Origin != "" {
+					remote[f.SHA256] = true
+				} else {
+					local[f.SHA256] = true
+				}
 			}
 		}
 		if j, ok := rec.(Job); ok {
@@ -129,6 +136,18 @@ func Export(ctx context.Context, src Store, blobs storage.Blobs, w io.Writer, op
 	}
 	if err := bw.Flush(); err != nil {
 		return Header{}, fmt.Errorf("spool the records: %w", err)
+	}
+	// A remote design's file not fetched yet has no blob: it is fetched when first
+	// needed, on the hub that imports the archive as on this one.
+	for k := range remote {
+		if local[k] {
+			continue
+		}
+		if _, err := blobs.Stat(ctx, k); errors.Is(err, storage.ErrNotFound) {
+			delete(sizes, k)
+		} else if err != nil {
+			return Header{}, fmt.Errorf("blob %s: %w", k, err)
+		}
 	}
 	keys := make([]string, 0, len(sizes))
 	for k, n := range sizes {
@@ -442,6 +461,9 @@ func Import(ctx context.Context, r io.Reader, dst Store, blobs storage.Blobs, op
 		counts[kind]++
 		if ver, ok := v.(catalog.Version); ok {
 			for _, f := range ver.Files {
+				if f.Origin != "" {
+					continue // a remote design's file is fetched from its origin when needed
+				}
 				if err := present(ctx, blobs, have, f.SHA256); err != nil {
 					return nil, fmt.Errorf("%s line %d: version %d of design %s names %s: %w", recordsName, lineNo, ver.Number, ver.DesignID, f.Path, err)
 				}

@@ -80,8 +80,9 @@ func Run(ctx context.Context, src archive.Store, blobs storage.Blobs, opt Option
 	users, labs, machines, orders, hooks := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	designs := map[string]*design{}
 	type use struct {
-		size  int64
-		where string
+		size   int64
+		where  string
+		remote bool // named only by remote designs' files, which may not be fetched yet
 	}
 	referenced := map[string]use{}
 	var jobs []fabrication.Job
@@ -95,6 +96,9 @@ func Run(ctx context.Context, src archive.Store, blobs storage.Blobs, opt Option
 		case catalog.Design:
 			designs[v.ID] = &design{slug: v.Slug, latest: v.LatestVersion}
 			for _, p := range v.Parents {
+				if p.DesignID == "" && p.URL != "" {
+					continue // a parent on another hub, named by its URL
+				}
 				designs[v.ID].parents = append(designs[v.ID].parents, p.DesignID)
 			}
 		case catalog.Version:
@@ -118,8 +122,11 @@ func Run(ctx context.Context, src archive.Store, blobs storage.Blobs, opt Option
 					if u, ok := referenced[f.SHA256]; ok && u.size != f.Size {
 						problem(VersionFiles, where, "file %q says blob %s is %d bytes; %s says %d", f.Path, f.SHA256, f.Size, u.where, u.size)
 					}
-					if _, ok := referenced[f.SHA256]; !ok {
-						referenced[f.SHA256] = use{f.Size, where + " " + f.Path}
+					if u, ok := referenced[f.SHA256]; !ok {
+						referenced[f.SHA256] = use{f.Size, where + " " + f.Path, f.Origin != ""}
+					} else if u.remote && f.Origin == "" {
+						u.remote = false
+						referenced[f.SHA256] = u
 					}
 				}
 				paths[f.Path] = true
@@ -145,7 +152,7 @@ func Run(ctx context.Context, src archive.Store, blobs storage.Blobs, opt Option
 				case !storage.ValidKey(p.Key):
 					problem(Dangling, "job "+v.ID, "a photo has no valid key (%q)", p.Key)
 				case !ok:
-					referenced[p.Key] = use{p.Size, where}
+					referenced[p.Key] = use{size: p.Size, where: where}
 				case u.size != p.Size:
 					problem(DamagedBlob, p.Key, "%s says it is %d bytes; %s says %d", where, p.Size, u.where, u.size)
 				}
@@ -264,6 +271,8 @@ func Run(ctx context.Context, src archive.Store, blobs storage.Blobs, opt Option
 		u := referenced[k]
 		b, ok := stored[k]
 		switch {
+		case !ok && u.remote:
+			continue // not fetched from its origin yet
 		case !ok:
 			problem(MissingBlob, k, "named by %s, not in the blob store", u.where)
 			continue

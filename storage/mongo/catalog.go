@@ -47,6 +47,7 @@ type designDoc struct {
 	Counters      catalog.Counters    `bson:"counters"`
 	CreatedAt     time.Time           `bson:"created_at"`
 	UpdatedAt     time.Time           `bson:"updated_at"`
+	Origin        *catalog.Origin     `bson:"origin,omitempty"`
 }
 
 func toDesignDoc(d catalog.Design) designDoc {
@@ -54,8 +55,12 @@ func toDesignDoc(d catalog.Design) designDoc {
 		ID: d.ID, Slug: d.Slug, OwnerID: d.OwnerID, Owner: d.Owner, Licensor: d.Licensor, Title: d.Title, Summary: d.Summary, Tags: d.Tags,
 		License: d.License, Hidden: d.Hidden, Featured: d.Featured, Parents: d.Parents, ParentIDs: []string{},
 		Terms: catalog.Terms(d), LatestVersion: d.LatestVersion, Counters: d.Counters, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+		Origin: d.Origin,
 	}
 	for _, p := range d.Parents {
+		if p.DesignID == "" {
+			continue // a parent on another hub this hub has no copy of
+		}
 		doc.ParentIDs = append(doc.ParentIDs, p.DesignID)
 	}
 	return doc
@@ -66,6 +71,7 @@ func (doc designDoc) design() catalog.Design {
 		ID: doc.ID, Slug: doc.Slug, OwnerID: doc.OwnerID, Owner: doc.Owner, Licensor: doc.Licensor, Title: doc.Title, Summary: doc.Summary,
 		Tags: doc.Tags, License: doc.License, Hidden: doc.Hidden, Featured: doc.Featured, Parents: doc.Parents,
 		LatestVersion: doc.LatestVersion, Counters: doc.Counters, CreatedAt: doc.CreatedAt.UTC(), UpdatedAt: doc.UpdatedAt.UTC(),
+		Origin: doc.Origin,
 	}
 	if d.Tags == nil {
 		d.Tags = []string{}
@@ -217,6 +223,14 @@ func (c Catalog) Children(ctx context.Context, designID string) (_ []catalog.Des
 // Search matches each query word as a prefix of one of the design's lower-cased terms
 // (an anchored regex on the multikey terms index): the same behaviour as the SQLite
 // store's FTS5 prefix queries, in what FerretDB and MongoDB both support.
+func (c Catalog) DesignByOrigin(ctx context.Context, object string) (_ catalog.Design, err error) {
+	defer normalize(&err)
+	if object == "" {
+		return catalog.Design{}, fmt.Errorf("design of no origin: %w", storage.ErrNotFound)
+	}
+	return c.findDesign(ctx, bson.M{"origin.object": object}, "design from "+object)
+}
+
 func (c Catalog) Search(ctx context.Context, q catalog.Query) (_ catalog.Page, err error) {
 	defer normalize(&err)
 	and := bson.A{bson.M{"hidden": false}}
@@ -234,6 +248,10 @@ func (c Catalog) Search(ctx context.Context, q catalog.Query) (_ catalog.Page, e
 	}
 	if q.Featured {
 		and = append(and, bson.M{"featured": true})
+	}
+	if q.Origin != "" {
+		and = append(and, bson.M{"$or": bson.A{bson.M{"origin.hub": q.Origin},
+			bson.M{"origin.hub": bson.M{"$regex": "^" + regexp.QuoteMeta(q.Origin) + ":"}}}})
 	}
 	if q.Cursor != "" {
 		ts, id, err := catalog.DecodeCursor(q.Cursor)
@@ -274,6 +292,12 @@ func (c Catalog) update(ctx context.Context, designID string, set bson.M) error 
 func (c Catalog) SetHidden(ctx context.Context, designID string, hidden bool, at time.Time) (err error) {
 	defer normalize(&err)
 	return c.update(ctx, designID, bson.M{"hidden": hidden, "updated_at": at})
+}
+
+func (c Catalog) SetText(ctx context.Context, d catalog.Design) (err error) {
+	defer normalize(&err)
+	return c.update(ctx, d.ID, bson.M{"title": d.Title, "summary": d.Summary, "tags": d.Tags, "licensor": d.Licensor,
+		"terms": catalog.Terms(d), "updated_at": d.UpdatedAt})
 }
 
 func (c Catalog) SetFeatured(ctx context.Context, designID string, featured bool) (err error) {

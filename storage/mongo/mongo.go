@@ -105,6 +105,9 @@ var indexes = []index{
 	{"designs", bson.D{{Key: "hidden", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}, false},
 	{"designs", bson.D{{Key: "parent_ids", Value: 1}}, false},
 	{"designs", bson.D{{Key: "terms", Value: 1}}, false},
+	// Remote designs by their object (not unique: FerretDB has no partial index, and
+	// local designs have none; the local slug made from the object is unique instead).
+	{"designs", bson.D{{Key: "origin.object", Value: 1}}, false},
 	// A tag's or a person's designs, newest first, read in order (a text search's
 	// prefix range over terms cannot give the order; its matches are sorted).
 	{"designs", bson.D{{Key: "tags", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}, false},

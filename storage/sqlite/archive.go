@@ -195,11 +195,16 @@ func load(ctx context.Context, tx *sql.Tx, v any) error {
 
 // insertDesign writes a design's row, its search entry, its parents and its tags.
 func insertDesign(ctx context.Context, tx *sql.Tx, d catalog.Design) error {
+	var o catalog.Origin
+	if d.Origin != nil {
+		o = *d.Origin
+	}
 	res, err := tx.ExecContext(ctx, `
 		INSERT INTO designs(`+designColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.Slug, d.OwnerID, d.Owner, d.Title, d.Summary, mustJSON(d.Tags), d.License, d.Hidden, d.Featured,
-		mustJSON(d.Parents), d.LatestVersion, mustJSON(d.Counters), unixNano(d.CreatedAt), unixNano(d.UpdatedAt), d.Licensor)
+		mustJSON(d.Parents), d.LatestVersion, mustJSON(d.Counters), unixNano(d.CreatedAt), unixNano(d.UpdatedAt), d.Licensor,
+		o.Hub, o.Object, o.URL)
 	if err != nil {
 		return fmt.Errorf("insert design %s: %w", d.Slug, mapErr(err))
 	}
@@ -212,6 +217,9 @@ func insertDesign(ctx context.Context, tx *sql.Tx, d catalog.Design) error {
 		return fmt.Errorf("index design %s: %w", d.Slug, err)
 	}
 	for _, p := range d.Parents {
+		if p.DesignID == "" {
+			continue // a parent on another hub this hub has no copy of
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO design_parents(child_id, parent_id) VALUES (?, ?)`, d.ID, p.DesignID); err != nil {
 			return err
 		}

@@ -73,16 +73,20 @@ func (c Catalog) AddVersion(ctx context.Context, v catalog.Version, d catalog.De
 	return mapErr(tx.Commit())
 }
 
-const designColumns = `id, slug, owner_id, owner, title, summary, tags, license, hidden, featured, parents, latest_version, counters, created_at, updated_at, licensor`
+const designColumns = `id, slug, owner_id, owner, title, summary, tags, license, hidden, featured, parents, latest_version, counters, created_at, updated_at, licensor, origin_hub, origin_object, origin_url`
 
 func scanDesign(row scanner) (catalog.Design, error) {
 	var d catalog.Design
 	var tags, parents, counters string
 	var created, updated int64
+	var o catalog.Origin
 	err := row.Scan(&d.ID, &d.Slug, &d.OwnerID, &d.Owner, &d.Title, &d.Summary, &tags, &d.License, &d.Hidden, &d.Featured,
-		&parents, &d.LatestVersion, &counters, &created, &updated, &d.Licensor)
+		&parents, &d.LatestVersion, &counters, &created, &updated, &d.Licensor, &o.Hub, &o.Object, &o.URL)
 	if err != nil {
 		return catalog.Design{}, mapErr(err)
+	}
+	if o.Object != "" {
+		d.Origin = &o
 	}
 	d.CreatedAt, d.UpdatedAt = fromNano(created), fromNano(updated)
 	if err := json.Unmarshal([]byte(tags), &d.Tags); err != nil {
@@ -176,6 +180,17 @@ func (c Catalog) Children(ctx context.Context, designID string) ([]catalog.Desig
 		WHERE id IN (SELECT child_id FROM design_parents WHERE parent_id = ?) ORDER BY created_at, id`, designID)
 }
 
+func (c Catalog) DesignByOrigin(ctx context.Context, object string) (catalog.Design, error) {
+	if object == "" {
+		return catalog.Design{}, fmt.Errorf("design of no origin: %w", storage.ErrNotFound)
+	}
+	d, err := scanDesign(c.db.read.QueryRowContext(ctx, `SELECT `+designColumns+` FROM designs WHERE origin_object = ?`, object))
+	if err != nil {
+		return d, fmt.Errorf("design from %s: %w", object, err)
+	}
+	return d, nil
+}
+
 func (c Catalog) Search(ctx context.Context, q catalog.Query) (catalog.Page, error) {
 	where := []string{"d.hidden = 0"}
 	var args []any
@@ -201,6 +216,10 @@ func (c Catalog) Search(ctx context.Context, q catalog.Query) (catalog.Page, err
 	}
 	if q.Featured {
 		where = append(where, "d.featured = 1")
+	}
+	if q.Origin != "" {
+		where = append(where, `(d.origin_hub = ? OR d.origin_hub LIKE ? ESCAPE '\')`)
+		args = append(args, q.Origin, strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(q.Origin)+":%")
 	}
 	if q.Cursor != "" {
 		ts, id, err := catalog.DecodeCursor(q.Cursor)
@@ -235,6 +254,47 @@ func prefixed(p, columns string) string {
 
 func (c Catalog) SetHidden(ctx context.Context, designID string, hidden bool, at time.Time) error {
 	return expectOne(c.db.write.ExecContext(ctx, `UPDATE designs SET hidden = ?, updated_at = ? WHERE id = ?`, hidden, unixNano(at), designID))
+}
+
+func (c Catalog) SetText(ctx context.Context, d catalog.Design) error {
+	tx, err := c.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	// The search index keeps no copy of the text (content=''): a row is taken out of it
+	// by giving the text it was indexed with.
+	var rowid int64
+	var title, summary, tags string
+	err = tx.QueryRowContext(ctx, `SELECT rowid, title, summary, tags FROM designs WHERE id = ?`, d.ID).Scan(&rowid, &title, &summary, &tags)
+	if err != nil {
+		return fmt.Errorf("design %s: %w", d.ID, mapErr(err))
+	}
+	var old []string
+	if err := json.Unmarshal([]byte(tags), &old); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO designs_fts(designs_fts, rowid, title, summary, tags) VALUES ('delete', ?, ?, ?, ?)`,
+		rowid, title, summary, strings.Join(old, " ")); err != nil {
+		return fmt.Errorf("unindex design %s: %w", d.ID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO designs_fts(rowid, title, summary, tags) VALUES (?, ?, ?, ?)`,
+		rowid, d.Title, d.Summary, strings.Join(d.Tags, " ")); err != nil {
+		return fmt.Errorf("index design %s: %w", d.ID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE designs SET title = ?, summary = ?, tags = ?, licensor = ?, updated_at = ? WHERE id = ?`,
+		d.Title, d.Summary, mustJSON(d.Tags), d.Licensor, unixNano(d.UpdatedAt), d.ID); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM design_tags WHERE design_id = ?`, d.ID); err != nil {
+		return err
+	}
+	for _, t := range d.Tags {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO design_tags(design_id, tag) VALUES (?, ?)`, d.ID, t); err != nil {
+			return err
+		}
+	}
+	return mapErr(tx.Commit())
 }
 
 func (c Catalog) SetFeatured(ctx context.Context, designID string, featured bool) error {

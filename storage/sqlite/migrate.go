@@ -257,6 +257,12 @@ var migrations = []string{
 		host TEXT PRIMARY KEY,
 		created_at INTEGER NOT NULL
 	);`,
+	// 13: remote designs (federation): where a design comes from, looked up by its object.
+	`ALTER TABLE designs ADD COLUMN origin_hub TEXT NOT NULL DEFAULT '';
+	ALTER TABLE designs ADD COLUMN origin_object TEXT NOT NULL DEFAULT '';
+	ALTER TABLE designs ADD COLUMN origin_url TEXT NOT NULL DEFAULT '';
+	CREATE UNIQUE INDEX designs_origin ON designs(origin_object) WHERE origin_object <> '';
+	CREATE INDEX designs_origin_hub ON designs(origin_hub) WHERE origin_hub <> '';`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

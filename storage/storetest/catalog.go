@@ -91,6 +91,78 @@ func ExerciseCatalog(t *testing.T, newStore func(t *testing.T) catalog.Store) {
 		}
 	})
 
+	t.Run("RemoteDesigns", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		local, lv := sampleDesign(1, "Local clamp")
+		remote, rv := sampleDesign(2, "Remote clamp")
+		remote.OwnerID, remote.Owner = "remote:b.example", "@grace@b.example"
+		remote.Origin = &catalog.Origin{Hub: "b.example", Object: "https://b.example/designs/clamp", URL: "https://b.example/designs/clamp"}
+		remote.Parents = []catalog.ParentRef{{URL: "https://c.example/designs/vise", Title: "Vise", Owner: "@lin@c.example", License: "CERN-OHL-S-2.0"}}
+		rv.Files[0].Origin = "https://b.example/files/base.stl"
+		for _, dv := range [][2]any{{local, lv}, {remote, rv}} {
+			if err := s.CreateDesign(ctx, dv[0].(catalog.Design), dv[1].(catalog.Version)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.DesignByOrigin(ctx, remote.Origin.Object)
+		if err != nil || !reflect.DeepEqual(got, remote) {
+			t.Fatalf("DesignByOrigin:\ngot  %+v, %v\nwant %+v", got, err, remote)
+		}
+		if gotV, err := s.Version(ctx, remote.ID, 1); err != nil || !reflect.DeepEqual(gotV, rv) {
+			t.Fatalf("the remote version:\ngot  %+v, %v\nwant %+v", gotV, err, rv)
+		}
+		if got, err := s.DesignBySlug(ctx, local.Slug); err != nil || got.Origin != nil {
+			t.Fatalf("a local design: got origin %+v, %v; want none", got.Origin, err)
+		}
+		for _, object := range []string{"", "https://b.example/designs/other"} {
+			if _, err := s.DesignByOrigin(ctx, object); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("DesignByOrigin(%q): got %v, want ErrNotFound", object, err)
+			}
+		}
+		for origin, want := range map[string]int{"b.example": 1, "b.example:8443": 0, "b_example": 0, "b.": 0} {
+			page, err := s.Search(ctx, catalog.Query{Origin: origin, Limit: 10})
+			if err != nil || len(page.Designs) != want || (want == 1 && page.Designs[0].ID != remote.ID) {
+				t.Fatalf("Search by origin %q: got %+v, %v; want %d (the remote design)", origin, page.Designs, err, want)
+			}
+		}
+		remote2, rv2 := sampleDesign(3, "Remote vise")
+		remote2.OwnerID, remote2.Owner = "remote:b.example:8443", "@grace@b.example:8443"
+		remote2.Origin = &catalog.Origin{Hub: "b.example:8443", Object: "https://b.example:8443/designs/vise", URL: "https://b.example:8443/designs/vise"}
+		if err := s.CreateDesign(ctx, remote2, rv2); err != nil {
+			t.Fatal(err)
+		}
+		for origin, want := range map[string]int{"b.example": 2, "b.example:8443": 1} {
+			if page, err := s.Search(ctx, catalog.Query{Origin: origin, Limit: 10}); err != nil || len(page.Designs) != want {
+				t.Errorf("Search by origin %q: got %d designs, %v; want %d", origin, len(page.Designs), err, want)
+			}
+		}
+		page, err := s.Search(ctx, catalog.Query{Text: "clamp", Limit: 10})
+		if err != nil || len(page.Designs) != 2 {
+			t.Fatalf("Search for clamp: got %d designs, %v; want both", len(page.Designs), err)
+		}
+
+		// Its text changes (an Update from its hub): read back, searched by the new
+		// words and tags only.
+		remote.Title, remote.Summary, remote.Tags, remote.Licensor = "Bench vise", "Holds work", []string{"vise", "bench"}, "Grace's shop"
+		remote.UpdatedAt = remote.UpdatedAt.Add(time.Hour)
+		if err := s.SetText(ctx, remote); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.DesignByID(ctx, remote.ID); err != nil || !reflect.DeepEqual(got, remote) {
+			t.Fatalf("after SetText:\ngot  %+v, %v\nwant %+v", got, err, remote)
+		}
+		for q, want := range map[catalog.Query]int{{Text: "clamp"}: 1, {Text: "bench"}: 1, {Text: "holds"}: 1, {Tag: "bench"}: 1, {Tag: "fdm"}: 0} {
+			q.Limit = 10
+			if page, err := s.Search(ctx, q); err != nil || len(page.Designs) != want {
+				t.Errorf("after SetText, search %+v: got %d designs, %v; want %d", q, len(page.Designs), err, want)
+			}
+		}
+		if err := s.SetText(ctx, catalog.Design{ID: "nope", Tags: []string{}}); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("SetText of no design: got %v, want ErrNotFound", err)
+		}
+	})
+
 	t.Run("Versions", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)

@@ -1,0 +1,303 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fabcommons/fabcommons/federation"
+)
+
+// remoteDesigns lists the designs a hub keeps from origin (a host), by slug.
+func (h fedHub) remoteDesigns(t *testing.T, origin string) map[string]map[string]any {
+	t.Helper()
+	r := h.do(t, call{method: "GET", path: "/api/v1/designs?origin=" + origin})
+	r.want(t, 200, "")
+	out := map[string]map[string]any{}
+	for _, d := range r.json["designs"].([]any) {
+		d := d.(map[string]any)
+		out[d["title"].(string)] = d
+	}
+	return out
+}
+
+// tamper overwrites the stored blob of key on a hub's disk.
+func tamper(t *testing.T, blobDir, key string, data []byte) {
+	t.Helper()
+	found := false
+	filepath.WalkDir(blobDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(filepath.Base(p), key) {
+			found = true
+			return os.WriteFile(p, data, 0o600)
+		}
+		return nil
+	})
+	if !found {
+		t.Fatalf("no blob %s under %s", key, blobDir)
+	}
+}
+
+// TestFederationDesigns runs three hubs on loopback. A publishes before B follows it
+// (B's resync brings the design) and after (the Create brings it); B lists and finds
+// them with their origin, serves a file fetched from A and checked, refuses a tampered
+// one with 502 and keeps nothing; A's new version and its hiding reach B; B follows C
+// too and drops C's designs when it blocks C.
+func TestFederationDesigns(t *testing.T) {
+	t.Parallel()
+	a, b, c := newFedHub(t), newFedHub(t), newFedHub(t)
+	publish(t, a.bundle, a.admin, map[string]any{"title": "Spool holder", "summary": "Holds <b>1 kg</b> spools", "tags": []string{"spool"}, "license": "CERN-OHL-S-2.0"}).want(t, 201, "")
+
+	// A's design as an object, at its page, and in its author's outbox.
+	r := a.do(t, call{method: "GET", path: "/designs/spool-holder", header: map[string]string{"Accept": federation.MediaActivity}})
+	r.want(t, 200, "")
+	files, _ := r.json["attachment"].([]any)
+	if r.json["id"] != a.url+"/designs/spool-holder" || r.json["attributedTo"] != a.url+"/people/ada" || r.json["spdx:licenseId"] != "CERN-OHL-S-2.0" ||
+		r.json["fab:version"] != 1.0 || r.json["f3di:concreteType"] != "3DModel" || len(files) != 3 || len(r.json["fab:bom"].([]any)) != 3 ||
+		files[0].(map[string]any)["fab:sha256"] == nil || files[0].(map[string]any)["url"] != a.url+"/api/v1/designs/spool-holder/versions/1/files/parts/base.stl" {
+		t.Fatalf("the design object: got %s", r.body)
+	}
+	r = a.do(t, call{method: "GET", path: "/ap/people/ada/outbox?page=true", header: map[string]string{"Accept": federation.MediaActivity}})
+	r.want(t, 200, "")
+	if items := r.json["orderedItems"].([]any); len(items) != 1 || items[0].(map[string]any)["type"] != "Create" {
+		t.Fatalf("ada's outbox: got %s", r.body)
+	}
+
+	// B follows A: the resync brings the design published before.
+	b.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: b.admin, body: map[string]string{"target": a.url}}).want(t, 201, "")
+	eventually(t, "B to keep A's design from its outbox", func() bool { return b.remoteDesigns(t, a.host())["Spool holder"] != nil })
+	spool := b.remoteDesigns(t, a.host())["Spool holder"]
+	origin, _ := spool["origin"].(map[string]any)
+	if spool["owner"] != "@ada@"+a.host() || spool["license"] != "CERN-OHL-S-2.0" || origin["hub"] != a.host() || origin["object"] != a.url+"/designs/spool-holder" {
+		t.Fatalf("A's design on B: got %v", spool)
+	}
+	slug := spool["slug"].(string)
+
+	// Published after the follow: the Create brings it, and search finds it.
+	publish(t, a.bundle, a.admin, map[string]any{"title": "Cable clip", "license": "MIT"}).want(t, 201, "")
+	eventually(t, "B to hear of A's new design", func() bool { return b.remoteDesigns(t, a.host())["Cable clip"] != nil })
+	r = b.do(t, call{method: "GET", path: "/api/v1/designs?q=clip"})
+	r.want(t, 200, "")
+	if ds := r.json["designs"].([]any); len(ds) != 1 || ds[0].(map[string]any)["origin"] == nil {
+		t.Fatalf("B's search for clip: got %s, want A's design with its origin", r.body)
+	}
+
+	// The design page says where it comes from, and escapes what came.
+	page := b.do(t, call{method: "GET", path: "/designs/" + slug, header: map[string]string{"Accept": "text/html"}})
+	page.want(t, 200, "")
+	if !strings.Contains(string(page.body), a.url+"/designs/spool-holder") || strings.Contains(string(page.body), "<b>1 kg</b>") {
+		t.Fatalf("B's page of A's design: want a link to its origin and the summary escaped; got %s", page.body)
+	}
+	thumb := b.do(t, call{method: "GET", path: "/designs/" + slug + "/thumbnail.png"})
+	if thumb.status >= 500 {
+		t.Fatalf("B's thumbnail of A's design: got %d %s", thumb.status, thumb.body)
+	}
+	// Its object is A's to serve.
+	b.do(t, call{method: "GET", path: "/designs/" + slug, header: map[string]string{"Accept": federation.MediaActivity}}).want(t, 404, "not_found")
+
+	// Making it here, or forking it, is not possible yet, and says so.
+	b.do(t, call{method: "POST", path: "/api/v1/labs", header: b.admin, body: map[string]any{"slug": "makers", "name": "Makers"}}).want(t, 201, "")
+	b.do(t, call{method: "POST", path: "/api/v1/orders", header: b.admin, body: map[string]any{"lab": "makers", "design": slug, "files": []string{"parts/base.stl"}, "quantity": 1}}).want(t, 403, "forbidden")
+	b.do(t, call{method: "POST", path: "/api/v1/designs/" + slug + "/forks", header: b.admin, body: map[string]any{"license": "CERN-OHL-S-2.0"}}).want(t, 403, "forbidden")
+
+	// A file is fetched from A the first time, checked, and kept.
+	before := countBlobs(t, b.blobDir)
+	r = b.do(t, call{method: "GET", path: "/api/v1/designs/" + slug + "/versions/1/files/parts/base.stl"})
+	r.want(t, 200, "")
+	if !bytes.Equal(r.body, cubeSTL) {
+		t.Fatalf("B's download of A's file: got %d bytes, want the %d of the STL", len(r.body), len(cubeSTL))
+	}
+	if got := countBlobs(t, b.blobDir); got != before+1 {
+		t.Fatalf("B's blobs after the download: got %d, want %d", got, before+1)
+	}
+
+	// A tampered file on A is refused with 502 and nothing is kept on B.
+	clip := b.remoteDesigns(t, a.host())["Cable clip"]
+	r = b.do(t, call{method: "GET", path: "/api/v1/designs/" + clip["slug"].(string) + "/versions/1"})
+	r.want(t, 200, "")
+	var readme string
+	for _, f := range r.json["version"].(map[string]any)["files"].([]any) {
+		if f := f.(map[string]any); f["path"] == "README.md" {
+			readme = f["sha256"].(string)
+		}
+	}
+	tamper(t, a.blobDir, readme, []byte("# Spool holder\nPrint the base upside down.\n"))
+	before = countBlobs(t, b.blobDir)
+	b.do(t, call{method: "GET", path: "/api/v1/designs/" + clip["slug"].(string) + "/versions/1/files/README.md"}).want(t, 502, "bad_origin")
+	if got := countBlobs(t, b.blobDir); got != before {
+		t.Fatalf("B's blobs after a tampered download: got %d, want %d (nothing kept)", got, before)
+	}
+	// The archive fetches the good files it needs and keeps them, but not the tampered one.
+	b.do(t, call{method: "GET", path: "/api/v1/designs/" + clip["slug"].(string) + "/versions/1/archive.zip"}).want(t, 502, "bad_origin")
+	filepath.WalkDir(b.blobDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.Contains(filepath.Base(p), readme) {
+			t.Errorf("B keeps a blob for the tampered file: %s", p)
+		}
+		return nil
+	})
+
+	// A's new version reaches B.
+	nv := newMultipart().field("meta", map[string]any{"message": "Rounder base"}).file("files", "parts/base.stl", torusSTL).done()
+	a.do(t, call{method: "POST", path: "/api/v1/designs/spool-holder/versions", body: nv, header: a.admin}).want(t, 201, "")
+	eventually(t, "B to show A's version 2", func() bool {
+		r := b.do(t, call{method: "GET", path: "/api/v1/designs/" + slug})
+		return r.status == 200 && r.json["design"].(map[string]any)["latest_version"] == 2.0
+	})
+
+	// A hides it: a tombstone on B.
+	a.do(t, call{method: "POST", path: "/api/v1/designs/spool-holder/hide", header: a.admin}).want(t, 204, "")
+	eventually(t, "B to keep A's hidden design as a tombstone", func() bool {
+		r := b.do(t, call{method: "GET", path: "/api/v1/designs/" + slug})
+		return r.status == 200 && r.json["design"].(map[string]any)["hidden"] == true && r.json["version"] == nil
+	})
+	if b.remoteDesigns(t, a.host())["Spool holder"] != nil {
+		t.Fatal("B still lists A's hidden design")
+	}
+	// Shown again on A: a Create, and B lists it again.
+	a.do(t, call{method: "POST", path: "/api/v1/designs/spool-holder/unhide", header: a.admin}).want(t, 204, "")
+	eventually(t, "B to list A's design again", func() bool { return b.remoteDesigns(t, a.host())["Spool holder"] != nil })
+
+	// B follows C and keeps its design; blocking C drops it.
+	publish(t, c.bundle, c.admin, map[string]any{"title": "Vise jaw", "license": "CC-BY-4.0"}).want(t, 201, "")
+	b.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: b.admin, body: map[string]string{"target": c.url}}).want(t, 201, "")
+	eventually(t, "B to keep C's design", func() bool { return b.remoteDesigns(t, c.host())["Vise jaw"] != nil })
+	b.do(t, call{method: "POST", path: "/api/v1/federation/blocks", header: b.admin, body: map[string]string{"host": c.host()}}).want(t, 201, "")
+	if ds := b.remoteDesigns(t, c.host()); len(ds) != 0 {
+		t.Fatalf("B's designs from C after blocking it: got %v, want none", ds)
+	}
+	if ds := b.remoteDesigns(t, a.host()); ds["Cable clip"] == nil {
+		t.Fatal("blocking C dropped A's designs from B")
+	}
+}
+
+// TestInboxDesignForgery: a followed server may publish designs attributed to its own
+// actor only: a Create attributed to another actor, or of an object on another host, is
+// refused with 403 and nothing is kept; its own design is kept; a Create from a server
+// not followed is ignored; a design over the limits is refused in words.
+func TestInboxDesignForgery(t *testing.T) {
+	t.Parallel()
+	h := newFedHub(t)
+	keys := remoteKeys()
+	alice := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[0])
+	stranger := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[1])
+	h.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: h.admin, body: map[string]string{"target": alice.actor}}).want(t, 201, "")
+	var follow map[string]any
+	select {
+	case <-alice.got:
+		json.Unmarshal(<-alice.body, &follow)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Follow reached the account's inbox")
+	}
+	accept, _ := json.Marshal(map[string]any{"id": alice.actor + "#accepts/1", "type": "Accept", "actor": alice.actor, "object": follow})
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", accept, keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
+		t.Fatalf("the Accept: got %d %s", status, resp)
+	}
+
+	create := func(from *fakeRemote, id, author string, files int) []byte {
+		var attachment []any
+		for i := range files {
+			attachment = append(attachment, map[string]any{"type": "Document", "name": fmt.Sprintf("part%d.stl", i), "url": from.url + fmt.Sprintf("/files/part%d.stl", i),
+				"fab:sha256": strings.Repeat("b", 64), "fab:size": 684})
+		}
+		b, _ := json.Marshal(map[string]any{"id": id + "#create", "type": "Create", "actor": from.actor, "object": map[string]any{
+			"id": id, "type": "Document", "fab:version": 1, "attributedTo": author, "name": "Clip <script>alert(1)</script>", "spdx:licenseId": "MIT",
+			"attachment": attachment}})
+		return b
+	}
+	for _, tc := range []struct {
+		name       string
+		from       *fakeRemote
+		key        int
+		id, author string
+		files      int
+		want       int
+	}{
+		{"attributed to another actor", alice, 0, alice.url + "/designs/a", alice.url + "/users/bob", 1, 403},
+		{"attributed to an actor of another host", alice, 0, alice.url + "/designs/b", h.url + "/people/ada", 1, 403},
+		{"an object of another host", alice, 0, h.url + "/designs/c", alice.actor, 1, 403},
+		{"over the limit of files", alice, 0, alice.url + "/designs/d", alice.actor, 201, 422},
+		{"from a server not followed", stranger, 1, stranger.url + "/designs/e", stranger.actor, 1, 202},
+		{"its own", alice, 0, alice.url + "/designs/clip", alice.actor, 1, 202},
+	} {
+		status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", create(tc.from, tc.id, tc.author, tc.files), keys[tc.key], tc.from.actor+"#main-key", time.Now()))
+		if status != tc.want {
+			t.Errorf("%s: got %d %s, want %d", tc.name, status, resp, tc.want)
+		}
+	}
+	r := h.do(t, call{method: "GET", path: "/api/v1/designs"})
+	r.want(t, 200, "")
+	ds := r.json["designs"].([]any)
+	if len(ds) != 1 || ds[0].(map[string]any)["origin"].(map[string]any)["object"] != alice.url+"/designs/clip" {
+		t.Fatalf("the designs kept: got %s, want alice's own alone", r.body)
+	}
+	page := h.do(t, call{method: "GET", path: "/search?q=clip", header: map[string]string{"Accept": "text/html"}})
+	if strings.Contains(string(page.body), "<script>alert(1)</script>") || !strings.Contains(string(page.body), "&lt;script&gt;") {
+		t.Fatalf("a remote title on a card: want it escaped; got %s", page.body)
+	}
+
+	// An Update with version 2 and a new title: both taken, and search follows.
+	var update map[string]any
+	json.Unmarshal(create(alice, alice.url+"/designs/clip", alice.actor, 1), &update)
+	update["type"], update["id"] = "Update", alice.url+"/designs/clip#update"
+	obj := update["object"].(map[string]any)
+	obj["fab:version"], obj["name"], obj["tag"] = 2, "Cable clip", []any{map[string]any{"type": "Hashtag", "name": "#Cables"}}
+	body, _ := json.Marshal(update)
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", body, keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
+		t.Fatalf("the Update: got %d %s, want 202", status, resp)
+	}
+	r = h.do(t, call{method: "GET", path: "/api/v1/designs?q=cable&tag=cables"})
+	r.want(t, 200, "")
+	ds = r.json["designs"].([]any)
+	if len(ds) != 1 || ds[0].(map[string]any)["title"] != "Cable clip" || ds[0].(map[string]any)["latest_version"] != 2.0 {
+		t.Fatalf("after the Update: got %s, want the clip retitled at version 2", r.body)
+	}
+}
+
+// TestRemoteDesignLineage: a remote design names a parent on a third hub by URL; the
+// lineage, the page and the graph credit it by that URL.
+func TestRemoteDesignLineage(t *testing.T) {
+	t.Parallel()
+	h := newFedHub(t)
+	keys := remoteKeys()
+	alice := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[0])
+	h.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: h.admin, body: map[string]string{"target": alice.actor}}).want(t, 201, "")
+	var follow map[string]any
+	select {
+	case <-alice.got:
+		json.Unmarshal(<-alice.body, &follow)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Follow reached the account's inbox")
+	}
+	accept, _ := json.Marshal(map[string]any{"id": alice.actor + "#accepts/1", "type": "Accept", "actor": alice.actor, "object": follow})
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", accept, keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
+		t.Fatalf("the Accept: got %d %s", status, resp)
+	}
+	parent := "https://elsewhere.example/designs/vise"
+	create, _ := json.Marshal(map[string]any{"id": alice.url + "/designs/jaw#create", "type": "Create", "actor": alice.actor, "object": map[string]any{
+		"id": alice.url + "/designs/jaw", "type": "Document", "fab:version": 1, "attributedTo": alice.actor, "name": "Soft jaw", "spdx:licenseId": "CERN-OHL-S-2.0",
+		"attachment":  []any{map[string]any{"name": "jaw.stl", "url": alice.url + "/f/jaw.stl", "fab:sha256": strings.Repeat("c", 64), "fab:size": 684}},
+		"fab:parents": []any{map[string]any{"id": parent, "fab:version": 2, "name": "Bench vise", "fab:owner": "@lin@elsewhere.example", "spdx:licenseId": "CERN-OHL-S-2.0"}}}})
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", create, keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
+		t.Fatalf("the Create: got %d %s", status, resp)
+	}
+	r := h.do(t, call{method: "GET", path: "/api/v1/designs"})
+	r.want(t, 200, "")
+	slug := r.json["designs"].([]any)[0].(map[string]any)["slug"].(string)
+	r = h.do(t, call{method: "GET", path: "/api/v1/designs/" + slug + "/lineage"})
+	r.want(t, 200, "")
+	ancestors := r.json["ancestors"].([]any)
+	if len(ancestors) != 1 || ancestors[0].(map[string]any)["url"] != parent || ancestors[0].(map[string]any)["hidden"] != false ||
+		ancestors[0].(map[string]any)["credit"] != "@lin@elsewhere.example" {
+		t.Fatalf("the lineage: got %s, want the vise by its URL", r.body)
+	}
+	page := h.do(t, call{method: "GET", path: "/designs/" + slug, header: map[string]string{"Accept": "text/html"}})
+	page.want(t, 200, "")
+	if n := strings.Count(string(page.body), `href="`+parent+`"`); n != 2 {
+		t.Fatalf("the page: got %d links to the parent, want 2 (built on, and the graph)", n)
+	}
+}
