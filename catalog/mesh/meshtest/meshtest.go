@@ -145,3 +145,27 @@ func WriteTorusBinary(w io.Writer, rings, sides int, R, r float64) error {
 	}
 	return bw.Flush()
 }
+
+// WriteSoupBinary streams n facets that share no vertex (a triangle soup: every
+// vertex distinct, the worst case for the vertex and edge tables) as binary STL to w.
+func WriteSoupBinary(w io.Writer, n int) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	h := make([]byte, 84)
+	copy(h, "fabcommons soup")
+	binary.LittleEndian.PutUint32(h[80:], uint32(n))
+	bw.Write(h)
+	var f [50]byte
+	put := func(off int, v stl.Vec3) {
+		for k := range 3 {
+			binary.LittleEndian.PutUint32(f[off+4*k:], math.Float32bits(v[k]))
+		}
+	}
+	for i := range n {
+		x, y, z := float32(i%1000), float32(i/1000%1000), float32(i/1000000)
+		put(12, stl.Vec3{x, y, z})
+		put(24, stl.Vec3{x + 0.5, y, z})
+		put(36, stl.Vec3{x, y + 0.5, z + 0.25})
+		bw.Write(f[:])
+	}
+	return bw.Flush()
+}
