@@ -14,15 +14,16 @@ import (
 
 // Analyze reads the STL in r (size bytes) and reports on it. It fails only when the
 // bytes are not STL at all (ErrNotSTL) or cannot be read; defects in an STL are
-// reported as lint codes. Memory grows with the number of distinct vertices and
-// edges, never with the facet count a header claims.
+// reported as lint codes. Memory grows with the facets the file holds and their
+// distinct vertices and edges, never with the facet count a header claims.
 func Analyze(r io.ReaderAt, size int64) (Report, error) {
-	return analyze(r, size, estimate)
+	return analyze(r, size, estimate, false)
 }
 
 // analyze is Analyze with the way binary tables are sized (see estimate) as a choice,
-// for tests.
-func analyze(r io.ReaderAt, size int64, sizeTables func(io.ReaderAt, layout) (vertices, edges, facets int)) (Report, error) {
+// and, with streaming, a binary file read the way an ASCII one is (one reader, one
+// topology goroutine: the reference the parallel analysis is held to), for tests.
+func analyze(r io.ReaderAt, size int64, sizeTables func(io.ReaderAt, layout) (vertices, edges, facets int), streaming bool) (Report, error) {
 	rep := Report{Codes: []string{}}
 	l, err := detect(r, size, &rep)
 	if err != nil {
@@ -30,6 +31,13 @@ func analyze(r io.ReaderAt, size int64, sizeTables func(io.ReaderAt, layout) (ve
 	}
 	if l.facets > maxFaces {
 		return rep, fmt.Errorf("%w: %d facets", errTooManyFacets, l.facets)
+	}
+	if l.binary && !streaming {
+		rep.Format = "binary"
+		if err := analyzeBinary(r, l, sizeTables, &rep); err != nil {
+			return rep, fmt.Errorf("read binary STL: %w", err)
+		}
+		return rep, nil
 	}
 	var a *analyzer
 	if l.binary {
@@ -156,10 +164,8 @@ func (w *asciiView) Seek(offset int64, whence int) (int64, error) {
 // matching run on two cores.
 type analyzer struct {
 	triangles int
-	nan       int
-	volume    float64 // six times the signed volume, summed
-	area      float64 // twice the area, summed
-	min, max  [3]float64
+	geom      geometry // of the blocks before the current one
+	block     geometry // of the current block of geomBlock facets
 
 	batch   []stl.Triangle
 	batches chan []stl.Triangle
@@ -189,9 +195,7 @@ func newAnalyzer(vertices, edges, facets int) *analyzer {
 		free:    make(chan []stl.Triangle, 6),
 		done:    make(chan struct{}),
 	}
-	for i := range 3 {
-		a.min[i], a.max[i] = math.Inf(1), math.Inf(-1)
-	}
+	a.geom, a.block = newGeometry(), newGeometry()
 	for range 6 {
 		a.free <- make([]stl.Triangle, 0, batchSize)
 	}
@@ -210,32 +214,14 @@ func (a *analyzer) SetASCII(bool)          {}
 func (a *analyzer) SetTriangleCount(uint32) {} // Analyze has sized the tables
 
 func (a *analyzer) AppendTriangle(t stl.Triangle) {
+	if a.triangles%geomBlock == 0 && a.triangles > 0 {
+		a.geom.fold(a.block)
+		a.block = newGeometry()
+	}
 	a.triangles++
-	for _, p := range t.Vertices {
-		for _, f := range p {
-			if math.Float32bits(f)&0x7f800000 == 0x7f800000 { // NaN or ±Inf
-				a.nan++
-				return // no sensible geometry: left out of box, volume and topology
-			}
-		}
+	if !a.block.add([3][3]float32{t.Vertices[0], t.Vertices[1], t.Vertices[2]}) {
+		return // no sensible geometry: left out of box, volume and topology
 	}
-	var v [3][3]float64
-	for i, p := range t.Vertices {
-		for k := range 3 {
-			f := float64(p[k])
-			v[i][k] = f
-			if f < a.min[k] {
-				a.min[k] = f
-			}
-			if f > a.max[k] {
-				a.max[k] = f
-			}
-		}
-	}
-	cross := crossProduct(sub(v[1], v[0]), sub(v[2], v[0]))
-	a.area += math.Sqrt(dot(cross, cross))
-	a.volume += dot(v[0], crossProduct(v[1], v[2]))
-
 	a.batch = append(a.batch, t)
 	if len(a.batch) == batchSize {
 		a.batches <- a.batch
@@ -281,36 +267,48 @@ func (a *analyzer) matchTopology() {
 			face := t.faces
 			t.faces++
 			t.parts.add()
-			t.edges.add(id[0], id[1], face, &t.parts)
-			t.edges.add(id[1], id[2], face, &t.parts)
-			t.edges.add(id[2], id[0], face, &t.parts)
+			for k := range 3 {
+				if first, shared := t.edges.add(id[k], id[(k+1)%3], face); shared {
+					t.parts.union(first, face)
+				}
+			}
 		}
 	}
 }
 
 func (a *analyzer) finish(rep *Report) {
 	a.close()
-	rep.Triangles = a.triangles
-	if a.triangles == 0 || a.nan == a.triangles {
+	a.geom.fold(a.block)
+	a.block = newGeometry()
+	open, nonmanifold, backwards := a.topo.edges.summary()
+	report(rep, a.triangles, a.geom, a.topo.degenerate, int(a.topo.faces), a.topo.parts.roots(), open, nonmanifold, backwards)
+}
+
+// report fills rep from the figures of an analysis: triangles read, their geometry,
+// the degenerate facets, the facets matched (faces) and their parts (roots), and the
+// edges used once, more than twice, and twice the same way.
+func report(rep *Report, triangles int, g geometry, degenerate, faces, roots, open, nonmanifold, backwards int) {
+	rep.Triangles = triangles
+	if triangles == 0 || g.nan == triangles {
 		rep.lint(CodeEmpty, "the file has no facets with usable coordinates")
-		if a.nan > 0 {
-			rep.lint(CodeNaN, fmt.Sprintf("%d facets have NaN or infinite coordinates and were left out", a.nan))
+		if g.nan > 0 {
+			rep.lint(CodeNaN, fmt.Sprintf("%d facets have NaN or infinite coordinates and were left out", g.nan))
 		}
 		return
 	}
 	for k := range 3 {
-		rep.BBox.Min[k], rep.BBox.Max[k] = a.min[k], a.max[k]
-		rep.BBox.Size[k] = a.max[k] - a.min[k]
+		rep.BBox.Min[k], rep.BBox.Max[k] = g.min[k], g.max[k]
+		rep.BBox.Size[k] = g.max[k] - g.min[k]
 	}
-	rep.Volume = a.volume / 6
-	rep.Area = a.area / 2
-	rep.Degenerate = a.topo.degenerate
-	rep.OpenEdges, rep.NonmanifoldEdges, rep.BackwardsEdges = a.topo.edges.summary()
-	rep.Parts = a.topo.parts.roots()
-	rep.Watertight = rep.OpenEdges == 0 && rep.NonmanifoldEdges == 0 && a.topo.faces > 0
+	rep.Volume = g.volume / 6
+	rep.Area = g.area / 2
+	rep.Degenerate = degenerate
+	rep.OpenEdges, rep.NonmanifoldEdges, rep.BackwardsEdges = open, nonmanifold, backwards
+	rep.Parts = roots
+	rep.Watertight = open == 0 && nonmanifold == 0 && faces > 0
 
-	if a.nan > 0 {
-		rep.lint(CodeNaN, fmt.Sprintf("%d facets have NaN or infinite coordinates and were left out", a.nan))
+	if g.nan > 0 {
+		rep.lint(CodeNaN, fmt.Sprintf("%d facets have NaN or infinite coordinates and were left out", g.nan))
 	}
 	if rep.Degenerate > 0 {
 		rep.lint(CodeDegenerate, fmt.Sprintf("%d facets have two identical vertices", rep.Degenerate))
