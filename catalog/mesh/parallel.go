@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // shards is how many goroutines share a binary STL's analysis. Each owns one shard of
@@ -140,9 +141,13 @@ func analyzeBinary(r io.ReaderAt, l layout, sizeTables func(io.ReaderAt, layout)
 			return err
 		}
 	}
-	// The vertex tables are garbage now; collect them so the edge tables reuse their
-	// memory instead of adding to it (the peak is one phase's tables, not both).
-	runtime.GC()
+	// The vertex tables are garbage now; when they are large, collect them so the edge
+	// tables reuse their memory instead of adding to it (the peak is one phase's tables,
+	// not both). Small ones are left to the collector: a forced collection costs a
+	// whole heap's marking, which for a hub's heap outweighs a small table.
+	if expectV*int(unsafe.Sizeof(vertexSlot{})) >= 32<<20 {
+		runtime.GC()
+	}
 
 	// Euler's formula, V - E + F = χ, with χ at most one per facet (a soup) and about
 	// zero for a closed mesh: V + F is the edge count of both, exactly, and a close one
@@ -198,7 +203,7 @@ const chunkFacets = 16 * geomBlock
 
 // numberVertices is phase 1 for shard s.
 func numberVertices(r io.ReaderAt, l layout, s uint32, t *vertexTable, ids [][3]uint32, blocks []geometry) error {
-	buf := make([]byte, chunkFacets*facetSize)
+	buf := make([]byte, min(chunkFacets, l.facets)*facetSize)
 	keys := make([]shardKey, 0, 3*geomBlock)
 	for done := int64(0); done < l.facets; {
 		chunk := buf[:min(int64(chunkFacets), l.facets-done)*facetSize]
