@@ -17,13 +17,21 @@ import (
 // reported as lint codes. Memory grows with the facets the file holds and their
 // distinct vertices and edges, never with the facet count a header claims.
 func Analyze(r io.ReaderAt, size int64) (Report, error) {
-	return analyze(r, size, estimate, false)
+	return analyze(r, size, estimate, choosePath)
 }
 
-// analyze is Analyze with the way binary tables are sized (see estimate) as a choice,
-// and, with streaming, a binary file read the way an ASCII one is (one reader, one
-// topology goroutine: the reference the parallel analysis is held to), for tests.
-func analyze(r io.ReaderAt, size int64, sizeTables func(io.ReaderAt, layout) (vertices, edges, facets int), streaming bool) (Report, error) {
+// binaryPath is how a binary STL is analysed.
+type binaryPath int
+
+const (
+	choosePath    binaryPath = iota // parallel for a soup-like file, else streaming; see analyze
+	streamingPath                   // one reader and one topology goroutine (analyzer)
+	parallelPath                    // two goroutines in two phases (analyzeBinary)
+)
+
+// analyze is Analyze with the way binary tables are sized (see estimate) and the path
+// a binary file takes as choices, for tests.
+func analyze(r io.ReaderAt, size int64, sizeTables func(io.ReaderAt, layout) (vertices, edges, facets int), path binaryPath) (Report, error) {
 	rep := Report{Codes: []string{}}
 	l, err := detect(r, size, &rep)
 	if err != nil {
@@ -32,16 +40,23 @@ func analyze(r io.ReaderAt, size int64, sizeTables func(io.ReaderAt, layout) (ve
 	if l.facets > maxFaces {
 		return rep, fmt.Errorf("%w: %d facets", errTooManyFacets, l.facets)
 	}
-	if l.binary && !streaming {
-		rep.Format = "binary"
-		if err := analyzeBinary(r, l, sizeTables, &rep); err != nil {
-			return rep, fmt.Errorf("read binary STL: %w", err)
-		}
-		return rep, nil
-	}
 	var a *analyzer
 	if l.binary {
-		a = newAnalyzer(sizeTables(r, l))
+		vertices, edges, facets := sizeTables(r, l)
+		// The parallel path takes more CPU than the streaming one where vertices are
+		// shared (a 100 MB torus: 0.85-1.0 s against 0.7; both decode and hash every
+		// vertex, and ids make a round trip through memory) and no less wall time on
+		// two busy cores, but where few are shared it takes the same time in less
+		// memory (a 100 MB soup: 195 MiB against 255): its phases never hold the
+		// vertex and edge tables at once. scripts/bench-mesh.sh.
+		if path == parallelPath || path == choosePath && 2*vertices > 3*facets {
+			rep.Format = "binary"
+			if err := analyzeBinary(r, l, vertices, edges, &rep); err != nil {
+				return rep, fmt.Errorf("read binary STL: %w", err)
+			}
+			return rep, nil
+		}
+		a = newAnalyzer(vertices, edges, facets)
 	} else {
 		a = newAnalyzer(0, 0, 0) // the tables grow as the text is read
 	}
@@ -219,7 +234,7 @@ func (a *analyzer) AppendTriangle(t stl.Triangle) {
 		a.block = newGeometry()
 	}
 	a.triangles++
-	if !a.block.add([3][3]float32{t.Vertices[0], t.Vertices[1], t.Vertices[2]}) {
+	if !a.block.add(&t.Vertices) {
 		return // no sensible geometry: left out of box, volume and topology
 	}
 	a.batch = append(a.batch, t)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/hschendel/stl"
 )
 
 // shards is how many goroutines share a binary STL's analysis. Each owns one shard of
@@ -41,7 +43,7 @@ func newGeometry() geometry {
 
 // add sums one facet; it reports false (and counts it) when a coordinate is NaN or
 // infinite, and then the facet is left out of everything.
-func (g *geometry) add(v [3][3]float32) bool {
+func (g *geometry) add(v *[3]stl.Vec3) bool {
 	for _, p := range v {
 		for _, f := range p {
 			if math.Float32bits(f)&0x7f800000 == 0x7f800000 {
@@ -95,7 +97,7 @@ func facetBits(f []byte) (bits [3][3]uint32) {
 	return bits
 }
 
-func floats(bits [3][3]uint32) (v [3][3]float32) {
+func floats(bits [3][3]uint32) (v [3]stl.Vec3) {
 	for k := range 3 {
 		for c := range 3 {
 			v[k][c] = math.Float32frombits(bits[k][c])
@@ -116,11 +118,12 @@ func floats(bits [3][3]uint32) (v [3][3]float32) {
 //
 // Facets are numbered by their place in the file. The report is the same, bit for
 // bit, as the streaming analysis (analyzer) gives; TestParallelAgrees holds them to it.
-func analyzeBinary(r io.ReaderAt, l layout, sizeTables func(io.ReaderAt, layout) (vertices, edges, facets int), rep *Report) error {
+// The tables are sized for expectV vertices (and, when both are zero, grow from
+// nothing: tests); the edge table from the vertices phase 1 found.
+func analyzeBinary(r io.ReaderAt, l layout, expectV, expectE int, rep *Report) error {
 	n := int(l.facets)
 	ids := make([][3]uint32, n)
 	blocks := make([]geometry, (n+geomBlock-1)/geomBlock)
-	expectV, expectE, _ := sizeTables(r, l)
 
 	var vertexCount [shards]int
 	errs := make([]error, shards)
@@ -221,7 +224,8 @@ func numberVertices(r io.ReaderAt, l layout, s uint32, t *vertexTable, ids [][3]
 			for i := b; i < end; i++ {
 				bits := facetBits(chunk[i*facetSize:])
 				if mine {
-					g.add(floats(bits))
+					v := floats(bits)
+					g.add(&v)
 				}
 				for k := range 3 {
 					key := bits[k]

@@ -47,11 +47,11 @@ func TestParallelAgrees(t *testing.T) {
 			}
 			file := meshtest.Binary("random", ts)
 			r := bytes.NewReader(file)
-			parallel, err := analyze(r, int64(len(file)), estimate, false)
+			parallel, err := analyze(r, int64(len(file)), estimate, parallelPath)
 			if err != nil {
 				t.Fatal(err)
 			}
-			streaming, err := analyze(r, int64(len(file)), estimate, true)
+			streaming, err := analyze(r, int64(len(file)), estimate, streamingPath)
 			if err != nil {
 				t.Fatal(err)
 			}
