@@ -219,7 +219,35 @@ func BenchmarkAnalyze2M(b *testing.B) {
 	}
 }
 
-var benchFile = flag.String("benchfile", "", "TestWriteBenchFile writes the 2-million-facet benchmark STL here")
+var (
+	benchFile = flag.String("benchfile", "", "TestWriteBenchFile writes the 2-million-facet benchmark STL here")
+	benchSoup = flag.String("benchsoup", "", "TestWriteBenchSoup writes the 2-million-facet triangle soup here")
+)
+
+// TestWriteBenchSoup writes the soup for scripts/bench-mesh.sh (2 million facets, no
+// shared vertex); without -benchsoup it checks a small one is the soup it claims to be.
+func TestWriteBenchSoup(t *testing.T) {
+	t.Parallel()
+	path, n := *benchSoup, 2000000
+	if path == "" {
+		path, n = filepath.Join(t.TempDir(), "soup.stl"), 3000
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := meshtest.WriteSoupBinary(f, n); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	f, _ = os.Open(path)
+	defer f.Close()
+	fi, _ := f.Stat()
+	rep, err := mesh.Analyze(f, fi.Size())
+	if err != nil || rep.Triangles != n || rep.Parts != n || rep.OpenEdges != 3*n || rep.Degenerate != 0 {
+		t.Fatalf("got %+v, %v; want a soup of %d facets", rep, err, n)
+	}
+}
 
 // TestWriteBenchFile writes the benchmark's STL for scripts/bench-mesh.sh; without
 // -benchfile it checks that the streamed torus is the mesh it claims to be.

@@ -14,15 +14,24 @@ import (
 
 // Analyze reads the STL in r (size bytes) and reports on it. It fails only when the
 // bytes are not STL at all (ErrNotSTL) or cannot be read; defects in an STL are
-// reported as lint codes. Memory grows with the number of distinct vertices and
-// edges, never with the facet count a header claims.
+// reported as lint codes. Memory grows with the facets the file holds and their
+// distinct vertices and edges, never with the facet count a header claims.
 func Analyze(r io.ReaderAt, size int64) (Report, error) {
-	return analyze(r, size, estimate)
+	return analyze(r, size, estimate, choosePath)
 }
 
-// analyze is Analyze with the way binary tables are sized (see estimate) as a choice,
-// for tests.
-func analyze(r io.ReaderAt, size int64, sizeTables func(io.ReaderAt, layout) (vertices, edges, facets int)) (Report, error) {
+// binaryPath is how a binary STL is analysed.
+type binaryPath int
+
+const (
+	choosePath    binaryPath = iota // parallel for a soup-like file, else streaming; see analyze
+	streamingPath                   // one reader and one topology goroutine (analyzer)
+	parallelPath                    // two goroutines in two phases (analyzeBinary)
+)
+
+// analyze is Analyze with the way binary tables are sized (see estimate) and the path
+// a binary file takes as choices, for tests.
+func analyze(r io.ReaderAt, size int64, sizeTables func(io.ReaderAt, layout) (vertices, edges, facets int), path binaryPath) (Report, error) {
 	rep := Report{Codes: []string{}}
 	l, err := detect(r, size, &rep)
 	if err != nil {
@@ -33,7 +42,21 @@ func analyze(r io.ReaderAt, size int64, sizeTables func(io.ReaderAt, layout) (ve
 	}
 	var a *analyzer
 	if l.binary {
-		a = newAnalyzer(sizeTables(r, l))
+		vertices, edges, facets := sizeTables(r, l)
+		// The parallel path takes more CPU than the streaming one where vertices are
+		// shared (a 100 MB torus: 0.85-1.0 s against 0.7; both decode and hash every
+		// vertex, and ids make a round trip through memory) and no less wall time on
+		// two busy cores, but where few are shared it takes the same time in less
+		// memory (a 100 MB soup: 195 MiB against 255): its phases never hold the
+		// vertex and edge tables at once. scripts/bench-mesh.sh.
+		if path == parallelPath || path == choosePath && 2*vertices > 3*facets {
+			rep.Format = "binary"
+			if err := analyzeBinary(r, l, vertices, edges, &rep); err != nil {
+				return rep, fmt.Errorf("read binary STL: %w", err)
+			}
+			return rep, nil
+		}
+		a = newAnalyzer(vertices, edges, facets)
 	} else {
 		a = newAnalyzer(0, 0, 0) // the tables grow as the text is read
 	}
@@ -156,10 +179,8 @@ func (w *asciiView) Seek(offset int64, whence int) (int64, error) {
 // matching run on two cores.
 type analyzer struct {
 	triangles int
-	nan       int
-	volume    float64 // six times the signed volume, summed
-	area      float64 // twice the area, summed
-	min, max  [3]float64
+	geom      geometry // of the blocks before the current one
+	block     geometry // of the current block of geomBlock facets
 
 	batch   []stl.Triangle
 	batches chan []stl.Triangle
@@ -189,9 +210,7 @@ func newAnalyzer(vertices, edges, facets int) *analyzer {
 		free:    make(chan []stl.Triangle, 6),
 		done:    make(chan struct{}),
 	}
-	for i := range 3 {
-		a.min[i], a.max[i] = math.Inf(1), math.Inf(-1)
-	}
+	a.geom, a.block = newGeometry(), newGeometry()
 	for range 6 {
 		a.free <- make([]stl.Triangle, 0, batchSize)
 	}
@@ -210,32 +229,14 @@ func (a *analyzer) SetASCII(bool)          {}
 func (a *analyzer) SetTriangleCount(uint32) {} // Analyze has sized the tables
 
 func (a *analyzer) AppendTriangle(t stl.Triangle) {
+	if a.triangles%geomBlock == 0 && a.triangles > 0 {
+		a.geom.fold(a.block)
+		a.block = newGeometry()
+	}
 	a.triangles++
-	for _, p := range t.Vertices {
-		for _, f := range p {
-			if math.Float32bits(f)&0x7f800000 == 0x7f800000 { // NaN or ±Inf
-				a.nan++
-				return // no sensible geometry: left out of box, volume and topology
-			}
-		}
+	if !a.block.add(&t.Vertices) {
+		return // no sensible geometry: left out of box, volume and topology
 	}
-	var v [3][3]float64
-	for i, p := range t.Vertices {
-		for k := range 3 {
-			f := float64(p[k])
-			v[i][k] = f
-			if f < a.min[k] {
-				a.min[k] = f
-			}
-			if f > a.max[k] {
-				a.max[k] = f
-			}
-		}
-	}
-	cross := crossProduct(sub(v[1], v[0]), sub(v[2], v[0]))
-	a.area += math.Sqrt(dot(cross, cross))
-	a.volume += dot(v[0], crossProduct(v[1], v[2]))
-
 	a.batch = append(a.batch, t)
 	if len(a.batch) == batchSize {
 		a.batches <- a.batch
@@ -281,36 +282,48 @@ func (a *analyzer) matchTopology() {
 			face := t.faces
 			t.faces++
 			t.parts.add()
-			t.edges.add(id[0], id[1], face, &t.parts)
-			t.edges.add(id[1], id[2], face, &t.parts)
-			t.edges.add(id[2], id[0], face, &t.parts)
+			for k := range 3 {
+				if first, shared := t.edges.add(id[k], id[(k+1)%3], face); shared {
+					t.parts.union(first, face)
+				}
+			}
 		}
 	}
 }
 
 func (a *analyzer) finish(rep *Report) {
 	a.close()
-	rep.Triangles = a.triangles
-	if a.triangles == 0 || a.nan == a.triangles {
+	a.geom.fold(a.block)
+	a.block = newGeometry()
+	open, nonmanifold, backwards := a.topo.edges.summary()
+	report(rep, a.triangles, a.geom, a.topo.degenerate, int(a.topo.faces), a.topo.parts.roots(), open, nonmanifold, backwards)
+}
+
+// report fills rep from the figures of an analysis: triangles read, their geometry,
+// the degenerate facets, the facets matched (faces) and their parts (roots), and the
+// edges used once, more than twice, and twice the same way.
+func report(rep *Report, triangles int, g geometry, degenerate, faces, roots, open, nonmanifold, backwards int) {
+	rep.Triangles = triangles
+	if triangles == 0 || g.nan == triangles {
 		rep.lint(CodeEmpty, "the file has no facets with usable coordinates")
-		if a.nan > 0 {
-			rep.lint(CodeNaN, fmt.Sprintf("%d facets have NaN or infinite coordinates and were left out", a.nan))
+		if g.nan > 0 {
+			rep.lint(CodeNaN, fmt.Sprintf("%d facets have NaN or infinite coordinates and were left out", g.nan))
 		}
 		return
 	}
 	for k := range 3 {
-		rep.BBox.Min[k], rep.BBox.Max[k] = a.min[k], a.max[k]
-		rep.BBox.Size[k] = a.max[k] - a.min[k]
+		rep.BBox.Min[k], rep.BBox.Max[k] = g.min[k], g.max[k]
+		rep.BBox.Size[k] = g.max[k] - g.min[k]
 	}
-	rep.Volume = a.volume / 6
-	rep.Area = a.area / 2
-	rep.Degenerate = a.topo.degenerate
-	rep.OpenEdges, rep.NonmanifoldEdges, rep.BackwardsEdges = a.topo.edges.summary()
-	rep.Parts = a.topo.parts.roots()
-	rep.Watertight = rep.OpenEdges == 0 && rep.NonmanifoldEdges == 0 && a.topo.faces > 0
+	rep.Volume = g.volume / 6
+	rep.Area = g.area / 2
+	rep.Degenerate = degenerate
+	rep.OpenEdges, rep.NonmanifoldEdges, rep.BackwardsEdges = open, nonmanifold, backwards
+	rep.Parts = roots
+	rep.Watertight = open == 0 && nonmanifold == 0 && faces > 0
 
-	if a.nan > 0 {
-		rep.lint(CodeNaN, fmt.Sprintf("%d facets have NaN or infinite coordinates and were left out", a.nan))
+	if g.nan > 0 {
+		rep.lint(CodeNaN, fmt.Sprintf("%d facets have NaN or infinite coordinates and were left out", g.nan))
 	}
 	if rep.Degenerate > 0 {
 		rep.lint(CodeDegenerate, fmt.Sprintf("%d facets have two identical vertices", rep.Degenerate))

@@ -27,7 +27,7 @@ func FuzzAnalyze(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bytes.NewReader(data)
 		sized, err := Analyze(r, int64(len(data)))
-		grown, err2 := analyze(r, int64(len(data)), func(io.ReaderAt, layout) (int, int, int) { return 0, 0, 0 })
+		grown, err2 := analyze(r, int64(len(data)), func(io.ReaderAt, layout) (int, int, int) { return 0, 0, 0 }, choosePath)
 		if (err == nil) != (err2 == nil) {
 			t.Fatalf("sized: %v; grown: %v", err, err2)
 		}

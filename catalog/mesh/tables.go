@@ -67,10 +67,19 @@ func home(h uint64, n int) int {
 
 func (t *vertexTable) id(v stl.Vec3) uint32 {
 	k := [3]uint32{math.Float32bits(v[0]), math.Float32bits(v[1]), math.Float32bits(v[2])}
-	h := hash3(k)
+	id, added := t.idKey(k, hash3(k), t.next+1)
+	if added {
+		t.next++
+	}
+	return id
+}
+
+// idKey is id for a vertex given as its key and the key's hash3; a vertex not seen
+// before gets the id fresh (never 0), and added is true.
+func (t *vertexTable) idKey(k [3]uint32, h uint64, fresh uint32) (id uint32, added bool) {
 	r := &t.recent[h>>(64-recentBits)]
 	if r.id != 0 && r.key == k {
-		return r.id
+		return r.id, false
 	}
 	if full(t.used, len(t.slots)) {
 		t.grow()
@@ -78,15 +87,14 @@ func (t *vertexTable) id(v stl.Vec3) uint32 {
 	for i := home(h, len(t.slots)); ; {
 		s := &t.slots[i]
 		if s.id == 0 {
-			t.next++
-			s.key, s.id = k, t.next
+			s.key, s.id = k, fresh
 			t.used++
 			*r = *s
-			return s.id
+			return s.id, true
 		}
 		if s.key == k {
 			*r = *s
-			return s.id
+			return s.id, false
 		}
 		if i++; i == len(t.slots) {
 			i = 0
@@ -140,7 +148,9 @@ func (t *edgeTable) init(expect int) {
 	t.slots = make([]edgeSlot, slotsFor(expect))
 }
 
-func (t *edgeTable) add(a, b, face uint32, parts *unionFind) {
+// add counts face on the edge a-b; when another facet used the edge before, it
+// reports that facet (the first), for the caller to join the two into one part.
+func (t *edgeTable) add(a, b, face uint32) (first uint32, shared bool) {
 	var fwd uint32 = fwdBit
 	if a > b {
 		a, b, fwd = b, a, 0
@@ -152,7 +162,7 @@ func (t *edgeTable) add(a, b, face uint32, parts *unionFind) {
 	if s.low == 0 {
 		*s = edgeSlot{low: a, high: b, info: face | 1<<countShift | fwd}
 		t.used++
-		return
+		return 0, false
 	}
 	switch s.info & countMask {
 	case 1 << countShift:
@@ -163,7 +173,7 @@ func (t *edgeTable) add(a, b, face uint32, parts *unionFind) {
 	case 2 << countShift:
 		s.info += 1 << countShift
 	}
-	parts.union(s.info&faceMask, face)
+	return s.info & faceMask, true
 }
 
 // localProbe bounds the search near an edge's home slot; see find.

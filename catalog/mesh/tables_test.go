@@ -58,11 +58,11 @@ func TestTablesSizedOrGrown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			grown, err := analyze(r, int64(len(file)), func(io.ReaderAt, layout) (int, int, int) { return 0, 0, 0 })
+			grown, err := analyze(r, int64(len(file)), func(io.ReaderAt, layout) (int, int, int) { return 0, 0, 0 }, choosePath)
 			if err != nil {
 				t.Fatal(err)
 			}
-			large, err := analyze(r, int64(len(file)), func(io.ReaderAt, layout) (int, int, int) { return 3 * n, 3 * n, n })
+			large, err := analyze(r, int64(len(file)), func(io.ReaderAt, layout) (int, int, int) { return 3 * n, 3 * n, n }, choosePath)
 			if err != nil {
 				t.Fatal(err)
 			}

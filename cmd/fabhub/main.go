@@ -34,8 +34,9 @@ import (
 )
 
 // defaultMemoryLimit is the heap size the collector works to stay under: the analysis
-// budget's worst case (a triangle soup takes about 2.4 times its size; see
-// catalog/mesh) plus the rest of the hub, with room to spare.
+// budget's worst case (a binary triangle soup peaks at about 2.1 times its size since
+// catalog/mesh analyses in two phases, down from 2.4; scripts/bench-mesh.sh) plus the
+// rest of the hub, with room to spare.
 const defaultMemoryLimit = 900 << 20
 
 func main() {

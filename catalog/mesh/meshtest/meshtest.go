@@ -145,3 +145,36 @@ func WriteTorusBinary(w io.Writer, rings, sides int, R, r float64) error {
 	}
 	return bw.Flush()
 }
+
+// WriteSoupBinary streams n facets that share no vertex (a triangle soup: every
+// vertex distinct, the worst case for the vertex and edge tables: small triangles at
+// pseudo-random places) as binary STL to w.
+func WriteSoupBinary(w io.Writer, n int) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	h := make([]byte, 84)
+	copy(h, "fabcommons soup")
+	binary.LittleEndian.PutUint32(h[80:], uint32(n))
+	bw.Write(h)
+	var f [50]byte
+	put := func(off int, v stl.Vec3) {
+		for k := range 3 {
+			binary.LittleEndian.PutUint32(f[off+4*k:], math.Float32bits(v[k]))
+		}
+	}
+	state := uint64(17)
+	random := func() float32 { // splitmix64, scaled to [0, 1000)
+		state += 0x9E3779B97F4A7C15
+		z := state
+		z = (z ^ z>>30) * 0xBF58476D1CE4E5B9
+		z = (z ^ z>>27) * 0x94D049BB133111EB
+		return float32((z^z>>31)>>40) / (1 << 24) * 1000
+	}
+	for range n {
+		x, y, z := random(), random(), random()
+		put(12, stl.Vec3{x, y, z})
+		put(24, stl.Vec3{x + 0.5, y, z})
+		put(36, stl.Vec3{x, y + 0.5, z + 0.25})
+		bw.Write(f[:])
+	}
+	return bw.Flush()
+}
