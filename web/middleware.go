@@ -176,7 +176,7 @@ func clientOf(c *gin.Context) string {
 }
 
 // analysisBudget bounds the bytes of meshes being analysed at once (uploads and mesh
-// checks together): analysing a mesh takes up to about 2.4 times its size in memory
+// checks together): analysing a mesh takes up to about 2.1 times its size in memory
 // (a binary triangle soup; see catalog/mesh), so a
 // request takes its Content-Length from the budget (all of it when the length is
 // unknown or larger) and is answered 503 with Retry-After when the rest is taken.
