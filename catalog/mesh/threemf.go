@@ -573,23 +573,11 @@ func (m *model3MF) parsePart(f *zip.File, part string, codes *Report) ([]string,
 				if obj == nil {
 					return nil, fail("a component outside an object")
 				}
-				c := component3MF{m: identity}
-				id, pathAttr := 0, ""
-				for _, a := range t.Attr {
-					switch {
-					case a.Name.Space == "" && a.Name.Local == "objectid":
-						id, err = strconv.Atoi(a.Value)
-						if err != nil {
-							return nil, fail("component objectid %q is not an integer", clip(a.Value))
-						}
-					case a.Name.Space == "" && a.Name.Local == "transform":
-						if c.m, err = parseTransform(a.Value); err != nil {
-							return nil, fail("component %v", err)
-						}
-					case a.Name.Space == ns3MFProduction && a.Name.Local == "path":
-						pathAttr = a.Value
-					}
+				id, at, pathAttr, err := placementAttrs(t.Attr, "component")
+				if err != nil {
+					return nil, fail("%v", err)
 				}
+				c := component3MF{m: at}
 				var ok bool
 				if c.object, ok = refOf(pathAttr, id); !ok {
 					codes.lint(Code3MFExternalPart, "a component outside the root model part names another part, which the production extension forbids; it is left out")
@@ -603,23 +591,11 @@ func (m *model3MF) parsePart(f *zip.File, part string, codes *Report) ([]string,
 				if len(m.items) >= max3MFItems {
 					return nil, fail("over %d build items", max3MFItems)
 				}
-				it := item3MF{m: identity}
-				id, pathAttr := 0, ""
-				for _, a := range t.Attr {
-					switch {
-					case a.Name.Space == "" && a.Name.Local == "objectid":
-						id, err = strconv.Atoi(a.Value)
-						if err != nil {
-							return nil, fail("item objectid %q is not an integer", clip(a.Value))
-						}
-					case a.Name.Space == "" && a.Name.Local == "transform":
-						if it.m, err = parseTransform(a.Value); err != nil {
-							return nil, fail("item %v", err)
-						}
-					case a.Name.Space == ns3MFProduction && a.Name.Local == "path":
-						pathAttr = a.Value
-					}
+				id, at, pathAttr, err := placementAttrs(t.Attr, "item")
+				if err != nil {
+					return nil, fail("%v", err)
 				}
+				it := item3MF{m: at}
 				if part != "" {
 					continue // only the root part's build counts
 				}
@@ -645,6 +621,28 @@ func (m *model3MF) parsePart(f *zip.File, part string, codes *Report) ([]string,
 		return nil, fmt.Errorf("%w: the model part has no model element", Err3MF)
 	}
 	return others, nil
+}
+
+// placementAttrs reads what places an object, for a component or a build item (what):
+// its objectid, its transform (the identity when there is none) and the production
+// extension's path to the part that holds the object.
+func placementAttrs(attrs []xml.Attr, what string) (id int, m transform, path string, err error) {
+	m = identity
+	for _, a := range attrs {
+		switch {
+		case a.Name.Space == "" && a.Name.Local == "objectid":
+			if id, err = strconv.Atoi(a.Value); err != nil {
+				return 0, m, "", fmt.Errorf("%s objectid %q is not an integer", what, clip(a.Value))
+			}
+		case a.Name.Space == "" && a.Name.Local == "transform":
+			if m, err = parseTransform(a.Value); err != nil {
+				return 0, m, "", fmt.Errorf("%s %v", what, err)
+			}
+		case a.Name.Space == ns3MFProduction && a.Name.Local == "path":
+			path = a.Value
+		}
+	}
+	return id, m, path, nil
 }
 
 func (m *model3MF) readModelAttrs(t xml.StartElement, root bool, codes *Report) error {
