@@ -100,6 +100,8 @@ type Store interface {
 	AddBlock(ctx context.Context, b Block) error
 	// Blocks are every block, by host.
 	Blocks(ctx context.Context) ([]Block, error)
+	// RemoveBlock lifts the block of host; storage.ErrNotFound when there is none.
+	RemoveBlock(ctx context.Context, host string) error
 	// DropHost deletes the follows and followers whose Host is host, or whose host name
 	// is host when host has no port.
 	DropHost(ctx context.Context, host string) error

@@ -325,15 +325,9 @@ func (s *Service) BlockHost(ctx context.Context, c Caller, host string) (Block, 
 	if !c.Admin {
 		return Block{}, fmt.Errorf("%w: only a site admin blocks hosts", storage.ErrForbidden)
 	}
-	host = strings.ToLower(strings.TrimSpace(host))
-	if strings.Contains(host, "://") {
-		host = hostOf(host)
-	}
-	if host == "" || len(host) > 255 || strings.ContainsAny(host, "/?#@ ") {
-		return Block{}, storage.Invalid("host", "name a host, such as hub.example.org or hub.example.org:8443")
-	}
-	if _, err := url.Parse("https://" + host); err != nil {
-		return Block{}, storage.Invalid("host", "name a host, such as hub.example.org or hub.example.org:8443")
+	host, err := blockedHost(host)
+	if err != nil {
+		return Block{}, err
 	}
 	b := Block{Host: host, CreatedAt: s.opts.Clock().UTC().Truncate(time.Millisecond)}
 	if err := s.store.AddBlock(ctx, b); err != nil {
@@ -348,6 +342,39 @@ func (s *Service) BlockHost(ctx context.Context, c Caller, host string) (Block, 
 	}
 	s.log.Info("federation: a host is blocked", "host", host, "designs_dropped", n)
 	return b, nil
+}
+
+// blockedHost is the host a block names, given as a host (with or without a port) or a
+// URL, in lower case.
+func blockedHost(host string) (string, error) {
+	host = strings.ToLower(strings.TrimSpace(host))
+	if strings.Contains(host, "://") {
+		host = hostOf(host)
+	}
+	if host == "" || len(host) > 255 || strings.ContainsAny(host, "/?#@ ") {
+		return "", storage.Invalid("host", "name a host, such as hub.example.org or hub.example.org:8443")
+	}
+	if _, err := url.Parse("https://" + host); err != nil {
+		return "", storage.Invalid("host", "name a host, such as hub.example.org or hub.example.org:8443")
+	}
+	return host, nil
+}
+
+// Unblock lifts a block: the host's activities are taken again. What the block dropped
+// (follows, followers, remote designs) comes back only by following anew.
+func (s *Service) Unblock(ctx context.Context, c Caller, host string) error {
+	if !c.Admin {
+		return fmt.Errorf("%w: only a site admin lifts blocks", storage.ErrForbidden)
+	}
+	host, err := blockedHost(host)
+	if err != nil {
+		return err
+	}
+	if err := s.store.RemoveBlock(ctx, host); err != nil {
+		return err
+	}
+	s.log.Info("federation: a host is unblocked", "host", host)
+	return nil
 }
 
 // Blocks are the blocked hosts, for a site admin.

@@ -33,6 +33,7 @@ func (s *Server) federationRoutes(r *gin.Engine, user *gin.RouterGroup) {
 	user.DELETE("/federation/follows/:id", s.unfollowHub)
 	user.POST("/federation/blocks", s.blockHost)
 	user.GET("/federation/blocks", s.listBlocks)
+	user.DELETE("/federation/blocks/:host", s.unblockHost)
 }
 
 // activityType is the media type to answer an ActivityPub client with, or "" when the
@@ -279,6 +280,18 @@ func (s *Server) blockHost(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusCreated, gin.H{"block": b})
+}
+
+// unblockHost: DELETE /api/v1/federation/blocks/{host} -> 204.
+func (s *Server) unblockHost(c *gin.Context) {
+	if !s.adminFederation(c) {
+		return
+	}
+	if err := s.fed.Unblock(c.Request.Context(), fedCaller(c), c.Param("host")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }
 
 // listBlocks: GET /api/v1/federation/blocks -> {blocks}.

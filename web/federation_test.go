@@ -138,6 +138,17 @@ func TestFederationBetweenHubs(t *testing.T) {
 			t.Fatalf("A's follow of C: got %v, want it still pending", f["state"])
 		}
 	}
+	// C lifts the block (only its admin may, and only once): A's Follow is taken again.
+	c.do(t, call{method: "DELETE", path: "/api/v1/federation/blocks/" + a.host(), header: login(t, c.bundle, "carol")}).want(t, 403, "forbidden")
+	c.do(t, call{method: "DELETE", path: "/api/v1/federation/blocks/" + a.host(), header: c.admin}).want(t, 204, "")
+	c.do(t, call{method: "DELETE", path: "/api/v1/federation/blocks/" + a.host(), header: c.admin}).want(t, 404, "not_found")
+	for _, f := range a.follows(t) {
+		if f["actor"] == c.url+"/ap/actor" {
+			a.do(t, call{method: "DELETE", path: "/api/v1/federation/follows/" + f["id"].(string), header: a.admin}).want(t, 204, "")
+		}
+	}
+	a.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: a.admin, body: map[string]string{"target": c.url}}).want(t, 201, "")
+	eventually(t, "C to take A's Follow once unblocked", func() bool { return c.followers(t, "/ap/actor/followers") == 1 })
 
 	// B blocks A after the fact: A's follow of B's lab is dropped on B.
 	b.do(t, call{method: "POST", path: "/api/v1/federation/blocks", header: b.admin, body: map[string]string{"host": "127.0.0.1"}}).want(t, 201, "")

@@ -203,6 +203,18 @@ func (f Federation) Blocks(ctx context.Context) (_ []federation.Block, err error
 	return out, nil
 }
 
+func (f Federation) RemoveBlock(ctx context.Context, host string) (err error) {
+	defer normalize(&err)
+	res, err := f.blocks().DeleteOne(ctx, bson.M{"_id": host})
+	if err != nil {
+		return fmt.Errorf("unblock %s: %w", host, err)
+	}
+	if res.DeletedCount == 0 {
+		return fmt.Errorf("unblock %s: %w", host, storage.ErrNotFound)
+	}
+	return nil
+}
+
 func (f Federation) DropHost(ctx context.Context, host string) (err error) {
 	defer normalize(&err)
 	filter := bson.M{"host": host}

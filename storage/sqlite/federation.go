@@ -153,6 +153,17 @@ func (f Federation) Blocks(ctx context.Context) ([]federation.Block, error) {
 	return queryAll(ctx, f.db, `SELECT host, created_at FROM federation_blocks ORDER BY host`, scanBlock)
 }
 
+func (f Federation) RemoveBlock(ctx context.Context, host string) error {
+	res, err := f.db.write.ExecContext(ctx, `DELETE FROM federation_blocks WHERE host = ?`, host)
+	if err != nil {
+		return fmt.Errorf("unblock %s: %w", host, mapErr(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("unblock %s: %w", host, storage.ErrNotFound)
+	}
+	return nil
+}
+
 func (f Federation) DropHost(ctx context.Context, host string) error {
 	// A host with no port covers every port of it ("name:%"); one with a port, itself.
 	like := "\x00" // matches nothing

@@ -172,6 +172,15 @@ func ExerciseFederation(t *testing.T, newStore func(t *testing.T) federation.Sto
 		if err != nil || len(bs) != 2 || bs[0].Host != "a.example:9000" || bs[1] != b {
 			t.Fatalf("Blocks: got %+v, %v, want a.example:9000 and %+v (the first block kept)", bs, err, b)
 		}
+		if err := s.RemoveBlock(ctx, "a.example:9000"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RemoveBlock(ctx, "a.example:9000"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("lifting a block twice: got %v, want ErrNotFound", err)
+		}
+		if bs, err := s.Blocks(ctx); err != nil || len(bs) != 1 || bs[0] != b {
+			t.Fatalf("Blocks after lifting a.example:9000: got %+v, %v, want only %+v", bs, err, b)
+		}
 		if err := s.DropHost(ctx, "bad.example"); err != nil {
 			t.Fatal(err)
 		}
