@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -185,18 +186,7 @@ func TestInboxDesignForgery(t *testing.T) {
 	keys := remoteKeys()
 	alice := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[0])
 	stranger := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[1])
-	h.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: h.admin, body: map[string]string{"target": alice.actor}}).want(t, 201, "")
-	var follow map[string]any
-	select {
-	case <-alice.got:
-		json.Unmarshal(<-alice.body, &follow)
-	case <-time.After(10 * time.Second):
-		t.Fatal("no Follow reached the account's inbox")
-	}
-	accept, _ := json.Marshal(map[string]any{"id": alice.actor + "#accepts/1", "type": "Accept", "actor": alice.actor, "object": follow})
-	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", accept, keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
-		t.Fatalf("the Accept: got %d %s", status, resp)
-	}
+	followAccepted(t, h, alice, keys[0])
 
 	create := func(from *fakeRemote, id, author string, files int) []byte {
 		var attachment []any
@@ -265,18 +255,7 @@ func TestRemoteDesignLineage(t *testing.T) {
 	h := newFedHub(t)
 	keys := remoteKeys()
 	alice := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[0])
-	h.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: h.admin, body: map[string]string{"target": alice.actor}}).want(t, 201, "")
-	var follow map[string]any
-	select {
-	case <-alice.got:
-		json.Unmarshal(<-alice.body, &follow)
-	case <-time.After(10 * time.Second):
-		t.Fatal("no Follow reached the account's inbox")
-	}
-	accept, _ := json.Marshal(map[string]any{"id": alice.actor + "#accepts/1", "type": "Accept", "actor": alice.actor, "object": follow})
-	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", accept, keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
-		t.Fatalf("the Accept: got %d %s", status, resp)
-	}
+	followAccepted(t, h, alice, keys[0])
 	parent := "https://elsewhere.example/designs/vise"
 	create, _ := json.Marshal(map[string]any{"id": alice.url + "/designs/jaw#create", "type": "Create", "actor": alice.actor, "object": map[string]any{
 		"id": alice.url + "/designs/jaw", "type": "Document", "fab:version": 1, "attributedTo": alice.actor, "name": "Soft jaw", "spdx:licenseId": "CERN-OHL-S-2.0",
@@ -299,5 +278,23 @@ func TestRemoteDesignLineage(t *testing.T) {
 	page.want(t, 200, "")
 	if n := strings.Count(string(page.body), `href="`+parent+`"`); n != 2 {
 		t.Fatalf("the page: got %d links to the parent, want 2 (built on, and the graph)", n)
+	}
+}
+
+// followAccepted has h follow the remote account and answers its Follow with the
+// account's Accept, signed with key as Mastodon signs.
+func followAccepted(t *testing.T, h fedHub, account *fakeRemote, key *rsa.PrivateKey) {
+	t.Helper()
+	h.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: h.admin, body: map[string]string{"target": account.actor}}).want(t, 201, "")
+	var follow map[string]any
+	select {
+	case <-account.got:
+		json.Unmarshal(<-account.body, &follow)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Follow reached the account's inbox")
+	}
+	accept, _ := json.Marshal(map[string]any{"id": account.actor + "#accepts/1", "type": "Accept", "actor": account.actor, "object": follow})
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", accept, key, account.actor+"#main-key", time.Now())); status != 202 {
+		t.Fatalf("the Accept: got %d %s", status, resp)
 	}
 }
