@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -17,16 +16,6 @@ import (
 // second and 200 MB, so at most two are made at a time (the "thumbnails" gate bounds
 // how many wait).
 var pictureSides = map[string]int{"small": 480, "large": 1600}
-
-type pictures struct {
-	mu    sync.Mutex
-	byKey map[string]picture.Picture
-	bytes int
-	make  chan struct{} // re-encoding slots
-}
-
-// pictureCacheBytes bounds the kept pictures; when full it starts again.
-const pictureCacheBytes = 64 << 20
 
 // picture: GET /api/v1/designs/{slug}/versions/{n}/pictures/{path}?size=small|large.
 func (s *Server) picture(c *gin.Context) {
@@ -52,32 +41,14 @@ func (s *Server) picture(c *gin.Context) {
 		c.Status(http.StatusNotModified)
 		return
 	}
-	key := f.SHA256 + "/" + size
-	s.pics.mu.Lock()
-	pic, ok := s.pics.byKey[key]
-	s.pics.mu.Unlock()
-	if !ok {
-		select {
-		case s.pics.make <- struct{}{}:
-		case <-c.Request.Context().Done():
-			return
-		}
+	pic, err := s.pics.get(c.Request.Context(), f.SHA256+"/"+size, func() (picture.Picture, error) {
 		rs := &blobSeeker{ctx: c.Request.Context(), open: s.catalog.OpenBlob, key: f.SHA256, size: f.Size}
-		var err error
-		pic, err = picture.Fit(rs, "picture", side)
-		rs.Close()
-		<-s.pics.make
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		s.pics.mu.Lock()
-		if s.pics.byKey == nil || s.pics.bytes+len(pic.Data) > pictureCacheBytes {
-			s.pics.byKey, s.pics.bytes = map[string]picture.Picture{}, 0
-		}
-		s.pics.byKey[key] = pic
-		s.pics.bytes += len(pic.Data)
-		s.pics.mu.Unlock()
+		defer rs.Close()
+		return picture.Fit(rs, "picture", side)
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
 	h := c.Writer.Header()
 	h.Set("X-Content-Type-Options", "nosniff")

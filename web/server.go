@@ -84,8 +84,8 @@ type Server struct {
 	// bodyLimits overrides MaxBodyBytes for upload routes, by route pattern.
 	bodyLimits map[string]int64
 	pages      pages
-	thumbs     thumbnails
-	pics       pictures
+	thumbs     imageMemo // card thumbnails (thumbnails.go)
+	pics       imageMemo // design pictures, re-encoded (pictures.go)
 	streams    *streamLimit
 	analysis   analysisBudget
 	// gates bound the expensive calls: password checks, mesh analysis, uploads,
@@ -172,8 +172,8 @@ func New(cfg Config, d Deps) *Server {
 	s.analysis = analysisBudget{sem: semaphore.NewWeighted(cfg.AnalysisBudget), total: cfg.AnalysisBudget}
 	s.streams = &streamLimit{total: cfg.MaxEventStreams, perClient: cfg.MaxStreamsPerClient, byClient: map[string]int{}}
 	s.pages = parsePages()
-	s.thumbs.draw = make(chan struct{}, 2)
-	s.pics.make = make(chan struct{}, 2)
+	s.thumbs = imageMemo{maxEntries: 2048, slots: make(chan struct{}, 2)}
+	s.pics = imageMemo{maxBytes: 64 << 20, slots: make(chan struct{}, 2)}
 	s.initMetrics()
 	return s
 }

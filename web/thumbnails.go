@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"image"
 	"image/color"
@@ -24,12 +25,6 @@ import (
 // (the package's thumbnail relationship) shows that picture instead, decoded and
 // encoded afresh (catalog/picture), never served as it came.
 const thumbW, thumbH = 240, 180
-
-type thumbnails struct {
-	mu     sync.Mutex
-	byHash map[string][]byte
-	draw   chan struct{} // drawing slots
-}
 
 var emptyThumb = func() []byte {
 	var b bytes.Buffer
@@ -63,28 +58,17 @@ func (s *Server) thumbnail(c *gin.Context) {
 		c.Status(http.StatusNotModified)
 		return
 	}
-	png, err := s.thumbs.get(c, s, d, *f)
+	thumb, err := s.thumbs.get(c.Request.Context(), f.SHA256, func() (picture.Picture, error) { return s.drawThumbnail(c.Request.Context(), *f) })
 	if err != nil {
 		s.log.Warn("thumbnail not drawn", "design", d.Slug, "file", f.Path, "err", err)
-		png = emptyThumb
+		thumb.Data = emptyThumb
 	}
-	c.Data(http.StatusOK, "image/png", png)
+	c.Data(http.StatusOK, "image/png", thumb.Data)
 }
 
-func (t *thumbnails) get(c *gin.Context, s *Server, d catalog.Design, f catalog.File) ([]byte, error) {
-	t.mu.Lock()
-	if b, ok := t.byHash[f.SHA256]; ok {
-		t.mu.Unlock()
-		return b, nil
-	}
-	t.mu.Unlock()
-	select {
-	case t.draw <- struct{}{}:
-		defer func() { <-t.draw }()
-	case <-c.Request.Context().Done():
-		return nil, c.Request.Context().Err()
-	}
-	rs := &blobSeeker{ctx: c.Request.Context(), open: s.catalog.OpenBlob, key: f.SHA256, size: f.Size}
+// drawThumbnail draws a card's thumbnail of mesh file f, as a PNG.
+func (s *Server) drawThumbnail(ctx context.Context, f catalog.File) (picture.Picture, error) {
+	rs := &blobSeeker{ctx: ctx, open: s.catalog.OpenBlob, key: f.SHA256, size: f.Size}
 	defer rs.Close()
 	var img image.Image
 	var err error
@@ -94,19 +78,13 @@ func (t *thumbnails) get(c *gin.Context, s *Server, d catalog.Design, f catalog.
 		img, err = mesh.Thumbnail(rs, f.Mesh.BBox, thumbW, thumbH)
 	}
 	if err != nil {
-		return nil, err
+		return picture.Picture{}, err
 	}
 	var b bytes.Buffer
 	if err := png.Encode(&b, img); err != nil {
-		return nil, err
+		return picture.Picture{}, err
 	}
-	t.mu.Lock()
-	if t.byHash == nil || len(t.byHash) >= 2048 {
-		t.byHash = map[string][]byte{}
-	}
-	t.byHash[f.SHA256] = b.Bytes()
-	t.mu.Unlock()
-	return b.Bytes(), nil
+	return picture.Picture{Data: b.Bytes(), ContentType: "image/png", Width: img.Bounds().Dx(), Height: img.Bounds().Dy()}, nil
 }
 
 // thumbnailOf3MF is the package's own thumbnail, fitted to the card, when it has one
