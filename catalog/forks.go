@@ -28,9 +28,6 @@ func (s *Service) resolveParents(ctx context.Context, specs []ParentSpec) ([]Par
 		if d.Hidden {
 			return nil, fmt.Errorf("design %q is hidden and cannot be forked: %w", spec.Slug, storage.ErrForbidden)
 		}
-		if d.Remote() {
-			return nil, errRemoteFork(spec.Slug, d)
-		}
 		n := spec.Version
 		if n == 0 {
 			n = d.LatestVersion
@@ -46,7 +43,11 @@ func (s *Service) resolveParents(ctx context.Context, specs []ParentSpec) ([]Par
 			return nil, storage.Invalid("parents", fmt.Sprintf("%q is named twice", spec.Slug))
 		}
 		seen[d.ID] = true
-		refs = append(refs, ParentRef{DesignID: d.ID, Slug: d.Slug, Version: n, Title: d.Title, Owner: d.Owner, Licensor: d.Licensor, License: v.License})
+		ref := ParentRef{DesignID: d.ID, Slug: d.Slug, Version: n, Title: d.Title, Owner: d.Owner, Licensor: d.Licensor, License: v.License}
+		if d.Remote() {
+			ref.URL = d.Origin.Object // a design of another hub: named there by its object's id
+		}
+		refs = append(refs, ref)
 	}
 	return refs, nil
 }
@@ -78,9 +79,6 @@ func (s *Service) ForkOptions(ctx context.Context, slug string) ([]license.Optio
 	}
 	if d.Hidden {
 		return nil, fmt.Errorf("design %q is hidden and cannot be forked: %w", slug, storage.ErrForbidden)
-	}
-	if d.Remote() {
-		return nil, errRemoteFork(slug, d)
 	}
 	options, err := license.ForkOptions([]string{d.License})
 	if errors.Is(err, license.ErrNoDerivatives) {
@@ -121,12 +119,23 @@ func (s *Service) Fork(ctx context.Context, actor Actor, slug string, fr ForkReq
 	if err != nil {
 		return Design{}, err
 	}
+	if parent.Remote() {
+		// A fork is this hub's own design: its files are fetched from the parent's hub and
+		// checked now, so that it stands when its parent's hub is gone.
+		if err := s.EnsureFiles(ctx, pv, nil, s.fetch); err != nil {
+			return Design{}, err
+		}
+	}
 	title := fr.Title
 	if title == "" {
 		title = parent.Title + " (fork)"
 	}
 	if err := checkText("title", title, 200, true); err != nil {
 		return Design{}, err
+	}
+	where := parent.Slug
+	if parent.Remote() {
+		where = parent.Origin.URL
 	}
 	now := s.now().UTC()
 	d := Design{
@@ -135,7 +144,7 @@ func (s *Service) Fork(ctx context.Context, actor Actor, slug string, fr ForkReq
 	}
 	v := Version{
 		DesignID: d.ID, Number: 1, License: fr.License, Files: pv.Files, BOM: pv.BOM, CreatedBy: actor.Handle, CreatedAt: now,
-		Message: fmt.Sprintf("Forked from %s v%d by %s (%s)", parent.Slug, pv.Number, parent.Owner, pv.License),
+		Message: fmt.Sprintf("Forked from %s v%d by %s (%s)", where, pv.Number, parent.Owner, pv.License),
 	}
 	if err := s.useDesignQuota(ctx, actor, 1); err != nil {
 		return Design{}, err
@@ -146,11 +155,4 @@ func (s *Service) Fork(ctx context.Context, actor Actor, slug string, fr ForkReq
 	}
 	s.log.Info("design forked", "design", d.Slug, "parent", parent.Slug, "owner", actor.Handle)
 	return d, nil
-}
-
-// errRemoteFork refuses to fork a design of another hub: forks across hubs (with the
-// license rules and the origin hearing of them) are not built yet.
-func errRemoteFork(slug string, d Design) error {
-	return fmt.Errorf("design %q comes from %s: forking a design of another hub is not possible yet; fork it there: %w",
-		slug, d.Origin.Hub, storage.ErrForbidden)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"time"
 
@@ -28,6 +29,8 @@ type Node struct {
 	Parents []string `json:"parents"` // slugs (URLs for ancestors on other hubs not copied here), for drawing the graph
 	// URL is an ancestor on another hub that this hub has no copy of: its object's id.
 	URL string `json:"url,omitempty"`
+	// Origin is the hub a design of another hub comes from (nil for this hub's own).
+	Origin *Origin `json:"origin,omitempty"`
 }
 
 // Lineage is a design with everything it came from and everything that came from it.
@@ -41,7 +44,7 @@ type Lineage struct {
 const maxLineage = 500
 
 func nodeOf(d Design) Node {
-	n := Node{Slug: d.Slug, Title: d.Title, Owner: d.Owner, Credit: d.Credit(), License: d.License, Hidden: d.Hidden, Parents: []string{}}
+	n := Node{Slug: d.Slug, Title: d.Title, Owner: d.Owner, Credit: d.Credit(), License: d.License, Hidden: d.Hidden, Parents: []string{}, Origin: d.Origin}
 	for _, p := range d.Parents {
 		key := p.Slug
 		if key == "" {
@@ -64,18 +67,22 @@ func (s *Service) Lineage(ctx context.Context, slug string) (Lineage, error) {
 	for len(queue) > 0 {
 		ref := queue[0]
 		queue = queue[1:]
-		if seen[ref.DesignID] {
+		key := ref.DesignID
+		if key == "" {
+			key = ref.URL // on another hub, not copied here: known by its URL alone
+		}
+		if seen[key] {
 			continue
 		}
 		if len(l.Ancestors) >= maxLineage {
 			l.Truncated = true
 			break
 		}
-		seen[ref.DesignID] = true
+		seen[key] = true
 		if ref.DesignID == "" && ref.URL != "" {
 			// On another hub, not copied here: the child's snapshot credits it, by URL.
 			l.Ancestors = append(l.Ancestors, Node{Title: ref.Title, Owner: ref.Owner, Credit: ref.Owner, License: ref.License,
-				Version: ref.Version, URL: ref.URL, Parents: []string{}})
+				Version: ref.Version, URL: ref.URL, Parents: []string{}, Origin: &Origin{Hub: hostOf(ref.URL), Object: ref.URL, URL: ref.URL}})
 			continue
 		}
 		p, err := s.store.DesignByID(ctx, ref.DesignID)
@@ -147,16 +154,25 @@ func (s *Service) Attribution(ctx context.Context, baseURL string, d Design, v V
 		if a.Hidden {
 			state = " (since hidden from the catalog; credited here all the same)"
 		}
-		where := baseURL + "/designs/" + a.Slug
-		if a.URL != "" {
-			where = a.URL
+		hub, where := hostOf(baseURL), baseURL+"/designs/"+a.Slug
+		if a.Origin != nil {
+			hub, where = a.Origin.Hub, a.Origin.URL
 		}
-		fmt.Fprintf(&b, "- %s by %s, version %d, licensed %s: %s%s\n", oneLine(a.Title), oneLine(a.Credit), a.Version, a.License, where, state)
+		fmt.Fprintf(&b, "- %s by %s, version %d, licensed %s, published on %s: %s%s\n", oneLine(a.Title), oneLine(a.Credit), a.Version, a.License, hub, where, state)
 	}
 	return b.String(), nil
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// hostOf is the host (and port) of a URL, or "" when it has none.
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
 
 // WriteArchive streams a zip of the version: its files, bom.csv (when it has a BOM),
 // ATTRIBUTION.md and okh.toml. Blobs are copied straight into the zip, never held whole

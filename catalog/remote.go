@@ -46,6 +46,9 @@ type RemoteParent struct {
 	Title   string
 	Owner   string
 	License string
+	// Local is the slug of this hub's own design when URL names it (a design of
+	// another hub forked from one of this hub's), else "".
+	Local string
 }
 
 // Limits on a remote design, so that one hub cannot fill another's catalog with
@@ -212,12 +215,17 @@ func (s *Service) PutRemote(ctx context.Context, r RemoteDesign) (Design, error)
 }
 
 // remoteParents names a remote design's parents by URL, with the local id of any this
-// hub has a copy of.
+// hub has a copy of; a parent that is this hub's own design is named as a local one.
 func (s *Service) remoteParents(ctx context.Context, ps []RemoteParent) []ParentRef {
 	out := []ParentRef{}
 	for _, p := range ps {
 		ref := ParentRef{URL: p.URL, Version: p.Version, Title: p.Title, Owner: p.Owner, License: p.License}
-		if d, err := s.store.DesignByOrigin(ctx, p.URL); err == nil {
+		if p.Local != "" {
+			if d, err := s.store.DesignBySlug(ctx, p.Local); err == nil && !d.Remote() {
+				// One of this hub's own: named as a local parent is, so its lineage lists the child.
+				ref = ParentRef{DesignID: d.ID, Slug: d.Slug, Version: p.Version, Title: p.Title, Owner: d.Owner, Licensor: d.Licensor, License: p.License}
+			}
+		} else if d, err := s.store.DesignByOrigin(ctx, p.URL); err == nil {
 			ref.DesignID, ref.Slug = d.ID, d.Slug
 		}
 		out = append(out, ref)

@@ -46,6 +46,7 @@ type Service struct {
 	log    *slog.Logger
 	limits Limits
 	now    func() time.Time
+	fetch  Fetcher // reads remote files from their hubs; nil on a hub that does not federate
 }
 
 // NewService builds the catalog service. A zero limit takes its default; clock may be
@@ -71,6 +72,10 @@ func NewService(store Store, blobs Blobs, quotas storage.Quotas, log *slog.Logge
 	}
 	return &Service{store: store, blobs: blobs, quotas: quotas, log: log, limits: limits, now: storage.Milliseconds(clock)}
 }
+
+// UseFetcher has the catalog fetch remote files through f (the federation's guarded
+// client) where it needs their bytes itself: when a design of another hub is forked.
+func (s *Service) UseFetcher(f Fetcher) { s.fetch = f }
 
 // Limits returns the upload limits in force.
 func (s *Service) Limits() Limits { return s.limits }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fabcommons/fabcommons/catalog"
@@ -21,6 +22,9 @@ type Designs interface {
 	PutRemote(ctx context.Context, r catalog.RemoteDesign) (catalog.Design, error)
 	TombstoneRemote(ctx context.Context, object string) error
 	DropRemoteHost(ctx context.Context, host string) (int, error)
+	// Design is a design of the catalog by its slug, with its latest version (nil when
+	// hidden), as anyone sees it.
+	Design(ctx context.Context, a catalog.Actor, slug string) (catalog.Design, *catalog.Version, error)
 	// Published is a page of this hub's own public, visible designs with their latest
 	// versions, newest first (of one person when owner is not ""), and the cursor of
 	// the next page ("" after the last).
@@ -48,9 +52,11 @@ const (
 )
 
 // PublishDesign sends news of a local design to the followers of the hub's instance
-// actor and of its author, from the author (whose key signs it), in the background:
-// a Create or Update with its object, or a Delete with a Tombstone. A remote design,
-// a hidden one (but for its Delete), or one whose author is gone sends nothing.
+// actor and of its author, and to the hub of each parent on another hub (so that the
+// origin hears of a fork of its design), from the author (whose key signs it), in the
+// background: a Create or Update with its object, or a Delete with a Tombstone. A
+// remote design, a hidden one (but for its Delete), or one whose author is gone sends
+// nothing.
 func (s *Service) PublishDesign(ctx context.Context, kind string, d catalog.Design, v catalog.Version) {
 	if d.Remote() || (d.Hidden && kind != DesignDeleted) {
 		return
@@ -75,6 +81,34 @@ func (s *Service) PublishDesign(ctx context.Context, kind string, d catalog.Desi
 			}
 		}
 	}
+	hubs := map[string]bool{}
+	for _, p := range d.Parents {
+		if h := hostOf(p.URL); p.URL != "" && h != s.host && !hubs[h] {
+			hubs[h] = true
+			go s.tellHub(author, p.URL, inboxes, activity)
+		}
+	}
+}
+
+// tellHub delivers activity to the instance actor of the hub of parent (a design
+// object's URL there), found by WebFinger, unless inboxes (where it went already, to
+// followers) has its inbox.
+func (s *Service) tellHub(author Local, parent string, inboxes map[string]bool, activity map[string]any) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*s.opts.Timeout)
+	defer cancel()
+	u, _ := url.Parse(parent)
+	actor, err := s.Resolve(ctx, u.Scheme+"://"+u.Host)
+	if err != nil {
+		s.log.Info("federation: a parent's hub was not found; it does not hear of its fork", "parent", parent, "err", err)
+		return
+	}
+	inbox := actor.SharedInbox
+	if inbox == "" {
+		inbox = actor.Inbox
+	}
+	if !inboxes[inbox] {
+		s.enqueue(author, inbox, activity)
+	}
 }
 
 // designActivity is the Create, Update or Delete of a design, from author.
@@ -95,10 +129,12 @@ func (s *Service) designActivity(kind string, author Local, d catalog.Design, v 
 }
 
 // onDesign keeps (Create, Update) or tombstones (Delete) a remote design. It is
-// taken only from a host this hub follows (an accepted follow), and only when the
-// object is on the signer's host and, for Create and Update, attributed to the
-// activity's actor: no one publishes for another hub, or another author. Other
-// objects (notes, Manyfold's posts) are ignored.
+// taken only from a host this hub follows (an accepted follow), or when it is a fork
+// of one of this hub's own designs (it names one as a parent: the origin hears of its
+// forks), and only when the object is on the signer's host and, for Create and
+// Update, attributed to the activity's actor: no one publishes for another hub, or
+// another author. A Delete tombstones a design kept from the signer's host, however it
+// came. Other objects (notes, Manyfold's posts) are ignored.
 func (s *Service) onDesign(ctx context.Context, a Activity, signer RemoteActor, body []byte) error {
 	var object json.RawMessage
 	if a.Type != "Delete" {
@@ -121,27 +157,60 @@ func (s *Service) onDesign(ctx context.Context, a Activity, signer RemoteActor, 
 		}
 		return fmt.Errorf("%w: %s may not speak of %s, an object of another host", storage.ErrForbidden, signer.ID, a.Object.ID)
 	}
+	if a.Type == "Delete" {
+		return s.designs.TombstoneRemote(ctx, a.Object.ID) // one it does not keep is no error
+	}
+	r, author, err := ParseDesignObject(object)
+	if err != nil {
+		return err
+	}
 	followed, err := s.follows(ctx, host)
 	if err != nil {
 		return err
 	}
-	if !followed {
+	if !followed && !s.forksOurs(ctx, r) {
 		s.log.Debug("federation: news of a host not followed is ignored", "type", a.Type, "actor", a.Actor)
 		return nil
 	}
-	if a.Type == "Delete" {
-		return s.designs.TombstoneRemote(ctx, a.Object.ID)
-	}
-	return s.takeDesign(ctx, host, a.Actor, object)
+	return s.keepDesign(ctx, host, a.Actor, r, author)
 }
 
-// takeDesign keeps a design object heard from host (in an activity of actor, or in
-// host's outbox when actor is ""), after the checks of onDesign.
-func (s *Service) takeDesign(ctx context.Context, host, actor string, data []byte) error {
+// forksOurs reports whether a remote design names one of this hub's own designs as a
+// parent.
+func (s *Service) forksOurs(ctx context.Context, r catalog.RemoteDesign) bool {
+	for _, p := range r.Parents {
+		if slug := s.localSlug(p.URL); slug != "" {
+			if d, _, err := s.designs.Design(ctx, catalog.Actor{}, slug); err == nil && !d.Remote() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// localSlug is the slug of the design of this hub that a design object's id names
+// (its page), else "".
+func (s *Service) localSlug(id string) string {
+	slug, ok := strings.CutPrefix(id, s.base+pathDesignPage)
+	if !ok || slug == "" || strings.ContainsAny(slug, "/?#%") {
+		return ""
+	}
+	return slug
+}
+
+// takeDesign keeps a design object read from host's outbox, after the checks of
+// onDesign.
+func (s *Service) takeDesign(ctx context.Context, host string, data []byte) error {
 	r, author, err := ParseDesignObject(data)
 	if err != nil {
 		return err
 	}
+	return s.keepDesign(ctx, host, "", r, author)
+}
+
+// keepDesign keeps a design heard from host (in an activity of actor, or in host's
+// outbox when actor is ""), attributed to author.
+func (s *Service) keepDesign(ctx context.Context, host, actor string, r catalog.RemoteDesign, author string) error {
 	if hostOf(r.Origin.Object) != host || hostOf(author) != host || hostOf(r.Origin.URL) != host {
 		return fmt.Errorf("%w: a design of %s must have its id, url and author on %s", storage.ErrForbidden, r.Origin.Object, host)
 	}
@@ -152,6 +221,9 @@ func (s *Service) takeDesign(ctx context.Context, host, actor string, data []byt
 		if hostOf(f.Origin) != host {
 			return fmt.Errorf("%w: %s's file %q is not on its hub %s", storage.ErrForbidden, r.Origin.Object, f.Path, host)
 		}
+	}
+	for i := range r.Parents {
+		r.Parents[i].Local = s.localSlug(r.Parents[i].URL)
 	}
 	d, err := s.designs.PutRemote(ctx, r)
 	if errors.Is(err, storage.ErrConflict) {
@@ -267,7 +339,7 @@ func (s *Service) resync(ctx context.Context, f Follow) {
 			if json.Unmarshal(item.Object, &probe) != nil || !isDesignObject(probe) {
 				continue
 			}
-			if err := s.takeDesign(ctx, host, "", item.Object); err != nil {
+			if err := s.takeDesign(ctx, host, item.Object); err != nil {
 				s.log.Info("federation: a design in an outbox is not kept", "actor", f.Actor, "err", err)
 				continue
 			}

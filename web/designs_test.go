@@ -85,6 +85,31 @@ func publish(t *testing.T, b bundle, auth map[string]string, meta map[string]any
 	return b.do(t, call{method: "POST", path: "/api/v1/designs", body: body, header: auth})
 }
 
+// zipEntry is the content of the entry of a zip whose name ends with name.
+func zipEntry(t *testing.T, zipped []byte, name string) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
+	if err != nil {
+		t.Fatalf("not a zip: %v", err)
+	}
+	for _, f := range zr.File {
+		if strings.HasSuffix(f.Name, name) {
+			rc, err := f.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			data, err := io.ReadAll(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return data
+		}
+	}
+	t.Fatalf("no %s in the zip", name)
+	return nil
+}
+
 func countBlobs(t *testing.T, dir string) int {
 	t.Helper()
 	n := 0
@@ -312,15 +337,7 @@ func TestVersionsAndForks(t *testing.T) {
 	}
 	b.do(t, call{method: "GET", path: "/api/v1/designs/spool-holder/versions/1/files/parts/base.stl"}).want(t, 404, "not_found")
 	r = b.do(t, call{method: "GET", path: "/api/v1/designs/spool-holder-xl/versions/1/archive.zip"})
-	zr, _ := zip.NewReader(bytes.NewReader(r.body), int64(len(r.body)))
-	var attribution string
-	for _, f := range zr.File {
-		if strings.HasSuffix(f.Name, "ATTRIBUTION.md") {
-			rc, _ := f.Open()
-			data, _ := io.ReadAll(rc)
-			attribution = string(data)
-		}
-	}
+	attribution := string(zipEntry(t, r.body, "ATTRIBUTION.md"))
 	if !strings.Contains(attribution, "Spool holder by ada, version 2, licensed CC-BY-SA-4.0") || !strings.Contains(attribution, "since hidden") {
 		t.Fatalf("attribution of the fork:\n%s", attribution)
 	}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,10 +103,9 @@ func TestFederationDesigns(t *testing.T) {
 	// Its object is A's to serve.
 	b.do(t, call{method: "GET", path: "/designs/" + slug, header: map[string]string{"Accept": federation.MediaActivity}}).want(t, 404, "not_found")
 
-	// Making it here, or forking it, is not possible yet, and says so.
+	// Making it here is not possible yet, and says so.
 	b.do(t, call{method: "POST", path: "/api/v1/labs", header: b.admin, body: map[string]any{"slug": "makers", "name": "Makers"}}).want(t, 201, "")
 	b.do(t, call{method: "POST", path: "/api/v1/orders", header: b.admin, body: map[string]any{"lab": "makers", "design": slug, "files": []string{"parts/base.stl"}, "quantity": 1}}).want(t, 403, "forbidden")
-	b.do(t, call{method: "POST", path: "/api/v1/designs/" + slug + "/forks", header: b.admin, body: map[string]any{"license": "CERN-OHL-S-2.0"}}).want(t, 403, "forbidden")
 
 	// A file is fetched from A the first time, checked, and kept.
 	before := countBlobs(t, b.blobDir)
@@ -248,8 +249,8 @@ func TestInboxDesignForgery(t *testing.T) {
 	}
 }
 
-// TestRemoteDesignLineage: a remote design names a parent on a third hub by URL; the
-// lineage, the page and the graph credit it by that URL.
+// TestRemoteDesignLineage: a remote design names two parents on other hubs by URL; the
+// lineage credits both, and the page and the graph link the first by its URL.
 func TestRemoteDesignLineage(t *testing.T) {
 	t.Parallel()
 	h := newFedHub(t)
@@ -259,8 +260,9 @@ func TestRemoteDesignLineage(t *testing.T) {
 	parent := "https://elsewhere.example/designs/vise"
 	create, _ := json.Marshal(map[string]any{"id": alice.url + "/designs/jaw#create", "type": "Create", "actor": alice.actor, "object": map[string]any{
 		"id": alice.url + "/designs/jaw", "type": "Document", "fab:version": 1, "attributedTo": alice.actor, "name": "Soft jaw", "spdx:licenseId": "CERN-OHL-S-2.0",
-		"attachment":  []any{map[string]any{"name": "jaw.stl", "url": alice.url + "/f/jaw.stl", "fab:sha256": strings.Repeat("c", 64), "fab:size": 684}},
-		"fab:parents": []any{map[string]any{"id": parent, "fab:version": 2, "name": "Bench vise", "fab:owner": "@lin@elsewhere.example", "spdx:licenseId": "CERN-OHL-S-2.0"}}}})
+		"attachment": []any{map[string]any{"name": "jaw.stl", "url": alice.url + "/f/jaw.stl", "fab:sha256": strings.Repeat("c", 64), "fab:size": 684}},
+		"fab:parents": []any{map[string]any{"id": parent, "fab:version": 2, "name": "Bench vise", "fab:owner": "@lin@elsewhere.example", "spdx:licenseId": "CERN-OHL-S-2.0"},
+			map[string]any{"id": "https://third.example/designs/jaw-pad", "fab:version": 1, "name": "Jaw pad", "fab:owner": "@kim@third.example", "spdx:licenseId": "CERN-OHL-S-2.0"}}}})
 	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", create, keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
 		t.Fatalf("the Create: got %d %s", status, resp)
 	}
@@ -270,14 +272,51 @@ func TestRemoteDesignLineage(t *testing.T) {
 	r = h.do(t, call{method: "GET", path: "/api/v1/designs/" + slug + "/lineage"})
 	r.want(t, 200, "")
 	ancestors := r.json["ancestors"].([]any)
-	if len(ancestors) != 1 || ancestors[0].(map[string]any)["url"] != parent || ancestors[0].(map[string]any)["hidden"] != false ||
-		ancestors[0].(map[string]any)["credit"] != "@lin@elsewhere.example" {
-		t.Fatalf("the lineage: got %s, want the vise by its URL", r.body)
+	if len(ancestors) != 2 || ancestors[0].(map[string]any)["url"] != parent || ancestors[0].(map[string]any)["hidden"] != false ||
+		ancestors[0].(map[string]any)["credit"] != "@lin@elsewhere.example" || ancestors[1].(map[string]any)["origin"].(map[string]any)["hub"] != "third.example" {
+		t.Fatalf("the lineage: got %s, want the vise and the pad by their URLs", r.body)
 	}
 	page := h.do(t, call{method: "GET", path: "/designs/" + slug, header: map[string]string{"Accept": "text/html"}})
 	page.want(t, 200, "")
 	if n := strings.Count(string(page.body), `href="`+parent+`"`); n != 2 {
 		t.Fatalf("the page: got %d links to the parent, want 2 (built on, and the graph)", n)
+	}
+}
+
+// TestInboxForkNotice: a server this hub does not follow is heard only when it tells of
+// a fork of one of this hub's own designs: that fork is kept and listed among the
+// design's descendants; a design naming no parent here, or a parent URL of this hub
+// that is no design, is ignored.
+func TestInboxForkNotice(t *testing.T) {
+	t.Parallel()
+	h := newFedHub(t)
+	publish(t, h.bundle, h.admin, map[string]any{"title": "Spool holder", "license": "CC-BY-4.0"}).want(t, 201, "")
+	keys := remoteKeys()
+	stranger := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[0])
+	create := func(id, parent string) []byte {
+		b, _ := json.Marshal(map[string]any{"id": id + "#create", "type": "Create", "actor": stranger.actor, "object": map[string]any{
+			"id": id, "type": "Document", "fab:version": 1, "attributedTo": stranger.actor, "name": path.Base(id), "spdx:licenseId": "CC-BY-4.0",
+			"attachment":  []any{map[string]any{"name": "a.stl", "url": stranger.url + "/f/a.stl", "fab:sha256": strings.Repeat("d", 64), "fab:size": 684}},
+			"fab:parents": []any{map[string]any{"id": parent, "fab:version": 1, "name": "Spool holder", "fab:owner": "@ada@" + h.host(), "spdx:licenseId": "CC-BY-4.0"}}}})
+		return b
+	}
+	for _, tc := range []struct{ id, parent string }{
+		{stranger.url + "/designs/elsewhere", "https://elsewhere.example/designs/spool-holder"},
+		{stranger.url + "/designs/nothing", h.url + "/designs/no-such-design"},
+		{stranger.url + "/designs/deeper", h.url + "/designs/spool-holder/versions/1"},
+		{stranger.url + "/designs/wide", h.url + "/designs/spool-holder"},
+	} {
+		if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", create(tc.id, tc.parent), keys[0], stranger.actor+"#main-key", time.Now())); status != 202 {
+			t.Fatalf("%s: got %d %s", tc.id, status, resp)
+		}
+	}
+	if ds := h.remoteDesigns(t, strings.TrimPrefix(stranger.url, "http://")); len(ds) != 1 || ds["wide"] == nil {
+		t.Fatalf("the designs kept from a server not followed: got %v, want the fork of spool-holder alone", ds)
+	}
+	r := h.do(t, call{method: "GET", path: "/api/v1/designs/spool-holder/lineage"})
+	r.want(t, 200, "")
+	if ds := r.json["descendants"].([]any); len(ds) != 1 || ds[0].(map[string]any)["title"] != "wide" {
+		t.Fatalf("spool-holder's descendants: got %s, want the remote fork", r.body)
 	}
 }
 
@@ -297,4 +336,106 @@ func followAccepted(t *testing.T, h fedHub, account *fakeRemote, key *rsa.Privat
 	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", accept, key, account.actor+"#main-key", time.Now())); status != 202 {
 		t.Fatalf("the Accept: got %d %s", status, resp)
 	}
+}
+
+// TestForksAcrossHubs runs three hubs on loopback: B follows A and C follows B. On B,
+// A's designs fork under the same license rules as local ones (share-alike stays,
+// no-derivatives refuses); the fork names its parent by A's URL, takes its files from
+// A at once, and credits A's design with its hub in ATTRIBUTION.md. A hears of the
+// fork (it does not follow B) and lists it among its design's descendants with B's
+// host; C keeps B's fork with its parent named by A's URL. A hiding its design leaves
+// B's fork standing; B hiding its fork makes a tombstone of it on A.
+func TestForksAcrossHubs(t *testing.T) {
+	t.Parallel()
+	a, b, c := newFedHub(t), newFedHub(t), newFedHub(t)
+	publish(t, a.bundle, a.admin, map[string]any{"title": "Spool holder", "license": "CC-BY-SA-4.0"}).want(t, 201, "")
+	publish(t, a.bundle, a.admin, map[string]any{"title": "Logo plate", "license": "CC-BY-ND-4.0"}).want(t, 201, "")
+	b.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: b.admin, body: map[string]string{"target": a.url}}).want(t, 201, "")
+	c.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: c.admin, body: map[string]string{"target": b.url}}).want(t, 201, "")
+	eventually(t, "B to keep A's designs", func() bool { return len(b.remoteDesigns(t, a.host())) == 2 })
+	spool := b.remoteDesigns(t, a.host())["Spool holder"]["slug"].(string)
+	plate := b.remoteDesigns(t, a.host())["Logo plate"]["slug"].(string)
+
+	// The license rules of a local fork.
+	r := b.do(t, call{method: "GET", path: "/api/v1/designs/" + spool + "/fork-options"})
+	r.want(t, 200, "")
+	var allowed []string
+	for _, o := range r.json["allowed"].([]any) {
+		allowed = append(allowed, o.(map[string]any)["id"].(string))
+	}
+	if r.json["forkable"] != true || !slices.Contains(allowed, "CC-BY-SA-4.0") || slices.Contains(allowed, "MIT") || slices.Contains(allowed, "CC-BY-4.0") {
+		t.Fatalf("fork options of A's share-alike design on B: got %s", r.body)
+	}
+	b.do(t, call{method: "POST", path: "/api/v1/designs/" + spool + "/forks", header: b.admin, body: map[string]any{"license": "MIT"}}).want(t, 422, "invalid")
+	r = b.do(t, call{method: "GET", path: "/api/v1/designs/" + plate + "/fork-options"})
+	if r.want(t, 200, ""); r.json["forkable"] != false {
+		t.Fatalf("fork options of A's no-derivatives design on B: got %s", r.body)
+	}
+	b.do(t, call{method: "POST", path: "/api/v1/designs/" + plate + "/forks", header: b.admin, body: map[string]any{"license": "CC-BY-ND-4.0"}}).want(t, 403, "forbidden")
+
+	// The fork: its parent named by A's URL, its files fetched from A now.
+	before := countBlobs(t, b.blobDir)
+	r = b.do(t, call{method: "POST", path: "/api/v1/designs/" + spool + "/forks", header: b.admin, body: map[string]any{"license": "CC-BY-SA-4.0", "title": "Wide spool holder"}})
+	r.want(t, 201, "")
+	fork := r.json["design"].(map[string]any)
+	parents := fork["parents"].([]any)
+	if fork["origin"] != nil || len(parents) != 1 || parents[0].(map[string]any)["url"] != a.url+"/designs/spool-holder" || parents[0].(map[string]any)["slug"] != spool {
+		t.Fatalf("B's fork of A's design: got %s, want a local design whose parent is named by A's URL", r.body)
+	}
+	if got := countBlobs(t, b.blobDir); got != before+3 {
+		t.Fatalf("B's blobs after the fork: got %d, want %d (A's three files, fetched and checked)", got, before+3)
+	}
+	r = b.do(t, call{method: "GET", path: "/api/v1/designs/wide-spool-holder/versions/1/archive.zip"})
+	r.want(t, 200, "")
+	attribution := zipEntry(t, r.body, "ATTRIBUTION.md")
+	if want := "Spool holder by @ada@" + a.host() + ", version 1, licensed CC-BY-SA-4.0, published on " + a.host() + ": " + a.url + "/designs/spool-holder"; !strings.Contains(string(attribution), want) {
+		t.Fatalf("the fork's ATTRIBUTION.md: want %q; got %s", want, attribution)
+	}
+
+	// A hears of it, and lists it with B's host.
+	var forkOnA map[string]any
+	eventually(t, "A to list B's fork among its design's descendants", func() bool {
+		r := a.do(t, call{method: "GET", path: "/api/v1/designs/spool-holder/lineage"})
+		for _, d := range r.json["descendants"].([]any) {
+			if d := d.(map[string]any); d["title"] == "Wide spool holder" {
+				forkOnA = d
+			}
+		}
+		return forkOnA != nil
+	})
+	if o, _ := forkOnA["origin"].(map[string]any); o["hub"] != b.host() || o["url"] != b.url+"/designs/wide-spool-holder" || forkOnA["owner"] != "@ada@"+b.host() {
+		t.Fatalf("B's fork on A: got %v, want it from %s", forkOnA, b.host())
+	}
+	page := a.do(t, call{method: "GET", path: "/designs/spool-holder", header: map[string]string{"Accept": "text/html"}})
+	if page.want(t, 200, ""); !strings.Contains(string(page.body), "Wide spool holder") {
+		t.Fatalf("A's design page does not show B's fork: %s", page.body)
+	}
+	if len(a.remoteDesigns(t, b.host())) != 1 {
+		t.Fatalf("A's designs from B: want the fork alone")
+	}
+
+	// C, following B, keeps the fork with its parent named by A's URL.
+	eventually(t, "C to keep B's fork", func() bool { return c.remoteDesigns(t, b.host())["Wide spool holder"] != nil })
+	r = c.do(t, call{method: "GET", path: "/api/v1/designs/" + c.remoteDesigns(t, b.host())["Wide spool holder"]["slug"].(string) + "/lineage"})
+	r.want(t, 200, "")
+	if an := r.json["ancestors"].([]any); len(an) != 1 || an[0].(map[string]any)["url"] != a.url+"/designs/spool-holder" ||
+		an[0].(map[string]any)["origin"].(map[string]any)["hub"] != a.host() {
+		t.Fatalf("the lineage of B's fork on C: got %s, want A's design by its URL", r.body)
+	}
+
+	// A hides its design: a tombstone on B, and the fork stands, with its files.
+	a.do(t, call{method: "POST", path: "/api/v1/designs/spool-holder/hide", header: a.admin}).want(t, 204, "")
+	eventually(t, "B to keep A's hidden design as a tombstone", func() bool {
+		r := b.do(t, call{method: "GET", path: "/api/v1/designs/" + spool})
+		return r.json["design"].(map[string]any)["hidden"] == true
+	})
+	b.do(t, call{method: "GET", path: "/api/v1/designs/wide-spool-holder/versions/1/files/parts/base.stl"}).want(t, 200, "")
+	r = b.do(t, call{method: "GET", path: "/api/v1/designs/wide-spool-holder/lineage"})
+	if an := r.json["ancestors"].([]any); len(an) != 1 || an[0].(map[string]any)["hidden"] != true || an[0].(map[string]any)["title"] != "Spool holder" {
+		t.Fatalf("the fork's lineage after A hid its parent: got %s, want the parent credited as a tombstone", r.body)
+	}
+
+	// B hides its fork: A, which does not follow B, keeps a tombstone of it.
+	b.do(t, call{method: "POST", path: "/api/v1/designs/wide-spool-holder/hide", header: b.admin}).want(t, 204, "")
+	eventually(t, "A to keep B's hidden fork as a tombstone", func() bool { return len(a.remoteDesigns(t, b.host())) == 0 })
 }

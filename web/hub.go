@@ -94,6 +94,7 @@ func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
 		if err != nil {
 			return nil, fmt.Errorf("start federation: %w", err)
 		}
+		designs.UseFetcher(fed)
 	}
 	srv := New(cfg.Web, Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Fed: fed, Ready: st.Ready, Clock: cfg.Clock})
 	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Fed: fed, Handler: srv.Handler(), server: srv}, nil
