@@ -4,116 +4,180 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
+
+	"github.com/fabcommons/fabcommons/storage"
 )
 
-// delivery is one activity on its way to one inbox.
-type delivery struct {
-	from    Local
-	inbox   string
-	body    []byte
-	attempt int // attempts made so far
-}
+const (
+	// deliverLease is the lease a hub holds while it delivers, so that of several hub
+	// replicas sharing a database only one sends a given activity at a time.
+	deliverLease = "federation:deliver"
+	// deliverBatch is how many due deliveries one pass takes, and parallel how many
+	// inboxes are sent to at once: a pass lasts at most deliverBatch/parallel
+	// timeouts (80 s with the default), well within deliverLeaseTTL.
+	deliverBatch, parallel = 32, 4
+	deliverLeaseTTL        = 2 * time.Minute
+)
 
-// parallel is how many deliveries are on the wire at once.
-const parallel = 4
-
-// enqueue queues activity from a local actor for inbox. Delivery happens in Run,
-// never in the caller's request. The queue lives in this hub's memory: a hub that
-// stops drops what it has not delivered yet (a follow stays pending; the admin
-// follows again).
-func (s *Service) enqueue(from Local, inbox string, activity map[string]any) {
+// enqueue stores activity from a local actor for inbox, to be sent by Run: never in
+// the caller's request, and still when the hub has restarted meanwhile.
+func (s *Service) enqueue(ctx context.Context, from Local, inbox string, activity map[string]any) error {
 	body, err := json.Marshal(activity)
 	if err != nil {
-		s.log.Error("federation: an activity did not encode", "err", err)
-		return
+		return fmt.Errorf("encode an activity for %s: %w", inbox, err)
 	}
-	s.push(delivery{from: from, inbox: inbox, body: body})
+	now := s.opts.Clock().UTC().Truncate(time.Millisecond)
+	// An id in the order of queueing, which is the order of sending to one inbox (a
+	// Follow before its Undo), also when the clock gives two the same instant.
+	id := fmt.Sprintf("%016x%08x%s", now.UnixNano(), s.queued.Add(1), randomHex(4))
+	d := Delivery{ID: id, From: s.ActorURL(from), Inbox: inbox, Body: body, Due: now, CreatedAt: now}
+	if err := s.store.AddDelivery(ctx, d); err != nil {
+		return fmt.Errorf("queue an activity for %s: %w", inbox, err)
+	}
+	s.wakeUp()
+	return nil
 }
 
-func (s *Service) push(d delivery) {
+// wakeUp has Run look for due deliveries now rather than at its next poll.
+func (s *Service) wakeUp() {
 	select {
-	case s.out <- d:
-	default:
-		s.log.Warn("federation: the delivery queue is full; an activity is dropped", "inbox", d.inbox)
+	case s.wake <- struct{}{}:
+	default: // it is woken already
 	}
 }
 
 // Run delivers queued activities until ctx ends, retrying each failed one after the
-// waits of Backoff, then giving it up.
+// waits of Backoff, then giving it up; and it pulls the outboxes of newly accepted
+// follows.
 func (s *Service) Run(ctx context.Context) {
-	sem := make(chan struct{}, parallel)
+	tick := time.NewTicker(s.opts.PollEvery)
+	defer tick.Stop()
 	for {
+		for {
+			n, err := s.DeliverDue(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("federation: deliveries failed", "err", err)
+			}
+			if err != nil || n < deliverBatch {
+				break // else more may be due at once
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case f := <-s.resyncs:
 			go s.resync(ctx, f)
-		case d := <-s.out:
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			go func() {
-				wait, retry := s.attempt(ctx, d)
-				<-sem // the slot is free while a failed delivery waits for its retry
-				if retry {
-					s.retryAfter(ctx, d, wait)
-				}
-			}()
+		case <-s.wake:
+		case <-tick.C:
 		}
 	}
 }
 
-// attempt sends d once. On a failure worth retrying it says how long to wait first:
-// the next wait of the backoff, until the backoff is spent.
-func (s *Service) attempt(ctx context.Context, d delivery) (wait time.Duration, retry bool) {
-	err := s.send(ctx, d)
-	if err == nil || ctx.Err() != nil {
-		return 0, false
+// DeliverDue makes one attempt at each due delivery (up to a batch), the deliveries to
+// one inbox one after the other in the order they were queued, and says how many it
+// tried. It does nothing (0, nil) while another hub replica holds the delivery lease.
+func (s *Service) DeliverDue(ctx context.Context) (int, error) {
+	if due, err := s.store.DueDeliveries(ctx, s.opts.Clock(), 1); err != nil || len(due) == 0 {
+		return 0, err // most passes find nothing due, and need not write a lease for that
 	}
-	if d.attempt >= len(s.opts.Backoff) {
-		s.log.Warn("federation: delivery given up", "inbox", d.inbox, "attempts", d.attempt+1, "err", err)
-		return 0, false
+	if s.leases != nil {
+		ok, err := s.leases.AcquireLease(ctx, deliverLease, s.holder, s.opts.Clock(), deliverLeaseTTL)
+		if err != nil || !ok {
+			return 0, err
+		}
+		defer s.leases.ReleaseLease(context.WithoutCancel(ctx), deliverLease, s.holder)
 	}
-	s.log.Info("federation: delivery failed; it will be retried", "inbox", d.inbox, "attempt", d.attempt+1, "err", err)
-	return s.opts.Backoff[d.attempt], true
+	due, err := s.store.DueDeliveries(ctx, s.opts.Clock(), deliverBatch)
+	if err != nil {
+		return 0, fmt.Errorf("due deliveries: %w", err)
+	}
+	byInbox := map[string][]Delivery{}
+	var inboxes []string
+	for _, d := range due {
+		if byInbox[d.Inbox] == nil {
+			inboxes = append(inboxes, d.Inbox)
+		}
+		byInbox[d.Inbox] = append(byInbox[d.Inbox], d)
+	}
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for _, inbox := range inboxes {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			for _, d := range byInbox[inbox] {
+				s.attempt(ctx, d)
+			}
+		})
+	}
+	wg.Wait()
+	return len(due), nil
 }
 
-// retryAfter queues d again after wait, unless ctx ends first.
-func (s *Service) retryAfter(ctx context.Context, d delivery, wait time.Duration) {
-	d.attempt++
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-		s.push(d)
+// attempt sends d once and records what came of it: gone when sent (or given up, or
+// its sender is gone), else due again after the next wait of the backoff.
+func (s *Service) attempt(ctx context.Context, d Delivery) {
+	from, err := s.localOf(ctx, d.From)
+	if errors.Is(err, storage.ErrNotFound) {
+		s.log.Info("federation: an activity's sender is gone; it is not sent", "inbox", d.Inbox)
+		s.forget(ctx, d)
+		return
+	}
+	if err == nil {
+		err = s.send(ctx, from, d)
+	}
+	if ctx.Err() != nil {
+		return // the hub is stopping: not the receiver's failure; it stays due
+	}
+	switch {
+	case err == nil:
+		s.forget(ctx, d)
+	case d.Attempts >= len(s.opts.Backoff):
+		s.log.Warn("federation: delivery given up", "inbox", d.Inbox, "attempts", d.Attempts+1, "err", err)
+		s.forget(ctx, d)
+	default:
+		s.log.Info("federation: delivery failed; it will be retried", "inbox", d.Inbox, "attempt", d.Attempts+1, "err", err)
+		wait := s.opts.Backoff[d.Attempts]
+		if err := s.store.RetryDelivery(ctx, d.ID, d.Attempts+1, s.opts.Clock().Add(wait)); err != nil {
+			s.log.Warn("federation: a retry was not recorded; the delivery stays due", "inbox", d.Inbox, "err", err)
+			return
+		}
+		time.AfterFunc(wait, s.wakeUp)
 	}
 }
 
-// send POSTs d, signed by its sender. A blocked host is not sent to.
-func (s *Service) send(ctx context.Context, d delivery) error {
-	if err := s.refuseBlocked(ctx, hostOf(d.inbox)); err != nil {
+// forget deletes a delivery that is over. Not deleted, it is sent again (a receiver
+// may see an activity twice, with the same id).
+func (s *Service) forget(ctx context.Context, d Delivery) {
+	if err := s.store.DeleteDelivery(ctx, d.ID); err != nil {
+		s.log.Warn("federation: a delivery that is over was not deleted", "inbox", d.Inbox, "err", err)
+	}
+}
+
+// send POSTs d, signed by from. A blocked host is not sent to.
+func (s *Service) send(ctx context.Context, from Local, d Delivery) error {
+	if err := s.refuseBlocked(ctx, hostOf(d.Inbox)); err != nil {
 		return nil // blocked since it was queued: dropped, not retried
 	}
-	if err := s.guard.CheckURL(d.inbox); err != nil {
+	if err := s.guard.CheckURL(d.Inbox); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.inbox, bytes.NewReader(d.body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Inbox, bytes.NewReader(d.Body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", MediaActivity)
 	req.Header.Set("Accept", MediaActivity)
 	req.Header.Set("User-Agent", userAgent)
-	if err := s.signAs(ctx, req, d.body, d.from); err != nil {
+	if err := s.signAs(ctx, req, d.Body, from); err != nil {
 		return err
 	}
 	resp, err := s.client.Do(req)
@@ -123,7 +187,7 @@ func (s *Service) send(ctx context.Context, d delivery) error {
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("%s answered %d %s", d.inbox, resp.StatusCode, http.StatusText(resp.StatusCode))
+		return fmt.Errorf("%s answered %d %s", d.Inbox, resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
 	return nil
 }

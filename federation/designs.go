@@ -77,7 +77,9 @@ func (s *Service) PublishDesign(ctx context.Context, kind string, d catalog.Desi
 		for _, f := range fs {
 			if !inboxes[f.Inbox] {
 				inboxes[f.Inbox] = true
-				s.enqueue(author, f.Inbox, activity)
+				if err := s.enqueue(ctx, author, f.Inbox, activity); err != nil {
+					s.log.Error("federation: a design's news is not sent", "design", d.Slug, "inbox", f.Inbox, "err", err)
+				}
 			}
 		}
 	}
@@ -106,8 +108,11 @@ func (s *Service) tellHub(author Local, parent string, inboxes map[string]bool, 
 	if inbox == "" {
 		inbox = actor.Inbox
 	}
-	if !inboxes[inbox] {
-		s.enqueue(author, inbox, activity)
+	if inboxes[inbox] {
+		return
+	}
+	if err := s.enqueue(ctx, author, inbox, activity); err != nil {
+		s.log.Error("federation: a fork's news is not sent to its parent's hub", "parent", parent, "err", err)
 	}
 }
 

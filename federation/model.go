@@ -69,8 +69,20 @@ type Block struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Store persists keys, follows, followers and blocks. Missing records are
-// storage.ErrNotFound.
+// Delivery is an activity on its way to a remote inbox. It is kept in the store until
+// it is sent (or given up), so that a hub that stops sends it once it starts again.
+type Delivery struct {
+	ID        string // in the order the deliveries were queued
+	From      string // the id of the local actor that sends it, and signs it
+	Inbox     string
+	Body      []byte // the activity, exactly as every attempt sends it
+	Attempts  int    // failed attempts so far
+	Due       time.Time
+	CreatedAt time.Time
+}
+
+// Store persists keys, follows, followers, blocks and the deliveries on their way.
+// Missing records are storage.ErrNotFound.
 type Store interface {
 	// Key is the key pair of the local actor owner.
 	Key(ctx context.Context, owner string) (Key, error)
@@ -105,4 +117,13 @@ type Store interface {
 	// DropHost deletes the follows and followers whose Host is host, or whose host name
 	// is host when host has no port.
 	DropHost(ctx context.Context, host string) error
+
+	AddDelivery(ctx context.Context, d Delivery) error
+	// DueDeliveries are up to limit deliveries whose Due is not after now, by ID (the
+	// order they were queued).
+	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]Delivery, error)
+	// RetryDelivery sets a delivery's Attempts and Due; storage.ErrNotFound when it is gone.
+	RetryDelivery(ctx context.Context, id string, attempts int, due time.Time) error
+	// DeleteDelivery deletes a delivery that is over; absent is not an error.
+	DeleteDelivery(ctx context.Context, id string) error
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fabcommons/fabcommons/account"
@@ -29,6 +30,7 @@ type Options struct {
 	MaxClockSkew time.Duration    // how far a signed Date may be from the hub's clock (12 h, as Mastodon)
 	PerHost      int              // inbound activities one remote host may send a minute (300)
 	Backoff      []time.Duration  // the waits before each retry of a delivery (DefaultBackoff)
+	PollEvery    time.Duration    // how often the store is checked for due deliveries, besides when woken (5 s)
 	KeyBits      int              // RSA key size (2048)
 	Clock        func() time.Time // time.Now by default
 }
@@ -56,7 +58,10 @@ type Service struct {
 	files   *http.Client // for remote designs' files, with the longer FileTimeout
 	resyncs chan Follow  // accepted follows whose outbox is to be pulled
 	rate    *account.Throttle
-	out     chan delivery
+	leases  storage.Leases // nil: a single hub, no lease needed to deliver
+	holder  string         // this hub's name for the delivery lease
+	wake    chan struct{}  // a delivery is due now
+	queued  atomic.Uint32  // deliveries queued, for their ids' order
 	keygen  chan struct{} // one local key pair made at a time
 
 	mu   sync.Mutex
@@ -67,7 +72,7 @@ type Service struct {
 // NewService builds the service. It fails when o.PublicURL is not an http(s) URL of a
 // host: a hub without one does not federate (cmd/fabhub then builds none, and the
 // federation routes answer 404 saying so).
-func NewService(store Store, dir Directory, designs Designs, log *slog.Logger, o Options) (*Service, error) {
+func NewService(store Store, dir Directory, designs Designs, leases storage.Leases, log *slog.Logger, o Options) (*Service, error) {
 	base, host, err := parseBase(o.PublicURL)
 	if err != nil {
 		return nil, err
@@ -90,6 +95,9 @@ func NewService(store Store, dir Directory, designs Designs, log *slog.Logger, o
 	if o.Backoff == nil {
 		o.Backoff = DefaultBackoff
 	}
+	if o.PollEvery == 0 {
+		o.PollEvery = 5 * time.Second
+	}
 	if o.KeyBits == 0 {
 		o.KeyBits = 2048
 	}
@@ -99,7 +107,7 @@ func NewService(store Store, dir Directory, designs Designs, log *slog.Logger, o
 	guard := netguard.New(o.AllowHosts)
 	return &Service{store: store, dir: dir, designs: designs, log: log, opts: o, base: base, host: host, guard: guard,
 		client: guard.Client(o.Timeout), files: guard.Client(o.FileTimeout), resyncs: make(chan Follow, 64), rate: account.NewThrottle(o.PerHost, time.Minute, 100_000),
-		out: make(chan delivery, 4096), keygen: make(chan struct{}, 1), keys: map[string]cachedKey{}, own: map[string]ownKey{}}, nil
+		leases: leases, holder: "hub-" + randomHex(6), wake: make(chan struct{}, 1), keygen: make(chan struct{}, 1), keys: map[string]cachedKey{}, own: map[string]ownKey{}}, nil
 }
 
 // BaseURL is the hub's public URL, without a trailing slash.
@@ -200,7 +208,9 @@ func (s *Service) onFollow(ctx context.Context, a Activity, from RemoteActor) er
 	id := s.ActorURL(l)
 	accept := map[string]any{"@context": contextAS, "id": id + "#accepts/" + randomHex(8), "type": "Accept", "actor": id,
 		"object": map[string]any{"id": a.ID, "type": "Follow", "actor": a.Actor, "object": a.Object.ID}}
-	s.enqueue(l, from.Inbox, accept)
+	if err := s.enqueue(ctx, l, from.Inbox, accept); err != nil {
+		return err // the sender tries again, and is answered then
+	}
 	s.log.Info("federation: a remote actor follows", "local", l.Ref, "actor", from.ID)
 	return nil
 }
@@ -282,7 +292,12 @@ func (s *Service) Follow(ctx context.Context, c Caller, target string) (Follow, 
 	if err := s.store.AddFollow(ctx, f); err != nil {
 		return Follow{}, err
 	}
-	s.enqueue(s.instance(), f.Inbox, s.followActivity(f))
+	if err := s.enqueue(ctx, s.instance(), f.Inbox, s.followActivity(f)); err != nil {
+		if derr := s.store.DeleteFollow(ctx, f.ID); derr != nil {
+			s.log.Error("federation: a follow whose Follow was not queued was not deleted", "follow", f.ID, "err", derr)
+		}
+		return Follow{}, err
+	}
 	return f, nil
 }
 
@@ -313,9 +328,8 @@ func (s *Service) Unfollow(ctx context.Context, c Caller, id string) error {
 		return err
 	}
 	follow := s.followActivity(f)
-	s.enqueue(s.instance(), f.Inbox, map[string]any{"@context": contextAS, "id": follow["id"].(string) + "#undo",
+	return s.enqueue(ctx, s.instance(), f.Inbox, map[string]any{"@context": contextAS, "id": follow["id"].(string) + "#undo",
 		"type": "Undo", "actor": follow["actor"], "object": follow})
-	return nil
 }
 
 // BlockHost blocks host (a host name, host:port, or a URL whose host is taken): its

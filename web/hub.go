@@ -90,7 +90,7 @@ func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
 		if cfg.Federation.Clock == nil {
 			cfg.Federation.Clock = cfg.Clock
 		}
-		fed, err = federation.NewService(st.Federation, directory{accounts: st.Accounts, labs: fab.Labs}, fedDesigns{designs}, log, cfg.Federation)
+		fed, err = federation.NewService(st.Federation, directory{accounts: st.Accounts, labs: fab.Labs}, fedDesigns{designs}, st.Leases, log, cfg.Federation)
 		if err != nil {
 			return nil, fmt.Errorf("start federation: %w", err)
 		}

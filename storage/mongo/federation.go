@@ -27,6 +27,9 @@ func (f Federation) keys() *mongo.Collection      { return f.db.db.Collection("f
 func (f Federation) follows() *mongo.Collection   { return f.db.db.Collection("federation_follows") }
 func (f Federation) followers() *mongo.Collection { return f.db.db.Collection("federation_followers") }
 func (f Federation) blocks() *mongo.Collection    { return f.db.db.Collection("federation_blocks") }
+func (f Federation) deliveries() *mongo.Collection {
+	return f.db.db.Collection("federation_deliveries")
+}
 
 type keyDoc struct {
 	Owner      string    `bson:"_id"`
@@ -226,6 +229,59 @@ func (f Federation) DropHost(ctx context.Context, host string) (err error) {
 		if _, err := c.DeleteMany(ctx, filter); err != nil {
 			return fmt.Errorf("drop %s from %s: %w", host, c.Name(), err)
 		}
+	}
+	return nil
+}
+
+type fedDeliveryDoc struct {
+	ID        string    `bson:"_id"`
+	From      string    `bson:"sender"`
+	Inbox     string    `bson:"inbox"`
+	Body      []byte    `bson:"body"`
+	Attempts  int       `bson:"attempts"`
+	Due       time.Time `bson:"due"`
+	CreatedAt time.Time `bson:"created_at"`
+}
+
+func (f Federation) AddDelivery(ctx context.Context, d federation.Delivery) (err error) {
+	defer normalize(&err)
+	if _, err := f.deliveries().InsertOne(ctx, fedDeliveryDoc(d)); err != nil {
+		return fmt.Errorf("queue a delivery to %s: %w", d.Inbox, mapErr(err))
+	}
+	return nil
+}
+
+func (f Federation) DueDeliveries(ctx context.Context, now time.Time, limit int) (_ []federation.Delivery, err error) {
+	defer normalize(&err)
+	docs, err := findAll[fedDeliveryDoc](ctx, f.deliveries(), bson.M{"due": bson.M{"$lte": now}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("due deliveries: %w", err)
+	}
+	out := make([]federation.Delivery, 0, len(docs))
+	for _, d := range docs {
+		d.Due, d.CreatedAt = d.Due.UTC(), d.CreatedAt.UTC()
+		out = append(out, federation.Delivery(d))
+	}
+	return out, nil
+}
+
+func (f Federation) RetryDelivery(ctx context.Context, id string, attempts int, due time.Time) (err error) {
+	defer normalize(&err)
+	res, err := f.deliveries().UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"attempts": attempts, "due": due}})
+	if err != nil {
+		return fmt.Errorf("retry delivery %s: %w", id, err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("retry delivery %s: %w", id, storage.ErrNotFound)
+	}
+	return nil
+}
+
+func (f Federation) DeleteDelivery(ctx context.Context, id string) (err error) {
+	defer normalize(&err)
+	if _, err := f.deliveries().DeleteOne(ctx, bson.M{"_id": id}); err != nil {
+		return fmt.Errorf("delete delivery %s: %w", id, err)
 	}
 	return nil
 }

@@ -178,6 +178,49 @@ func (f Federation) DropHost(ctx context.Context, host string) error {
 	return nil
 }
 
+const fedDeliveryColumns = `id, sender, inbox, body, attempts, due, created_at`
+
+func (f Federation) AddDelivery(ctx context.Context, d federation.Delivery) error {
+	if _, err := f.db.write.ExecContext(ctx, `INSERT INTO federation_deliveries(`+fedDeliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.From, d.Inbox, d.Body, d.Attempts, unixNano(d.Due), unixNano(d.CreatedAt)); err != nil {
+		return fmt.Errorf("queue a delivery to %s: %w", d.Inbox, mapErr(err))
+	}
+	return nil
+}
+
+func scanFedDelivery(row scanner) (federation.Delivery, error) {
+	var d federation.Delivery
+	var due, created int64
+	if err := row.Scan(&d.ID, &d.From, &d.Inbox, &d.Body, &d.Attempts, &due, &created); err != nil {
+		return federation.Delivery{}, mapErr(err)
+	}
+	d.Due, d.CreatedAt = fromNano(due), fromNano(created)
+	return d, nil
+}
+
+func (f Federation) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]federation.Delivery, error) {
+	return queryAll(ctx, f.db, `SELECT `+fedDeliveryColumns+` FROM federation_deliveries WHERE due <= ? ORDER BY id LIMIT ?`,
+		scanFedDelivery, unixNano(now), limit)
+}
+
+func (f Federation) RetryDelivery(ctx context.Context, id string, attempts int, due time.Time) error {
+	res, err := f.db.write.ExecContext(ctx, `UPDATE federation_deliveries SET attempts = ?, due = ? WHERE id = ?`, attempts, unixNano(due), id)
+	if err != nil {
+		return fmt.Errorf("retry delivery %s: %w", id, mapErr(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("retry delivery %s: %w", id, storage.ErrNotFound)
+	}
+	return nil
+}
+
+func (f Federation) DeleteDelivery(ctx context.Context, id string) error {
+	if _, err := f.db.write.ExecContext(ctx, `DELETE FROM federation_deliveries WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("delete delivery %s: %w", id, mapErr(err))
+	}
+	return nil
+}
+
 // queryAll runs a query and scans every row.
 func queryAll[T any](ctx context.Context, db *DB, query string, scan func(scanner) (T, error), args ...any) ([]T, error) {
 	rows, err := db.read.QueryContext(ctx, query, args...)

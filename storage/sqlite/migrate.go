@@ -263,6 +263,17 @@ var migrations = []string{
 	ALTER TABLE designs ADD COLUMN origin_url TEXT NOT NULL DEFAULT '';
 	CREATE UNIQUE INDEX designs_origin ON designs(origin_object) WHERE origin_object <> '';
 	CREATE INDEX designs_origin_hub ON designs(origin_hub) WHERE origin_hub <> '';`,
+	// 14: activities on their way to other hubs (federation/deliver.go), kept across restarts.
+	`CREATE TABLE federation_deliveries (
+		id TEXT PRIMARY KEY,
+		sender TEXT NOT NULL,
+		inbox TEXT NOT NULL,
+		body BLOB NOT NULL,
+		attempts INTEGER NOT NULL,
+		due INTEGER NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	CREATE INDEX federation_deliveries_due ON federation_deliveries(due);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

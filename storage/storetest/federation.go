@@ -199,4 +199,59 @@ func ExerciseFederation(t *testing.T, newStore func(t *testing.T) federation.Sto
 			t.Errorf("dropping good.example:1 (another port): got %v left, want f3 and f4 kept", follows(all))
 		}
 	})
+
+	t.Run("DeliveriesQueue", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ids := func(ds []federation.Delivery) []string {
+			var out []string
+			for _, d := range ds {
+				out = append(out, d.ID)
+			}
+			return out
+		}
+		// Queued out of their ids' order, two due now and one in a minute.
+		for _, d := range []federation.Delivery{
+			{ID: "0002", From: "https://hub.example/ap/actor", Inbox: "https://a.example/inbox", Body: []byte(`{"type":"Undo"}`), Due: t0, CreatedAt: t0},
+			{ID: "0001", From: "https://hub.example/ap/actor", Inbox: "https://a.example/inbox", Body: []byte(`{"type":"Follow"}`), Due: t0, CreatedAt: t0},
+			{ID: "0003", From: "https://hub.example/people/ada", Inbox: "https://b.example/inbox", Body: []byte("{}"), Due: t0.Add(time.Minute), CreatedAt: t0},
+		} {
+			if err := s.AddDelivery(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.AddDelivery(ctx, federation.Delivery{ID: "0001", Inbox: "x", Body: []byte("{}"), Due: t0, CreatedAt: t0}); !errors.Is(err, storage.ErrConflict) {
+			t.Fatalf("a delivery id twice: got %v, want ErrConflict", err)
+		}
+		due, err := s.DueDeliveries(ctx, t0, 10)
+		if err != nil || !slices.Equal(ids(due), []string{"0001", "0002"}) {
+			t.Fatalf("DueDeliveries at t0: got %v, %v, want 0001 then 0002", ids(due), err)
+		}
+		if d := due[0]; d.From != "https://hub.example/ap/actor" || d.Inbox != "https://a.example/inbox" || string(d.Body) != `{"type":"Follow"}` ||
+			d.Attempts != 0 || !d.Due.Equal(t0) || !d.CreatedAt.Equal(t0) {
+			t.Fatalf("the first due delivery: got %+v", d)
+		}
+		if due, _ := s.DueDeliveries(ctx, t0.Add(time.Hour), 1); !slices.Equal(ids(due), []string{"0001"}) {
+			t.Fatalf("DueDeliveries with limit 1: got %v", ids(due))
+		}
+		if err := s.RetryDelivery(ctx, "0001", 1, t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RetryDelivery(ctx, "gone", 1, t0); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("RetryDelivery of none: got %v, want ErrNotFound", err)
+		}
+		if err := s.DeleteDelivery(ctx, "0002"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteDelivery(ctx, "0002"); err != nil {
+			t.Fatalf("deleting a delivery twice: got %v, want nil", err)
+		}
+		if due, err := s.DueDeliveries(ctx, t0.Add(time.Minute), 10); err != nil || !slices.Equal(ids(due), []string{"0003"}) {
+			t.Fatalf("DueDeliveries a minute on: got %v, %v, want 0003 alone (0001 waits for its retry)", ids(due), err)
+		}
+		due, err = s.DueDeliveries(ctx, t0.Add(time.Hour), 10)
+		if err != nil || !slices.Equal(ids(due), []string{"0001", "0003"}) || due[0].Attempts != 1 || !due[0].Due.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("DueDeliveries an hour on: got %+v, %v, want 0001 (attempted once) and 0003", due, err)
+		}
+	})
 }

@@ -1,0 +1,138 @@
+package federation_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fabcommons/fabcommons/federation"
+	"github.com/fabcommons/fabcommons/storage"
+	"github.com/fabcommons/fabcommons/storage/sqlite"
+)
+
+// nobody is a directory with no people and no labs: the instance actor sends alone.
+type nobody struct{}
+
+func (nobody) Person(context.Context, string) (federation.Local, error) {
+	return federation.Local{}, storage.ErrNotFound
+}
+func (nobody) Lab(context.Context, string) (federation.Local, error) {
+	return federation.Local{}, storage.ErrNotFound
+}
+
+// receiver is a remote actor whose inbox refuses (503) until it is told to take.
+type receiver struct {
+	*httptest.Server
+	mu     sync.Mutex
+	take   bool
+	bodies []string // every POST's body, taken or not
+}
+
+func newReceiver(t *testing.T) *receiver {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	r := &receiver{}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodGet {
+			actor := r.URL + "/actor"
+			json.NewEncoder(w).Encode(map[string]any{"id": actor, "type": "Person", "inbox": r.URL + "/inbox",
+				"publicKey": map[string]any{"id": actor + "#main-key", "owner": actor,
+					"publicKeyPem": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}})
+			return
+		}
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.bodies = append(r.bodies, string(body))
+		if !r.take {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *receiver) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.bodies...)
+}
+
+// TestDeliveriesOutliveTheHub: an activity queued by a hub that stops before sending
+// it, or after a failed attempt, is sent by the hub that next runs on the same store:
+// the queue is in the database, not in the process.
+func TestDeliveriesOutliveTheHub(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fab.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	remote := newReceiver(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hub := func(clock func() time.Time) *federation.Service {
+		s, err := federation.NewService(db.Federation(), nobody{}, nil, db.Leases(), log, federation.Options{PublicURL: "http://127.0.0.1:9",
+			AllowHosts: []string{"127.0.0.1"}, Backoff: []time.Duration{time.Hour}, KeyBits: 1024, Clock: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	run := func(s *federation.Service, until func() bool) {
+		t.Helper()
+		ctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); s.Run(ctx) }()
+		defer func() { stop(); <-done }()
+		for deadline := time.Now().Add(10 * time.Second); !until(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("gave up waiting; the remote got %q", remote.got())
+			}
+		}
+	}
+
+	// The first hub queues a Follow and stops before it runs at all.
+	first := hub(time.Now)
+	f, err := first.Follow(ctx, federation.Caller{Admin: true}, remote.URL+"/actor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(remote.got()); n != 0 {
+		t.Fatalf("the Follow went out in the request: %d POSTs", n)
+	}
+	// The second runs, and sends it; the remote refuses, and the retry is an hour away.
+	second := hub(time.Now)
+	run(second, func() bool { return len(remote.got()) == 1 })
+	// The third runs two hours later, and sends it again; the remote takes it.
+	remote.mu.Lock()
+	remote.take = true
+	remote.mu.Unlock()
+	third := hub(func() time.Time { return time.Now().Add(2 * time.Hour) })
+	run(third, func() bool { return len(remote.got()) == 2 })
+	var follow map[string]any
+	if bodies := remote.got(); bodies[0] != bodies[1] || json.Unmarshal([]byte(bodies[1]), &follow) != nil ||
+		follow["type"] != "Follow" || follow["id"] != "http://127.0.0.1:9/ap/follows/"+f.ID {
+		t.Fatalf("the remote got %q, want the same Follow twice", bodies)
+	}
+	// Sent, it is gone from the queue.
+	if due, err := db.Federation().DueDeliveries(ctx, time.Now().Add(24*time.Hour), 10); err != nil || len(due) != 0 {
+		t.Fatalf("the queue after the Follow was taken: %v, %v; want it empty", due, err)
+	}
+}
