@@ -62,7 +62,7 @@ type Service struct {
 	holder  string         // this hub's name for the delivery lease
 	wake    chan struct{}  // a delivery is due now
 	queued  atomic.Uint32  // deliveries queued, for their ids' order
-	keygen  chan struct{} // one local key pair made at a time
+	keygen  chan struct{}  // one local key pair made at a time
 
 	mu   sync.Mutex
 	keys map[string]cachedKey // remote signers' keys by key id
