@@ -153,8 +153,10 @@ type Store interface {
 	// CreateDesign stores a new design with its first version. A crash part way leaves
 	// at most a version no design points to, which nothing shows.
 	CreateDesign(ctx context.Context, d Design, v Version) error
-	// AddVersion stores version v.Number of its design, which must be one more than the
-	// design's latest; if another version got there first it returns storage.ErrConflict.
+	// AddVersion stores version v.Number of its design, which must be more than the
+	// design's latest (one more, for a design of this hub; a remote design's may skip
+	// versions this hub did not hear of); if another version got there first it
+	// returns storage.ErrConflict.
 	AddVersion(ctx context.Context, v Version, updated Design) error
 	DesignBySlug(ctx context.Context, slug string) (Design, error)
 	DesignByID(ctx context.Context, id string) (Design, error)

@@ -152,10 +152,10 @@ func RemoteSlug(slug, object string) string {
 
 // PutRemote keeps a remote design current: it adds it to the catalog when it is new,
 // takes its title, summary, tags and licensor when they changed, adds its version when
-// it is the next one, and shows it again when it was a tombstone. It ends one of these ways: the design (added, updated, or unchanged
-// when the version is one it has); a *storage.InvalidError (Check refused it);
-// storage.ErrConflict (a version was missed: the version is not the next one, and the
-// next resync brings the design as it is).
+// it is newer than the latest it has (versions it did not hear of in between are not
+// kept), and shows it again when it was a tombstone. It ends one of these ways: the
+// design (added, updated, or unchanged when the version is one it has or older); a
+// *storage.InvalidError (Check refused it); another error of the store.
 func (s *Service) PutRemote(ctx context.Context, r RemoteDesign) (Design, error) {
 	if err := r.Check(s.limits); err != nil {
 		return Design{}, err
@@ -200,11 +200,13 @@ func (s *Service) PutRemote(ctx context.Context, r RemoteDesign) (Design, error)
 			return Design{}, fmt.Errorf("remote design %s: %w", d.Slug, err)
 		}
 	}
-	switch {
-	case r.Version <= d.LatestVersion:
+	if r.Version <= d.LatestVersion {
 		return d, nil // a version it has (a resync, or a repeated Update)
-	case r.Version > d.LatestVersion+1:
-		return Design{}, fmt.Errorf("remote design %s: version %d after %d, a version was missed: %w", d.Slug, r.Version, d.LatestVersion, storage.ErrConflict)
+	}
+	if r.Version > d.LatestVersion+1 {
+		// Versions published while this hub did not hear (not following, or a delivery
+		// given up) are not kept: the design object is of the latest alone.
+		s.log.Info("catalog: a remote design skipped versions this hub did not hear of", "design", d.Slug, "from", d.LatestVersion, "to", r.Version)
 	}
 	v.DesignID = d.ID
 	d.LatestVersion, d.License, d.UpdatedAt = r.Version, lic.ID, now

@@ -232,8 +232,8 @@ func (s *Service) keepDesign(ctx context.Context, host, actor string, r catalog.
 	}
 	d, err := s.designs.PutRemote(ctx, r)
 	if errors.Is(err, storage.ErrConflict) {
-		s.log.Warn("federation: a remote design's version was missed", "object", r.Origin.Object, "err", err)
-		return nil // the next resync brings it as it is
+		s.log.Info("federation: a remote design was kept by another request at once", "object", r.Origin.Object)
+		return nil // heard twice at once (by two hub replicas): the other one kept it
 	}
 	if err == nil {
 		s.log.Info("federation: a remote design kept", "object", r.Origin.Object, "slug", d.Slug, "version", r.Version)

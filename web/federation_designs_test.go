@@ -247,6 +247,26 @@ func TestInboxDesignForgery(t *testing.T) {
 	if len(ds) != 1 || ds[0].(map[string]any)["title"] != "Cable clip" || ds[0].(map[string]any)["latest_version"] != 2.0 {
 		t.Fatalf("after the Update: got %s, want the clip retitled at version 2", r.body)
 	}
+	// Versions this hub did not hear of (published while a delivery was given up): the
+	// next one it hears is kept all the same, and an older one is not.
+	for _, n := range []int{5, 3} {
+		obj["fab:version"], update["id"] = n, fmt.Sprintf("%s/designs/clip#update%d", alice.url, n)
+		body, _ := json.Marshal(update)
+		if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", body, keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
+			t.Fatalf("the Update to version %d: got %d %s, want 202", n, status, resp)
+		}
+	}
+	slug := ds[0].(map[string]any)["slug"].(string)
+	r = h.do(t, call{method: "GET", path: "/api/v1/designs/" + slug + "/versions"})
+	r.want(t, 200, "")
+	var numbers []float64
+	for _, v := range r.json["versions"].([]any) {
+		numbers = append(numbers, v.(map[string]any)["number"].(float64))
+	}
+	slices.Sort(numbers)
+	if !slices.Equal(numbers, []float64{1, 2, 5}) {
+		t.Fatalf("the clip's versions after Updates to 5 and then 3: got %v, want 1, 2 and 5\n%s", numbers, h.logs.String())
+	}
 }
 
 // TestRemoteDesignLineage: a remote design names two parents on other hubs by URL; the

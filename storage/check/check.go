@@ -26,7 +26,7 @@ const (
 	DamagedBlob   = "damaged-blob"   // a blob's size or content does not match its name
 	OrphanBlob    = "orphan-blob"    // a blob nothing names, older than the grace period
 	VersionFiles  = "version-files"  // a version's file list or BOM is inconsistent
-	Versions      = "versions"       // a design's versions are not 1..latest
+	Versions      = "versions"       // a design's versions are not 1..latest (or, of a remote design, do not end at its latest)
 	Lineage       = "lineage"        // a parent or a referenced design that does not exist
 	Dangling      = "dangling"       // a record naming a user, lab, machine or order that does not exist
 	LedgerProblem = "ledger"         // balances do not sum to zero, a floor is passed, or the chain is broken
@@ -65,6 +65,7 @@ type Summary struct {
 
 type design struct {
 	slug     string
+	remote   bool // of another hub: its versions are those this hub heard of
 	latest   int
 	parents  []string
 	versions []int
@@ -94,7 +95,7 @@ func Run(ctx context.Context, src archive.Store, blobs storage.Blobs, opt Option
 		case account.User:
 			users[v.ID] = true
 		case catalog.Design:
-			designs[v.ID] = &design{slug: v.Slug, latest: v.LatestVersion}
+			designs[v.ID] = &design{slug: v.Slug, remote: v.Remote(), latest: v.LatestVersion}
 			for _, p := range v.Parents {
 				if p.DesignID == "" && p.URL != "" {
 					continue // a parent on another hub, named by its URL
@@ -179,12 +180,19 @@ func Run(ctx context.Context, src archive.Store, blobs storage.Blobs, opt Option
 	for _, id := range slices.Sorted(maps.Keys(designs)) {
 		d := designs[id]
 		slices.Sort(d.versions)
-		want := make([]int, d.latest)
-		for i := range want {
-			want[i] = i + 1
-		}
-		if !slices.Equal(d.versions, want) {
-			problem(Versions, d.slug, "has versions %v, but its latest is %d: want 1 to %d", d.versions, d.latest, d.latest)
+		if d.remote {
+			// Heard of from its hub: the versions this hub heard, which end at the latest.
+			if len(d.versions) == 0 || d.versions[len(d.versions)-1] != d.latest || len(slices.Compact(slices.Clone(d.versions))) != len(d.versions) {
+				problem(Versions, d.slug, "has versions %v, but its latest is %d: want versions heard of its hub, each once, up to %d", d.versions, d.latest, d.latest)
+			}
+		} else {
+			want := make([]int, d.latest)
+			for i := range want {
+				want[i] = i + 1
+			}
+			if !slices.Equal(d.versions, want) {
+				problem(Versions, d.slug, "has versions %v, but its latest is %d: want 1 to %d", d.versions, d.latest, d.latest)
+			}
 		}
 		for _, p := range d.parents {
 			if designs[p] == nil {

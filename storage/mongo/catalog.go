@@ -122,10 +122,29 @@ func (c Catalog) AddVersion(ctx context.Context, v catalog.Version, d catalog.De
 	if err != nil {
 		return fmt.Errorf("insert version %d: %w", v.Number, err)
 	}
-	return c.movePointer(ctx, v.DesignID, v.Number, bson.M{"license": d.License, "updated_at": d.UpdatedAt})
+	moved, err := c.movePointerTo(ctx, v.DesignID, v.Number, bson.M{"license": d.License, "updated_at": d.UpdatedAt})
+	if err != nil || moved {
+		return err
+	}
+	// Not moved: the design is past this number already (a remote design's older
+	// version, heard late), or the pointer is at it (a losing writer rolled it forward).
+	if cur, err := c.DesignByID(ctx, v.DesignID); err == nil && cur.LatestVersion > v.Number {
+		if _, err := c.versions().DeleteOne(ctx, bson.M{"_id": versionID(v.DesignID, v.Number)}); err != nil {
+			return fmt.Errorf("withdraw version %d: %w", v.Number, err)
+		}
+		return fmt.Errorf("version %d is older than the latest, %d: %w", v.Number, cur.LatestVersion, storage.ErrConflict)
+	}
+	return nil
 }
 
 func (c Catalog) movePointer(ctx context.Context, designID string, n int, extra bson.M) error {
+	_, err := c.movePointerTo(ctx, designID, n, extra)
+	return err
+}
+
+// movePointerTo sets the design's latest version to n when it is lower, and says
+// whether it was.
+func (c Catalog) movePointerTo(ctx context.Context, designID string, n int, extra bson.M) (bool, error) {
 	set := bson.M{"latest_version": n}
 	for k, v := range extra {
 		set[k] = v
@@ -136,11 +155,11 @@ func (c Catalog) movePointer(ctx context.Context, designID string, n int, extra 
 			set["license"], set["updated_at"] = v.License, v.CreatedAt
 		}
 	}
-	_, err := c.designs().UpdateOne(ctx, bson.M{"_id": designID, "latest_version": bson.M{"$lt": n}}, bson.M{"$set": set})
+	res, err := c.designs().UpdateOne(ctx, bson.M{"_id": designID, "latest_version": bson.M{"$lt": n}}, bson.M{"$set": set})
 	if err != nil {
-		return fmt.Errorf("move latest version: %w", err)
+		return false, fmt.Errorf("move latest version: %w", err)
 	}
-	return nil
+	return res.MatchedCount == 1, nil
 }
 
 func (c Catalog) findDesign(ctx context.Context, filter bson.M, what string) (catalog.Design, error) {

@@ -59,8 +59,8 @@ func (c Catalog) AddVersion(ctx context.Context, v catalog.Version, d catalog.De
 		return err
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE designs SET latest_version = ?, license = ?, updated_at = ? WHERE id = ? AND latest_version = ?`,
-		v.Number, d.License, unixNano(d.UpdatedAt), v.DesignID, v.Number-1)
+	res, err := tx.ExecContext(ctx, `UPDATE designs SET latest_version = ?, license = ?, updated_at = ? WHERE id = ? AND latest_version < ?`,
+		v.Number, d.License, unixNano(d.UpdatedAt), v.DesignID, v.Number)
 	if err != nil {
 		return err
 	}

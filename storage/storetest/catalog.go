@@ -191,6 +191,21 @@ func ExerciseCatalog(t *testing.T, newStore func(t *testing.T) catalog.Store) {
 		if old.Message != "First version" || old.License != "CERN-OHL-S-2.0" {
 			t.Fatalf("version 1 changed: %+v", old)
 		}
+		// A remote design's next version heard may skip some; an older one is refused.
+		v5 := v2
+		v5.Number, v5.Message = 5, "Heard after a gap"
+		d.LatestVersion = 5
+		if err := s.AddVersion(ctx, v5, d); err != nil {
+			t.Fatalf("version 5 after 2: %v", err)
+		}
+		v4 := v2
+		v4.Number, d.LatestVersion = 4, 4
+		if err := s.AddVersion(ctx, v4, d); !errors.Is(err, storage.ErrConflict) {
+			t.Fatalf("version 4 after 5: got %v, want ErrConflict", err)
+		}
+		if got, _ := s.DesignBySlug(ctx, d.Slug); got.LatestVersion != 5 {
+			t.Fatalf("after versions 5 and 4: latest %d, want 5", got.LatestVersion)
+		}
 	})
 
 	t.Run("ConcurrentVersionsOneWins", func(t *testing.T) {

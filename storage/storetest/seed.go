@@ -84,14 +84,15 @@ func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabric
 	v3.Files, v3.BOM = files[3:], v3.BOM[1:] // its own file, which a public archive leaves out
 	must(cat.CreateDesign(ctx, d3, v3))
 	must(cat.SetHidden(ctx, d3.ID, true, at(40)))
-	// A remote design heard of from another hub: its file not fetched yet, its parent
-	// named by URL only.
+	// A remote design heard of from another hub at its third version (the hub did not
+	// follow it before): its file not fetched yet, its parent named by URL only.
 	d4, v4 := sampleDesign(4, "Remote clamp")
+	d4.LatestVersion, v4.Number = 3, 3
 	d4.OwnerID, d4.Owner = "remote:b.example", "@grace@b.example"
 	d4.Origin = &catalog.Origin{Hub: "b.example", Object: "https://b.example/designs/clamp", URL: "https://b.example/designs/clamp"}
 	d4.Parents = []catalog.ParentRef{{URL: "https://c.example/designs/vise", Title: "Vise", Owner: "@lin@c.example", License: "CERN-OHL-S-2.0", Version: 2}}
 	v4.Files, v4.BOM, v4.CreatedBy = []catalog.File{{Path: "clamp.stl", SHA256: strings.Repeat("4", 64), Size: 684, Kind: catalog.FileMesh,
-		Origin: "https://b.example/api/v1/designs/clamp/versions/1/files/clamp.stl"}}, nil, "@grace@b.example"
+		Origin: "https://b.example/api/v1/designs/clamp/versions/3/files/clamp.stl"}}, nil, "@grace@b.example"
 	must(cat.CreateDesign(ctx, d4, v4))
 	must(cat.AddFlag(ctx, catalog.Flag{DesignID: d2.ID, UserID: "u-ada", Handle: "ada", Reason: "missing attribution", CreatedAt: at(41)}))
 
