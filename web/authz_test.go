@@ -143,6 +143,8 @@ func authzMatrix(fx authzFixture) map[string]route {
 		// Federation: ActivityPub is public to read; an inbox takes only signed activities
 		// (none here, so 401 for all); the hub's follows and blocks are its admins'.
 		"GET /.well-known/webfinger":             {"/.well-known/webfinger?resource=acct:hub.test@hub.test", nil, anyone},
+		"GET /.well-known/nodeinfo":              {"/.well-known/nodeinfo", nil, anyone},
+		"GET /nodeinfo/2.1":                      {"/nodeinfo/2.1", nil, anyone},
 		"GET /ap/actor":                          {"/ap/actor", nil, anyone},
 		"GET /ap/actor/outbox":                   {"/ap/actor/outbox", nil, anyone},
 		"GET /ap/actor/followers":                {"/ap/actor/followers", nil, anyone},

@@ -21,6 +21,8 @@ import (
 // and answer 404 federation_off, so a caller learns why.
 func (s *Server) federationRoutes(r *gin.Engine, user *gin.RouterGroup) {
 	r.GET(federation.PathWebFinger, s.webfinger)
+	r.GET(federation.PathNodeInfo, s.nodeInfo(false))
+	r.GET(federation.PathNodeInfo21, s.nodeInfo(true))
 	r.GET(federation.PathInstance, s.instanceActor)
 	r.POST(federation.PathSharedInbox, s.inbox)
 	for _, base := range []string{federation.PathInstance, federation.PathPeople + "/:name", federation.PathLabs + "/:name"} {
@@ -85,6 +87,23 @@ func (s *Server) webfinger(c *gin.Context) {
 	c.Header("Access-Control-Allow-Origin", "*")
 	body, _ := json.Marshal(jrd)
 	c.Data(http.StatusOK, "application/jrd+json", body)
+}
+
+// nodeInfo: GET /.well-known/nodeinfo -> the links to the NodeInfo document (doc
+// false), GET /nodeinfo/2.1 -> the document (doc true).
+func (s *Server) nodeInfo(doc bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !s.federationOn(c) {
+			return
+		}
+		c.Header("Access-Control-Allow-Origin", "*")
+		if !doc {
+			c.JSON(http.StatusOK, s.fed.NodeInfoLinks())
+			return
+		}
+		body, _ := json.Marshal(s.fed.NodeInfo(true)) // anyone may sign up
+		c.Data(http.StatusOK, federation.MediaNodeInfo21, body)
+	}
 }
 
 // instanceActor: GET /ap/actor -> the hub's own actor (type Application).

@@ -207,6 +207,23 @@ func TestFederationDiscovery(t *testing.T) {
 	if r := h.do(t, call{method: "GET", path: "/labs/makers", header: map[string]string{"Accept": "text/html"}}); !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
 		t.Errorf("a browser on /labs/makers: got %q, want the HTML page", r.header.Get("Content-Type"))
 	}
+
+	// NodeInfo: the discovery document links the 2.1 document, which names the software
+	// and ActivityPub.
+	r := h.do(t, call{method: "GET", path: "/.well-known/nodeinfo"})
+	r.want(t, 200, "")
+	links, _ := r.json["links"].([]any)
+	if len(links) != 1 || links[0].(map[string]any)["href"] != h.url+"/nodeinfo/2.1" ||
+		links[0].(map[string]any)["rel"] != "http://nodeinfo.diaspora.software/ns/schema/2.1" {
+		t.Fatalf("the NodeInfo links: got %s", r.body)
+	}
+	r = h.do(t, call{method: "GET", path: "/nodeinfo/2.1"})
+	r.want(t, 200, "")
+	software, _ := r.json["software"].(map[string]any)
+	if r.json["version"] != "2.1" || software["name"] != "fabcommons" || fmt.Sprint(r.json["protocols"]) != "[activitypub]" ||
+		!strings.Contains(r.header.Get("Content-Type"), "schema/2.1") {
+		t.Fatalf("the NodeInfo document: got %s %s", r.header.Get("Content-Type"), r.body)
+	}
 }
 
 // TestFederationOffWithoutPublicURL: a hub with no public URL has no identity, so its
