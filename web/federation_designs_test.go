@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"image/png"
 	"io/fs"
 	"os"
 	"path"
@@ -96,9 +97,11 @@ func TestFederationDesigns(t *testing.T) {
 	if !strings.Contains(string(page.body), a.url+"/designs/spool-holder") || strings.Contains(string(page.body), "<b>1 kg</b>") {
 		t.Fatalf("B's page of A's design: want a link to its origin and the summary escaped; got %s", page.body)
 	}
+	// Its card shows A's thumbnail, fetched, decoded and encoded afresh.
 	thumb := b.do(t, call{method: "GET", path: "/designs/" + slug + "/thumbnail.png"})
-	if thumb.status >= 500 {
-		t.Fatalf("B's thumbnail of A's design: got %d %s", thumb.status, thumb.body)
+	thumb.want(t, 200, "")
+	if img, err := png.Decode(bytes.NewReader(thumb.body)); err != nil || img.Bounds().Dx() != 240 || img.Bounds().Dy() != 180 {
+		t.Fatalf("B's thumbnail of A's design: got %v, %v; want A's 240×180 card", img.Bounds(), err)
 	}
 	// Its object is A's to serve.
 	b.do(t, call{method: "GET", path: "/designs/" + slug, header: map[string]string{"Accept": federation.MediaActivity}}).want(t, 404, "not_found")
@@ -225,6 +228,18 @@ func TestInboxDesignForgery(t *testing.T) {
 	ds := r.json["designs"].([]any)
 	if len(ds) != 1 || ds[0].(map[string]any)["origin"].(map[string]any)["object"] != alice.url+"/designs/clip" {
 		t.Fatalf("the designs kept: got %s, want alice's own alone", r.body)
+	}
+	// Its server has no thumbnail for it: the card's is empty, and asking again does not
+	// ask the server again.
+	clip := ds[0].(map[string]any)["slug"].(string)
+	for range 2 {
+		thumb := h.do(t, call{method: "GET", path: "/designs/" + clip + "/thumbnail.png"})
+		if img, err := png.Decode(bytes.NewReader(thumb.body)); thumb.status != 200 || err != nil || img.Bounds().Dx() != 1 {
+			t.Fatalf("the thumbnail of a design whose server has none: got %d %v", thumb.status, err)
+		}
+	}
+	if n := strings.Count(h.logs.String(), "thumbnail was not"); n != 1 {
+		t.Fatalf("the server without a thumbnail was asked %d times, want once", n)
 	}
 	page := h.do(t, call{method: "GET", path: "/search?q=clip", header: map[string]string{"Accept": "text/html"}})
 	if strings.Contains(string(page.body), "<script>alert(1)</script>") || !strings.Contains(string(page.body), "&lt;script&gt;") {

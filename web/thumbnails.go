@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -48,6 +51,15 @@ func (s *Server) thumbnail(c *gin.Context) {
 		}
 	}
 	c.Header("Cache-Control", "private, no-cache") // revalidated by ETag: a design can be hidden
+	if f == nil && v != nil && d.Remote() && s.fed != nil {
+		key := "remote-thumb:" + d.Origin.Object + "#" + strconv.Itoa(v.Number)
+		thumb, err := s.thumbs.get(c.Request.Context(), key, func() (picture.Picture, error) { return s.remoteThumbnail(c.Request.Context(), d) })
+		if err != nil {
+			thumb.Data = emptyThumb
+		}
+		c.Data(http.StatusOK, "image/png", thumb.Data)
+		return
+	}
 	if f == nil {
 		c.Data(http.StatusOK, "image/png", emptyThumb)
 		return
@@ -95,18 +107,72 @@ func thumbnailOf3MF(r io.ReaderAt, f catalog.File) (image.Image, error) {
 		return nil, err
 	}
 	if data, ok, err := p.EmbeddedThumbnail(); err == nil && ok {
-		// Thumbnails are a few hundred pixels a side; a larger picture would cost
-		// seconds of scaling for a card, so past maxThumbPixels the build is drawn.
-		if pic, err := picture.Clean(bytes.NewReader(data), "thumbnail"); err == nil && pic.Width*pic.Height <= maxThumbPixels {
-			if img, _, err := image.Decode(bytes.NewReader(pic.Data)); err == nil {
-				return fitted(img, thumbW, thumbH), nil
-			}
+		if img, err := thumbnailOfPicture(data); err == nil {
+			return img, nil
 		}
 	}
 	return p.Draw(f.Mesh.BBox, thumbW, thumbH), nil
 }
 
+// thumbnailOfPicture is a picture (a 3MF's own thumbnail, another hub's card) decoded
+// and encoded afresh by catalog/picture, fitted to the card. Thumbnails are a few
+// hundred pixels a side; a larger picture would cost seconds of scaling for a card,
+// so one over maxThumbPixels is refused.
+func thumbnailOfPicture(data []byte) (image.Image, error) {
+	pic, err := picture.Clean(bytes.NewReader(data), "thumbnail")
+	if err != nil {
+		return nil, err
+	}
+	if pic.Width*pic.Height > maxThumbPixels {
+		return nil, fmt.Errorf("a thumbnail of %d×%d pixels is too large for a card", pic.Width, pic.Height)
+	}
+	img, _, err := image.Decode(bytes.NewReader(pic.Data))
+	if err != nil {
+		return nil, err
+	}
+	return fitted(img, thumbW, thumbH), nil
+}
+
 const maxThumbPixels = 4_000_000
+
+// maxRemoteThumbBytes is the most of another hub's card thumbnail read, and
+// remoteThumbTimeout how long it may take.
+const (
+	maxRemoteThumbBytes = 2 << 20
+	remoteThumbTimeout  = 10 * time.Second
+)
+
+// remoteThumbnail is the card thumbnail of a remote design none of whose meshes has
+// been fetched: its hub's own (<object>/thumbnail.png, the design object's icon),
+// fetched through the federation's guard, decoded and encoded afresh. When its hub
+// fails, it is the empty thumbnail, kept like a drawn one, so a hub that is down is
+// not asked again at every card.
+func (s *Server) remoteThumbnail(ctx context.Context, d catalog.Design) (picture.Picture, error) {
+	empty := picture.Picture{Data: emptyThumb, ContentType: "image/png", Width: 1, Height: 1}
+	ctx, cancel := context.WithTimeout(ctx, remoteThumbTimeout)
+	defer cancel()
+	body, err := s.fed.Fetch(ctx, d.Origin.Object+"/thumbnail.png", maxRemoteThumbBytes)
+	if err != nil {
+		s.log.Info("a remote design's thumbnail was not fetched", "design", d.Slug, "err", err)
+		return empty, nil
+	}
+	defer body.Close()
+	data, err := io.ReadAll(io.LimitReader(body, maxRemoteThumbBytes+1))
+	if err != nil || len(data) > maxRemoteThumbBytes {
+		s.log.Info("a remote design's thumbnail was not read whole", "design", d.Slug, "bytes", len(data), "err", err)
+		return empty, nil
+	}
+	img, err := thumbnailOfPicture(data)
+	if err != nil {
+		s.log.Info("a remote design's thumbnail is not a picture", "design", d.Slug, "err", err)
+		return empty, nil
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		return picture.Picture{}, err
+	}
+	return picture.Picture{Data: b.Bytes(), ContentType: "image/png", Width: thumbW, Height: thumbH}, nil
+}
 
 // fitted scales img to fit w×h, centred on a clear background, each output pixel the
 // average of the source pixels it covers (a box filter: enough for a card).
