@@ -121,7 +121,11 @@ func (s *Service) Fork(ctx context.Context, actor Actor, slug string, fr ForkReq
 	}
 	if parent.Remote() {
 		// A fork is this hub's own design: its files are fetched from the parent's hub and
-		// checked now, so that it stands when its parent's hub is gone.
+		// checked now, so that it stands when its parent's hub is gone. Bringing them
+		// here counts as an upload of theirs.
+		if err := s.useUploadQuota(ctx, actor, nil, pv.Files); err != nil {
+			return Design{}, err
+		}
 		if err := s.EnsureFiles(ctx, pv, nil, s.fetch); err != nil {
 			return Design{}, err
 		}

@@ -66,8 +66,9 @@ const (
 var ErrOrigin = errors.New("the design's origin did not serve the file")
 
 // Check says whether a remote design can be kept: its text within the lengths of a
-// local design's, a license from the registry, at most MaxRemoteFiles files each with a
-// clean path, a SHA-256, a size within the file limit and an http(s) origin, a BOM of
+// local design's, a license from the registry, at most MaxRemoteFiles files (and the
+// hub's file count) each with a clean path, a SHA-256, a size within the file limit and
+// an http(s) origin, together within the version limit, a BOM of
 // at most MaxRemoteBOM valid lines, and at most MaxRemoteParents parents named by
 // http(s) URLs. An error is a *storage.InvalidError naming the field.
 func (r RemoteDesign) Check(limits Limits) error {
@@ -84,9 +85,10 @@ func (r RemoteDesign) Check(limits Limits) error {
 	if r.Version < 1 || r.Version > 1_000_000 {
 		return storage.Invalid("version", fmt.Sprintf("want a version number of 1 or more, got %d", r.Version))
 	}
-	if len(r.Files) == 0 || len(r.Files) > MaxRemoteFiles {
-		return storage.Invalid("files", fmt.Sprintf("want 1 to %d files, got %d", MaxRemoteFiles, len(r.Files)))
+	if maxFiles := min(MaxRemoteFiles, limits.Files); len(r.Files) == 0 || len(r.Files) > maxFiles {
+		return storage.Invalid("files", fmt.Sprintf("want 1 to %d files, got %d", maxFiles, len(r.Files)))
 	}
+	var total int64
 	seen := map[string]bool{}
 	var meshes []string
 	for _, f := range r.Files {
@@ -103,6 +105,9 @@ func (r RemoteDesign) Check(limits Limits) error {
 		}
 		if f.Size <= 0 || f.Size > limits.FileBytes {
 			return storage.Invalid("files", fmt.Sprintf("%q: want a size of 1 to %d bytes, got %d", p, limits.FileBytes, f.Size))
+		}
+		if total += f.Size; total > limits.VersionBytes {
+			return storage.Invalid("files", fmt.Sprintf("over %d bytes together, the most of one version here", limits.VersionBytes))
 		}
 		if !isHTTP(f.Origin) {
 			return storage.Invalid("files", fmt.Sprintf("%q: want an http(s) URL to fetch it from", p))

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -30,16 +31,21 @@ func TestRemoteDesignCheck(t *testing.T) {
 		edit  func(*RemoteDesign)
 		field string
 	}{
-		"good":                      {func(*RemoteDesign) {}, ""},
-		"no title":                  {func(r *RemoteDesign) { r.Title = " " }, "title"},
-		"a long summary":            {func(r *RemoteDesign) { r.Summary = strings.Repeat("s", 5001) }, "summary"},
-		"an unknown license":        {func(r *RemoteDesign) { r.License = "Proprietary" }, "license"},
-		"version 0":                 {func(r *RemoteDesign) { r.Version = 0 }, "version"},
-		"no files":                  {func(r *RemoteDesign) { r.Files = nil }, "files"},
-		"too many files":            {func(r *RemoteDesign) { *r = manyFiles }, "files"},
-		"a path outside":            {func(r *RemoteDesign) { r.Files[0].Path = "../etc/passwd" }, "files"},
-		"a bad hash":                {func(r *RemoteDesign) { r.Files[0].SHA256 = "ABC" }, "files"},
-		"a file too large":          {func(r *RemoteDesign) { r.Files[0].Size = DefaultLimits.FileBytes + 1 }, "files"},
+		"good":               {func(*RemoteDesign) {}, ""},
+		"no title":           {func(r *RemoteDesign) { r.Title = " " }, "title"},
+		"a long summary":     {func(r *RemoteDesign) { r.Summary = strings.Repeat("s", 5001) }, "summary"},
+		"an unknown license": {func(r *RemoteDesign) { r.License = "Proprietary" }, "license"},
+		"version 0":          {func(r *RemoteDesign) { r.Version = 0 }, "version"},
+		"no files":           {func(r *RemoteDesign) { r.Files = nil }, "files"},
+		"too many files":     {func(r *RemoteDesign) { *r = manyFiles }, "files"},
+		"a path outside":     {func(r *RemoteDesign) { r.Files[0].Path = "../etc/passwd" }, "files"},
+		"a bad hash":         {func(r *RemoteDesign) { r.Files[0].SHA256 = "ABC" }, "files"},
+		"a file too large":   {func(r *RemoteDesign) { r.Files[0].Size = DefaultLimits.FileBytes + 1 }, "files"},
+		"files too large together": {func(r *RemoteDesign) {
+			for i := range DefaultLimits.VersionBytes/DefaultLimits.FileBytes + 1 {
+				r.Files = append(r.Files, File{Path: fmt.Sprintf("part%d.stl", i), SHA256: strings.Repeat("c", 64), Size: DefaultLimits.FileBytes, Origin: "https://a.example/f"})
+			}
+		}, "files"},
 		"a file URL not http":       {func(r *RemoteDesign) { r.Files[0].Origin = "file:///etc/passwd" }, "files"},
 		"too many BOM lines":        {func(r *RemoteDesign) { *r = manyLines }, "bom"},
 		"a printed line of no file": {func(r *RemoteDesign) { r.BOM[0].File = "other.stl" }, "bom"},

@@ -25,6 +25,8 @@ type Designs interface {
 	// Design is a design of the catalog by its slug, with its latest version (nil when
 	// hidden), as anyone sees it.
 	Design(ctx context.Context, a catalog.Actor, slug string) (catalog.Design, *catalog.Version, error)
+	// Search is a page of the catalog's visible designs.
+	Search(ctx context.Context, q catalog.Query) (catalog.Page, error)
 	// Published is a page of this hub's own public, visible designs with their latest
 	// versions, newest first (of one person when owner is not ""), and the cursor of
 	// the next page ("" after the last).
@@ -173,11 +175,40 @@ func (s *Service) onDesign(ctx context.Context, a Activity, signer RemoteActor, 
 	if err != nil {
 		return err
 	}
-	if !followed && !s.forksOurs(ctx, r) {
-		s.log.Debug("federation: news of a host not followed is ignored", "type", a.Type, "actor", a.Actor)
-		return nil
+	if !followed {
+		if !s.forksOurs(ctx, r) {
+			s.log.Debug("federation: news of a host not followed is ignored", "type", a.Type, "actor", a.Actor)
+			return nil
+		}
+		if full, err := s.forksFull(ctx, host, r.Origin.Object); err != nil || full {
+			return err
+		}
 	}
 	return s.keepDesign(ctx, host, a.Actor, r, author)
+}
+
+// maxForksUnfollowed is how many designs a host this hub does not follow may have
+// kept here (as forks of this hub's designs): enough for any real family of forks, and
+// a bound on what a host can put in the catalog unasked.
+const maxForksUnfollowed = 100
+
+// forksFull reports whether host has maxForksUnfollowed designs kept here already, and
+// object is not one of them (an Update of one kept is always taken).
+func (s *Service) forksFull(ctx context.Context, host, object string) (bool, error) {
+	page, err := s.designs.Search(ctx, catalog.Query{Origin: host, Limit: maxForksUnfollowed})
+	if err != nil {
+		return false, err
+	}
+	for _, d := range page.Designs {
+		if d.Origin != nil && d.Origin.Object == object {
+			return false, nil
+		}
+	}
+	if len(page.Designs) >= maxForksUnfollowed {
+		s.log.Warn("federation: a host not followed has as many designs kept here as it may; its fork is ignored", "host", host, "object", object)
+		return true, nil
+	}
+	return false, nil
 }
 
 // forksOurs reports whether a remote design names one of this hub's own designs as a

@@ -353,6 +353,38 @@ func TestInboxForkNotice(t *testing.T) {
 	if ds := r.json["descendants"].([]any); len(ds) != 1 || ds[0].(map[string]any)["title"] != "wide" {
 		t.Fatalf("spool-holder's descendants: got %s, want the remote fork", r.body)
 	}
+
+	// A host not followed may have 100 designs kept here; the 101st is ignored, and an
+	// Update of one it has is still taken.
+	for i := range 100 {
+		body := create(fmt.Sprintf("%s/designs/fork%03d", stranger.url, i), h.url+"/designs/spool-holder")
+		if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", body, keys[0], stranger.actor+"#main-key", time.Now())); status != 202 {
+			t.Fatalf("fork %d: got %d %s", i, status, resp)
+		}
+	}
+	kept := func() int {
+		r := h.do(t, call{method: "GET", path: "/api/v1/designs?limit=100&origin=" + strings.TrimPrefix(stranger.url, "http://")})
+		n := len(r.json["designs"].([]any))
+		if r.json["next_cursor"] != "" {
+			n++ // more than a page
+		}
+		return n
+	}
+	if n := kept(); n != 100 {
+		t.Fatalf("designs kept from a host not followed after 101 forks: got %d, want 100", n)
+	}
+	var update map[string]any
+	json.Unmarshal(create(stranger.url+"/designs/wide", h.url+"/designs/spool-holder"), &update)
+	update["type"], update["id"] = "Update", stranger.url+"/designs/wide#update"
+	update["object"].(map[string]any)["fab:version"] = 2
+	body, _ := json.Marshal(update)
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", body, keys[0], stranger.actor+"#main-key", time.Now())); status != 202 {
+		t.Fatalf("the Update of a kept fork: got %d %s", status, resp)
+	}
+	r = h.do(t, call{method: "GET", path: "/api/v1/designs?q=wide"})
+	if ds := r.json["designs"].([]any); len(ds) != 1 || ds[0].(map[string]any)["latest_version"] != 2.0 {
+		t.Fatalf("the kept fork after its Update: got %s, want version 2", r.body)
+	}
 }
 
 // followAccepted has h follow the remote account and answers its Follow with the
