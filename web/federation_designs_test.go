@@ -101,9 +101,7 @@ func TestFederationDesigns(t *testing.T) {
 	// Its object is A's to serve.
 	b.do(t, call{method: "GET", path: "/designs/" + slug, header: map[string]string{"Accept": federation.MediaActivity}}).want(t, 404, "not_found")
 
-	// Making it here, or forking it, is not possible yet, and says so.
-	b.do(t, call{method: "POST", path: "/api/v1/labs", header: b.admin, body: map[string]any{"slug": "makers", "name": "Makers"}}).want(t, 201, "")
-	b.do(t, call{method: "POST", path: "/api/v1/orders", header: b.admin, body: map[string]any{"lab": "makers", "design": slug, "files": []string{"parts/base.stl"}, "quantity": 1}}).want(t, 403, "forbidden")
+	// Forking it is not possible yet, and says so (making it is: federation_makes_test.go).
 	b.do(t, call{method: "POST", path: "/api/v1/designs/" + slug + "/forks", header: b.admin, body: map[string]any{"license": "CERN-OHL-S-2.0"}}).want(t, 403, "forbidden")
 
 	// A file is fetched from A the first time, checked, and kept.
