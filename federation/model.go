@@ -69,9 +69,11 @@ type Block struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Store persists keys, follows, followers and blocks. Missing records are
-// storage.ErrNotFound.
+// Store persists keys, follows, followers, blocks and the makes other hubs told of.
+// Missing records are storage.ErrNotFound.
 type Store interface {
+	MakeStore
+
 	// Key is the key pair of the local actor owner.
 	Key(ctx context.Context, owner string) (Key, error)
 	// AddKey stores a key pair; it is storage.ErrConflict when owner has one already
@@ -102,7 +104,7 @@ type Store interface {
 	Blocks(ctx context.Context) ([]Block, error)
 	// RemoveBlock lifts the block of host; storage.ErrNotFound when there is none.
 	RemoveBlock(ctx context.Context, host string) error
-	// DropHost deletes the follows and followers whose Host is host, or whose host name
-	// is host when host has no port.
+	// DropHost deletes the follows, followers and remote makes whose Host is host, or
+	// whose host name is host when host has no port.
 	DropHost(ctx context.Context, host string) error
 }

@@ -263,6 +263,20 @@ var migrations = []string{
 	ALTER TABLE designs ADD COLUMN origin_url TEXT NOT NULL DEFAULT '';
 	CREATE UNIQUE INDEX designs_origin ON designs(origin_object) WHERE origin_object <> '';
 	CREATE INDEX designs_origin_hub ON designs(origin_hub) WHERE origin_hub <> '';`,
+	// 14: makes of this hub's designs at other hubs' labs (federation), by the job's URL there.
+	`CREATE TABLE federation_makes (
+		id TEXT PRIMARY KEY,
+		design_id TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		host TEXT NOT NULL,
+		lab TEXT NOT NULL,
+		lab_name TEXT NOT NULL,
+		file TEXT NOT NULL,
+		ended_at INTEGER NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	CREATE INDEX federation_makes_design ON federation_makes(design_id, ended_at);
+	CREATE INDEX federation_makes_host ON federation_makes(host);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
