@@ -18,6 +18,7 @@ import (
 // Designs is the catalog as federation uses it: where remote designs are kept, and
 // this hub's own public designs, which outboxes list.
 type Designs interface {
+	MadeDesigns // makes.go
 	PutRemote(ctx context.Context, r catalog.RemoteDesign) (catalog.Design, error)
 	TombstoneRemote(ctx context.Context, object string) error
 	DropRemoteHost(ctx context.Context, host string) (int, error)

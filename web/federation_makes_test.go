@@ -1,7 +1,16 @@
 package web
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/fabcommons/fabcommons/fabrication/agent"
+	"github.com/fabcommons/fabcommons/federation"
 )
 
 // labJobs counts the jobs a lab has in its queue, on machines, pending and ended.
@@ -81,5 +90,145 @@ func TestOrderRemoteDesign(t *testing.T) {
 	b.do(t, call{method: "POST", path: "/api/v1/orders", header: b.admin, body: map[string]any{"lab": "makers", "design": clip}}).want(t, 502, "bad_origin")
 	if got := b.labJobs(t, "makers"); got != before {
 		t.Fatalf("B's lab's jobs after a bad origin: got %d, want %d", got, before)
+	}
+}
+
+// makesOf is a design's makes at other hubs' labs, as its API lists them.
+func makesOf(t *testing.T, h fedHub, slug string) []map[string]any {
+	t.Helper()
+	r := h.do(t, call{method: "GET", path: "/api/v1/designs/" + slug + "/makes"})
+	r.want(t, 200, "")
+	var out []map[string]any
+	for _, m := range r.json["remote"].([]any) {
+		out = append(out, m.(map[string]any))
+	}
+	return out
+}
+
+// TestMakeAcrossHubs: A publishes a design, B follows A, B's lab makes A's design
+// with a simulated printer, and A's design (its API and its page) shows the make with
+// B's host and lab; B's own record shows it too.
+func TestMakeAcrossHubs(t *testing.T) {
+	t.Parallel()
+	a, b := newFedHub(t), newFedHub(t)
+	publish(t, a.bundle, a.admin, map[string]any{"title": "Spool holder", "license": "CERN-OHL-S-2.0"}).want(t, 201, "")
+	b.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: b.admin, body: map[string]string{"target": a.url}}).want(t, 201, "")
+	eventually(t, "B to keep A's design", func() bool { return b.remoteDesigns(t, a.host())["Spool holder"] != nil })
+	slug := b.remoteDesigns(t, a.host())["Spool holder"]["slug"].(string)
+
+	b.do(t, call{method: "POST", path: "/api/v1/labs", header: b.admin, body: map[string]any{"slug": "makers", "name": "Makers & <Co>"}}).want(t, 201, "")
+	r := b.do(t, call{method: "POST", path: "/api/v1/labs/makers/machines", header: b.admin, body: map[string]any{
+		"name": "Prusa", "process": "fdm", "build_volume": map[string]float64{"x": 250, "y": 210, "z": 220}, "materials": []string{"PLA"}, "driver": "sim"}})
+	r.want(t, 201, "")
+	r = b.do(t, call{method: "POST", path: "/api/v1/agent/enroll", body: map[string]string{"code": r.json["enrollment_code"].(string)}})
+	r.want(t, 200, "")
+	token := r.json["token"].(string)
+
+	r = b.do(t, call{method: "POST", path: "/api/v1/orders", header: b.admin, body: map[string]any{"lab": "makers", "design": slug, "files": []string{"parts/base.stl"}}})
+	r.want(t, 201, "")
+	jobID := r.json["jobs"].([]any)[0].(map[string]any)["id"].(string)
+	if got := makesOf(t, a, "spool-holder"); len(got) != 0 {
+		t.Fatalf("A's design before B made it: got makes %v, want none", got)
+	}
+
+	// The printer-side agent of B's machine, with a simulated printer.
+	state := t.TempDir()
+	journal, err := agent.OpenJournal(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		a := &agent.Agent{Client: agent.NewClient(b.url, token), Journal: journal, StateDir: state, Log: testLogger(t),
+			Driver: &agent.Sim{Dir: state, Speed: 1, BaseSeconds: 0.2}}
+		a.Run(ctx)
+	}()
+	defer func() { stop(); <-stopped }()
+	eventually(t, "B's agent to make the job", func() bool {
+		r := b.do(t, call{method: "GET", path: "/api/v1/jobs/" + jobID})
+		return r.status == 200 && r.json["job"].(map[string]any)["state"] == "done"
+	})
+
+	eventually(t, "A to hear of B's make", func() bool { return len(makesOf(t, a, "spool-holder")) == 1 })
+	m := makesOf(t, a, "spool-holder")[0]
+	if m["hub"] != b.host() || m["lab"] != b.url+"/labs/makers" || m["lab_name"] != "Makers & <Co>" || m["id"] != b.url+"/jobs/"+jobID ||
+		m["version"] != 1.0 || m["file"] != "parts/base.stl" {
+		t.Fatalf("A's record of B's make: got %v", m)
+	}
+	page := a.do(t, call{method: "GET", path: "/designs/spool-holder", header: map[string]string{"Accept": "text/html"}})
+	page.want(t, 200, "")
+	if !strings.Contains(string(page.body), "Makers &amp; &lt;Co&gt;") || strings.Contains(string(page.body), "Makers & <Co>") ||
+		!strings.Contains(string(page.body), "on "+b.host()) || !strings.Contains(string(page.body), `href="`+b.url+`/labs/makers"`) {
+		t.Fatalf("A's design page: want B's lab, escaped, with B's host; got %s", page.body)
+	}
+	// B's record of its own lab's make is B's, not told back to B.
+	r = b.do(t, call{method: "GET", path: "/api/v1/designs/" + slug + "/makes"})
+	r.want(t, 200, "")
+	if labs := r.json["labs"].([]any); len(labs) != 1 || labs[0].(map[string]any)["done"] != 1.0 || len(r.json["remote"].([]any)) != 0 {
+		t.Fatalf("B's record of A's design: got %s, want its lab's one make", r.body)
+	}
+}
+
+// TestInboxMakeForgery: a make is kept only when it is signed, its job and its lab are
+// on the signer's host (the lab is the signer), and it names a visible design of this
+// hub at a version it has; a repeated make is kept once; a host is kept to its bound.
+func TestInboxMakeForgery(t *testing.T) {
+	t.Parallel()
+	h := newFedHub(t, func(o *federation.Options) { o.MakesPerHost = 2 })
+	publish(t, h.bundle, h.admin, map[string]any{"title": "Spool holder", "license": "CERN-OHL-S-2.0"}).want(t, 201, "")
+	publish(t, h.bundle, h.admin, map[string]any{"title": "Taken down", "license": "MIT"}).want(t, 201, "")
+	h.do(t, call{method: "POST", path: "/api/v1/designs/taken-down/hide", header: h.admin}).want(t, 204, "")
+	keys := remoteKeys()
+	lab := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[0])
+	design := h.url + "/designs/spool-holder"
+	made := func(id, attributedTo, target string, version int) []byte {
+		b, _ := json.Marshal(map[string]any{"id": id + "#made", "type": "Create", "actor": lab.actor, "object": map[string]any{
+			"id": id, "type": federation.TypeMake, "attributedTo": attributedTo, "target": target, "fab:version": version,
+			"fab:file": "parts/base.stl", "endTime": "2026-11-30T10:00:00Z"}})
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want int
+	}{
+		{"a design of another hub", made(lab.url+"/jobs/1", lab.actor, "https://elsewhere.example/designs/spool-holder", 1), 403},
+		{"a job on another host", made("https://elsewhere.example/jobs/2", lab.actor, design, 1), 403},
+		{"attributed to another lab", made(lab.url+"/jobs/3", lab.url+"/users/bob", design, 1), 403},
+		{"a version the design lacks", made(lab.url+"/jobs/4", lab.actor, design, 9), 422},
+		{"a hidden design", made(lab.url+"/jobs/5", lab.actor, h.url+"/designs/taken-down", 1), 202},
+		{"no such design", made(lab.url+"/jobs/6", lab.actor, h.url+"/designs/nothing", 1), 202},
+		{"its own", made(lab.url+"/jobs/7", lab.actor, design, 1), 202},
+		{"its own again", made(lab.url+"/jobs/7", lab.actor, design, 1), 202},
+		{"another", made(lab.url+"/jobs/8", lab.actor, design, 1), 202},
+		{"one over the bound", made(lab.url+"/jobs/9", lab.actor, design, 1), 202},
+	} {
+		status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", tc.body, keys[0], lab.actor+"#main-key", time.Now()))
+		if status != tc.want {
+			t.Errorf("%s: got %d %s, want %d", tc.name, status, resp, tc.want)
+		}
+	}
+	// Unsigned: 401, and nothing kept.
+	unsigned, _ := http.NewRequest(http.MethodPost, h.url+"/ap/inbox", strings.NewReader(string(made(lab.url+"/jobs/10", lab.actor, design, 1))))
+	unsigned.Header.Set("Content-Type", federation.MediaActivity)
+	if status, resp := send(t, unsigned); status != 401 {
+		t.Errorf("an unsigned make: got %d %s, want 401", status, resp)
+	}
+	got := makesOf(t, h, "spool-holder")
+	var ids []string
+	for _, m := range got {
+		ids = append(ids, m["id"].(string))
+	}
+	if want := []string{lab.url + "/jobs/7", lab.url + "/jobs/8"}; fmt.Sprint(ids) != fmt.Sprint(want) && fmt.Sprint(ids) != fmt.Sprint([]string{want[1], want[0]}) {
+		t.Fatalf("the makes kept: got %v, want %v (once each, none over the bound)", ids, want)
+	}
+	if got[0]["lab_name"] != "Alice <script>alert(1)</script>" || got[0]["hub"] != strings.TrimPrefix(lab.url, "http://") {
+		t.Fatalf("a make's lab: got %v, want alice's name and host", got[0])
+	}
+	page := h.do(t, call{method: "GET", path: "/designs/spool-holder", header: map[string]string{"Accept": "text/html"}})
+	if strings.Contains(string(page.body), "<script>alert(1)</script>") || !strings.Contains(string(page.body), "Alice &lt;script&gt;") {
+		t.Fatalf("a remote lab's name on the page: want it escaped; got %s", page.body)
 	}
 }

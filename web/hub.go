@@ -51,6 +51,8 @@ type Hub struct {
 	Fed      *federation.Service // nil when the hub does not federate
 	Handler  http.Handler
 	server   *Server
+	log      *slog.Logger
+	made     chan fabrication.Job // jobs done, to tell remote designs' hubs of (nil: no federation)
 }
 
 // NewHub assembles a hub: the services over the stores, the glue between catalog and
@@ -96,12 +98,15 @@ func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
 			return nil, fmt.Errorf("start federation: %w", err)
 		}
 	}
+	var made chan fabrication.Job
 	if fed != nil {
 		makeable.fetch = fed
+		made = make(chan fabrication.Job, madeQueue)
+		tapMakes(fab.Feed, made, log)
 	}
 	srv := New(cfg.Web, Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Fed: fed, Ready: st.Ready, Clock: cfg.Clock})
 	makeable.budget = srv.analysis
-	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Fed: fed, Handler: srv.Handler(), server: srv}, nil
+	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Fed: fed, Handler: srv.Handler(), server: srv, log: log, made: made}, nil
 }
 
 // Run does the hub's background work that is not the maintenance cron's (recording
@@ -110,6 +115,7 @@ func (h *Hub) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	if h.Fed != nil {
 		wg.Go(func() { h.Fed.Run(ctx) })
+		wg.Go(func() { h.tellMakes(ctx) })
 	}
 	if h.Webhooks != nil {
 		h.Webhooks.Run(ctx)
