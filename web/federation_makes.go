@@ -26,6 +26,16 @@ func (f fedDesigns) LocalDesign(ctx context.Context, slug string) (catalog.Desig
 	return d, nil
 }
 
+// readyToMake fetches and analyses a remote design's meshes for the make page, as an
+// order does (printables.readyToMake).
+func (s *Server) readyToMake(ctx context.Context, d catalog.Design, v catalog.Version) (catalog.Version, error) {
+	p := printables{catalog: s.catalog, budget: s.analysis}
+	if s.fed != nil {
+		p.fetch = s.fed
+	}
+	return p.readyToMake(ctx, d, v)
+}
+
 // madeQueue is how many done jobs may wait to be looked at for a make to tell another
 // hub of; more are dropped (logged), as the delivery queue drops what it cannot hold.
 const madeQueue = 1024

@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -90,6 +92,54 @@ func TestOrderRemoteDesign(t *testing.T) {
 	b.do(t, call{method: "POST", path: "/api/v1/orders", header: b.admin, body: map[string]any{"lab": "makers", "design": clip}}).want(t, 502, "bad_origin")
 	if got := b.labJobs(t, "makers"); got != before {
 		t.Fatalf("B's lab's jobs after a bad origin: got %d, want %d", got, before)
+	}
+
+	// The pages: a remote design has its "Make it"; the make page offers its meshes, or
+	// says in words that its origin failed.
+	page := b.do(t, call{method: "GET", path: "/designs/" + spool, header: merge(b.admin, map[string]string{"Accept": "text/html"})})
+	page.want(t, 200, "")
+	if !strings.Contains(string(page.body), `href="/designs/`+spool+`/make"`) {
+		t.Fatalf("B's page of A's design: want a link to make it; got %s", page.body)
+	}
+	page = b.do(t, call{method: "GET", path: "/designs/" + spool + "/make?lab=makers", header: merge(b.admin, map[string]string{"Accept": "text/html"})})
+	page.want(t, 200, "")
+	if !strings.Contains(string(page.body), `value="parts/ring.stl"`) {
+		t.Fatalf("B's make page of A's design: want its meshes offered; got %s", page.body)
+	}
+	page = b.do(t, call{method: "GET", path: "/designs/" + clip + "/make?lab=makers", header: merge(b.admin, map[string]string{"Accept": "text/html"})})
+	if page.status != 502 || !strings.Contains(string(page.body), "is not the file its design names") {
+		t.Fatalf("B's make page of a design its origin serves wrong: got %d %s, want 502 saying so", page.status, page.body)
+	}
+}
+
+// TestOrderRemoteDesignNotAMesh: a remote design whose "mesh" is not one (its bytes
+// are those its design names, but no STL) cannot be ordered: 422 in words, no job.
+func TestOrderRemoteDesignNotAMesh(t *testing.T) {
+	t.Parallel()
+	h := newFedHub(t)
+	keys := remoteKeys()
+	alice := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[0])
+	followAccepted(t, h, alice, keys[0])
+	junk := []byte("this is not a mesh, whatever its name says")
+	sum := sha256.Sum256(junk)
+	alice.mu.Lock()
+	alice.files = map[string][]byte{"/files/clip.stl": junk}
+	alice.mu.Unlock()
+	create, _ := json.Marshal(map[string]any{"id": alice.url + "/designs/clip#create", "type": "Create", "actor": alice.actor, "object": map[string]any{
+		"id": alice.url + "/designs/clip", "type": "Document", "fab:version": 1, "attributedTo": alice.actor, "name": "Clip", "spdx:licenseId": "MIT",
+		"attachment": []any{map[string]any{"name": "clip.stl", "url": alice.url + "/files/clip.stl", "fab:sha256": hex.EncodeToString(sum[:]), "fab:size": len(junk)}}}})
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", create, keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
+		t.Fatalf("the Create: got %d %s", status, resp)
+	}
+	h.do(t, call{method: "POST", path: "/api/v1/labs", header: h.admin, body: map[string]any{"slug": "makers", "name": "Makers"}}).want(t, 201, "")
+	slug := h.remoteDesigns(t, strings.TrimPrefix(alice.url, "http://"))["Clip"]["slug"].(string)
+	r := h.do(t, call{method: "POST", path: "/api/v1/orders", header: h.admin, body: map[string]any{"lab": "makers", "design": slug}})
+	r.want(t, 422, "invalid")
+	if !strings.Contains(string(r.body), "clip.stl") || !strings.Contains(string(r.body), "not a mesh this hub can read") {
+		t.Fatalf("the order of a design whose mesh is junk: got %s, want it said which file and why", r.body)
+	}
+	if n := h.labJobs(t, "makers"); n != 0 {
+		t.Fatalf("jobs after the refused order: got %d, want none", n)
 	}
 }
 
