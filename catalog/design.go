@@ -68,7 +68,7 @@ type ParentRef struct {
 // Counters are derived figures, recomputed by the maintenance cron.
 type Counters struct {
 	Forks      int `json:"forks"`
-	Makes      int `json:"makes"`
+	Makes      int `json:"makes"` // jobs done at labs here, and makes at other hubs' labs they told of
 	JobsOK     int `json:"jobs_ok"`
 	JobsFailed int `json:"jobs_failed"`
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -41,7 +42,7 @@ func (s *Server) readyToMake(ctx context.Context, d catalog.Design, v catalog.Ve
 const madeQueue = 1024
 
 // tapMakes has every job that is done wait in made, for tellMakes.
-func tapMakes(feed *fabrication.Feed, made chan<- fabrication.Job, log interface{ Warn(string, ...any) }) {
+func tapMakes(feed *fabrication.Feed, made chan<- fabrication.Job, log *slog.Logger) {
 	feed.Tap(func(c fabrication.Change) {
 		if c.Job == nil || c.Job.State != fabrication.JobDone {
 			return
