@@ -68,7 +68,7 @@ type ParentRef struct {
 // Counters are derived figures, recomputed by the maintenance cron.
 type Counters struct {
 	Forks      int `json:"forks"`
-	Makes      int `json:"makes"`
+	Makes      int `json:"makes"` // jobs done at labs here, and makes at other hubs' labs they told of
 	JobsOK     int `json:"jobs_ok"`
 	JobsFailed int `json:"jobs_failed"`
 }
@@ -176,6 +176,11 @@ type Store interface {
 	SetFeatured(ctx context.Context, designID string, featured bool) error
 	// SetCounters overwrites the derived counters (the cron recomputes them).
 	SetCounters(ctx context.Context, designID string, c Counters) error
+	// SetMeshReports sets the mesh report of the named files of one version (a remote
+	// design's meshes are analysed here when first made, and their reports kept): the
+	// other files, and everything else of the version, stay as they are. It is
+	// storage.ErrNotFound when there is no such version.
+	SetMeshReports(ctx context.Context, designID string, number int, reports map[string]mesh.Report) error
 	// ReferencedBlobs calls fn with every blob key any version uses, and every key of a
 	// photo of a make (fabrication.Job's photos, in the same database): blobs it does not
 	// name are orphans, which the maintenance cron deletes.

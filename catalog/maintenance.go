@@ -44,9 +44,10 @@ func (s *Service) CollectOrphans(ctx context.Context, admin BlobAdmin, grace tim
 	return n + swept, err
 }
 
-// RecomputeCounters sets every design's counters: forks from its children, makes and
-// job outcomes from jobCounts (design id -> [done, failed]).
-func (s *Service) RecomputeCounters(ctx context.Context, jobCounts map[string][2]int) (int, error) {
+// RecomputeCounters sets every design's counters: forks from its children, job
+// outcomes from jobCounts (design id -> [done, failed]), and makes from the jobs done
+// here and remoteMakes (design id -> its makes at other hubs' labs).
+func (s *Service) RecomputeCounters(ctx context.Context, jobCounts map[string][2]int, remoteMakes map[string]int) (int, error) {
 	changed := 0
 	cursor := ""
 	for {
@@ -60,7 +61,7 @@ func (s *Service) RecomputeCounters(ctx context.Context, jobCounts map[string][2
 				return changed, err
 			}
 			jc := jobCounts[d.ID]
-			c := Counters{Forks: len(children), Makes: jc[0], JobsOK: jc[0], JobsFailed: jc[1]}
+			c := Counters{Forks: len(children), Makes: jc[0] + remoteMakes[d.ID], JobsOK: jc[0], JobsFailed: jc[1]}
 			if c != d.Counters {
 				if err := s.store.SetCounters(ctx, d.ID, c); err != nil {
 					return changed, err

@@ -28,6 +28,18 @@ const (
 // enqueue stores activity from a local actor for inbox, to be sent by Run: never in
 // the caller's request, and still when the hub has restarted meanwhile.
 func (s *Service) enqueue(ctx context.Context, from Local, inbox string, activity map[string]any) error {
+	return s.queue(ctx, from, Delivery{Inbox: inbox}, activity)
+}
+
+// enqueueToHub is enqueue to the instance actor of the hub at hubURL (scheme://host),
+// whose inbox is found (by WebFinger) when the activity is sent: a hub that cannot be
+// reached now is tried again as any failed delivery is.
+func (s *Service) enqueueToHub(ctx context.Context, from Local, hubURL string, activity map[string]any) error {
+	return s.queue(ctx, from, Delivery{Hub: hubURL}, activity)
+}
+
+func (s *Service) queue(ctx context.Context, from Local, d Delivery, activity map[string]any) error {
+	inbox := d.Inbox + d.Hub
 	body, err := json.Marshal(activity)
 	if err != nil {
 		return fmt.Errorf("encode an activity for %s: %w", inbox, err)
@@ -35,8 +47,8 @@ func (s *Service) enqueue(ctx context.Context, from Local, inbox string, activit
 	now := s.opts.Clock().UTC().Truncate(time.Millisecond)
 	// An id in the order of queueing, which is the order of sending to one inbox (a
 	// Follow before its Undo), also when the clock gives two the same instant.
-	id := fmt.Sprintf("%016x%08x%s", now.UnixNano(), s.queued.Add(1), randomHex(4))
-	d := Delivery{ID: id, From: s.ActorURL(from), Inbox: inbox, Body: body, Due: now, CreatedAt: now}
+	d.ID = fmt.Sprintf("%016x%08x%s", now.UnixNano(), s.queued.Add(1), randomHex(4))
+	d.From, d.Body, d.Due, d.CreatedAt = s.ActorURL(from), body, now, now
 	if err := s.store.AddDelivery(ctx, d); err != nil {
 		return fmt.Errorf("queue an activity for %s: %w", inbox, err)
 	}
@@ -100,10 +112,11 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	byInbox := map[string][]Delivery{}
 	var inboxes []string
 	for _, d := range due {
-		if byInbox[d.Inbox] == nil {
-			inboxes = append(inboxes, d.Inbox)
+		to := d.Inbox + d.Hub
+		if byInbox[to] == nil {
+			inboxes = append(inboxes, to)
 		}
-		byInbox[d.Inbox] = append(byInbox[d.Inbox], d)
+		byInbox[to] = append(byInbox[to], d)
 	}
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
@@ -129,6 +142,9 @@ func (s *Service) attempt(ctx context.Context, d Delivery) {
 		s.forget(ctx, d)
 		return
 	}
+	if err == nil && d.Inbox == "" {
+		d.Inbox, err = s.hubInbox(ctx, d.Hub)
+	}
 	if err == nil {
 		err = s.send(ctx, from, d)
 	}
@@ -139,10 +155,10 @@ func (s *Service) attempt(ctx context.Context, d Delivery) {
 	case err == nil:
 		s.forget(ctx, d)
 	case d.Attempts >= len(s.opts.Backoff):
-		s.log.Warn("federation: delivery given up", "inbox", d.Inbox, "attempts", d.Attempts+1, "err", err)
+		s.log.Warn("federation: delivery given up", "inbox", d.Inbox, "hub", d.Hub, "attempts", d.Attempts+1, "err", err)
 		s.forget(ctx, d)
 	default:
-		s.log.Info("federation: delivery failed; it will be retried", "inbox", d.Inbox, "attempt", d.Attempts+1, "err", err)
+		s.log.Info("federation: delivery failed; it will be retried", "inbox", d.Inbox, "hub", d.Hub, "attempt", d.Attempts+1, "err", err)
 		wait := s.opts.Backoff[d.Attempts]
 		if err := s.store.RetryDelivery(ctx, d.ID, d.Attempts+1, s.opts.Clock().Add(wait)); err != nil {
 			s.log.Warn("federation: a retry was not recorded; the delivery stays due", "inbox", d.Inbox, "err", err)
@@ -150,6 +166,19 @@ func (s *Service) attempt(ctx context.Context, d Delivery) {
 		}
 		time.AfterFunc(wait, s.wakeUp)
 	}
+}
+
+// hubInbox is the inbox of the instance actor of the hub at hubURL (its shared inbox
+// when it has one).
+func (s *Service) hubInbox(ctx context.Context, hubURL string) (string, error) {
+	actor, err := s.Resolve(ctx, hubURL)
+	if err != nil {
+		return "", fmt.Errorf("find the hub %s: %w", hubURL, err)
+	}
+	if actor.SharedInbox != "" {
+		return actor.SharedInbox, nil
+	}
+	return actor.Inbox, nil
 }
 
 // forget deletes a delivery that is over. Not deleted, it is sent again (a receiver

@@ -19,6 +19,7 @@ import (
 // Designs is the catalog as federation uses it: where remote designs are kept, and
 // this hub's own public designs, which outboxes list.
 type Designs interface {
+	MadeDesigns // makes.go
 	PutRemote(ctx context.Context, r catalog.RemoteDesign) (catalog.Design, error)
 	TombstoneRemote(ctx context.Context, object string) error
 	DropRemoteHost(ctx context.Context, host string) (int, error)
@@ -69,7 +70,7 @@ func (s *Service) PublishDesign(ctx context.Context, kind string, d catalog.Desi
 		return
 	}
 	activity := s.designActivity(kind, author, d, v)
-	inboxes := map[string]bool{}
+	inboxes, hubs := map[string]bool{}, map[string]bool{} // hubs: where it went already
 	for _, ref := range []string{s.instance().Ref, author.Ref} {
 		fs, err := s.store.Followers(ctx, ref)
 		if err != nil {
@@ -78,43 +79,22 @@ func (s *Service) PublishDesign(ctx context.Context, kind string, d catalog.Desi
 		}
 		for _, f := range fs {
 			if !inboxes[f.Inbox] {
-				inboxes[f.Inbox] = true
+				inboxes[f.Inbox], hubs[f.Host] = true, true
 				if err := s.enqueue(ctx, author, f.Inbox, activity); err != nil {
 					s.log.Error("federation: a design's news is not sent", "design", d.Slug, "inbox", f.Inbox, "err", err)
 				}
 			}
 		}
 	}
-	hubs := map[string]bool{}
 	for _, p := range d.Parents {
-		if h := hostOf(p.URL); p.URL != "" && h != s.host && !hubs[h] {
-			hubs[h] = true
-			go s.tellHub(author, p.URL, inboxes, activity)
+		u, err := url.Parse(p.URL)
+		if p.URL == "" || err != nil || u.Host == s.host || hubs[u.Host] {
+			continue
 		}
-	}
-}
-
-// tellHub delivers activity to the instance actor of the hub of parent (a design
-// object's URL there), found by WebFinger, unless inboxes (where it went already, to
-// followers) has its inbox.
-func (s *Service) tellHub(author Local, parent string, inboxes map[string]bool, activity map[string]any) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*s.opts.Timeout)
-	defer cancel()
-	u, _ := url.Parse(parent)
-	actor, err := s.Resolve(ctx, u.Scheme+"://"+u.Host)
-	if err != nil {
-		s.log.Info("federation: a parent's hub was not found; it does not hear of its fork", "parent", parent, "err", err)
-		return
-	}
-	inbox := actor.SharedInbox
-	if inbox == "" {
-		inbox = actor.Inbox
-	}
-	if inboxes[inbox] {
-		return
-	}
-	if err := s.enqueue(ctx, author, inbox, activity); err != nil {
-		s.log.Error("federation: a fork's news is not sent to its parent's hub", "parent", parent, "err", err)
+		hubs[u.Host] = true
+		if err := s.enqueueToHub(ctx, author, u.Scheme+"://"+u.Host, activity); err != nil {
+			s.log.Error("federation: a fork's news is not sent to its parent's hub", "parent", p.URL, "err", err)
+		}
 	}
 }
 

@@ -74,16 +74,19 @@ type Block struct {
 type Delivery struct {
 	ID        string // in the order the deliveries were queued
 	From      string // the id of the local actor that sends it, and signs it
-	Inbox     string
+	Inbox     string // where it goes; "" when Hub says
+	Hub       string // else a hub's URL: it goes to the inbox of its instance actor, found when sending
 	Body      []byte // the activity, exactly as every attempt sends it
 	Attempts  int    // failed attempts so far
 	Due       time.Time
 	CreatedAt time.Time
 }
 
-// Store persists keys, follows, followers, blocks and the deliveries on their way.
-// Missing records are storage.ErrNotFound.
+// Store persists keys, follows, followers, blocks, the deliveries on their way and
+// the makes other hubs told of. Missing records are storage.ErrNotFound.
 type Store interface {
+	MakeStore
+
 	// Key is the key pair of the local actor owner.
 	Key(ctx context.Context, owner string) (Key, error)
 	// AddKey stores a key pair; it is storage.ErrConflict when owner has one already
@@ -114,8 +117,8 @@ type Store interface {
 	Blocks(ctx context.Context) ([]Block, error)
 	// RemoveBlock lifts the block of host; storage.ErrNotFound when there is none.
 	RemoveBlock(ctx context.Context, host string) error
-	// DropHost deletes the follows and followers whose Host is host, or whose host name
-	// is host when host has no port.
+	// DropHost deletes the follows, followers and remote makes whose Host is host, or
+	// whose host name is host when host has no port.
 	DropHost(ctx context.Context, host string) error
 
 	AddDelivery(ctx context.Context, d Delivery) error

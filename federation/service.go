@@ -32,6 +32,7 @@ type Options struct {
 	Backoff      []time.Duration  // the waits before each retry of a delivery (DefaultBackoff)
 	PollEvery    time.Duration    // how often the store is checked for due deliveries, besides when woken (5 s)
 	KeyBits      int              // RSA key size (2048)
+	MakesPerHost int              // makes of this hub's designs kept from one remote host (10,000)
 	Clock        func() time.Time // time.Now by default
 }
 
@@ -101,6 +102,9 @@ func NewService(store Store, dir Directory, designs Designs, leases storage.Leas
 	if o.KeyBits == 0 {
 		o.KeyBits = 2048
 	}
+	if o.MakesPerHost == 0 {
+		o.MakesPerHost = 10_000
+	}
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
@@ -126,9 +130,10 @@ func (e *rateLimited) RetryAfter() time.Duration { return e.wait }
 
 // Receive takes in an activity POSTed to one of the hub's inboxes. It ends one of
 // these ways: nil (done, or understood and ignored); storage.ErrForbidden (its host is
-// blocked, or the signer is not the activity's actor); ErrBadSignature; a rate limit
-// (RetryAfter); storage.ErrInvalid (not an activity, or a Follow of no actor of this
-// hub); or storage.ErrNotFound (an Accept of no follow of this hub's).
+// blocked, or the signer is not the activity's actor, or speaks for another host);
+// ErrBadSignature; a rate limit (RetryAfter); storage.ErrInvalid (not an activity, a
+// Follow of no actor of this hub, or a make of a version its design lacks); or
+// storage.ErrNotFound (an Accept of no follow of this hub's).
 func (s *Service) Receive(ctx context.Context, r *http.Request, body []byte) error {
 	keyID, _, ok := signatureParams(r.Header)
 	if !ok {
@@ -161,6 +166,9 @@ func (s *Service) Receive(ctx context.Context, r *http.Request, body []byte) err
 	case "Accept", "Reject":
 		return s.onAnswer(ctx, a)
 	case "Create", "Update", "Delete":
+		if a.Object.Type == TypeMake {
+			return s.onMake(ctx, a, signer, body)
+		}
 		return s.onDesign(ctx, a, signer, body)
 	case "Undo":
 		// Only an Undo that embeds its Follow (as Mastodon's do) unfollows: one that

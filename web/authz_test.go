@@ -87,6 +87,7 @@ func authzMatrix(fx authzFixture) map[string]route {
 		"GET /api/v1/designs/:slug/versions/:n/bom.csv":        {"/api/v1/designs/alpha/versions/1/bom.csv", nil, people},
 		"GET /api/v1/designs/:slug/fork-options":               {"/api/v1/designs/alpha/fork-options", nil, people},
 		"GET /api/v1/designs/:slug/lineage":                    {"/api/v1/designs/alpha/lineage", nil, people},
+		"GET /api/v1/designs/:slug/makes":                      {"/api/v1/designs/alpha/makes", nil, people},
 		"POST /api/v1/mesh/check":                              {"/api/v1/mesh/check", nil, people},
 		"POST /api/v1/designs":                                 {"/api/v1/designs", nil, signedIn},
 		"POST /api/v1/designs/import":                          {"/api/v1/designs/import", nil, signedIn},

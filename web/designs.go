@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,12 +10,14 @@ import (
 	"mime/multipart"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/catalog/license"
 	"github.com/fabcommons/fabcommons/federation"
 	"github.com/fabcommons/fabcommons/storage"
 )
@@ -283,6 +286,10 @@ func (s *Server) fork(c *gin.Context) {
 	if !s.bindJSON(c, &req) {
 		return
 	}
+	if err := s.readyToFork(c.Request.Context(), c.Param("slug"), req.Version, req.License); err != nil {
+		s.fail(c, err)
+		return
+	}
 	d, err := s.catalog.Fork(c.Request.Context(), actorOf(c), c.Param("slug"), req)
 	if err != nil {
 		s.fail(c, err)
@@ -290,6 +297,34 @@ func (s *Server) fork(c *gin.Context) {
 	}
 	s.announce(c.Request.Context(), federation.DesignCreated, d.Slug)
 	c.JSON(http.StatusCreated, gin.H{"design": d})
+}
+
+// readyToFork gets a remote design's version ready to be forked with license: its
+// meshes fetched, checked and analysed once (within the analysis budget, as for an
+// order), so that the fork, a design of this hub, is drawn, viewed and made as any.
+// catalog.Fork fetches the rest of its files. A fork that Fork will refuse (a hidden
+// design, a license its parent does not allow, no such version) fetches nothing here.
+func (s *Server) readyToFork(ctx context.Context, slug string, version int, lic string) error {
+	options, err := s.catalog.ForkOptions(ctx, slug)
+	if err != nil || !slices.ContainsFunc(options, func(o license.Option) bool { return o.ID == lic }) {
+		return nil // Fork says why
+	}
+	var d catalog.Design
+	var v catalog.Version
+	if version == 0 {
+		var latest *catalog.Version
+		if d, latest, err = s.catalog.Design(ctx, catalog.Actor{}, slug); err != nil || latest == nil {
+			return nil
+		}
+		v = *latest
+	} else if d, v, err = s.catalog.Version(ctx, catalog.Actor{}, slug, version); err != nil {
+		return nil
+	}
+	if !d.Remote() {
+		return nil
+	}
+	_, err = s.readyToMake(ctx, d, v)
+	return err
 }
 
 func (s *Server) lineage(c *gin.Context) {

@@ -106,9 +106,7 @@ func TestFederationDesigns(t *testing.T) {
 	// Its object is A's to serve.
 	b.do(t, call{method: "GET", path: "/designs/" + slug, header: map[string]string{"Accept": federation.MediaActivity}}).want(t, 404, "not_found")
 
-	// Making it here is not possible yet, and says so.
-	b.do(t, call{method: "POST", path: "/api/v1/labs", header: b.admin, body: map[string]any{"slug": "makers", "name": "Makers"}}).want(t, 201, "")
-	b.do(t, call{method: "POST", path: "/api/v1/orders", header: b.admin, body: map[string]any{"lab": "makers", "design": slug, "files": []string{"parts/base.stl"}, "quantity": 1}}).want(t, 403, "forbidden")
+	// Forking it and making it are tested in TestForksAcrossHubs and federation_makes_test.go.
 
 	// A file is fetched from A the first time, checked, and kept.
 	before := countBlobs(t, b.blobDir)
@@ -451,6 +449,14 @@ func TestForksAcrossHubs(t *testing.T) {
 	}
 	if got := countBlobs(t, b.blobDir); got != before+3 {
 		t.Fatalf("B's blobs after the fork: got %d, want %d (A's three files, fetched and checked)", got, before+3)
+	}
+	// Its meshes were analysed as an upload's are: it is drawn, and made, as any design.
+	r = b.do(t, call{method: "GET", path: "/api/v1/designs/wide-spool-holder/versions/1"})
+	r.want(t, 200, "")
+	for _, f := range r.json["version"].(map[string]any)["files"].([]any) {
+		if f := f.(map[string]any); strings.HasSuffix(f["path"].(string), ".stl") && f["mesh"] == nil {
+			t.Fatalf("the fork's %s has no mesh report: %s", f["path"], r.body)
+		}
 	}
 	r = b.do(t, call{method: "GET", path: "/api/v1/designs/wide-spool-holder/versions/1/archive.zip"})
 	r.want(t, 200, "")

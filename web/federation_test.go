@@ -258,9 +258,10 @@ type fakeRemote struct {
 	got     chan *http.Request
 	body    chan []byte
 	mu      sync.Mutex
-	pemText []byte // the public key the actor document shows, as a JSON string
-	fetches int    // how many times the actor document was fetched
-	refuse  bool   // its inboxes answer 500
+	pemText []byte            // the public key the actor document shows, as a JSON string
+	fetches int               // how many times the actor document was fetched
+	refuse  bool              // its inboxes answer 500
+	files   map[string][]byte // what it serves besides the actor, by path
 }
 
 // rotate has the actor publish key from now on.
@@ -302,6 +303,13 @@ func newFakeRemote(t *testing.T, fixture, actorPath string, key *rsa.PrivateKey)
 			f.got <- r
 			f.body <- body
 			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		f.mu.Lock()
+		file, ok := f.files[r.URL.Path]
+		f.mu.Unlock()
+		if ok {
+			w.Write(file)
 			return
 		}
 		if r.URL.Path != actorPath {

@@ -51,6 +51,8 @@ type Hub struct {
 	Fed      *federation.Service // nil when the hub does not federate
 	Handler  http.Handler
 	server   *Server
+	log      *slog.Logger
+	made     chan fabrication.Job // jobs done, to tell remote designs' hubs of (nil: no federation)
 }
 
 // NewHub assembles a hub: the services over the stores, the glue between catalog and
@@ -71,7 +73,8 @@ func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
 	if cfg.Fabrication.Clock == nil {
 		cfg.Fabrication.Clock = cfg.Clock
 	}
-	fab := fabrication.New(st.Fabrication, printables{designs}, account.Handles{Store: st.Accounts}, fabrication.NewFeed(), st.Quotas, log, cfg.Fabrication)
+	makeable := &printables{catalog: designs}
+	fab := fabrication.New(st.Fabrication, makeable, account.Handles{Store: st.Accounts}, fabrication.NewFeed(), st.Quotas, log, cfg.Fabrication)
 	var hooks *webhook.Service
 	if st.Webhooks != nil {
 		if cfg.Webhooks.Clock == nil {
@@ -96,8 +99,15 @@ func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
 		}
 		designs.UseFetcher(fed)
 	}
+	var made chan fabrication.Job
+	if fed != nil {
+		makeable.fetch = fed
+		made = make(chan fabrication.Job, madeQueue)
+		tapMakes(fab.Feed, made, log)
+	}
 	srv := New(cfg.Web, Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Fed: fed, Ready: st.Ready, Clock: cfg.Clock})
-	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Fed: fed, Handler: srv.Handler(), server: srv}, nil
+	makeable.budget = srv.analysis
+	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Fed: fed, Handler: srv.Handler(), server: srv, log: log, made: made}, nil
 }
 
 // Run does the hub's background work that is not the maintenance cron's (recording
@@ -106,6 +116,7 @@ func (h *Hub) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	if h.Fed != nil {
 		wg.Go(func() { h.Fed.Run(ctx) })
+		wg.Go(func() { h.tellMakes(ctx) })
 	}
 	if h.Webhooks != nil {
 		h.Webhooks.Run(ctx)
@@ -117,10 +128,37 @@ func (h *Hub) Run(ctx context.Context) {
 // streams) at once; see Server.Drain. Call it when shutting down.
 func (h *Hub) Drain() { h.server.Drain() }
 
-// printables shows catalog versions to fabrication as things to make.
-type printables struct{ catalog *catalog.Service }
+// printables shows catalog versions to fabrication as things to make. A remote
+// design's meshes are fetched from its origin and analysed first, within the server's
+// analysis budget.
+type printables struct {
+	catalog *catalog.Service
+	fetch   catalog.Fetcher // nil when the hub does not federate
+	budget  analysisBudget  // the server's, set once it is built
+}
 
-func (p printables) Printable(ctx context.Context, slug string, version int) (fabrication.Printable, error) {
+// readyToMake fetches and analyses the meshes of a remote design's version that have
+// no report yet (catalog.ReadyToMake), taking the largest of them from the analysis
+// budget: storage.ErrUnavailable (503) when other analyses hold it.
+func (p *printables) readyToMake(ctx context.Context, d catalog.Design, v catalog.Version) (catalog.Version, error) {
+	var need int64
+	for _, f := range v.Files {
+		if f.Kind == catalog.FileMesh && f.Mesh == nil {
+			need = max(need, f.Size)
+		}
+	}
+	if need == 0 {
+		return v, nil
+	}
+	release, ok := p.budget.reserve(need)
+	if !ok {
+		return catalog.Version{}, fmt.Errorf("%w: the hub is analysing other meshes; try again in a few seconds", storage.ErrUnavailable)
+	}
+	defer release()
+	return p.catalog.ReadyToMake(ctx, d, v, p.fetch)
+}
+
+func (p *printables) Printable(ctx context.Context, slug string, version int) (fabrication.Printable, error) {
 	var d catalog.Design
 	var v catalog.Version
 	var err error
@@ -140,10 +178,9 @@ func (p printables) Printable(ctx context.Context, slug string, version int) (fa
 		return fabrication.Printable{}, err
 	}
 	if d.Remote() {
-		// Its files are not here and have no mesh report yet: making a design of another
-		// hub (fetching and checking its files first) is the next step of issue 18.
-		return fabrication.Printable{}, fmt.Errorf("%s comes from %s: making a design of another hub is not possible yet: %w",
-			d.Slug, d.Origin.Hub, storage.ErrForbidden)
+		if v, err = p.readyToMake(ctx, d, v); err != nil {
+			return fabrication.Printable{}, err
+		}
 	}
 	out := fabrication.Printable{DesignID: d.ID, Slug: d.Slug, Title: d.Title, Version: v.Number}
 	for _, f := range v.Files {
@@ -162,6 +199,6 @@ func (p printables) Printable(ctx context.Context, slug string, version int) (fa
 	return out, nil
 }
 
-func (p printables) Hidden(ctx context.Context, designID string) (bool, error) {
+func (p *printables) Hidden(ctx context.Context, designID string) (bool, error) {
 	return p.catalog.Hidden(ctx, designID)
 }

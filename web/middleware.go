@@ -186,25 +186,36 @@ type analysisBudget struct {
 }
 
 func (b analysisBudget) handler(c *gin.Context) {
-	w := c.Request.ContentLength
+	release, ok := b.reserve(c.Request.ContentLength)
+	if !ok {
+		c.Header("Retry-After", "10")
+		abort(c, http.StatusServiceUnavailable, "busy", "the hub is analysing other meshes; try again in a few seconds")
+		return
+	}
+	defer release()
+	c.Next()
+}
+
+// reserve takes w bytes from the budget (all of it when w is unknown or larger, at
+// least 1 MiB), or is false when the rest is taken. Its release gives them back.
+func (b analysisBudget) reserve(w int64) (release func(), ok bool) {
 	if w <= 0 || w > b.total {
 		w = b.total
 	}
 	w = max(w, min(1<<20, b.total))
 	if !b.sem.TryAcquire(w) {
-		c.Header("Retry-After", "10")
-		abort(c, http.StatusServiceUnavailable, "busy", "the hub is analysing other meshes; try again in a few seconds")
-		return
+		return nil, false
 	}
-	defer b.sem.Release(w)
-	c.Next()
-	if w >= releaseAfter {
-		// The tables of a large analysis are garbage now. Collect them and give their
-		// pages back to the OS before the budget lets the next analysis in: else the
-		// next one's tables are laid out beside them and the hub's footprint grows by
-		// a whole analysis.
-		debug.FreeOSMemory()
-	}
+	return func() {
+		defer b.sem.Release(w)
+		if w >= releaseAfter {
+			// The tables of a large analysis are garbage now. Collect them and give their
+			// pages back to the OS before the budget lets the next analysis in: else the
+			// next one's tables are laid out beside them and the hub's footprint grows by
+			// a whole analysis.
+			debug.FreeOSMemory()
+		}
+	}, true
 }
 
 // releaseAfter is the budget share above which an analysis's memory is given back at

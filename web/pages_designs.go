@@ -111,13 +111,13 @@ func (s *Server) designPage(c *gin.Context) {
 	if _, err := s.catalog.ForkOptions(ctx, slug); err != nil {
 		forkErr = err.Error()
 	}
-	var record []fabrication.LabRecord
+	record, remote, err := s.designRecord(ctx, d)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	var photos []fabrication.MadePhoto
 	if s.orders != nil {
-		if record, err = s.orders.DesignRecord(ctx, d.ID); err != nil {
-			s.fail(c, err)
-			return
-		}
 		if photos, err = s.orders.DesignPhotos(ctx, d.ID, 24); err != nil {
 			s.fail(c, err)
 			return
@@ -129,7 +129,7 @@ func (s *Server) designPage(c *gin.Context) {
 		"D": d, "V": v, "Versions": versions, "Lineage": layoutLineage(lin), "License": lic, "Obligations": lic.Obligations(),
 		"Owner": u.ID != "" && u.ID == d.OwnerID, "ForkError": forkErr, "Making": s.orders != nil,
 		"ViewerLimit": viewerAutoLoadBytes, "Reported": c.Query("reported") != "", "Record": record,
-		"Photos": photos,
+		"RemoteMakes": remote, "Photos": photos,
 	})
 }
 
@@ -161,7 +161,11 @@ func (s *Server) renderFork(c *gin.Context, status int, errMsg string) {
 }
 
 func (s *Server) forkPost(c *gin.Context) {
-	fork, err := s.catalog.Fork(c.Request.Context(), actorOf(c), c.Param("slug"), catalog.ForkRequest{License: c.PostForm("license"), Title: c.PostForm("title")})
+	err := s.readyToFork(c.Request.Context(), c.Param("slug"), 0, c.PostForm("license"))
+	var fork catalog.Design
+	if err == nil {
+		fork, err = s.catalog.Fork(c.Request.Context(), actorOf(c), c.Param("slug"), catalog.ForkRequest{License: c.PostForm("license"), Title: c.PostForm("title")})
+	}
 	if err != nil {
 		status, e := s.classify(c, err)
 		if status == 0 {

@@ -52,6 +52,21 @@ func (s *Server) renderMake(c *gin.Context, status int, errMsg, errField string)
 		}
 		return def
 	}
+	if d.Remote() && v != nil {
+		// Its meshes are fetched and analysed now, so the form can offer them and say
+		// which machines they fit; an origin that fails is said on the page.
+		ready, err := s.readyToMake(ctx, d, *v)
+		switch {
+		case err == nil:
+			v = &ready
+		case errMsg == "":
+			code, e := s.classify(c, err)
+			if code == 0 {
+				return
+			}
+			status, errMsg = code, e.Message
+		}
+	}
 	material, process := form("material", "PLA"), form("process", fabrication.ProcessFDM)
 	data := gin.H{"D": d, "V": v, "Labs": labs, "Lab": form("lab", ""), "Material": material, "Colour": form("colour", ""),
 		"Process": process, "Quantity": form("quantity", "1"), "Error": errMsg, "Field": errField}

@@ -256,6 +256,7 @@ func (s *Server) routes(r *gin.Engine) {
 	api.GET("/designs/:slug/versions/:n/bom.csv", s.bomCSV)
 	api.GET("/designs/:slug/fork-options", s.forkOptions)
 	api.GET("/designs/:slug/lineage", g("lineage walks"), s.lineage)
+	api.GET("/designs/:slug/makes", s.designMakes)
 	api.POST("/mesh/check", g("mesh checks"), s.analysis.handler, s.meshCheck)
 	user.POST("/designs", g("uploads"), s.analysis.handler, s.createDesign)
 	user.POST("/designs/:slug/versions", g("uploads"), s.analysis.handler, s.addVersion)

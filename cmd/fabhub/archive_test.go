@@ -159,6 +159,9 @@ func TestExportImportAcrossBackends(t *testing.T) {
 			t.Errorf("entry %s holds content hashing to %s", name, sum)
 		}
 	}
+	if n := bytes.Count(r1, []byte(`"kind":"remote_make"`)); n != 2 {
+		t.Errorf("the first archive has %d makes at other hubs, want the seed's 2", n)
+	}
 	if len(b1) != len(seed.Blobs) || bytes.Count(r1, []byte("\n")) < 20 {
 		t.Fatalf("the first archive has %d blobs and %d records: the seed is not all there", len(b1), bytes.Count(r1, []byte("\n")))
 	}
@@ -300,6 +303,9 @@ func TestPublicExportHoldsNoSecrets(t *testing.T) {
 		if bytes.Contains(records, []byte(s)) {
 			t.Errorf("the public archive holds %q", s)
 		}
+	}
+	if n := bytes.Count(records, []byte(`"kind":"remote_make"`)); n != 1 {
+		t.Errorf("the public archive has %d makes at other hubs, want 1 (not the hidden design's)", n)
 	}
 	hiddenBlob := "blobs/" + seed.Blobs[3] // only the hidden design has it
 	if _, ok := fullBlobs[hiddenBlob]; !ok {

@@ -93,7 +93,11 @@ func repairStores(ctx context.Context, st *stores, grace time.Duration, log *slo
 	if err != nil {
 		return err
 	}
-	n, err := designs.RecomputeCounters(ctx, counts)
+	remote, err := st.fed.RemoteMakeCounts(ctx)
+	if err != nil {
+		return err
+	}
+	n, err := designs.RecomputeCounters(ctx, counts, remote)
 	if err != nil {
 		return err
 	}

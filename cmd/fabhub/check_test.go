@@ -71,6 +71,7 @@ func TestCheckFindsAndRepairs(t *testing.T) {
 		`UPDATE designs SET parents = json_set(parents, '$[0].design_id', 'd-gone') WHERE id = 'd002'`,
 		`UPDATE ledger SET data = json_set(data, '$.minutes', 5000) WHERE seq = 3`,
 		`INSERT INTO designs_fts(designs_fts) VALUES ('delete-all')`,
+		`UPDATE federation_makes SET design_id = 'd-gone' WHERE id = 'https://other.example/jobs/2'`,
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -86,6 +87,7 @@ func TestCheckFindsAndRepairs(t *testing.T) {
 		"lineage design-2: names parent design \"d-gone\"",
 		"ledger chain:",
 		"missing-blob " + seed.Blobs[4] + ": named by a photo of job j2",
+		"dangling remote make https://other.example/jobs/2: names design \"d-gone\"",
 	}
 	out, err := checkCLI()
 	if err == nil {
@@ -126,6 +128,11 @@ func TestCheckFindsAndRepairs(t *testing.T) {
 	page, err := sdb.Catalog().Search(context.Background(), catalog.Query{Text: "filament", Limit: 10})
 	if err != nil || len(page.Designs) != 2 {
 		t.Errorf("search after -repair: %d designs (%v), want the 2 filament holders", len(page.Designs), err)
+	}
+	// The counters are recomputed: the holder's makes are its job done here and its make
+	// at another hub's lab.
+	if d, err := sdb.Catalog().DesignByID(context.Background(), "d001"); err != nil || d.Counters.Makes != d.Counters.JobsOK+1 {
+		t.Errorf("the holder's counters after -repair: %+v (%v), want makes = its jobs done + 1 elsewhere", d.Counters, err)
 	}
 	if _, err := checkCLI("-grace", "1s"); err == nil || !strings.Contains(err.Error(), "usage") {
 		t.Errorf("a grace under a minute: %v, want the usage", err)

@@ -214,7 +214,11 @@ func maintenanceTasks(st *stores, designs *catalog.Service, fab fabrication.Fabr
 			if err != nil {
 				return 0, err
 			}
-			return designs.RecomputeCounters(ctx, counts)
+			remote, err := st.fed.RemoteMakeCounts(ctx)
+			if err != nil {
+				return 0, err
+			}
+			return designs.RecomputeCounters(ctx, counts, remote)
 		}},
 		{Name: "purge-sessions", Spec: "0 3 * * * *", Run: accounts.PurgeSessions},
 		{Name: "settle-ended-jobs", Spec: "0 */5 * * * *", Run: fab.Orders.SettleEnded},

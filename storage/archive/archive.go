@@ -28,8 +28,8 @@ import (
 // account.Token, catalog.Design, catalog.Version, catalog.Flag, fabrication.Lab,
 // fabrication.Member, fabrication.JoinToken, fabrication.Machine, fabrication.Order,
 // fabrication.Job, fabrication.Usage, fabrication.LedgerEntry, webhook.Hook,
-// webhook.Delivery, federation.Key, federation.Follow, federation.Follower and
-// federation.Block.
+// webhook.Delivery, federation.Key, federation.Follow, federation.Follower,
+// federation.Block and federation.RemoteMake.
 type Store interface {
 	// Dump calls put with every value the store holds, kinds in Kinds order and each
 	// kind in the order of its key, all read from one snapshot where the backend can
@@ -50,7 +50,7 @@ const (
 	blobPrefix  = "blobs/"
 	format      = "fabcommons-archive"
 	// version 2 added photos of makes on jobs, pictures' sizes on files, a design's
-	// licensor, hooks for the whole hub, the federation kinds and remote designs; a version 1 archive is
+	// licensor, hooks for the whole hub, the federation kinds, remote designs and remote makes; a version 1 archive is
 	// read as it is (it has none of them). A hub refuses a newer archive, whose records
 	// it would otherwise load without what it does not know.
 	version   = 2
@@ -290,6 +290,8 @@ func record(v any, public bool, hidden map[string]bool) (string, any, bool) {
 		return KindFollower, v, !public
 	case federation.Block:
 		return KindBlock, v, !public
+	case federation.RemoteMake: // a public record, as a design's makes here are; not a hidden design's
+		return KindMake, v, !public || !hidden[v.DesignID]
 	}
 	panic(fmt.Sprintf("archive: a store dumped a %T", v)) // a backend's bug, found by its conformance test
 }
@@ -352,6 +354,8 @@ func decode(line []byte) (string, any, error) {
 		v, err = intoValue[Follower](rec.Data)
 	case KindBlock:
 		v, err = intoValue[Block](rec.Data)
+	case KindMake:
+		v, err = intoValue[RemoteMake](rec.Data)
 	default:
 		return "", nil, fmt.Errorf("unknown kind %q", rec.Kind)
 	}

@@ -40,12 +40,13 @@ const (
 	KindFollow    = "federation_follow"
 	KindFollower  = "federation_follower"
 	KindBlock     = "federation_block"
+	KindMake      = "remote_make"
 )
 
 // Kinds lists every kind in archive order.
 var Kinds = []string{KindUser, KindToken, KindDesign, KindVersion, KindFlag, KindLab, KindMember, KindJoinToken,
 	KindMachine, KindOrder, KindJob, KindUsage, KindLedger, KindWebhook, KindDelivery,
-	KindFedKey, KindFollow, KindFollower, KindBlock}
+	KindFedKey, KindFollow, KindFollower, KindBlock, KindMake}
 
 // Sessions, enrollment codes, quota counters and leases are not archived: they last
 // minutes to days, and a moved hub starts them afresh (people sign in again).
@@ -261,9 +262,10 @@ func (r FedKey) Value() federation.Key {
 	return k
 }
 
-// Follow, Follower and Block are federation's records as they are.
+// Follow, Follower, Block and RemoteMake are federation's records as they are.
 type (
-	Follow   = federation.Follow
-	Follower = federation.Follower
-	Block    = federation.Block
+	Follow     = federation.Follow
+	Follower   = federation.Follower
+	Block      = federation.Block
+	RemoteMake = federation.RemoteMake
 )

@@ -163,7 +163,7 @@ func Run(ctx context.Context, src archive.Store, blobs storage.Blobs, opt Option
 		case webhook.Hook:
 			hooks[v.ID] = true
 			others = append(others, v)
-		case account.Token, catalog.Flag, fabrication.Member, fabrication.JoinToken, webhook.Delivery, federation.Key:
+		case account.Token, catalog.Flag, fabrication.Member, fabrication.JoinToken, webhook.Delivery, federation.Key, federation.RemoteMake:
 			others = append(others, v)
 		}
 		return nil
@@ -228,6 +228,10 @@ func Run(ctx context.Context, src archive.Store, blobs storage.Blobs, opt Option
 				named("federation key "+v.Owner, "user", id, users)
 			} else if id, ok := strings.CutPrefix(v.Owner, "lab:"); ok {
 				named("federation key "+v.Owner, "lab", id, labs)
+			}
+		case federation.RemoteMake:
+			if designs[v.DesignID] == nil {
+				problem(Dangling, "remote make "+v.ID, "names design %q, which does not exist", v.DesignID)
 			}
 		case fabrication.Order:
 			named("order "+v.ID, "lab", v.LabID, labs)

@@ -118,6 +118,9 @@ func (db *DB) Dump(ctx context.Context, put func(any) error) (err error) {
 				return put(federation.Block{Host: d.Host, CreatedAt: d.CreatedAt.UTC()})
 			})
 		},
+		func() error {
+			return dumpAll(ctx, db, "federation_makes", byID, func(d makeDoc) error { return put(d.make()) })
+		},
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -263,6 +266,8 @@ func (db *DB) load(ctx context.Context, f Fabrication, v any) error {
 		return db.Federation().AddFollower(ctx, v)
 	case federation.Block:
 		return db.Federation().AddBlock(ctx, v)
+	case federation.RemoteMake:
+		return db.Federation().AddRemoteMake(ctx, v)
 	}
 	return fmt.Errorf("no collection for a %T", v)
 }

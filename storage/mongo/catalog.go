@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/catalog/mesh"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -327,6 +328,30 @@ func (c Catalog) SetFeatured(ctx context.Context, designID string, featured bool
 func (c Catalog) SetCounters(ctx context.Context, designID string, counters catalog.Counters) (err error) {
 	defer normalize(&err)
 	return c.update(ctx, designID, bson.M{"counters": counters})
+}
+
+// SetMeshReports reads the version and writes its files back whole: reports are
+// deterministic, so two writers at once write the same thing (and FerretDB v1 has no
+// array filters to set one element in place).
+func (c Catalog) SetMeshReports(ctx context.Context, designID string, number int, reports map[string]mesh.Report) (err error) {
+	defer normalize(&err)
+	v, err := c.Version(ctx, designID, number)
+	if err != nil {
+		return err
+	}
+	for i, f := range v.Files {
+		if r, ok := reports[f.Path]; ok {
+			v.Files[i].Mesh = &r
+		}
+	}
+	res, err := c.versions().UpdateOne(ctx, bson.M{"_id": versionID(designID, number)}, bson.M{"$set": bson.M{"files": v.Files}})
+	if err != nil {
+		return err
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("version %d of %s: %w", number, designID, storage.ErrNotFound)
+	}
+	return nil
 }
 
 func (c Catalog) ReferencedBlobs(ctx context.Context, fn func(string) error) (err error) {

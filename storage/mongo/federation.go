@@ -27,6 +27,7 @@ func (f Federation) keys() *mongo.Collection      { return f.db.db.Collection("f
 func (f Federation) follows() *mongo.Collection   { return f.db.db.Collection("federation_follows") }
 func (f Federation) followers() *mongo.Collection { return f.db.db.Collection("federation_followers") }
 func (f Federation) blocks() *mongo.Collection    { return f.db.db.Collection("federation_blocks") }
+func (f Federation) makes() *mongo.Collection     { return f.db.db.Collection("federation_makes") }
 func (f Federation) deliveries() *mongo.Collection {
 	return f.db.db.Collection("federation_deliveries")
 }
@@ -225,7 +226,7 @@ func (f Federation) DropHost(ctx context.Context, host string) (err error) {
 	if !strings.Contains(strings.TrimPrefix(host, "["), ":") || strings.HasSuffix(host, "]") {
 		filter = bson.M{"$or": bson.A{bson.M{"host": host}, bson.M{"host": bson.M{"$regex": "^" + regexp.QuoteMeta(host) + `:[0-9]+$`}}}}
 	}
-	for _, c := range []*mongo.Collection{f.follows(), f.followers()} {
+	for _, c := range []*mongo.Collection{f.follows(), f.followers(), f.makes()} {
 		if _, err := c.DeleteMany(ctx, filter); err != nil {
 			return fmt.Errorf("drop %s from %s: %w", host, c.Name(), err)
 		}
@@ -237,6 +238,7 @@ type fedDeliveryDoc struct {
 	ID        string    `bson:"_id"`
 	From      string    `bson:"sender"`
 	Inbox     string    `bson:"inbox"`
+	Hub       string    `bson:"hub"`
 	Body      []byte    `bson:"body"`
 	Attempts  int       `bson:"attempts"`
 	Due       time.Time `bson:"due"`
@@ -284,4 +286,73 @@ func (f Federation) DeleteDelivery(ctx context.Context, id string) (err error) {
 		return fmt.Errorf("delete delivery %s: %w", id, err)
 	}
 	return nil
+}
+
+// makeDoc is a remote make, keyed by its id (the job's URL on its hub), so that a
+// repeated delivery is a duplicate key.
+type makeDoc struct {
+	ID        string    `bson:"_id"`
+	DesignID  string    `bson:"design_id"`
+	Version   int       `bson:"version"`
+	Host      string    `bson:"host"`
+	Lab       string    `bson:"lab"`
+	LabName   string    `bson:"lab_name"`
+	File      string    `bson:"file"`
+	EndedAt   time.Time `bson:"ended_at"`
+	CreatedAt time.Time `bson:"created_at"`
+}
+
+func (d makeDoc) make() federation.RemoteMake {
+	return federation.RemoteMake{ID: d.ID, DesignID: d.DesignID, Version: d.Version, Host: d.Host, Lab: d.Lab, LabName: d.LabName,
+		File: d.File, EndedAt: d.EndedAt.UTC(), CreatedAt: d.CreatedAt.UTC()}
+}
+
+func (f Federation) AddRemoteMake(ctx context.Context, m federation.RemoteMake) (err error) {
+	defer normalize(&err)
+	_, err = f.makes().InsertOne(ctx, makeDoc{ID: m.ID, DesignID: m.DesignID, Version: m.Version, Host: m.Host, Lab: m.Lab,
+		LabName: m.LabName, File: m.File, EndedAt: m.EndedAt, CreatedAt: m.CreatedAt})
+	if err != nil {
+		return fmt.Errorf("the make %s: %w", m.ID, mapErr(err))
+	}
+	return nil
+}
+
+func (f Federation) RemoteMakes(ctx context.Context, designID string, limit int) (_ []federation.RemoteMake, err error) {
+	defer normalize(&err)
+	docs, err := findAll[makeDoc](ctx, f.makes(), bson.M{"design_id": designID},
+		options.Find().SetSort(bson.D{{Key: "ended_at", Value: -1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("the makes of %s: %w", designID, err)
+	}
+	out := make([]federation.RemoteMake, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, d.make())
+	}
+	return out, nil
+}
+
+func (f Federation) CountRemoteMakes(ctx context.Context, host string) (_ int, err error) {
+	defer normalize(&err)
+	n, err := f.makes().CountDocuments(ctx, bson.M{"host": host})
+	return int(n), err
+}
+
+func (f Federation) RemoteMakeCounts(ctx context.Context) (_ map[string]int, err error) {
+	defer normalize(&err)
+	cur, err := f.makes().Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"design_id": 1}))
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(ctx)
+	out := map[string]int{}
+	for cur.Next(ctx) {
+		var d struct {
+			DesignID string `bson:"design_id"`
+		}
+		if err := cur.Decode(&d); err != nil {
+			return nil, err
+		}
+		out[d.DesignID]++
+	}
+	return out, cur.Err()
 }

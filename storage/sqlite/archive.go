@@ -58,6 +58,7 @@ func (db *DB) dumps() []struct {
 		{`SELECT ` + followColumns + ` FROM federation_follows ORDER BY id`, func(r scanner) (any, error) { return scanFollow(r) }},
 		{`SELECT ` + followerColumns + ` FROM federation_followers ORDER BY local, actor`, func(r scanner) (any, error) { return scanFollower(r) }},
 		{`SELECT host, created_at FROM federation_blocks ORDER BY host`, func(r scanner) (any, error) { return scanBlock(r) }},
+		{`SELECT ` + makeColumns + ` FROM federation_makes ORDER BY id`, func(r scanner) (any, error) { return scanMake(r) }},
 	}
 }
 
@@ -185,6 +186,9 @@ func load(ctx context.Context, tx *sql.Tx, v any) error {
 			v.Local, v.Actor, v.Inbox, v.Host, v.ActivityID, unixNano(v.CreatedAt))
 	case federation.Block:
 		return exec(`INSERT INTO federation_blocks(host, created_at) VALUES (?, ?)`, v.Host, unixNano(v.CreatedAt))
+	case federation.RemoteMake:
+		return exec(`INSERT INTO federation_makes(`+makeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			v.ID, v.DesignID, v.Version, v.Host, v.Lab, v.LabName, v.File, unixNano(v.EndedAt), unixNano(v.CreatedAt))
 	case webhook.Delivery:
 		return exec(`INSERT INTO webhook_deliveries(`+deliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			v.ID, v.HookID, v.Event, string(v.Payload), v.State, v.Attempts, unixNano(v.NextAttemptAt), v.LastStatus, v.LastError,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/catalog/mesh"
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -303,6 +304,34 @@ func (c Catalog) SetFeatured(ctx context.Context, designID string, featured bool
 
 func (c Catalog) SetCounters(ctx context.Context, designID string, counters catalog.Counters) error {
 	return expectOne(c.db.write.ExecContext(ctx, `UPDATE designs SET counters = ? WHERE id = ?`, mustJSON(counters), designID))
+}
+
+// SetMeshReports rewrites the version's files in one transaction: reports are
+// deterministic, so two hubs (or replicas) analysing the same file at once write the
+// same thing.
+func (c Catalog) SetMeshReports(ctx context.Context, designID string, number int, reports map[string]mesh.Report) error {
+	tx, err := c.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var data string
+	if err := tx.QueryRowContext(ctx, `SELECT files FROM versions WHERE design_id = ? AND number = ?`, designID, number).Scan(&data); err != nil {
+		return fmt.Errorf("version %d of %s: %w", number, designID, mapErr(err))
+	}
+	var files []catalog.File
+	if err := json.Unmarshal([]byte(data), &files); err != nil {
+		return err
+	}
+	for i, f := range files {
+		if r, ok := reports[f.Path]; ok {
+			files[i].Mesh = &r
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE versions SET files = ? WHERE design_id = ? AND number = ?`, mustJSON(files), designID, number); err != nil {
+		return mapErr(err)
+	}
+	return mapErr(tx.Commit())
 }
 
 func (c Catalog) ReferencedBlobs(ctx context.Context, fn func(string) error) error {

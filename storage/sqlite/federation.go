@@ -170,7 +170,7 @@ func (f Federation) DropHost(ctx context.Context, host string) error {
 	if !strings.Contains(strings.TrimPrefix(host, "["), ":") || strings.HasSuffix(host, "]") {
 		like = host + ":%"
 	}
-	for _, table := range []string{"federation_follows", "federation_followers"} {
+	for _, table := range []string{"federation_follows", "federation_followers", "federation_makes"} {
 		if _, err := f.db.write.ExecContext(ctx, `DELETE FROM `+table+` WHERE host = ? OR host LIKE ?`, host, like); err != nil {
 			return fmt.Errorf("drop %s from %s: %w", host, table, mapErr(err))
 		}
@@ -178,11 +178,11 @@ func (f Federation) DropHost(ctx context.Context, host string) error {
 	return nil
 }
 
-const fedDeliveryColumns = `id, sender, inbox, body, attempts, due, created_at`
+const fedDeliveryColumns = `id, sender, inbox, hub, body, attempts, due, created_at`
 
 func (f Federation) AddDelivery(ctx context.Context, d federation.Delivery) error {
-	if _, err := f.db.write.ExecContext(ctx, `INSERT INTO federation_deliveries(`+fedDeliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		d.ID, d.From, d.Inbox, d.Body, d.Attempts, unixNano(d.Due), unixNano(d.CreatedAt)); err != nil {
+	if _, err := f.db.write.ExecContext(ctx, `INSERT INTO federation_deliveries(`+fedDeliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.From, d.Inbox, d.Hub, d.Body, d.Attempts, unixNano(d.Due), unixNano(d.CreatedAt)); err != nil {
 		return fmt.Errorf("queue a delivery to %s: %w", d.Inbox, mapErr(err))
 	}
 	return nil
@@ -191,7 +191,7 @@ func (f Federation) AddDelivery(ctx context.Context, d federation.Delivery) erro
 func scanFedDelivery(row scanner) (federation.Delivery, error) {
 	var d federation.Delivery
 	var due, created int64
-	if err := row.Scan(&d.ID, &d.From, &d.Inbox, &d.Body, &d.Attempts, &due, &created); err != nil {
+	if err := row.Scan(&d.ID, &d.From, &d.Inbox, &d.Hub, &d.Body, &d.Attempts, &due, &created); err != nil {
 		return federation.Delivery{}, mapErr(err)
 	}
 	d.Due, d.CreatedAt = fromNano(due), fromNano(created)
@@ -219,6 +219,53 @@ func (f Federation) DeleteDelivery(ctx context.Context, id string) error {
 		return fmt.Errorf("delete delivery %s: %w", id, mapErr(err))
 	}
 	return nil
+}
+
+const makeColumns = `id, design_id, version, host, lab, lab_name, file, ended_at, created_at`
+
+func scanMake(row scanner) (federation.RemoteMake, error) {
+	var m federation.RemoteMake
+	var ended, created int64
+	if err := row.Scan(&m.ID, &m.DesignID, &m.Version, &m.Host, &m.Lab, &m.LabName, &m.File, &ended, &created); err != nil {
+		return federation.RemoteMake{}, mapErr(err)
+	}
+	m.EndedAt, m.CreatedAt = fromNano(ended), fromNano(created)
+	return m, nil
+}
+
+func (f Federation) AddRemoteMake(ctx context.Context, m federation.RemoteMake) error {
+	if _, err := f.db.write.ExecContext(ctx, `INSERT INTO federation_makes(`+makeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.DesignID, m.Version, m.Host, m.Lab, m.LabName, m.File, unixNano(m.EndedAt), unixNano(m.CreatedAt)); err != nil {
+		return fmt.Errorf("the make %s: %w", m.ID, mapErr(err))
+	}
+	return nil
+}
+
+func (f Federation) RemoteMakes(ctx context.Context, designID string, limit int) ([]federation.RemoteMake, error) {
+	return queryAll(ctx, f.db, `SELECT `+makeColumns+` FROM federation_makes WHERE design_id = ? ORDER BY ended_at DESC, id LIMIT ?`,
+		scanMake, designID, limit)
+}
+
+func (f Federation) CountRemoteMakes(ctx context.Context, host string) (int, error) {
+	var n int
+	err := f.db.read.QueryRowContext(ctx, `SELECT count(*) FROM federation_makes WHERE host = ?`, host).Scan(&n)
+	return n, mapErr(err)
+}
+
+func (f Federation) RemoteMakeCounts(ctx context.Context) (map[string]int, error) {
+	type count struct {
+		design string
+		n      int
+	}
+	counts, err := queryAll(ctx, f.db, `SELECT design_id, count(*) FROM federation_makes GROUP BY design_id`, func(r scanner) (count, error) {
+		var c count
+		return c, r.Scan(&c.design, &c.n)
+	})
+	out := map[string]int{}
+	for _, c := range counts {
+		out[c.design] = c.n
+	}
+	return out, err
 }
 
 // queryAll runs a query and scans every row.

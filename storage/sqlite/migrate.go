@@ -268,12 +268,27 @@ var migrations = []string{
 		id TEXT PRIMARY KEY,
 		sender TEXT NOT NULL,
 		inbox TEXT NOT NULL,
+		hub TEXT NOT NULL,
 		body BLOB NOT NULL,
 		attempts INTEGER NOT NULL,
 		due INTEGER NOT NULL,
 		created_at INTEGER NOT NULL
 	);
 	CREATE INDEX federation_deliveries_due ON federation_deliveries(due);`,
+	// 15: makes of this hub's designs at other hubs' labs (federation), by the job's URL there.
+	`CREATE TABLE federation_makes (
+		id TEXT PRIMARY KEY,
+		design_id TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		host TEXT NOT NULL,
+		lab TEXT NOT NULL,
+		lab_name TEXT NOT NULL,
+		file TEXT NOT NULL,
+		ended_at INTEGER NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	CREATE INDEX federation_makes_design ON federation_makes(design_id, ended_at);
+	CREATE INDEX federation_makes_host ON federation_makes(host);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -163,6 +163,33 @@ func ExerciseCatalog(t *testing.T, newStore func(t *testing.T) catalog.Store) {
 		}
 	})
 
+	t.Run("MeshReportsOfARemoteVersion", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		d, v := sampleDesign(4, "Remote hinge")
+		d.Origin = &catalog.Origin{Hub: "b.example", Object: "https://b.example/designs/hinge", URL: "https://b.example/designs/hinge"}
+		for i := range v.Files {
+			v.Files[i].Mesh, v.Files[i].Origin = nil, "https://b.example/files/"+v.Files[i].Path
+		}
+		if err := s.CreateDesign(ctx, d, v); err != nil {
+			t.Fatal(err)
+		}
+		base := mesh.Report{Format: "binary", Triangles: 12, Volume: 8000, Area: 2400, Parts: 1, Watertight: true, Codes: []string{},
+			BBox: mesh.BBox{Max: [3]float64{20, 20, 20}, Size: [3]float64{20, 20, 20}}}
+		if err := s.SetMeshReports(ctx, d.ID, 1, map[string]mesh.Report{"parts/base.stl": base, "no/such.stl": base}); err != nil {
+			t.Fatal(err)
+		}
+		want := v
+		want.Files = slices.Clone(v.Files)
+		want.Files[0].Mesh = &base
+		if got, err := s.Version(ctx, d.ID, 1); err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("after SetMeshReports:\ngot  %+v, %v\nwant %+v (the base's report alone set)", got, err, want)
+		}
+		if err := s.SetMeshReports(ctx, d.ID, 2, map[string]mesh.Report{"parts/base.stl": base}); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("SetMeshReports of no such version: got %v, want ErrNotFound", err)
+		}
+	})
+
 	t.Run("Versions", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)

@@ -214,7 +214,7 @@ func ExerciseFederation(t *testing.T, newStore func(t *testing.T) federation.Sto
 		for _, d := range []federation.Delivery{
 			{ID: "0002", From: "https://hub.example/ap/actor", Inbox: "https://a.example/inbox", Body: []byte(`{"type":"Undo"}`), Due: t0, CreatedAt: t0},
 			{ID: "0001", From: "https://hub.example/ap/actor", Inbox: "https://a.example/inbox", Body: []byte(`{"type":"Follow"}`), Due: t0, CreatedAt: t0},
-			{ID: "0003", From: "https://hub.example/people/ada", Inbox: "https://b.example/inbox", Body: []byte("{}"), Due: t0.Add(time.Minute), CreatedAt: t0},
+			{ID: "0003", From: "https://hub.example/people/ada", Hub: "https://b.example", Body: []byte("{}"), Due: t0.Add(time.Minute), CreatedAt: t0},
 		} {
 			if err := s.AddDelivery(ctx, d); err != nil {
 				t.Fatal(err)
@@ -246,12 +246,56 @@ func ExerciseFederation(t *testing.T, newStore func(t *testing.T) federation.Sto
 		if err := s.DeleteDelivery(ctx, "0002"); err != nil {
 			t.Fatalf("deleting a delivery twice: got %v, want nil", err)
 		}
-		if due, err := s.DueDeliveries(ctx, t0.Add(time.Minute), 10); err != nil || !slices.Equal(ids(due), []string{"0003"}) {
-			t.Fatalf("DueDeliveries a minute on: got %v, %v, want 0003 alone (0001 waits for its retry)", ids(due), err)
+		if due, err := s.DueDeliveries(ctx, t0.Add(time.Minute), 10); err != nil || !slices.Equal(ids(due), []string{"0003"}) || due[0].Hub != "https://b.example" || due[0].Inbox != "" {
+			t.Fatalf("DueDeliveries a minute on: got %+v, %v, want 0003 alone, to b.example's hub (0001 waits for its retry)", due, err)
 		}
 		due, err = s.DueDeliveries(ctx, t0.Add(time.Hour), 10)
 		if err != nil || !slices.Equal(ids(due), []string{"0001", "0003"}) || due[0].Attempts != 1 || !due[0].Due.Equal(t0.Add(time.Hour)) {
 			t.Fatalf("DueDeliveries an hour on: got %+v, %v, want 0001 (attempted once) and 0003", due, err)
+		}
+	})
+
+	t.Run("RemoteMakes", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		made := func(id, design, host string, ended time.Duration) federation.RemoteMake {
+			return federation.RemoteMake{ID: "https://" + host + "/jobs/" + id, DesignID: design, Version: 1, Host: host,
+				Lab: "https://" + host + "/labs/makers", LabName: "Makers", File: "parts/base.stl", EndedAt: t0.Add(ended * time.Minute), CreatedAt: t0.Add(time.Hour)}
+		}
+		ms := []federation.RemoteMake{made("j1", "d1", "b.example", 1), made("j2", "d1", "b.example:8443", 3), made("j3", "d1", "c.example", 2),
+			made("j4", "d2", "b.example", 4)}
+		for _, m := range ms {
+			if err := s.AddRemoteMake(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		again := ms[0]
+		again.Version = 2
+		if err := s.AddRemoteMake(ctx, again); !errors.Is(err, storage.ErrConflict) {
+			t.Fatalf("the same make twice: got %v, want ErrConflict", err)
+		}
+		got, err := s.RemoteMakes(ctx, "d1", 10)
+		if err != nil || !slices.Equal(got, []federation.RemoteMake{ms[1], ms[2], ms[0]}) {
+			t.Fatalf("RemoteMakes of d1:\ngot  %+v, %v\nwant j2, j3, j1 (the latest ended first) as they were added", got, err)
+		}
+		if got, err := s.RemoteMakes(ctx, "d1", 1); err != nil || len(got) != 1 || got[0] != ms[1] {
+			t.Errorf("RemoteMakes of d1, one: got %+v, %v, want j2", got, err)
+		}
+		if got, err := s.RemoteMakes(ctx, "d3", 10); err != nil || len(got) != 0 {
+			t.Errorf("RemoteMakes of a design never made: got %+v, %v, want none", got, err)
+		}
+		if n, err := s.CountRemoteMakes(ctx, "b.example"); err != nil || n != 2 {
+			t.Errorf("CountRemoteMakes of b.example: got %d, %v, want 2", n, err)
+		}
+		if counts, err := s.RemoteMakeCounts(ctx); err != nil || len(counts) != 2 || counts["d1"] != 3 || counts["d2"] != 1 {
+			t.Errorf("RemoteMakeCounts: got %v, %v, want d1: 3, d2: 1", counts, err)
+		}
+		// Dropping a host (it was blocked) drops its makes, of every port.
+		if err := s.DropHost(ctx, "b.example"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.RemoteMakes(ctx, "d1", 10); err != nil || len(got) != 1 || got[0] != ms[2] {
+			t.Errorf("RemoteMakes of d1 after dropping b.example: got %+v, %v, want c.example's alone", got, err)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -156,6 +157,13 @@ func SeedAll(t *testing.T, accounts account.Store, cat catalog.Store, fab fabric
 	must(fed.AddFollower(ctx, federation.Follower{Local: "lab:" + lab.ID, Actor: "https://m.example/users/alice", Inbox: "https://m.example/inbox",
 		Host: "m.example", ActivityID: "https://m.example/f/1", CreatedAt: at(66)}))
 	must(fed.AddBlock(ctx, federation.Block{Host: "spam.example", CreatedAt: at(67)}))
+	// Makes of ada's designs at another hub's lab: the visible one's, and the hidden one's
+	// (which a public archive leaves out).
+	for i, d := range []catalog.Design{d1, d3} {
+		must(fed.AddRemoteMake(ctx, federation.RemoteMake{ID: fmt.Sprintf("https://other.example/jobs/%d", i+1), DesignID: d.ID, Version: 1,
+			Host: "other.example", Lab: "https://other.example/labs/shed", LabName: "The shed", File: "parts/base.stl",
+			EndedAt: at(68 + i), CreatedAt: at(70)}))
+	}
 
 	l := NewLedger(fab, -600)
 	give(t, fab, l, fabrication.UserAccount("bob"), 500)

@@ -1,0 +1,132 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/federation"
+	"github.com/fabcommons/fabcommons/storage"
+)
+
+// LocalDesign is a visible design of this hub's own, which a make at another hub names.
+func (f fedDesigns) LocalDesign(ctx context.Context, slug string) (catalog.Design, error) {
+	d, v, err := f.Design(ctx, catalog.Actor{}, slug)
+	if err != nil {
+		return catalog.Design{}, err
+	}
+	if v == nil || d.Remote() {
+		return catalog.Design{}, fmt.Errorf("design %s is not a visible design of this hub: %w", slug, storage.ErrNotFound)
+	}
+	return d, nil
+}
+
+// readyToMake fetches and analyses a remote design's meshes for the make page, as an
+// order does (printables.readyToMake).
+func (s *Server) readyToMake(ctx context.Context, d catalog.Design, v catalog.Version) (catalog.Version, error) {
+	p := printables{catalog: s.catalog, budget: s.analysis}
+	if s.fed != nil {
+		p.fetch = s.fed
+	}
+	return p.readyToMake(ctx, d, v)
+}
+
+// madeQueue is how many done jobs may wait to be looked at for a make to tell another
+// hub of; more are dropped (logged), as the delivery queue drops what it cannot hold.
+const madeQueue = 1024
+
+// tapMakes has every job that is done wait in made, for tellMakes.
+func tapMakes(feed *fabrication.Feed, made chan<- fabrication.Job, log *slog.Logger) {
+	feed.Tap(func(c fabrication.Change) {
+		if c.Job == nil || c.Job.State != fabrication.JobDone {
+			return
+		}
+		select {
+		case made <- *c.Job:
+		default:
+			log.Warn("federation: too many makes waiting; one is not told to its design's hub", "job", c.Job.ID)
+		}
+	})
+}
+
+// tellMakes tells the origin of each remote design a lab here made (a job done) of
+// the make, until ctx ends: the fabrication record of a design is on its own hub.
+func (h *Hub) tellMakes(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-h.made:
+			h.tellMake(ctx, j)
+		}
+	}
+}
+
+// tellMake sends the make of job j to its design's origin, if its design is remote.
+func (h *Hub) tellMake(ctx context.Context, j fabrication.Job) {
+	d, _, err := h.Catalog.Design(ctx, catalog.Actor{Admin: true}, j.DesignSlug)
+	if err != nil || d.ID != j.DesignID || !d.Remote() {
+		return // a design of this hub's own (its record is here), or gone
+	}
+	lab, err := h.Fab.Labs.LabByID(ctx, j.LabID)
+	if err != nil {
+		h.log.Warn("federation: a make is not told: its lab is not found", "job", j.ID, "err", err)
+		return
+	}
+	ended := j.UpdatedAt
+	if j.FinishedAt != nil {
+		ended = *j.FinishedAt
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err = h.Fed.SendMake(ctx, federation.Made{JobID: j.ID, Lab: lab.Slug, Design: *d.Origin, Version: j.Version, File: j.File, EndedAt: ended})
+	if err != nil {
+		h.log.Warn("federation: a make is not told to its design's hub", "job", j.ID, "design", d.Origin.Object, "err", err)
+	}
+}
+
+// maxRemoteMakes is how many makes at other hubs a design's page and API list.
+const maxRemoteMakes = 100
+
+// designRecord is a design's fabrication record: how often each lab here made it, and
+// its latest makes at other hubs' labs (none without fabrication or federation).
+func (s *Server) designRecord(ctx context.Context, d catalog.Design) ([]fabrication.LabRecord, []federation.RemoteMake, error) {
+	labs, remote := []fabrication.LabRecord{}, []federation.RemoteMake{}
+	var err error
+	if s.orders != nil {
+		if labs, err = s.orders.DesignRecord(ctx, d.ID); err != nil {
+			return nil, nil, err
+		}
+	}
+	if s.fed != nil && !d.Remote() {
+		if remote, err = s.fed.RemoteMakes(ctx, d.ID, maxRemoteMakes); err != nil {
+			return nil, nil, err
+		}
+		if remote == nil {
+			remote = []federation.RemoteMake{}
+		}
+	}
+	return labs, remote, nil
+}
+
+// designMakes: GET /api/v1/designs/{slug}/makes -> {labs, remote}: the design's
+// fabrication record, by lab here, and its makes at other hubs' labs, the latest first.
+func (s *Server) designMakes(c *gin.Context) {
+	d, _, err := s.catalog.Design(c.Request.Context(), actorOf(c), c.Param("slug"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	labs, remote, err := s.designRecord(c.Request.Context(), d)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"labs": labs, "remote": remote})
+}
