@@ -49,6 +49,7 @@ func newReceiver(t *testing.T) *receiver {
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method == http.MethodGet {
 			actor := r.URL + "/actor"
+			w.Header().Set("Content-Type", "application/activity+json")
 			json.NewEncoder(w).Encode(map[string]any{"id": actor, "type": "Person", "inbox": r.URL + "/inbox",
 				"publicKey": map[string]any{"id": actor + "#main-key", "owner": actor,
 					"publicKeyPem": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}})

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -149,8 +150,13 @@ func (s *Service) signer(ctx context.Context, keyID string, fresh bool) (a Remot
 const maxCachedKeys = 10_000
 
 // fetchActor gets and reads the actor document at rawURL; keyID, when not "", must be
-// one of its keys. The actor's id must be on the host it was fetched from.
+// one of its keys. The actor's id must be on the host it was fetched from, which is not
+// this hub's: its own actors are not remote, and what else it serves (files people
+// uploaded) is no actor, whatever it says.
 func (s *Service) fetchActor(ctx context.Context, rawURL, keyID string) (RemoteActor, error) {
+	if strings.EqualFold(hostOf(rawURL), s.host) {
+		return RemoteActor{}, storage.Invalid("actor", fmt.Sprintf("%s is on this hub, not another", rawURL))
+	}
 	data, err := s.fetch(ctx, rawURL, MediaActivity+", "+MediaLD)
 	if err != nil {
 		return RemoteActor{}, err
@@ -195,6 +201,11 @@ func (s *Service) fetch(ctx context.Context, rawURL, accept string) ([]byte, err
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return nil, fmt.Errorf("GET %s: %w with %d %s", rawURL, errRemote, resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
+	if strings.HasPrefix(accept, MediaActivity) && !isActivityType(resp.Header.Get("Content-Type")) {
+		// As Mastodon (valid_activitypub_content_type? in app/helpers/jsonld_helper.rb):
+		// a document served as anything else (a file someone uploaded) is not an actor.
+		return nil, fmt.Errorf("GET %s: %w: it answered %q, not ActivityPub", rawURL, errRemote, resp.Header.Get("Content-Type"))
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxFetchBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", rawURL, err)
@@ -203,6 +214,13 @@ func (s *Service) fetch(ctx context.Context, rawURL, accept string) ([]byte, err
 		return nil, fmt.Errorf("GET %s: %w: the answer is over %d bytes", rawURL, errRemote, maxFetchBytes)
 	}
 	return data, nil
+}
+
+// isActivityType reports whether a Content-Type is ActivityPub's: application/activity+json,
+// or application/ld+json (with any profile).
+func isActivityType(contentType string) bool {
+	t, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (t == MediaActivity || t == "application/ld+json")
 }
 
 // Resolve finds the actor a follow target names: "@handle@host" (or "handle@host") by

@@ -512,3 +512,35 @@ func TestForksAcrossHubs(t *testing.T) {
 	b.do(t, call{method: "POST", path: "/api/v1/designs/wide-spool-holder/hide", header: b.admin}).want(t, 204, "")
 	eventually(t, "A to keep B's hidden fork as a tombstone", func() bool { return len(a.remoteDesigns(t, b.host())) == 0 })
 }
+
+// TestInboxRefusesThisHubAsSigner: a person of this hub uploads an actor document (a
+// file of a design, served by this hub) that claims to be another person here, and
+// signs a fork notice with its URL as the key id. The hub does not take its own host
+// as a remote signer, nor a document served as a file as an actor: 401, nothing kept.
+func TestInboxRefusesThisHubAsSigner(t *testing.T) {
+	t.Parallel()
+	h := newFedHub(t)
+	publish(t, h.bundle, h.admin, map[string]any{"title": "Spool holder", "license": "CC-BY-ND-4.0"}).want(t, 201, "")
+	key := remoteKeys()[0]
+	fileURL := h.url + "/api/v1/designs/keys/versions/1/files/actor.kicad_pro"
+	var publicPEM string
+	json.Unmarshal(pemJSON(key), &publicPEM)
+	actor, _ := json.Marshal(map[string]any{"@context": "https://www.w3.org/ns/activitystreams", "id": h.url + "/people/ada", "type": "Person",
+		"inbox": h.url + "/ap/people/ada/inbox", "publicKey": map[string]any{"id": fileURL + "#main-key", "owner": h.url + "/people/ada",
+			"publicKeyPem": publicPEM}})
+	body := newMultipart().field("meta", map[string]any{"title": "Keys", "license": "MIT"}).file("files", "actor.kicad_pro", actor).done()
+	mallory := login(t, h.bundle, "mallory")
+	h.do(t, call{method: "POST", path: "/api/v1/designs", body: body, header: mallory}).want(t, 201, "")
+
+	create, _ := json.Marshal(map[string]any{"id": h.url + "/designs/official#create", "type": "Create", "actor": h.url + "/people/ada", "object": map[string]any{
+		"id": h.url + "/designs/official", "type": "Document", "fab:version": 1, "attributedTo": h.url + "/people/ada", "name": "Official remix", "spdx:licenseId": "CC0-1.0",
+		"attachment":  []any{map[string]any{"name": "a.stl", "url": h.url + "/f/a.stl", "fab:sha256": strings.Repeat("d", 64), "fab:size": 684}},
+		"fab:parents": []any{map[string]any{"id": h.url + "/designs/spool-holder", "fab:version": 1, "name": "Spool holder", "spdx:licenseId": "CC-BY-ND-4.0"}}}})
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", create, key, fileURL+"#main-key", time.Now())); status != 401 {
+		t.Fatalf("a Create signed with a key served as a file of this hub: got %d %s, want 401", status, resp)
+	}
+	r := h.do(t, call{method: "GET", path: "/api/v1/designs/spool-holder/lineage"})
+	if r.want(t, 200, ""); len(r.json["descendants"].([]any)) != 0 {
+		t.Fatalf("spool-holder's descendants: got %s, want none", r.body)
+	}
+}
