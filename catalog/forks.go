@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -119,17 +120,6 @@ func (s *Service) Fork(ctx context.Context, actor Actor, slug string, fr ForkReq
 	if err != nil {
 		return Design{}, err
 	}
-	if parent.Remote() {
-		// A fork is this hub's own design: its files are fetched from the parent's hub and
-		// checked now, so that it stands when its parent's hub is gone. Bringing them
-		// here counts as an upload of theirs.
-		if err := s.useUploadQuota(ctx, actor, nil, pv.Files); err != nil {
-			return Design{}, err
-		}
-		if err := s.EnsureFiles(ctx, pv, nil, s.fetch); err != nil {
-			return Design{}, err
-		}
-	}
 	title := fr.Title
 	if title == "" {
 		title = parent.Title + " (fork)"
@@ -137,9 +127,35 @@ func (s *Service) Fork(ctx context.Context, actor Actor, slug string, fr ForkReq
 	if err := checkText("title", title, 200, true); err != nil {
 		return Design{}, err
 	}
-	where := parent.Slug
+	if err := s.useDesignQuota(ctx, actor, 1); err != nil {
+		return Design{}, err
+	}
+	undo := func() { s.useDesignQuota(ctx, actor, -1) } // not forked after all
+	where, files := parent.Slug, pv.Files
 	if parent.Remote() {
-		where = parent.Origin.URL
+		// A fork is this hub's own design: its files are fetched from the parent's hub and
+		// checked now, so that it stands when its parent's hub is gone; they are this
+		// hub's own blobs from then on. Bringing them here counts as an upload of theirs.
+		var size int64
+		for _, f := range pv.Files {
+			size += f.Size
+		}
+		if err := s.useQuota(ctx, actor, "upload-bytes", size, s.limits.UploadBytesPerDay, "bytes of uploads"); err != nil {
+			undo()
+			return Design{}, err
+		}
+		undo = func() {
+			s.useDesignQuota(ctx, actor, -1)
+			s.useQuota(ctx, actor, "upload-bytes", -size, s.limits.UploadBytesPerDay, "bytes of uploads")
+		}
+		if err := s.EnsureFiles(ctx, pv, nil, s.fetch); err != nil {
+			undo()
+			return Design{}, err
+		}
+		where, files = parent.Origin.URL, slices.Clone(pv.Files)
+		for i := range files {
+			files[i].Origin = ""
+		}
 	}
 	now := s.now().UTC()
 	d := Design{
@@ -147,14 +163,11 @@ func (s *Service) Fork(ctx context.Context, actor Actor, slug string, fr ForkReq
 		Tags: parent.Tags, License: fr.License, Parents: parents, LatestVersion: 1, CreatedAt: now, UpdatedAt: now,
 	}
 	v := Version{
-		DesignID: d.ID, Number: 1, License: fr.License, Files: pv.Files, BOM: pv.BOM, CreatedBy: actor.Handle, CreatedAt: now,
+		DesignID: d.ID, Number: 1, License: fr.License, Files: files, BOM: pv.BOM, CreatedBy: actor.Handle, CreatedAt: now,
 		Message: fmt.Sprintf("Forked from %s v%d by %s (%s)", where, pv.Number, parent.Owner, pv.License),
 	}
-	if err := s.useDesignQuota(ctx, actor, 1); err != nil {
-		return Design{}, err
-	}
 	if err := s.insertWithSlug(ctx, &d, v, fr.Slug); err != nil {
-		s.useDesignQuota(ctx, actor, -1) // not forked after all
+		undo()
 		return Design{}, err
 	}
 	s.log.Info("design forked", "design", d.Slug, "parent", parent.Slug, "owner", actor.Handle)

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -283,18 +284,25 @@ type Fetcher interface {
 
 // EnsureFile makes sure f's bytes are in blob storage: a local file's always are; a
 // remote one's are fetched from its origin the first time they are needed, and stored
-// only when they are f.Size bytes that hash to f.SHA256. It ends one of these ways:
-// nil (the blob is there); ErrOrigin (the origin failed, or served other bytes:
+// only when they are f.Size bytes that hash to f.SHA256. A remote file whose bytes are
+// here already (another design has the same file) is served only once its origin has
+// shown it has them too (once per process): a hub that names a file by a hash it
+// learnt cannot read a hidden design's bytes through this one. It ends one of these
+// ways: nil (the blob is there); ErrOrigin (the origin failed, or served other bytes:
 // nothing is kept); another error of the blob store.
 func (s *Service) EnsureFile(ctx context.Context, f File, fetch Fetcher) error {
 	if f.Origin == "" {
 		return nil
 	}
+	here := false
 	if r, err := s.blobs.Get(ctx, f.SHA256, 0, 1); err == nil {
 		r.Close()
-		return nil
+		here = true
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return err
+	}
+	if here && s.verified.has(f.Origin, f.SHA256) {
+		return nil
 	}
 	if fetch == nil {
 		return fmt.Errorf("%w: %s is on another hub and this hub does not federate", ErrOrigin, f.Path)
@@ -304,6 +312,9 @@ func (s *Service) EnsureFile(ctx context.Context, f File, fetch Fetcher) error {
 		return fmt.Errorf("%w: %s from %s: %v", ErrOrigin, f.Path, f.Origin, err)
 	}
 	defer body.Close()
+	if here {
+		return s.verifyOrigin(f, body)
+	}
 	info, err := s.blobs.Put(ctx, body, f.Size, f.SHA256)
 	switch {
 	case errors.Is(err, storage.ErrDigestMismatch), errors.Is(err, storage.ErrTooLarge):
@@ -313,8 +324,48 @@ func (s *Service) EnsureFile(ctx context.Context, f File, fetch Fetcher) error {
 	case info.Size != f.Size:
 		return fmt.Errorf("%w: %s from %s has %d bytes, not %d", ErrOrigin, f.Path, f.Origin, info.Size, f.Size)
 	}
+	s.verified.add(f.Origin, f.SHA256)
 	s.log.Info("catalog: fetched a remote file", "path", f.Path, "origin", f.Origin, "bytes", info.Size)
 	return nil
+}
+
+// verifyOrigin reads body, the origin's copy of f, whose bytes are here already, and
+// remembers the origin as having them when they are f.Size bytes that hash to f.SHA256.
+func (s *Service) verifyOrigin(f File, body io.Reader) error {
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(body, f.Size+1))
+	if err != nil {
+		return fmt.Errorf("%w: %s from %s: %v", ErrOrigin, f.Path, f.Origin, err)
+	}
+	if n != f.Size || hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
+		return fmt.Errorf("%w: %s from %s is not the file its design names (SHA-256 %s, %d bytes)", ErrOrigin, f.Path, f.Origin, f.SHA256, f.Size)
+	}
+	s.verified.add(f.Origin, f.SHA256)
+	return nil
+}
+
+// originsSeen remembers which remote files' origins served their bytes (by origin URL
+// and SHA-256), so that each is asked once per process. It forgets all at maxSeen.
+type originsSeen struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+const maxSeen = 100_000
+
+func (o *originsSeen) has(origin, sum string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.seen[origin+"\x00"+sum]
+}
+
+func (o *originsSeen) add(origin, sum string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.seen == nil || len(o.seen) >= maxSeen {
+		o.seen = map[string]bool{}
+	}
+	o.seen[origin+"\x00"+sum] = true
 }
 
 // EnsureFiles is EnsureFile for each of v's files named in paths (every file when

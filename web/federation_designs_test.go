@@ -3,6 +3,8 @@ package web
 import (
 	"bytes"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"image/png"
@@ -542,5 +544,38 @@ func TestInboxRefusesThisHubAsSigner(t *testing.T) {
 	r := h.do(t, call{method: "GET", path: "/api/v1/designs/spool-holder/lineage"})
 	if r.want(t, 200, ""); len(r.json["descendants"].([]any)) != 0 {
 		t.Fatalf("spool-holder's descendants: got %s, want none", r.body)
+	}
+}
+
+// TestRemoteFileByAHashItLearnt: a design hidden here had a file whose SHA-256 was
+// public while it was visible. A server names that hash for a file of its own design
+// (a fork notice, so no follow is needed) but does not serve the bytes: the hub does
+// not hand out its copy; it asks the origin, which cannot show them: 502.
+func TestRemoteFileByAHashItLearnt(t *testing.T) {
+	t.Parallel()
+	h := newFedHub(t)
+	publish(t, h.bundle, h.admin, map[string]any{"title": "Spool holder", "license": "CC-BY-4.0"}).want(t, 201, "")
+	secret := []byte("SECRET: the notes of a design taken down\n")
+	body := newMultipart().field("meta", map[string]any{"title": "Secret", "license": "MIT"}).file("files", "notes.md", secret).done()
+	h.do(t, call{method: "POST", path: "/api/v1/designs", body: body, header: h.admin}).want(t, 201, "")
+	h.do(t, call{method: "POST", path: "/api/v1/designs/secret/hide", header: h.admin}).want(t, 204, "")
+	sum := sha256.Sum256(secret)
+
+	keys := remoteKeys()
+	stranger := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[0])
+	create, _ := json.Marshal(map[string]any{"id": stranger.url + "/designs/peek#create", "type": "Create", "actor": stranger.actor, "object": map[string]any{
+		"id": stranger.url + "/designs/peek", "type": "Document", "fab:version": 1, "attributedTo": stranger.actor, "name": "Peek", "spdx:licenseId": "CC-BY-4.0",
+		"attachment":  []any{map[string]any{"name": "notes.md", "url": stranger.url + "/f/notes.md", "fab:sha256": hex.EncodeToString(sum[:]), "fab:size": len(secret)}},
+		"fab:parents": []any{map[string]any{"id": h.url + "/designs/spool-holder", "fab:version": 1, "name": "Spool holder", "spdx:licenseId": "CC-BY-4.0"}}}})
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", create, keys[0], stranger.actor+"#main-key", time.Now())); status != 202 {
+		t.Fatalf("the fork notice: got %d %s", status, resp)
+	}
+	peek := h.remoteDesigns(t, strings.TrimPrefix(stranger.url, "http://"))["Peek"]
+	if peek == nil {
+		t.Fatal("the fork notice was not kept")
+	}
+	r := h.do(t, call{method: "GET", path: "/api/v1/designs/" + peek["slug"].(string) + "/versions/1/files/notes.md"})
+	if r.status != 502 || bytes.Contains(r.body, []byte("SECRET")) {
+		t.Fatalf("the remote file named by the hidden file's hash: got %d %q, want 502 and not the hidden bytes", r.status, r.body)
 	}
 }
