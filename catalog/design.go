@@ -139,6 +139,9 @@ type Query struct {
 	// Origin lists only the remote designs from this hub: host:port exactly, or a host
 	// name on any port (as a block of a host name covers every port).
 	Origin string
+	// Hidden lists hidden designs (tombstones) too: for the hub's own counts, never for
+	// a listing people see.
+	Hidden bool
 }
 
 // Page is one page of a listing.

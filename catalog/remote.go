@@ -160,7 +160,8 @@ func RemoteSlug(slug, object string) string {
 // takes its title, summary, tags and licensor when they changed, adds its version when
 // it is newer than the latest it has (versions it did not hear of in between are not
 // kept), and shows it again when it was a tombstone. It ends one of these ways: the
-// design (added, updated, or unchanged when the version is one it has or older); a
+// design (added, updated, or unchanged when the version is older than its latest:
+// late news changes nothing, not even a tombstone); a
 // *storage.InvalidError (Check refused it); another error of the store.
 func (s *Service) PutRemote(ctx context.Context, r RemoteDesign) (Design, error) {
 	if err := r.Check(s.limits); err != nil {
@@ -194,6 +195,9 @@ func (s *Service) PutRemote(ctx context.Context, r RemoteDesign) (Design, error)
 	if err != nil {
 		return Design{}, err
 	}
+	if r.Version < d.LatestVersion {
+		return d, nil // news older than what this hub has (delivered late): nothing of it is taken
+	}
 	if d.Hidden {
 		if err := s.store.SetHidden(ctx, d.ID, false, now); err != nil {
 			return Design{}, err
@@ -206,8 +210,8 @@ func (s *Service) PutRemote(ctx context.Context, r RemoteDesign) (Design, error)
 			return Design{}, fmt.Errorf("remote design %s: %w", d.Slug, err)
 		}
 	}
-	if r.Version <= d.LatestVersion {
-		return d, nil // a version it has (a resync, or a repeated Update)
+	if r.Version == d.LatestVersion {
+		return d, nil // the version it has (a resync, a repeated Update, a Create showing it again)
 	}
 	if r.Version > d.LatestVersion+1 {
 		// Versions published while this hub did not hear (not following, or a delivery

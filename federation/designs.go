@@ -172,10 +172,11 @@ func (s *Service) onDesign(ctx context.Context, a Activity, signer RemoteActor, 
 // a bound on what a host can put in the catalog unasked.
 const maxForksUnfollowed = 100
 
-// forksFull reports whether host has maxForksUnfollowed designs kept here already, and
-// object is not one of them (an Update of one kept is always taken).
+// forksFull reports whether host has maxForksUnfollowed designs kept here already
+// (tombstones too: a Delete does not make room), and object is not one of them (an
+// Update of one kept is always taken).
 func (s *Service) forksFull(ctx context.Context, host, object string) (bool, error) {
-	page, err := s.designs.Search(ctx, catalog.Query{Origin: host, Limit: maxForksUnfollowed})
+	page, err := s.designs.Search(ctx, catalog.Query{Origin: host, Limit: maxForksUnfollowed, Hidden: true})
 	if err != nil {
 		return false, err
 	}

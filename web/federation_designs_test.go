@@ -266,6 +266,9 @@ func TestInboxDesignForgery(t *testing.T) {
 	// next one it hears is kept all the same, and an older one is not.
 	for _, n := range []int{5, 3} {
 		obj["fab:version"], update["id"] = n, fmt.Sprintf("%s/designs/clip#update%d", alice.url, n)
+		if n == 3 {
+			obj["name"] = "Stale clip" // late news: nothing of it is taken
+		}
 		body, _ := json.Marshal(update)
 		if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", body, keys[0], alice.actor+"#main-key", time.Now())); status != 202 {
 			t.Fatalf("the Update to version %d: got %d %s, want 202", n, status, resp)
@@ -280,7 +283,10 @@ func TestInboxDesignForgery(t *testing.T) {
 	}
 	slices.Sort(numbers)
 	if !slices.Equal(numbers, []float64{1, 2, 5}) {
-		t.Fatalf("the clip's versions after Updates to 5 and then 3: got %v, want 1, 2 and 5\n%s", numbers, h.logs.String())
+		t.Fatalf("the clip's versions after Updates to 5 and then 3: got %v, want 1, 2 and 5", numbers)
+	}
+	if r := h.do(t, call{method: "GET", path: "/api/v1/designs/" + slug}); r.json["design"].(map[string]any)["title"] != "Cable clip" {
+		t.Fatalf("the clip after a late Update: got %s, want its title of version 5", r.body)
 	}
 }
 
@@ -372,6 +378,19 @@ func TestInboxForkNotice(t *testing.T) {
 	}
 	if n := kept(); n != 100 {
 		t.Fatalf("designs kept from a host not followed after 101 forks: got %d, want 100", n)
+	}
+	// A Delete makes a tombstone, not room for another.
+	del, _ := json.Marshal(map[string]any{"id": stranger.url + "/designs/fork000#delete", "type": "Delete", "actor": stranger.actor,
+		"object": map[string]any{"id": stranger.url + "/designs/fork000", "type": "Tombstone"}})
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", del, keys[0], stranger.actor+"#main-key", time.Now())); status != 202 {
+		t.Fatalf("the Delete: got %d %s", status, resp)
+	}
+	more := create(stranger.url+"/designs/another", h.url+"/designs/spool-holder")
+	if status, resp := send(t, mastodonSigned(t, h.url+"/ap/inbox", more, keys[0], stranger.actor+"#main-key", time.Now())); status != 202 {
+		t.Fatalf("a fork after a Delete: got %d %s", status, resp)
+	}
+	if r := h.do(t, call{method: "GET", path: "/api/v1/designs?q=another"}); len(r.json["designs"].([]any)) != 0 || kept() != 99 {
+		t.Fatalf("after a Delete and another fork: got %s and %d kept, want the fork ignored and 99", r.body, kept())
 	}
 	var update map[string]any
 	json.Unmarshal(create(stranger.url+"/designs/wide", h.url+"/designs/spool-holder"), &update)

@@ -254,6 +254,9 @@ func (c Catalog) DesignByOrigin(ctx context.Context, object string) (_ catalog.D
 func (c Catalog) Search(ctx context.Context, q catalog.Query) (_ catalog.Page, err error) {
 	defer normalize(&err)
 	and := bson.A{bson.M{"hidden": false}}
+	if q.Hidden {
+		and = bson.A{bson.M{}}
+	}
 	for _, w := range catalog.QueryWords(q.Text) {
 		and = append(and, bson.M{"terms": bson.M{"$regex": "^" + regexp.QuoteMeta(w)}})
 	}

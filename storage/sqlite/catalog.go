@@ -194,6 +194,9 @@ func (c Catalog) DesignByOrigin(ctx context.Context, object string) (catalog.Des
 
 func (c Catalog) Search(ctx context.Context, q catalog.Query) (catalog.Page, error) {
 	where := []string{"d.hidden = 0"}
+	if q.Hidden {
+		where = []string{"1 = 1"}
+	}
 	var args []any
 	if words := catalog.QueryWords(q.Text); len(words) > 0 {
 		terms := make([]string, len(words))

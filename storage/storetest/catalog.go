@@ -137,6 +137,18 @@ func ExerciseCatalog(t *testing.T, newStore func(t *testing.T) catalog.Store) {
 				t.Errorf("Search by origin %q: got %d designs, %v; want %d", origin, len(page.Designs), err, want)
 			}
 		}
+		// A tombstone leaves listings, but not a count that asks for hidden designs too.
+		if err := s.SetHidden(ctx, remote2.ID, true, t0); err != nil {
+			t.Fatal(err)
+		}
+		for hidden, want := range map[bool]int{false: 1, true: 2} {
+			if page, err := s.Search(ctx, catalog.Query{Origin: "b.example", Limit: 10, Hidden: hidden}); err != nil || len(page.Designs) != want {
+				t.Errorf("Search by origin b.example, hidden %v: got %d designs, %v; want %d", hidden, len(page.Designs), err, want)
+			}
+		}
+		if err := s.SetHidden(ctx, remote2.ID, false, t0); err != nil {
+			t.Fatal(err)
+		}
 		page, err := s.Search(ctx, catalog.Query{Text: "clamp", Limit: 10})
 		if err != nil || len(page.Designs) != 2 {
 			t.Fatalf("Search for clamp: got %d designs, %v; want both", len(page.Designs), err)
