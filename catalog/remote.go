@@ -147,13 +147,16 @@ func isHTTP(s string) bool {
 // RemoteSlug is the local slug of a remote design: its own slug, and a short hash of
 // its object's id so that two hubs' designs of the same slug do not collide, and the
 // same design heard twice (by two replicas at once) takes one slug.
-func RemoteSlug(slug, object string) string {
+func RemoteSlug(slug, object string) string { return remoteSlug(slug, object, 8) }
+
+// remoteSlug is RemoteSlug with digits hex digits of the hash.
+func remoteSlug(slug, object string, digits int) string {
 	sum := sha256.Sum256([]byte(object))
 	base := Slugify(slug)
 	if len(base) > 50 {
 		base = strings.TrimRight(base[:50], "-")
 	}
-	return base + "-" + hex.EncodeToString(sum[:])[:8]
+	return base + "-" + hex.EncodeToString(sum[:])[:digits]
 }
 
 // PutRemote keeps a remote design current: it adds it to the catalog when it is new,
@@ -187,7 +190,16 @@ func (s *Service) PutRemote(ctx context.Context, r RemoteDesign) (Design, error)
 			d.CreatedAt = r.Published.UTC().Truncate(time.Millisecond)
 		}
 		v.DesignID = d.ID
-		if err := s.store.CreateDesign(ctx, d, v); err != nil {
+		err := s.store.CreateDesign(ctx, d, v)
+		if errors.Is(err, storage.ErrConflict) {
+			if kept, err := s.store.DesignByOrigin(ctx, o.Object); err == nil {
+				return kept, nil // heard twice at once (two hub replicas): the other kept it
+			}
+			// Its slug is taken by another design (one made here to take it, say): the longer one.
+			d.Slug = remoteSlug(r.Slug, o.Object, 16)
+			err = s.store.CreateDesign(ctx, d, v)
+		}
+		if err != nil {
 			return Design{}, fmt.Errorf("keep remote design %s: %w", o.Object, err)
 		}
 		return d, nil
@@ -234,8 +246,13 @@ func (s *Service) remoteParents(ctx context.Context, ps []RemoteParent) []Parent
 		ref := ParentRef{URL: p.URL, Version: p.Version, Title: p.Title, Owner: p.Owner, License: p.License}
 		if p.Local != "" {
 			if d, err := s.store.DesignBySlug(ctx, p.Local); err == nil && !d.Remote() {
-				// One of this hub's own: named as a local parent is, so its lineage lists the child.
-				ref = ParentRef{DesignID: d.ID, Slug: d.Slug, Version: p.Version, Title: p.Title, Owner: d.Owner, Licensor: d.Licensor, License: p.License}
+				// One of this hub's own: named as a local parent is, so its lineage lists the
+				// child, and credited as this hub knows it, not as the remote says.
+				lic := d.License
+				if v, err := s.store.Version(ctx, d.ID, p.Version); err == nil {
+					lic = v.License
+				}
+				ref = ParentRef{DesignID: d.ID, Slug: d.Slug, Version: p.Version, Title: d.Title, Owner: d.Owner, Licensor: d.Licensor, License: lic}
 			}
 		} else if d, err := s.store.DesignByOrigin(ctx, p.URL); err == nil {
 			ref.DesignID, ref.Slug = d.ID, d.Slug

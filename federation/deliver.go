@@ -18,11 +18,16 @@ const (
 	// deliverLease is the lease a hub holds while it delivers, so that of several hub
 	// replicas sharing a database only one sends a given activity at a time.
 	deliverLease = "federation:deliver"
-	// deliverBatch is how many due deliveries one pass takes, and parallel how many
-	// inboxes are sent to at once: a pass lasts at most deliverBatch/parallel
-	// timeouts (80 s with the default), well within deliverLeaseTTL.
-	deliverBatch, parallel = 32, 4
-	deliverLeaseTTL        = 2 * time.Minute
+	// deliverBatch is how many due deliveries one pass takes (one per destination), and
+	// parallel how many are on the wire at once: a pass lasts at most
+	// deliverBatch/parallel attempts, each at most three timeouts (finding a hub's inbox
+	// takes two), so 2 minutes with the default 10 s, within deliverLeaseTTL.
+	deliverBatch, parallel = 32, 8
+	deliverLeaseTTL        = 5 * time.Minute
+	// maxQueuedPerHost and maxQueued bound the deliveries waiting, for one host and in
+	// all: a remote that has the hub owe it activities (a Follow is answered with an
+	// Accept) and then never takes them cannot grow the queue without end.
+	maxQueuedPerHost, maxQueued = 1000, 100_000
 )
 
 // enqueue stores activity from a local actor for inbox, to be sent by Run: never in
@@ -40,9 +45,20 @@ func (s *Service) enqueueToHub(ctx context.Context, from Local, hubURL string, a
 
 func (s *Service) queue(ctx context.Context, from Local, d Delivery, activity map[string]any) error {
 	inbox := d.Inbox + d.Hub
+	d.Host = hostOf(inbox)
 	body, err := json.Marshal(activity)
 	if err != nil {
 		return fmt.Errorf("encode an activity for %s: %w", inbox, err)
+	}
+	for host, most := range map[string]int{d.Host: maxQueuedPerHost, "": maxQueued} {
+		n, err := s.store.CountDeliveries(ctx, host)
+		if err != nil {
+			return fmt.Errorf("count the deliveries waiting: %w", err)
+		}
+		if n >= most {
+			s.log.Warn("federation: too many deliveries wait; an activity is not queued", "inbox", inbox, "host", host, "waiting", n)
+			return fmt.Errorf("%w: %d activities wait to be delivered (to %q; \"\" is every host); try again later", storage.ErrUnavailable, n, host)
+		}
 	}
 	now := s.opts.Clock().UTC().Truncate(time.Millisecond)
 	// An id in the order of queueing, which is the order of sending to one inbox (a
@@ -71,13 +87,13 @@ func (s *Service) Run(ctx context.Context) {
 	tick := time.NewTicker(s.opts.PollEvery)
 	defer tick.Stop()
 	for {
-		for {
+		for range 1000 { // a bound, should the store fail to record retries
 			n, err := s.DeliverDue(ctx)
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn("federation: deliveries failed", "err", err)
 			}
-			if err != nil || n < deliverBatch {
-				break // else more may be due at once
+			if err != nil || n == 0 {
+				break // else more may be due at once: the next of a destination whose first went
 			}
 		}
 		select {
@@ -91,8 +107,9 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
-// DeliverDue makes one attempt at each due delivery (up to a batch), the deliveries to
-// one inbox one after the other in the order they were queued, and says how many it
+// DeliverDue makes one attempt at each due delivery (up to a batch), at most one per
+// destination, the first queued of those to it (so they go in order, and one that
+// waits for its retry holds back only its own destination's), and says how many it
 // tried. It does nothing (0, nil) while another hub replica holds the delivery lease.
 func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	if due, err := s.store.DueDeliveries(ctx, s.opts.Clock(), 1); err != nil || len(due) == 0 {
@@ -109,24 +126,13 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("due deliveries: %w", err)
 	}
-	byInbox := map[string][]Delivery{}
-	var inboxes []string
-	for _, d := range due {
-		to := d.Inbox + d.Hub
-		if byInbox[to] == nil {
-			inboxes = append(inboxes, to)
-		}
-		byInbox[to] = append(byInbox[to], d)
-	}
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
-	for _, inbox := range inboxes {
+	for _, d := range due { // one per destination: the store holds back the rest
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			for _, d := range byInbox[inbox] {
-				s.attempt(ctx, d)
-			}
+			s.attempt(ctx, d)
 		})
 	}
 	wg.Wait()

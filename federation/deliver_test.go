@@ -7,11 +7,14 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -135,5 +138,94 @@ func TestDeliveriesOutliveTheHub(t *testing.T) {
 	// Sent, it is gone from the queue.
 	if due, err := db.Federation().DueDeliveries(ctx, time.Now().Add(24*time.Hour), 10); err != nil || len(due) != 0 {
 		t.Fatalf("the queue after the Follow was taken: %v, %v; want it empty", due, err)
+	}
+}
+
+// TestDeliveriesInOrderAndApart: an Undo queued behind its Follow is not sent while the
+// Follow waits for its retry, and a destination that refuses holds back no other.
+func TestDeliveriesInOrderAndApart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fab.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	down, up := newReceiver(t), newReceiver(t)
+	up.take = true
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	now := time.Now()
+	clock := func() time.Time { return now }
+	hub, err := federation.NewService(db.Federation(), nobody{}, nil, db.Leases(), log, federation.Options{PublicURL: "http://127.0.0.1:9",
+		AllowHosts: []string{"127.0.0.1"}, Backoff: []time.Duration{time.Hour}, KeyBits: 1024, Clock: func() time.Time { return clock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := federation.Caller{Admin: true}
+	f, err := hub.Follow(ctx, admin, down.URL+"/actor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hub.Unfollow(ctx, admin, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.Follow(ctx, admin, up.URL+"/actor"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := hub.DeliverDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := down.got(); len(got) != 1 || !strings.Contains(got[0], `"Follow"`) {
+		t.Fatalf("the refusing remote got %q, want its Follow alone (the Undo waits behind it)", got)
+	}
+	if got := up.got(); len(got) != 1 {
+		t.Fatalf("the other remote got %q, want its Follow", got)
+	}
+	// An hour on the refusing remote takes them: the Follow, then the Undo.
+	down.mu.Lock()
+	down.take = true
+	down.mu.Unlock()
+	now = now.Add(2 * time.Hour)
+	for range 3 {
+		if _, err := hub.DeliverDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := down.got(); len(got) != 3 || !strings.Contains(got[1], `"Follow"`) || !strings.Contains(got[2], `"Undo"`) {
+		t.Fatalf("the remote, back: got %q, want the Follow again and then the Undo", got)
+	}
+}
+
+// TestDeliveriesBounded: a host that owes the hub a thousand deliveries is owed no more
+// (a Follow of it is refused as unavailable) until some go.
+func TestDeliveriesBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fab.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	remote := newReceiver(t)
+	host := strings.TrimPrefix(remote.URL, "http://")
+	for i := range 1000 {
+		d := federation.Delivery{ID: fmt.Sprintf("%04d", i), From: "http://127.0.0.1:9/ap/actor", Inbox: remote.URL + "/inbox", Host: host,
+			Body: []byte("{}"), Due: time.Now().Add(time.Hour), CreatedAt: time.Now()}
+		if err := db.Federation().AddDelivery(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub, err := federation.NewService(db.Federation(), nobody{}, nil, db.Leases(), slog.New(slog.NewTextHandler(io.Discard, nil)),
+		federation.Options{PublicURL: "http://127.0.0.1:9", AllowHosts: []string{"127.0.0.1"}, KeyBits: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.Follow(ctx, federation.Caller{Admin: true}, remote.URL+"/actor"); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("a Follow of a host owed 1000 deliveries: got %v, want ErrUnavailable", err)
+	}
+	if fs, _ := db.Federation().Follows(ctx); len(fs) != 0 {
+		t.Fatalf("the follows after the refused one: got %+v, want none", fs)
 	}
 }

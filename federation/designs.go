@@ -65,7 +65,12 @@ func (s *Service) PublishDesign(ctx context.Context, kind string, d catalog.Desi
 		return
 	}
 	author, err := s.dir.Person(ctx, d.Owner)
-	if err != nil {
+	switch {
+	case err != nil && kind == DesignDeleted:
+		// Hidden because its author was disabled, say: the hub itself says so, so that
+		// the tombstone reaches every hub that keeps it.
+		author = s.instance()
+	case err != nil:
 		s.log.Info("federation: a design's author is not an actor; nothing sent", "design", d.Slug, "err", err)
 		return
 	}
@@ -192,13 +197,13 @@ func (s *Service) forksFull(ctx context.Context, host, object string) (bool, err
 	return false, nil
 }
 
-// forksOurs reports whether a remote design names one of this hub's own designs as a
-// parent.
+// forksOurs reports whether a remote design names one of this hub's own visible
+// designs as a parent.
 func (s *Service) forksOurs(ctx context.Context, r catalog.RemoteDesign) bool {
 	for _, p := range r.Parents {
 		if slug := s.localSlug(p.URL); slug != "" {
-			if d, _, err := s.designs.Design(ctx, catalog.Actor{}, slug); err == nil && !d.Remote() {
-				return true
+			if d, v, err := s.designs.Design(ctx, catalog.Actor{}, slug); err == nil && v != nil && !d.Remote() {
+				return true // a visible design of this hub's own
 			}
 		}
 	}

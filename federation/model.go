@@ -76,6 +76,7 @@ type Delivery struct {
 	From      string // the id of the local actor that sends it, and signs it
 	Inbox     string // where it goes; "" when Hub says
 	Hub       string // else a hub's URL: it goes to the inbox of its instance actor, found when sending
+	Host      string // the host it goes to (of Inbox or Hub), which bounds how many may wait for one
 	Body      []byte // the activity, exactly as every attempt sends it
 	Attempts  int    // failed attempts so far
 	Due       time.Time
@@ -122,9 +123,13 @@ type Store interface {
 	DropHost(ctx context.Context, host string) error
 
 	AddDelivery(ctx context.Context, d Delivery) error
-	// DueDeliveries are up to limit deliveries whose Due is not after now, by ID (the
-	// order they were queued).
+	// DueDeliveries are up to limit deliveries, each the first queued (the lowest ID) of
+	// those to its destination (its Inbox and Hub), whose Due is not after now, by ID: a
+	// destination's deliveries go one at a time, in order, and one that waits for its
+	// retry holds back those behind it, not other destinations'.
 	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]Delivery, error)
+	// CountDeliveries is how many deliveries wait for host (every host when "").
+	CountDeliveries(ctx context.Context, host string) (int, error)
 	// RetryDelivery sets a delivery's Attempts and Due; storage.ErrNotFound when it is gone.
 	RetryDelivery(ctx context.Context, id string, attempts int, due time.Time) error
 	// DeleteDelivery deletes a delivery that is over; absent is not an error.

@@ -332,12 +332,13 @@ func (s *Service) Unfollow(ctx context.Context, c Caller, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.store.DeleteFollow(ctx, id); err != nil {
+	// The Undo is queued first: should that fail, the follow stays, to be undone again.
+	follow := s.followActivity(f)
+	if err := s.enqueue(ctx, s.instance(), f.Inbox, map[string]any{"@context": contextAS, "id": follow["id"].(string) + "#undo",
+		"type": "Undo", "actor": follow["actor"], "object": follow}); err != nil {
 		return err
 	}
-	follow := s.followActivity(f)
-	return s.enqueue(ctx, s.instance(), f.Inbox, map[string]any{"@context": contextAS, "id": follow["id"].(string) + "#undo",
-		"type": "Undo", "actor": follow["actor"], "object": follow})
+	return s.store.DeleteFollow(ctx, id)
 }
 
 // BlockHost blocks host (a host name, host:port, or a URL whose host is taken): its

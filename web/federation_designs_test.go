@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabcommons/fabcommons/catalog"
 	"github.com/fabcommons/fabcommons/federation"
 )
 
@@ -334,6 +335,9 @@ func TestInboxForkNotice(t *testing.T) {
 	publish(t, h.bundle, h.admin, map[string]any{"title": "Spool holder", "license": "CC-BY-4.0"}).want(t, 201, "")
 	keys := remoteKeys()
 	stranger := newFakeRemote(t, "mastodon_actor.json", "/users/alice", keys[0])
+	// Someone here takes the slug the fork below would be kept under: it takes a longer one.
+	squat := catalog.RemoteSlug("wide", stranger.url+"/designs/wide")
+	publish(t, h.bundle, login(t, h.bundle, "mallory"), map[string]any{"title": "Squat", "slug": squat, "license": "MIT"}).want(t, 201, "")
 	create := func(id, parent string) []byte {
 		b, _ := json.Marshal(map[string]any{"id": id + "#create", "type": "Create", "actor": stranger.actor, "object": map[string]any{
 			"id": id, "type": "Document", "fab:version": 1, "attributedTo": stranger.actor, "name": path.Base(id), "spdx:licenseId": "CC-BY-4.0",
@@ -351,8 +355,8 @@ func TestInboxForkNotice(t *testing.T) {
 			t.Fatalf("%s: got %d %s", tc.id, status, resp)
 		}
 	}
-	if ds := h.remoteDesigns(t, strings.TrimPrefix(stranger.url, "http://")); len(ds) != 1 || ds["wide"] == nil {
-		t.Fatalf("the designs kept from a server not followed: got %v, want the fork of spool-holder alone", ds)
+	if ds := h.remoteDesigns(t, strings.TrimPrefix(stranger.url, "http://")); len(ds) != 1 || ds["wide"] == nil || ds["wide"]["slug"] == squat {
+		t.Fatalf("the designs kept from a server not followed: got %v, want the fork of spool-holder alone, not at %s", ds, squat)
 	}
 	r := h.do(t, call{method: "GET", path: "/api/v1/designs/spool-holder/lineage"})
 	r.want(t, 200, "")

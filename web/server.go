@@ -85,9 +85,12 @@ type Server struct {
 	bodyLimits map[string]int64
 	pages      pages
 	thumbs     imageMemo // card thumbnails (thumbnails.go)
-	pics       imageMemo // design pictures, re-encoded (pictures.go)
-	streams    *streamLimit
-	analysis   analysisBudget
+	// remoteThumbs are other hubs' thumbnails of their designs, fetched (thumbnails.go):
+	// apart from thumbs, so that a slow hub holds up no card of this hub's.
+	remoteThumbs imageMemo
+	pics         imageMemo // design pictures, re-encoded (pictures.go)
+	streams      *streamLimit
+	analysis     analysisBudget
 	// gates bound the expensive calls: password checks, mesh analysis, uploads,
 	// archives, lineage walks, searches and thumbnails, each to a few at once.
 	gates    map[string]gate
@@ -173,6 +176,7 @@ func New(cfg Config, d Deps) *Server {
 	s.streams = &streamLimit{total: cfg.MaxEventStreams, perClient: cfg.MaxStreamsPerClient, byClient: map[string]int{}}
 	s.pages = parsePages()
 	s.thumbs = imageMemo{maxEntries: 2048, slots: make(chan struct{}, 2)}
+	s.remoteThumbs = imageMemo{maxEntries: 2048, slots: make(chan struct{}, 4)}
 	s.pics = imageMemo{maxBytes: 64 << 20, slots: make(chan struct{}, 2)}
 	s.initMetrics()
 	return s

@@ -53,7 +53,9 @@ func (s *Server) thumbnail(c *gin.Context) {
 	c.Header("Cache-Control", "private, no-cache") // revalidated by ETag: a design can be hidden
 	if f == nil && v != nil && d.Remote() && s.fed != nil {
 		key := "remote-thumb:" + d.Origin.Object + "#" + strconv.Itoa(v.Number)
-		thumb, err := s.thumbs.get(c.Request.Context(), key, func() (picture.Picture, error) { return s.remoteThumbnail(c.Request.Context(), d) })
+		// Fetched in a context of its own: a client that leaves does not spoil it for others.
+		fetchCtx := context.WithoutCancel(c.Request.Context())
+		thumb, err := s.remoteThumbs.get(c.Request.Context(), key, func() (picture.Picture, error) { return s.remoteThumbnail(fetchCtx, d) })
 		if err != nil {
 			thumb.Data = emptyThumb
 		}
@@ -119,6 +121,9 @@ func thumbnailOf3MF(r io.ReaderAt, f catalog.File) (image.Image, error) {
 // hundred pixels a side; a larger picture would cost seconds of scaling for a card,
 // so one over maxThumbPixels is refused.
 func thumbnailOfPicture(data []byte) (image.Image, error) {
+	if cfg, _, err := image.DecodeConfig(bytes.NewReader(data)); err != nil || cfg.Width*cfg.Height > maxThumbPixels {
+		return nil, fmt.Errorf("not a picture of at most %d pixels to fit a card", maxThumbPixels)
+	}
 	pic, err := picture.Clean(bytes.NewReader(data), "thumbnail")
 	if err != nil {
 		return nil, err

@@ -239,6 +239,7 @@ type fedDeliveryDoc struct {
 	From      string    `bson:"sender"`
 	Inbox     string    `bson:"inbox"`
 	Hub       string    `bson:"hub"`
+	Host      string    `bson:"host"`
 	Body      []byte    `bson:"body"`
 	Attempts  int       `bson:"attempts"`
 	Due       time.Time `bson:"due"`
@@ -255,17 +256,53 @@ func (f Federation) AddDelivery(ctx context.Context, d federation.Delivery) (err
 
 func (f Federation) DueDeliveries(ctx context.Context, now time.Time, limit int) (_ []federation.Delivery, err error) {
 	defer normalize(&err)
-	docs, err := findAll[fedDeliveryDoc](ctx, f.deliveries(), bson.M{"due": bson.M{"$lte": now}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	// The due deliveries in order; of each destination, the first is taken when it is the
+	// first of all that destination's (none before it waits for a retry).
+	cur, err := f.deliveries().Find(ctx, bson.M{"due": bson.M{"$lte": now}}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("due deliveries: %w", err)
 	}
-	out := make([]federation.Delivery, 0, len(docs))
-	for _, d := range docs {
+	defer cur.Close(ctx)
+	out := []federation.Delivery{}
+	seen := map[[2]string]bool{}
+	for len(out) < limit && cur.Next(ctx) {
+		var d fedDeliveryDoc
+		if err := cur.Decode(&d); err != nil {
+			return nil, fmt.Errorf("due deliveries: %w", err)
+		}
+		dest := [2]string{d.Inbox, d.Hub}
+		if seen[dest] {
+			continue
+		}
+		seen[dest] = true
+		var head fedDeliveryDoc
+		err := f.deliveries().FindOne(ctx, bson.M{"inbox": d.Inbox, "hub": d.Hub}, options.FindOne().SetSort(bson.D{{Key: "_id", Value: 1}})).Decode(&head)
+		if err != nil {
+			return nil, fmt.Errorf("due deliveries to %s: %w", d.Inbox+d.Hub, mapErr(err))
+		}
+		if head.ID != d.ID {
+			continue // an earlier one waits for its retry
+		}
 		d.Due, d.CreatedAt = d.Due.UTC(), d.CreatedAt.UTC()
 		out = append(out, federation.Delivery(d))
 	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("due deliveries: %w", err)
+	}
 	return out, nil
+}
+
+func (f Federation) CountDeliveries(ctx context.Context, host string) (_ int, err error) {
+	defer normalize(&err)
+	filter := bson.M{}
+	if host != "" {
+		filter["host"] = host
+	}
+	n, err := f.deliveries().CountDocuments(ctx, filter)
+	if err != nil {
+		return 0, fmt.Errorf("count deliveries: %w", err)
+	}
+	return int(n), nil
 }
 
 func (f Federation) RetryDelivery(ctx context.Context, id string, attempts int, due time.Time) (err error) {

@@ -141,6 +141,8 @@ var indexes = []index{
 	{"federation_followers", bson.D{{Key: "local", Value: 1}, {Key: "actor", Value: 1}}, true},
 	{"federation_followers", bson.D{{Key: "host", Value: 1}}, false},
 	{"federation_deliveries", bson.D{{Key: "due", Value: 1}}, false},
+	{"federation_deliveries", bson.D{{Key: "inbox", Value: 1}, {Key: "hub", Value: 1}, {Key: "_id", Value: 1}}, false},
+	{"federation_deliveries", bson.D{{Key: "host", Value: 1}}, false},
 	{"federation_makes", bson.D{{Key: "design_id", Value: 1}, {Key: "ended_at", Value: -1}}, false},
 	{"federation_makes", bson.D{{Key: "host", Value: 1}}, false},
 }

@@ -178,11 +178,11 @@ func (f Federation) DropHost(ctx context.Context, host string) error {
 	return nil
 }
 
-const fedDeliveryColumns = `id, sender, inbox, hub, body, attempts, due, created_at`
+const fedDeliveryColumns = `id, sender, inbox, hub, host, body, attempts, due, created_at`
 
 func (f Federation) AddDelivery(ctx context.Context, d federation.Delivery) error {
-	if _, err := f.db.write.ExecContext(ctx, `INSERT INTO federation_deliveries(`+fedDeliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.ID, d.From, d.Inbox, d.Hub, d.Body, d.Attempts, unixNano(d.Due), unixNano(d.CreatedAt)); err != nil {
+	if _, err := f.db.write.ExecContext(ctx, `INSERT INTO federation_deliveries(`+fedDeliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.From, d.Inbox, d.Hub, d.Host, d.Body, d.Attempts, unixNano(d.Due), unixNano(d.CreatedAt)); err != nil {
 		return fmt.Errorf("queue a delivery to %s: %w", d.Inbox, mapErr(err))
 	}
 	return nil
@@ -191,7 +191,7 @@ func (f Federation) AddDelivery(ctx context.Context, d federation.Delivery) erro
 func scanFedDelivery(row scanner) (federation.Delivery, error) {
 	var d federation.Delivery
 	var due, created int64
-	if err := row.Scan(&d.ID, &d.From, &d.Inbox, &d.Hub, &d.Body, &d.Attempts, &due, &created); err != nil {
+	if err := row.Scan(&d.ID, &d.From, &d.Inbox, &d.Hub, &d.Host, &d.Body, &d.Attempts, &due, &created); err != nil {
 		return federation.Delivery{}, mapErr(err)
 	}
 	d.Due, d.CreatedAt = fromNano(due), fromNano(created)
@@ -199,8 +199,19 @@ func scanFedDelivery(row scanner) (federation.Delivery, error) {
 }
 
 func (f Federation) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]federation.Delivery, error) {
-	return queryAll(ctx, f.db, `SELECT `+fedDeliveryColumns+` FROM federation_deliveries WHERE due <= ? ORDER BY id LIMIT ?`,
+	return queryAll(ctx, f.db, `SELECT `+fedDeliveryColumns+` FROM federation_deliveries d WHERE due <= ?
+		AND id = (SELECT min(e.id) FROM federation_deliveries e WHERE e.inbox = d.inbox AND e.hub = d.hub) ORDER BY id LIMIT ?`,
 		scanFedDelivery, unixNano(now), limit)
+}
+
+func (f Federation) CountDeliveries(ctx context.Context, host string) (int, error) {
+	q, args := `SELECT count(*) FROM federation_deliveries`, []any{}
+	if host != "" {
+		q, args = q+` WHERE host = ?`, append(args, host)
+	}
+	var n int
+	err := f.db.read.QueryRowContext(ctx, q, args...).Scan(&n)
+	return n, mapErr(err)
 }
 
 func (f Federation) RetryDelivery(ctx context.Context, id string, attempts int, due time.Time) error {

@@ -269,12 +269,15 @@ var migrations = []string{
 		sender TEXT NOT NULL,
 		inbox TEXT NOT NULL,
 		hub TEXT NOT NULL,
+		host TEXT NOT NULL,
 		body BLOB NOT NULL,
 		attempts INTEGER NOT NULL,
 		due INTEGER NOT NULL,
 		created_at INTEGER NOT NULL
 	);
-	CREATE INDEX federation_deliveries_due ON federation_deliveries(due);`,
+	CREATE INDEX federation_deliveries_due ON federation_deliveries(due);
+	CREATE INDEX federation_deliveries_destination ON federation_deliveries(inbox, hub, id);
+	CREATE INDEX federation_deliveries_host ON federation_deliveries(host);`,
 	// 15: makes of this hub's designs at other hubs' labs (federation), by the job's URL there.
 	`CREATE TABLE federation_makes (
 		id TEXT PRIMARY KEY,

@@ -210,11 +210,11 @@ func ExerciseFederation(t *testing.T, newStore func(t *testing.T) federation.Sto
 			}
 			return out
 		}
-		// Queued out of their ids' order, two due now and one in a minute.
+		// Queued out of their ids' order: two to one inbox due now, one to a hub in a minute.
 		for _, d := range []federation.Delivery{
-			{ID: "0002", From: "https://hub.example/ap/actor", Inbox: "https://a.example/inbox", Body: []byte(`{"type":"Undo"}`), Due: t0, CreatedAt: t0},
-			{ID: "0001", From: "https://hub.example/ap/actor", Inbox: "https://a.example/inbox", Body: []byte(`{"type":"Follow"}`), Due: t0, CreatedAt: t0},
-			{ID: "0003", From: "https://hub.example/people/ada", Hub: "https://b.example", Body: []byte("{}"), Due: t0.Add(time.Minute), CreatedAt: t0},
+			{ID: "0002", From: "https://hub.example/ap/actor", Inbox: "https://a.example/inbox", Host: "a.example", Body: []byte(`{"type":"Undo"}`), Due: t0, CreatedAt: t0},
+			{ID: "0001", From: "https://hub.example/ap/actor", Inbox: "https://a.example/inbox", Host: "a.example", Body: []byte(`{"type":"Follow"}`), Due: t0, CreatedAt: t0},
+			{ID: "0003", From: "https://hub.example/people/ada", Hub: "https://b.example", Host: "b.example", Body: []byte("{}"), Due: t0.Add(time.Minute), CreatedAt: t0},
 		} {
 			if err := s.AddDelivery(ctx, d); err != nil {
 				t.Fatal(err)
@@ -223,35 +223,46 @@ func ExerciseFederation(t *testing.T, newStore func(t *testing.T) federation.Sto
 		if err := s.AddDelivery(ctx, federation.Delivery{ID: "0001", Inbox: "x", Body: []byte("{}"), Due: t0, CreatedAt: t0}); !errors.Is(err, storage.ErrConflict) {
 			t.Fatalf("a delivery id twice: got %v, want ErrConflict", err)
 		}
-		due, err := s.DueDeliveries(ctx, t0, 10)
-		if err != nil || !slices.Equal(ids(due), []string{"0001", "0002"}) {
-			t.Fatalf("DueDeliveries at t0: got %v, %v, want 0001 then 0002", ids(due), err)
+		for host, want := range map[string]int{"a.example": 2, "b.example": 1, "c.example": 0, "": 3} {
+			if n, err := s.CountDeliveries(ctx, host); err != nil || n != want {
+				t.Errorf("CountDeliveries(%q): got %d, %v, want %d", host, n, err, want)
+			}
 		}
-		if d := due[0]; d.From != "https://hub.example/ap/actor" || d.Inbox != "https://a.example/inbox" || string(d.Body) != `{"type":"Follow"}` ||
+		// Of one destination, the first queued alone is due: the Undo waits for its Follow.
+		due, err := s.DueDeliveries(ctx, t0, 10)
+		if err != nil || !slices.Equal(ids(due), []string{"0001"}) {
+			t.Fatalf("DueDeliveries at t0: got %v, %v, want 0001 alone (0002 behind it)", ids(due), err)
+		}
+		if d := due[0]; d.From != "https://hub.example/ap/actor" || d.Inbox != "https://a.example/inbox" || d.Host != "a.example" || string(d.Body) != `{"type":"Follow"}` ||
 			d.Attempts != 0 || !d.Due.Equal(t0) || !d.CreatedAt.Equal(t0) {
 			t.Fatalf("the first due delivery: got %+v", d)
 		}
 		if due, _ := s.DueDeliveries(ctx, t0.Add(time.Hour), 1); !slices.Equal(ids(due), []string{"0001"}) {
 			t.Fatalf("DueDeliveries with limit 1: got %v", ids(due))
 		}
+		// The Follow fails and waits an hour: the Undo behind it waits too, the hub's does not.
 		if err := s.RetryDelivery(ctx, "0001", 1, t0.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.RetryDelivery(ctx, "gone", 1, t0); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("RetryDelivery of none: got %v, want ErrNotFound", err)
 		}
-		if err := s.DeleteDelivery(ctx, "0002"); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.DeleteDelivery(ctx, "0002"); err != nil {
-			t.Fatalf("deleting a delivery twice: got %v, want nil", err)
-		}
-		if due, err := s.DueDeliveries(ctx, t0.Add(time.Minute), 10); err != nil || !slices.Equal(ids(due), []string{"0003"}) || due[0].Hub != "https://b.example" || due[0].Inbox != "" {
-			t.Fatalf("DueDeliveries a minute on: got %+v, %v, want 0003 alone, to b.example's hub (0001 waits for its retry)", due, err)
+		due, err = s.DueDeliveries(ctx, t0.Add(time.Minute), 10)
+		if err != nil || !slices.Equal(ids(due), []string{"0003"}) || due[0].Hub != "https://b.example" || due[0].Inbox != "" {
+			t.Fatalf("DueDeliveries a minute on: got %+v, %v, want 0003 alone, to b.example's hub", due, err)
 		}
 		due, err = s.DueDeliveries(ctx, t0.Add(time.Hour), 10)
 		if err != nil || !slices.Equal(ids(due), []string{"0001", "0003"}) || due[0].Attempts != 1 || !due[0].Due.Equal(t0.Add(time.Hour)) {
 			t.Fatalf("DueDeliveries an hour on: got %+v, %v, want 0001 (attempted once) and 0003", due, err)
+		}
+		// Sent, the Follow goes, and the Undo is next.
+		for range 2 {
+			if err := s.DeleteDelivery(ctx, "0001"); err != nil {
+				t.Fatalf("deleting a delivery (twice is no error): %v", err)
+			}
+		}
+		if due, err := s.DueDeliveries(ctx, t0.Add(time.Hour), 10); err != nil || !slices.Equal(ids(due), []string{"0002", "0003"}) {
+			t.Fatalf("DueDeliveries after the Follow went: got %v, %v, want 0002 and 0003", ids(due), err)
 		}
 	})
 
