@@ -131,15 +131,15 @@ func (s *Service) Attribution(ctx context.Context, baseURL string, d Design, v V
 		return "", err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# %s\n\n", d.Title)
+	fmt.Fprintf(&b, "# %s\n\n", oneLine(d.Title))
 	fmt.Fprintf(&b, "- Design: %s/designs/%s (version %d of %s)\n", baseURL, d.Slug, v.Number, v.CreatedAt.Format(time.DateOnly))
 	if d.Licensor != "" {
-		fmt.Fprintf(&b, "- Licensor: %s (published here by %s)\n- License: %s\n", oneLine(d.Licensor), d.Owner, v.License)
+		fmt.Fprintf(&b, "- Licensor: %s (published here by %s)\n- License: %s\n", oneLine(d.Licensor), oneLine(d.Owner), oneLine(v.License))
 	} else {
-		fmt.Fprintf(&b, "- Author: %s\n- License: %s\n", d.Owner, v.License)
+		fmt.Fprintf(&b, "- Author: %s\n- License: %s\n", oneLine(d.Owner), oneLine(v.License))
 	}
 	if d.Origin != nil {
-		fmt.Fprintf(&b, "- Published on %s: %s\n", d.Origin.Hub, d.Origin.URL)
+		fmt.Fprintf(&b, "- Published on %s: %s\n", oneLine(d.Origin.Hub), oneLine(d.Origin.URL))
 	}
 	if v.Message != "" {
 		fmt.Fprintf(&b, "- Changes in this version: %s\n", oneLine(v.Message))
@@ -158,7 +158,7 @@ func (s *Service) Attribution(ctx context.Context, baseURL string, d Design, v V
 		if a.Origin != nil {
 			hub, where = a.Origin.Hub, a.Origin.URL
 		}
-		fmt.Fprintf(&b, "- %s by %s, version %d, licensed %s, published on %s: %s%s\n", oneLine(a.Title), oneLine(a.Credit), a.Version, a.License, hub, where, state)
+		fmt.Fprintf(&b, "- %s by %s, version %d, licensed %s, published on %s: %s%s\n", oneLine(a.Title), oneLine(a.Credit), a.Version, oneLine(a.License), oneLine(hub), oneLine(where), state)
 	}
 	return b.String(), nil
 }

@@ -135,6 +135,9 @@ func (r RemoteDesign) Check(limits Limits) error {
 				return err
 			}
 		}
+		if _, err := license.Lookup(p.License); p.License != "" && err != nil {
+			return storage.Invalid("parents", fmt.Sprintf("a parent's license %q is not in the registry", p.License))
+		}
 	}
 	return nil
 }

@@ -50,7 +50,10 @@ func TestRemoteDesignCheck(t *testing.T) {
 		"too many BOM lines":        {func(r *RemoteDesign) { *r = manyLines }, "bom"},
 		"a printed line of no file": {func(r *RemoteDesign) { r.BOM[0].File = "other.stl" }, "bom"},
 		"a parent not a URL":        {func(r *RemoteDesign) { r.Parents = []RemoteParent{{URL: "javascript:alert(1)"}} }, "parents"},
-		"no origin":                 {func(r *RemoteDesign) { r.Origin.Object = "" }, "id"},
+		"a parent's license unknown": {func(r *RemoteDesign) {
+			r.Parents = []RemoteParent{{URL: "https://b.example/designs/vise", License: "MIT\n\n## Injected"}}
+		}, "parents"},
+		"no origin": {func(r *RemoteDesign) { r.Origin.Object = "" }, "id"},
 	} {
 		r := good()
 		tc.edit(&r)

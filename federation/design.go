@@ -222,8 +222,15 @@ func handleOf(actor string) string {
 	if err != nil {
 		return ""
 	}
-	name := path.Base(strings.TrimSuffix(u.Path, "/"))
-	if name == "." || name == "/" || name == "" {
+	// The path as sent, its last segment kept to a handle's characters: a name decoded
+	// from %0A and the like would carry line breaks into attribution.
+	name := strings.Map(func(r rune) rune {
+		if r < 128 && (r == '_' || r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return r
+		}
+		return -1
+	}, path.Base(strings.TrimSuffix(u.EscapedPath(), "/")))
+	if name == "" || name == "." || name == ".." {
 		name = "actor"
 	}
 	return "@" + name + "@" + strings.ToLower(u.Host)

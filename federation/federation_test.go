@@ -123,3 +123,21 @@ func TestSignatureParams(t *testing.T) {
 		t.Fatal("no Signature header: got ok, want not")
 	}
 }
+
+// TestHandleOf: an actor's handle is its id's last path segment as sent, kept to a
+// handle's characters: an id that decodes to a line break cannot write lines into
+// ATTRIBUTION.md.
+func TestHandleOf(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"https://a.example/people/ada":                                   "@ada@a.example",
+		"https://A.example:8443/users/Ada_L.":                            "@Ada_L.@a.example:8443",
+		"https://e.example/people/mallory%0A%0A%23%20Not%20the%20author": "@mallory0A0A2320Not20the20author@e.example",
+		"https://e.example/":                                             "@actor@e.example",
+		"https://e.example/people/%2E%2E":                                "@2E2E@e.example",
+	} {
+		if got := handleOf(in); got != want {
+			t.Errorf("handleOf(%q): got %q, want %q", in, got, want)
+		}
+	}
+}
