@@ -30,6 +30,8 @@ type vertexTable struct {
 	slots  []vertexSlot
 	used   int
 	next   uint32
+	fixed  bool // never grow: when full, set short and hand out id 0 (see Stream)
+	short  bool
 	recent [recentSize]vertexSlot // direct-mapped cache of recent vertices; see id
 }
 
@@ -82,6 +84,10 @@ func (t *vertexTable) idKey(k [3]uint32, h uint64, fresh uint32) (id uint32, add
 		return r.id, false
 	}
 	if full(t.used, len(t.slots)) {
+		if t.fixed {
+			t.short = true
+			return 0, false
+		}
 		t.grow()
 	}
 	for i := home(h, len(t.slots)); ; {
@@ -124,6 +130,8 @@ func (t *vertexTable) grow() {
 type edgeTable struct {
 	slots []edgeSlot
 	used  int
+	fixed bool // never grow: when full, set short and count nothing more (see Stream)
+	short bool
 }
 
 // edgeSlot is 12 bytes: the edge's two vertex ids and what is known of it.
@@ -156,6 +164,10 @@ func (t *edgeTable) add(a, b, face uint32) (first uint32, shared bool) {
 		a, b, fwd = b, a, 0
 	}
 	if full(t.used, len(t.slots)) {
+		if t.fixed {
+			t.short = true
+			return 0, false
+		}
 		t.grow()
 	}
 	s := t.find(a, b)
