@@ -54,6 +54,7 @@ func (t *vertexTable) init(expect int) {
 		return // already holds data: growing happens on demand
 	}
 	t.slots = make([]vertexSlot, slotsFor(expect))
+	hugePages(t.slots)
 }
 
 func hash3(k [3]uint32) uint64 {
@@ -111,6 +112,7 @@ func (t *vertexTable) idKey(k [3]uint32, h uint64, fresh uint32) (id uint32, add
 func (t *vertexTable) grow() {
 	old := t.slots
 	t.slots = make([]vertexSlot, len(old)+len(old)/2)
+	hugePages(t.slots)
 	for _, s := range old {
 		if s.id == 0 {
 			continue
@@ -154,6 +156,7 @@ func (t *edgeTable) init(expect int) {
 		return
 	}
 	t.slots = make([]edgeSlot, slotsFor(expect))
+	hugePages(t.slots)
 }
 
 // add counts face on the edge a-b; when another facet used the edge before, it
@@ -234,6 +237,7 @@ const blockVertices = 64
 func (t *edgeTable) grow() {
 	old := t.slots
 	t.slots = make([]edgeSlot, len(old)+len(old)/2)
+	hugePages(t.slots)
 	for _, s := range old {
 		if s.low != 0 {
 			*t.find(s.low, s.high) = s
