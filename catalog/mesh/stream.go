@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math"
 	"runtime"
+
+	"github.com/hschendel/stl"
 )
 
 // ErrNotStreamed means a Stream could not analyse the file as it came: analyse the
@@ -24,8 +27,8 @@ const (
 
 // Stream analyses a binary STL as its bytes are written to it, so an upload is
 // analysed in the same pass that stores it instead of being read back afterwards. It
-// holds the first streamPrefix bytes, sizes the tables from them as Analyze does from
-// samples of the whole file, and then matches facets as they come, on two goroutines
+// holds the first streamPrefix bytes, sizes the tables from the vertices and edges
+// they hold (Analyze samples the whole file instead), and then matches facets as they come, on two goroutines
 // (the Write side copies, one decodes and sums geometry, one matches topology).
 //
 // Finish ends one of three ways: the report Analyze gives on the same bytes; an error
@@ -172,14 +175,49 @@ func (s *Stream) start() bool {
 	if s.count > maxFaces || s.count < streamPrefixFacets || headerSize+facetSize*s.count > s.bound {
 		return false // the size cannot match the count, or tables for it would be unbudgeted
 	}
-	v, e, _ := estimate(bytes.NewReader(s.prefix), layout{binary: true, facets: streamPrefixFacets})
+	v, e := distinct(s.prefix[headerSize:])
 	if 2*v > 3*streamPrefixFacets {
 		return false // soup-like: see analyze
 	}
-	scale := func(n int) int { return min(3*int(s.count), int(float64(n)/streamPrefixFacets*float64(s.count))+1) }
+	// The whole prefix is one run of consecutive facets, so its rate misses little of
+	// the sharing there is (estimate's short runs miss the sharing across their ends:
+	// on a torus they guess twice the vertices there are); a tenth more covers a file
+	// whose later facets share a little less, and one that shares much less is read
+	// back instead.
+	scale := func(n int) int {
+		return min(3*int(s.count), int(1.1*float64(n)/streamPrefixFacets*float64(s.count))+1)
+	}
 	s.a = newAnalyzer(scale(v), scale(e), int(s.count))
 	s.a.topo.vertices.fixed, s.a.topo.edges.fixed = true, true
 	return true
+}
+
+// distinct counts the distinct vertices and edges of the facets in p, as the
+// topology matches them (degenerate facets left out).
+func distinct(p []byte) (vertices, edges int) {
+	n := len(p) / facetSize
+	var vt vertexTable
+	var et edgeTable
+	vt.init(3 * n)
+	et.init(3 * n)
+	for f := 0; f < n; f++ {
+		var ids [3]uint32
+		for k := range 3 {
+			q := p[f*facetSize+12+12*k:]
+			ids[k] = vt.id(stl.Vec3{
+				math.Float32frombits(binary.LittleEndian.Uint32(q)),
+				math.Float32frombits(binary.LittleEndian.Uint32(q[4:])),
+				math.Float32frombits(binary.LittleEndian.Uint32(q[8:])),
+			})
+		}
+		if ids[0] == ids[1] || ids[1] == ids[2] || ids[0] == ids[2] {
+			continue
+		}
+		for k := range 3 {
+			et.add(ids[k], ids[(k+1)%3], uint32(f))
+		}
+	}
+	return vt.used, et.used
 }
 
 // feed decodes the facets in p (after any partial one held from before) into the
