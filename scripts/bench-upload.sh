@@ -2,12 +2,12 @@
 # Design uploads through the API, as whole processes on loopback: a 200 MB closed binary
 # STL (a torus) posted as a new design, its mesh analysed in the same request, first
 # into the local blob store, then into MinIO. Prints MB/s, the hub's CPU time and RSS
-# before, at its peak during and after one upload, then the peak RSS over eight uploads
-# sent at once (scripts/benchupload). MinIO: the one FAB_TEST_MINIO_ENDPOINT,
+# before, at its peak during and after each of RUNS uploads (3) sent one at a time, then
+# the peak RSS over eight uploads sent at once (scripts/benchupload). MinIO: the one FAB_TEST_MINIO_ENDPOINT,
 # FAB_TEST_MINIO_ACCESS_KEY and FAB_TEST_MINIO_SECRET_KEY name, else one started here
 # from FAB_TEST_MINIO_BIN (or `minio` on PATH), else none. Timings are noisy on a shared
 # machine: the load average is printed before and after. Needs about 2 GiB of disk.
-#   MB=200 scripts/bench-upload.sh [-cpuprofile cpu.out -memprofile allocs.out]
+#   MB=200 RUNS=3 scripts/bench-upload.sh [-cpuprofile cpu.out -memprofile allocs.out]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -34,5 +34,5 @@ else
 		echo "bench-upload: no MinIO (set FAB_TEST_MINIO_ENDPOINT or FAB_TEST_MINIO_BIN): measuring the local store only" >&2
 	fi
 fi
-"$work/benchupload" -hub "$work/fabhub" -mb "${MB:-200}" ${s3:+-s3 "$s3"} "$@"
+"$work/benchupload" -hub "$work/fabhub" -mb "${MB:-200}" -runs "${RUNS:-3}" ${s3:+-s3 "$s3"} "$@"
 echo "== load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,13 +1,13 @@
 // Command benchupload measures design uploads through the API: it writes a closed
 // binary STL torus of about -mb megabytes once, starts fabhub on loopback (on its local
 // blob store, then on S3 when -s3 is given), signs up, and posts the torus as a new
-// design, multipart as the browser and the CLI send it. For each store it prints the
-// upload's MB/s (file bytes over the time from the first byte sent to the 201), the
-// hub's CPU seconds, and its RSS before, at its peak during the upload (VmRSS sampled
-// every 5 ms) and after; then eight uploads at once, each sent again after a 503 until
-// it is taken, and the hub's peak RSS (VmHWM) over them. Each upload's header differs,
-// so each is a new blob. scripts/bench-upload.sh runs it; it is a measurement, not a
-// test.
+// design, multipart as the browser and the CLI send it. For each store it sends -runs
+// uploads one at a time and prints for each its MB/s (file bytes over the time from
+// the first byte sent to the 201), the hub's CPU seconds, and its RSS before, at its
+// peak during the upload (VmRSS sampled every 5 ms) and after; then eight uploads at
+// once, each sent again after a 503 until it is taken, and the hub's peak RSS (VmHWM)
+// over them. Each upload's header differs, so each is a new blob.
+// scripts/bench-upload.sh runs it; it is a measurement, not a test.
 package main
 
 import (
@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,18 +34,19 @@ import (
 func main() {
 	hubBin := flag.String("hub", "", "the fabhub binary")
 	mb := flag.Int("mb", 200, "size of the STL, megabytes (10^6 bytes)")
+	runs := flag.Int("runs", 3, "uploads sent one at a time, each measured")
 	n := flag.Int("n", 8, "uploads sent at once in the second part")
 	s3 := flag.String("s3", "", "also measure on this blob store (s3://KEY:SECRET@host:port/bucket?tls=false)")
-	profile := flag.String("cpuprofile", "", "write a CPU profile of the hub during the single local upload here (and -memprofile's heap after it)")
-	memprofile := flag.String("memprofile", "", "write the hub's allocation profile after the single local upload here")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the hub during the first local upload here")
+	memprofile := flag.String("memprofile", "", "write the hub's allocation profile after the local uploads one at a time here")
 	flag.Parse()
-	if err := run(*hubBin, *mb, *n, *s3, *profile, *memprofile); err != nil {
+	if err := run(*hubBin, *mb, *runs, *n, *s3, *profile, *memprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "benchupload:", err)
 		os.Exit(1)
 	}
 }
 
-func run(hubBin string, mb, n int, s3, profile, memprofile string) error {
+func run(hubBin string, mb, runs, n int, s3, profile, memprofile string) error {
 	dir, err := os.MkdirTemp("", "benchupload-")
 	if err != nil {
 		return err
@@ -88,7 +90,7 @@ func run(hubBin string, mb, n int, s3, profile, memprofile string) error {
 		if err != nil {
 			return err
 		}
-		err = measure(hub, st.name, body, n, pprofAddr, profile, memprofile)
+		err = measure(hub, st.name, body, runs, n, pprofAddr, profile, memprofile)
 		hub.Stop()
 		if err != nil {
 			return err
@@ -98,45 +100,57 @@ func run(hubBin string, mb, n int, s3, profile, memprofile string) error {
 	return nil
 }
 
-func measure(hub *hubrun.Hub, store string, body []byte, n int, pprofAddr, profile, memprofile string) error {
+func measure(hub *hubrun.Hub, store string, body []byte, runs, n int, pprofAddr, profile, memprofile string) error {
 	token, err := hub.SignUp("bench", "benchmark password 1")
 	if err != nil {
 		return err
 	}
 	pid := hub.Cmd.Process.Pid
 	fmt.Printf("== %s blob store: hub %s (pid %d)\n", store, hub.Base, pid)
-	before, _, err := hub.Memory()
-	if err != nil {
-		return err
-	}
-	cpu0 := cpuSeconds(pid)
 	var profDone chan error
 	if profile != "" && pprofAddr != "" {
 		profDone = make(chan error, 1)
 		go func() { profDone <- fetchTo("http://"+pprofAddr+"/debug/pprof/profile?seconds=6", profile) }()
 		time.Sleep(200 * time.Millisecond)
 	}
-	stop := make(chan struct{})
-	peakc := make(chan int64)
-	go func() { peakc <- sampleRSS(hub, stop) }()
-	start := time.Now()
-	status, msg, _ := upload(hub.Base, token, body, 0)
-	elapsed := time.Since(start)
-	close(stop)
-	peak := <-peakc
-	cpu := cpuSeconds(pid) - cpu0
-	if status != http.StatusCreated {
-		return fmt.Errorf("upload: %d %s", status, msg)
+	// The first upload starts with the hub's memory as the sign-up left it (argon2's
+	// blocks freed but not yet given back); a large upload gives its memory back when
+	// it ends, so the later ones start from the hub at rest.
+	var rates []float64
+	var growths []int64
+	for run := range runs {
+		before, _, err := hub.Memory()
+		if err != nil {
+			return err
+		}
+		cpu0 := cpuSeconds(pid)
+		stop := make(chan struct{})
+		peakc := make(chan int64)
+		go func() { peakc <- sampleRSS(hub, stop) }()
+		start := time.Now()
+		status, msg, _ := upload(hub.Base, token, body, 100+run)
+		elapsed := time.Since(start)
+		close(stop)
+		peak := <-peakc
+		cpu := cpuSeconds(pid) - cpu0
+		if status != http.StatusCreated {
+			return fmt.Errorf("upload: %d %s", status, msg)
+		}
+		after, _, _ := hub.Memory()
+		mbps := float64(len(body)) / 1e6 / elapsed.Seconds()
+		rates = append(rates, mbps)
+		growths = append(growths, peak-before)
+		fmt.Printf("upload %d: %.2f s, %.0f MB/s, hub CPU %.2f s, RSS before %d MiB, peak during %d MiB (+%d MiB), after %d MiB; %s\n",
+			run+1, elapsed.Seconds(), mbps, cpu, before>>10, peak>>10, (peak-before)>>10, after>>10, msg)
 	}
-	after, _, _ := hub.Memory()
-	mbps := float64(len(body)) / 1e6 / elapsed.Seconds()
-	fmt.Printf("one upload: %.2f s, %.0f MB/s, hub CPU %.2f s; %s\n", elapsed.Seconds(), mbps, cpu, msg)
-	fmt.Printf("hub RSS: before %d MiB, peak during %d MiB (+%d MiB), after %d MiB\n", before>>10, peak>>10, (peak-before)>>10, after>>10)
+	slices.Sort(rates)
+	slices.Sort(growths)
+	fmt.Printf("one at a time, %d uploads: %.0f-%.0f MB/s, RSS growth %d-%d MiB\n", runs, rates[0], rates[len(rates)-1], growths[0]>>10, growths[len(growths)-1]>>10)
 	if profDone != nil {
 		if err := <-profDone; err != nil {
 			return fmt.Errorf("cpu profile: %w", err)
 		}
-		fmt.Printf("(CPU profile of the hub during it: %s)\n", profile)
+		fmt.Printf("(CPU profile of the hub during the first: %s)\n", profile)
 	}
 	if memprofile != "" && pprofAddr != "" {
 		if err := fetchTo("http://"+pprofAddr+"/debug/pprof/allocs", memprofile); err != nil {
@@ -149,7 +163,7 @@ func measure(hub *hubrun.Hub, store string, body []byte, n int, pprofAddr, profi
 	var busy atomic.Int64
 	var failed []string
 	var mu sync.Mutex
-	start = time.Now()
+	start := time.Now()
 	for i := range n {
 		wg.Add(1)
 		go func() {
@@ -171,7 +185,7 @@ func measure(hub *hubrun.Hub, store string, body []byte, n int, pprofAddr, profi
 		}()
 	}
 	wg.Wait()
-	elapsed = time.Since(start)
+	elapsed := time.Since(start)
 	_, hwm, err := hub.Memory()
 	if err != nil {
 		return err
