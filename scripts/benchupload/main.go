@@ -36,17 +36,18 @@ func main() {
 	mb := flag.Int("mb", 200, "size of the STL, megabytes (10^6 bytes)")
 	runs := flag.Int("runs", 3, "uploads sent one at a time, each measured")
 	n := flag.Int("n", 8, "uploads sent at once in the second part")
+	local := flag.Bool("local", true, "measure on the local blob store")
 	s3 := flag.String("s3", "", "also measure on this blob store (s3://KEY:SECRET@host:port/bucket?tls=false)")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the hub during the first local upload here")
 	memprofile := flag.String("memprofile", "", "write the hub's allocation profile after the local uploads one at a time here")
 	flag.Parse()
-	if err := run(*hubBin, *mb, *runs, *n, *s3, *profile, *memprofile); err != nil {
+	if err := run(*hubBin, *mb, *runs, *n, *local, *s3, *profile, *memprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "benchupload:", err)
 		os.Exit(1)
 	}
 }
 
-func run(hubBin string, mb, runs, n int, s3, profile, memprofile string) error {
+func run(hubBin string, mb, runs, n int, local bool, s3, profile, memprofile string) error {
 	dir, err := os.MkdirTemp("", "benchupload-")
 	if err != nil {
 		return err
@@ -71,7 +72,10 @@ func run(hubBin string, mb, runs, n int, s3, profile, memprofile string) error {
 	os.Remove(stl)
 	fmt.Printf("torus of %d facets, %d bytes (%.1f MB)\n", 2*rings*sides, len(body), float64(len(body))/1e6)
 
-	stores := []struct{ name, url string }{{"local", ""}}
+	var stores []struct{ name, url string }
+	if local {
+		stores = append(stores, struct{ name, url string }{"local", ""})
+	}
 	if s3 != "" {
 		stores = append(stores, struct{ name, url string }{"s3", s3})
 	}
