@@ -43,6 +43,7 @@ type Stream struct {
 	chunks chan []byte
 	free   chan []byte
 	cur    []byte
+	made   int // chunks allocated, up to streamChunks
 	done   chan struct{}
 	ended  bool
 
@@ -63,10 +64,6 @@ func NewStream(bound int64) *Stream {
 		free:   make(chan []byte, streamChunks),
 		done:   make(chan struct{}),
 	}
-	for range streamChunks {
-		s.free <- make([]byte, 0, streamChunk)
-	}
-	s.cur = <-s.free
 	go s.run()
 	return s
 }
@@ -75,14 +72,33 @@ func NewStream(bound int64) *Stream {
 func (s *Stream) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 && !s.ended {
+		if s.cur == nil {
+			s.cur = s.chunk()
+		}
 		k := copy(s.cur[len(s.cur):cap(s.cur)], p)
 		s.cur, p = s.cur[:len(s.cur)+k], p[k:]
 		if len(s.cur) == cap(s.cur) {
 			s.chunks <- s.cur
-			s.cur = <-s.free
+			s.cur = nil
 		}
 	}
 	return n, nil
+}
+
+// chunk returns an empty chunk: a free one, else a new one while fewer than
+// streamChunks exist (no larger than the file can be: most files are small), else
+// the first to be freed.
+func (s *Stream) chunk() []byte {
+	select {
+	case c := <-s.free:
+		return c
+	default:
+	}
+	if s.made < streamChunks {
+		s.made++
+		return make([]byte, 0, min(streamChunk, max(s.bound, 1)))
+	}
+	return <-s.free
 }
 
 func (s *Stream) end() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/hschendel/stl"
@@ -86,5 +87,28 @@ func TestStreamClose(t *testing.T) {
 	s.Close()
 	if _, err := s.Finish(int64(len(b))); !errors.Is(err, ErrNotStreamed) {
 		t.Errorf("Finish after Close: got %v, want ErrNotStreamed", err)
+	}
+}
+
+// TestStreamSmallFile: a small file costs a Stream no more than its own size in
+// chunks (most uploads are small; a Stream's four 1 MiB chunks would be made for each).
+// Not parallel: it measures the process's allocations.
+func TestStreamSmallFile(t *testing.T) {
+	cube := meshtest.Binary("", meshtest.Cube(stl.Vec3{}, 10))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 10 {
+		s := NewStream(int64(len(cube)))
+		s.Write(cube)
+		if _, err := s.Finish(int64(len(cube))); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	runtime.ReadMemStats(&after)
+	// Analyze's own buffers take about 1.3 MiB for a cube (six batches of facets and
+	// the vertex table's cache); four chunks would be 4 MiB more.
+	if per := (after.TotalAlloc - before.TotalAlloc) / 10; per > 2<<20 {
+		t.Errorf("got %d KiB allocated per small file, want under 2048", per>>10)
 	}
 }
