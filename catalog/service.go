@@ -300,9 +300,9 @@ func (s *Service) storeFiles(ctx context.Context, base []File, files FileSource)
 		kind := KindOf(p)
 		// An STL is analysed as it is stored, in the same pass (mesh.Stream), rather
 		// than read back afterwards; the stream gives up on what it cannot read as it
-		// comes, and then the stored file is analysed as before.
-		// Only a file whose size is bounded beforehand (SizeBound) is streamed, so the
-		// tables sized from its header are within what its request was budgeted for.
+		// comes, and then the stored file is analysed as before. Only a file whose
+		// size is bounded beforehand (SizeBound) is streamed, so that tables sized
+		// from its header stay within what its request was budgeted for.
 		var stream *mesh.Stream
 		if b, ok := r.(SizeBound); ok && b.SizeBound() >= 0 && kind == FileMesh && !mesh.Is3MF(p) {
 			stream = mesh.NewStream(min(limit, b.SizeBound()))
