@@ -86,6 +86,13 @@ func (s *Service) Limits() Limits { return s.limits }
 // at yield's first error, which it returns.
 type FileSource func(yield func(path string, r io.Reader) error) error
 
+// SizeBound is what a FileSource's reader may offer when the file's size is bounded
+// before it is read (by the request's Content-Length): the most bytes it can hold, or
+// -1 for no bound. An upload is analysed as it streams only with tables sized within
+// that bound, so a header claiming a large file cannot make them larger than the
+// bytes the request was budgeted for.
+type SizeBound interface{ SizeBound() int64 }
+
 // BOMSource returns the uploaded BOM (nil for none). It is called after the files have
 // been read, as a BOM may arrive after them in a stream.
 type BOMSource func() []byte
@@ -297,6 +304,18 @@ func (s *Service) storeFiles(ctx context.Context, base []File, files FileSource)
 			return storage.Invalid("files", fmt.Sprintf("at most %d files in one upload", s.limits.Files))
 		}
 		limit := min(s.limits.FileBytes, s.limits.VersionBytes-total)
+		kind := KindOf(p)
+		// An STL is analysed as it is stored, in the same pass (mesh.Stream), rather
+		// than read back afterwards; the stream gives up on what it cannot read as it
+		// comes, and then the stored file is analysed as before. Only a file whose
+		// size is bounded beforehand (SizeBound) is streamed, so that tables sized
+		// from its header stay within what its request was budgeted for.
+		var stream *mesh.Stream
+		if b, ok := r.(SizeBound); ok && b.SizeBound() >= 0 && kind == FileMesh && !mesh.Is3MF(p) {
+			stream = mesh.NewStream(min(limit, b.SizeBound()))
+			defer stream.Close()
+			r = io.TeeReader(r, stream)
+		}
 		info, err := s.blobs.Put(ctx, r, limit, "")
 		if errors.Is(err, storage.ErrTooLarge) {
 			return fmt.Errorf("%q is over %d bytes (or the upload over %d): %w", p, s.limits.FileBytes, s.limits.VersionBytes, storage.ErrTooLarge)
@@ -308,9 +327,15 @@ func (s *Service) storeFiles(ctx context.Context, base []File, files FileSource)
 			return storage.Invalid("files", fmt.Sprintf("%q is empty", p))
 		}
 		total += info.Size
-		f := File{Path: p, SHA256: info.Key, Size: info.Size, Kind: KindOf(p)}
+		f := File{Path: p, SHA256: info.Key, Size: info.Size, Kind: kind}
 		if f.Kind == FileMesh {
-			rep, err := s.analyze(ctx, p, info)
+			rep, err := mesh.Report{}, mesh.ErrNotStreamed
+			if stream != nil {
+				rep, err = stream.Finish(info.Size)
+			}
+			if errors.Is(err, mesh.ErrNotStreamed) {
+				rep, err = s.analyze(ctx, p, info)
+			}
 			if errors.Is(err, mesh.ErrNotSTL) {
 				return storage.Invalid("files", fmt.Sprintf("%q is not an STL file: %v", p, err))
 			}

@@ -49,14 +49,24 @@ type upload struct {
 	reader *multipart.Reader
 	bom    []byte
 	next   *multipart.Part // a part read ahead while looking for meta
+	length int64           // the request's Content-Length, -1 when unknown
 }
+
+// boundedPart is a file part with the request's length as a bound on its size
+// (catalog.SizeBound).
+type boundedPart struct {
+	*multipart.Part
+	length int64
+}
+
+func (p boundedPart) SizeBound() int64 { return p.length }
 
 func newUpload(c *gin.Context, meta any) (*upload, error) {
 	mr, err := c.Request.MultipartReader()
 	if err != nil {
 		return nil, &badRequest{"send multipart/form-data with a meta field and files"}
 	}
-	u := &upload{reader: mr}
+	u := &upload{reader: mr, length: c.Request.ContentLength}
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -127,7 +137,7 @@ func (u *upload) files(yield func(string, io.Reader) error) error {
 		}
 		switch part.FormName() {
 		case "files":
-			if err := yield(rawFileName(part), part); err != nil {
+			if err := yield(rawFileName(part), boundedPart{part, u.length}); err != nil {
 				return err
 			}
 		case "bom":

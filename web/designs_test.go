@@ -9,14 +9,17 @@ import (
 	"io/fs"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"net/textproto"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/hschendel/stl"
 
 	"github.com/fabcommons/fabcommons/catalog"
+	"github.com/fabcommons/fabcommons/catalog/mesh"
 	"github.com/fabcommons/fabcommons/catalog/mesh/meshtest"
 )
 
@@ -376,5 +379,63 @@ func TestMeshCheck3MF(t *testing.T) {
 		r := b.do(t, call{method: "POST", path: "/api/v1/mesh/check", body: newMultipart().file("file", "x.3mf", data).done()})
 		r.want(t, 422, "not_3mf")
 		t.Logf("%s: %s", name, r.body)
+	}
+}
+
+// TestUploadMeshReportStreamed: a mesh uploaded through the API is analysed as it is
+// stored (mesh.Stream) where it can be, and else read back; either way its report is
+// the one mesh.Analyze gives on the file. A header claiming more facets than the
+// request holds is read back (the stream's tables are never sized past the request),
+// as is a soup, and one sent without a Content-Length.
+func TestUploadMeshReportStreamed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	ada := login(t, b, "ada")
+	torus := meshtest.Torus(300, 200, 100, 30) // 120,000 facets: past what the stream holds before it starts
+	open := meshtest.Binary("solid open torus", torus[:len(torus)-3])
+	lying := meshtest.Binary("lying", torus)
+	lying[80], lying[81], lying[82], lying[83] = 0xff, 0xff, 0x3f, 0x00 // 4 million facets claimed
+	var soup bytes.Buffer
+	meshtest.WriteSoupBinary(&soup, 80000)
+	tests := []struct {
+		name    string
+		file    []byte
+		chunked bool
+	}{
+		{"torus", meshtest.Binary("torus", torus), false},
+		{"open torus, solid header", open, false},
+		{"header claims more than the request", lying, false},
+		{"soup", soup.Bytes(), false},
+		{"no Content-Length", meshtest.Binary("torus", torus), true},
+	}
+	for i, tt := range tests {
+		want, err := mesh.Analyze(bytes.NewReader(tt.file), int64(len(tt.file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := newMultipart().field("meta", map[string]any{"title": fmt.Sprintf("Mesh %d", i), "license": "CC0-1.0"}).
+			file("files", "mesh.stl", tt.file).done()
+		req := httptest.NewRequest("POST", "/api/v1/designs", bytes.NewReader(body.buf.Bytes()))
+		if tt.chunked {
+			req = httptest.NewRequest("POST", "/api/v1/designs", io.MultiReader(bytes.NewReader(body.buf.Bytes())))
+			req.ContentLength = -1
+		}
+		req.Header.Set("Content-Type", body.contentType)
+		req.Header.Set("Authorization", ada["Authorization"])
+		req.RemoteAddr = "192.0.2.1:1234"
+		rec := httptest.NewRecorder()
+		b.h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			t.Fatalf("%s: got %d %s, want 201", tt.name, rec.Code, rec.Body)
+		}
+		var out struct {
+			Version struct{ Files []struct{ Mesh mesh.Report } }
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || len(out.Version.Files) != 1 {
+			t.Fatalf("%s: got %s", tt.name, rec.Body)
+		}
+		if got := out.Version.Files[0].Mesh; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\ngot  %+v\nwant %+v", tt.name, got, want)
+		}
 	}
 }

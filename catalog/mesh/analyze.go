@@ -104,21 +104,26 @@ func readBinary(r io.ReaderAt, l layout, a *analyzer) error {
 		if n, err := r.ReadAt(chunk, headerSize+done*facetSize); n < len(chunk) {
 			return fmt.Errorf("facet %d: %w", done+int64(n/facetSize), cmp.Or(err, io.ErrUnexpectedEOF))
 		}
-		for f := 0; f < len(chunk); f += facetSize {
-			var t stl.Triangle
-			for k := range 3 {
-				p := chunk[f+12+12*k:]
-				t.Vertices[k] = stl.Vec3{
-					math.Float32frombits(binary.LittleEndian.Uint32(p)),
-					math.Float32frombits(binary.LittleEndian.Uint32(p[4:])),
-					math.Float32frombits(binary.LittleEndian.Uint32(p[8:])),
-				}
-			}
-			a.AppendTriangle(t)
-		}
+		decodeFacets(chunk, a)
 		done += int64(len(chunk) / facetSize)
 	}
 	return nil
+}
+
+// decodeFacets sends the whole facets in chunk to a.
+func decodeFacets(chunk []byte, a *analyzer) {
+	for f := 0; f+facetSize <= len(chunk); f += facetSize {
+		var t stl.Triangle
+		for k := range 3 {
+			p := chunk[f+12+12*k:]
+			t.Vertices[k] = stl.Vec3{
+				math.Float32frombits(binary.LittleEndian.Uint32(p)),
+				math.Float32frombits(binary.LittleEndian.Uint32(p[4:])),
+				math.Float32frombits(binary.LittleEndian.Uint32(p[8:])),
+			}
+		}
+		a.AppendTriangle(t)
+	}
 }
 
 func firstLine(s string) string {
@@ -262,6 +267,10 @@ func (a *analyzer) matchTopology() {
 	t := &a.topo
 	ids := make([][3]uint32, batchSize)
 	for batch := range a.batches {
+		if t.vertices.short || t.edges.short {
+			a.free <- batch // a Stream's tables were too small: it gives up, so skip the work
+			continue
+		}
 		// Two passes per batch: the vertex lookups of a batch do not depend on each
 		// other, so the CPU overlaps their cache misses instead of waiting on each.
 		for i := range batch {

@@ -30,6 +30,8 @@ type vertexTable struct {
 	slots  []vertexSlot
 	used   int
 	next   uint32
+	fixed  bool // never grow: when full, set short and hand out id 0 (see Stream)
+	short  bool
 	recent [recentSize]vertexSlot // direct-mapped cache of recent vertices; see id
 }
 
@@ -52,6 +54,7 @@ func (t *vertexTable) init(expect int) {
 		return // already holds data: growing happens on demand
 	}
 	t.slots = make([]vertexSlot, slotsFor(expect))
+	hugePages(t.slots)
 }
 
 func hash3(k [3]uint32) uint64 {
@@ -82,6 +85,10 @@ func (t *vertexTable) idKey(k [3]uint32, h uint64, fresh uint32) (id uint32, add
 		return r.id, false
 	}
 	if full(t.used, len(t.slots)) {
+		if t.fixed {
+			t.short = true
+			return 0, false
+		}
 		t.grow()
 	}
 	for i := home(h, len(t.slots)); ; {
@@ -105,6 +112,7 @@ func (t *vertexTable) idKey(k [3]uint32, h uint64, fresh uint32) (id uint32, add
 func (t *vertexTable) grow() {
 	old := t.slots
 	t.slots = make([]vertexSlot, len(old)+len(old)/2)
+	hugePages(t.slots)
 	for _, s := range old {
 		if s.id == 0 {
 			continue
@@ -124,6 +132,8 @@ func (t *vertexTable) grow() {
 type edgeTable struct {
 	slots []edgeSlot
 	used  int
+	fixed bool // never grow: when full, set short and count nothing more (see Stream)
+	short bool
 }
 
 // edgeSlot is 12 bytes: the edge's two vertex ids and what is known of it.
@@ -146,6 +156,7 @@ func (t *edgeTable) init(expect int) {
 		return
 	}
 	t.slots = make([]edgeSlot, slotsFor(expect))
+	hugePages(t.slots)
 }
 
 // add counts face on the edge a-b; when another facet used the edge before, it
@@ -156,6 +167,10 @@ func (t *edgeTable) add(a, b, face uint32) (first uint32, shared bool) {
 		a, b, fwd = b, a, 0
 	}
 	if full(t.used, len(t.slots)) {
+		if t.fixed {
+			t.short = true
+			return 0, false
+		}
 		t.grow()
 	}
 	s := t.find(a, b)
@@ -222,6 +237,7 @@ const blockVertices = 64
 func (t *edgeTable) grow() {
 	old := t.slots
 	t.slots = make([]edgeSlot, len(old)+len(old)/2)
+	hugePages(t.slots)
 	for _, s := range old {
 		if s.low != 0 {
 			*t.find(s.low, s.high) = s

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package mesh
+
+func hugePages[T any](s []T) {}

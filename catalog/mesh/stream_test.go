@@ -1,0 +1,114 @@
+package mesh
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"runtime"
+	"testing"
+
+	"github.com/hschendel/stl"
+
+	"github.com/fabcommons/fabcommons/catalog/mesh/meshtest"
+)
+
+// TestStreamAgrees: a Stream's report is Analyze's on the same bytes, whatever the
+// pieces it is written in, or it says ErrNotStreamed (and Analyze is the answer).
+func TestStreamAgrees(t *testing.T) {
+	t.Parallel()
+	torus := meshtest.Torus(300, 200, 100, 30) // 120,000 facets: past the prefix
+	// A torus with a hole and a degenerate facet, whose header begins with "solid".
+	damaged := append([]stl.Triangle(nil), torus[:len(torus)-1]...)
+	damaged[5000].Vertices[1] = damaged[5000].Vertices[0]
+	var soup bytes.Buffer
+	if err := meshtest.WriteSoupBinary(&soup, 100000); err != nil {
+		t.Fatal(err)
+	}
+	// Shared vertices in the prefix, then a soup: more distinct vertices than the
+	// prefix promised.
+	late := append(meshtest.Binary("", torus[:80000])[:84+80000*50], soup.Bytes()[84:84+200000*50/2]...)
+	late = append([]byte(nil), late...)
+	putCount(late)
+	mismatch := meshtest.Binary("", torus)
+	mismatch = mismatch[:len(mismatch)-7] // the size no longer matches the count
+	tests := []struct {
+		name     string
+		file     []byte
+		bound    int64
+		streamed bool // the Stream reports on it rather than saying ErrNotStreamed
+	}{
+		{"torus", meshtest.Binary("fabcommons", torus), 1 << 30, true},
+		{"damaged, solid header", meshtest.Binary("solid damaged", damaged), 1 << 30, true},
+		{"cube, within the prefix", meshtest.Binary("", meshtest.Cube(stl.Vec3{}, 10)), 1 << 30, true},
+		{"ascii cube, within the prefix", meshtest.ASCII("cube", meshtest.Cube(stl.Vec3{}, 10)), 1 << 30, true},
+		{"ascii torus", meshtest.ASCII("torus", torus), 1 << 30, false},
+		{"soup", soup.Bytes(), 1 << 30, false},
+		{"soup after a shared prefix", late, 1 << 30, false},
+		{"size and count disagree", mismatch, 1 << 30, false},
+		{"count over the bound", meshtest.Binary("", torus), 84 + 50*100000, false},
+	}
+	for _, tt := range tests {
+		want, wantErr := Analyze(bytes.NewReader(tt.file), int64(len(tt.file)))
+		for _, piece := range []int{1 << 20, 7777, 49} {
+			s := NewStream(tt.bound)
+			for b := tt.file; len(b) > 0; {
+				k := min(piece, len(b))
+				s.Write(b[:k])
+				b = b[k:]
+			}
+			got, err := s.Finish(int64(len(tt.file)))
+			s.Close()
+			if !tt.streamed {
+				if !errors.Is(err, ErrNotStreamed) {
+					t.Errorf("%s in pieces of %d: got %v, want ErrNotStreamed", tt.name, piece, err)
+				}
+				continue
+			}
+			if err != wantErr || !reflect.DeepEqual(got, want) {
+				t.Errorf("%s in pieces of %d:\ngot  %+v, %v\nwant %+v, %v", tt.name, piece, got, err, want, wantErr)
+			}
+		}
+	}
+}
+
+// putCount sets a binary STL's header count to what its size holds.
+func putCount(b []byte) {
+	n := uint32((len(b) - headerSize) / facetSize)
+	b[80], b[81], b[82], b[83] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
+}
+
+// TestStreamClose: a Stream abandoned part way ends its goroutines.
+func TestStreamClose(t *testing.T) {
+	t.Parallel()
+	b := meshtest.Binary("", meshtest.Torus(300, 200, 100, 30))
+	s := NewStream(1 << 30)
+	s.Write(b[:len(b)/2])
+	s.Close()
+	s.Close()
+	if _, err := s.Finish(int64(len(b))); !errors.Is(err, ErrNotStreamed) {
+		t.Errorf("Finish after Close: got %v, want ErrNotStreamed", err)
+	}
+}
+
+// TestStreamSmallFile: a small file costs a Stream no more than its own size in
+// chunks (most uploads are small; a Stream's four 1 MiB chunks would be made for each).
+// Not parallel: it measures the process's allocations.
+func TestStreamSmallFile(t *testing.T) {
+	cube := meshtest.Binary("", meshtest.Cube(stl.Vec3{}, 10))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 10 {
+		s := NewStream(int64(len(cube)))
+		s.Write(cube)
+		if _, err := s.Finish(int64(len(cube))); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	runtime.ReadMemStats(&after)
+	// Analyze's own buffers take about 1.3 MiB for a cube (six batches of facets and
+	// the vertex table's cache); four chunks would be 4 MiB more.
+	if per := (after.TotalAlloc - before.TotalAlloc) / 10; per > 2<<20 {
+		t.Errorf("got %d KiB allocated per small file, want under 2048", per>>10)
+	}
+}
