@@ -573,6 +573,8 @@ func TestCreditsEndToEnd(t *testing.T) {
 	waitFor(t, time.Minute, "both jobs done", func() bool { return jobState(jobs[0]) == "done" && jobState(jobs[1]) == "done" })
 	good.Process.Signal(syscall.SIGTERM)
 	good.Wait()
+	// A job's settlement is written by the ledger's batch, just after the job is done.
+	waitFor(t, time.Minute, "both prints settled", func() bool { return account("user:bob").Held == 0 })
 	// Each print took seconds: a started minute counts whole, so each cost 1 minute.
 	if a := account("user:bob"); a.Balance != 18 || a.Held != 0 || a.Available != 18 || a.Used != 2 {
 		t.Fatalf("bob after two prints: %+v", a)
