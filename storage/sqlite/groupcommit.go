@@ -32,13 +32,22 @@ type writer struct {
 
 type writeOp struct {
 	ctx   context.Context
+	steps []writeStep // run in order; the op stops at the first that fails
+	// atomic: the steps are all written or none is (a savepoint undoes the earlier
+	// ones when one fails); otherwise those before a failing step stay written.
+	atomic bool
+	done   chan writeResult
+}
+
+// writeStep is one statement of a write.
+type writeStep struct {
 	query string
 	args  []any
-	done  chan writeResult
 }
 
 type writeResult struct {
-	res sql.Result
+	res sql.Result // of the last step run
+	n   int        // steps written
 	err error
 }
 
@@ -86,27 +95,48 @@ func (db *DB) stopWriter() {
 
 // exec runs one write statement as part of the next group commit.
 func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	op := &writeOp{ctx: ctx, query: query, args: args, done: make(chan writeResult, 1)}
+	r := db.write1(ctx, &writeOp{ctx: ctx, steps: []writeStep{{query, args}}})
+	return r.res, r.err
+}
+
+// execSteps runs several statements, in order, as one op of the next group commit:
+// atomic, all or none; otherwise up to the first that fails, whose error it returns
+// with the number of steps written before it.
+func (db *DB) execSteps(ctx context.Context, atomic bool, steps []writeStep) (int, error) {
+	r := db.write1(ctx, &writeOp{ctx: ctx, steps: steps, atomic: atomic})
+	return r.n, r.err
+}
+
+// write1 queues op for the writer and waits for its result.
+func (db *DB) write1(ctx context.Context, op *writeOp) writeResult {
+	op.done = make(chan writeResult, 1)
 	select {
 	case db.ops <- op:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return writeResult{err: ctx.Err()}
 	case <-db.writerDone:
-		return nil, errClosed
+		return writeResult{err: errClosed}
 	}
 	// Once queued, wait for the answer even if ctx ends: the write may be running.
 	select {
 	case r := <-op.done:
-		return r.res, r.err
+		return r
 	case <-db.writerDone:
 		select {
 		case r := <-op.done:
-			return r.res, r.err
+			return r
 		default:
-			return nil, errClosed
+			return writeResult{err: errClosed}
 		}
 	}
 }
+
+// Savepoint statements around an atomic op.
+const (
+	spBegin    = `SAVEPOINT op`
+	spRelease  = `RELEASE op`
+	spRollback = `ROLLBACK TO op`
+)
 
 func (db *DB) runBatch(batch []*writeOp) {
 	ctx := context.Background()
@@ -117,9 +147,20 @@ func (db *DB) runBatch(batch []*writeOp) {
 		}
 	}
 	// Prepare first: the transaction holds the only write connection.
-	stmts := make([]*sql.Stmt, len(batch))
+	stmts := make([][]*sql.Stmt, len(batch))
+	savepoints := map[string]*sql.Stmt{}
 	for i, op := range batch {
-		stmts[i], results[i].err = db.writeStmts.get(ctx, db.write, op.query)
+		stmts[i] = make([]*sql.Stmt, len(op.steps))
+		for k, step := range op.steps {
+			if stmts[i][k], results[i].err = db.writeStmts.get(ctx, db.write, step.query); results[i].err != nil {
+				break
+			}
+		}
+		for _, q := range []string{spBegin, spRelease, spRollback} {
+			if op.atomic && results[i].err == nil && savepoints[q] == nil {
+				savepoints[q], results[i].err = db.writeStmts.get(ctx, db.write, q)
+			}
+		}
 	}
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -129,6 +170,10 @@ func (db *DB) runBatch(batch []*writeOp) {
 		reply()
 		return
 	}
+	run := func(q string) error {
+		_, err := tx.StmtContext(ctx, savepoints[q]).ExecContext(ctx)
+		return err
+	}
 	for i, op := range batch {
 		if results[i].err != nil {
 			continue
@@ -137,8 +182,43 @@ func (db *DB) runBatch(batch []*writeOp) {
 			results[i].err = err // the caller gave up before its turn: do not write
 			continue
 		}
-		results[i].res, results[i].err = tx.StmtContext(ctx, stmts[i]).ExecContext(ctx, op.args...)
-		results[i].err = mapErr(results[i].err)
+		if op.atomic {
+			if err := run(spBegin); err != nil {
+				results[i].err = fmt.Errorf("savepoint: %w", mapErr(err))
+				continue
+			}
+		}
+		r := &results[i]
+		for k, step := range op.steps {
+			r.res, r.err = tx.StmtContext(ctx, stmts[i][k]).ExecContext(ctx, step.args...)
+			if r.err != nil {
+				r.err = mapErr(r.err)
+				break
+			}
+			r.n++
+		}
+		if op.atomic {
+			if r.err != nil {
+				r.n = 0
+				if err := run(spRollback); err != nil {
+					// The op's writes could not be undone alone: undo the batch.
+					tx.Rollback()
+					for i := range results {
+						results[i] = writeResult{err: fmt.Errorf("rollback to savepoint: %w", mapErr(err))}
+					}
+					reply()
+					return
+				}
+			}
+			if err := run(spRelease); err != nil {
+				tx.Rollback()
+				for i := range results {
+					results[i] = writeResult{err: fmt.Errorf("release savepoint: %w", mapErr(err))}
+				}
+				reply()
+				return
+			}
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		for i := range results {

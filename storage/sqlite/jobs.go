@@ -10,29 +10,22 @@ import (
 	"github.com/fabcommons/fabcommons/storage"
 )
 
+// CreateOrder writes the order and its jobs as one atomic op of the group commit: an
+// order is all there or not at all, and it shares its commit with the claims and
+// reports waiting at the same time (its own transaction took the only write
+// connection, and a commit, for each order).
 func (f Fabrication) CreateOrder(ctx context.Context, o fabrication.Order, jobs []fabrication.Job) error {
-	tx, err := f.db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO orders(id, lab_id, requester_id, data) VALUES (?, ?, ?, ?)`, o.ID, o.LabID, o.RequesterID, mustJSON(o)); err != nil {
-		return mapErr(err)
-	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO jobs(id, order_id, lab_id, design_id, requester_id, state, priority, enqueued_at, updated_at,
-		machine_id, holding, lease_hash, lease_expires, rev, data, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
+	steps := make([]writeStep, 0, 1+len(jobs))
+	steps = append(steps, writeStep{`INSERT INTO orders(id, lab_id, requester_id, data) VALUES (?, ?, ?, ?)`, []any{o.ID, o.LabID, o.RequesterID, mustJSON(o)}})
 	for _, j := range jobs {
 		data, events := jobJSON(j)
-		if _, err := stmt.ExecContext(ctx, j.ID, j.OrderID, j.LabID, j.DesignID, j.RequesterID, j.State, j.Priority, unixNano(j.EnqueuedAt),
-			unixNano(j.UpdatedAt), j.MachineID, j.Holding, j.LeaseHash, nullNano(j.LeaseExpires), data, events); err != nil {
-			return mapErr(err)
-		}
+		steps = append(steps, writeStep{`INSERT INTO jobs(id, order_id, lab_id, design_id, requester_id, state, priority, enqueued_at, updated_at,
+		machine_id, holding, lease_hash, lease_expires, rev, data, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+			[]any{j.ID, j.OrderID, j.LabID, j.DesignID, j.RequesterID, j.State, j.Priority, unixNano(j.EnqueuedAt),
+				unixNano(j.UpdatedAt), j.MachineID, j.Holding, j.LeaseHash, nullNano(j.LeaseExpires), data, events}})
 	}
-	return mapErr(tx.Commit())
+	_, err := f.db.execSteps(ctx, true, steps)
+	return mapErr(err)
 }
 
 // jobJSON splits a job into its JSON body (without the log) and its event log.
