@@ -120,6 +120,7 @@ func (s *Scheduler) Poll(ctx context.Context, m Machine, req agentapi.PollReques
 		if err := s.store.TouchMachine(ctx, m.ID, now, MachineOffline, MachineIdle); err != nil { // heard from: back online
 			return resp, true, err
 		}
+		s.tokens.seen(m.ID, now)
 		if m.State == MachineOffline {
 			m.LastSeen, m.State = &now, MachineIdle
 			s.publishMachine(m)
