@@ -190,11 +190,13 @@ func (db *DB) runBatch(batch []*writeOp) {
 		}
 		r := &results[i]
 		for k, step := range op.steps {
-			r.res, r.err = tx.StmtContext(ctx, stmts[i][k]).ExecContext(ctx, step.args...)
+			var res sql.Result
+			res, r.err = tx.StmtContext(ctx, stmts[i][k]).ExecContext(ctx, step.args...)
 			if r.err != nil {
 				r.err = mapErr(r.err)
 				break
 			}
+			r.res = settled(res)
 			r.n++
 		}
 		if op.atomic {
@@ -229,3 +231,22 @@ func (db *DB) runBatch(batch []*writeOp) {
 	}
 	reply()
 }
+
+// result is a statement's result as plain figures. database/sql's own result locks
+// the connection to answer RowsAffected, and the only write connection is nearly
+// always busy with the next batch: hundreds of callers asking at once made the writer
+// wait on that lock between statements.
+type result struct {
+	lastID, rows    int64
+	lastErr, rowErr error
+}
+
+func settled(r sql.Result) result {
+	var s result
+	s.lastID, s.lastErr = r.LastInsertId()
+	s.rows, s.rowErr = r.RowsAffected()
+	return s
+}
+
+func (r result) LastInsertId() (int64, error) { return r.lastID, r.lastErr }
+func (r result) RowsAffected() (int64, error) { return r.rows, r.rowErr }
