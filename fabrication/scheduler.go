@@ -108,6 +108,19 @@ func (s *Scheduler) agentActor(m Machine) string { return "machine:" + m.Name }
 // now; busy says the machine cannot take any (it holds a job, or is in maintenance or
 // unapproved), so waiting for work is pointless.
 func (s *Scheduler) Poll(ctx context.Context, m Machine, req agentapi.PollRequest) (resp agentapi.PollResponse, busy bool, err error) {
+	return s.poll(ctx, m, req, true)
+}
+
+// PollAgain is Poll for a poll waiting at the hub whose first pass (a Poll) found the
+// machine free and no work: the jobs the agent holds were reconciled then, and no job
+// becomes the machine's since but through a claim, so they are not read again (at a
+// thousand agents woken as work comes in, that read was a twentieth of the hub's CPU,
+// and kept the one writer waiting on SQLite's allocator).
+func (s *Scheduler) PollAgain(ctx context.Context, m Machine, req agentapi.PollRequest) (resp agentapi.PollResponse, busy bool, err error) {
+	return s.poll(ctx, m, req, false)
+}
+
+func (s *Scheduler) poll(ctx context.Context, m Machine, req agentapi.PollRequest, reconcile bool) (resp agentapi.PollResponse, busy bool, err error) {
 	resp = agentapi.PollResponse{HeartbeatS: s.HeartbeatSeconds()}
 	if req.Protocol != agentapi.Protocol {
 		return resp, true, fmt.Errorf("%w: the hub speaks protocol %d, the agent %d; upgrade the agent", ErrUnsupported, agentapi.Protocol, req.Protocol)
@@ -126,11 +139,13 @@ func (s *Scheduler) Poll(ctx context.Context, m Machine, req agentapi.PollReques
 			s.publishMachine(m)
 		}
 	}
-	busy, drop, err := s.reconcile(ctx, m, req.Jobs)
-	if err != nil {
-		return resp, true, err
+	if reconcile {
+		var drop []string
+		if busy, drop, err = s.reconcile(ctx, m, req.Jobs); err != nil {
+			return resp, true, err
+		}
+		resp.Drop = drop
 	}
-	resp.Drop = drop
 	if busy || m.Maintenance || !m.Approved || req.State == agentapi.StateMaintenance || req.State == agentapi.StateBusy {
 		return resp, true, nil
 	}

@@ -308,7 +308,11 @@ func (s *Server) agentPoll(c *gin.Context) {
 			m = fresh
 			req.Jobs = nil // reconciled on the first pass
 		}
-		resp, busy, err := s.scheduler.Poll(ctx, m, req)
+		poll := s.scheduler.Poll
+		if !first {
+			poll = s.scheduler.PollAgain
+		}
+		resp, busy, err := poll(ctx, m, req)
 		if err != nil {
 			s.fail(c, err)
 			return
