@@ -92,7 +92,7 @@ func (b *jobBook) carryOut(ctx context.Context, j Job, fx Effects) {
 // released (made 0). A free lab holds nothing, so a job it did not make needs no entry
 // (a hold left from before the lab stopped charging is released by SettleEnded).
 func (b *jobBook) settle(ctx context.Context, j Job, made time.Duration, always bool) error {
-	lab, err := b.store.LabByID(ctx, j.LabID)
+	lab, err := b.labs.labByID(ctx, b.store, j.LabID)
 	if err != nil {
 		return err
 	}

@@ -153,7 +153,7 @@ func (s *Scheduler) poll(ctx context.Context, m Machine, req agentapi.PollReques
 	if err != nil || j == nil {
 		return resp, false, err
 	}
-	lab, err := s.store.LabByID(ctx, m.LabID)
+	lab, err := s.labs.labByID(ctx, s.store, m.LabID)
 	if err != nil {
 		return resp, false, err
 	}
@@ -316,7 +316,7 @@ func (s *Scheduler) Event(ctx context.Context, m Machine, id string, req agentap
 	var lab Lab
 	if h.Kind == OnFinished || estimate != nil { // the lab's policy decides those
 		var err error
-		if lab, err = s.store.LabByID(ctx, m.LabID); err != nil {
+		if lab, err = s.labs.labByID(ctx, s.store, m.LabID); err != nil {
 			return resp, err
 		}
 	}
