@@ -177,33 +177,55 @@ func (s *Scheduler) claim(ctx context.Context, m Machine) (*Job, string, error) 
 		if err != nil || !ok {
 			return nil, "", err
 		}
-		// A compare-and-set on the rev the queue showed: losing a race costs one write
-		// that matches nothing, and the stored log is kept and appended to (the queue's
-		// copy of the job has no log).
-		lease, hash := secret("fab_l_")
-		now := s.clock()
-		nj, _, err := Transition(j, Happening{Kind: OnClaim, Actor: "hub", Message: "assigned to " + m.Name,
-			MachineID: m.ID, LeaseHash: hash, LeaseExpires: now.Add(s.opts.LeaseTTL)}, s.rules(Lab{}), now)
-		if err != nil {
-			continue // no longer queued
-		}
-		nj.UpdatedAt = now
-		e := nj.Events[len(nj.Events)-1]
-		err = s.store.ClaimJob(ctx, nj, j.Rev, e)
-		if errors.Is(err, storage.ErrConflict) {
-			continue // another hub took it, or it changed: try the next
+		c, err := s.claimOne(ctx, m, j)
+		s.claimEnded(j.ID)
+		if errors.Is(err, errNotClaimed) {
+			continue
 		}
 		if err != nil {
 			return nil, "", err
 		}
-		j = nj
-		j.Rev++
-		s.publishJob(j)
-		m.State = MachineBusy
-		s.publishMachine(m)
-		return &j, lease, nil
+		return &c.job, c.lease, nil
 	}
 	return nil, "", nil
+}
+
+// errNotClaimed: the job was no longer queued, or another hub took it first.
+var errNotClaimed = errors.New("not claimed")
+
+type claimed struct {
+	job   Job
+	lease string
+}
+
+// claimOne claims j, as the queue head showed it, for m: errNotClaimed when it was
+// no longer queued or changed.
+func (s *Scheduler) claimOne(ctx context.Context, m Machine, j Job) (claimed, error) {
+	// A compare-and-set on the rev the queue showed: losing a race costs one write
+	// that matches nothing, and the stored log is kept and appended to (the queue's
+	// copy of the job has no log).
+	lease, hash := secret("fab_l_")
+	now := s.clock()
+	nj, _, err := Transition(j, Happening{Kind: OnClaim, Actor: "hub", Message: "assigned to " + m.Name,
+		MachineID: m.ID, LeaseHash: hash, LeaseExpires: now.Add(s.opts.LeaseTTL)}, s.rules(Lab{}), now)
+	if err != nil {
+		return claimed{}, errNotClaimed // no longer queued
+	}
+	nj.UpdatedAt = now
+	e := nj.Events[len(nj.Events)-1]
+	err = s.store.ClaimJob(ctx, nj, j.Rev, e)
+	if errors.Is(err, storage.ErrConflict) {
+		return claimed{}, errNotClaimed // another hub took it, or it changed: try the next
+	}
+	if err != nil {
+		return claimed{}, err
+	}
+	j = nj
+	j.Rev++
+	s.publishJob(j)
+	m.State = MachineBusy
+	s.publishMachine(m)
+	return claimed{job: j, lease: lease}, nil
 }
 
 // reconcile compares what the agent says it holds with what the hub thinks the machine
