@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/fabcommons/fabcommons/storage"
 )
 
 // Group commit: single-statement writes from many goroutines are queued to one writer
@@ -47,6 +49,10 @@ type writeOp struct {
 type writeStep struct {
 	query string
 	args  []any
+	// one: the statement must change a row; when it changes none the op stops there
+	// with storage.ErrNotFound (an atomic op then writes nothing), so that the steps
+	// after a compare-and-set run only when it matched.
+	one bool
 }
 
 type writeResult struct {
@@ -99,7 +105,7 @@ func (db *DB) stopWriter() {
 
 // exec runs one write statement as part of the next group commit.
 func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	r := db.write1(ctx, &writeOp{ctx: ctx, steps: []writeStep{{query, args}}})
+	r := db.write1(ctx, &writeOp{ctx: ctx, steps: []writeStep{{query: query, args: args}}})
 	return r.res, r.err
 }
 
@@ -201,6 +207,10 @@ func (db *DB) runBatch(batch []*writeOp) {
 				break
 			}
 			r.res = settled(res)
+			if n, _ := r.res.RowsAffected(); step.one && n == 0 {
+				r.err = storage.ErrNotFound
+				break
+			}
 			r.n++
 		}
 		if op.atomic {

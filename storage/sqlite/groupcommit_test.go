@@ -2,11 +2,14 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/fabcommons/fabcommons/storage"
 )
 
 func openKV(t *testing.T) (*DB, string) {
@@ -106,7 +109,7 @@ func TestGroupCommitBatch(t *testing.T) {
 }
 
 func insertKV(k string, v int) writeStep {
-	return writeStep{`INSERT INTO kv (k, v) VALUES (?, ?)`, []any{k, v}}
+	return writeStep{query: `INSERT INTO kv (k, v) VALUES (?, ?)`, args: []any{k, v}}
 }
 
 // TestGroupCommitConcurrent: many writers at once all land, and a write after Close
@@ -137,5 +140,34 @@ func TestGroupCommitConcurrent(t *testing.T) {
 	db.Close()
 	if _, err := db.exec(context.Background(), `INSERT INTO kv (k, v) VALUES ('late', 1)`); err != errClosed {
 		t.Fatalf("a write after Close: got %v, want errClosed", err)
+	}
+}
+
+// TestGroupCommitStepMustChangeARow: a step marked one that changes no row stops its
+// op with storage.ErrNotFound, and an atomic op then writes none of its steps.
+func TestGroupCommitStepMustChangeARow(t *testing.T) {
+	t.Parallel()
+	db, _ := openKV(t)
+	defer db.Close()
+	ctx := context.Background()
+	if _, err := db.exec(ctx, `INSERT INTO kv (k, v) VALUES ('a', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	casStep := func(k string, from int) writeStep {
+		return writeStep{query: `UPDATE kv SET v = v + 1 WHERE k = ? AND v = ?`, args: []any{k, from}, one: true}
+	}
+	// A compare-and-set that does not match: the insert after it is not made.
+	if n, err := db.execSteps(ctx, true, []writeStep{insertKV("b", 0), casStep("a", 7), insertKV("c", 0)}); n != 0 || !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a missed compare-and-set: got %d steps, %v; want 0, ErrNotFound", n, err)
+	}
+	if got := countKV(t, db); got != 1 {
+		t.Fatalf("after a missed compare-and-set: %d rows, want 1", got)
+	}
+	// One that matches: all three are.
+	if n, err := db.execSteps(ctx, true, []writeStep{insertKV("b", 0), casStep("a", 1), insertKV("c", 0)}); n != 3 || err != nil {
+		t.Fatalf("a matched compare-and-set: got %d steps, %v; want 3, nil", n, err)
+	}
+	if got := countKV(t, db); got != 3 {
+		t.Fatalf("after a matched compare-and-set: %d rows, want 3", got)
 	}
 }

@@ -32,7 +32,7 @@ func (f Fabrication) AppendLedger(ctx context.Context, e fabrication.LedgerEntry
 func (f Fabrication) AppendLedgers(ctx context.Context, es []fabrication.LedgerEntry) (int, error) {
 	steps := make([]writeStep, len(es))
 	for i, e := range es {
-		steps[i] = writeStep{insertLedger, []any{e.Seq, e.Closes, e.Kind, e.From, e.To, mustJSON(e)}}
+		steps[i] = writeStep{query: insertLedger, args: []any{e.Seq, e.Closes, e.Kind, e.From, e.To, mustJSON(e)}}
 	}
 	n, err := f.db.execSteps(ctx, false, steps)
 	return n, mapErr(err)
