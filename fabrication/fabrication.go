@@ -119,7 +119,7 @@ func New(store Store, designs Designs, users Users, feed *Feed, quotas storage.Q
 	if o.CreditFloor != nil {
 		floor = *o.CreditFloor
 	}
-	c := core{feed: feed, log: log, opts: o, now: o.Clock, quotas: quotas}
+	c := core{feed: feed, log: log, opts: o, now: o.Clock, quotas: quotas, tokens: &machineTokens{}, labs: &labCache{}}
 	ledger := &Ledger{core: c, roles: roles{store}, store: store, users: users, floor: floor,
 		turn: make(chan struct{}, 1), records: make(chan Settlement, 4096)}
 	jobs := &jobBook{core: c, store: store, ledger: ledger}
@@ -140,6 +140,8 @@ type core struct {
 	opts   Options
 	now    func() time.Time
 	quotas storage.Quotas // nil: no quotas
+	tokens *machineTokens // the machines agents' tokens name, for a moment (machinetokens.go)
+	labs   *labCache      // labs by id, for a moment, for the agents' hot path (labcache.go)
 }
 
 // useQuota counts amount against actor's quota of kind over window.

@@ -30,6 +30,14 @@ type jobsStore interface {
 	LabJobs(ctx context.Context, labID string, states []string, limit int) ([]Job, error)
 }
 
+// JobUsageSaver is a store that writes a job and adds its machine time to the
+// requester's fair-share usage in one write (SQLite: one trip through its one writer,
+// where a job's end otherwise waited for two, one after the other). A store without it
+// gets SaveJob, then AddUsage.
+type JobUsageSaver interface {
+	SaveJobAddUsage(ctx context.Context, j Job, prevRev int, seconds float64, at time.Time) error
+}
+
 func (b *jobBook) publishJob(j Job) {
 	if j.State == JobQueued {
 		b.noteQueued(j)
@@ -54,7 +62,13 @@ func (b *jobBook) change(ctx context.Context, id string, next func(j Job, now ti
 			return j, Effects{}, err
 		}
 		nj.UpdatedAt = now
-		err = b.store.SaveJob(ctx, nj, j.Rev)
+		saver, together := b.store.(JobUsageSaver)
+		together = together && fx.UsedSeconds > 0
+		if together {
+			err = saver.SaveJobAddUsage(ctx, nj, j.Rev, fx.UsedSeconds, now)
+		} else {
+			err = b.store.SaveJob(ctx, nj, j.Rev)
+		}
 		if errors.Is(err, storage.ErrConflict) {
 			continue
 		}
@@ -63,7 +77,11 @@ func (b *jobBook) change(ctx context.Context, id string, next func(j Job, now ti
 		}
 		nj.Rev = j.Rev + 1
 		b.publishJob(nj)
-		b.carryOut(ctx, nj, fx)
+		done := fx
+		if together {
+			done.UsedSeconds = 0 // counted
+		}
+		b.carryOut(ctx, nj, done)
 		return nj, fx, nil
 	}
 	return Job{}, Effects{}, fmt.Errorf("job %s changed too often while we tried: %w", id, storage.ErrConflict)
@@ -92,7 +110,7 @@ func (b *jobBook) carryOut(ctx context.Context, j Job, fx Effects) {
 // released (made 0). A free lab holds nothing, so a job it did not make needs no entry
 // (a hold left from before the lab stopped charging is released by SettleEnded).
 func (b *jobBook) settle(ctx context.Context, j Job, made time.Duration, always bool) error {
-	lab, err := b.store.LabByID(ctx, j.LabID)
+	lab, err := b.labs.labByID(ctx, b.store, j.LabID)
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,9 @@ func (l *Labs) SetPolicy(ctx context.Context, actor Actor, slug string, p Policy
 	if err := checkPolicy(&p); err != nil {
 		return Lab{}, err
 	}
-	if err := l.store.SetPolicy(ctx, lab.ID, p); err != nil {
+	err = l.store.SetPolicy(ctx, lab.ID, p)
+	l.labs.forget(lab.ID) // even when it failed: the write may have been made
+	if err != nil {
 		return Lab{}, err
 	}
 	lab.Policy = p

@@ -107,6 +107,10 @@ type LedgerStore interface {
 	// AppendLedger inserts e, or returns storage.ErrConflict when its Seq or its
 	// Closes is taken.
 	AppendLedger(ctx context.Context, e LedgerEntry) error
+	// AppendLedgers inserts entries in order, stopping at the first whose Seq or
+	// Closes is taken: it returns how many went in (those are stored, the rest are
+	// not) and, when it stopped early, that entry's error (storage.ErrConflict).
+	AppendLedgers(ctx context.Context, es []LedgerEntry) (int, error)
 	// LedgerEntries lists, oldest first, up to limit entries with seq > after that
 	// name account as From or To (account "": every entry).
 	LedgerEntries(ctx context.Context, account string, after int64, limit int) ([]LedgerEntry, error)
@@ -948,22 +952,17 @@ func (l *Ledger) writeBatch(ctx context.Context, batch []LedgerEntry) error {
 			e.Hash = e.ComputeHash()
 			prev = *e
 		}
-		rest := []LedgerEntry(nil)
-		for i, e := range batch {
-			err := l.store.AppendLedger(ctx, e)
-			if err == nil {
-				continue
-			}
-			if !errors.Is(err, storage.ErrConflict) {
-				return err
-			}
-			if _, err := l.store.LedgerClosing(ctx, e.Closes); err == nil {
-				i++ // recorded before: leave it out
-			}
-			rest = batch[i:]
-			break
+		n, err := l.store.AppendLedgers(ctx, batch)
+		if n == len(batch) {
+			return nil
 		}
-		batch = rest
+		if !errors.Is(err, storage.ErrConflict) {
+			return err
+		}
+		if _, err := l.store.LedgerClosing(ctx, batch[n].Closes); err == nil {
+			n++ // recorded before: leave it out
+		}
+		batch = batch[n:]
 	}
 	return nil
 }

@@ -171,7 +171,9 @@ func (l *Labs) casMachine(ctx context.Context, id string, change func(m *Machine
 		if err := change(&m); err != nil {
 			return Machine{}, err
 		}
-		if err := l.store.SaveMachine(ctx, m, prev); errors.Is(err, storage.ErrConflict) {
+		err = l.store.SaveMachine(ctx, m, prev)
+		l.tokens.forget(id) // even when it failed: the write may have been made
+		if errors.Is(err, storage.ErrConflict) {
 			continue
 		} else if err != nil {
 			return Machine{}, err
@@ -182,8 +184,8 @@ func (l *Labs) casMachine(ctx context.Context, id string, change func(m *Machine
 	return Machine{}, fmt.Errorf("machine %s changed under us, try again: %w", id, storage.ErrConflict)
 }
 
-// RotateToken stops the machine's token at once (every hub looks tokens up in the
-// store; none keeps them) and answers with a new one-time enrolment code, for
+// RotateToken stops the machine's token at once on this hub, and within
+// machineTokenTTL on other replicas (each keeps what a token names for that long) and answers with a new one-time enrolment code, for
 // fabagent enroll on the machine.
 func (l *Labs) RotateToken(ctx context.Context, actor Actor, id string) (Machine, string, error) {
 	if _, err := l.operatorMachine(ctx, actor, id); err != nil {
@@ -270,7 +272,17 @@ func (l *Labs) MachineByToken(ctx context.Context, token string) (Machine, error
 	if !strings.HasPrefix(token, machineTokenPrefix) {
 		return Machine{}, storage.ErrNotFound
 	}
-	return l.store.MachineByTokenHash(ctx, hashSecret(token))
+	hash := hashSecret(token)
+	if m, ok := l.tokens.get(hash); ok {
+		return m, nil
+	}
+	readAt := time.Now()
+	m, err := l.store.MachineByTokenHash(ctx, hash)
+	if err != nil {
+		return Machine{}, err
+	}
+	l.tokens.put(hash, m, readAt)
+	return m, nil
 }
 
 // MachinePatch is what an operator may change; nil fields stay.
@@ -360,6 +372,7 @@ func (l *Labs) offlineBefore() time.Time { return l.now().Add(-3 * l.opts.LeaseT
 func (l *Labs) MarkOffline(ctx context.Context) (int, error) {
 	ids, err := l.store.MarkUnheard(ctx, l.offlineBefore(), []string{MachineIdle, MachineBusy}, MachineOffline)
 	for _, id := range ids {
+		l.tokens.forget(id)
 		if m, err := l.store.Machine(ctx, id); err == nil {
 			l.publishMachine(m)
 		}

@@ -142,3 +142,61 @@ func TestTakeQueuedConcurrently(t *testing.T) {
 		}
 	}
 }
+
+// queueStore answers Queued with what is queued in it; what else it would be asked
+// panics (the nil interface).
+type queueStore struct {
+	jobsStore
+	mu     sync.Mutex
+	queued []Job
+	reads  int
+}
+
+func (s *queueStore) Queued(context.Context, string, int) ([]Job, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	return append([]Job(nil), s.queued...), nil
+}
+func (s *queueStore) Usage(context.Context, string) (map[string]Usage, error) { return nil, nil }
+
+// TestTakenJobsLeftOutOfNewHeads: a job handed to a claim is not handed out again
+// by a head read while the claim is under way, nor by one that began before it ended;
+// a read that begins after it ended shows it (here: still queued, the claim failed).
+func TestTakenJobsLeftOutOfNewHeads(t *testing.T) {
+	t.Parallel()
+	m := Machine{ID: "m", LabID: "lab", Process: "fdm", BuildVolume: Volume{X: 200, Y: 200, Z: 200}}
+	job := func(id string) Job {
+		return Job{ID: id, LabID: "lab", State: JobQueued, Process: "fdm", BBox: Volume{X: 10, Y: 10, Z: 10}}
+	}
+	store := &queueStore{queued: []Job{job("a")}}
+	s := &jobBook{core: core{now: time.Now}, store: store}
+	take := func() string {
+		j, ok, err := s.takeQueued(context.Background(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return "-"
+		}
+		return j.ID
+	}
+	stale := func() { // the head is old: the next take reads the queue again
+		s.queues.mu.Lock()
+		s.queues.labs["lab"].readAt = time.Now().Add(-time.Hour)
+		s.queues.mu.Unlock()
+	}
+	if got := take(); got != "a" {
+		t.Fatalf("first take: got %s, want a", got)
+	}
+	// The claim of a is under way and the store still shows it queued.
+	stale()
+	if got := take(); got != "-" {
+		t.Fatalf("while a's claim is under way: got %s, want nothing", got)
+	}
+	s.claimEnded("a")
+	stale()
+	if got := take(); got != "a" || store.reads != 3 {
+		t.Fatalf("after a's claim ended (and failed): got %s after %d reads, want a after 3", got, store.reads)
+	}
+}

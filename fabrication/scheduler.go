@@ -108,6 +108,19 @@ func (s *Scheduler) agentActor(m Machine) string { return "machine:" + m.Name }
 // now; busy says the machine cannot take any (it holds a job, or is in maintenance or
 // unapproved), so waiting for work is pointless.
 func (s *Scheduler) Poll(ctx context.Context, m Machine, req agentapi.PollRequest) (resp agentapi.PollResponse, busy bool, err error) {
+	return s.poll(ctx, m, req, true)
+}
+
+// PollAgain is Poll for a poll waiting at the hub whose first pass (a Poll) found the
+// machine free and no work: the jobs the agent holds were reconciled then, and no job
+// becomes the machine's since but through a claim, so they are not read again (at a
+// thousand agents woken as work comes in, that read was a twentieth of the hub's CPU,
+// and kept the one writer waiting on SQLite's allocator).
+func (s *Scheduler) PollAgain(ctx context.Context, m Machine, req agentapi.PollRequest) (resp agentapi.PollResponse, busy bool, err error) {
+	return s.poll(ctx, m, req, false)
+}
+
+func (s *Scheduler) poll(ctx context.Context, m Machine, req agentapi.PollRequest, reconcile bool) (resp agentapi.PollResponse, busy bool, err error) {
 	resp = agentapi.PollResponse{HeartbeatS: s.HeartbeatSeconds()}
 	if req.Protocol != agentapi.Protocol {
 		return resp, true, fmt.Errorf("%w: the hub speaks protocol %d, the agent %d; upgrade the agent", ErrUnsupported, agentapi.Protocol, req.Protocol)
@@ -120,16 +133,19 @@ func (s *Scheduler) Poll(ctx context.Context, m Machine, req agentapi.PollReques
 		if err := s.store.TouchMachine(ctx, m.ID, now, MachineOffline, MachineIdle); err != nil { // heard from: back online
 			return resp, true, err
 		}
+		s.tokens.seen(m.ID, now)
 		if m.State == MachineOffline {
 			m.LastSeen, m.State = &now, MachineIdle
 			s.publishMachine(m)
 		}
 	}
-	busy, drop, err := s.reconcile(ctx, m, req.Jobs)
-	if err != nil {
-		return resp, true, err
+	if reconcile {
+		var drop []string
+		if busy, drop, err = s.reconcile(ctx, m, req.Jobs); err != nil {
+			return resp, true, err
+		}
+		resp.Drop = drop
 	}
-	resp.Drop = drop
 	if busy || m.Maintenance || !m.Approved || req.State == agentapi.StateMaintenance || req.State == agentapi.StateBusy {
 		return resp, true, nil
 	}
@@ -137,7 +153,7 @@ func (s *Scheduler) Poll(ctx context.Context, m Machine, req agentapi.PollReques
 	if err != nil || j == nil {
 		return resp, false, err
 	}
-	lab, err := s.store.LabByID(ctx, m.LabID)
+	lab, err := s.labs.labByID(ctx, s.store, m.LabID)
 	if err != nil {
 		return resp, false, err
 	}
@@ -161,33 +177,55 @@ func (s *Scheduler) claim(ctx context.Context, m Machine) (*Job, string, error) 
 		if err != nil || !ok {
 			return nil, "", err
 		}
-		// A compare-and-set on the rev the queue showed: losing a race costs one write
-		// that matches nothing, and the stored log is kept and appended to (the queue's
-		// copy of the job has no log).
-		lease, hash := secret("fab_l_")
-		now := s.clock()
-		nj, _, err := Transition(j, Happening{Kind: OnClaim, Actor: "hub", Message: "assigned to " + m.Name,
-			MachineID: m.ID, LeaseHash: hash, LeaseExpires: now.Add(s.opts.LeaseTTL)}, s.rules(Lab{}), now)
-		if err != nil {
-			continue // no longer queued
-		}
-		nj.UpdatedAt = now
-		e := nj.Events[len(nj.Events)-1]
-		err = s.store.ClaimJob(ctx, nj, j.Rev, e)
-		if errors.Is(err, storage.ErrConflict) {
-			continue // another hub took it, or it changed: try the next
+		c, err := s.claimOne(ctx, m, j)
+		s.claimEnded(j.ID)
+		if errors.Is(err, errNotClaimed) {
+			continue
 		}
 		if err != nil {
 			return nil, "", err
 		}
-		j = nj
-		j.Rev++
-		s.publishJob(j)
-		m.State = MachineBusy
-		s.publishMachine(m)
-		return &j, lease, nil
+		return &c.job, c.lease, nil
 	}
 	return nil, "", nil
+}
+
+// errNotClaimed: the job was no longer queued, or another hub took it first.
+var errNotClaimed = errors.New("not claimed")
+
+type claimed struct {
+	job   Job
+	lease string
+}
+
+// claimOne claims j, as the queue head showed it, for m: errNotClaimed when it was
+// no longer queued or changed.
+func (s *Scheduler) claimOne(ctx context.Context, m Machine, j Job) (claimed, error) {
+	// A compare-and-set on the rev the queue showed: losing a race costs one write
+	// that matches nothing, and the stored log is kept and appended to (the queue's
+	// copy of the job has no log).
+	lease, hash := secret("fab_l_")
+	now := s.clock()
+	nj, _, err := Transition(j, Happening{Kind: OnClaim, Actor: "hub", Message: "assigned to " + m.Name,
+		MachineID: m.ID, LeaseHash: hash, LeaseExpires: now.Add(s.opts.LeaseTTL)}, s.rules(Lab{}), now)
+	if err != nil {
+		return claimed{}, errNotClaimed // no longer queued
+	}
+	nj.UpdatedAt = now
+	e := nj.Events[len(nj.Events)-1]
+	err = s.store.ClaimJob(ctx, nj, j.Rev, e)
+	if errors.Is(err, storage.ErrConflict) {
+		return claimed{}, errNotClaimed // another hub took it, or it changed: try the next
+	}
+	if err != nil {
+		return claimed{}, err
+	}
+	j = nj
+	j.Rev++
+	s.publishJob(j)
+	m.State = MachineBusy
+	s.publishMachine(m)
+	return claimed{job: j, lease: lease}, nil
 }
 
 // reconcile compares what the agent says it holds with what the hub thinks the machine
@@ -300,7 +338,7 @@ func (s *Scheduler) Event(ctx context.Context, m Machine, id string, req agentap
 	var lab Lab
 	if h.Kind == OnFinished || estimate != nil { // the lab's policy decides those
 		var err error
-		if lab, err = s.store.LabByID(ctx, m.LabID); err != nil {
+		if lab, err = s.labs.labByID(ctx, s.store, m.LabID); err != nil {
 			return resp, err
 		}
 	}

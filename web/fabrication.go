@@ -211,17 +211,25 @@ func (s *Server) authenticateMachine(c *gin.Context) {
 		abort(c, http.StatusUnauthorized, "unauthenticated", "send the machine token as 'Authorization: Bearer <token>' (fabagent enroll gets one)")
 		return
 	}
-	m, err := s.labs.MachineByToken(c.Request.Context(), strings.TrimSpace(secret))
+	if m, ok := s.machineByToken(c, strings.TrimSpace(secret)); ok {
+		c.Set(ctxMachine, m)
+		c.Next()
+	}
+}
+
+// machineByToken is the machine the token names, or false after answering 401 (the
+// token is unknown or was replaced) or the store's error.
+func (s *Server) machineByToken(c *gin.Context, token string) (fabrication.Machine, bool) {
+	m, err := s.labs.MachineByToken(c.Request.Context(), token)
 	if errors.Is(err, storage.ErrNotFound) {
 		abort(c, http.StatusUnauthorized, "unauthenticated", "the machine token is unknown or was replaced; enrol the agent again")
-		return
+		return m, false
 	}
 	if err != nil {
 		s.fail(c, err)
-		return
+		return m, false
 	}
-	c.Set(ctxMachine, m)
-	c.Next()
+	return m, true
 }
 
 func machineOf(c *gin.Context) fabrication.Machine {
@@ -292,15 +300,19 @@ func (s *Server) agentPoll(c *gin.Context) {
 	m := machineOf(c)
 	for first := true; ; first = false {
 		if !first {
-			fresh, err := s.labs.Machine(ctx, m.ID)
-			if err != nil {
-				s.fail(c, err)
+			// As it is now (approved? in maintenance?), and is the token still good?
+			fresh, ok := s.machineByToken(c, strings.TrimSpace(strings.TrimPrefix(c.GetHeader("Authorization"), "Bearer ")))
+			if !ok {
 				return
 			}
 			m = fresh
 			req.Jobs = nil // reconciled on the first pass
 		}
-		resp, busy, err := s.scheduler.Poll(ctx, m, req)
+		poll := s.scheduler.Poll
+		if !first {
+			poll = s.scheduler.PollAgain
+		}
+		resp, busy, err := poll(ctx, m, req)
 		if err != nil {
 			s.fail(c, err)
 			return

@@ -19,7 +19,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +79,34 @@ func (c client) call(ctx context.Context, method, path, token string, body, out 
 	io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, nil
 }
+
+// agent is one simulated agent: its token, as the header it sends.
+type agent struct {
+	c    client
+	auth string
+}
+
+// do POSTs a JSON body to path, as the agent, and decodes a 200's body into out.
+func (a agent) do(ctx context.Context, path string, body []byte, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header["Content-Type"] = jsonType
+	req.Header["Authorization"] = []string{a.auth}
+	resp, err := a.c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode == http.StatusOK {
+		return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
+	}
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+var jsonType = []string{"application/json"}
 
 // cube is a 20 mm cube as binary STL.
 func cube() []byte {
@@ -238,17 +269,28 @@ func run(nAgents int, duration time.Duration, backlog, rate int, hubBin, pprofAd
 		}()
 	}
 	start := time.Now()
+	hubCPU0, _ := hub.CPU()
+	selfCPU0, _ := hubrun.ProcessCPU(os.Getpid())
+	// The agents' side is kept cheap, so that the hub is what is measured: one process,
+	// one goroutine per agent that is parked in a long-poll or a report most of the
+	// time, all over one transport's keep-alive connections (HTTP/1.1 holds one per
+	// poll waiting at the hub), with the poll's body encoded once and the reports'
+	// bodies put together from two constant pieces and the lease.
+	pollBody, _ := json.Marshal(agentapi.PollRequest{Protocol: agentapi.Protocol, State: agentapi.StateIdle, Jobs: []agentapi.HeldJob{}, WaitSeconds: 5})
 	var wg sync.WaitGroup
 	for i, token := range tokens {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			a := agent{c: c, auth: "Bearer " + token}
+			var poll struct {
+				Job   *struct{ ID string }
+				Lease string
+			}
+			var body []byte
 			for runCtx.Err() == nil {
-				var poll struct {
-					Job   *struct{ ID string }
-					Lease string
-				}
-				code, err := c.call(runCtx, "POST", agentapi.PathPoll, token, map[string]any{"protocol": agentapi.Protocol, "state": agentapi.StateIdle, "jobs": []any{}, "wait_s": 5}, &poll)
+				poll.Job, poll.Lease = nil, ""
+				code, err := a.do(runCtx, agentapi.PathPoll, pollBody, &poll)
 				if runCtx.Err() != nil {
 					return
 				}
@@ -274,8 +316,11 @@ func run(nAgents int, duration time.Duration, backlog, rate int, hubBin, pprofAd
 				}
 				mu.Unlock()
 				queued.Add(-1)
-				for _, kind := range []string{"started", "finished"} {
-					if code, _ := c.call(ctx, "POST", agentapi.JobPath(agentapi.PathJobEvents, id), token, map[string]any{"lease": poll.Lease, "kind": kind}, nil); code != 200 {
+				events := agentapi.JobPath(agentapi.PathJobEvents, id)
+				for _, kind := range []string{agentapi.EventStarted, agentapi.EventFinished} {
+					body = append(append(append(append(body[:0], `{"lease":`...), strconv.Quote(poll.Lease)...), `,"kind":"`...), kind...)
+					body = append(body, `"}`...)
+					if code, _ := a.do(ctx, events, body, nil); code != 200 {
 						errs.Add(1)
 					}
 				}
@@ -288,6 +333,8 @@ func run(nAgents int, duration time.Duration, backlog, rate int, hubBin, pprofAd
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	hubCPU1, _ := hub.CPU()
+	selfCPU1, _ := hubrun.ProcessCPU(os.Getpid())
 
 	mu.Lock()
 	slices.Sort(latencies)
@@ -312,6 +359,15 @@ func run(nAgents int, duration time.Duration, backlog, rate int, hubBin, pprofAd
 	fmt.Printf("double assignments:      %d\n", doubles.Load())
 	fmt.Printf("request errors:          %d\n", errs.Load())
 	fmt.Printf("hub memory:              %d kB RSS now, %d kB peak\n", rss, peak)
+	share := func(d time.Duration) string {
+		return fmt.Sprintf("%.1f s = %.0f %% of one core, %.0f %% of the box's %d", d.Seconds(),
+			100*d.Seconds()/elapsed.Seconds(), 100*d.Seconds()/elapsed.Seconds()/float64(runtime.NumCPU()), runtime.NumCPU())
+	}
+	fmt.Printf("hub CPU:                 %s\n", share(hubCPU1-hubCPU0))
+	fmt.Printf("load generator CPU:      %s\n", share(selfCPU1-selfCPU0))
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("load average at the end: %s\n", strings.Join(strings.Fields(string(b))[:3], " "))
+	}
 	if doubles.Load() > 0 {
 		return errors.New("a job was assigned to two machines at once")
 	}

@@ -42,6 +42,18 @@ func (f Fabrication) AppendLedger(ctx context.Context, e fabrication.LedgerEntry
 	return mapErr(err)
 }
 
+// AppendLedgers inserts the entries one at a time, in order (no multi-document
+// transactions here, and none are needed: each insert is atomic and those before a
+// refused one are a consistent chain).
+func (f Fabrication) AppendLedgers(ctx context.Context, es []fabrication.LedgerEntry) (int, error) {
+	for i, e := range es {
+		if err := f.AppendLedger(ctx, e); err != nil {
+			return i, err
+		}
+	}
+	return len(es), nil
+}
+
 func naming(account string) bson.M {
 	if account == "" {
 		return bson.M{}

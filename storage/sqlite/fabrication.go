@@ -14,7 +14,10 @@ import (
 // Fabrication implements fabrication.Store.
 type Fabrication struct{ db *DB }
 
-var _ fabrication.Store = Fabrication{}
+var (
+	_ fabrication.Store         = Fabrication{}
+	_ fabrication.JobUsageSaver = Fabrication{} // a job's end and its usage in one write
+)
 
 // Fabrication returns the fabrication store of db.
 func (db *DB) Fabrication() Fabrication { return Fabrication{db} }

@@ -10,29 +10,22 @@ import (
 	"github.com/fabcommons/fabcommons/storage"
 )
 
+// CreateOrder writes the order and its jobs as one atomic op of the group commit: an
+// order is all there or not at all, and it shares its commit with the claims and
+// reports waiting at the same time (its own transaction took the only write
+// connection, and a commit, for each order).
 func (f Fabrication) CreateOrder(ctx context.Context, o fabrication.Order, jobs []fabrication.Job) error {
-	tx, err := f.db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO orders(id, lab_id, requester_id, data) VALUES (?, ?, ?, ?)`, o.ID, o.LabID, o.RequesterID, mustJSON(o)); err != nil {
-		return mapErr(err)
-	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO jobs(id, order_id, lab_id, design_id, requester_id, state, priority, enqueued_at, updated_at,
-		machine_id, holding, lease_hash, lease_expires, rev, data, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
+	steps := make([]writeStep, 0, 1+len(jobs))
+	steps = append(steps, writeStep{query: `INSERT INTO orders(id, lab_id, requester_id, data) VALUES (?, ?, ?, ?)`, args: []any{o.ID, o.LabID, o.RequesterID, mustJSON(o)}})
 	for _, j := range jobs {
 		data, events := jobJSON(j)
-		if _, err := stmt.ExecContext(ctx, j.ID, j.OrderID, j.LabID, j.DesignID, j.RequesterID, j.State, j.Priority, unixNano(j.EnqueuedAt),
-			unixNano(j.UpdatedAt), j.MachineID, j.Holding, j.LeaseHash, nullNano(j.LeaseExpires), data, events); err != nil {
-			return mapErr(err)
-		}
+		steps = append(steps, writeStep{query: `INSERT INTO jobs(id, order_id, lab_id, design_id, requester_id, state, priority, enqueued_at, updated_at,
+		machine_id, holding, lease_hash, lease_expires, rev, data, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+			args: []any{j.ID, j.OrderID, j.LabID, j.DesignID, j.RequesterID, j.State, j.Priority, unixNano(j.EnqueuedAt),
+				unixNano(j.UpdatedAt), j.MachineID, j.Holding, j.LeaseHash, nullNano(j.LeaseExpires), data, events}})
 	}
-	return mapErr(tx.Commit())
+	_, err := f.db.execSteps(ctx, true, steps)
+	return mapErr(err)
 }
 
 // jobJSON splits a job into its JSON body (without the log) and its event log.
@@ -96,11 +89,27 @@ func (f Fabrication) Job(ctx context.Context, id string) (fabrication.Job, error
 // SaveJob is one UPDATE whose WHERE names the rev the caller read: of two writers that
 // read the same rev, exactly one changes a row.
 func (f Fabrication) SaveJob(ctx context.Context, j fabrication.Job, prevRev int) error {
+	st := saveJobStep(j, prevRev)
+	err := expectOne(f.db.exec(ctx, st.query, st.args...))
+	if err == storage.ErrNotFound {
+		return fmt.Errorf("job %s changed: %w", j.ID, storage.ErrConflict)
+	}
+	return err
+}
+
+func saveJobStep(j fabrication.Job, prevRev int) writeStep {
 	data, events := jobJSON(j)
-	err := expectOne(f.db.exec(ctx, `UPDATE jobs SET state = ?, priority = ?, enqueued_at = ?, updated_at = ?, machine_id = ?,
+	return writeStep{query: `UPDATE jobs SET state = ?, priority = ?, enqueued_at = ?, updated_at = ?, machine_id = ?,
 		holding = ?, lease_hash = ?, lease_expires = ?, rev = rev + 1, data = ?, events = ? WHERE id = ? AND rev = ?`,
-		j.State, j.Priority, unixNano(j.EnqueuedAt), unixNano(j.UpdatedAt), j.MachineID, j.Holding, j.LeaseHash, nullNano(j.LeaseExpires),
-		data, events, j.ID, prevRev))
+		args: []any{j.State, j.Priority, unixNano(j.EnqueuedAt), unixNano(j.UpdatedAt), j.MachineID, j.Holding, j.LeaseHash, nullNano(j.LeaseExpires),
+			data, events, j.ID, prevRev}, one: true}
+}
+
+// SaveJobAddUsage is SaveJob and AddUsage of the job's machine time as one atomic op
+// of the group commit: a job's end and its fair-share time are written together, in
+// one trip through the writer instead of two one after the other.
+func (f Fabrication) SaveJobAddUsage(ctx context.Context, j fabrication.Job, prevRev int, seconds float64, at time.Time) error {
+	_, err := f.db.execSteps(ctx, true, []writeStep{saveJobStep(j, prevRev), addUsageStep(j.LabID, j.RequesterID, seconds, at)})
 	if err == storage.ErrNotFound {
 		return fmt.Errorf("job %s changed: %w", j.ID, storage.ErrConflict)
 	}
@@ -193,14 +202,19 @@ func (f Fabrication) Usage(ctx context.Context, labID string) (map[string]fabric
 
 // AddUsage decays the stored figure to `at` and adds to it, in one statement.
 func (f Fabrication) AddUsage(ctx context.Context, labID, requesterID string, seconds float64, at time.Time) error {
+	st := addUsageStep(labID, requesterID, seconds, at)
+	_, err := f.db.exec(ctx, st.query, st.args...)
+	return err
+}
+
+func addUsageStep(labID, requesterID string, seconds float64, at time.Time) writeStep {
 	halfLife := float64(fabrication.UsageHalfLife)
-	_, err := f.db.exec(ctx, `
+	return writeStep{query: `
 		INSERT INTO usage(lab_id, requester_id, seconds, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT(lab_id, requester_id) DO UPDATE SET
 			seconds = usage.seconds * pow(2, -max(0, excluded.updated_at - usage.updated_at) / ?) + excluded.seconds,
 			updated_at = max(usage.updated_at, excluded.updated_at)`,
-		labID, requesterID, seconds, unixNano(at), halfLife)
-	return err
+		args: []any{labID, requesterID, seconds, unixNano(at), halfLife}}
 }
 
 func (f Fabrication) DesignJobCounts(ctx context.Context) (map[string][2]int, error) {

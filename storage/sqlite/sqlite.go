@@ -28,15 +28,26 @@ type DB struct {
 	writeStmts stmts
 	readStmts  stmts
 
-	writer   // group commit (groupcommit.go)
-	jobs     decoder[fabrication.Job]
-	machines decoder[fabrication.Machine]
+	ckpt *sql.DB // the checkpointer's connection
+
+	writer       // group commit (groupcommit.go)
+	checkpointer // checkpoint.go
+	jobs         decoder[fabrication.Job]
+	machines     decoder[fabrication.Machine]
 }
+
+// writeCacheKiB is the write connection's page cache (SQLite's default is 2 MB). Every
+// claim and report updates a job row and five of its indexes; with the default, a
+// batch of them read most of their pages back from the file.
+const writeCacheKiB = 32 << 10
 
 // Open opens or creates the database at path and migrates it to the latest schema.
 func Open(ctx context.Context, path string) (*DB, error) {
-	dsn := func(mode string) string {
+	dsn := func(mode string, pragmas ...string) string {
 		q := url.Values{}
+		for _, p := range pragmas {
+			q.Add("_pragma", p)
+		}
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(FULL)") // a committed claim survives power loss
@@ -45,7 +56,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		q.Add("mode", mode)
 		return "file:" + path + "?" + q.Encode()
 	}
-	write, err := sql.Open("sqlite", dsn("rwc"))
+	// The write connection never checkpoints: the checkpointer does, on its own
+	// connection (checkpoint.go).
+	write, err := sql.Open("sqlite", dsn("rwc", "wal_autocheckpoint(0)", fmt.Sprintf("cache_size(-%d)", writeCacheKiB)))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -61,17 +74,26 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	read.SetMaxOpenConns(max(4, runtime.NumCPU()))
-	db := &DB{write: write, read: read, jobs: newJobDecoder(), machines: newMachineDecoder()}
+	ckpt, err := sql.Open("sqlite", dsn("rw"))
+	if err != nil {
+		write.Close()
+		read.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	ckpt.SetMaxOpenConns(1)
+	db := &DB{write: write, read: read, ckpt: ckpt, jobs: newJobDecoder(), machines: newMachineDecoder()}
 	db.startWriter()
+	db.startCheckpointer()
 	return db, nil
 }
 
-// Close closes both pools.
+// Close closes the pools.
 func (db *DB) Close() error {
 	db.stopWriter()
+	db.stopCheckpointer()
 	db.readStmts.close()
 	db.writeStmts.close()
-	return errors.Join(db.read.Close(), db.write.Close())
+	return errors.Join(db.read.Close(), db.ckpt.Close(), db.write.Close())
 }
 
 // Ping checks that the database answers a query.

@@ -188,6 +188,39 @@ func ExerciseLedger(t *testing.T, open func(t *testing.T) (fabrication.Store, fu
 		}
 	})
 
+	t.Run("AppendLedgersStopsAtTheFirstRefused", func(t *testing.T) {
+		t.Parallel()
+		s, _ := open(t)
+		entry := func(seq int64, closes string) fabrication.LedgerEntry {
+			return fabrication.LedgerEntry{Seq: seq, Kind: fabrication.KindSettle, From: "user:ada", To: "lab:town", Made: 1,
+				Job: closes, Holds: []fabrication.HoldLine{}, Closes: "job:" + closes, CreatedAt: time.Unix(int64(seq), 0).UTC()}
+		}
+		if n, err := s.AppendLedgers(ctx, []fabrication.LedgerEntry{entry(1, "a"), entry(2, "b")}); n != 2 || err != nil {
+			t.Fatalf("two entries: got %d written, %v; want 2, nil", n, err)
+		}
+		// The third closes what the first closed: the second of this batch goes in, the
+		// third and fourth do not.
+		n, err := s.AppendLedgers(ctx, []fabrication.LedgerEntry{entry(3, "c"), entry(4, "a"), entry(5, "d")})
+		if n != 1 || !errors.Is(err, storage.ErrConflict) {
+			t.Fatalf("a batch with a closed job: got %d written, %v; want 1, a conflict", n, err)
+		}
+		// A taken seq is refused the same way.
+		if n, err := s.AppendLedgers(ctx, []fabrication.LedgerEntry{entry(3, "e")}); n != 0 || !errors.Is(err, storage.ErrConflict) {
+			t.Fatalf("a taken seq: got %d written, %v; want 0, a conflict", n, err)
+		}
+		all, err := s.LedgerEntries(ctx, "", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range all {
+			got = append(got, fmt.Sprint(e.Seq, e.Closes))
+		}
+		if fmt.Sprint(got) != "[1job:a 2job:b 3job:c]" {
+			t.Fatalf("stored: got %v, want [1job:a 2job:b 3job:c]", got)
+		}
+	})
+
 	t.Run("LedgerRecordsInBatches", func(t *testing.T) {
 		t.Parallel()
 		s, second := open(t)
