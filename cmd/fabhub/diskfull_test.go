@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +27,18 @@ func mountSmallDisk(t *testing.T, size int64) string {
 	}
 	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 	return dir
+}
+
+// send sends req and returns the answer's status and body.
+func send(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
 
 // fill writes a file on dir's disk until the disk is full and returns its path.
@@ -86,31 +97,38 @@ func TestDiskFull(t *testing.T) {
 	}
 
 	filler := fill(t, disk)
-	refused := func(what string, req *http.Request) {
-		t.Helper()
-		if c.token != "" {
-			req.Header.Set("Authorization", "Bearer "+c.token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s on a full disk: %v", what, err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusInsufficientStorage || !strings.Contains(string(body), `"code":"insufficient_storage"`) {
-			t.Errorf("%s on a full disk: %d %s, want 507 insufficient_storage", what, resp.StatusCode, body)
-		}
-	}
 	for i := range 3 {
 		_, err := publish(100 + i)
 		if err == nil || !strings.Contains(err.Error(), "got 507") || !strings.Contains(err.Error(), "insufficient_storage") {
 			t.Errorf("upload on a full disk: %v, want 507 insufficient_storage", err)
 		}
 	}
-	req, _ := http.NewRequest("POST", h.base+"/api/v1/users", bytes.NewReader([]byte(`{"handle":"bob","email":"bob@example.org","password":"correct horse battery"}`)))
+	// A sign-up and forks write only the database. Its write-ahead log reuses the room
+	// it has, so the first may still be taken, durably: each is 201 (and is there once
+	// space returns) or 507, never anything else, and the log's room runs out soon.
+	var joined []string
+	req, _ := http.NewRequest("POST", h.base+"/api/v1/users", strings.NewReader(`{"handle":"bob","email":"bob@example.org","password":"correct horse battery"}`))
 	req.Header.Set("Content-Type", "application/json")
-	refused("sign-up", req)
-
+	if status, body := send(t, req); status == http.StatusCreated {
+		joined = append(joined, "bob")
+	} else if status != http.StatusInsufficientStorage || !strings.Contains(body, `"code":"insufficient_storage"`) {
+		t.Fatalf("sign-up on a full disk: %d %s, want 201 while the log has room, else 507 insufficient_storage", status, body)
+	}
+	forks := 0
+	for ; ; forks++ {
+		req, _ := http.NewRequest("POST", h.base+"/api/v1/designs/"+saved[0].slug+"/forks", strings.NewReader(`{"license":"CC-BY-4.0"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		status, body := send(t, req)
+		if status == http.StatusCreated && forks < 2000 {
+			continue
+		}
+		if status != http.StatusInsufficientStorage || !strings.Contains(body, `"code":"insufficient_storage"`) {
+			t.Fatalf("fork %d on a full disk: %d %s, want 201 while the log has room, then 507 insufficient_storage", forks, status, body)
+		}
+		break
+	}
+	t.Logf("on the full disk %d sign-ups and %d forks were taken before the log ran out of room", len(joined), forks)
 	for _, p := range saved { // what was saved is whole, and reads go on
 		checkCopiedDesign(t, c, p)
 	}
@@ -119,6 +137,12 @@ func TestDiskFull(t *testing.T) {
 	}
 	if _, err := publish(200); err != nil {
 		t.Errorf("upload once space returned: %v", err)
+	}
+	for _, handle := range joined { // taken on the full disk, and kept
+		tok := hubClient{base: h.base}
+		if err := tok.postJSON("/api/v1/tokens", map[string]string{"handle": handle, "password": "correct horse battery", "name": "disk"}, nil); err != nil {
+			t.Errorf("%s, who signed up on the full disk, logs in: %v", handle, err)
+		}
 	}
 	h.stop()
 	if out, err := fabhubCLI(t, map[string]string{"FAB_DATA": filepath.Join(disk, "data")}, "check"); err != nil {
