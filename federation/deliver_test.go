@@ -78,27 +78,38 @@ func (r *receiver) got() []string {
 	return append([]string(nil), r.bodies...)
 }
 
+// openStore opens an embedded store of its own for a test.
+func openStore(t *testing.T) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fab.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// newHub is a federation service on db, at http://127.0.0.1:9, that may reach
+// loopback, retrying after an hour, with clock.
+func newHub(t *testing.T, db *sqlite.DB, clock func() time.Time) *federation.Service {
+	t.Helper()
+	s, err := federation.NewService(db.Federation(), nobody{}, nil, db.Leases(), slog.New(slog.NewTextHandler(io.Discard, nil)),
+		federation.Options{PublicURL: "http://127.0.0.1:9", AllowHosts: []string{"127.0.0.1"}, Backoff: []time.Duration{time.Hour}, KeyBits: 1024, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestDeliveriesOutliveTheHub: an activity queued by a hub that stops before sending
 // it, or after a failed attempt, is sent by the hub that next runs on the same store:
 // the queue is in the database, not in the process.
 func TestDeliveriesOutliveTheHub(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fab.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openStore(t)
 	remote := newReceiver(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	hub := func(clock func() time.Time) *federation.Service {
-		s, err := federation.NewService(db.Federation(), nobody{}, nil, db.Leases(), log, federation.Options{PublicURL: "http://127.0.0.1:9",
-			AllowHosts: []string{"127.0.0.1"}, Backoff: []time.Duration{time.Hour}, KeyBits: 1024, Clock: clock})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	hub := func(clock func() time.Time) *federation.Service { return newHub(t, db, clock) }
 	run := func(s *federation.Service, until func() bool) {
 		t.Helper()
 		ctx, stop := context.WithCancel(ctx)
@@ -145,21 +156,11 @@ func TestDeliveriesOutliveTheHub(t *testing.T) {
 func TestDeliveriesInOrderAndApart(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fab.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openStore(t)
 	down, up := newReceiver(t), newReceiver(t)
 	up.take = true
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	now := time.Now()
-	clock := func() time.Time { return now }
-	hub, err := federation.NewService(db.Federation(), nobody{}, nil, db.Leases(), log, federation.Options{PublicURL: "http://127.0.0.1:9",
-		AllowHosts: []string{"127.0.0.1"}, Backoff: []time.Duration{time.Hour}, KeyBits: 1024, Clock: func() time.Time { return clock() }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	hub := newHub(t, db, func() time.Time { return now })
 	admin := federation.Caller{Admin: true}
 	f, err := hub.Follow(ctx, admin, down.URL+"/actor")
 	if err != nil {
@@ -202,11 +203,7 @@ func TestDeliveriesInOrderAndApart(t *testing.T) {
 func TestDeliveriesBounded(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fab.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openStore(t)
 	remote := newReceiver(t)
 	host := strings.TrimPrefix(remote.URL, "http://")
 	for i := range 1000 {
@@ -216,12 +213,7 @@ func TestDeliveriesBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	hub, err := federation.NewService(db.Federation(), nobody{}, nil, db.Leases(), slog.New(slog.NewTextHandler(io.Discard, nil)),
-		federation.Options{PublicURL: "http://127.0.0.1:9", AllowHosts: []string{"127.0.0.1"}, KeyBits: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := hub.Follow(ctx, federation.Caller{Admin: true}, remote.URL+"/actor"); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := newHub(t, db, time.Now).Follow(ctx, federation.Caller{Admin: true}, remote.URL+"/actor"); !errors.Is(err, storage.ErrUnavailable) {
 		t.Fatalf("a Follow of a host owed 1000 deliveries: got %v, want ErrUnavailable", err)
 	}
 	if fs, _ := db.Federation().Follows(ctx); len(fs) != 0 {
