@@ -463,6 +463,16 @@ func TestForksAcrossHubs(t *testing.T) {
 	}
 	b.do(t, call{method: "POST", path: "/api/v1/designs/" + plate + "/forks", header: b.admin, body: map[string]any{"license": "CC-BY-ND-4.0"}}).want(t, 403, "forbidden")
 
+	// Its page offers the fork, and the fork page lists the licenses it allows.
+	page := b.do(t, call{method: "GET", path: "/designs/" + spool, header: map[string]string{"Accept": "text/html"}})
+	if page.want(t, 200, ""); !strings.Contains(string(page.body), `href="/designs/`+spool+`/fork"`) {
+		t.Fatalf("B's page of A's design offers no fork: %s", page.body)
+	}
+	page = b.do(t, call{method: "GET", path: "/designs/" + spool + "/fork", header: b.admin})
+	if page.want(t, 200, ""); !strings.Contains(string(page.body), "CC-BY-SA-4.0") {
+		t.Fatalf("the fork page of A's design: %s", page.body)
+	}
+
 	// The fork: its parent named by A's URL, its files fetched from A now.
 	before := countBlobs(t, b.blobDir)
 	r = b.do(t, call{method: "POST", path: "/api/v1/designs/" + spool + "/forks", header: b.admin, body: map[string]any{"license": "CC-BY-SA-4.0", "title": "Wide spool holder"}})
@@ -504,7 +514,7 @@ func TestForksAcrossHubs(t *testing.T) {
 	if o, _ := forkOnA["origin"].(map[string]any); o["hub"] != b.host() || o["url"] != b.url+"/designs/wide-spool-holder" || forkOnA["owner"] != "@ada@"+b.host() {
 		t.Fatalf("B's fork on A: got %v, want it from %s", forkOnA, b.host())
 	}
-	page := a.do(t, call{method: "GET", path: "/designs/spool-holder", header: map[string]string{"Accept": "text/html"}})
+	page = a.do(t, call{method: "GET", path: "/designs/spool-holder", header: map[string]string{"Accept": "text/html"}})
 	if page.want(t, 200, ""); !strings.Contains(string(page.body), "Wide spool holder") {
 		t.Fatalf("A's design page does not show B's fork: %s", page.body)
 	}
