@@ -54,6 +54,7 @@ func FuzzDesignObject(f *testing.F) {
 	f.Add([]byte(`{"id":"https://a.example/d","type":["Document"],"fab:version":1e99,"attributedTo":{"id":"https://a.example/people/x"},"attachment":[1,"x"],"fab:bom":{"ref":1}}`))
 	f.Add([]byte(`{"type":"Note","content":"hello"}`))
 	f.Add([]byte(`{"type":"Document","fab:version":"1"}`))
+	f.Add([]byte(`{"id":"https://e.example/designs/x","type":"Document","fab:version":1,"attributedTo":"https://e.example/people/m%0A%0A%23%20x","name":"X","spdx:licenseId":"MIT"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, author, err := ParseDesignObject(data)
 		if err != nil {
@@ -67,6 +68,9 @@ func FuzzDesignObject(f *testing.F) {
 		}
 		if len(r.Files) > catalog.MaxRemoteFiles || len(r.BOM) > catalog.MaxRemoteBOM || len(r.Parents) > catalog.MaxRemoteParents {
 			t.Fatalf("ParseDesignObject read %d files, %d BOM lines, %d parents: over the limits", len(r.Files), len(r.BOM), len(r.Parents))
+		}
+		if strings.ContainsFunc(r.Author, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+			t.Fatalf("ParseDesignObject read the author %q: a handle with control characters would write lines into ATTRIBUTION.md", r.Author)
 		}
 		if err := r.Check(catalog.DefaultLimits); err != nil && !errors.Is(err, storage.ErrInvalid) {
 			t.Fatalf("Check: got %v, want ErrInvalid or nil", err)
