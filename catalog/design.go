@@ -97,6 +97,9 @@ type File struct {
 	// Origin is where a remote design's file is fetched from, when first needed; its
 	// bytes must hash to SHA256 before they are stored under it.
 	Origin string `json:"origin,omitempty"`
+	// Fetched says its origin served its bytes here once (checked): they are served
+	// from here since, whatever the origin does.
+	Fetched bool `json:"fetched,omitempty"`
 }
 
 // PictureSize is a picture's width and height in pixels.
@@ -184,6 +187,9 @@ type Store interface {
 	// other files, and everything else of the version, stay as they are. It is
 	// storage.ErrNotFound when there is no such version.
 	SetMeshReports(ctx context.Context, designID string, number int, reports map[string]mesh.Report) error
+	// SetFetched marks the named files of one version as Fetched, the rest staying as
+	// they are; storage.ErrNotFound when there is no such version.
+	SetFetched(ctx context.Context, designID string, number int, paths []string) error
 	// ReferencedBlobs calls fn with every blob key any version uses, and every key of a
 	// photo of a make (fabrication.Job's photos, in the same database): blobs it does not
 	// name are orphans, which the maintenance cron deletes.

@@ -154,7 +154,7 @@ func (s *Service) Fork(ctx context.Context, actor Actor, slug string, fr ForkReq
 		}
 		where, files = parent.Origin.URL, slices.Clone(pv.Files)
 		for i := range files {
-			files[i].Origin = ""
+			files[i].Origin, files[i].Fetched = "", false
 		}
 	}
 	now := s.now().UTC()

@@ -21,13 +21,22 @@ func (s *Service) ReadyToMake(ctx context.Context, d Design, v Version, fetch Fe
 	if !d.Remote() {
 		return v, nil
 	}
+	var meshes []string
+	for _, f := range v.Files {
+		if f.Kind == FileMesh && f.Mesh == nil {
+			meshes = append(meshes, f.Path)
+		}
+	}
+	if len(meshes) == 0 {
+		return v, nil
+	}
+	if err := s.EnsureFiles(ctx, v, meshes, fetch); err != nil {
+		return Version{}, err
+	}
 	reports := map[string]mesh.Report{}
 	for i, f := range v.Files {
 		if f.Kind != FileMesh || f.Mesh != nil {
 			continue
-		}
-		if err := s.EnsureFile(ctx, f, fetch); err != nil {
-			return Version{}, err
 		}
 		rep, err := s.analyze(ctx, f.Path, storage.BlobInfo{Key: f.SHA256, Size: f.Size})
 		if errors.Is(err, mesh.ErrNotSTL) || errors.Is(err, mesh.Err3MF) {

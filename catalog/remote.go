@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -310,10 +309,10 @@ type Fetcher interface {
 // remote one's are fetched from its origin the first time they are needed, and stored
 // only when they are f.Size bytes that hash to f.SHA256. A remote file whose bytes are
 // here already (another design has the same file) is served only once its origin has
-// shown it has them too (once per process): a hub that names a file by a hash it
-// learnt cannot read a hidden design's bytes through this one. It ends one of these
-// ways: nil (the blob is there); ErrOrigin (the origin failed, or served other bytes:
-// nothing is kept); another error of the blob store.
+// shown it has them too (f.Fetched, which EnsureFiles records): a hub that names a
+// file by a hash it learnt cannot read a hidden design's bytes through this one. It
+// ends one of these ways: nil (the blob is there); ErrOrigin (the origin failed, or
+// served other bytes: nothing is kept); another error of the blob store.
 func (s *Service) EnsureFile(ctx context.Context, f File, fetch Fetcher) error {
 	if f.Origin == "" {
 		return nil
@@ -325,7 +324,7 @@ func (s *Service) EnsureFile(ctx context.Context, f File, fetch Fetcher) error {
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
-	if here && s.verified.has(f.Origin, f.SHA256) {
+	if here && f.Fetched {
 		return nil
 	}
 	if fetch == nil {
@@ -348,13 +347,12 @@ func (s *Service) EnsureFile(ctx context.Context, f File, fetch Fetcher) error {
 	case info.Size != f.Size:
 		return fmt.Errorf("%w: %s from %s has %d bytes, not %d", ErrOrigin, f.Path, f.Origin, info.Size, f.Size)
 	}
-	s.verified.add(f.Origin, f.SHA256)
 	s.log.Info("catalog: fetched a remote file", "path", f.Path, "origin", f.Origin, "bytes", info.Size)
 	return nil
 }
 
-// verifyOrigin reads body, the origin's copy of f, whose bytes are here already, and
-// remembers the origin as having them when they are f.Size bytes that hash to f.SHA256.
+// verifyOrigin reads body, the origin's copy of f, whose bytes are here already: nil
+// when they are f.Size bytes that hash to f.SHA256.
 func (s *Service) verifyOrigin(f File, body io.Reader) error {
 	h := sha256.New()
 	n, err := io.Copy(h, io.LimitReader(body, f.Size+1))
@@ -364,43 +362,31 @@ func (s *Service) verifyOrigin(f File, body io.Reader) error {
 	if n != f.Size || hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
 		return fmt.Errorf("%w: %s from %s is not the file its design names (SHA-256 %s, %d bytes)", ErrOrigin, f.Path, f.Origin, f.SHA256, f.Size)
 	}
-	s.verified.add(f.Origin, f.SHA256)
 	return nil
 }
 
-// originsSeen remembers which remote files' origins served their bytes (by origin URL
-// and SHA-256), so that each is asked once per process. It forgets all at maxSeen.
-type originsSeen struct {
-	mu   sync.Mutex
-	seen map[string]bool
-}
-
-const maxSeen = 100_000
-
-func (o *originsSeen) has(origin, sum string) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.seen[origin+"\x00"+sum]
-}
-
-func (o *originsSeen) add(origin, sum string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.seen == nil || len(o.seen) >= maxSeen {
-		o.seen = map[string]bool{}
-	}
-	o.seen[origin+"\x00"+sum] = true
-}
-
 // EnsureFiles is EnsureFile for each of v's files named in paths (every file when
-// paths is nil).
+// paths is nil), and records on the stored version those its origin served (Fetched),
+// so that they are served from here from then on.
 func (s *Service) EnsureFiles(ctx context.Context, v Version, paths []string, fetch Fetcher) error {
+	var fetched []string
+	defer func() {
+		if len(fetched) == 0 {
+			return
+		}
+		if err := s.store.SetFetched(context.WithoutCancel(ctx), v.DesignID, v.Number, fetched); err != nil {
+			s.log.Warn("catalog: remote files fetched but not marked so; their origin is asked again next time", "version", v.Number, "err", err)
+		}
+	}()
 	for _, f := range v.Files {
 		if paths != nil && !contains(paths, f.Path) {
 			continue
 		}
 		if err := s.EnsureFile(ctx, f, fetch); err != nil {
 			return err
+		}
+		if f.Origin != "" && !f.Fetched {
+			fetched = append(fetched, f.Path)
 		}
 	}
 	return nil

@@ -47,8 +47,6 @@ type Service struct {
 	limits Limits
 	now    func() time.Time
 	fetch  Fetcher // reads remote files from their hubs; nil on a hub that does not federate
-	// verified are the remote files whose origins served their bytes (EnsureFile).
-	verified originsSeen
 }
 
 // NewService builds the catalog service. A zero limit takes its default; clock may be

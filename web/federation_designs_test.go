@@ -121,6 +121,18 @@ func TestFederationDesigns(t *testing.T) {
 	if got := countBlobs(t, b.blobDir); got != before+1 {
 		t.Fatalf("B's blobs after the download: got %d, want %d", got, before+1)
 	}
+	// Marked as fetched: served from B from now on, even when A changes what it serves.
+	r = b.do(t, call{method: "GET", path: "/api/v1/designs/" + slug + "/versions/1"})
+	for _, f := range r.json["version"].(map[string]any)["files"].([]any) {
+		if f := f.(map[string]any); (f["path"] == "parts/base.stl") != (f["fetched"] == true) {
+			t.Fatalf("B's version of A's design after one download: %v fetched %v, want parts/base.stl alone", f["path"], f["fetched"])
+		}
+	}
+	tamper(t, a.blobDir, hexSHA(cubeSTL), []byte("other bytes"))
+	if r := b.do(t, call{method: "GET", path: "/api/v1/designs/" + slug + "/versions/1/files/parts/base.stl"}); r.status != 200 || !bytes.Equal(r.body, cubeSTL) {
+		t.Fatalf("B's second download of A's file, A's copy changed since: got %d, want the bytes B checked", r.status)
+	}
+	tamper(t, a.blobDir, hexSHA(cubeSTL), cubeSTL) // A's copy as it was
 
 	// A tampered file on A is refused with 502 and nothing is kept on B.
 	clip := b.remoteDesigns(t, a.host())["Cable clip"]
@@ -611,4 +623,9 @@ func TestRemoteFileByAHashItLearnt(t *testing.T) {
 	if r.status != 502 || bytes.Contains(r.body, []byte("SECRET")) {
 		t.Fatalf("the remote file named by the hidden file's hash: got %d %q, want 502 and not the hidden bytes", r.status, r.body)
 	}
+}
+
+func hexSHA(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -336,16 +337,31 @@ func (c Catalog) SetCounters(ctx context.Context, designID string, counters cata
 // SetMeshReports reads the version and writes its files back whole: reports are
 // deterministic, so two writers at once write the same thing (and FerretDB v1 has no
 // array filters to set one element in place).
-func (c Catalog) SetMeshReports(ctx context.Context, designID string, number int, reports map[string]mesh.Report) (err error) {
+func (c Catalog) SetMeshReports(ctx context.Context, designID string, number int, reports map[string]mesh.Report) error {
+	return c.rewriteFiles(ctx, designID, number, func(f *catalog.File) {
+		if r, ok := reports[f.Path]; ok {
+			f.Mesh = &r
+		}
+	})
+}
+
+func (c Catalog) SetFetched(ctx context.Context, designID string, number int, paths []string) error {
+	return c.rewriteFiles(ctx, designID, number, func(f *catalog.File) {
+		if slices.Contains(paths, f.Path) {
+			f.Fetched = true
+		}
+	})
+}
+
+// rewriteFiles edits each file of a version with edit and writes them back whole.
+func (c Catalog) rewriteFiles(ctx context.Context, designID string, number int, edit func(*catalog.File)) (err error) {
 	defer normalize(&err)
 	v, err := c.Version(ctx, designID, number)
 	if err != nil {
 		return err
 	}
-	for i, f := range v.Files {
-		if r, ok := reports[f.Path]; ok {
-			v.Files[i].Mesh = &r
-		}
+	for i := range v.Files {
+		edit(&v.Files[i])
 	}
 	res, err := c.versions().UpdateOne(ctx, bson.M{"_id": versionID(designID, number)}, bson.M{"$set": bson.M{"files": v.Files}})
 	if err != nil {

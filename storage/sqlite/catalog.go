@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -313,6 +314,23 @@ func (c Catalog) SetCounters(ctx context.Context, designID string, counters cata
 // deterministic, so two hubs (or replicas) analysing the same file at once write the
 // same thing.
 func (c Catalog) SetMeshReports(ctx context.Context, designID string, number int, reports map[string]mesh.Report) error {
+	return c.rewriteFiles(ctx, designID, number, func(f *catalog.File) {
+		if r, ok := reports[f.Path]; ok {
+			f.Mesh = &r
+		}
+	})
+}
+
+func (c Catalog) SetFetched(ctx context.Context, designID string, number int, paths []string) error {
+	return c.rewriteFiles(ctx, designID, number, func(f *catalog.File) {
+		if slices.Contains(paths, f.Path) {
+			f.Fetched = true
+		}
+	})
+}
+
+// rewriteFiles edits each file of a version with edit, in one transaction.
+func (c Catalog) rewriteFiles(ctx context.Context, designID string, number int, edit func(*catalog.File)) error {
 	tx, err := c.db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -326,10 +344,8 @@ func (c Catalog) SetMeshReports(ctx context.Context, designID string, number int
 	if err := json.Unmarshal([]byte(data), &files); err != nil {
 		return err
 	}
-	for i, f := range files {
-		if r, ok := reports[f.Path]; ok {
-			files[i].Mesh = &r
-		}
+	for i := range files {
+		edit(&files[i])
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE versions SET files = ? WHERE design_id = ? AND number = ?`, mustJSON(files), designID, number); err != nil {
 		return mapErr(err)

@@ -200,6 +200,17 @@ func ExerciseCatalog(t *testing.T, newStore func(t *testing.T) catalog.Store) {
 		if err := s.SetMeshReports(ctx, d.ID, 2, map[string]mesh.Report{"parts/base.stl": base}); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("SetMeshReports of no such version: got %v, want ErrNotFound", err)
 		}
+		// A file its origin served is marked so; the report set before stays.
+		if err := s.SetFetched(ctx, d.ID, 1, []string{"parts/base.stl", "no/such.stl"}); err != nil {
+			t.Fatal(err)
+		}
+		want.Files[0].Fetched = true
+		if got, err := s.Version(ctx, d.ID, 1); err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("after SetFetched:\ngot  %+v, %v\nwant %+v (the base alone fetched, with its report)", got, err, want)
+		}
+		if err := s.SetFetched(ctx, d.ID, 2, []string{"parts/base.stl"}); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("SetFetched of no such version: got %v, want ErrNotFound", err)
+		}
 	})
 
 	t.Run("Versions", func(t *testing.T) {
