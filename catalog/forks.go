@@ -140,13 +140,13 @@ func (s *Service) Fork(ctx context.Context, actor Actor, slug string, fr ForkReq
 		for _, f := range pv.Files {
 			size += f.Size
 		}
-		if err := s.useQuota(ctx, actor, "upload-bytes", size, s.limits.UploadBytesPerDay, "bytes of uploads"); err != nil {
+		if err := s.useUploadBytes(ctx, actor, size); err != nil {
 			undo()
 			return Design{}, err
 		}
 		undo = func() {
 			s.useDesignQuota(ctx, actor, -1)
-			s.useQuota(ctx, actor, "upload-bytes", -size, s.limits.UploadBytesPerDay, "bytes of uploads")
+			s.useUploadBytes(ctx, actor, -size)
 		}
 		if err := s.EnsureFiles(ctx, pv, nil, s.fetch); err != nil {
 			undo()

@@ -470,5 +470,11 @@ func (s *Service) useUploadQuota(ctx context.Context, actor Actor, base, stored 
 			n += f.Size
 		}
 	}
+	return s.useUploadBytes(ctx, actor, n)
+}
+
+// useUploadBytes counts n bytes brought to this hub against actor's daily upload quota;
+// a negative n gives them back.
+func (s *Service) useUploadBytes(ctx context.Context, actor Actor, n int64) error {
 	return s.useQuota(ctx, actor, "upload-bytes", n, s.limits.UploadBytesPerDay, "bytes of uploads")
 }

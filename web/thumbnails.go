@@ -128,9 +128,6 @@ func thumbnailOfPicture(data []byte) (image.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	if pic.Width*pic.Height > maxThumbPixels {
-		return nil, fmt.Errorf("a thumbnail of %d×%d pixels is too large for a card", pic.Width, pic.Height)
-	}
 	img, _, err := image.Decode(bytes.NewReader(pic.Data))
 	if err != nil {
 		return nil, err
