@@ -273,3 +273,16 @@ func TestWriteBenchFile(t *testing.T) {
 		t.Fatalf("got %+v, %v; want a clean torus of %d facets", rep, err, 2*rings*sides)
 	}
 }
+
+// BenchmarkAnalyzeSmall analyses a 12-facet cube, the size of most parts people
+// upload one at a time: its cost is the analyser's fixed cost (goroutine, tables,
+// buffers), which every upload and every fuzz input pays.
+func BenchmarkAnalyzeSmall(b *testing.B) {
+	data := meshtest.Binary("cube", meshtest.Cube(stl.Vec3{0, 0, 0}, 10))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := mesh.Analyze(strings.NewReader(string(data)), int64(len(data))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

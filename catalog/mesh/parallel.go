@@ -207,7 +207,7 @@ const chunkFacets = 16 * geomBlock
 // numberVertices is phase 1 for shard s.
 func numberVertices(r io.ReaderAt, l layout, s uint32, t *vertexTable, ids [][3]uint32, blocks []geometry) error {
 	buf := make([]byte, min(chunkFacets, l.facets)*facetSize)
-	keys := make([]shardKey, 0, 3*geomBlock)
+	keys := make([]shardKey, 0, 3*min(geomBlock, l.facets))
 	for done := int64(0); done < l.facets; {
 		chunk := buf[:min(int64(chunkFacets), l.facets-done)*facetSize]
 		if n, err := r.ReadAt(chunk, headerSize+done*facetSize); n < len(chunk) {
