@@ -133,3 +133,33 @@ func (b *jobBook) settle(ctx context.Context, j Job, made time.Duration, always 
 func (b *jobBook) rules(lab Lab) Rules {
 	return Rules{HarvestConfirm: lab.Policy.HarvestConfirm, MaxFailures: b.opts.MaxAttempts, LeaseTTL: b.opts.LeaseTTL}
 }
+
+// RecentlyDone lists the jobs done since since, at most perLab of each lab's latest:
+// what a hub looks at again after a restart, for news of them it may not have sent
+// (a job saved done in the moment before the hub stopped).
+func (b *jobBook) RecentlyDone(ctx context.Context, since time.Time, perLab int) ([]Job, error) {
+	return b.latest(ctx, []string{JobDone}, since, perLab)
+}
+
+// latest lists, lab by lab, the jobs in states updated since since, at most perLab of
+// each lab's latest.
+func (b *jobBook) latest(ctx context.Context, states []string, since time.Time, perLab int) ([]Job, error) {
+	labs, err := b.store.Labs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Job
+	for _, lab := range labs {
+		jobs, err := b.store.LabJobs(ctx, lab.ID, states, perLab)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range jobs { // the latest updated first
+			if j.UpdatedAt.Before(since) {
+				break
+			}
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}

@@ -822,29 +822,23 @@ func (b *jobBook) SettleEnded(ctx context.Context) (int, error) {
 	}
 	// Records of free makes are written after the job is saved, in batches: a hub
 	// that stopped in between lost them. Each lab's latest makes are looked at again.
-	labs, err := b.store.Labs(ctx)
+	made, err := b.latest(ctx, []string{JobDone, JobAwaitingHarvest}, time.Time{}, 100)
 	if err != nil {
 		return n, cmp.Or(first, err)
 	}
-	for _, lab := range labs {
-		made, err := b.store.LabJobs(ctx, lab.ID, []string{JobDone, JobAwaitingHarvest}, 100)
-		if err != nil {
-			return n, cmp.Or(first, err)
+	for _, j := range made {
+		if j.Charged || minutesOf(j.madeTime()) == 0 {
+			continue // a charged job has a hold, seen above
 		}
-		for _, j := range made {
-			if j.Charged || minutesOf(j.madeTime()) == 0 {
-				continue // a charged job has a hold, seen above
-			}
-			if _, ok, err := b.ledger.JobEntry(ctx, j.ID); err != nil || ok {
-				first = cmp.Or(first, err)
-				continue
-			}
-			if err := b.settle(ctx, j, j.madeTime(), true); err != nil {
-				first = cmp.Or(first, err)
-				continue
-			}
-			n++
+		if _, ok, err := b.ledger.JobEntry(ctx, j.ID); err != nil || ok {
+			first = cmp.Or(first, err)
+			continue
 		}
+		if err := b.settle(ctx, j, j.madeTime(), true); err != nil {
+			first = cmp.Or(first, err)
+			continue
+		}
+		n++
 	}
 	return n, first
 }

@@ -38,40 +38,89 @@ func (s *Server) readyToMake(ctx context.Context, d catalog.Design, v catalog.Ve
 }
 
 // madeQueue is how many done jobs may wait to be looked at for a make to tell another
-// hub of; more are dropped (logged), as the delivery queue drops what it cannot hold.
+// hub of; past it, one is dropped (logged) and the recent makes are looked at again.
 const madeQueue = 1024
 
-// tapMakes has every job that is done wait in made, for tellMakes.
-func tapMakes(feed *fabrication.Feed, made chan<- fabrication.Job, log *slog.Logger) {
+// What a look at the recent makes covers (see tellMakes): the jobs done in the last
+// day, at most a thousand of each lab.
+const (
+	makesLookBack   = 24 * time.Hour
+	makesLookPerLab = 1000
+)
+
+// makes carries done jobs from the fabrication feed to tellMakes.
+type makes struct {
+	done  chan fabrication.Job
+	again chan struct{} // a job was dropped: look at the recent makes again
+}
+
+// tapMakes has every job that is done wait in m, for tellMakes.
+func tapMakes(feed *fabrication.Feed, m makes, log *slog.Logger) {
 	feed.Tap(func(c fabrication.Change) {
 		if c.Job == nil || c.Job.State != fabrication.JobDone {
 			return
 		}
 		select {
-		case made <- *c.Job:
+		case m.done <- *c.Job:
 		default:
-			log.Warn("federation: too many makes waiting; one is not told to its design's hub", "job", c.Job.ID)
+			log.Warn("federation: too many makes waiting; the recent ones will be looked at again", "job", c.Job.ID)
+			select {
+			case m.again <- struct{}{}:
+			default:
+			}
 		}
 	})
 }
 
 // tellMakes tells the origin of each remote design a lab here made (a job done) of
 // the make, until ctx ends: the fabrication record of a design is on its own hub.
+//
+// The feed that tells it of jobs done is in memory: a job saved done in the moment
+// before the hub stopped, or dropped when too many wait, is never heard of. So on
+// start, and after a drop, the last day's makes are told again (retellMakes). The
+// origin keeps a make once, by its job's id: one told twice is one make there.
 func (h *Hub) tellMakes(ctx context.Context) {
+	h.retellMakes(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case j := <-h.made:
-			h.tellMake(ctx, j)
+		case j := <-h.made.done:
+			h.tellMake(ctx, j, nil)
+		case <-h.made.again:
+			h.retellMakes(ctx)
 		}
 	}
 }
 
+// retellMakes tells the origins of the remote designs made here recently (see
+// tellMakes).
+func (h *Hub) retellMakes(ctx context.Context) {
+	jobs, err := h.Fab.Orders.RecentlyDone(ctx, h.now().Add(-makesLookBack), makesLookPerLab)
+	if err != nil {
+		h.log.Warn("federation: the recent makes are not looked at again", "err", err)
+		return
+	}
+	local := map[string]bool{} // designs known to be this hub's own: no lookup again
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			return
+		}
+		h.tellMake(ctx, j, local)
+	}
+}
+
 // tellMake sends the make of job j to its design's origin, if its design is remote.
-func (h *Hub) tellMake(ctx context.Context, j fabrication.Job) {
+// local, when not nil, keeps the designs found to be this hub's own.
+func (h *Hub) tellMake(ctx context.Context, j fabrication.Job, local map[string]bool) {
+	if local[j.DesignID] {
+		return
+	}
 	d, _, err := h.Catalog.Design(ctx, catalog.Actor{Admin: true}, j.DesignSlug)
 	if err != nil || d.ID != j.DesignID || !d.Remote() {
+		if local != nil && err == nil && d.ID == j.DesignID {
+			local[d.ID] = true
+		}
 		return // a design of this hub's own (its record is here), or gone
 	}
 	lab, err := h.Fab.Labs.LabByID(ctx, j.LabID)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agent"
 	"github.com/fabcommons/fabcommons/federation"
 )
@@ -280,5 +281,63 @@ func TestInboxMakeForgery(t *testing.T) {
 	page := h.do(t, call{method: "GET", path: "/designs/spool-holder", header: map[string]string{"Accept": "text/html"}})
 	if strings.Contains(string(page.body), "<script>alert(1)</script>") || !strings.Contains(string(page.body), "Alice &lt;script&gt;") {
 		t.Fatalf("a remote lab's name on the page: want it escaped; got %s", page.body)
+	}
+}
+
+// TestMakesToldAgain: a job of a remote design saved done with no word of it reaching
+// the feed (as when the hub stops in between, or when too many makes wait) is told to
+// its design's hub when the recent makes are looked at again, as they are when a hub
+// starts and after a make is dropped; a job of a design of the hub's own is not, and
+// a make told twice is one make at the origin.
+func TestMakesToldAgain(t *testing.T) {
+	t.Parallel()
+	a, b := newFedHub(t), newFedHub(t)
+	publish(t, a.bundle, a.admin, map[string]any{"title": "Spool holder", "license": "CERN-OHL-S-2.0"}).want(t, 201, "")
+	publish(t, b.bundle, b.admin, map[string]any{"title": "Cable clip", "license": "MIT"}).want(t, 201, "")
+	b.do(t, call{method: "POST", path: "/api/v1/federation/follows", header: b.admin, body: map[string]string{"target": a.url}}).want(t, 201, "")
+	eventually(t, "B to keep A's design", func() bool { return b.remoteDesigns(t, a.host())["Spool holder"] != nil })
+	slug := b.remoteDesigns(t, a.host())["Spool holder"]["slug"].(string)
+
+	b.do(t, call{method: "POST", path: "/api/v1/labs", header: b.admin, body: map[string]any{"slug": "makers", "name": "Makers"}}).want(t, 201, "")
+	b.do(t, call{method: "POST", path: "/api/v1/labs/makers/machines", header: b.admin, body: map[string]any{
+		"name": "Prusa", "process": "fdm", "build_volume": map[string]float64{"x": 250, "y": 210, "z": 220}, "materials": []string{"PLA"}, "driver": "sim"}}).want(t, 201, "")
+	doneBehindTheFeed := func(design string) string {
+		r := b.do(t, call{method: "POST", path: "/api/v1/orders", header: b.admin, body: map[string]any{"lab": "makers", "design": design, "files": []string{"parts/base.stl"}}})
+		r.want(t, 201, "")
+		id := r.json["jobs"].([]any)[0].(map[string]any)["id"].(string)
+		ctx := context.Background()
+		j, err := b.db.Fabrication().Job(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		j.State, j.StartedAt, j.FinishedAt, j.UpdatedAt = fabrication.JobDone, &now, &now, now
+		if err := b.db.Fabrication().SaveJob(ctx, j, j.Rev); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	remote := doneBehindTheFeed(slug)
+	doneBehindTheFeed("cable-clip")
+	time.Sleep(200 * time.Millisecond) // what would be told unprompted has had its time
+	if got := makesOf(t, a, "spool-holder"); len(got) != 0 {
+		t.Fatalf("A heard of a make no one told of: %v", got)
+	}
+
+	b.hub.made.again <- struct{}{} // what a dropped make asks for, and a start does
+	eventually(t, "A to hear of B's make", func() bool { return len(makesOf(t, a, "spool-holder")) == 1 })
+	b.hub.made.again <- struct{}{}
+	eventually(t, "B to tell of it again", func() bool {
+		n, err := b.db.Federation().CountDeliveries(context.Background(), "")
+		return strings.Count(b.logs.String(), "a make is sent to its design's hub") == 2 && err == nil && n == 0
+	})
+	if got := makesOf(t, a, "spool-holder"); len(got) != 1 {
+		t.Fatalf("A's makes of its design, told twice: got %v, want one", got)
+	}
+	if m := makesOf(t, a, "spool-holder")[0]; m["id"] != b.url+"/jobs/"+remote || m["lab"] != b.url+"/labs/makers" {
+		t.Fatalf("A's record of B's make: got %v", m)
+	}
+	if logs := b.logs.String(); strings.Contains(logs, "a make is not told") {
+		t.Fatalf("B's log: %s", logs)
 	}
 }

@@ -34,6 +34,7 @@ type bundle struct {
 	fab     fabrication.Fabrication
 	server  *Server
 	hub     *Hub
+	db      *sqlite.DB // the hub's store, for what a test does behind the hub's back
 }
 
 type syncBuffer struct {
@@ -107,7 +108,7 @@ func setupHub(t *testing.T, hc HubConfig, ready map[string]Pinger, extra ...func
 	for _, f := range extra {
 		f(hub.Handler.(*gin.Engine))
 	}
-	return bundle{h: hub.Handler, logs: logs, blobDir: filepath.Join(dir, "blobs"), fab: hub.Fab, server: hub.server, hub: hub}
+	return bundle{h: hub.Handler, logs: logs, blobDir: filepath.Join(dir, "blobs"), fab: hub.Fab, server: hub.server, hub: hub, db: db}
 }
 
 type call struct {
