@@ -24,10 +24,11 @@ const (
 	// takes two), so 2 minutes with the default 10 s, within deliverLeaseTTL.
 	deliverBatch, parallel = 32, 8
 	deliverLeaseTTL        = 5 * time.Minute
-	// maxQueuedPerHost and maxQueued bound the deliveries waiting, for one host and in
-	// all: a remote that has the hub owe it activities (a Follow is answered with an
-	// Accept) and then never takes them cannot grow the queue without end.
-	maxQueuedPerHost, maxQueued = 1000, 100_000
+	// maxQueuedPerHost and Options.MaxWaiting bound the deliveries waiting, for one
+	// host and in all: a remote that has the hub owe it activities (a Follow is
+	// answered with an Accept) and then never takes them cannot grow the queue without
+	// end.
+	maxQueuedPerHost = 1000
 )
 
 // enqueue stores activity from a local actor for inbox, to be sent by Run: never in
@@ -50,8 +51,12 @@ func (s *Service) queue(ctx context.Context, from Local, d Delivery, activity ma
 	if err != nil {
 		return fmt.Errorf("encode an activity for %s: %w", inbox, err)
 	}
-	for host, most := range map[string]int{d.Host: maxQueuedPerHost, "": maxQueued} {
-		n, err := s.store.CountDeliveries(ctx, host)
+	for host, most := range map[string]int{d.Host: maxQueuedPerHost, "": s.opts.MaxWaiting} {
+		count := s.store.CountDeliveries
+		if host == "" {
+			count = s.waitingAll
+		}
+		n, err := count(ctx, host)
 		if err != nil {
 			return fmt.Errorf("count the deliveries waiting: %w", err)
 		}
@@ -68,8 +73,41 @@ func (s *Service) queue(ctx context.Context, from Local, d Delivery, activity ma
 	if err := s.store.AddDelivery(ctx, d); err != nil {
 		return fmt.Errorf("queue an activity for %s: %w", inbox, err)
 	}
+	s.waiting.added()
 	s.wakeUp()
 	return nil
+}
+
+// waitingCount is how many deliveries wait for every host, as last counted plus those
+// queued here since. It is counted afresh when a second old: a full count of the
+// table for each activity queued cost a design published to many followers one count
+// per follower. Deliveries sent, and those other replicas queue, are seen within the
+// second.
+type waitingCount struct {
+	mu sync.Mutex
+	n  int
+	at time.Time // wall clock
+}
+
+// waitingAll counts the deliveries waiting for every host (see waitingCount).
+func (s *Service) waitingAll(ctx context.Context, _ string) (int, error) {
+	w := &s.waiting
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.at.IsZero() || time.Since(w.at) >= time.Second {
+		n, err := s.store.CountDeliveries(ctx, "")
+		if err != nil {
+			return 0, err
+		}
+		w.n, w.at = n, time.Now()
+	}
+	return w.n, nil
+}
+
+func (w *waitingCount) added() {
+	w.mu.Lock()
+	w.n++
+	w.mu.Unlock()
 }
 
 // wakeUp has Run look for due deliveries now rather than at its next poll.

@@ -91,10 +91,13 @@ func openStore(t *testing.T) *sqlite.DB {
 
 // newHub is a federation service on db, at http://127.0.0.1:9, that may reach
 // loopback, retrying after an hour, with clock.
-func newHub(t *testing.T, db *sqlite.DB, clock func() time.Time) *federation.Service {
+func newHub(t *testing.T, db *sqlite.DB, clock func() time.Time, edit ...func(*federation.Options)) *federation.Service {
 	t.Helper()
-	s, err := federation.NewService(db.Federation(), nobody{}, nil, db.Leases(), slog.New(slog.NewTextHandler(io.Discard, nil)),
-		federation.Options{PublicURL: "http://127.0.0.1:9", AllowHosts: []string{"127.0.0.1"}, Backoff: []time.Duration{time.Hour}, KeyBits: 1024, Clock: clock})
+	o := federation.Options{PublicURL: "http://127.0.0.1:9", AllowHosts: []string{"127.0.0.1"}, Backoff: []time.Duration{time.Hour}, KeyBits: 1024, Clock: clock}
+	for _, e := range edit {
+		e(&o)
+	}
+	s, err := federation.NewService(db.Federation(), nobody{}, nil, db.Leases(), slog.New(slog.NewTextHandler(io.Discard, nil)), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,5 +221,32 @@ func TestDeliveriesBounded(t *testing.T) {
 	}
 	if fs, _ := db.Federation().Follows(ctx); len(fs) != 0 {
 		t.Fatalf("the follows after the refused one: got %+v, want none", fs)
+	}
+}
+
+// TestDeliveriesBoundedInAll: past Options.MaxWaiting deliveries waiting for all hosts
+// together, an activity is refused; the count, kept for a second between counts of
+// the table, includes what this hub queued since it last counted.
+func TestDeliveriesBoundedInAll(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openStore(t)
+	for i := range 3 {
+		d := federation.Delivery{ID: fmt.Sprintf("%04d", i), From: "http://127.0.0.1:9/ap/actor", Inbox: "https://elsewhere.example/inbox", Host: "elsewhere.example",
+			Body: []byte("{}"), Due: time.Now().Add(time.Hour), CreatedAt: time.Now()}
+		if err := db.Federation().AddDelivery(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub := newHub(t, db, time.Now, func(o *federation.Options) { o.MaxWaiting = 4 })
+	one, two := newReceiver(t), newReceiver(t)
+	if _, err := hub.Follow(ctx, federation.Caller{Admin: true}, one.URL+"/actor"); err != nil {
+		t.Fatalf("a Follow with 3 of 4 deliveries waiting: %v", err)
+	}
+	if _, err := hub.Follow(ctx, federation.Caller{Admin: true}, two.URL+"/actor"); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("a Follow with 4 of 4 deliveries waiting: got %v, want ErrUnavailable", err)
+	}
+	if fs, _ := db.Federation().Follows(ctx); len(fs) != 1 {
+		t.Fatalf("the follows: got %+v, want the first alone", fs)
 	}
 }

@@ -33,6 +33,7 @@ type Options struct {
 	PollEvery    time.Duration    // how often the store is checked for due deliveries, besides when woken (5 s)
 	KeyBits      int              // RSA key size (2048)
 	MakesPerHost int              // makes of this hub's designs kept from one remote host (10,000)
+	MaxWaiting   int              // deliveries that may wait, for every host together (100,000; 1,000 for one host)
 	Clock        func() time.Time // time.Now by default
 }
 
@@ -63,6 +64,7 @@ type Service struct {
 	holder  string         // this hub's name for the delivery lease
 	wake    chan struct{}  // a delivery is due now
 	queued  atomic.Uint32  // deliveries queued, for their ids' order
+	waiting waitingCount   // deliveries waiting for every host (deliver.go)
 	keygen  chan struct{}  // one local key pair made at a time
 
 	mu   sync.Mutex
@@ -104,6 +106,9 @@ func NewService(store Store, dir Directory, designs Designs, leases storage.Leas
 	}
 	if o.MakesPerHost == 0 {
 		o.MakesPerHost = 10_000
+	}
+	if o.MaxWaiting == 0 {
+		o.MaxWaiting = 100_000
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
