@@ -8,6 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/fabcommons/fabcommons/storage"
 )
 
@@ -180,6 +183,14 @@ func (db *DB) runBatch(batch []*writeOp) {
 		reply()
 		return
 	}
+	// fail ends the batch with nothing written: every op is answered with err.
+	fail := func(err error) {
+		tx.Rollback()
+		for i := range results {
+			results[i] = writeResult{err: err}
+		}
+		reply()
+	}
 	run := func(q string) error {
 		_, err := tx.StmtContext(ctx, savepoints[q]).ExecContext(ctx)
 		return err
@@ -194,6 +205,10 @@ func (db *DB) runBatch(batch []*writeOp) {
 		}
 		if op.atomic {
 			if err := run(spBegin); err != nil {
+				if endsTx(err) {
+					fail(fmt.Errorf("savepoint: %w", mapErr(err)))
+					return
+				}
 				results[i].err = fmt.Errorf("savepoint: %w", mapErr(err))
 				continue
 			}
@@ -202,6 +217,10 @@ func (db *DB) runBatch(batch []*writeOp) {
 		for k, step := range op.steps {
 			var res sql.Result
 			res, r.err = tx.StmtContext(ctx, stmts[i][k]).ExecContext(ctx, step.args...)
+			if r.err != nil && endsTx(r.err) {
+				fail(mapErr(r.err))
+				return
+			}
 			if r.err != nil {
 				r.err = mapErr(r.err)
 				break
@@ -218,20 +237,12 @@ func (db *DB) runBatch(batch []*writeOp) {
 				r.n = 0
 				if err := run(spRollback); err != nil {
 					// The op's writes could not be undone alone: undo the batch.
-					tx.Rollback()
-					for i := range results {
-						results[i] = writeResult{err: fmt.Errorf("rollback to savepoint: %w", mapErr(err))}
-					}
-					reply()
+					fail(fmt.Errorf("rollback to savepoint: %w", mapErr(err)))
 					return
 				}
 			}
 			if err := run(spRelease); err != nil {
-				tx.Rollback()
-				for i := range results {
-					results[i] = writeResult{err: fmt.Errorf("release savepoint: %w", mapErr(err))}
-				}
-				reply()
+				fail(fmt.Errorf("release savepoint: %w", mapErr(err)))
 				return
 			}
 		}
@@ -264,3 +275,21 @@ func settled(r sql.Result) result {
 
 func (r result) LastInsertId() (int64, error) { return r.lastID, r.lastErr }
 func (r result) RowsAffected() (int64, error) { return r.rows, r.rowErr }
+
+// endsTx: an error of one of these kinds may have rolled back the whole transaction
+// (https://www.sqlite.org/lang_transaction.html, "Response To Errors Within A
+// Transaction"). The batch must not go on: each op after it would run, and commit, on
+// its own, and the batch's commit then fail, so ops that were stored would be
+// answered as failed. It is ended instead, nothing of it written, every op answered
+// with the error.
+func endsTx(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_CORRUPT:
+		return true
+	}
+	return false
+}
