@@ -23,6 +23,18 @@ func slotsFor(n int) int { return max(minSlots, n+n/3+1) }
 
 func full(used, slots int) bool { return (used+1)*4 > slots*3 }
 
+// grown is the length a full table of n slots grows to: half again, or, for a table
+// with a bound (most, a Stream's), fourfold up to the bound; 0 when it is at its bound.
+func grown(n, most int) int {
+	switch {
+	case most == 0:
+		return n + n/2
+	case n >= most:
+		return 0
+	}
+	return min(most, 4*n)
+}
+
 // vertexTable gives each distinct vertex (matched exactly, bit for bit, as admesh's
 // exact pass does) a small integer id. It is an open-addressing hash table over the
 // packed 96-bit key: no map of float structs, no per-vertex allocation.
@@ -30,7 +42,7 @@ type vertexTable struct {
 	slots  []vertexSlot
 	used   int
 	next   uint32
-	fixed  bool // never grow: when full, set short and hand out id 0 (see Stream)
+	most   int // when not 0, the most slots: full there, set short and hand out id 0 (see Stream)
 	short  bool
 	recent [recentSize]vertexSlot // direct-mapped cache of recent vertices; see id
 }
@@ -85,11 +97,12 @@ func (t *vertexTable) idKey(k [3]uint32, h uint64, fresh uint32) (id uint32, add
 		return r.id, false
 	}
 	if full(t.used, len(t.slots)) {
-		if t.fixed {
+		n := grown(len(t.slots), t.most)
+		if n == 0 {
 			t.short = true
 			return 0, false
 		}
-		t.grow()
+		t.grow(n)
 	}
 	for i := home(h, len(t.slots)); ; {
 		s := &t.slots[i]
@@ -109,9 +122,9 @@ func (t *vertexTable) idKey(k [3]uint32, h uint64, fresh uint32) (id uint32, add
 	}
 }
 
-func (t *vertexTable) grow() {
+func (t *vertexTable) grow(n int) {
 	old := t.slots
-	t.slots = make([]vertexSlot, len(old)+len(old)/2)
+	t.slots = make([]vertexSlot, n)
 	hugePages(t.slots)
 	for _, s := range old {
 		if s.id == 0 {
@@ -132,7 +145,7 @@ func (t *vertexTable) grow() {
 type edgeTable struct {
 	slots []edgeSlot
 	used  int
-	fixed bool // never grow: when full, set short and count nothing more (see Stream)
+	most  int // when not 0, the most slots: full there, set short and count nothing more (see Stream)
 	short bool
 }
 
@@ -167,11 +180,12 @@ func (t *edgeTable) add(a, b, face uint32) (first uint32, shared bool) {
 		a, b, fwd = b, a, 0
 	}
 	if full(t.used, len(t.slots)) {
-		if t.fixed {
+		n := grown(len(t.slots), t.most)
+		if n == 0 {
 			t.short = true
 			return 0, false
 		}
-		t.grow()
+		t.grow(n)
 	}
 	s := t.find(a, b)
 	if s.low == 0 {
@@ -234,9 +248,9 @@ func (t *edgeTable) find(low, high uint32) *edgeSlot {
 // blockVertices vertex ids share one hashed place in the edge table; see find.
 const blockVertices = 64
 
-func (t *edgeTable) grow() {
+func (t *edgeTable) grow(n int) {
 	old := t.slots
-	t.slots = make([]edgeSlot, len(old)+len(old)/2)
+	t.slots = make([]edgeSlot, n)
 	hugePages(t.slots)
 	for _, s := range old {
 		if s.low != 0 {
