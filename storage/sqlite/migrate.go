@@ -292,6 +292,10 @@ var migrations = []string{
 	);
 	CREATE INDEX federation_makes_design ON federation_makes(design_id, ended_at);
 	CREATE INDEX federation_makes_host ON federation_makes(host);`,
+	// 16: the queue's index holds queued jobs alone: a job's claim, start and end no
+	// longer rewrite its entry there (Queued names state = 'queued', as the index does).
+	`DROP INDEX jobs_queue;
+	CREATE INDEX jobs_queue ON jobs(lab_id, priority DESC, enqueued_at, id) WHERE state = 'queued';`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
