@@ -28,6 +28,15 @@ type queueHeads struct {
 	// on a compare-and-set that cannot succeed. Under load-agents at 2,000 jobs/s those
 	// lost claims were more than half the writes of jobs.
 	taken map[string]time.Time
+	// noted are, per lab, the jobs this hub queued (noteQueued) and when, for a read
+	// under way at the time: it may not show them, and its head replaces the one they
+	// were added to. Entries older than any read in flight are dropped.
+	noted map[string][]notedJob
+}
+
+type notedJob struct {
+	job Job
+	at  time.Time
 }
 
 type queueHead struct {
@@ -125,10 +134,23 @@ func (s *jobBook) freshHead(ctx context.Context, labID string) (*queueHead, erro
 		}
 		h := &queueHead{usage: usage, complete: len(jobs) < claimWindow, readAt: time.Now()}
 		q.mu.Lock()
-		h.jobs = slices.DeleteFunc(jobs, func(j Job) bool {
+		taken := func(j Job) bool {
 			ended, ok := q.taken[j.ID]
 			return ok && (ended.IsZero() || ended.After(began))
-		})
+		}
+		h.jobs = slices.DeleteFunc(jobs, taken)
+		var kept []notedJob
+		for _, n := range q.noted[labID] {
+			if n.at.After(began) { // queued while the read was under way: it may not show it
+				kept = append(kept, n)
+				if !taken(n.job) {
+					h.insert(n.job)
+				}
+			}
+		}
+		if q.noted != nil {
+			q.noted[labID] = kept
+		}
 		for id, ended := range q.taken { // no read that begins from now on needs these
 			if !ended.IsZero() && ended.Before(began) {
 				delete(q.taken, id)
@@ -152,13 +174,30 @@ func (s *jobBook) freshHead(ctx context.Context, labID string) (*queueHead, erro
 // last entry. A job that sorts after a partial head is left to the next read, so the
 // cache never serves a newer job before an older one it has not seen.
 func (s *jobBook) noteQueued(j Job) {
+	j.Events = nil // the head carries no logs, as Store.Queued returns none
 	q := &s.queues
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	h := q.labs[j.LabID]
-	if h == nil {
-		return
+	if q.noted == nil {
+		q.noted = map[string][]notedJob{}
 	}
+	now := time.Now()
+	noted := q.noted[j.LabID]
+	// Older than any read in flight, or more than a head could take in.
+	for len(noted) > 0 && (now.Sub(noted[0].at) > time.Minute || len(noted) >= maxNoted) {
+		noted = noted[1:]
+	}
+	q.noted[j.LabID] = append(noted, notedJob{job: j, at: now})
+	if h := q.labs[j.LabID]; h != nil {
+		h.insert(j)
+	}
+}
+
+// maxNoted bounds the jobs noted for one lab: four times what a head holds.
+const maxNoted = 4 * claimWindow
+
+// insert adds j to the head where it belongs (see noteQueued).
+func (h *queueHead) insert(j Job) {
 	h.jobs = slices.DeleteFunc(h.jobs, func(c Job) bool { return c.ID == j.ID })
 	if !h.complete && (len(h.jobs) == 0 || !queueLess(j, h.jobs[len(h.jobs)-1])) {
 		return
@@ -169,7 +208,6 @@ func (s *jobBook) noteQueued(j Job) {
 		}
 		return 1
 	})
-	j.Events = nil // the head carries no logs, as Store.Queued returns none
 	h.jobs = slices.Insert(h.jobs, i, j)
 }
 

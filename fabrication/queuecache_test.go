@@ -3,6 +3,7 @@ package fabrication
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -198,5 +199,55 @@ func TestTakenJobsLeftOutOfNewHeads(t *testing.T) {
 	stale()
 	if got := take(); got != "a" || store.reads != 3 {
 		t.Fatalf("after a's claim ended (and failed): got %s after %d reads, want a after 3", got, store.reads)
+	}
+}
+
+// slowQueueStore's Queued answers with an empty queue, as it was when the read began,
+// and only once released.
+type slowQueueStore struct {
+	jobsStore
+	began, release chan struct{}
+}
+
+func (s *slowQueueStore) Queued(context.Context, string, int) ([]Job, error) {
+	close(s.began)
+	<-s.release
+	return nil, nil
+}
+
+func (s *slowQueueStore) Usage(context.Context, string) (map[string]Usage, error) { return nil, nil }
+
+// TestJobQueuedDuringAHeadRead: a job queued through this hub is in the cached head at
+// once, as queueHeads promises, even when a read of the queue that began before the
+// job was stored ends after it: its head had replaced the one the job was added to,
+// and the job went unseen until the next read (an agent woken for it found nothing
+// and slept for its recheck; found by an attacker's review). It is handed out once.
+func TestJobQueuedDuringAHeadRead(t *testing.T) {
+	t.Parallel()
+	m := Machine{ID: "m", LabID: "lab", Process: "fdm", BuildVolume: Volume{X: 200, Y: 200, Z: 200}}
+	j := Job{ID: "new", LabID: "lab", State: JobQueued, Process: "fdm", BBox: Volume{X: 10, Y: 10, Z: 10}, EnqueuedAt: time.Now()}
+	store := &slowQueueStore{began: make(chan struct{}), release: make(chan struct{})}
+	s := &jobBook{core: core{now: time.Now}, store: store}
+	// An empty, complete head just past its age: the next poll reads the queue again.
+	s.queues.labs = map[string]*queueHead{"lab": {complete: true, readAt: time.Now().Add(-time.Second)}}
+	first := make(chan string, 1)
+	go func() {
+		got, _, err := s.takeQueued(context.Background(), m)
+		if err != nil {
+			t.Error(err)
+		}
+		first <- got.ID
+	}()
+	<-store.began
+	s.noteQueued(j) // stored and published while the read is under way
+	close(store.release)
+	got := []string{<-first}
+	second, _, err := s.takeQueued(context.Background(), m) // the head is fresh: no read
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, second.ID)
+	if n := slices.Index(got, "new"); n < 0 || slices.Contains(got[n+1:], "new") {
+		t.Fatalf("the polls during and after the read got %q, want the job queued on this hub once", got)
 	}
 }
