@@ -168,6 +168,7 @@ type Ledger struct {
 	// records queues the records of jobs made at free labs (see Record).
 	records   chan Settlement
 	recording atomic.Bool
+	unwritten atomic.Int64 // records queued and not yet written (or given up): see Flush
 }
 
 // MaxHold is the most machine-minutes one job may hold or cost: about two years of a
@@ -876,9 +877,11 @@ func checkLine(field, v string, maxLen int) error {
 // and making never waits on the chain. When the queue is full the caller writes its
 // record itself. A hub stopped before writing one leaves it to SettleEnded.
 func (l *Ledger) Record(st Settlement) {
+	l.unwritten.Add(1)
 	select {
 	case l.records <- st:
 	default:
+		l.unwritten.Add(-1)
 		if _, err := l.Close(context.Background(), st); err != nil {
 			l.log.Warn("ledger: record not written", "job", st.Job, "err", err)
 		}
@@ -922,7 +925,24 @@ func (l *Ledger) recorder() {
 		if err := l.writeBatch(context.Background(), batch); err != nil {
 			l.log.Warn("ledger: records not written; SettleEnded will", "records", len(batch), "err", err)
 		}
+		l.unwritten.Add(-int64(len(batch)))
 	}
+}
+
+// Flush waits until the records queued so far are written (or given up, logged), or
+// ctx ends: a hub that stops calls it once it serves no more, before its store
+// closes, so that the records of the last jobs made are not left to SettleEnded.
+func (l *Ledger) Flush(ctx context.Context) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for l.unwritten.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d records of free labs' makes not written: %w", l.unwritten.Load(), ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 // writeBatch appends entries that need no check at consecutive places of the chain.

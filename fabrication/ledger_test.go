@@ -3,6 +3,7 @@ package fabrication_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -108,5 +109,42 @@ func TestSettleEndedClosesWhatACrashLeftOpen(t *testing.T) {
 	var short *fabrication.InsufficientCredit
 	if _, _, err := fab.Orders.PlaceOrder(ctx, ada, fabrication.OrderRequest{Design: "cube", Lab: "paid", Quantity: 38}); !errors.As(err, &short) || short.Need != 608 {
 		t.Fatalf("an order over the floor: %v", err)
+	}
+}
+
+// TestFlushWritesTheRecordsQueued: the records of free labs' makes are written after
+// the make, in batches; Flush, which a stopping hub calls before its store closes,
+// returns once every record queued before it is written (they were left to
+// SettleEnded, which looks at each lab's latest 100 makes only).
+func TestFlushWritesTheRecordsQueued(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fab.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fab := fabrication.New(db.Fabrication(), cubeDesign{}, handles{}, fabrication.NewFeed(), nil,
+		slog.New(slog.NewTextHandler(io.Discard, nil)), fabrication.Options{})
+	const made = 600
+	for i := range made {
+		fab.Ledger.Record(fabrication.Settlement{Job: fmt.Sprintf("job-%d", i), Requester: "user:ada", Lab: "lab:free", Made: 2})
+	}
+	if err := fab.Ledger.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	missing := 0
+	for i := range made {
+		if _, ok, err := fab.Ledger.JobEntry(ctx, fmt.Sprintf("job-%d", i)); err != nil {
+			t.Fatal(err)
+		} else if !ok {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d records not written when Flush returned", missing, made)
+	}
+	if v, err := fab.Ledger.Verify(ctx); err != nil || !v.OK {
+		t.Fatalf("verify: %+v %v", v, err)
 	}
 }

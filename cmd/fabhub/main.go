@@ -129,7 +129,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ran := make(chan struct{})
 	go func() { defer close(ran); hub.Run(background) }()
 	defer func() { stopBackground(); <-ran }()
-	return serve(ctx, log, cfg, hub.Handler, hub.Drain)
+	err = serve(ctx, log, cfg, hub.Handler, hub.Drain)
+	flush, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait)
+	defer cancel()
+	if ferr := hub.Fab.Ledger.Flush(flush); ferr != nil {
+		log.Warn("ledger: stopping with records unwritten; SettleEnded will write them", "err", ferr)
+	}
+	return err
 }
 
 // stores is what openStores connected, with the seams the rest of the hub uses.
