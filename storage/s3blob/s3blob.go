@@ -249,6 +249,22 @@ func (s *Store) Sweep(ctx context.Context, olderThan time.Duration) (int, error)
 			removed++
 		}
 	}
+	// The parts of an upload a crash cut off stay in the bucket until the upload is
+	// aborted (MinIO drops them after a day; S3 keeps them, and bills them, unless a
+	// lifecycle rule says otherwise). Every upload is under tmp/; they are listed
+	// without a prefix, as MinIO lists by a prefix only an object's whole name.
+	core := minio.Core{Client: s.client}
+	for u := range s.client.ListIncompleteUploads(ctx, s.bucket, "", true) {
+		if u.Err != nil {
+			return removed, fmt.Errorf("sweep blob uploads: %w", mapErr(u.Err))
+		}
+		if !strings.HasPrefix(u.Key, "tmp/") || u.Initiated.After(cutoff) {
+			continue
+		}
+		if err := core.AbortMultipartUpload(ctx, s.bucket, u.Key, u.UploadID); err == nil {
+			removed++
+		}
+	}
 	return removed, nil
 }
 
