@@ -251,8 +251,8 @@ func (l *Labs) JoinTokens(ctx context.Context, actor Actor, slug string) ([]Join
 }
 
 // RevokeJoinToken stops a join token registering machines; with retireMachines, the
-// machines it registered are retired too (their tokens stop at once). It returns how
-// many were retired.
+// machines it registered are retired too (their tokens stop as Retire says). It
+// returns how many were retired.
 func (l *Labs) RevokeJoinToken(ctx context.Context, actor Actor, slug, id string, retireMachines bool) (int, error) {
 	lab, err := l.Lab(ctx, slug)
 	if err != nil {

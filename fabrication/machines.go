@@ -185,8 +185,9 @@ func (l *Labs) casMachine(ctx context.Context, id string, change func(m *Machine
 }
 
 // RotateToken stops the machine's token at once on this hub, and within
-// machineTokenTTL on other replicas (each keeps what a token names for that long) and answers with a new one-time enrolment code, for
-// fabagent enroll on the machine.
+// machineTokenTTL (2 s) on other replicas, each of which keeps what a token names for
+// that long; it answers with a new one-time enrolment code, for fabagent enroll on
+// the machine.
 func (l *Labs) RotateToken(ctx context.Context, actor Actor, id string) (Machine, string, error) {
 	if _, err := l.operatorMachine(ctx, actor, id); err != nil {
 		return Machine{}, "", err
@@ -213,8 +214,10 @@ func (l *Labs) RotateToken(ctx context.Context, actor Actor, id string) (Machine
 }
 
 // Retire takes a machine out of service for good: it gets no more work and its token
-// stops at once. A job it held goes back to the queue, or becomes unknown if it was
-// printing, as its lease runs out.
+// stops, at once on this hub and within machineTokenTTL (2 s) on other replicas (a
+// job it claims there in that time goes back to the queue when its lease runs out).
+// A job it held goes back to the queue, or becomes unknown if it was printing, as its
+// lease runs out.
 func (l *Labs) Retire(ctx context.Context, actor Actor, id string) (Machine, error) {
 	if _, err := l.operatorMachine(ctx, actor, id); err != nil {
 		return Machine{}, err
