@@ -26,21 +26,27 @@ type handles struct{}
 
 func (handles) UserIDByHandle(_ context.Context, h string) (string, error) { return "u-" + h, nil }
 
+// openFab is fabrication over an embedded store of its own, closed when t ends.
+func openFab(t *testing.T, o fabrication.Options) (*sqlite.DB, fabrication.Fabrication) {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fab.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, fabrication.New(db.Fabrication(), cubeDesign{}, handles{}, fabrication.NewFeed(), nil,
+		slog.New(slog.NewTextHandler(io.Discard, nil)), o)
+}
+
 // TestSettleEndedClosesWhatACrashLeftOpen: a hub that stopped between saving a job's
 // end and settling it leaves the job's hold open; the sweep settles or releases it from
 // the job's own record, once, and lets go of the holds of orders that never came to be.
 func TestSettleEndedClosesWhatACrashLeftOpen(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fab.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	floor := int64(-600)
-	fab := fabrication.New(db.Fabrication(), cubeDesign{}, handles{}, fabrication.NewFeed(), nil,
-		slog.New(slog.NewTextHandler(io.Discard, nil)), fabrication.Options{CreditFloor: &floor, Clock: func() time.Time { return now }})
+	db, fab := openFab(t, fabrication.Options{CreditFloor: &floor, Clock: func() time.Time { return now }})
 	ada := fabrication.Actor{ID: "u-ada", Handle: "ada"}
 	if _, err := fab.Labs.CreateLab(ctx, ada, fabrication.NewLab{Slug: "paid", Name: "Paid",
 		Policy: fabrication.Policy{Credits: fabrication.CreditsRequired, MinutesPerCm3: 2}}); err != nil {
@@ -119,13 +125,7 @@ func TestSettleEndedClosesWhatACrashLeftOpen(t *testing.T) {
 func TestFlushWritesTheRecordsQueued(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fab.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	fab := fabrication.New(db.Fabrication(), cubeDesign{}, handles{}, fabrication.NewFeed(), nil,
-		slog.New(slog.NewTextHandler(io.Discard, nil)), fabrication.Options{})
+	_, fab := openFab(t, fabrication.Options{})
 	const made = 600
 	for i := range made {
 		fab.Ledger.Record(fabrication.Settlement{Job: fmt.Sprintf("job-%d", i), Requester: "user:ada", Lab: "lab:free", Made: 2})

@@ -1,33 +1,17 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/fabcommons/fabcommons/catalog/mesh/meshtest"
+	"github.com/fabcommons/fabcommons/storage/externaltest"
 )
-
-// mountSmallDisk mounts a tmpfs of size bytes on a new folder: a disk that fills up.
-// Mounting needs root (as scripts/test.sh runs in CI); elsewhere the test skips.
-func mountSmallDisk(t *testing.T, size int64) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0750", size)); err != nil {
-		if errors.Is(err, syscall.EPERM) {
-			t.Skipf("mounting a small tmpfs needs root: %v", err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	return dir
-}
 
 // send sends req and returns the answer's status and body.
 func send(t *testing.T, req *http.Request) (int, string) {
@@ -41,35 +25,11 @@ func send(t *testing.T, req *http.Request) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// fill writes a file on dir's disk until the disk is full and returns its path.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if errors.Is(err, syscall.ENOSPC) {
-				break
-			}
-			t.Fatal(err)
-		}
-	}
-	for n := 32 << 10; n > 0; n /= 2 { // and the last pages
-		f.Write(chunk[:n])
-	}
-	return path
-}
-
 // TestDiskFull runs a hub on a small disk and fills it: uploads and sign-ups are
 // refused with 507 and a clear error (never a 500), nothing saved before is damaged,
 // the hub keeps serving reads, and once space returns the same hub takes uploads again.
 func TestDiskFull(t *testing.T) {
-	disk := mountSmallDisk(t, 48<<20)
+	disk := externaltest.SmallDisk(t, 48<<20)
 	h := startHubProcess(t, filepath.Join(disk, "data"))
 	c, err := signUp(h.base)
 	if err != nil {
@@ -96,7 +56,7 @@ func TestDiskFull(t *testing.T) {
 		saved = append(saved, p)
 	}
 
-	filler := fill(t, disk)
+	filler := externaltest.FillDisk(t, disk, 0)
 	for i := range 3 {
 		_, err := publish(100 + i)
 		if err == nil || !strings.Contains(err.Error(), "got 507") || !strings.Contains(err.Error(), "insufficient_storage") {

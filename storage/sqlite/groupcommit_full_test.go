@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/fabcommons/fabcommons/storage"
+	"github.com/fabcommons/fabcommons/storage/externaltest"
 )
 
 // TestGroupCommitDiskFills: when the disk fills in the middle of a group commit, every
@@ -20,14 +20,7 @@ import (
 // ends there: nothing stored, every op answered ErrFull (507), and the store takes
 // writes again once there is room.
 func TestGroupCommitDiskFills(t *testing.T) {
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=48m,mode=0750"); err != nil {
-		if errors.Is(err, syscall.EPERM) {
-			t.Skipf("mounting a small tmpfs needs root (as scripts/test.sh runs in CI): %v", err)
-		}
-		t.Fatal(err)
-	}
-	defer syscall.Unmount(dir, syscall.MNT_DETACH)
+	dir := externaltest.SmallDisk(t, 48<<20)
 	ctx := context.Background()
 	db, err := Open(ctx, filepath.Join(dir, "g.db"))
 	if err != nil {
@@ -42,7 +35,7 @@ func TestGroupCommitDiskFills(t *testing.T) {
 	// disk full: they stay in the cache, and it is the commit that meets the full disk
 	// (SQLite ends the transaction then: the next write begins as it should).
 	for _, c := range []struct{ first, ops, free int }{{0, 640, 12 << 20}, {1000, 300, 0}} {
-		filler := fillBut(t, dir, int64(c.free))
+		filler := externaltest.FillDisk(t, dir, int64(c.free))
 		batch := make([]*writeOp, c.ops)
 		for i := range batch {
 			batch[i] = &writeOp{ctx: ctx, done: make(chan writeResult, 1), atomic: i%2 == 0, // both kinds of op
@@ -89,31 +82,6 @@ func TestGroupCommitDiskFills(t *testing.T) {
 		}
 		if _, err := db.exec(ctx, `INSERT INTO blobs(id, v) VALUES (?, x'00')`, c.first+c.ops); err != nil {
 			t.Fatalf("%d ops: a write once there is room again: %v", c.ops, err)
-		}
-	}
-}
-
-// fillBut writes a file on dir's disk until at most free bytes are left, and returns
-// its path.
-func fillBut(t *testing.T, dir string, free int64) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for {
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(dir, &st); err != nil {
-			t.Fatal(err)
-		}
-		if int64(st.Bavail)*st.Bsize <= free {
-			return path
-		}
-		if _, err := f.Write(chunk); err != nil {
-			return path
 		}
 	}
 }
