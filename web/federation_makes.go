@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -38,24 +39,30 @@ func (s *Server) readyToMake(ctx context.Context, d catalog.Design, v catalog.Ve
 }
 
 // madeQueue is how many done jobs may wait to be looked at for a make to tell another
-// hub of; past it, one is dropped (logged) and the recent makes are looked at again.
+// hub of; past it, one is dropped (logged) and the makes since it are looked at again.
 const madeQueue = 1024
 
-// What a look at the recent makes covers (see tellMakes): the jobs done in the last
-// day, at most a thousand of each lab.
+// What a look at the recent makes covers (see tellMakes): on start, the jobs done in
+// the 10 minutes before the latest, at most a thousand of each lab.
 const (
-	makesLookBack   = 24 * time.Hour
+	makesLookBack   = 10 * time.Minute
 	makesLookPerLab = 1000
 )
 
 // makes carries done jobs from the fabrication feed to tellMakes.
 type makes struct {
 	done  chan fabrication.Job
-	again chan struct{} // a job was dropped: look at the recent makes again
+	again chan struct{} // a job was dropped: look at the makes since it again
+	mu    sync.Mutex
+	since time.Time // when the oldest job dropped since the last look was done
+}
+
+func newMakes() *makes {
+	return &makes{done: make(chan fabrication.Job, madeQueue), again: make(chan struct{}, 1)}
 }
 
 // tapMakes has every job that is done wait in m, for tellMakes.
-func tapMakes(feed *fabrication.Feed, m makes, log *slog.Logger) {
+func tapMakes(feed *fabrication.Feed, m *makes, log *slog.Logger) {
 	feed.Tap(func(c fabrication.Change) {
 		if c.Job == nil || c.Job.State != fabrication.JobDone {
 			return
@@ -63,45 +70,98 @@ func tapMakes(feed *fabrication.Feed, m makes, log *slog.Logger) {
 		select {
 		case m.done <- *c.Job:
 		default:
-			log.Warn("federation: too many makes waiting; the recent ones will be looked at again", "job", c.Job.ID)
-			select {
-			case m.again <- struct{}{}:
-			default:
-			}
+			log.Warn("federation: too many makes waiting; the makes since this one will be looked at again", "job", c.Job.ID)
+			m.drop(*c.Job)
 		}
 	})
+}
+
+// drop notes that job j was not told of: the makes since it are to be looked at again.
+func (m *makes) drop(j fabrication.Job) {
+	m.mu.Lock()
+	if m.since.IsZero() || j.UpdatedAt.Before(m.since) {
+		m.since = j.UpdatedAt
+	}
+	m.mu.Unlock()
+	select {
+	case m.again <- struct{}{}:
+	default:
+	}
+}
+
+// dropped takes the time of the oldest job dropped since the last call.
+func (m *makes) dropped() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	since := m.since
+	m.since = time.Time{}
+	return since
 }
 
 // tellMakes tells the origin of each remote design a lab here made (a job done) of
 // the make, until ctx ends: the fabrication record of a design is on its own hub.
 //
 // The feed that tells it of jobs done is in memory: a job saved done in the moment
-// before the hub stopped, or dropped when too many wait, is never heard of. So on
-// start, and after a drop, the last day's makes are told again (retellMakes). The
+// before the hub stopped, or dropped when too many wait, is never heard of. So the
+// makes are looked at again (retellMakes) when the hub starts, those of the 10 minutes
+// before the latest job done, and after a drop, those since the job dropped; apart
+// from the loop that tells of jobs as they are done, which goes on meanwhile. The
 // origin keeps a make once, by its job's id: one told twice is one make there.
 func (h *Hub) tellMakes(ctx context.Context) {
-	h.retellMakes(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		if latest, ok := h.latestMake(ctx); ok {
+			h.retellMakes(ctx, latest.Add(-makesLookBack))
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-h.made.again:
+				h.retellMakes(ctx, h.made.dropped())
+			}
+		}
+	})
+	local := map[string]bool{} // designs known to be this hub's own: most jobs' designs
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case j := <-h.made.done:
-			h.tellMake(ctx, j, nil)
-		case <-h.made.again:
-			h.retellMakes(ctx)
+			if len(local) >= 10_000 {
+				clear(local)
+			}
+			h.tellMake(ctx, j, local)
 		}
 	}
 }
 
-// retellMakes tells the origins of the remote designs made here recently (see
+// latestMake is when the latest job done at a lab here was done.
+func (h *Hub) latestMake(ctx context.Context) (time.Time, bool) {
+	jobs, err := h.Fab.Orders.RecentlyDone(ctx, time.Time{}, 1)
+	if err != nil {
+		h.log.Warn("federation: the recent makes are not looked at again", "err", err)
+		return time.Time{}, false
+	}
+	var latest time.Time
+	for _, j := range jobs {
+		if j.UpdatedAt.After(latest) {
+			latest = j.UpdatedAt
+		}
+	}
+	return latest, !latest.IsZero()
+}
+
+// retellMakes tells the origins of the remote designs made here since since (see
 // tellMakes).
-func (h *Hub) retellMakes(ctx context.Context) {
-	jobs, err := h.Fab.Orders.RecentlyDone(ctx, h.now().Add(-makesLookBack), makesLookPerLab)
+func (h *Hub) retellMakes(ctx context.Context, since time.Time) {
+	jobs, err := h.Fab.Orders.RecentlyDone(ctx, since, makesLookPerLab)
 	if err != nil {
 		h.log.Warn("federation: the recent makes are not looked at again", "err", err)
 		return
 	}
-	local := map[string]bool{} // designs known to be this hub's own: no lookup again
+	local := map[string]bool{}
 	for _, j := range jobs {
 		if ctx.Err() != nil {
 			return
@@ -111,14 +171,14 @@ func (h *Hub) retellMakes(ctx context.Context) {
 }
 
 // tellMake sends the make of job j to its design's origin, if its design is remote.
-// local, when not nil, keeps the designs found to be this hub's own.
+// local keeps the designs found to be this hub's own (a design never changes hubs).
 func (h *Hub) tellMake(ctx context.Context, j fabrication.Job, local map[string]bool) {
 	if local[j.DesignID] {
 		return
 	}
 	d, _, err := h.Catalog.Design(ctx, catalog.Actor{Admin: true}, j.DesignSlug)
 	if err != nil || d.ID != j.DesignID || !d.Remote() {
-		if local != nil && err == nil && d.ID == j.DesignID {
+		if err == nil && d.ID == j.DesignID {
 			local[d.ID] = true
 		}
 		return // a design of this hub's own (its record is here), or gone

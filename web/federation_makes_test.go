@@ -6,14 +6,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agent"
 	"github.com/fabcommons/fabcommons/federation"
+	"github.com/fabcommons/fabcommons/storage/localblob"
 )
 
 // labJobs counts the jobs a lab has in its queue, on machines, pending and ended.
@@ -285,10 +288,9 @@ func TestInboxMakeForgery(t *testing.T) {
 }
 
 // TestMakesToldAgain: a job of a remote design saved done with no word of it reaching
-// the feed (as when the hub stops in between, or when too many makes wait) is told to
-// its design's hub when the recent makes are looked at again, as they are when a hub
-// starts and after a make is dropped; a job of a design of the hub's own is not, and
-// a make told twice is one make at the origin.
+// the feed is told to its design's hub when the makes are looked at again: by a hub
+// that starts on the store (as after a stop in between), and after a make was dropped
+// because too many waited. A job of a design of the hub's own is not told.
 func TestMakesToldAgain(t *testing.T) {
 	t.Parallel()
 	a, b := newFedHub(t), newFedHub(t)
@@ -301,12 +303,11 @@ func TestMakesToldAgain(t *testing.T) {
 	b.do(t, call{method: "POST", path: "/api/v1/labs", header: b.admin, body: map[string]any{"slug": "makers", "name": "Makers"}}).want(t, 201, "")
 	b.do(t, call{method: "POST", path: "/api/v1/labs/makers/machines", header: b.admin, body: map[string]any{
 		"name": "Prusa", "process": "fdm", "build_volume": map[string]float64{"x": 250, "y": 210, "z": 220}, "materials": []string{"PLA"}, "driver": "sim"}}).want(t, 201, "")
-	doneBehindTheFeed := func(design string) string {
+	doneBehindTheFeed := func(design string) fabrication.Job {
 		r := b.do(t, call{method: "POST", path: "/api/v1/orders", header: b.admin, body: map[string]any{"lab": "makers", "design": design, "files": []string{"parts/base.stl"}}})
 		r.want(t, 201, "")
-		id := r.json["jobs"].([]any)[0].(map[string]any)["id"].(string)
 		ctx := context.Background()
-		j, err := b.db.Fabrication().Job(ctx, id)
+		j, err := b.db.Fabrication().Job(ctx, r.json["jobs"].([]any)[0].(map[string]any)["id"].(string))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,28 +316,47 @@ func TestMakesToldAgain(t *testing.T) {
 		if err := b.db.Fabrication().SaveJob(ctx, j, j.Rev); err != nil {
 			t.Fatal(err)
 		}
-		return id
+		return j
 	}
-	remote := doneBehindTheFeed(slug)
+	told := func(want int) {
+		t.Helper()
+		eventually(t, fmt.Sprintf("A to hear of %d makes", want), func() bool { return len(makesOf(t, a, "spool-holder")) == want })
+	}
+	first := doneBehindTheFeed(slug)
 	doneBehindTheFeed("cable-clip")
 	time.Sleep(200 * time.Millisecond) // what would be told unprompted has had its time
 	if got := makesOf(t, a, "spool-holder"); len(got) != 0 {
 		t.Fatalf("A heard of a make no one told of: %v", got)
 	}
 
-	b.hub.made.again <- struct{}{} // what a dropped make asks for, and a start does
-	eventually(t, "A to hear of B's make", func() bool { return len(makesOf(t, a, "spool-holder")) == 1 })
-	b.hub.made.again <- struct{}{}
-	eventually(t, "B to tell of it again", func() bool {
-		n, err := b.db.Federation().CountDeliveries(context.Background(), "")
-		return strings.Count(b.logs.String(), "a make is sent to its design's hub") == 2 && err == nil && n == 0
-	})
-	if got := makesOf(t, a, "spool-holder"); len(got) != 1 {
-		t.Fatalf("A's makes of its design, told twice: got %v, want one", got)
+	// B starts again on its store (a second hub process, as after a restart).
+	logs := &syncBuffer{}
+	blobs, err := localblob.Open(b.blobDir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if m := makesOf(t, a, "spool-holder")[0]; m["id"] != b.url+"/jobs/"+remote || m["lab"] != b.url+"/labs/makers" {
+	again, err := NewHub(HubConfig{Web: Config{PublicURL: b.url}, Accounts: account.Options{Argon2: cheapArgon}, Log: slog.New(slog.NewTextHandler(logs, nil)),
+		Federation: federation.Options{AllowHosts: []string{"127.0.0.1"}, Backoff: []time.Duration{20 * time.Millisecond}}},
+		Stores{Accounts: b.db.Accounts(), Catalog: b.db.Catalog(), Fabrication: b.db.Fabrication(), Blobs: blobs, Quotas: b.db.Quotas(),
+			Webhooks: b.db.Webhooks(), Leases: b.db.Leases(), Federation: b.db.Federation()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); again.Run(ctx) }()
+	defer func() { stop(); <-ran }()
+	told(1)
+	if m := makesOf(t, a, "spool-holder")[0]; m["id"] != b.url+"/jobs/"+first.ID || m["lab"] != b.url+"/labs/makers" {
 		t.Fatalf("A's record of B's make: got %v", m)
 	}
+	if n := strings.Count(logs.String(), "a make is sent to its design's hub"); n != 1 {
+		t.Fatalf("the restarted hub sent %d makes, want the remote design's one: %s", n, logs)
+	}
+
+	// A make dropped by B (too many waiting) is told when the makes since it are.
+	b.hub.made.drop(doneBehindTheFeed(slug))
+	told(2)
 	if logs := b.logs.String(); strings.Contains(logs, "a make is not told") {
 		t.Fatalf("B's log: %s", logs)
 	}

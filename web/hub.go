@@ -52,8 +52,7 @@ type Hub struct {
 	Handler  http.Handler
 	server   *Server
 	log      *slog.Logger
-	made     makes            // jobs done, to tell remote designs' hubs of (none: no federation)
-	now      func() time.Time // the hub's clock (HubConfig.Clock)
+	made     *makes // jobs done, to tell remote designs' hubs of (nil: no federation)
 }
 
 // NewHub assembles a hub: the services over the stores, the glue between catalog and
@@ -100,19 +99,15 @@ func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
 		}
 		designs.UseFetcher(fed)
 	}
-	var made makes
+	var made *makes
 	if fed != nil {
 		makeable.fetch = fed
-		made = makes{done: make(chan fabrication.Job, madeQueue), again: make(chan struct{}, 1)}
+		made = newMakes()
 		tapMakes(fab.Feed, made, log)
-	}
-	clock := cfg.Clock
-	if clock == nil {
-		clock = time.Now
 	}
 	srv := New(cfg.Web, Deps{Log: log, Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Fed: fed, Ready: st.Ready, Clock: cfg.Clock})
 	makeable.budget = srv.analysis
-	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Fed: fed, Handler: srv.Handler(), server: srv, log: log, made: made, now: clock}, nil
+	return &Hub{Accounts: accounts, Catalog: designs, Fab: fab, Webhooks: hooks, Fed: fed, Handler: srv.Handler(), server: srv, log: log, made: made}, nil
 }
 
 // Run does the hub's background work that is not the maintenance cron's (recording
