@@ -26,17 +26,15 @@ type queueHeads struct {
 	// may still show its job as queued; such jobs are left out of the head, or the
 	// next polls would each spend a write (and a trip through the one SQLite writer)
 	// on a compare-and-set that cannot succeed. Under load-agents at 2,000 jobs/s those
-	// lost claims were more than half the writes of jobs.
-	taken map[string]time.Time
-	// noted are, per lab, the jobs this hub queued (noteQueued) and when, for a read
-	// under way at the time: it may not show them, and its head replaces the one they
-	// were added to. Entries older than any read in flight are dropped.
-	noted map[string][]notedJob
-}
-
-type notedJob struct {
-	job Job
-	at  time.Time
+	// lost claims were more than half the writes of jobs. They are kept per lab (lab
+	// id, then job id): a lab's reads are one at a time, so a read may forget its
+	// lab's claims that ended before it began; another lab's read under way may not.
+	taken map[string]map[string]time.Time
+	// reading are the labs whose queue is being read, and noted the jobs this hub
+	// queued (noteQueued) meanwhile: the read may not show them, and its head
+	// replaces the one they were added to, so they are added to its head too.
+	reading map[string]bool
+	noted   map[string][]Job
 }
 
 type queueHead struct {
@@ -90,20 +88,23 @@ func (s *jobBook) takeQueued(ctx context.Context, m Machine) (j Job, ok bool, er
 	j = h.jobs[best]
 	h.jobs = slices.Delete(h.jobs, best, best+1)
 	if q.taken == nil {
-		q.taken = map[string]time.Time{}
+		q.taken = map[string]map[string]time.Time{}
 	}
-	q.taken[j.ID] = time.Time{}
+	if q.taken[j.LabID] == nil {
+		q.taken[j.LabID] = map[string]time.Time{}
+	}
+	q.taken[j.LabID][j.ID] = time.Time{}
 	return j, true, nil
 }
 
-// claimEnded says the claim of job id that takeQueued handed out has ended, however
-// it ended: a read of the queue that begins later shows the job as it is.
-func (s *jobBook) claimEnded(id string) {
+// claimEnded says the claim of job j that takeQueued handed out has ended, however it
+// ended: a read of the queue that begins later shows the job as it is.
+func (s *jobBook) claimEnded(j Job) {
 	q := &s.queues
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if _, ok := q.taken[id]; ok {
-		q.taken[id] = time.Now()
+	if _, ok := q.taken[j.LabID][j.ID]; ok {
+		q.taken[j.LabID][j.ID] = time.Now()
 	}
 }
 
@@ -123,7 +124,19 @@ func (s *jobBook) freshHead(ctx context.Context, labID string) (*queueHead, erro
 	// The read is not canceled with the first waiter's request.
 	read, err, _ := q.reads.Do(labID, func() (any, error) {
 		ctx := context.WithoutCancel(ctx)
+		q.mu.Lock()
+		if q.reading == nil {
+			q.reading, q.noted = map[string]bool{}, map[string][]Job{}
+		}
+		q.reading[labID] = true
 		began := time.Now()
+		q.mu.Unlock()
+		defer func() {
+			q.mu.Lock()
+			delete(q.reading, labID)
+			delete(q.noted, labID)
+			q.mu.Unlock()
+		}()
 		jobs, err := s.store.Queued(ctx, labID, claimWindow)
 		if err != nil {
 			return nil, err
@@ -134,33 +147,27 @@ func (s *jobBook) freshHead(ctx context.Context, labID string) (*queueHead, erro
 		}
 		h := &queueHead{usage: usage, complete: len(jobs) < claimWindow, readAt: time.Now()}
 		q.mu.Lock()
-		taken := func(j Job) bool {
-			ended, ok := q.taken[j.ID]
+		defer q.mu.Unlock()
+		taken := q.taken[labID]
+		isTaken := func(j Job) bool {
+			ended, ok := taken[j.ID]
 			return ok && (ended.IsZero() || ended.After(began))
 		}
-		h.jobs = slices.DeleteFunc(jobs, taken)
-		var kept []notedJob
-		for _, n := range q.noted[labID] {
-			if n.at.After(began) { // queued while the read was under way: it may not show it
-				kept = append(kept, n)
-				if !taken(n.job) {
-					h.insert(n.job)
-				}
+		h.jobs = slices.DeleteFunc(jobs, isTaken)
+		for _, j := range q.noted[labID] { // queued while the read was under way
+			if !isTaken(j) {
+				h.insert(j)
 			}
 		}
-		if q.noted != nil {
-			q.noted[labID] = kept
-		}
-		for id, ended := range q.taken { // no read that begins from now on needs these
+		for id, ended := range taken { // no read of the lab that begins from now on needs these
 			if !ended.IsZero() && ended.Before(began) {
-				delete(q.taken, id)
+				delete(taken, id)
 			}
 		}
 		if q.labs == nil {
 			q.labs = map[string]*queueHead{}
 		}
 		q.labs[labID] = h
-		q.mu.Unlock()
 		return h, nil
 	})
 	if err != nil {
@@ -178,22 +185,16 @@ func (s *jobBook) noteQueued(j Job) {
 	q := &s.queues
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.noted == nil {
-		q.noted = map[string][]notedJob{}
+	if q.reading[j.LabID] && len(q.noted[j.LabID]) < maxNoted {
+		q.noted[j.LabID] = append(q.noted[j.LabID], j)
 	}
-	now := time.Now()
-	noted := q.noted[j.LabID]
-	// Older than any read in flight, or more than a head could take in.
-	for len(noted) > 0 && (now.Sub(noted[0].at) > time.Minute || len(noted) >= maxNoted) {
-		noted = noted[1:]
-	}
-	q.noted[j.LabID] = append(noted, notedJob{job: j, at: now})
 	if h := q.labs[j.LabID]; h != nil {
 		h.insert(j)
 	}
 }
 
-// maxNoted bounds the jobs noted for one lab: four times what a head holds.
+// maxNoted bounds the jobs noted for one lab during one read: four times what a head
+// holds. Past it, a job waits for the next read (at most queueHeadTTL).
 const maxNoted = 4 * claimWindow
 
 // insert adds j to the head where it belongs (see noteQueued).

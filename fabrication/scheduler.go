@@ -178,7 +178,7 @@ func (s *Scheduler) claim(ctx context.Context, m Machine) (*Job, string, error) 
 			return nil, "", err
 		}
 		c, err := s.claimOne(ctx, m, j)
-		s.claimEnded(j.ID)
+		s.claimEnded(j)
 		if errors.Is(err, errNotClaimed) {
 			continue
 		}
