@@ -36,8 +36,9 @@ const (
 // itself); or ErrNotStreamed, when the file is not one it can read as it comes: ASCII,
 // a size other than the header's count says (detect's rule), a count over the bound,
 // a prefix where few vertices are shared (the two-phase path takes less memory), or
-// more distinct vertices or edges than the prefix promised (the tables never grow, so
-// a file cannot make them grow unbudgeted). Write never fails.
+// more distinct vertices or edges than the prefix promised (the tables grow as facets
+// arrive, but never past what the prefix promised for the header's count, so a file
+// cannot make them grow unbudgeted). Write never fails.
 type Stream struct {
 	bound  int64 // the most bytes the file can be
 	chunks chan []byte
@@ -210,8 +211,17 @@ func (s *Stream) start() bool {
 	// of allocations, where the honest header cost 65 ms and 26 MB: hashing into the
 	// tables touched every page of them.)
 	first := min(s.count, 4*streamPrefixFacets)
-	s.a = newAnalyzer(scale(v, first), scale(e, first), int(s.count))
-	s.a.topo.vertices.most, s.a.topo.edges.most = slotsFor(scale(v, s.count)), slotsFor(scale(e, s.count))
+	sized := func(n int) (start, most int) {
+		start, all := scale(n, first), scale(n, s.count)
+		if 4*slotsFor(start) > slotsFor(all) {
+			start = all // no growth would end at a quarter of the bound: see grown
+		}
+		return start, slotsFor(all)
+	}
+	v0, vMost := sized(v)
+	e0, eMost := sized(e)
+	s.a = newAnalyzer(v0, e0, int(s.count))
+	s.a.topo.vertices.most, s.a.topo.edges.most = vMost, eMost
 	return true
 }
 

@@ -150,3 +150,36 @@ func TestStreamCostFollowsTheBytes(t *testing.T) {
 			claimed>>10, float64(claimed)/float64(honest), honest>>10)
 	}
 }
+
+// TestStreamGrows: files large enough that a Stream's tables start under a quarter of
+// their bound and grow to it as the facets arrive agree with Analyze, and the tables
+// end at their bound, not short; the last growth was from a quarter of it.
+func TestStreamGrows(t *testing.T) {
+	t.Parallel()
+	big := meshtest.Torus(1000, 600, 100, 30) // 1.2 million facets
+	two := append(append([]stl.Triangle(nil), meshtest.Torus(300, 200, 100, 30)...), meshtest.Torus(1000, 500, 300, 30)...)
+	for name, tris := range map[string][]stl.Triangle{"torus": big, "two tori": two} {
+		file := meshtest.Binary("", tris)
+		want, err := Analyze(bytes.NewReader(file), int64(len(file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := NewStream(1 << 30)
+		for b := file; len(b) > 0; {
+			k := min(1<<20, len(b))
+			s.Write(b[:k])
+			b = b[k:]
+		}
+		s.end()
+		v, e := &s.a.topo.vertices, &s.a.topo.edges
+		if v.short || e.short || len(v.slots) != v.most || len(e.slots) != e.most || v.grew == 0 || e.grew == 0 {
+			t.Errorf("%s: vertex table %d of %d slots (short %v, grown %d times), edge table %d of %d (short %v, grown %d times); want both grown to their bound",
+				name, len(v.slots), v.most, v.short, v.grew, len(e.slots), e.most, e.short, e.grew)
+		}
+		got, err := s.Finish(int64(len(file)))
+		s.Close()
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\ngot  %+v, %v\nwant %+v", name, got, err, want)
+		}
+	}
+}

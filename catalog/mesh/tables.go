@@ -24,7 +24,10 @@ func slotsFor(n int) int { return max(minSlots, n+n/3+1) }
 func full(used, slots int) bool { return (used+1)*4 > slots*3 }
 
 // grown is the length a full table of n slots grows to: half again, or, for a table
-// with a bound (most, a Stream's), fourfold up to the bound; 0 when it is at its bound.
+// with a bound (most, a Stream's), the least of most, most/4, most/16 ... over n; 0
+// when it is at its bound. So its last growth is from at most a quarter of the bound,
+// and while it grows the old and new slots together are at most 1.25 times the bound
+// (a table that starts over a quarter of its bound starts at it: see Stream.start).
 func grown(n, most int) int {
 	switch {
 	case most == 0:
@@ -32,7 +35,11 @@ func grown(n, most int) int {
 	case n >= most:
 		return 0
 	}
-	return min(most, 4*n)
+	m := most
+	for m/4 > n {
+		m /= 4
+	}
+	return m
 }
 
 // vertexTable gives each distinct vertex (matched exactly, bit for bit, as admesh's
@@ -43,6 +50,7 @@ type vertexTable struct {
 	used   int
 	next   uint32
 	most   int // when not 0, the most slots: full there, set short and hand out id 0 (see Stream)
+	grew   int // how often it grew
 	short  bool
 	recent [recentSize]vertexSlot // direct-mapped cache of recent vertices; see id
 }
@@ -123,6 +131,7 @@ func (t *vertexTable) idKey(k [3]uint32, h uint64, fresh uint32) (id uint32, add
 }
 
 func (t *vertexTable) grow(n int) {
+	t.grew++
 	old := t.slots
 	t.slots = make([]vertexSlot, n)
 	hugePages(t.slots)
@@ -146,6 +155,7 @@ type edgeTable struct {
 	slots []edgeSlot
 	used  int
 	most  int // when not 0, the most slots: full there, set short and count nothing more (see Stream)
+	grew  int // how often it grew
 	short bool
 }
 
@@ -249,6 +259,7 @@ func (t *edgeTable) find(low, high uint32) *edgeSlot {
 const blockVertices = 64
 
 func (t *edgeTable) grow(n int) {
+	t.grew++
 	old := t.slots
 	t.slots = make([]edgeSlot, n)
 	hugePages(t.slots)
