@@ -214,10 +214,9 @@ func (l *Labs) RotateToken(ctx context.Context, actor Actor, id string) (Machine
 }
 
 // Retire takes a machine out of service for good: it gets no more work and its token
-// stops, at once on this hub and within machineTokenTTL (2 s) on other replicas (a
-// job it claims there in that time goes back to the queue when its lease runs out).
-// A job it held goes back to the queue, or becomes unknown if it was printing, as its
-// lease runs out.
+// stops, at once on this hub and within machineTokenTTL (2 s) on other replicas (it
+// may claim a job there in that time). A job it held goes back to the queue, or
+// becomes unknown if it was printing, as its lease runs out.
 func (l *Labs) Retire(ctx context.Context, actor Actor, id string) (Machine, error) {
 	if _, err := l.operatorMachine(ctx, actor, id); err != nil {
 		return Machine{}, err

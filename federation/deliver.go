@@ -51,19 +51,23 @@ func (s *Service) queue(ctx context.Context, from Local, d Delivery, activity ma
 	if err != nil {
 		return fmt.Errorf("encode an activity for %s: %w", inbox, err)
 	}
-	for host, most := range map[string]int{d.Host: maxQueuedPerHost, "": s.opts.MaxWaiting} {
-		count := s.store.CountDeliveries
-		if host == "" {
-			count = s.waitingAll
-		}
-		n, err := count(ctx, host)
-		if err != nil {
-			return fmt.Errorf("count the deliveries waiting: %w", err)
-		}
-		if n >= most {
-			s.log.Warn("federation: too many deliveries wait; an activity is not queued", "inbox", inbox, "host", host, "waiting", n)
-			return fmt.Errorf("%w: %d activities wait to be delivered (to %q; \"\" is every host); try again later", storage.ErrUnavailable, n, host)
-		}
+	full := func(n int, host string) error {
+		s.log.Warn("federation: too many deliveries wait; an activity is not queued", "inbox", inbox, "host", host, "waiting", n)
+		return fmt.Errorf("%w: %d activities wait to be delivered (to %q; \"\" is every host); try again later", storage.ErrUnavailable, n, host)
+	}
+	n, err := s.store.CountDeliveries(ctx, d.Host)
+	if err != nil {
+		return fmt.Errorf("count the deliveries waiting: %w", err)
+	}
+	if n >= maxQueuedPerHost {
+		return full(n, d.Host)
+	}
+	n, ok, err := s.reserveWaiting(ctx)
+	if err != nil {
+		return fmt.Errorf("count the deliveries waiting: %w", err)
+	}
+	if !ok {
+		return full(n, "")
 	}
 	now := s.opts.Clock().UTC().Truncate(time.Millisecond)
 	// An id in the order of queueing, which is the order of sending to one inbox (a
@@ -71,9 +75,9 @@ func (s *Service) queue(ctx context.Context, from Local, d Delivery, activity ma
 	d.ID = fmt.Sprintf("%016x%08x%s", now.UnixNano(), s.queued.Add(1), randomHex(4))
 	d.From, d.Body, d.Due, d.CreatedAt = s.ActorURL(from), body, now, now
 	if err := s.store.AddDelivery(ctx, d); err != nil {
+		s.waiting.release()
 		return fmt.Errorf("queue an activity for %s: %w", inbox, err)
 	}
-	s.waiting.added()
 	s.wakeUp()
 	return nil
 }
@@ -89,24 +93,31 @@ type waitingCount struct {
 	at time.Time // wall clock
 }
 
-// waitingAll counts the deliveries waiting for every host (see waitingCount).
-func (s *Service) waitingAll(ctx context.Context, _ string) (int, error) {
+// reserveWaiting takes a place among the deliveries that may wait for every host
+// (Options.MaxWaiting), and says how many wait; ok is false when none is left. A
+// place taken is counted at once, so that activities queued at the same time cannot
+// all take the last one; release gives it back when the delivery was not stored.
+func (s *Service) reserveWaiting(ctx context.Context) (n int, ok bool, err error) {
 	w := &s.waiting
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.at.IsZero() || time.Since(w.at) >= time.Second {
 		n, err := s.store.CountDeliveries(ctx, "")
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		w.n, w.at = n, time.Now()
 	}
-	return w.n, nil
+	if w.n >= s.opts.MaxWaiting {
+		return w.n, false, nil
+	}
+	w.n++
+	return w.n - 1, true, nil
 }
 
-func (w *waitingCount) added() {
+func (w *waitingCount) release() {
 	w.mu.Lock()
-	w.n++
+	w.n--
 	w.mu.Unlock()
 }
 

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,8 +226,8 @@ func TestDeliveriesBounded(t *testing.T) {
 }
 
 // TestDeliveriesBoundedInAll: past Options.MaxWaiting deliveries waiting for all hosts
-// together, an activity is refused; the count, kept for a second between counts of
-// the table, includes what this hub queued since it last counted.
+// together, an activity is refused. The count is taken from the table at most once a
+// second, and includes what this hub queued since it last counted.
 func TestDeliveriesBoundedInAll(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -238,15 +239,38 @@ func TestDeliveriesBoundedInAll(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	hub := newHub(t, db, time.Now, func(o *federation.Options) { o.MaxWaiting = 4 })
-	one, two := newReceiver(t), newReceiver(t)
-	if _, err := hub.Follow(ctx, federation.Caller{Admin: true}, one.URL+"/actor"); err != nil {
-		t.Fatalf("a Follow with 3 of 4 deliveries waiting: %v", err)
+	store := &countingStore{Store: db.Federation()}
+	hub, err := federation.NewService(store, nobody{}, nil, db.Leases(), slog.New(slog.NewTextHandler(io.Discard, nil)),
+		federation.Options{PublicURL: "http://127.0.0.1:9", AllowHosts: []string{"127.0.0.1"}, Backoff: []time.Duration{time.Hour}, KeyBits: 1024, MaxWaiting: 7})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := hub.Follow(ctx, federation.Caller{Admin: true}, two.URL+"/actor"); !errors.Is(err, storage.ErrUnavailable) {
-		t.Fatalf("a Follow with 4 of 4 deliveries waiting: got %v, want ErrUnavailable", err)
+	for i := range 5 {
+		_, err := hub.Follow(ctx, federation.Caller{Admin: true}, newReceiver(t).URL+"/actor")
+		switch {
+		case i < 4 && err != nil:
+			t.Fatalf("Follow %d with %d of 7 deliveries waiting: %v", i+1, 3+i, err)
+		case i == 4 && !errors.Is(err, storage.ErrUnavailable):
+			t.Fatalf("Follow 5 with 7 of 7 deliveries waiting: got %v, want ErrUnavailable", err)
+		}
 	}
-	if fs, _ := db.Federation().Follows(ctx); len(fs) != 1 {
-		t.Fatalf("the follows: got %+v, want the first alone", fs)
+	if fs, _ := db.Federation().Follows(ctx); len(fs) != 4 {
+		t.Fatalf("the follows: got %d, want the first four", len(fs))
 	}
+	if n := store.all.Load(); n > 3 {
+		t.Fatalf("the whole queue was counted %d times for 5 activities, want once a second", n)
+	}
+}
+
+// countingStore counts the counts of the whole delivery queue.
+type countingStore struct {
+	federation.Store
+	all atomic.Int32
+}
+
+func (s *countingStore) CountDeliveries(ctx context.Context, host string) (int, error) {
+	if host == "" {
+		s.all.Add(1)
+	}
+	return s.Store.CountDeliveries(ctx, host)
 }

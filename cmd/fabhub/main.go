@@ -124,13 +124,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("schedule maintenance: %w", err)
 	}
 	cron.Start()
-	defer cron.Stop()
 	background, stopBackground := context.WithCancel(ctx)
 	ran := make(chan struct{})
 	go func() { defer close(ran); hub.Run(background) }()
-	defer func() { stopBackground(); <-ran }()
 	err = serve(ctx, log, cfg, hub.Handler, hub.Drain)
-	flush, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait)
+	// Nothing more is served: the background work and the maintenance stop, and then
+	// the records of free labs' makes still queued are written, before the store
+	// closes (the caller's). Within 10 s: they take milliseconds.
+	stopBackground()
+	<-ran
+	cron.Stop()
+	flush, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if ferr := hub.Fab.Ledger.Flush(flush); ferr != nil {
 		log.Warn("ledger: stopping with records unwritten; SettleEnded will write them", "err", ferr)

@@ -63,6 +63,9 @@ func ParseURL(raw string) (Config, error) {
 type Store struct {
 	client *minio.Client
 	bucket string
+	// uploadAge is the least age at which Sweep aborts an upload under way: a slow
+	// one may still be sending.
+	uploadAge time.Duration
 }
 
 var _ storage.Blobs = (*Store)(nil)
@@ -100,7 +103,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 			return nil, fmt.Errorf("create s3 bucket %s: %w", c.Bucket, err)
 		}
 	}
-	return &Store{client: client, bucket: c.Bucket}, nil
+	return &Store{client: client, bucket: c.Bucket, uploadAge: time.Hour}, nil
 }
 
 func objectName(key string) string { return "sha256/" + key }
@@ -252,13 +255,17 @@ func (s *Store) Sweep(ctx context.Context, olderThan time.Duration) (int, error)
 	// The parts of an upload a crash cut off stay in the bucket until the upload is
 	// aborted (MinIO drops them after a day; S3 keeps them, and bills them, unless a
 	// lifecycle rule says otherwise). Every upload is under tmp/; they are listed
-	// without a prefix, as MinIO lists by a prefix only an object's whole name.
+	// without a prefix, as MinIO lists by a prefix only an object's whole name (and
+	// lists only the uploads begun through it since it started: its own clean-up has
+	// the rest). An upload is aborted only when begun uploadAge (an hour) ago at least,
+	// whatever olderThan says.
 	core := minio.Core{Client: s.client}
+	uploadCutoff := time.Now().Add(-max(olderThan, s.uploadAge))
 	for u := range s.client.ListIncompleteUploads(ctx, s.bucket, "", true) {
 		if u.Err != nil {
 			return removed, fmt.Errorf("sweep blob uploads: %w", mapErr(u.Err))
 		}
-		if !strings.HasPrefix(u.Key, "tmp/") || u.Initiated.After(cutoff) {
+		if !strings.HasPrefix(u.Key, "tmp/") || u.Initiated.After(uploadCutoff) {
 			continue
 		}
 		if err := core.AbortMultipartUpload(ctx, s.bucket, u.Key, u.UploadID); err == nil {

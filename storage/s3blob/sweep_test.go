@@ -13,7 +13,8 @@ import (
 
 // TestSweepAbortsUploadsLeftBehind: the parts of a multipart upload that a crash cut
 // off (begun under tmp/, never completed nor aborted) are dropped by Sweep once old
-// enough, as leftover objects under tmp/ are; a younger one is left to finish.
+// enough, as leftover objects under tmp/ are, and an hour old at least; a younger one
+// is left to finish.
 func TestSweepAbortsUploadsLeftBehind(t *testing.T) {
 	t.Parallel()
 	m := externaltest.NeedMinIO(t)
@@ -43,6 +44,10 @@ func TestSweepAbortsUploadsLeftBehind(t *testing.T) {
 	if n := uploads(); n != 1 {
 		t.Fatalf("uploads under way before the sweep: %d, want 1", n)
 	}
+	if n, err := s.Sweep(ctx, 0); err != nil || n != 0 || uploads() != 1 {
+		t.Fatalf("a sweep of all: %d, %v; want the upload begun under an hour ago left, as it may still be sending", n, err)
+	}
+	s.uploadAge = 0 // as if it had begun an hour ago
 	if n, err := s.Sweep(ctx, time.Hour); err != nil || n != 0 || uploads() != 1 {
 		t.Fatalf("a sweep of what is over an hour old: %d, %v; want the young upload left", n, err)
 	}
