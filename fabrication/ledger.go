@@ -821,9 +821,27 @@ func (b *jobBook) SettleEnded(ctx context.Context) (int, error) {
 		}
 		n++
 	}
-	// Records of free makes are written after the job is saved, in batches: a hub
-	// that stopped in between lost them. Each lab's latest makes are looked at again.
-	made, err := b.latest(ctx, []string{JobDone, JobAwaitingHarvest}, time.Time{}, 100)
+	// Records of free makes are written after the job is saved, in batches, from a
+	// queue in memory: a hub that crashed in between lost them (one that stops writes
+	// them: Flush). Each lab's latest 100 makes are looked at again; and on the first
+	// round after the hub starts, every make of the 10 minutes before the latest one,
+	// up to as many a lab as the queue holds: those it can have lost.
+	states := []string{JobDone, JobAwaitingHarvest}
+	since, perLab := time.Time{}, 100
+	if b.looked.CompareAndSwap(false, true) {
+		latest, err := b.latest(ctx, states, time.Time{}, 1)
+		if err != nil {
+			b.looked.Store(false)
+			return n, cmp.Or(first, err)
+		}
+		for _, j := range latest {
+			if j.UpdatedAt.After(since) {
+				since = j.UpdatedAt
+			}
+		}
+		since, perLab = since.Add(-10*time.Minute), recordsQueued+recordBatch
+	}
+	made, err := b.latest(ctx, states, since, perLab)
 	if err != nil {
 		return n, cmp.Or(first, err)
 	}
@@ -892,6 +910,13 @@ func (l *Ledger) Record(st Settlement) {
 	}
 }
 
+// The queue of free labs' records (see Record) holds recordsQueued; the recorder takes
+// them recordBatch at a time.
+const (
+	recordsQueued = 4096
+	recordBatch   = 256
+)
+
 // given is the record of a job a free lab made: a settlement that moves nothing.
 func given(s Settlement) LedgerEntry {
 	return LedgerEntry{Kind: KindSettle, From: s.Requester, To: s.Lab, Made: s.Made, Job: s.Job, Actor: "hub",
@@ -914,7 +939,7 @@ func (l *Ledger) recorder() {
 			continue
 		}
 	more:
-		for len(batch) < 256 {
+		for len(batch) < recordBatch {
 			select {
 			case st := <-l.records:
 				batch = append(batch, given(st))
