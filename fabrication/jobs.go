@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/fabcommons/fabcommons/storage"
@@ -17,7 +16,6 @@ type jobBook struct {
 	store  jobsStore
 	queues queueHeads
 	ledger *Ledger
-	looked atomic.Bool // SettleEnded has had its first, deeper, look at the makes
 }
 
 // jobsStore is what the job book reads and writes.

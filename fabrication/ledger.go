@@ -169,6 +169,10 @@ type Ledger struct {
 	records   chan Settlement
 	recording atomic.Bool
 	unwritten atomic.Int64 // records queued and not yet written (or given up): see Flush
+	// lost says records of free labs' makes may have been lost: this hub started
+	// (another may have crashed), or a batch of them was not written. SettleEnded
+	// then looks deeper.
+	lost atomic.Bool
 }
 
 // MaxHold is the most machine-minutes one job may hold or cost: about two years of a
@@ -823,15 +827,16 @@ func (b *jobBook) SettleEnded(ctx context.Context) (int, error) {
 	}
 	// Records of free makes are written after the job is saved, in batches, from a
 	// queue in memory: a hub that crashed in between lost them (one that stops writes
-	// them: Flush). Each lab's latest 100 makes are looked at again; and on the first
-	// round after the hub starts, every make of the 10 minutes before the latest one,
-	// up to as many a lab as the queue holds: those it can have lost.
+	// them: Flush), as does a batch that is not written. Each lab's latest 100 makes
+	// are looked at again; and on the first round after the hub starts or a batch was
+	// not written, every make of the 10 minutes before the latest one, up to as many
+	// a lab as the queue holds: those that can have been lost.
 	states := []string{JobDone, JobAwaitingHarvest}
 	since, perLab := time.Time{}, 100
-	if b.looked.CompareAndSwap(false, true) {
+	if b.ledger.lost.Swap(false) {
 		latest, err := b.latest(ctx, states, time.Time{}, 1)
 		if err != nil {
-			b.looked.Store(false)
+			b.ledger.lost.Store(true)
 			return n, cmp.Or(first, err)
 		}
 		for _, j := range latest {
@@ -949,6 +954,7 @@ func (l *Ledger) recorder() {
 		}
 		if err := l.writeBatch(context.Background(), batch); err != nil {
 			l.log.Warn("ledger: records not written; SettleEnded will", "records", len(batch), "err", err)
+			l.lost.Store(true)
 		}
 		l.unwritten.Add(-int64(len(batch)))
 	}

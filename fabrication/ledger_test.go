@@ -7,10 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fabcommons/fabcommons/fabrication"
+	"github.com/fabcommons/fabcommons/storage"
 	"github.com/fabcommons/fabcommons/storage/sqlite"
 )
 
@@ -199,5 +201,76 @@ func TestSettleEndedAfterACrash(t *testing.T) {
 	}
 	if v, err := fab.Ledger.Verify(ctx); err != nil || !v.OK {
 		t.Fatalf("verify: %+v %v", v, err)
+	}
+}
+
+// failingAppends refuses the ledger's appends while fail is set, as a full disk would.
+type failingAppends struct {
+	fabrication.Store
+	fail atomic.Bool
+}
+
+func (s *failingAppends) AppendLedgers(ctx context.Context, es []fabrication.LedgerEntry) (int, error) {
+	if s.fail.Load() {
+		return 0, storage.ErrFull
+	}
+	return s.Store.AppendLedgers(ctx, es)
+}
+
+// TestSettleEndedAfterABatchFailed: records of free labs' makes whose batch was not
+// written (the store refused it) are all written by the next sweep, which looks as
+// deep as after a crash; a sweep that only looked at each lab's latest 100 left 50 of
+// these 150.
+func TestSettleEndedAfterABatchFailed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fab.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	store := &failingAppends{Store: db.Fabrication()}
+	fab := fabrication.New(store, cubeDesign{}, handles{}, fabrication.NewFeed(), nil,
+		slog.New(slog.NewTextHandler(io.Discard, nil)), fabrication.Options{Clock: func() time.Time { return now }})
+	if _, err := fab.Orders.SettleEnded(ctx); err != nil { // the first, deep, look: nothing yet
+		t.Fatal(err)
+	}
+	ada := fabrication.Actor{ID: "u-ada", Handle: "ada"}
+	if _, err := fab.Labs.CreateLab(ctx, ada, fabrication.NewLab{Slug: "free", Name: "Free"}); err != nil {
+		t.Fatal(err)
+	}
+	const made = 150
+	var jobs []fabrication.Job
+	for range 2 {
+		_, js, err := fab.Orders.PlaceOrder(ctx, ada, fabrication.OrderRequest{Design: "cube", Lab: "free", Quantity: made / 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, js...)
+	}
+	started := now.Add(-90 * time.Second)
+	store.fail.Store(true)
+	for i, j := range jobs {
+		j, err := store.Job(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := now.Add(time.Duration(i) * time.Millisecond)
+		j.State, j.StartedAt, j.FinishedAt, j.UpdatedAt = fabrication.JobDone, &started, &end, end
+		if err := store.SaveJob(ctx, j, j.Rev); err != nil {
+			t.Fatal(err)
+		}
+		fab.Ledger.Record(fabrication.Settlement{Job: j.ID, Requester: "user:ada", Lab: "lab:free", Made: 2})
+	}
+	if err := fab.Ledger.Flush(ctx); err != nil { // tried, and refused
+		t.Fatal(err)
+	}
+	store.fail.Store(false)
+	if n, err := fab.Orders.SettleEnded(ctx); err != nil || n != made {
+		t.Fatalf("the sweep after the failed batches: %d, %v; want the %d makes recorded", n, err, made)
+	}
+	if n, err := fab.Orders.SettleEnded(ctx); err != nil || n != 0 {
+		t.Fatalf("the sweep after it: %d, %v; want nothing left", n, err)
 	}
 }
