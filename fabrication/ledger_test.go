@@ -161,33 +161,9 @@ func TestSettleEndedAfterACrash(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	db, fab := openFab(t, fabrication.Options{Clock: func() time.Time { return now }})
-	ada := fabrication.Actor{ID: "u-ada", Handle: "ada"}
-	if _, err := fab.Labs.CreateLab(ctx, ada, fabrication.NewLab{Slug: "free", Name: "Free"}); err != nil {
-		t.Fatal(err)
-	}
-	const made = 150
-	var jobs []fabrication.Job
-	for range 2 {
-		_, js, err := fab.Orders.PlaceOrder(ctx, ada, fabrication.OrderRequest{Design: "cube", Lab: "free", Quantity: made / 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		jobs = append(jobs, js...)
-	}
 	// Saved done, and the hub gone before its recorder wrote the records.
-	store := db.Fabrication()
-	started := now.Add(-90 * time.Second)
-	for i, j := range jobs {
-		j, err := store.Job(ctx, j.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		end := now.Add(time.Duration(i) * time.Millisecond)
-		j.State, j.StartedAt, j.FinishedAt, j.UpdatedAt = fabrication.JobDone, &started, &end, end
-		if err := store.SaveJob(ctx, j, j.Rev); err != nil {
-			t.Fatal(err)
-		}
-	}
+	const made = 150
+	jobs := madeAtAFreeLab(t, fab, db.Fabrication(), now, made)
 	if n, err := fab.Orders.SettleEnded(ctx); err != nil || n != made {
 		t.Fatalf("the first sweep: %d, %v; want the %d makes recorded", n, err, made)
 	}
@@ -236,31 +212,9 @@ func TestSettleEndedAfterABatchFailed(t *testing.T) {
 	if _, err := fab.Orders.SettleEnded(ctx); err != nil { // the first, deep, look: nothing yet
 		t.Fatal(err)
 	}
-	ada := fabrication.Actor{ID: "u-ada", Handle: "ada"}
-	if _, err := fab.Labs.CreateLab(ctx, ada, fabrication.NewLab{Slug: "free", Name: "Free"}); err != nil {
-		t.Fatal(err)
-	}
 	const made = 150
-	var jobs []fabrication.Job
-	for range 2 {
-		_, js, err := fab.Orders.PlaceOrder(ctx, ada, fabrication.OrderRequest{Design: "cube", Lab: "free", Quantity: made / 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		jobs = append(jobs, js...)
-	}
-	started := now.Add(-90 * time.Second)
 	store.fail.Store(true)
-	for i, j := range jobs {
-		j, err := store.Job(ctx, j.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		end := now.Add(time.Duration(i) * time.Millisecond)
-		j.State, j.StartedAt, j.FinishedAt, j.UpdatedAt = fabrication.JobDone, &started, &end, end
-		if err := store.SaveJob(ctx, j, j.Rev); err != nil {
-			t.Fatal(err)
-		}
+	for _, j := range madeAtAFreeLab(t, fab, store, now, made) {
 		fab.Ledger.Record(fabrication.Settlement{Job: j.ID, Requester: "user:ada", Lab: "lab:free", Made: 2})
 	}
 	if err := fab.Ledger.Flush(ctx); err != nil { // tried, and refused
@@ -273,4 +227,37 @@ func TestSettleEndedAfterABatchFailed(t *testing.T) {
 	if n, err := fab.Orders.SettleEnded(ctx); err != nil || n != 0 {
 		t.Fatalf("the sweep after it: %d, %v; want nothing left", n, err)
 	}
+}
+
+// madeAtAFreeLab has ada order n cubes at a new free lab, and saves each job done, a
+// 90 s print ending at now, in the store behind fabrication's back.
+func madeAtAFreeLab(t *testing.T, fab fabrication.Fabrication, store fabrication.Store, now time.Time, n int) []fabrication.Job {
+	t.Helper()
+	ctx := context.Background()
+	ada := fabrication.Actor{ID: "u-ada", Handle: "ada"}
+	if _, err := fab.Labs.CreateLab(ctx, ada, fabrication.NewLab{Slug: "free", Name: "Free"}); err != nil {
+		t.Fatal(err)
+	}
+	var jobs []fabrication.Job
+	for len(jobs) < n {
+		_, js, err := fab.Orders.PlaceOrder(ctx, ada, fabrication.OrderRequest{Design: "cube", Lab: "free", Quantity: min(100, n-len(jobs))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, js...)
+	}
+	started := now.Add(-90 * time.Second)
+	for i, j := range jobs {
+		j, err := store.Job(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := now.Add(time.Duration(i) * time.Millisecond)
+		j.State, j.StartedAt, j.FinishedAt, j.UpdatedAt = fabrication.JobDone, &started, &end, end
+		if err := store.SaveJob(ctx, j, j.Rev); err != nil {
+			t.Fatal(err)
+		}
+		jobs[i] = j
+	}
+	return jobs
 }
