@@ -122,7 +122,6 @@ func New(store Store, designs Designs, users Users, feed *Feed, quotas storage.Q
 	c := core{feed: feed, log: log, opts: o, now: o.Clock, quotas: quotas, tokens: &machineTokens{}, labs: &labCache{}}
 	ledger := &Ledger{core: c, roles: roles{store}, store: store, users: users, floor: floor,
 		turn: make(chan struct{}, 1), records: make(chan Settlement, recordsQueued)}
-	ledger.lost.Store(true) // a hub before this one may have crashed
 	jobs := &jobBook{core: c, store: store, ledger: ledger}
 	return Fabrication{
 		Labs:      &Labs{core: c, roles: roles{store}, store: store, users: users},

@@ -169,10 +169,6 @@ type Ledger struct {
 	records   chan Settlement
 	recording atomic.Bool
 	unwritten atomic.Int64 // records queued and not yet written (or given up): see Flush
-	// lost says records of free labs' makes may have been lost: this hub started
-	// (another may have crashed), or a batch of them was not written. SettleEnded
-	// then looks deeper.
-	lost atomic.Bool
 }
 
 // MaxHold is the most machine-minutes one job may hold or cost: about two years of a
@@ -826,30 +822,41 @@ func (b *jobBook) SettleEnded(ctx context.Context) (int, error) {
 		n++
 	}
 	// Records of free makes are written after the job is saved, in batches, from a
-	// queue in memory: a hub that crashed in between lost them (one that stops writes
-	// them: Flush), as does a batch that is not written. Each lab's latest 100 makes
-	// are looked at again; and on the first round after the hub starts or a batch was
-	// not written, every make of the 10 minutes before the latest one, up to as many
-	// a lab as the queue holds: those that can have been lost.
+	// queue in memory: each lab's latest 100 makes are looked at again (see also
+	// RecordLost).
+	r, err := b.recordMade(ctx, time.Time{}, 100)
+	return n + r, cmp.Or(first, err)
+}
+
+// RecordLost writes the records of free labs' makes that a hub which crashed lost
+// from its queue in memory (one that stops writes them first: Flush). A hub calls it
+// once when it starts, before its labs make much: it looks at every make of the 10
+// minutes before the latest one, up to a queue's worth a lab, and records those that
+// have none. It returns how many it recorded.
+func (b *jobBook) RecordLost(ctx context.Context) (int, error) {
 	states := []string{JobDone, JobAwaitingHarvest}
-	since, perLab := time.Time{}, 100
-	if b.ledger.lost.Swap(false) {
-		latest, err := b.latest(ctx, states, time.Time{}, 1)
-		if err != nil {
-			b.ledger.lost.Store(true)
-			return n, cmp.Or(first, err)
-		}
-		for _, j := range latest {
-			if j.UpdatedAt.After(since) {
-				since = j.UpdatedAt
-			}
-		}
-		since, perLab = since.Add(-10*time.Minute), recordsQueued+recordBatch
-	}
-	made, err := b.latest(ctx, states, since, perLab)
+	latest, err := b.latest(ctx, states, time.Time{}, 1)
 	if err != nil {
-		return n, cmp.Or(first, err)
+		return 0, err
 	}
+	var since time.Time
+	for _, j := range latest {
+		if j.UpdatedAt.After(since) {
+			since = j.UpdatedAt
+		}
+	}
+	return b.recordMade(ctx, since.Add(-10*time.Minute), recordsQueued+recordBatch)
+}
+
+// recordMade records the free labs' makes done since since that have no record, of
+// each lab's latest perLab makes.
+func (b *jobBook) recordMade(ctx context.Context, since time.Time, perLab int) (int, error) {
+	made, err := b.latest(ctx, []string{JobDone, JobAwaitingHarvest}, since, perLab)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var first error
 	for _, j := range made {
 		if j.Charged || minutesOf(j.madeTime()) == 0 {
 			continue // a charged job has a hold, seen above
@@ -952,9 +959,19 @@ func (l *Ledger) recorder() {
 				break more
 			}
 		}
-		if err := l.writeBatch(context.Background(), batch); err != nil {
-			l.log.Warn("ledger: records not written; SettleEnded will", "records", len(batch), "err", err)
-			l.lost.Store(true)
+		// A batch the store refuses (a full disk) is tried again, for about a minute;
+		// the records wait in memory meanwhile, and Flush waits for them.
+		for wait := time.Second; ; wait *= 2 {
+			err := l.writeBatch(context.Background(), batch)
+			if err == nil {
+				break
+			}
+			if wait > time.Minute {
+				l.log.Warn("ledger: records not written; SettleEnded looks at each lab's latest makes", "records", len(batch), "err", err)
+				break
+			}
+			l.log.Warn("ledger: records not written; trying again", "records", len(batch), "in", wait, "err", err)
+			time.Sleep(wait)
 		}
 		l.unwritten.Add(-int64(len(batch)))
 	}

@@ -591,3 +591,48 @@ func TestLabPolicyChange(t *testing.T) {
 		t.Fatalf("hold %v; uma's account %v", held, a.json)
 	}
 }
+
+// TestStartRecordsWhatACrashLost: the records of free labs' makes are written just
+// after the job, from a queue in memory; jobs saved done whose records a crashed hub
+// never wrote get them when a hub starts on the store (Hub.Run calls RecordLost).
+func TestStartRecordsWhatACrashLost(t *testing.T) {
+	t.Parallel()
+	b := setupHub(t, HubConfig{}, nil)
+	admin := login(t, b, "ada")
+	publish(t, b, admin, map[string]any{"title": "Cable clip", "license": "MIT"}).want(t, 201, "")
+	b.do(t, call{method: "POST", path: "/api/v1/labs", header: admin, body: map[string]any{"slug": "free", "name": "Free"}}).want(t, 201, "")
+	b.do(t, call{method: "POST", path: "/api/v1/labs/free/machines", header: admin, body: map[string]any{
+		"name": "Prusa", "process": "fdm", "build_volume": map[string]float64{"x": 250, "y": 210, "z": 220}, "materials": []string{"PLA"}, "driver": "sim"}}).want(t, 201, "")
+	r := b.do(t, call{method: "POST", path: "/api/v1/orders", header: admin, body: map[string]any{"lab": "free", "design": "cable-clip", "files": []string{"parts/base.stl"}, "quantity": 3}})
+	r.want(t, 201, "")
+	ctx := context.Background()
+	var ids []string
+	for _, j := range r.json["jobs"].([]any) {
+		id := j.(map[string]any)["id"].(string)
+		job, err := b.db.Fabrication().Job(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := time.Now()
+		started := end.Add(-90 * time.Second)
+		job.State, job.StartedAt, job.FinishedAt, job.UpdatedAt = fabrication.JobDone, &started, &end, end
+		if err := b.db.Fabrication().SaveJob(ctx, job, job.Rev); err != nil { // and the hub gone
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		if _, ok, _ := b.fab.Ledger.JobEntry(ctx, id); ok {
+			t.Fatalf("job %s has a record no one wrote", id)
+		}
+	}
+	startAgain(t, b, HubConfig{})
+	eventually(t, "the started hub to record the makes", func() bool {
+		for _, id := range ids {
+			if _, ok, err := b.fab.Ledger.JobEntry(ctx, id); err != nil || !ok {
+				return false
+			}
+		}
+		return true
+	})
+}

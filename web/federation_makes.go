@@ -119,7 +119,10 @@ func (h *Hub) tellMakes(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-h.made.again:
-				h.retellMakes(ctx, h.made.dropped())
+				// A drop whose time an earlier wake took leaves none: nothing to look at.
+				if since := h.made.dropped(); !since.IsZero() {
+					h.retellMakes(ctx, since)
+				}
 			}
 		}
 	})

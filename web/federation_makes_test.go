@@ -6,17 +6,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/fabcommons/fabcommons/account"
 	"github.com/fabcommons/fabcommons/fabrication"
 	"github.com/fabcommons/fabcommons/fabrication/agent"
 	"github.com/fabcommons/fabcommons/federation"
-	"github.com/fabcommons/fabcommons/storage/localblob"
 )
 
 // labJobs counts the jobs a lab has in its queue, on machines, pending and ended.
@@ -329,23 +326,9 @@ func TestMakesToldAgain(t *testing.T) {
 		t.Fatalf("A heard of a make no one told of: %v", got)
 	}
 
-	// B starts again on its store (a second hub process, as after a restart).
-	logs := &syncBuffer{}
-	blobs, err := localblob.Open(b.blobDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := NewHub(HubConfig{Web: Config{PublicURL: b.url}, Accounts: account.Options{Argon2: cheapArgon}, Log: slog.New(slog.NewTextHandler(logs, nil)),
-		Federation: federation.Options{AllowHosts: []string{"127.0.0.1"}, Backoff: []time.Duration{20 * time.Millisecond}}},
-		Stores{Accounts: b.db.Accounts(), Catalog: b.db.Catalog(), Fabrication: b.db.Fabrication(), Blobs: blobs, Quotas: b.db.Quotas(),
-			Webhooks: b.db.Webhooks(), Leases: b.db.Leases(), Federation: b.db.Federation()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() { defer close(ran); again.Run(ctx) }()
-	defer func() { stop(); <-ran }()
+	// B starts again on its store (a second hub, as after a restart).
+	logs := startAgain(t, b.bundle, HubConfig{Web: Config{PublicURL: b.url},
+		Federation: federation.Options{AllowHosts: []string{"127.0.0.1"}, Backoff: []time.Duration{20 * time.Millisecond}}})
 	told(1)
 	if m := makesOf(t, a, "spool-holder")[0]; m["id"] != b.url+"/jobs/"+first.ID || m["lab"] != b.url+"/labs/makers" {
 		t.Fatalf("A's record of B's make: got %v", m)

@@ -111,9 +111,15 @@ func NewHub(cfg HubConfig, st Stores) (*Hub, error) {
 }
 
 // Run does the hub's background work that is not the maintenance cron's (recording
-// and delivering webhooks, delivering activities) until ctx ends.
+// and delivering webhooks, delivering activities; when it starts, writing the free
+// labs' records a hub before it lost in a crash) until ctx ends.
 func (h *Hub) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	wg.Go(func() { // what a hub before this one may have lost in a crash
+		if n, err := h.Fab.Orders.RecordLost(ctx); err != nil || n > 0 {
+			h.log.Info("ledger: records of free labs' makes a stopped hub had not written", "written", n, "err", err)
+		}
+	})
 	if h.Fed != nil {
 		wg.Go(func() { h.Fed.Run(ctx) })
 		wg.Go(func() { h.tellMakes(ctx) })

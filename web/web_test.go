@@ -111,6 +111,29 @@ func setupHub(t *testing.T, hc HubConfig, ready map[string]Pinger, extra ...func
 	return bundle{h: hub.Handler, logs: logs, blobDir: filepath.Join(dir, "blobs"), fab: hub.Fab, server: hub.server, hub: hub, db: db}
 }
 
+// startAgain starts and runs a second hub on b's store and blobs, as a restart would
+// (until the test ends), and returns its log.
+func startAgain(t *testing.T, b bundle, hc HubConfig) *syncBuffer {
+	t.Helper()
+	logs := &syncBuffer{}
+	hc.Log = slog.New(slog.NewTextHandler(logs, nil))
+	hc.Accounts.Argon2 = cheapArgon
+	blobs, err := localblob.Open(b.blobDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, err := NewHub(hc, Stores{Accounts: b.db.Accounts(), Catalog: b.db.Catalog(), Fabrication: b.db.Fabrication(), Blobs: blobs,
+		Quotas: b.db.Quotas(), Webhooks: b.db.Webhooks(), Leases: b.db.Leases(), Federation: b.db.Federation()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); hub.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-ran })
+	return logs
+}
+
 type call struct {
 	method, path string
 	body         any

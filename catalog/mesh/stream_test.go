@@ -183,3 +183,23 @@ func TestStreamGrows(t *testing.T) {
 		}
 	}
 }
+
+// TestGrown: a table without a bound grows by half; one with a bound grows to the
+// least of most, most/4, most/16 ... over it, and by more than a few slots, so that
+// its last growth is from at most a quarter of the bound.
+func TestGrown(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ n, most, want int }{
+		{1000, 0, 1500},
+		{1000, 65536, 4096},
+		{4095, 65536, 16384}, // not 4096: one slot more would rehash for nothing
+		{4096, 65536, 16384},
+		{16384, 65536, 65536},
+		{65536, 65536, 0},
+		{70000, 65536, 0},
+	} {
+		if got := grown(c.n, c.most); got != c.want {
+			t.Errorf("grown(%d, %d) = %d, want %d", c.n, c.most, got, c.want)
+		}
+	}
+}

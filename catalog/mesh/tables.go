@@ -35,11 +35,14 @@ func grown(n, most int) int {
 	case n >= most:
 		return 0
 	}
-	m := most
-	for m/4 > n {
-		m /= 4
+	k := 0 // the answer is most/4^k
+	for most>>(2*k+2) > n {
+		k++
 	}
-	return m
+	if k > 0 && most>>(2*k) < n+n/2 { // a step of a few slots would rehash for little
+		k--
+	}
+	return most >> (2 * k)
 }
 
 // vertexTable gives each distinct vertex (matched exactly, bit for bit, as admesh's
