@@ -141,6 +141,19 @@ func (b *jobBook) RecentlyDone(ctx context.Context, since time.Time, perLab int)
 	return b.latest(ctx, []string{JobDone}, since, perLab)
 }
 
+// LatestMade is when the latest job made at a lab here (done, or awaiting its
+// harvest) was saved so; zero when none was.
+func (b *jobBook) LatestMade(ctx context.Context) (time.Time, error) {
+	jobs, err := b.latest(ctx, []string{JobDone, JobAwaitingHarvest}, time.Time{}, 1)
+	var at time.Time
+	for _, j := range jobs {
+		if j.UpdatedAt.After(at) {
+			at = j.UpdatedAt
+		}
+	}
+	return at, err
+}
+
 // latest lists, lab by lab, the jobs in states updated since since, at most perLab of
 // each lab's latest.
 func (b *jobBook) latest(ctx context.Context, states []string, since time.Time, perLab int) ([]Job, error) {

@@ -834,18 +834,11 @@ func (b *jobBook) SettleEnded(ctx context.Context) (int, error) {
 // minutes before the latest one, up to a queue's worth a lab, and records those that
 // have none. It returns how many it recorded.
 func (b *jobBook) RecordLost(ctx context.Context) (int, error) {
-	states := []string{JobDone, JobAwaitingHarvest}
-	latest, err := b.latest(ctx, states, time.Time{}, 1)
+	latest, err := b.LatestMade(ctx)
 	if err != nil {
 		return 0, err
 	}
-	var since time.Time
-	for _, j := range latest {
-		if j.UpdatedAt.After(since) {
-			since = j.UpdatedAt
-		}
-	}
-	return b.recordMade(ctx, since.Add(-10*time.Minute), recordsQueued+recordBatch)
+	return b.recordMade(ctx, latest.Add(-10*time.Minute), recordsQueued+recordBatch)
 }
 
 // recordMade records the free labs' makes done since since that have no record, of

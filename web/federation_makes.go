@@ -111,7 +111,10 @@ func (h *Hub) tellMakes(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() {
-		if latest, ok := h.latestMake(ctx); ok {
+		switch latest, err := h.Fab.Orders.LatestMade(ctx); {
+		case err != nil:
+			h.log.Warn("federation: the recent makes are not looked at again", "err", err)
+		case !latest.IsZero():
 			h.retellMakes(ctx, latest.Add(-makesLookBack))
 		}
 		for {
@@ -138,22 +141,6 @@ func (h *Hub) tellMakes(ctx context.Context) {
 			h.tellMake(ctx, j, local)
 		}
 	}
-}
-
-// latestMake is when the latest job done at a lab here was done.
-func (h *Hub) latestMake(ctx context.Context) (time.Time, bool) {
-	jobs, err := h.Fab.Orders.RecentlyDone(ctx, time.Time{}, 1)
-	if err != nil {
-		h.log.Warn("federation: the recent makes are not looked at again", "err", err)
-		return time.Time{}, false
-	}
-	var latest time.Time
-	for _, j := range jobs {
-		if j.UpdatedAt.After(latest) {
-			latest = j.UpdatedAt
-		}
-	}
-	return latest, !latest.IsZero()
 }
 
 // retellMakes tells the origins of the remote designs made here since since (see
