@@ -202,20 +202,31 @@ func TestTakenJobsLeftOutOfNewHeads(t *testing.T) {
 	}
 }
 
-// slowQueueStore's Queued answers with an empty queue, as it was when the read began,
-// and only once released.
-type slowQueueStore struct {
+// heldQueueStore holds the first read of lab's queue until release is closed, and
+// then answers with snapshot, the queue as it was when the read began; other labs'
+// queues are empty and read at once.
+type heldQueueStore struct {
 	jobsStore
+	lab            string
+	snapshot       []Job
+	once           sync.Once
 	began, release chan struct{}
 }
 
-func (s *slowQueueStore) Queued(context.Context, string, int) ([]Job, error) {
-	close(s.began)
-	<-s.release
-	return nil, nil
+func newHeldQueueStore(lab string, snapshot ...Job) *heldQueueStore {
+	return &heldQueueStore{lab: lab, snapshot: snapshot, began: make(chan struct{}), release: make(chan struct{})}
 }
 
-func (s *slowQueueStore) Usage(context.Context, string) (map[string]Usage, error) { return nil, nil }
+func (s *heldQueueStore) Queued(_ context.Context, lab string, _ int) ([]Job, error) {
+	if lab != s.lab {
+		return nil, nil
+	}
+	s.once.Do(func() { close(s.began) })
+	<-s.release
+	return s.snapshot, nil
+}
+
+func (s *heldQueueStore) Usage(context.Context, string) (map[string]Usage, error) { return nil, nil }
 
 // TestJobQueuedDuringAHeadRead: a job queued through this hub is in the cached head at
 // once, as queueHeads promises, even when a read of the queue that began before the
@@ -226,7 +237,7 @@ func TestJobQueuedDuringAHeadRead(t *testing.T) {
 	t.Parallel()
 	m := Machine{ID: "m", LabID: "lab", Process: "fdm", BuildVolume: Volume{X: 200, Y: 200, Z: 200}}
 	j := Job{ID: "new", LabID: "lab", State: JobQueued, Process: "fdm", BBox: Volume{X: 10, Y: 10, Z: 10}, EnqueuedAt: time.Now()}
-	store := &slowQueueStore{began: make(chan struct{}), release: make(chan struct{})}
+	store := newHeldQueueStore("lab") // empty when the read began
 	s := &jobBook{core: core{now: time.Now}, store: store}
 	// An empty, complete head just past its age: the next poll reads the queue again.
 	s.queues.labs = map[string]*queueHead{"lab": {complete: true, readAt: time.Now().Add(-time.Second)}}
@@ -252,26 +263,6 @@ func TestJobQueuedDuringAHeadRead(t *testing.T) {
 	}
 }
 
-// labQueueStore shows job j queued at lab a, from a snapshot taken before its read
-// waits to be released; lab b's queue is empty and read at once.
-type labQueueStore struct {
-	jobsStore
-	once           sync.Once
-	began, release chan struct{}
-	j              Job
-}
-
-func (s *labQueueStore) Queued(_ context.Context, lab string, _ int) ([]Job, error) {
-	if lab == "b" {
-		return nil, nil
-	}
-	s.once.Do(func() { close(s.began) })
-	<-s.release
-	return []Job{s.j}, nil
-}
-
-func (s *labQueueStore) Usage(context.Context, string) (map[string]Usage, error) { return nil, nil }
-
 // TestTakenKeptWhileItsLabIsRead: a claim that ends while its lab's queue is being
 // read stays known to this hub until that read is done, whatever other labs' reads
 // end meanwhile; the read's snapshot still shows the job queued, and its head leaves
@@ -281,7 +272,7 @@ func TestTakenKeptWhileItsLabIsRead(t *testing.T) {
 	j := Job{ID: "j", LabID: "a", State: JobQueued, Process: "fdm", BBox: Volume{X: 10, Y: 10, Z: 10}}
 	ma := Machine{ID: "ma", LabID: "a", Process: "fdm", BuildVolume: Volume{X: 200, Y: 200, Z: 200}}
 	mb := Machine{ID: "mb", LabID: "b", Process: "fdm", BuildVolume: Volume{X: 200, Y: 200, Z: 200}}
-	store := &labQueueStore{began: make(chan struct{}), release: make(chan struct{}), j: j}
+	store := newHeldQueueStore("a", j) // j still queued when the read began
 	s := &jobBook{core: core{now: time.Now}, store: store}
 	s.queues.taken = map[string]map[string]time.Time{"a": {"j": {}}} // j's claim is under way
 	got := make(chan string, 1)
